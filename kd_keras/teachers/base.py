@@ -1,0 +1,114 @@
+"""The `Teacher` interface and its Keras implementation."""
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+
+
+class Teacher:
+    """A source of teacher logits.
+
+    A teacher maps a batch of inputs (an array or a dict of arrays) to float32
+    logits of shape `[batch, num_classes]`.
+
+    Attributes:
+        in_graph: `True` when `model` is a `keras.Model` that can run inside
+            `Distiller.train_step` (Keras, SavedModel, KerasHub teachers).
+            Teachers outside the graph (PyTorch, ONNX) go through the cache.
+        model: the in-graph `keras.Model`, or `None`.
+    """
+
+    in_graph = False
+    model = None
+
+    def predict_on_batch(self, x):
+        """Returns the logits of one batch as a float32 NumPy array."""
+        raise NotImplementedError
+
+    def fingerprint(self):
+        """Returns a hex string that changes whenever the teacher's outputs
+        could change (architecture, weights, preprocessing)."""
+        raise NotImplementedError
+
+
+def fingerprint_keras_model(model):
+    """Hashes a Keras model's architecture and weights.
+
+    Args:
+        model: a built `keras.Model`.
+
+    Returns:
+        A SHA-256 hex digest.
+
+    Example:
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> len(fingerprint_keras_model(m))
+    64
+    """
+    digest = hashlib.sha256()
+    try:
+        config = json.dumps(model.get_config(), sort_keys=True, default=str)
+    except Exception:  # Subclassed models without get_config.
+        config = type(model).__qualname__
+    digest.update(config.encode("utf-8"))
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value))
+        digest.update(weight.path.encode("utf-8"))
+        digest.update(str(value.dtype).encode("utf-8"))
+        digest.update(str(value.shape).encode("utf-8"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+class KerasTeacher(Teacher):
+    """A teacher backed by a `keras.Model` that outputs logits.
+
+    Args:
+        model: a `keras.Model` whose output is `[batch, num_classes]` logits.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> KerasTeacher(m).predict_on_batch(np.zeros((4, 3))).shape
+    (4, 2)
+    """
+
+    in_graph = True
+
+    def __init__(self, model):
+        self.model = model
+        self._fingerprint = None
+
+    def predict_on_batch(self, x):
+        logits = self.model(x, training=False)
+        return np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
+
+    def fingerprint(self):
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_keras_model(self.model)
+        return self._fingerprint
+
+
+def as_teacher(obj):
+    """Wraps `obj` in the `Teacher` interface.
+
+    Args:
+        obj: a `Teacher` (returned as is) or a `keras.Model`.
+
+    Returns:
+        A `Teacher`.
+    """
+    if isinstance(obj, Teacher):
+        return obj
+    if isinstance(obj, keras.Model):
+        return KerasTeacher(obj)
+    raise TypeError(
+        "A teacher must be a keras.Model or a kd_keras.teachers.Teacher; "
+        f"got {type(obj).__name__}. Use kd_keras.teachers.load_teacher(path) "
+        "to load one from a file."
+    )
