@@ -1,0 +1,425 @@
+"""`Distiller`: a `keras.Model` that trains a student to imitate a teacher."""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras import losses as losses_module
+from kd_keras.distribute import workarounds
+
+LABELS_KEY = "labels"
+TEACHER_LOGITS_KEY = "teacher_logits"
+
+_LABEL_ERROR = "kd_keras: label out of range"
+_NONFINITE_ERROR = "kd_keras: non-finite"
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class Distiller(workarounds.DistributedFitMixin, keras.Model):
+    """Trains `student` on a mix of hard labels and the teacher's soft targets.
+
+    The loss of a batch is
+
+        alpha * student_loss + (1 - alpha) * distillation_loss
+
+    - `distillation_loss` is the mean over the batch of
+      `distillation_loss_fn(teacher_logits, student_logits)` (default:
+      `kd_keras.losses.soft_target_kl` at `temperature`), weighted by
+      `sample_weight` when given.
+    - `student_loss` is the hard-label loss (default: sparse categorical
+      cross-entropy from logits), averaged over the *labeled* examples of the
+      batch only. A label of `-1` marks an unlabeled example: it contributes
+      to the soft loss only. With `sample_weight`, each labeled example's loss
+      is multiplied by its weight and the sum is divided by the number of
+      labeled examples (as Keras's `"sum_over_batch_size"` does, restricted to
+      labeled examples). A batch with no labeled example has a hard loss of 0.
+
+    Under `tf.distribute` the counts are taken over the *global* batch, so one
+    device and N replicas give the same loss, gradients and history.
+
+    The teacher is frozen and always runs with `training=False`. `call()` is
+    the student's forward pass. The teacher may be `None`: then every batch's
+    targets must carry the teacher's logits, as a dict
+    `{"labels": y, "teacher_logits": logits}` (what
+    `kd_keras.cache.TeacherCache.as_dataset` yields). Such a dict also
+    overrides a teacher that is set.
+
+    Args:
+        teacher: a `keras.Model` (or layer) that outputs logits, or `None`.
+        student: a `keras.Model` that outputs logits.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    >>> import keras, numpy as np, kd_keras
+    >>> teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    >>> distiller.compile(optimizer="sgd", alpha=0.1, temperature=3.0)
+    >>> x = np.random.rand(8, 4).astype("float32")
+    >>> y = np.array([0, 1, 2, -1, 0, 1, -1, 2])
+    >>> h = distiller.fit(x, y, epochs=1, verbose=0)
+    >>> sorted(h.history)
+    ['distillation_loss', 'loss', 'student_loss']
+    """
+
+    def __init__(self, teacher, student, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(student, keras.layers.Layer):
+            raise ValueError(
+                f"student must be a keras.Model, got {type(student).__name__}"
+            )
+        if teacher is not None:
+            if not isinstance(teacher, keras.layers.Layer):
+                raise ValueError(
+                    "teacher must be a keras.Model or None (use "
+                    "kd_keras.teachers / kd_keras.cache for other sources), "
+                    f"got {type(teacher).__name__}"
+                )
+            teacher.trainable = False
+        self.teacher = teacher
+        self.student = student
+        self.num_classes = _check_class_dims(teacher, student)
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(
+            name="distillation_loss"
+        )
+        self.alpha = 0.1
+        self.temperature = 3.0
+        self.student_loss_fn = None
+        self.distillation_loss_fn = None
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        metrics=None,
+        student_loss_fn=None,
+        distillation_loss_fn=None,
+        alpha=0.1,
+        temperature=3.0,
+        **kwargs,
+    ):
+        """Configures the distillation.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            metrics: metrics of the student's logits against the labels
+                (unlabeled examples are left out).
+            student_loss_fn: hard-label loss `fn(labels, student_logits)`
+                returning per-example values, or a `keras.losses.Loss`.
+                Default: sparse categorical cross-entropy from logits.
+            distillation_loss_fn: soft loss `fn(teacher_logits,
+                student_logits[, temperature])`, a `keras.losses.Loss`, or a
+                name from `kd_keras.losses.get`. Default: `soft_target_kl`.
+            alpha: weight of the hard-label loss, in `[0, 1]`.
+            temperature: softening temperature, `> 0`.
+            **kwargs: passed to `keras.Model.compile` (`jit_compile`,
+                `steps_per_execution`, `run_eagerly`, ...). `loss` is not
+                accepted: use the two loss arguments.
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "Distiller.compile takes student_loss_fn and "
+                "distillation_loss_fn, not loss"
+            )
+        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.student_loss_fn = student_loss_fn
+        self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
+        self._soft_takes_temperature = _takes_temperature(
+            self.distillation_loss_fn
+        )
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._compile_config.config.update(
+            alpha=self.alpha,
+            temperature=self.temperature,
+            student_loss_fn=student_loss_fn,
+            distillation_loss_fn=distillation_loss_fn,
+        )
+
+    # ------------------------------------------------------------------ losses
+
+    def _per_example_hard(self, labels, student_logits):
+        fn = self.student_loss_fn
+        if fn is None:
+            return keras.losses.sparse_categorical_crossentropy(
+                labels, student_logits, from_logits=True
+            )
+        values = fn.call(labels, student_logits) if isinstance(
+            fn, keras.losses.Loss) else fn(labels, student_logits)
+        return _per_example(values)
+
+    def _per_example_soft(self, teacher_logits, student_logits):
+        fn = self.distillation_loss_fn
+        if isinstance(fn, losses_module.DistillationLoss):
+            values = fn.per_example(
+                teacher_logits, student_logits, self.temperature
+            )
+        elif isinstance(fn, keras.losses.Loss):
+            values = fn.call(teacher_logits, student_logits)
+        elif self._soft_takes_temperature:
+            values = fn(teacher_logits, student_logits,
+                        temperature=self.temperature)
+        else:
+            values = fn(teacher_logits, student_logits)
+        return _per_example(values)
+
+    def _split_targets(self, y):
+        """Returns `(labels, teacher_logits or None)` from a batch's `y`."""
+        if isinstance(y, dict):
+            if LABELS_KEY not in y:
+                raise ValueError(
+                    f"Targets given as a dict need the key {LABELS_KEY!r} "
+                    f"(and optionally {TEACHER_LOGITS_KEY!r}); got keys "
+                    f"{sorted(y)}"
+                )
+            return y[LABELS_KEY], y.get(TEACHER_LOGITS_KEY)
+        return y, None
+
+    def _teacher_logits(self, x, y_teacher):
+        if y_teacher is None:
+            if self.teacher is None:
+                raise ValueError(
+                    "Distiller has no teacher, so each batch's targets must "
+                    f"be a dict {{'{LABELS_KEY}': ..., "
+                    f"'{TEACHER_LOGITS_KEY}': ...}} "
+                    "(see kd_keras.cache.TeacherCache.as_dataset)"
+                )
+            y_teacher = self.teacher(x, training=False)
+        logits = tf.stop_gradient(tf.cast(y_teacher, "float32"))
+        _check_static_classes(logits, self.num_classes, "teacher logits")
+        return tf.debugging.check_numerics(
+            logits, f"{_NONFINITE_ERROR} teacher logits (NaN or Inf)"
+        )
+
+    def _loss_shares(self, x, y, student_logits, sample_weight):
+        """Returns this replica's share of `(loss, hard, soft)`.
+
+        The shares sum over replicas to the global batch's values, so the
+        gradients that the optimizer sums over replicas are exact.
+        """
+        labels, teacher_logits = self._split_targets(y)
+        teacher_logits = self._teacher_logits(x, teacher_logits)
+        student_logits = tf.cast(student_logits, "float32")
+        _check_static_classes(student_logits, self.num_classes,
+                              "student logits")
+        labels = _check_labels(labels, tf.shape(student_logits)[-1])
+        labeled = tf.cast(labels >= 0, "float32")
+        weight = tf.ones_like(labeled) if sample_weight is None else tf.cast(
+            tf.reshape(sample_weight, tf.shape(labeled)), "float32")
+        counts = workarounds.global_sum(
+            tf.stack([tf.cast(tf.size(labeled), "float32"),
+                      tf.reduce_sum(labeled)])
+        )
+        hard = self._per_example_hard(tf.maximum(labels, 0), student_logits)
+        soft = self._per_example_soft(teacher_logits, student_logits)
+        hard = tf.reduce_sum(hard * labeled * weight) / tf.maximum(
+            counts[1], 1.0)
+        soft = tf.reduce_sum(soft * weight) / counts[0]
+        loss = self.alpha * hard + (1.0 - self.alpha) * soft
+        return loss, hard, soft
+
+    # ------------------------------------------------------------ train / test
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            student_logits = self.student(x, training=True)
+            loss, hard, soft = self._loss_shares(x, y, student_logits,
+                                            sample_weight)
+            if self.student.losses:  # Regularisation, shared by replicas.
+                loss += tf.add_n(self.student.losses) / float(
+                    tf.distribute.get_strategy().num_replicas_in_sync)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        gradients = tape.gradient(scaled_loss, weights)
+        self.optimizer.apply_gradients(zip(gradients, weights))
+        return self._update_metrics(x, y, student_logits, sample_weight,
+                                    loss, hard, soft)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        student_logits = self.student(x, training=False)
+        loss, hard, soft = self._loss_shares(x, y, student_logits, sample_weight)
+        return self._update_metrics(x, y, student_logits, sample_weight,
+                                    loss, hard, soft)
+
+    def _update_metrics(self, x, y, student_logits, sample_weight, *shares):
+        # Sum the replicas' shares into the global batch's values and weigh
+        # each replica by its batch size: trackers then give the same result
+        # on one device and under any strategy.
+        loss, hard, soft = tf.unstack(workarounds.global_sum(tf.stack(shares)))
+        loss = tf.debugging.check_numerics(
+            loss, f"{_NONFINITE_ERROR} loss (NaN or Inf)")
+        batch = tf.shape(student_logits)[0]
+        self._loss_tracker.update_state(loss, sample_weight=batch)
+        self.student_loss_tracker.update_state(hard, sample_weight=batch)
+        self.distillation_loss_tracker.update_state(soft, sample_weight=batch)
+        logs = self.compute_metrics(x, y, student_logits, sample_weight)
+        return workarounds.per_replica_logs(logs)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics on labeled examples only."""
+        labels, _ = self._split_targets(y)
+        labeled = tf.cast(labels >= 0, "float32")
+        if sample_weight is not None:
+            labeled = labeled * tf.cast(
+                tf.reshape(sample_weight, tf.shape(labeled)), "float32")
+        return super().compute_metrics(
+            x, tf.maximum(labels, 0), y_pred, sample_weight=labeled)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, plus up-front checks of array labels and
+        one-line errors for bad labels or non-finite values."""
+        if y is not None and not isinstance(y, dict):
+            _check_label_array(np.asarray(y), self.num_classes)
+        with _clear_errors():
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if y is not None and not isinstance(y, dict):
+            _check_label_array(np.asarray(y), self.num_classes)
+        with _clear_errors():
+            return super().evaluate(x, y, *args, **kwargs)
+
+    # ----------------------------------------------------------- serialization
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            teacher=(None if self.teacher is None else
+                     keras.saving.serialize_keras_object(self.teacher)),
+            student=keras.saving.serialize_keras_object(self.student),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        teacher = config.pop("teacher")
+        student = config.pop("student")
+        if teacher is not None:
+            teacher = keras.saving.deserialize_keras_object(
+                teacher, custom_objects=custom_objects)
+        student = keras.saving.deserialize_keras_object(
+            student, custom_objects=custom_objects)
+        return cls(teacher=teacher, student=student, **config)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        for key in ("loss", "loss_weights"):
+            if config.get(key) is None:
+                config.pop(key, None)
+        self.compile(**config)
+        if self.built and hasattr(self, "optimizer"):
+            self.optimizer.build(self.trainable_variables)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _output_classes(model):
+    try:
+        shape = model.output_shape if isinstance(model, keras.Model) else None
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, (list, dict)) or shape is None:
+        return None
+    return shape[-1]
+
+
+def _check_class_dims(teacher, student):
+    s = _output_classes(student)
+    t = _output_classes(teacher) if teacher is not None else None
+    if s is not None and t is not None and s != t:
+        raise ValueError(
+            f"Teacher and student disagree on the number of classes: teacher "
+            f"output shape {teacher.output_shape}, student output shape "
+            f"{student.output_shape}"
+        )
+    return s if s is not None else t
+
+
+def _check_static_classes(logits, expected, what):
+    got = logits.shape[-1]
+    if expected is not None and got is not None and got != expected:
+        raise ValueError(
+            f"{what} have {got} classes (shape {tuple(logits.shape)}) but the "
+            f"{'student' if what.startswith('teacher') else 'teacher'} has "
+            f"{expected}: teacher and student class dimensions must match"
+        )
+
+
+def _check_labels(labels, num_classes):
+    labels = tf.cast(tf.reshape(labels, [-1]), "int32")
+    bad = tf.logical_or(labels < -1, labels >= num_classes)
+    tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        [f"{_LABEL_ERROR}: valid labels are -1 (unlabeled) to num_classes-1 "
+         "=", num_classes - 1, "; got", tf.boolean_mask(labels, bad)[:1]],
+    )
+    return labels
+
+
+def _check_label_array(labels, num_classes):
+    if labels.dtype.kind not in "iu" or labels.size == 0:
+        if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
+            labels = labels.astype("int64")
+        else:
+            return
+    labels = labels.reshape(-1)
+    bad = labels[(labels < -1) | (
+        labels >= num_classes if num_classes else False)]
+    if bad.size:
+        raise ValueError(
+            f"Label {bad[0]} is out of range: labels must be -1 (unlabeled) "
+            f"or in [0, {num_classes - 1}]" if num_classes else
+            f"Label {bad[0]} is out of range: labels must be >= -1"
+        )
+
+
+class _clear_errors:
+    """Turns the in-graph checks' errors into one-line Python errors."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, tf.errors.OpError):
+            return False
+        message = exc.message if hasattr(exc, "message") else str(exc)
+        for marker, error in ((_LABEL_ERROR, ValueError),
+                              (_NONFINITE_ERROR, FloatingPointError)):
+            if marker in message:
+                line = message[message.index(marker):].split("\n")[0]
+                line = line.replace("kd_keras: ", "")
+                if error is FloatingPointError:
+                    line = (line.split(" : ")[0] + ": training stopped "
+                            "(check the teacher, the inputs and the "
+                            "learning rate)")
+                raise error(line) from None
+        return False
+
+
+def _per_example(values):
+    values = tf.cast(values, "float32")
+    if values.shape.rank and values.shape.rank > 1:
+        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+    return values
+
+
+def _takes_temperature(fn):
+    try:
+        return "temperature" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

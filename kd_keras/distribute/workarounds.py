@@ -1,0 +1,76 @@
+"""Cross-replica helpers for `Distiller`, and fixes for Keras under
+`MultiWorkerMirroredStrategy`.
+
+Keras 3.12 to 3.15.1 (the latest checked, Nov 2026) cannot `fit` a model
+under `tf.distribute.MultiWorkerMirroredStrategy`:
+
+1. `Trainer._maybe_symbolic_build` reduces the first distributed batch with
+   `strategy.reduce("MEAN", batch, axis=None)`, which fails under the
+   collective strategy ("Attempt to convert a value (PerReplica...)").
+   `DistributedFitMixin._maybe_symbolic_build` builds from the first local
+   replica's batch instead.
+2. `reduce_per_replica(..., reduction="auto")` then reduces the step's logs
+   with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars.
+   `per_replica_logs` gives each log a leading axis of size 1 under that
+   strategy, so the reduction is a plain mean.
+
+Epoch-level history does not depend on (2): Keras reads it from the metric
+trackers, which `tf.distribute` aggregates over replicas and workers. Drop
+this module's fixes once Keras's TensorFlow trainer handles the collective
+strategy itself.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` runs collectives across workers."""
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+
+
+def global_sum(value):
+    """Sums `value` over all replicas (identity on one replica).
+
+    Args:
+        value: a tensor, in a replica context (inside `train_step`).
+
+    Returns:
+        The sum over the global batch's replicas.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def per_replica_logs(logs):
+    """Makes a step's logs reducible by Keras under multi-worker training."""
+    if not is_multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return {k: tf.reshape(v, [-1])[:1] for k, v in logs.items()}
+
+
+class DistributedFitMixin:
+    """Mixed into a `keras.Model` (before it) to fix fix (1) above."""
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if strategy is None or not is_multi_worker(strategy):
+            return super()._maybe_symbolic_build(
+                iterator=iterator, data_batch=data_batch)
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = next(it)
+                break
+
+        def first_local(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        data_batch = keras.tree.map_structure(first_local, data_batch)
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)

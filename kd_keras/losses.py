@@ -1,0 +1,267 @@
+"""Distillation losses: how far the student's logits are from the teacher's.
+
+Every loss here comes in two forms, as in `keras.losses`:
+
+- a function `fn(teacher_logits, student_logits, ...)` returning one value per
+  example (shape `[batch]`), and
+- a serializable `keras.losses.Loss` subclass wrapping it, whose `call(y_true,
+  y_pred)` takes the teacher's logits as `y_true` and the student's as
+  `y_pred`.
+
+Both forms are accepted as `distillation_loss_fn` by `kd_keras.Distiller`.
+All math runs in float32, whatever the inputs' dtype (mixed precision), and
+uses `log_softmax`, so logits of magnitude 100 or more stay exact.
+"""
+
+import keras
+from keras import ops
+
+
+def _float32(x):
+    x = ops.convert_to_tensor(x)
+    return ops.cast(x, "float32") if x.dtype != "float32" else x
+
+
+def _check_temperature(temperature):
+    if isinstance(temperature, (int, float)) and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
+def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
+    """Soft-target KL divergence of Hinton et al. (2015), per example.
+
+    Computes `KL(softmax(t / T) || softmax(s / T)) * T**2` with log-softmax in
+    float32. The `T**2` factor keeps the gradient magnitude independent of
+    `T`. The result is clipped at zero against rounding, so it is never
+    negative, and is exactly zero for equal logits.
+
+    Args:
+        teacher_logits: tensor `[batch, num_classes]`.
+        student_logits: tensor `[batch, num_classes]`.
+        temperature: softening temperature `T > 0`.
+
+    Returns:
+        A float32 tensor of shape `[batch]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.array([[2.0, 0.0, -1.0]])
+    >>> float(soft_target_kl(t, t)[0])
+    0.0
+    """
+    _check_temperature(temperature)
+    t = _float32(teacher_logits) / temperature
+    s = _float32(student_logits) / temperature
+    log_p = ops.log_softmax(t, axis=-1)
+    log_q = ops.log_softmax(s, axis=-1)
+    kl = ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
+    return ops.maximum(kl, 0.0) * (temperature**2)
+
+
+def soft_target_cross_entropy(teacher_logits, student_logits, temperature=3.0):
+    """Cross-entropy of the student's softened distribution against the
+    teacher's, `-sum(softmax(t/T) * log_softmax(s/T)) * T**2`, per example.
+
+    It differs from `soft_target_kl` by the teacher's entropy, a constant for
+    the student, so both give the same gradients.
+
+    Args:
+        teacher_logits: tensor `[batch, num_classes]`.
+        student_logits: tensor `[batch, num_classes]`.
+        temperature: softening temperature `T > 0`.
+
+    Returns:
+        A float32 tensor of shape `[batch]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.zeros((1, 4))
+    >>> round(float(soft_target_cross_entropy(t, t, temperature=1.0)[0]), 4)
+    1.3863
+    """
+    _check_temperature(temperature)
+    p = ops.softmax(_float32(teacher_logits) / temperature, axis=-1)
+    log_q = ops.log_softmax(_float32(student_logits) / temperature, axis=-1)
+    return -ops.sum(p * log_q, axis=-1) * (temperature**2)
+
+
+def logit_mse(teacher_logits, student_logits, temperature=None):
+    """Mean squared error between logits (Ba & Caruana, 2014), per example.
+
+    Matches logits directly, so it needs no temperature (the argument is
+    accepted and ignored, so every loss shares one signature).
+
+    Args:
+        teacher_logits: tensor `[batch, num_classes]`.
+        student_logits: tensor `[batch, num_classes]`.
+        temperature: ignored.
+
+    Returns:
+        A float32 tensor of shape `[batch]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> float(logit_mse(np.array([[1.0, 3.0]]), np.array([[0.0, 0.0]]))[0])
+    5.0
+    """
+    diff = _float32(teacher_logits) - _float32(student_logits)
+    return ops.mean(ops.square(diff), axis=-1)
+
+
+def cosine_distance(teacher_logits, student_logits, temperature=None):
+    """Cosine distance `1 - cos(t, s)` between logit vectors, per example.
+
+    Scale-invariant: it matches the direction of the logits, not their size.
+    The temperature is accepted and ignored.
+
+    Args:
+        teacher_logits: tensor `[batch, num_classes]`.
+        student_logits: tensor `[batch, num_classes]`.
+        temperature: ignored.
+
+    Returns:
+        A float32 tensor of shape `[batch]`, in `[0, 2]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> float(cosine_distance(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0]]))[0])
+    0.0
+    """
+    t = _float32(teacher_logits)
+    s = _float32(student_logits)
+    eps = 1e-12
+    t = t / ops.sqrt(ops.maximum(ops.sum(ops.square(t), -1, keepdims=True), eps))
+    s = s / ops.sqrt(ops.maximum(ops.sum(ops.square(s), -1, keepdims=True), eps))
+    return 1.0 - ops.sum(t * s, axis=-1)
+
+
+class DistillationLoss(keras.losses.Loss):
+    """Base class of the `Loss` forms: `y_true` is the teacher's logits.
+
+    Args:
+        temperature: the softening temperature, or `None` to use the one
+            given to `Distiller.compile`.
+        reduction: as in `keras.losses.Loss`.
+        name: as in `keras.losses.Loss`.
+    """
+
+    fn = None
+
+    def __init__(
+        self, temperature=None, reduction="sum_over_batch_size", name=None
+    ):
+        if temperature is not None:
+            _check_temperature(temperature)
+        super().__init__(reduction=reduction, name=name, dtype="float32")
+        self.temperature = temperature
+
+    def per_example(self, teacher_logits, student_logits, temperature=3.0):
+        """Unreduced values, with `temperature` used unless one was set."""
+        if self.temperature is not None:
+            temperature = self.temperature
+        return type(self).fn(teacher_logits, student_logits, temperature)
+
+    def call(self, y_true, y_pred):
+        temperature = 1.0 if self.temperature is None else self.temperature
+        return type(self).fn(y_true, y_pred, temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config["temperature"] = self.temperature
+        config.pop("dtype", None)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class SoftTargetKL(DistillationLoss):
+    """`Loss` form of `soft_target_kl`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = SoftTargetKL(temperature=2.0)
+    >>> float(loss(np.zeros((2, 3)), np.zeros((2, 3))))
+    0.0
+    """
+
+    fn = staticmethod(soft_target_kl)
+
+    def __init__(self, temperature=None, reduction="sum_over_batch_size",
+                 name="soft_target_kl"):
+        super().__init__(temperature, reduction, name)
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class SoftTargetCrossEntropy(DistillationLoss):
+    """`Loss` form of `soft_target_cross_entropy`."""
+
+    fn = staticmethod(soft_target_cross_entropy)
+
+    def __init__(self, temperature=None, reduction="sum_over_batch_size",
+                 name="soft_target_cross_entropy"):
+        super().__init__(temperature, reduction, name)
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class LogitMSE(DistillationLoss):
+    """`Loss` form of `logit_mse`."""
+
+    fn = staticmethod(logit_mse)
+
+    def __init__(self, temperature=None, reduction="sum_over_batch_size",
+                 name="logit_mse"):
+        super().__init__(temperature, reduction, name)
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class CosineDistance(DistillationLoss):
+    """`Loss` form of `cosine_distance`."""
+
+    fn = staticmethod(cosine_distance)
+
+    def __init__(self, temperature=None, reduction="sum_over_batch_size",
+                 name="cosine_distance"):
+        super().__init__(temperature, reduction, name)
+
+
+_BY_NAME = {
+    "soft_target_kl": soft_target_kl,
+    "kl": soft_target_kl,
+    "soft_target_cross_entropy": soft_target_cross_entropy,
+    "logit_mse": logit_mse,
+    "mse": logit_mse,
+    "cosine": cosine_distance,
+    "cosine_distance": cosine_distance,
+}
+
+
+def get(identifier):
+    """Returns the distillation loss named `identifier` (or `identifier`
+    itself when it is already callable).
+
+    Args:
+        identifier: `None` (the default, `soft_target_kl`), a name such as
+            `"soft_target_kl"`, `"logit_mse"`, `"cosine"`, a `Loss` instance
+            or a function `fn(teacher_logits, student_logits[, temperature])`.
+
+    Returns:
+        A callable.
+    """
+    if identifier is None:
+        return soft_target_kl
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(
+                f"Unknown distillation loss {identifier!r}; expected one of "
+                f"{sorted(_BY_NAME)}"
+            )
+        return _BY_NAME[identifier]
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"Invalid distillation loss: {identifier!r}")
