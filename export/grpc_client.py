@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Call a model served by TF Serving over gRPC (PredictionService.Predict).
+
+    python export/grpc_client.py --model student --examples examples.npz
+    python export/grpc_client.py --model student \\
+        --warmup out/saved_model/student/1
+
+`examples.npz` holds one array per signature input, named as the input, with
+the signature's dtype (gRPC, unlike REST, sends typed tensors). `--warmup`
+replays the first request stored in a SavedModel's
+`assets.extra/tf_serving_warmup_requests` instead, a quick smoke test of a
+deployment. The outputs are printed as JSON.
+
+Building the request (`build_predict_request`) and reading the response
+(`parse_predict_response`) are pure functions; only `predict` opens a
+channel. Needs `tensorflow-serving-api` (which brings `grpcio`).
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+DEFAULT_TARGET = "localhost:8500"
+
+
+def _tf():
+    import tensorflow as tf  # Imported late: `--help` stays fast.
+
+    return tf
+
+
+def build_predict_request(
+    model_name, signature_name, examples, version=None, dtypes=None
+):
+    """Build a `PredictRequest` for a TF Serving signature.
+
+    Args:
+        model_name: The served model name (`MODEL_NAME`, or the `name` in
+            `models.config`).
+        signature_name: The signature to call, e.g. `"serving_default"`.
+        examples: Dict input name -> array (batch on axis 0).
+        version: Optional model version; by default the server picks the
+            latest.
+        dtypes: Optional dict input name -> dtype to cast to (e.g. the
+            signature's `tf.int32` for NumPy's default int64).
+
+    Returns:
+        A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
+
+    Example:
+
+    >>> request = build_predict_request(  # doctest: +SKIP
+    ...     "student", "serving_default", {"x": np.zeros((2, 4), "float32")})
+    >>> request.inputs["x"].tensor_shape.dim[0].size  # doctest: +SKIP
+    2
+    """
+    from tensorflow_serving.apis import predict_pb2
+
+    tf = _tf()
+    if not isinstance(examples, dict) or not examples:
+        raise ValueError(
+            "examples must be a non-empty dict of input name -> array, "
+            f"got {type(examples).__name__}"
+        )
+    dtypes = dtypes or {}
+    unknown = sorted(set(dtypes) - set(examples))
+    if unknown:
+        raise ValueError(f"dtypes name inputs that are not in examples: {unknown}")
+    sizes = {}
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, value in examples.items():
+        value = np.asarray(value)
+        if value.ndim == 0:
+            raise ValueError(f"input {name!r} needs a batch axis, got a scalar")
+        sizes[name] = value.shape[0]
+        proto = tf.make_tensor_proto(value, dtype=dtypes.get(name))
+        request.inputs[name].CopyFrom(proto)
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"inputs differ in batch size: {sizes}")
+    return request
+
+
+def parse_predict_response(response):
+    """Decode a `PredictResponse` into a dict output name -> `np.ndarray`."""
+    tf = _tf()
+    return {name: tf.make_ndarray(t) for name, t in response.outputs.items()}
+
+
+def predict(target, request, timeout=10.0):
+    """Send a `PredictRequest` to `target` (`host:port`) and return the response.
+
+    Args:
+        target: The TF Serving gRPC address, e.g. `"localhost:8500"`.
+        request: A `PredictRequest` (see `build_predict_request`).
+        timeout: Seconds to wait for the server.
+
+    Returns:
+        A `tensorflow_serving.apis.predict_pb2.PredictResponse`.
+    """
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            return stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise RuntimeError(
+                f"{target}: {e.code().name}: {e.details()}"
+            ) from None
+
+
+def load_warmup_request(saved_model_dir, index=0):
+    """Read request `index` of a SavedModel's TF Serving warmup file."""
+    import os
+
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    tf = _tf()
+    path = os.path.join(saved_model_dir, "assets.extra", "tf_serving_warmup_requests")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no warmup requests: {path} does not exist")
+    try:
+        for i, record in enumerate(tf.data.TFRecordDataset(path)):
+            if i == index:
+                log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                return log.predict_log.request
+    except tf.errors.DataLossError as e:
+        raise ValueError(f"corrupt warmup file {path}: {e.message}") from None
+    raise ValueError(f"{path} has no request number {index}")
+
+
+def load_examples(path, limit=None):
+    """Load examples from an `.npz` file holding one array per input name."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            examples = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"examples file not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read examples file {path}: {e}") from None
+    if limit is not None:
+        examples = {name: value[:limit] for name, value in examples.items()}
+    return examples
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Call a TF Serving model over gRPC and print its outputs.",
+    )
+    parser.add_argument("--target", default=DEFAULT_TARGET,
+                        help="TF Serving gRPC address (default: %(default)s)")
+    parser.add_argument("--model", required=True,
+                        help="model name, as MODEL_NAME / models.config says")
+    parser.add_argument("--version", type=int, default=None,
+                        help="model version (default: the latest served)")
+    parser.add_argument("--signature", default="serving_default",
+                        help="signature name (default: %(default)s)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--examples",
+                        help=".npz file, one array per input name")
+    source.add_argument("--warmup", metavar="SAVED_MODEL_DIR",
+                        help="replay the first warmup request of this "
+                             "SavedModel version directory")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="send only the first N examples")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait (default: %(default)s)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.warmup:
+            request = load_warmup_request(args.warmup)
+            request.model_spec.name = args.model
+            request.model_spec.signature_name = args.signature
+            if args.version is not None:
+                request.model_spec.version.value = args.version
+        else:
+            examples = load_examples(args.examples, args.limit)
+            request = build_predict_request(
+                args.model, args.signature, examples, args.version
+            )
+        outputs = parse_predict_response(predict(args.target, request, args.timeout))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"grpc_client: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({name: value.tolist() for name, value in outputs.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Tests for the TF Serving clients in export/ (rest_client.py, grpc_client.py).
+
+No TF Serving server runs here. The request building is checked against the
+signature of a real SavedModel: the requests decode to tensors of the
+signature's names, dtypes and shapes, and running the signature on them gives
+the Keras model's logits. The requests also match the warmup records written
+by `kd_keras.export.warmup`. The sending code runs against small in-process
+stand-ins on 127.0.0.1 that decode requests the way TF Serving does and run
+the same signature.
+"""
+
+import contextlib
+import importlib.util
+import json
+import os
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from conftest import REPO_ROOT
+from kd_keras.export import warmup
+
+
+def _load_script(name):
+    path = os.path.join(REPO_ROOT, "export", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"serving_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rest_client = _load_script("rest_client")
+grpc_client = _load_script("grpc_client")
+
+MODEL_NAME = "student"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A two-input (ids + mask) classifier in TF Serving layout, with examples."""
+    ids = keras.Input((5,), dtype="int32", name="token_ids")
+    mask = keras.Input((5,), dtype="float32", name="padding_mask")
+    x = keras.layers.Embedding(30, 4)(ids) * keras.ops.expand_dims(mask, -1)
+    logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model({"token_ids": ids, "padding_mask": mask}, logits)
+
+    def serve(inputs):
+        out = model(inputs, training=False)
+        return {
+            "logits": out,
+            "probabilities": tf.nn.softmax(out),
+            "class_ids": tf.argmax(out, axis=-1),
+        }
+
+    path = str(tmp_path_factory.mktemp("serving") / "saved_model" / MODEL_NAME / "1")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        serve,
+        input_signature=[
+            {
+                "token_ids": tf.TensorSpec([None, 5], tf.int32, name="token_ids"),
+                "padding_mask": tf.TensorSpec([None, 5], tf.float32, name="padding_mask"),
+            }
+        ],
+    )
+    archive.write_out(path, verbose=False)
+    rng = np.random.default_rng(2)
+    examples = {
+        "token_ids": rng.integers(0, 30, size=(4, 5)).astype("int32"),
+        "padding_mask": (rng.random((4, 5)) > 0.3).astype("float32"),
+    }
+    expected = model.predict_on_batch(examples)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    return {"path": path, "examples": examples, "logits": expected, "signature": signature}
+
+
+def _input_specs(signature):
+    _, kwargs = signature.structured_input_signature
+    return kwargs
+
+
+def _run_decoded(served, tensors):
+    """Check decoded request tensors against the signature, then run it."""
+    specs = _input_specs(served["signature"])
+    assert set(tensors) == set(specs)
+    for name, tensor in tensors.items():
+        assert tensor.dtype == specs[name].dtype, name
+        assert specs[name].shape.is_compatible_with(tensor.shape), name
+    return served["signature"](**tensors)
+
+
+def _rest_decode(served, inputs):
+    """How TF Serving reads JSON: values cast to the signature's dtypes."""
+    specs = _input_specs(served["signature"])
+    return {name: tf.constant(value, dtype=specs[name].dtype) for name, value in inputs.items()}
+
+
+@pytest.mark.parametrize("row_format", [False, True])
+def test_rest_request_runs_the_signature(served, row_format):
+    body = rest_client.build_rest_request("serving_default", served["examples"], row_format)
+    body = json.loads(json.dumps(body))  # It must survive the wire as JSON.
+    assert body["signature_name"] == "serving_default"
+    if row_format:
+        assert len(body["instances"]) == 4
+        inputs = {name: [row[name] for row in body["instances"]] for name in body["instances"][0]}
+    else:
+        inputs = body["inputs"]
+    outputs = _run_decoded(served, _rest_decode(served, inputs))
+    np.testing.assert_allclose(outputs["logits"].numpy(), served["logits"], atol=1e-5)
+
+
+def test_grpc_request_runs_the_signature(served):
+    specs = _input_specs(served["signature"])
+    examples = {k: v.astype("int64") if v.dtype.kind == "i" else v for k, v in served["examples"].items()}
+    request = grpc_client.build_predict_request(
+        MODEL_NAME, "serving_default", examples, version=1,
+        dtypes={name: spec.dtype for name, spec in specs.items()},
+    )
+    request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+    assert request.model_spec.name == MODEL_NAME
+    assert request.model_spec.version.value == 1
+    tensors = {name: tf.constant(tf.make_ndarray(t)) for name, t in request.inputs.items()}
+    outputs = _run_decoded(served, tensors)
+    np.testing.assert_allclose(outputs["logits"].numpy(), served["logits"], atol=1e-5)
+
+
+def test_requests_agree_with_the_warmup_records(served):
+    warmup.write_warmup_requests(
+        served["path"], served["examples"], model_name=MODEL_NAME, num_requests=2, batch_size=4
+    )
+    records = warmup.read_warmup_requests(served["path"])
+    built = grpc_client.build_predict_request(MODEL_NAME, "serving_default", served["examples"])
+    for record in records:
+        assert record == built  # Same model spec, names, dtypes, shapes and values.
+    replayed = grpc_client.load_warmup_request(served["path"], index=1)
+    assert replayed == built
+
+    decoded = warmup.request_to_arrays(records[0])
+    assert rest_client.build_rest_request("serving_default", decoded) == (
+        rest_client.build_rest_request("serving_default", served["examples"])
+    )
+
+
+# In-process stand-ins for TF Serving.
+
+
+def _rest_handler(served):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, code, body):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path != f"/v1/models/{MODEL_NAME}:predict":
+                return self._reply(404, {"error": f"Servable not found for {self.path}"})
+            if "instances" in body:
+                rows = body["instances"]
+                inputs = {name: [row[name] for row in rows] for name in rows[0]}
+            else:
+                inputs = body["inputs"]
+            out = served["signature"](**_rest_decode(served, inputs))
+            out = {name: value.numpy().tolist() for name, value in out.items()}
+            if "instances" in body:
+                n = len(body["instances"])
+                return self._reply(200, {"predictions": [{k: v[i] for k, v in out.items()} for i in range(n)]})
+            return self._reply(200, {"outputs": out})
+
+    return Handler
+
+
+@contextlib.contextmanager
+def _rest_server(served):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, served):
+        self.served = served
+
+    def Predict(self, request, context):
+        specs = _input_specs(self.served["signature"])
+        for name, tensor in request.inputs.items():
+            if name not in specs or tensor.dtype != specs[name].dtype.as_datatype_enum:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad input {name}")
+        arrays = {name: tf.constant(tf.make_ndarray(t)) for name, t in request.inputs.items()}
+        out = self.served["signature"](**arrays)
+        response = predict_pb2.PredictResponse()
+        for name, value in out.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        return response
+
+
+@contextlib.contextmanager
+def _grpc_server(served):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        _PredictionService(served), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+def test_clients_end_to_end(served, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    npz = str(tmp_path / "examples.npz")
+    np.savez(npz, **served["examples"])
+    with _rest_server(served) as url:
+        for extra in ([], ["--row-format"]):
+            code = rest_client.main(["--url", url, "--model", MODEL_NAME, "--examples", npz, *extra])
+            assert code == 0
+            outputs = json.loads(capsys.readouterr().out)
+            np.testing.assert_allclose(outputs["logits"], served["logits"], atol=1e-5)
+            np.testing.assert_array_equal(outputs["class_ids"], served["logits"].argmax(-1))
+        with pytest.raises(RuntimeError, match="HTTP 404: Servable not found"):
+            rest_client.send_rest_request(
+                rest_client.predict_url(url, "other"), {"inputs": {}}
+            )
+
+    warmup.write_warmup_requests(served["path"], served["examples"], model_name="x", batch_size=4)
+    with _grpc_server(served) as target:
+        for source in (["--examples", npz], ["--warmup", served["path"]]):
+            code = grpc_client.main(["--target", target, "--model", MODEL_NAME, *source])
+            assert code == 0
+            outputs = json.loads(capsys.readouterr().out)
+            np.testing.assert_allclose(outputs["logits"], served["logits"], atol=1e-5)
+        wrong = grpc_client.build_predict_request(
+            MODEL_NAME, "serving_default",
+            {"token_ids": served["examples"]["token_ids"].astype("int64"),
+             "padding_mask": served["examples"]["padding_mask"]},
+        )
+        with pytest.raises(RuntimeError, match="INVALID_ARGUMENT: bad input token_ids"):
+            grpc_client.predict(target, wrong)
+
+
+def test_cli_help_and_errors(capsys, tmp_path):
+    for client in (rest_client, grpc_client):
+        with pytest.raises(SystemExit) as info:
+            client.main(["--help"])
+        assert info.value.code == 0
+        assert "--model" in capsys.readouterr().out
+
+    missing = str(tmp_path / "nope.npz")
+    assert rest_client.main(["--model", "m", "--examples", missing]) == 2
+    assert grpc_client.main(["--model", "m", "--examples", missing]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"rest_client: error: examples file not found: {missing}",
+        f"grpc_client: error: examples file not found: {missing}",
+    ]
+    with pytest.raises(ValueError, match="differ in batch size"):
+        rest_client.build_rest_request("s", {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
+    with pytest.raises(ValueError, match="differ in batch size"):
+        grpc_client.build_predict_request("m", "s", {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
+    with pytest.raises(ConnectionError, match="cannot reach the server"):
+        rest_client.send_rest_request("http://127.0.0.1:9/v1/models/m:predict", {}, timeout=2)
