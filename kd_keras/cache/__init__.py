@@ -1,0 +1,24 @@
+"""Teacher-output cache: run a teacher once, distill from its stored logits.
+
+Example:
+
+```python
+cache = kd_keras.cache.cache_teacher_outputs(teacher, x, "cache_dir/", batch_size=256)
+ds = cache.as_dataset(x, y, batch_size=64, shuffle=True, seed=0)
+distiller = kd_keras.Distiller(teacher=None, student=student)
+distiller.compile(optimizer="adam", alpha=0.1, temperature=3.0)
+distiller.fit(ds, epochs=5)
+cache = kd_keras.cache.load("cache_dir/")
+```
+
+Modules: `builder` (the streaming, resumable build), `store` (shards,
+metadata, checksums), `fingerprint` (streamed inputs fingerprint), `inputs`
+(arrays, dicts and datasets as chunks), `topk` (compression),
+`teacher_cache` (`TeacherCache`, `load`) and `dataset` (`as_dataset`).
+"""
+
+from kd_keras.cache.builder import cache_teacher_outputs
+from kd_keras.cache.teacher_cache import TeacherCache
+from kd_keras.cache.teacher_cache import load
+
+__all__ = ["TeacherCache", "cache_teacher_outputs", "load"]

@@ -1,0 +1,213 @@
+"""`as_dataset`: the cached logits, joined to their examples, as `tf.data`.
+
+Each element is `(x_batch, {"labels": y_batch, "teacher_logits":
+logits_batch})`, or with sample weights `(x_batch, {...}, weight_batch)`:
+the offline data interface of `kd_keras.Distiller(teacher=None, ...)`.
+
+How the logits follow their examples:
+
+- Array inputs (or a dict of arrays): the pipeline runs over example
+  *indices*. The indices are shuffled (if asked), batched, and one NumPy
+  call per batch gathers the inputs, the labels and the logits of exactly
+  those indices (logits from memory-mapped shards). With `shuffle=False`
+  the batches are the inputs in order, the same batches `fit(x, y,
+  shuffle=False)` would see.
+- A `tf.data.Dataset` of inputs: the dataset is zipped, example by example,
+  with the logits read shard by shard in cache order, then shuffled with a
+  buffer of `shuffle_buffer` elements (the logits travel with their
+  example).
+
+Either way only one batch (or one shard, plus the shuffle buffer) of logits
+is in memory at a time.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.cache.inputs import Inputs
+
+
+def _per_example(name, value, count):
+    if value is None:
+        return None
+    if isinstance(value, tf.data.Dataset):
+        return value
+    value = np.asarray(value)
+    if value.ndim == 0 or len(value) != count:
+        raise ValueError(
+            f"{name} has {0 if value.ndim == 0 else len(value)} entries; the "
+            f"cache and x have {count} examples."
+        )
+    return value
+
+
+def _tf_dtype(array):
+    if array.dtype.kind in ("U", "S", "O"):
+        return tf.string
+    return tf.as_dtype(array.dtype)
+
+
+def _to_tf_compatible(array):
+    if array.dtype.kind == "U":
+        return np.char.encode(array, "utf-8")
+    return np.ascontiguousarray(array)
+
+
+def _structure(batch, labels, logits, weights):
+    targets = {"labels": labels, "teacher_logits": logits}
+    if weights is None:
+        return batch, targets
+    return batch, targets, weights
+
+
+def make_dataset(
+    cache,
+    x,
+    y=None,
+    sample_weight=None,
+    batch_size=64,
+    shuffle=False,
+    seed=None,
+    shuffle_buffer=10000,
+    drop_remainder=False,
+    verify=True,
+):
+    """Builds the batched dataset of examples, labels and cached logits.
+
+    Args:
+        cache: a `TeacherCache`.
+        x: the inputs the cache was built from, in the same order: an array,
+            a flat dict of arrays, or an unbatched `tf.data.Dataset`.
+        y: integer labels, one per example (array or unbatched dataset), or
+            `None`: then every label is -1, which the Distiller treats as
+            unlabeled (soft loss only).
+        sample_weight: optional per-example weights (array or unbatched
+            dataset); they become the third element of each batch.
+        batch_size: examples per batch.
+        shuffle: shuffle the examples (with their logits) every epoch.
+            Array inputs get a full, uniform shuffle; a dataset gets a buffer
+            shuffle of `shuffle_buffer` elements.
+        seed: shuffle seed, for reproducible orders.
+        shuffle_buffer: buffer size when `x` is a `tf.data.Dataset`.
+        drop_remainder: drop the last, smaller batch.
+        verify: stream `x` once and compare it with the cache's inputs
+            digests (`TeacherCache.check_inputs`); a mismatch raises
+            `ValueError`. With `False` only the example count is checked.
+
+    Returns:
+        A `tf.data.Dataset`.
+
+    Example:
+
+    >>> ds = make_dataset(cache, x, y, batch_size=64)  # doctest: +SKIP
+    >>> xb, targets = next(iter(ds))                   # doctest: +SKIP
+    >>> targets["teacher_logits"].shape                # doctest: +SKIP
+    TensorShape([64, 2])
+    """
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    inputs = Inputs(x)
+    if verify:
+        cache.check_inputs(x)
+    elif inputs.count is not None and inputs.count != cache.count:
+        raise ValueError(
+            f"The cache in {cache.directory} holds {cache.count} examples; "
+            f"x has {inputs.count}."
+        )
+    y = _per_example("y", y, cache.count)
+    sample_weight = _per_example("sample_weight", sample_weight, cache.count)
+    if inputs.is_dataset or isinstance(y, tf.data.Dataset) or isinstance(
+        sample_weight, tf.data.Dataset
+    ):
+        ds = _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        ds = _indexed(
+            cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder):
+    leaves = inputs.arrays
+    keys = sorted(leaves)
+    if y is None:
+        y = np.full((cache.count,), -1, np.int32)
+    columns = [leaves[k] for k in keys] + [y]
+    if sample_weight is not None:
+        columns.append(sample_weight)
+
+    def load(indices):
+        # Sorted, consecutive indices (shuffle=False) read as slices.
+        if len(indices) and indices[-1] - indices[0] == len(indices) - 1:
+            lo, hi = int(indices[0]), int(indices[-1]) + 1
+            picked = [np.asarray(c[lo:hi]) for c in columns]
+        else:
+            picked = [np.asarray(c[indices]) for c in columns]
+        picked = [_to_tf_compatible(p) for p in picked]
+        return picked + [cache.gather(indices)]
+
+    touts = [_tf_dtype(np.asarray(c[:1])) for c in columns] + [tf.float32]
+    shapes = [tuple(np.asarray(c[:1]).shape[1:]) for c in columns]
+    shapes.append((cache.num_classes,))
+    batch_dim = batch_size if drop_remainder else None
+
+    def to_batch(indices):
+        tensors = tf.numpy_function(load, [indices], touts, stateful=False)
+        tensors = [
+            tf.ensure_shape(t, (batch_dim,) + s) for t, s in zip(tensors, shapes)
+        ]
+        n = len(keys)
+        batch = dict(zip(keys, tensors[:n]))
+        batch = inputs.structure(batch)
+        weights = tensors[n + 1] if sample_weight is not None else None
+        return _structure(batch, tensors[n], tensors[-1], weights)
+
+    ds = tf.data.Dataset.range(cache.count)
+    if shuffle:
+        ds = ds.shuffle(cache.count, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _column_dataset(value, count):
+    if isinstance(value, tf.data.Dataset):
+        return value
+    return tf.data.Dataset.from_tensor_slices(_to_tf_compatible(value))
+
+
+def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer):
+    if inputs.is_dataset:
+        x_ds = x
+    else:
+        x_ds = tf.data.Dataset.from_tensor_slices(
+            inputs.structure({k: _to_tf_compatible(v) for k, v in inputs.arrays.items()})
+        )
+    if y is None:
+        y_ds = tf.data.Dataset.from_tensors(np.int32(-1)).repeat(cache.count)
+    else:
+        y_ds = _column_dataset(y, cache.count)
+
+    def read_shard(index):
+        logits = tf.numpy_function(cache.shard_logits, [index], tf.float32)
+        return tf.ensure_shape(logits, (None, cache.num_classes))
+
+    logits_ds = (
+        tf.data.Dataset.range(len(cache.metadata["shards"]))
+        .map(read_shard)
+        .unbatch()
+    )
+    parts = [x_ds, y_ds, logits_ds]
+    if sample_weight is not None:
+        parts.append(_column_dataset(sample_weight, cache.count))
+    ds = tf.data.Dataset.zip(tuple(parts)).apply(
+        tf.data.experimental.assert_cardinality(cache.count)
+    )
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def restructure(*elem):
+        weights = elem[3] if len(elem) == 4 else None
+        return _structure(elem[0], elem[1], elem[2], weights)
+
+    return ds.map(restructure)

@@ -1,0 +1,252 @@
+"""`TeacherCache`: a complete cache on disk, read lazily; and `load`."""
+
+import os
+
+import numpy as np
+
+from kd_keras.cache import fingerprint as fp
+from kd_keras.cache import store
+from kd_keras.cache import topk as topk_lib
+from kd_keras.cache.inputs import Inputs
+
+
+def load(directory, verify=True):
+    """Opens an existing, complete teacher-output cache.
+
+    Args:
+        directory: a directory written by `cache_teacher_outputs`.
+        verify: check every shard's SHA-256 checksum (reads every byte once).
+            File sizes are always checked.
+
+    Returns:
+        A `TeacherCache`.
+
+    Raises:
+        FileNotFoundError: if `directory` holds no cache.
+        ValueError: if the build did not finish, or a shard is truncated or
+            corrupted.
+
+    Example:
+
+    >>> import keras, numpy as np, tempfile
+    >>> from kd_keras.cache import cache_teacher_outputs
+    >>> d = tempfile.mkdtemp()
+    >>> teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> _ = cache_teacher_outputs(teacher, np.ones((10, 4)), d, verbose=0)
+    >>> load(d).logits(0, 2).shape
+    (2, 3)
+    """
+    directory = os.fspath(directory)
+    metadata = store.read_metadata(directory)
+    if metadata is None:
+        raise FileNotFoundError(
+            f"No teacher-output cache in {directory} "
+            f"({store.METADATA} not found)."
+        )
+    return TeacherCache(directory, metadata, verify=verify)
+
+
+class TeacherCache:
+    """Teacher logits stored on disk by `cache_teacher_outputs`.
+
+    Shards are memory-mapped: reading a batch of logits touches only those
+    rows. Get one with `kd_keras.cache.cache_teacher_outputs` or
+    `kd_keras.cache.load`, rather than constructing it directly.
+
+    Args:
+        directory: the cache directory.
+        metadata: its parsed `metadata.json`.
+        verify: check every shard's checksum now.
+
+    Attributes:
+        directory, count, num_classes, shard_size, top_k,
+        teacher_fingerprint, inputs_fingerprint, input_spec.
+    """
+
+    def __init__(self, directory, metadata, verify=True):
+        if not metadata.get("complete"):
+            done = sum(s["count"] for s in metadata.get("shards", []))
+            raise ValueError(
+                f"The cache in {directory} is incomplete ({done} examples in "
+                f"{len(metadata.get('shards', []))} shards); call "
+                "cache_teacher_outputs again with the same teacher and inputs "
+                "to resume the build."
+            )
+        self.directory = directory
+        self.metadata = metadata
+        self.count = int(metadata["count"])
+        self.num_classes = int(metadata["num_classes"])
+        self.shard_size = int(metadata["shard_size"])
+        self.top_k = metadata["top_k"]
+        self.teacher_fingerprint = metadata["teacher_fingerprint"]
+        self.inputs_fingerprint = metadata["inputs_fingerprint"]
+        self.input_spec = metadata["input_spec"]
+        self._shards = metadata["shards"]
+        for shard in self._shards:
+            problem = store.check_shard(directory, shard, checksums=verify)
+            if problem is not None:
+                raise ValueError(
+                    f"The cache in {directory} is damaged: {problem}. Call "
+                    "cache_teacher_outputs again to recompute that shard."
+                )
+        self._open = {}
+
+    def __len__(self):
+        return self.count
+
+    def __repr__(self):
+        compression = f", top_k={self.top_k}" if self.top_k else ""
+        return (
+            f"<TeacherCache {self.directory!r}: {self.count} examples, "
+            f"{self.num_classes} classes{compression}>"
+        )
+
+    def _shard(self, index):
+        arrays = self._open.get(index)
+        if arrays is None:
+            arrays = self._open[index] = store.open_shard(
+                self.directory, self._shards[index]
+            )
+        return arrays
+
+    def _dense(self, arrays):
+        if self.top_k is None:
+            return np.asarray(arrays["logits"], dtype=np.float32)
+        return topk_lib.decompress(
+            arrays["values"], arrays["indices"], arrays["lse_rest"], self.num_classes
+        )
+
+    def shard_logits(self, index):
+        """Dense float32 logits of one shard, `[shard count, C]`."""
+        return self._dense(self._shard(int(index)))
+
+    def logits(self, start=0, stop=None):
+        """Dense float32 logits of examples `start` to `stop` (in order).
+
+        Args:
+            start: first example.
+            stop: one past the last example; default: the end.
+
+        Returns:
+            float32 array `[stop - start, num_classes]`.
+        """
+        stop = self.count if stop is None else min(stop, self.count)
+        return self.gather(np.arange(start, stop))
+
+    def gather(self, indices):
+        """Dense float32 logits of the examples at `indices` (any order).
+
+        Args:
+            indices: int array of example positions in the cached inputs.
+
+        Returns:
+            float32 array `[len(indices), num_classes]`, row i for indices[i].
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.count):
+            raise IndexError(
+                f"Index out of range for a cache of {self.count} examples."
+            )
+        shard_ids = indices // self.shard_size
+        rows = indices - shard_ids * self.shard_size
+        first, last = (shard_ids[0], shard_ids[-1]) if len(indices) else (0, 0)
+        if first == last and (len(indices) < 2 or np.all(np.diff(rows) == 1)):
+            # One shard, consecutive rows: a slice, no fancy indexing.
+            arrays = self._shard(int(first)) if len(indices) else None
+            if arrays is None:
+                return np.zeros((0, self.num_classes), np.float32)
+            lo = int(rows[0])
+            return self._dense({k: v[lo : lo + len(rows)] for k, v in arrays.items()})
+        out = np.empty((len(indices), self.num_classes), np.float32)
+        for shard_id in np.unique(shard_ids):
+            mask = shard_ids == shard_id
+            arrays = self._shard(int(shard_id))
+            out[mask] = self._dense({k: v[rows[mask]] for k, v in arrays.items()})
+        return out
+
+    def check_inputs(self, x):
+        """Raises `ValueError` unless `x` are the inputs the cache was built from.
+
+        The check streams `x` shard by shard and compares each shard's
+        inputs digest (a SHA-256 over every byte), so it catches other,
+        reordered, fewer or more examples and names the first examples that
+        differ. It reads `x` once; for in-memory arrays that costs about a
+        second per GB.
+
+        Args:
+            x: an array, a dict of arrays or an unbatched `tf.data.Dataset`.
+        """
+        inputs = Inputs(x)
+        if inputs.count is not None and inputs.count != self.count:
+            raise ValueError(
+                f"The cache in {self.directory} holds {self.count} examples; "
+                f"x has {inputs.count} (other inputs than the cache was built "
+                "from)."
+            )
+        count = 0
+        for index, chunk in enumerate(inputs.chunks(self.shard_size)):
+            spec = fp.chunk_spec(chunk)
+            if spec != self.input_spec:
+                raise ValueError(
+                    f"The cache in {self.directory} was built from inputs "
+                    f"with spec {self.input_spec}; x has {spec}."
+                )
+            n = len(next(iter(chunk.values())))
+            if index >= len(self._shards):
+                break
+            if n != self._shards[index]["count"]:
+                count += n
+                break
+            digest = fp.chunk_digest(chunk)
+            if digest != self._shards[index]["inputs_sha256"]:
+                first = index * self.shard_size
+                raise ValueError(
+                    f"x does not match the cache in {self.directory}: "
+                    f"examples {first}..{first + n - 1} differ from the ones "
+                    "the cache was built from (other or reordered inputs)."
+                )
+            count += n
+        else:
+            if count == self.count:
+                return
+        raise ValueError(
+            f"The cache in {self.directory} holds {self.count} examples; x "
+            f"has {'more' if count >= self.count else 'fewer'}."
+        )
+
+    def as_dataset(
+        self,
+        x,
+        y=None,
+        sample_weight=None,
+        batch_size=64,
+        shuffle=False,
+        seed=None,
+        shuffle_buffer=10000,
+        drop_remainder=False,
+        verify=True,
+    ):
+        """A `tf.data.Dataset` of `(x, {"labels", "teacher_logits"})` batches.
+
+        See `kd_keras.cache.dataset.make_dataset` for the arguments; this is
+        the data to pass to `kd_keras.Distiller(teacher=None, ...).fit`.
+
+        Example:
+
+        >>> ds = cache.as_dataset(x, y, batch_size=64, shuffle=True, seed=0)
+        ... # doctest: +SKIP
+        """
+        from kd_keras.cache.dataset import make_dataset
+
+        return make_dataset(
+            self,
+            x,
+            y=y,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            shuffle_buffer=shuffle_buffer,
+            drop_remainder=drop_remainder,
+            verify=verify,
+        )
