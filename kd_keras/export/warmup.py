@@ -202,6 +202,8 @@ def write_warmup_requests(
             batch on axis 0. Keys are the signature's input names.
         signature_name: The signature the requests call.
         model_name: The name the model is served under (`MODEL_NAME`).
+            `None` takes it from the TF Serving layout: the name of the
+            folder holding the version directory.
         num_requests: How many requests to write (at most 1000, TF
             Serving's limit).
         batch_size: Examples per request.
@@ -229,6 +231,9 @@ def write_warmup_requests(
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if model_name is None:
+        parent = os.path.dirname(os.path.abspath(os.fspath(saved_model_dir)))
+        model_name = os.path.basename(parent) or "model"
     signature_inputs = read_signature_inputs(saved_model_dir, signature_name)
     arrays, size = _check_examples(examples, signature_inputs, signature_name)
 

@@ -103,11 +103,13 @@ def test_round_trip_matches_examples_and_runs_the_signature(served):
 def test_records_are_raw_prediction_logs(served):
     """The file is a plain TFRecord of PredictionLog, as TF Serving reads it."""
     path, _, examples = served
-    warmup.write_warmup_requests(path, examples, num_requests=3)
+    warmup.write_warmup_requests(path, examples, num_requests=3, model_name=None)
     records = list(tf.data.TFRecordDataset(warmup.warmup_file_path(path)))
     assert len(records) == 3
     log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
     assert log.WhichOneof("log_type") == "predict_log"
+    # model_name=None: the folder above the version directory, ".../tiny/1".
+    assert log.predict_log.request.model_spec.name == "tiny"
     assert set(log.predict_log.request.inputs) == {"token_ids", "features"}
     assert log.predict_log.request.inputs["features"].tensor_shape.dim[0].size == 1
 
