@@ -1,0 +1,355 @@
+"""`export_model`: every format and quantization, verified, in one directory.
+
+The export is atomic: everything is built and verified in a temporary
+directory beside `out_dir`, then renamed into place. On any failure (bad
+input, an op a format cannot express, an artifact missing its tolerance)
+nothing is left behind. Earlier SavedModel versions in an existing `out_dir`
+are kept (hard-linked into the new tree) and the new one gets the next
+version number.
+
+Layout of `out_dir`:
+
+    saved_model/<name>/<version>/   TF Serving layout
+    tflite/model[_<quantization>].tflite, .json sidecars, labels.txt
+    onnx/model[_<quantization>].onnx
+    verification/validation.npz     inputs, labels and Keras logits
+    report.json, report.md, report.png
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from kd_keras.export import onnx as onnx_export
+from kd_keras.export import report as report_lib
+from kd_keras.export import saved_model as saved_model_export
+from kd_keras.export import tflite as tflite_export
+from kd_keras.export import verify as verify_lib
+from kd_keras.export.inputs import as_input_dict
+from kd_keras.export.inputs import call_model
+from kd_keras.export.inputs import model_input_specs
+from kd_keras.export.inputs import num_examples
+from kd_keras.export.inputs import slice_inputs
+from kd_keras.export.inputs import synthetic_inputs
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+SUPPORTED = {
+    "saved_model": ("none",),
+    "tflite": tflite_export.QUANTIZATIONS,
+    "onnx": onnx_export.QUANTIZATIONS,
+}
+GENERATED = ("tflite", "onnx", "verification", "report.json", "report.md", "report.png")
+
+
+class ExportMismatchError(ValueError):
+    """An artifact missed its tolerance against the Keras model."""
+
+
+def load_model(path):
+    """Loads a `.keras` file with `safe_mode=True`, with one-line errors.
+
+    Example:
+
+    >>> load_model("missing.keras")  # doctest: +SKIP
+    FileNotFoundError: model file 'missing.keras' does not exist
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    if not path.endswith(".keras"):
+        raise ValueError(f"model file {path!r} is not a .keras file")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load model file {path!r}: {detail}") from e
+
+
+def _as_tuple(value, what, allowed):
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values:
+        raise ValueError(f"no {what} given; choose from {allowed}")
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"unknown {what} {v!r}; choose from {allowed}")
+    return tuple(dict.fromkeys(values))
+
+
+def _split_validation(validation_data):
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        return validation_data
+    if isinstance(validation_data, dict):
+        rest = dict(validation_data)
+        y = rest.pop("y", rest.pop("labels", None))
+        return rest, y
+    return validation_data, None
+
+
+def keras_logits(model, specs, inputs, batch_size=256):
+    """The Keras model's float32 logits on `inputs`, in batches."""
+    n = num_examples(inputs)
+    parts = []
+    for i in range(0, n, batch_size):
+        logits = call_model(model, specs, slice_inputs(inputs, i, i + batch_size))
+        parts.append(np.asarray(keras.ops.convert_to_numpy(logits), np.float32))
+    return np.concatenate(parts, axis=0)
+
+
+def _prepare_out_dir(out_dir):
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"output directory {out_dir!r} exists and is a file")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    base = os.path.basename(os.path.abspath(out_dir))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    except OSError as e:
+        raise PermissionError(
+            f"output directory {out_dir!r} is not writable ({e.strerror})"
+        ) from None
+    if os.path.isdir(out_dir):  # Keep earlier SavedModel versions and extras.
+        for entry in os.listdir(out_dir):
+            if entry in GENERATED:
+                continue
+            src, dst = os.path.join(out_dir, entry), os.path.join(tmp, entry)
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(src, dst)
+    return tmp
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _commit(tmp, out_dir):
+    if os.path.isdir(out_dir):
+        head, base = os.path.split(tmp)
+        old = os.path.join(head, base.replace(".tmp-", ".old-", 1))
+        os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out_dir)
+
+
+def export_model(
+    model,
+    out_dir,
+    formats=FORMATS,
+    quantization=("none",),
+    representative_data=None,
+    validation_data=None,
+    labels=None,
+    name=None,
+    text_preprocessor=None,
+    integer_io=False,
+    select_tf_ops=False,
+    opset=onnx_export.DEFAULT_OPSET,
+    allow_mismatch=False,
+    latency_runs=30,
+):
+    """Exports `model` to every format × quantization, verifies and reports.
+
+    Args:
+        model: a `keras.Model` that outputs logits (e.g. `distiller.student`).
+        out_dir: the export directory (see the module docstring for layout).
+        formats: any of `"saved_model"`, `"tflite"`, `"onnx"`.
+        quantization: any of `"none"`, `"dynamic"`, `"float16"`, `"int8"`.
+            Each applies to the formats that have it (SavedModel is always
+            float32, ONNX has no float16); skipped pairs are listed in the
+            report under `skipped`.
+        representative_data: calibration inputs (array or dict by input name);
+            required for `"int8"`.
+        validation_data: `(x, y)`, `x`, or a dict of inputs plus `"y"`. The
+            artifacts' logits are compared with Keras on it. Defaults to the
+            representative data, else seeded synthetic inputs (no accuracy).
+        labels: class names; adds `classes` to the SavedModel outputs and
+            `labels.txt` beside the TFLite models.
+        name: the model name in the TF Serving layout (default `model.name`).
+        text_preprocessor: optional callable from strings to the model's
+            inputs; adds the SavedModel's `serving_text` signature.
+        integer_io: int8 TFLite with integer input/output tensors.
+        select_tf_ops: allow Flex ops in TFLite (off: fail, naming the op).
+        opset: ONNX opset (≤ 18, default 17).
+        allow_mismatch: keep the export even if an artifact misses its
+            tolerance (the report marks it `"passed": false`).
+        latency_runs: timed calls per batch size and artifact.
+
+    Returns:
+        The report dict, also written to `out_dir/report.json`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> m = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3)])
+    >>> x = np.random.rand(64, 4).astype("float32")
+    >>> r = export_model(m, "out/", quantization=("none", "int8"),
+    ...                  representative_data=x, validation_data=(x, x[:, 0] > .5))
+    >>> sorted({a["format"] for a in r["artifacts"]})  # doctest: +SKIP
+    ['onnx', 'saved_model', 'tflite']
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    formats = _as_tuple(formats, "format", FORMATS)
+    quantization = _as_tuple(quantization, "quantization", QUANTIZATIONS)
+    specs = model_input_specs(model)
+    needs_calibration = "int8" in quantization and (
+        "tflite" in formats or "onnx" in formats
+    )
+    if needs_calibration and representative_data is None:
+        raise ValueError(
+            "quantization 'int8' needs representative_data "
+            "(--representative-data FILE.npy/.npz)"
+        )
+    calib = None
+    if representative_data is not None:
+        calib = as_input_dict(representative_data, specs, "representative_data")
+    if validation_data is not None:
+        x_val, y_val = _split_validation(validation_data)
+        val = as_input_dict(x_val, specs, "validation_data")
+    else:
+        val = calib if calib is not None else synthetic_inputs(specs)
+        y_val = None
+    if y_val is not None:
+        y_val = np.asarray(y_val).reshape(-1).astype(np.int64)
+        if len(y_val) != num_examples(val):
+            raise ValueError(
+                f"validation_data has {num_examples(val)} inputs but "
+                f"{len(y_val)} labels"
+            )
+    reference = keras_logits(model, specs, val)
+    if labels is not None:
+        labels = [str(l) for l in labels]
+        if len(labels) != reference.shape[-1]:
+            raise ValueError(
+                f"labels has {len(labels)} names but the model outputs "
+                f"{reference.shape[-1]} classes"
+            )
+    ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
+    serving_name = saved_model_export.serving_name(model, name)
+
+    out_dir = os.fspath(out_dir)
+    tmp = _prepare_out_dir(out_dir)
+    try:
+        plan, skipped = [], []
+        for fmt in formats:
+            qs = ("none",) if fmt == "saved_model" else quantization
+            for q in qs:
+                if q in SUPPORTED[fmt]:
+                    plan.append((fmt, q))
+                else:
+                    skipped.append({"format": fmt, "quantization": q})
+        artifacts = []
+        progress = tqdm(total=len(plan) * 2, desc="export", unit="step", leave=False)
+        sm_root = os.path.join(tmp, "saved_model", serving_name)
+        if "saved_model" not in formats:
+            sm_root = os.path.join(tmp, ".scratch", serving_name)
+        sm_dir = None
+        if "saved_model" in formats or "tflite" in formats:
+            sm_dir = saved_model_export.write_saved_model(
+                model,
+                sm_root,
+                specs,
+                labels=labels,
+                text_preprocessor=text_preprocessor,
+                warmup_examples=slice_inputs(val, 0, 8),
+                model_name=serving_name,
+            )
+        onnx_proto = None
+        for fmt, q in plan:
+            progress.set_postfix_str(f"{fmt}/{q}")
+            suffix = "" if q == "none" else f"_{q}"
+            if fmt == "saved_model":
+                path = sm_dir
+            elif fmt == "tflite":
+                path = os.path.join(tmp, "tflite", f"model{suffix}.tflite")
+                flatbuffer = tflite_export.convert_saved_model(
+                    sm_dir,
+                    q,
+                    calib,
+                    integer_io=integer_io,
+                    select_tf_ops=select_tf_ops,
+                )
+                tflite_export.write_tflite(path, flatbuffer, q, labels=labels)
+            else:
+                if onnx_proto is None:
+                    onnx_proto = onnx_export.convert_model(model, specs, opset)
+                path = os.path.join(tmp, "onnx", f"model{suffix}.onnx")
+                onnx_export.write_onnx(onnx_proto, path, q, calib)
+            progress.update(1)
+            rel = os.path.relpath(path, tmp)
+            entry = {
+                "format": fmt,
+                "quantization": q,
+                "path": os.path.join(out_dir, rel),
+                "file": rel,
+                "size_bytes": _size(path),
+            }
+            entry.update(
+                verify_lib.verify_artifact(
+                    fmt, path, q, val, reference, y_val, ref_accuracy,
+                    latency_runs=latency_runs,
+                )
+            )
+            entry["sha256"] = verify_lib.sha256_path(path)
+            artifacts.append(entry)
+            progress.update(1)
+        progress.close()
+        shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
+        failures = [
+            f"{a['format']}/{a['quantization']}: {r}"
+            for a in artifacts
+            for r in a["failures"]
+        ]
+        if failures and not allow_mismatch:
+            raise ExportMismatchError(
+                "export failed verification: " + "; ".join(failures)
+                + " (allow_mismatch=True / --allow-mismatch keeps it)"
+            )
+        validation_path = verify_lib.save_validation(tmp, val, reference, y_val)
+        report = {
+            "reference": {
+                "accuracy": ref_accuracy,
+                "params": int(model.count_params()),
+            },
+            "artifacts": artifacts,
+            "model": {
+                "name": serving_name,
+                "inputs": [s.to_json() for s in specs],
+                "num_classes": int(reference.shape[-1]),
+                "labels": labels,
+            },
+            "validation": {
+                "examples": num_examples(val),
+                "labelled": y_val is not None,
+                "file": verify_lib.VALIDATION_FILE,
+                "sha256": verify_lib.sha256_path(validation_path),
+            },
+            "skipped": skipped,
+        }
+        report_lib.write_report(report, tmp)
+        _commit(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _size(path):
+    if os.path.isdir(path):
+        return sum(
+            os.path.getsize(os.path.join(root, f))
+            for root, _, files in os.walk(path)
+            for f in files
+        )
+    return os.path.getsize(path)

@@ -1,0 +1,157 @@
+"""One runtime per artifact format, each reduced to `load` and `run`.
+
+Verification (`kd_keras.export.verify`) has a single loop for every format;
+a runtime only knows how to open its artifact and turn a batch of named
+inputs into float32 logits. Each runs single-threaded, as deployed on one
+core: TensorFlow (a `Session` with one thread, as TF Serving runs a
+SavedModel), the LiteRT interpreter, and ONNX Runtime.
+"""
+
+import json
+import os
+
+import numpy as np
+
+LOGITS = "logits"
+SIGNATURE = "serving_default"
+
+
+class Runtime:
+    """Runs one exported artifact.
+
+    Subclasses set `format` and implement `load(path)` and `run(inputs)`.
+
+    Example:
+
+    >>> rt = get_runtime("onnx")  # doctest: +SKIP
+    >>> rt.load("out/onnx/model.onnx")  # doctest: +SKIP
+    >>> rt.run({"features": x}).shape  # doctest: +SKIP
+    (32, 10)
+    """
+
+    format = None
+
+    def load(self, path):
+        """Opens the artifact at `path`; returns `self`."""
+        raise NotImplementedError
+
+    def run(self, inputs):
+        """Runs a batch `{input name: array}`; returns float32 logits."""
+        raise NotImplementedError
+
+
+class SavedModelRuntime(Runtime):
+    """TensorFlow, through the `serving_default` signature, single-threaded."""
+
+    format = "saved_model"
+
+    def load(self, path):
+        import tensorflow as tf
+
+        self._graph = tf.Graph()
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
+        )
+        with self._graph.as_default():
+            self._session = tf.compat.v1.Session(graph=self._graph, config=config)
+            meta = tf.compat.v1.saved_model.loader.load(
+                self._session, ["serve"], path
+            )
+        signature = meta.signature_def[SIGNATURE]
+        self._feeds = {k: v.name for k, v in signature.inputs.items()}
+        self._fetch = signature.outputs[LOGITS].name
+        return self
+
+    def run(self, inputs):
+        feed = {self._feeds[k]: v for k, v in inputs.items()}
+        return np.asarray(self._session.run(self._fetch, feed), np.float32)
+
+
+class LiteRTRuntime(Runtime):
+    """The LiteRT interpreter (`ai_edge_litert`), single-threaded.
+
+    Integer-only models get their float inputs quantized and their logits
+    dequantized with the tensors' own scale and zero point. Models with
+    TF-Text custom ops (marked in the JSON sidecar) run through
+    `InterpreterWithCustomOps` with `SELECT_TFTEXT_OPS`.
+    """
+
+    format = "tflite"
+
+    def load(self, path):
+        from ai_edge_litert import interpreter as litert
+
+        sidecar = os.path.splitext(path)[0] + ".json"
+        custom = False
+        if os.path.isfile(sidecar):
+            with open(sidecar) as f:
+                custom = bool(json.load(f).get("tftext_custom_ops"))
+        if custom:
+            from tensorflow_text import tflite_registrar
+
+            self._interpreter = litert.InterpreterWithCustomOps(
+                custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS,
+                model_path=path,
+                num_threads=1,
+            )
+        else:
+            self._interpreter = litert.Interpreter(model_path=path, num_threads=1)
+        self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+        self._in = self._runner.get_input_details()
+        self._out = self._runner.get_output_details()[LOGITS]
+        return self
+
+    def run(self, inputs):
+        feed = {}
+        for name, value in inputs.items():
+            detail = self._in[name]
+            dtype = np.dtype(detail["dtype"])
+            scale, zero = detail["quantization"]
+            if scale and value.dtype.kind == "f" and dtype.kind in "iu":
+                info = np.iinfo(dtype)
+                value = np.clip(np.round(value / scale + zero), info.min, info.max)
+            feed[name] = np.asarray(value, dtype)
+        logits = self._runner(**feed)[LOGITS]
+        scale, zero = self._out["quantization"]
+        if scale and np.dtype(self._out["dtype"]).kind in "iu":
+            logits = (logits.astype(np.float32) - zero) * scale
+        return np.asarray(logits, np.float32)
+
+
+class OnnxRuntime(Runtime):
+    """ONNX Runtime on the CPU execution provider, single-threaded."""
+
+    format = "onnx"
+
+    def load(self, path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            path, options, providers=["CPUExecutionProvider"]
+        )
+        return self
+
+    def run(self, inputs):
+        return np.asarray(self._session.run([LOGITS], dict(inputs))[0], np.float32)
+
+
+RUNTIMES = {
+    cls.format: cls for cls in (SavedModelRuntime, LiteRTRuntime, OnnxRuntime)
+}
+
+
+def get_runtime(format):
+    """Returns a fresh, unloaded runtime for `format`."""
+    if format not in RUNTIMES:
+        raise ValueError(
+            f"unknown format {format!r}; choose from {sorted(RUNTIMES)}"
+        )
+    return RUNTIMES[format]()
+
+
+def load_runtime(format, path):
+    """Returns the runtime for `format` with the artifact at `path` loaded."""
+    return get_runtime(format).load(path)

@@ -1,0 +1,194 @@
+"""TFLite / LiteRT conversion from the SavedModel, with quantization.
+
+Conversion starts from the SavedModel's `serving_default` signature (the
+artifact TF Serving runs), so every format shares one graph. Builtin ops
+only by default: an op that would need the Flex delegate fails the export
+with its name. `select_tf_ops=True` opts in to Flex; `tftext_custom_ops=True`
+keeps TF-Text tokenizer ops as custom ops for `InterpreterWithCustomOps`.
+
+Labels go in a sidecar `labels.txt` and the JSON metadata sidecar
+`<model>.json` (tflite-support cannot be installed beside TF 2.21).
+"""
+
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+
+
+class UnsupportedOpError(ValueError):
+    """The graph needs ops the chosen target cannot run."""
+
+
+def _flex_ops(message):
+    ops = []
+    for m in re.finditer(r"TF Select ops: ([^\n]+)", message):
+        ops += [o.strip() for o in m.group(1).split(",") if o.strip()]
+    ops += re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message)
+    ops += re.findall(r"Custom ops: ([^\n]+)", message)
+    return sorted(set(ops))
+
+
+def _representative_dataset(data, limit=200):
+    n = len(next(iter(data.values())))
+
+    def gen():
+        for i in range(min(n, limit)):
+            yield {k: v[i : i + 1] for k, v in data.items()}
+
+    return gen
+
+
+def convert_saved_model(
+    saved_model_dir,
+    quantization="none",
+    representative_data=None,
+    integer_io=False,
+    select_tf_ops=False,
+    tftext_custom_ops=False,
+    signature="serving_default",
+):
+    """Converts one SavedModel signature to a TFLite flatbuffer.
+
+    Args:
+        saved_model_dir: a SavedModel version directory.
+        quantization: `"none"`, `"dynamic"` (int8 weights), `"float16"`
+            (float16 weights) or `"int8"` (full integer, calibrated on
+            `representative_data`).
+        representative_data: `{input name: array}`; required for `"int8"`.
+        integer_io: with `"int8"`, make float inputs and the float outputs
+            int8 too (integer-only I/O).
+        select_tf_ops: allow Flex (select TF) ops.
+        tftext_custom_ops: keep TF-Text ops as custom ops.
+        signature: the signature to convert.
+
+    Returns:
+        The flatbuffer as `bytes`.
+
+    Example:
+
+    >>> flatbuffer = convert_saved_model("out/saved_model/m/1")  # doctest: +SKIP
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"unknown quantization {quantization!r}; choose from {QUANTIZATIONS}"
+        )
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[signature]
+    )
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        if representative_data is None:
+            raise ValueError("quantization 'int8' needs representative_data")
+        converter.representative_dataset = _representative_dataset(
+            representative_data
+        )
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    if tftext_custom_ops:
+        converter.allow_custom_ops = True
+    converter.target_spec.supported_ops = ops
+    try:
+        return converter.convert()
+    except Exception as e:  # ConverterError carries the MLIR diagnostics.
+        message = str(e)
+        flex = _flex_ops(message)
+        if flex:
+            raise UnsupportedOpError(
+                f"TFLite ({quantization}): op(s) {', '.join(flex)} are not "
+                "TFLite builtins and would need Flex; pass select_tf_ops=True "
+                "(--select-tf-ops) to opt in, or change the model"
+            ) from e
+        first = next(
+            (l for l in message.splitlines() if "error" in l.lower()), message
+        )
+        raise UnsupportedOpError(
+            f"TFLite ({quantization}) conversion failed: {first.strip()[:300]}"
+        ) from e
+
+
+def tensor_details(model_path_or_bytes, tftext_custom_ops=False):
+    """Returns the signature's input/output details as JSON-ready dicts."""
+    from ai_edge_litert import interpreter as litert
+
+    kwargs = (
+        {"model_content": model_path_or_bytes}
+        if isinstance(model_path_or_bytes, bytes)
+        else {"model_path": model_path_or_bytes}
+    )
+    if tftext_custom_ops:
+        from tensorflow_text import tflite_registrar
+
+        interp = litert.InterpreterWithCustomOps(
+            custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS, **kwargs
+        )
+    else:
+        interp = litert.Interpreter(**kwargs)
+    runner = interp.get_signature_runner("serving_default")
+
+    def describe(details):
+        return {
+            name: {
+                "dtype": np.dtype(d["dtype"]).name,
+                "shape": [int(v) for v in d["shape_signature"]],
+                "scale": float(d["quantization"][0]),
+                "zero_point": int(d["quantization"][1]),
+            }
+            for name, d in sorted(details.items())
+        }
+
+    return {
+        "inputs": describe(runner.get_input_details()),
+        "outputs": describe(runner.get_output_details()),
+    }
+
+
+def write_tflite(
+    path, flatbuffer, quantization, labels=None, tftext_custom_ops=False, **extra
+):
+    """Writes the flatbuffer, `labels.txt` and the `<model>.json` sidecar.
+
+    Args:
+        path: the `.tflite` file to write.
+        flatbuffer: bytes from `convert_saved_model`.
+        quantization: recorded in the metadata.
+        labels: optional class names, one per line in `labels.txt`.
+        tftext_custom_ops: recorded so runtimes load TF-Text custom ops.
+        **extra: more metadata keys.
+
+    Returns:
+        The metadata dict.
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    metadata = {
+        "model": os.path.basename(path),
+        "quantization": quantization,
+        "signature": "serving_default",
+        "tftext_custom_ops": bool(tftext_custom_ops),
+        **tensor_details(path, tftext_custom_ops),
+        **extra,
+    }
+    if labels is not None:
+        labels_path = os.path.join(directory, "labels.txt")
+        with open(labels_path, "w", encoding="utf-8") as f:
+            f.write("".join(f"{l}\n" for l in labels))
+        metadata["labels_file"] = "labels.txt"
+        metadata["labels"] = [str(l) for l in labels]
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(metadata, f, indent=2)
+    return metadata

@@ -1,0 +1,274 @@
+"""Verification: every artifact, in its own runtime, against the Keras logits.
+
+One loop serves all formats (`kd_keras.export.runtimes` supplies only
+`load` and `run`). For each artifact it measures, on the validation data:
+
+- `max_abs_diff`: the largest absolute difference between its logits and
+  the Keras model's;
+- `top1_agreement`: the fraction of examples with the same arg-max;
+- `accuracy`: against the labels, when given;
+- single-thread, warm latency at batch 1 and batch 32 (p50 and p95, ms);
+
+and checks the tolerance of its quantization (`TOLERANCES`).
+`verify_export(out_dir)` re-runs all of it from `report.json` and the stored
+validation data, after checking each artifact's SHA-256.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+
+from kd_keras.export.inputs import num_examples, slice_inputs
+from kd_keras.export.runtimes import load_runtime
+
+# Logit tolerances per quantization. Full-precision artifacts must match the
+# Keras logits; quantized ones must keep the decisions.
+TOLERANCES = {
+    "none": {"max_abs_diff": 1e-4},
+    "float16": {"max_abs_diff": 1e-2},
+    "dynamic": {"min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
+    "int8": {"min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
+}
+LATENCY_BATCHES = (1, 32)
+
+
+def predict(runtime, inputs, batch_size=32):
+    """Runs `runtime` over all of `inputs` in batches; returns the logits."""
+    n = num_examples(inputs)
+    parts = [
+        runtime.run(slice_inputs(inputs, i, i + batch_size))
+        for i in range(0, n, batch_size)
+    ]
+    return np.concatenate(parts, axis=0)
+
+
+def compare(logits, reference_logits, labels=None):
+    """Returns `max_abs_diff`, `top1_agreement` and `accuracy` (or None).
+
+    Example:
+
+    >>> ref = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> compare(ref + 0.5, ref, labels=np.array([0, 0]))["accuracy"]
+    0.5
+    """
+    logits = np.asarray(logits, np.float64)
+    reference_logits = np.asarray(reference_logits, np.float64)
+    if logits.shape != reference_logits.shape:
+        raise ValueError(
+            f"artifact logits have shape {logits.shape}, Keras logits "
+            f"{reference_logits.shape}"
+        )
+    top1 = logits.argmax(-1)
+    metrics = {
+        "max_abs_diff": float(np.max(np.abs(logits - reference_logits))),
+        "top1_agreement": float(np.mean(top1 == reference_logits.argmax(-1))),
+        "accuracy": None,
+    }
+    if labels is not None:
+        metrics["accuracy"] = accuracy(logits, labels)
+    return metrics
+
+
+def accuracy(logits, labels):
+    """Top-1 accuracy over the labelled examples (label -1 is skipped)."""
+    labels = np.asarray(labels).reshape(-1)
+    mask = labels >= 0
+    if not mask.any():
+        return None
+    return float(np.mean(np.asarray(logits).argmax(-1)[mask] == labels[mask]))
+
+
+def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3):
+    """Warm, single-call latency of `runtime` at `batch_size`, in ms.
+
+    Returns:
+        `(p50, p95)`.
+    """
+    n = num_examples(inputs)
+    reps = -(-batch_size // n)
+    batch = {k: np.concatenate([v] * reps)[:batch_size] for k, v in inputs.items()}
+    for _ in range(warmup):
+        runtime.run(batch)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runtime.run(batch)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def check_tolerance(entry, reference_accuracy):
+    """Returns a list of reasons `entry` misses its tolerance (empty = pass)."""
+    tol = TOLERANCES[entry["quantization"]]
+    reasons = []
+    if "max_abs_diff" in tol and not entry["max_abs_diff"] <= tol["max_abs_diff"]:
+        reasons.append(
+            f"max_abs_diff {entry['max_abs_diff']:.3g} > {tol['max_abs_diff']:g}"
+        )
+    if "min_top1_agreement" in tol:
+        if not entry["top1_agreement"] >= tol["min_top1_agreement"]:
+            reasons.append(
+                f"top1_agreement {entry['top1_agreement']:.4f} < "
+                f"{tol['min_top1_agreement']}"
+            )
+        if reference_accuracy is not None and entry["accuracy"] is not None:
+            drop = reference_accuracy - entry["accuracy"]
+            if drop > tol["max_accuracy_drop"] + 1e-9:
+                reasons.append(
+                    f"accuracy drop {drop:.4f} > {tol['max_accuracy_drop']}"
+                )
+    return reasons
+
+
+def verify_artifact(
+    format,
+    path,
+    quantization,
+    inputs,
+    reference_logits,
+    labels=None,
+    reference_accuracy=None,
+    latency_runs=30,
+):
+    """Runs one artifact and returns its report entry (without paths).
+
+    Args:
+        format: `"saved_model"`, `"tflite"` or `"onnx"`.
+        path: the artifact (file, or SavedModel version directory).
+        quantization: its quantization, which picks the tolerance.
+        inputs: validation inputs `{name: array}`.
+        reference_logits: the Keras model's logits on `inputs`.
+        labels: optional integer labels.
+        reference_accuracy: the Keras model's accuracy, for the int8 check.
+        latency_runs: timed calls per batch size (0 skips latency).
+
+    Returns:
+        A dict with the metrics, latencies, `tolerance`, `passed` and
+        `failures`.
+    """
+    runtime = load_runtime(format, path)
+    entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
+    entry["quantization"] = quantization
+    for batch in LATENCY_BATCHES:
+        p50 = p95 = None
+        if latency_runs:
+            p50, p95 = measure_latency(runtime, inputs, batch, runs=latency_runs)
+        suffix = "" if batch == 1 else f"_batch{batch}"
+        entry[f"latency_ms_p50{suffix}"] = p50
+        entry[f"latency_ms_p95{suffix}"] = p95
+    entry["tolerance"] = TOLERANCES[quantization]
+    entry["failures"] = check_tolerance(entry, reference_accuracy)
+    entry["passed"] = not entry["failures"]
+    del entry["quantization"]
+    return entry
+
+
+def sha256_path(path):
+    """SHA-256 of a file, or of a directory's files (names and contents)."""
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
+                digest.update(sha256_path(full).encode("ascii"))
+        return digest.hexdigest()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+VALIDATION_FILE = os.path.join("verification", "validation.npz")
+
+
+def save_validation(out_dir, inputs, reference_logits, labels):
+    """Stores what `verify_export` needs to re-run the comparison."""
+    path = os.path.join(out_dir, VALIDATION_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arrays = {f"input/{k}": v for k, v in inputs.items()}
+    arrays["reference_logits"] = reference_logits
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels)
+    np.savez(path, **arrays)
+    return path
+
+
+def load_validation(out_dir):
+    path = os.path.join(out_dir, VALIDATION_FILE)
+    with np.load(path, allow_pickle=False) as data:
+        inputs = {
+            k[len("input/") :]: data[k] for k in data.files if k.startswith("input/")
+        }
+        labels = data["labels"] if "labels" in data.files else None
+        return inputs, data["reference_logits"], labels
+
+
+def verify_export(out_dir, latency_runs=10):
+    """Re-runs every artifact listed in `out_dir/report.json`.
+
+    An artifact fails when it is missing, its SHA-256 changed, it no longer
+    loads or runs, or it misses its tolerance.
+
+    Args:
+        out_dir: a directory written by `export_model`.
+        latency_runs: timed calls per batch size (0 skips latency).
+
+    Returns:
+        A list of `(entry, fresh_metrics_or_None, failures)` per artifact.
+
+    Example:
+
+    >>> results = verify_export("out/")  # doctest: +SKIP
+    >>> all(not failures for _, _, failures in results)  # doctest: +SKIP
+    True
+    """
+    report_path = os.path.join(out_dir, "report.json")
+    if not os.path.isfile(report_path):
+        raise FileNotFoundError(f"{report_path!r} does not exist")
+    try:
+        with open(report_path) as f:
+            report = json.load(f)
+        artifacts = report["artifacts"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{report_path!r} is not a kd_keras export report: {e}")
+    validation = os.path.join(out_dir, VALIDATION_FILE)
+    expected = report.get("validation", {}).get("sha256")
+    if not os.path.isfile(validation) or sha256_path(validation) != expected:
+        raise ValueError(f"{validation!r} is missing or was altered")
+    inputs, reference_logits, labels = load_validation(out_dir)
+    reference_accuracy = report["reference"].get("accuracy")
+    results = []
+    for entry in artifacts:
+        path = os.path.join(out_dir, entry["file"])
+        name = f"{entry['format']}/{entry['quantization']}"
+        if not os.path.exists(path):
+            results.append((entry, None, [f"{name}: {entry['file']} is missing"]))
+            continue
+        if sha256_path(path) != entry["sha256"]:
+            results.append(
+                (entry, None, [f"{name}: {entry['file']} was altered (sha256)"])
+            )
+            continue
+        try:
+            fresh = verify_artifact(
+                entry["format"],
+                path,
+                entry["quantization"],
+                inputs,
+                reference_logits,
+                labels,
+                reference_accuracy,
+                latency_runs=latency_runs,
+            )
+        except Exception as e:  # A broken artifact is a verification failure.
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            results.append((entry, None, [f"{name}: cannot run: {message}"]))
+            continue
+        failures = [f"{name}: {r}" for r in fresh["failures"]]
+        results.append((entry, fresh, failures))
+    return results
