@@ -1,0 +1,135 @@
+"""`load_teacher`: one entry point for every teacher source."""
+
+import json
+import os
+import zipfile
+
+import keras
+
+from kd_keras.teachers.base import KerasTeacher
+from kd_keras.teachers.base import Teacher
+
+
+def load_keras_file(path):
+    """Loads a `.keras` file with `safe_mode=True`.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable Keras archive; the message
+            names the file.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such .keras file.")
+    # Importing the package registers kd_keras layers used by saved teachers.
+    import kd_keras.teachers.bert  # noqa: F401
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid .keras model ({e}).") from e
+
+
+def _hf_config(path):
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_teacher(source, **options):
+    """Loads a teacher from any supported source.
+
+    | `source`                                   | teacher                  | in graph |
+    |--------------------------------------------|--------------------------|----------|
+    | a `keras.Model` or a `Teacher`             | as is                    | yes      |
+    | a list/tuple of sources                    | `EnsembleTeacher`        | if all are |
+    | `*.keras` file                             | `keras.saving.load_model(safe_mode=True)` | yes |
+    | SavedModel directory (`saved_model.pb`)    | `SavedModelTeacher`      | yes      |
+    | `*.onnx` file                              | `OnnxTeacher` (ONNX Runtime) | no   |
+    | Hugging Face BERT checkpoint dir / KerasHub preset | `load_bert_teacher` | yes |
+    | any `transformers` id or dir, `runtime="torch"` | `TransformersTeacher` | no  |
+
+    Args:
+        source: see the table.
+        **options: passed to the loader: `call_endpoint`, `output_key`
+            (SavedModel); `output_name` (ONNX); `num_classes`, `pooling`
+            (BERT via KerasHub); `runtime="torch"` plus `output`,
+            `auto_class`, `sequence_length`, `local_files_only`
+            (transformers); `weights`, `combine` (ensembles).
+
+    Returns:
+        A `kd_keras.teachers.Teacher`. In-graph teachers have `.model`, a
+        `keras.Model` that `Distiller` can run inside `train_step`.
+
+    Example:
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> load_teacher(m).in_graph
+    True
+    """
+    if isinstance(source, Teacher):
+        return source
+    if isinstance(source, keras.Model):
+        return KerasTeacher(source)
+    if isinstance(source, (list, tuple)):
+        from kd_keras.teachers.ensemble import EnsembleTeacher
+
+        weights = options.pop("weights", None)
+        combine = options.pop("combine", "logits")
+        members = [load_teacher(s, **options) for s in source]
+        return EnsembleTeacher(members, weights=weights, combine=combine)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"Cannot load a teacher from a {type(source).__name__}; pass a "
+            "keras.Model, a file or directory path, or a preset name."
+        )
+    source = os.fspath(source)
+    runtime = options.pop("runtime", None)
+    if runtime not in (None, "keras", "torch"):
+        raise ValueError(f"runtime must be 'keras' or 'torch'; got '{runtime}'.")
+    if runtime == "torch":
+        from kd_keras.teachers.transformers_teacher import TransformersTeacher
+
+        return TransformersTeacher(source, **options)
+    if source.endswith(".keras"):
+        _no_options(source, options)
+        return KerasTeacher(load_keras_file(source))
+    if source.endswith(".onnx"):
+        from kd_keras.teachers.onnx_teacher import OnnxTeacher
+
+        return OnnxTeacher(source, **options)
+    if os.path.isfile(os.path.join(source, "saved_model.pb")):
+        from kd_keras.teachers.saved_model import SavedModelTeacher
+
+        return SavedModelTeacher(source, **options)
+    if os.path.isdir(source):
+        config = _hf_config(source)
+        if config.get("model_type", "bert") != "bert" and runtime is None:
+            from kd_keras.teachers.transformers_teacher import TransformersTeacher
+
+            return TransformersTeacher(source, **options)
+        from kd_keras.teachers.bert import load_bert_teacher
+
+        return KerasTeacher(load_bert_teacher(source, **options))
+    if os.path.exists(source) or os.path.sep in source:
+        raise FileNotFoundError(
+            f"{source}: not a .keras file, .onnx file, SavedModel or "
+            "checkpoint directory."
+        )
+    # A bare name: a KerasHub preset (e.g. "bert_tiny_en_uncased").
+    from kd_keras.teachers.bert import load_bert_teacher
+
+    return KerasTeacher(load_bert_teacher(source, **options))
+
+
+def _no_options(source, options):
+    if options:
+        raise ValueError(f"{source}: unexpected option(s) {sorted(options)}.")

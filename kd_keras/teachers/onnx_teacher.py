@@ -1,0 +1,97 @@
+"""Teachers stored as ONNX models, run through ONNX Runtime."""
+
+import hashlib
+import os
+
+import numpy as np
+
+from kd_keras.teachers.base import Teacher
+
+
+class OnnxTeacher(Teacher):
+    """A teacher that runs an ONNX model with ONNX Runtime on the CPU.
+
+    It runs outside the TensorFlow graph (`in_graph=False`): use it through
+    `kd_keras.cache.cache_teacher_outputs`, not inside `Distiller.fit`.
+    The fingerprint hashes the file's bytes and the chosen output.
+
+    Args:
+        path: the `.onnx` file.
+        output_name: the graph output that holds the logits; `None` takes
+            the first output.
+
+    Example:
+
+    >>> teacher = OnnxTeacher("teacher.onnx")          # doctest: +SKIP
+    >>> teacher.predict_on_batch(x_batch).shape        # doctest: +SKIP
+    (32, 10)
+    """
+
+    in_graph = False
+
+    def __init__(self, path, output_name=None):
+        import onnxruntime as ort
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such ONNX file.")
+        self.path = path
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                path, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own exception types.
+            raise ValueError(f"{path}: not a valid ONNX model ({e}).") from e
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if output_name is None:
+            output_name = outputs[0]
+        elif output_name not in outputs:
+            raise ValueError(
+                f"{path}: no output '{output_name}'; outputs are {outputs}."
+            )
+        self.output_name = output_name
+        self._fingerprint = None
+
+    def _feed(self, x):
+        if isinstance(x, dict):
+            missing = [n for n in self.input_names if n not in x]
+            if missing:
+                raise ValueError(
+                    f"{self.path}: batch lacks input(s) {missing}; "
+                    f"got keys {sorted(x)}."
+                )
+            return {n: self._cast(n, x[n]) for n in self.input_names}
+        if len(self.input_names) != 1:
+            raise ValueError(
+                f"{self.path}: the model has inputs {self.input_names}; pass a "
+                "dict keyed by these names."
+            )
+        return {self.input_names[0]: self._cast(self.input_names[0], x)}
+
+    def _cast(self, name, value):
+        value = np.asarray(value)
+        onnx_type = next(i.type for i in self.session.get_inputs() if i.name == name)
+        dtypes = {
+            "tensor(float)": np.float32,
+            "tensor(double)": np.float64,
+            "tensor(int32)": np.int32,
+            "tensor(int64)": np.int64,
+            "tensor(bool)": np.bool_,
+        }
+        return value.astype(dtypes[onnx_type]) if onnx_type in dtypes else value
+
+    def predict_on_batch(self, x):
+        (logits,) = self.session.run([self.output_name], self._feed(x))
+        return np.asarray(logits, dtype=np.float32)
+
+    def fingerprint(self):
+        if self._fingerprint is None:
+            digest = hashlib.sha256(b"onnx")
+            digest.update(self.output_name.encode("utf-8"))
+            with open(self.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint

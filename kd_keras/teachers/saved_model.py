@@ -1,0 +1,143 @@
+"""Teachers stored as TensorFlow SavedModels (e.g. a TF Serving export)."""
+
+import hashlib
+import os
+
+import keras
+
+from kd_keras.teachers.base import KerasTeacher
+
+
+def _hash_directory(path, digest):
+    """Feeds every file under `path` (sorted, with relative names) to `digest`."""
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode("utf-8"))
+            with open(full, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class SignatureLayer(keras.layers.TFSMLayer):
+    """A `keras.layers.TFSMLayer` that also calls multi-input signatures and
+    picks one output.
+
+    `TFSMLayer` passes its inputs positionally, which a serving signature with
+    several named inputs rejects; this layer passes a dict as keyword
+    arguments. Signatures return a dict of outputs; `output_key` chooses one.
+
+    Args:
+        filepath: the SavedModel directory.
+        call_endpoint: a signature name (e.g. `"serving_default"`) or an
+            endpoint name of a Keras export (e.g. `"serve"`).
+        output_key: the output to return when the endpoint returns a dict.
+            `None` is allowed when the dict has exactly one entry.
+        **kwargs: passed to `keras.layers.TFSMLayer`.
+    """
+
+    def __init__(
+        self, filepath, call_endpoint="serving_default", output_key=None, **kwargs
+    ):
+        super().__init__(filepath, call_endpoint=call_endpoint, **kwargs)
+        self.output_key = output_key
+
+    def call(self, inputs, training=False):
+        if isinstance(inputs, dict):
+            outputs = self.call_endpoint_fn(**inputs)
+        else:
+            outputs = self.call_endpoint_fn(inputs)
+        if not isinstance(outputs, dict):
+            return outputs
+        if self.output_key is not None:
+            if self.output_key not in outputs:
+                raise ValueError(
+                    f"SavedModel {self.filepath}: endpoint "
+                    f"'{self.call_endpoint}' has no output "
+                    f"'{self.output_key}'; outputs are {sorted(outputs)}."
+                )
+            return outputs[self.output_key]
+        if len(outputs) != 1:
+            raise ValueError(
+                f"SavedModel {self.filepath}: endpoint '{self.call_endpoint}' "
+                f"returns several outputs {sorted(outputs)}; choose one with "
+                "output_key=..."
+            )
+        return next(iter(outputs.values()))
+
+    def get_config(self):
+        config = super().get_config()
+        config["output_key"] = self.output_key
+        return config
+
+
+def _input_specs(layer):
+    """Returns the endpoint's input `tf.TensorSpec`s: a dict for a signature
+    with named inputs, or a single spec."""
+    fn = layer.call_endpoint_fn
+    args, kwargs = fn.structured_input_signature
+    if kwargs and not args:
+        return dict(kwargs)
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    raise ValueError(
+        f"SavedModel {layer.filepath}: endpoint '{layer.call_endpoint}' has an "
+        f"input signature kd_keras cannot wrap: {fn.structured_input_signature}."
+    )
+
+
+class SavedModelTeacher(KerasTeacher):
+    """A teacher that runs one signature of a SavedModel in the graph.
+
+    The signature is wrapped in a functional `keras.Model` (inputs named as
+    in the signature), so it can run inside `Distiller.train_step`. The
+    fingerprint hashes every file of the SavedModel plus the endpoint and
+    output key.
+
+    Args:
+        path: the SavedModel directory (the one holding `saved_model.pb`).
+        call_endpoint: signature or endpoint name.
+        output_key: which output holds the logits, e.g. `"logits"`.
+
+    Example:
+
+    >>> teacher = SavedModelTeacher("export/1", output_key="logits")  # doctest: +SKIP
+    >>> teacher.predict_on_batch(x).shape                             # doctest: +SKIP
+    (32, 2)
+    """
+
+    def __init__(self, path, call_endpoint="serving_default", output_key=None):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise FileNotFoundError(f"{path}: no saved_model.pb, not a SavedModel.")
+        self.path = path
+        self.call_endpoint = call_endpoint
+        self.output_key = output_key
+        try:
+            layer = SignatureLayer(
+                path, call_endpoint=call_endpoint, output_key=output_key
+            )
+        except ValueError as e:
+            raise ValueError(f"SavedModel {path}: {e}") from e
+        specs = _input_specs(layer)
+
+        def to_input(name, spec):
+            return keras.Input(
+                shape=tuple(spec.shape[1:]), dtype=spec.dtype.name, name=name
+            )
+
+        if isinstance(specs, dict):
+            inputs = {name: to_input(name, spec) for name, spec in specs.items()}
+        else:
+            inputs = to_input(specs.name or "inputs", specs)
+        model = keras.Model(inputs, layer(inputs), name="saved_model_teacher")
+        super().__init__(model)
+
+    def fingerprint(self):
+        if self._fingerprint is None:
+            digest = hashlib.sha256(b"saved_model")
+            digest.update(f"{self.call_endpoint}|{self.output_key}".encode())
+            _hash_directory(self.path, digest)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from kd_keras.teachers import bert
+from kd_keras.teachers import loading
+from tests.teachers.conftest import random_tokens
+from tests.teachers.conftest import save_tiny_bert
+
+
+def _torch_outputs(path, tokens, auto_class="BertModel"):
+    import transformers
+
+    model = getattr(transformers, auto_class).from_pretrained(path).eval()
+    with torch.no_grad():
+        return model(
+            input_ids=torch.as_tensor(tokens["token_ids"], dtype=torch.long),
+            attention_mask=torch.as_tensor(tokens["padding_mask"], dtype=torch.long),
+            token_type_ids=torch.as_tensor(tokens["segment_ids"], dtype=torch.long),
+        )
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])
+def test_fidelity_keras_hub_conversion_matches_transformers(tmp_path, rng, hidden_act):
+    path = str(tmp_path / "ckpt")
+    save_tiny_bert(path, hidden_act=hidden_act)
+    tokens = random_tokens(rng)
+    expected = _torch_outputs(path, tokens).last_hidden_state.numpy()
+
+    backbone = bert.load_bert_backbone(path)
+    got = np.asarray(backbone(tokens)["sequence_output"])
+
+    mask = tokens["padding_mask"].astype(bool)  # padded positions are unused
+    np.testing.assert_allclose(got[mask], expected[mask], atol=1e-4)
+
+
+def test_plain_keras_hub_differs_when_checkpoint_uses_exact_gelu(tiny_bert_dir, rng):
+    # Guards the test above: the weights are large enough that KerasHub's
+    # tanh GELU alone would miss the 1e-4 tolerance.
+    import keras_hub
+
+    tokens = random_tokens(rng)
+    expected = _torch_outputs(tiny_bert_dir, tokens).last_hidden_state.numpy()
+    plain = keras_hub.models.BertBackbone.from_preset(tiny_bert_dir)
+    got = np.asarray(plain(tokens)["sequence_output"])
+    mask = tokens["padding_mask"].astype(bool)
+    assert np.abs(got[mask] - expected[mask]).max() > 1e-4
+
+
+def test_hf_classifier_checkpoint_keeps_its_head(tiny_bert_classifier_dir, rng):
+    tokens = random_tokens(rng)
+    expected = _torch_outputs(
+        tiny_bert_classifier_dir, tokens, "BertForSequenceClassification"
+    ).logits.numpy()
+
+    teacher = loading.load_teacher(tiny_bert_classifier_dir)
+
+    assert teacher.in_graph
+    np.testing.assert_allclose(teacher.predict_on_batch(tokens), expected, atol=1e-4)
+
+
+def test_bare_encoder_gets_mean_pooled_head(tiny_bert_dir, rng):
+    tokens = random_tokens(rng)
+    hidden = _torch_outputs(tiny_bert_dir, tokens).last_hidden_state.numpy()
+    model = bert.load_bert_teacher(tiny_bert_dir, num_classes=2, pooling="mean")
+    kernel, bias = model.get_layer("head").get_weights()
+
+    mask = tokens["padding_mask"][:, :, None]
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    np.testing.assert_allclose(
+        np.asarray(model(tokens)), pooled @ kernel + bias, atol=1e-4
+    )
+
+
+def test_bare_encoder_without_num_classes_is_refused(tiny_bert_dir):
+    with pytest.raises(ValueError, match="num_classes"):
+        bert.load_bert_teacher(tiny_bert_dir)
+
+
+def test_missing_checkpoint_dir_is_named(tmp_path):
+    missing = str(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        loading.load_teacher(missing, num_classes=2)
