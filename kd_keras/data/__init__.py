@@ -1,0 +1,22 @@
+"""Data: labelled text files, the built-in demo dataset and tokenization.
+
+- `read_examples(path, ...)`: TSV / CSV / JSONL -> texts and raw labels.
+- `load_text_dataset(train, test=None, ...)`: -> `TextDataset` with seeded
+  train/validation/test splits and label names.
+- `load_builtin("rt_polarity")`: the shipped movie-review sentences
+  (Pang & Lee, ACL 2005) in a seeded 80/10/10 split.
+- `WordPieceEncoder(vocab, sequence_length)`: texts -> int32 WordPiece ids.
+"""
+
+from kd_keras.data.builtin import BUILTIN_DATASETS
+from kd_keras.data.builtin import load_builtin
+from kd_keras.data.builtin import load_rt_polarity
+from kd_keras.data.readers import FORMATS
+from kd_keras.data.readers import DataError
+from kd_keras.data.readers import read_examples
+from kd_keras.data.text_dataset import SPLITS
+from kd_keras.data.text_dataset import TextDataset
+from kd_keras.data.text_dataset import encode_labels
+from kd_keras.data.text_dataset import load_text_dataset
+from kd_keras.data.text_dataset import split_indices
+from kd_keras.data.tokenizer import WordPieceEncoder

@@ -1,0 +1,68 @@
+"""WordPiece token ids for text students and BERT-style teachers.
+
+Texts are tokenized once, up front, with KerasHub's `BertTokenizer` (TF-Text
+WordPiece) on the teacher's vocabulary, then packed as
+`[CLS] tokens... [SEP] 0 0 ...` to a fixed length. Teacher and student read
+the same int32 ids, so the student needs no tokenizer of its own at serving
+time beyond this function.
+"""
+
+import numpy as np
+
+
+def load_vocabulary(path):
+    """Reads a WordPiece `vocab.txt` (one token a line) into a list."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+class WordPieceEncoder:
+    """Texts -> fixed-length int32 WordPiece ids (`[CLS] ... [SEP]`, 0-padded).
+
+    Args:
+        vocabulary: path of a `vocab.txt` or a list of tokens.
+        sequence_length: the packed length, including `[CLS]` and `[SEP]`.
+        lowercase: lowercase before tokenizing (uncased BERT vocabularies).
+
+    Example:
+
+    >>> enc = WordPieceEncoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]",
+    ...                         "[MASK]", "good", "film"], sequence_length=6)
+    >>> enc(["good film"]).tolist()
+    [[2, 5, 6, 3, 0, 0]]
+    """
+
+    def __init__(self, vocabulary, sequence_length=64, lowercase=True):
+        import keras_hub
+
+        if isinstance(vocabulary, str):
+            vocabulary = load_vocabulary(vocabulary)
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self.tokenizer = keras_hub.tokenizers.BertTokenizer(
+            vocabulary=self.vocabulary, lowercase=lowercase
+        )
+        self.packer = keras_hub.layers.StartEndPacker(
+            sequence_length=self.sequence_length,
+            start_value=self.tokenizer.cls_token_id,
+            end_value=self.tokenizer.sep_token_id,
+            pad_value=self.tokenizer.pad_token_id,
+            return_padding_mask=False,
+        )
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary)
+
+    def __call__(self, texts, batch_size=2048):
+        """Returns int32 ids of shape `[len(texts), sequence_length]`."""
+        import keras
+
+        out = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            ids = self.packer(self.tokenizer(chunk))
+            out.append(np.asarray(keras.ops.convert_to_numpy(ids), np.int32))
+        if not out:
+            return np.zeros((0, self.sequence_length), np.int32)
+        return np.concatenate(out)

@@ -1,0 +1,60 @@
+"""`mlp`: a multilayer perceptron on feature vectors or on token ids."""
+
+import keras
+
+from kd_keras.students.common import token_ids_input
+
+
+def mlp(
+    num_classes,
+    vocab_size=None,
+    sequence_length=None,
+    input_shape=None,
+    hidden_units=(256,),
+    embedding_dim=64,
+    dropout=0.2,
+    name="mlp",
+):
+    """Builds an MLP student.
+
+    With `vocab_size` and `sequence_length` it reads int32 token ids through
+    an averaged embedding (a fastText-style bag of words); otherwise it reads
+    float32 features of `input_shape` (flattened).
+
+    Args:
+        num_classes: number of output logits.
+        vocab_size: vocabulary size when the input is token ids.
+        sequence_length: length of the id sequences.
+        input_shape: shape of a float feature input, e.g. `(64,)`.
+        hidden_units: widths of the hidden ReLU layers.
+        embedding_dim: token embedding width (token-id input only).
+        dropout: dropout rate after each hidden layer.
+        name: the model's name.
+
+    Returns:
+        A `keras.Model` outputting `[batch, num_classes]` logits.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = mlp(10, input_shape=(64,), hidden_units=(32,))
+    >>> m(np.zeros((2, 64), "float32")).shape
+    TensorShape([2, 10])
+    """
+    if vocab_size and sequence_length:
+        inputs = token_ids_input(sequence_length)
+        x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+        x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    else:
+        if input_shape is None:
+            raise ValueError(
+                "student: mlp needs `input_shape` (features) or `vocab_size` "
+                "and `sequence_length` (token ids)"
+            )
+        inputs = keras.Input(shape=tuple(input_shape), name="features")
+        x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for i, units in enumerate(hidden_units):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)

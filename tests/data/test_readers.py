@@ -1,0 +1,70 @@
+import json
+import os
+
+import pytest
+
+from kd_keras.data import DataError
+from kd_keras.data import read_examples
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_tsv_without_header_keeps_quotes(tmp_path):
+    p = _write(tmp_path, "a.tsv", 'he said "hi\tWorld\nok film\tSports\n')
+    assert read_examples(p) == (['he said "hi', "ok film"], ["World", "Sports"])
+
+
+def test_csv_with_header_by_name(tmp_path):
+    p = _write(tmp_path, "a.csv", 'label,text\n1,"good, really"\n0,bad\n')
+    texts, labels = read_examples(p, header=True, text_column="text", label_column="label")
+    assert texts == ["good, really", "bad"]
+    assert labels == ["1", "0"]
+
+
+def test_jsonl_by_key(tmp_path):
+    lines = [json.dumps({"t": "x y", "y": 2}), "", json.dumps({"t": "z", "y": 0})]
+    p = _write(tmp_path, "a.jsonl", "\n".join(lines) + "\n")
+    assert read_examples(p, text_column="t", label_column="y") == (["x y", "z"], ["2", "0"])
+
+
+def test_missing_file_names_it(tmp_path):
+    missing = os.path.join(str(tmp_path), "nope.tsv")
+    with pytest.raises(FileNotFoundError, match="nope.tsv"):
+        read_examples(missing)
+
+
+@pytest.mark.parametrize(
+    "content,kwargs,match",
+    [
+        ("a\tb\n", dict(label_column=5), "data.label_column: column 5 does not exist"),
+        ("text\tlab\na\tb\n", dict(header=True, label_column="label"),
+         "data.label_column: column 'label' does not exist"),
+        ("a\tb\n", dict(label_column="label"), "data.label_column"),
+    ],
+)
+def test_bad_label_column_names_key_and_file(tmp_path, content, kwargs, match):
+    p = _write(tmp_path, "d.tsv", content)
+    with pytest.raises(DataError, match=match) as e:
+        read_examples(p, **kwargs)
+    assert "\n" not in str(e.value)
+    if "header" in kwargs or isinstance(kwargs["label_column"], int):
+        assert "d.tsv" in str(e.value)
+
+
+def test_jsonl_missing_key_and_bad_json(tmp_path):
+    p = _write(tmp_path, "a.jsonl", '{"text": "a"}\n')
+    with pytest.raises(DataError, match="data.label_column: key 'label'"):
+        read_examples(p, text_column="text", label_column="label")
+    p = _write(tmp_path, "b.jsonl", "{oops\n")
+    with pytest.raises(DataError, match="b.jsonl: line 1 is not valid JSON"):
+        read_examples(p, text_column="text", label_column="label")
+
+
+def test_unknown_format(tmp_path):
+    p = _write(tmp_path, "a.xyz", "a\tb\n")
+    with pytest.raises(DataError, match="data.format"):
+        read_examples(p)
