@@ -27,11 +27,23 @@ What is exact and what is not:
   `sum_j q_j**(1/T)` over a distribution `q` is largest when `q` is uniform,
   the reconstructed rest has *more* mass for T > 1 (softer targets) and less
   for T < 1; the top-k probabilities shift accordingly. The error vanishes
-  when the rest is uniform and grows with how peaked the rest is. Measured on
-  a 100-class teacher with k = 10 in `tests/cache/test_topk.py`: the relative
-  error of the batch-mean T = 3 soft-target KL stays below a few percent.
-  Pick `k` so that the rest mass is small, or keep dense logits for few
-  classes (the default).
+  when the rest is uniform and grows with how spread out the rest logits are
+  and with T, because high temperatures are exactly what bring the tail
+  ("dark knowledge") into the soft targets.
+
+Measured relative error of the batch-mean soft-target KL (reconstructed vs
+exact, NumPy float64) for a 100-class teacher (logits 3 * N(0, 1), +6 on one
+class), student logits 0.5 * teacher + N(0, 1); `tests/cache/test_topk.py`
+checks the k = 10 and k = 90 rows:
+
+    k  | T = 1 | T = 2 | T = 3 | T = 5
+    10 | 3.9 % | 13 %  | 21 %  | 24 %
+    20 | 1.2 % | 11 %  | 20 %  | 26 %
+    50 | 0.1 % | 3.3 % | 9.2 % | 17 %
+    90 | 0.0 % | 0.1 % | 0.6 % | 1.9 %
+
+So top-k compression is safe at T near 1 or with a small rest mass; at the
+usual T = 3 to 5 keep a large k (or dense logits) unless storage forces it.
 """
 
 import numpy as np

@@ -1,0 +1,48 @@
+import hashlib
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.cache import fingerprint as fp
+from kd_keras.cache.inputs import Inputs
+
+
+def _digests(x, size):
+    return [fp.chunk_digest(c) for c in Inputs(x).chunks(size)]
+
+
+def test_digest_is_sha256_of_header_and_bytes():
+    x = np.arange(12, dtype=np.int32).reshape(4, 3)
+    ref = hashlib.sha256(b'["x", 4, {"shape": [3], "dtype": "int32"}]' + x.tobytes())
+    assert fp.chunk_digest({"x": x}) == ref.hexdigest()
+
+
+def test_any_change_order_or_count_changes_the_digest():
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    base = fp.chunk_digest({"x": x})
+    y = x.copy()
+    y[7, 2] = np.nextafter(y[7, 2], 1)
+    assert fp.chunk_digest({"x": y}) != base
+    assert fp.chunk_digest({"x": x[[1, 0, *range(2, 10)]]}) != base
+    assert fp.chunk_digest({"x": x[:9]}) != base
+    assert fp.chunk_digest({"x": x.astype(np.float64)}) != base
+    assert fp.chunk_digest({"y": x}) != base
+
+
+def test_arrays_dataset_and_strings_agree():
+    text = np.array(["a movie", "ünïcode", ""])
+    as_bytes = np.array([s.encode("utf-8") for s in text], dtype=object)
+    assert fp.chunk_digest({"x": text}) == fp.chunk_digest({"x": as_bytes})
+    ids = np.arange(20, dtype=np.int64).reshape(10, 2)
+    x = {"ids": ids, "text": np.array([f"s{i}" for i in range(10)])}
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    assert _digests(x, 4) == _digests(ds, 4)
+    assert len(_digests(x, 4)) == 3
+
+
+def test_inputs_fingerprint_depends_on_spec_count_and_order():
+    spec = {"x": {"shape": [3], "dtype": "float32"}}
+    a = fp.inputs_fingerprint(spec, 8, ["d1", "d2"])
+    assert a != fp.inputs_fingerprint(spec, 8, ["d2", "d1"])
+    assert a != fp.inputs_fingerprint(spec, 7, ["d1", "d2"])
+    assert a == fp.inputs_fingerprint(dict(spec), 8, ["d1", "d2"])
