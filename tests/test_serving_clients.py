@@ -281,3 +281,48 @@ def test_cli_help_and_errors(capsys, tmp_path):
         grpc_client.build_predict_request("m", "s", {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
     with pytest.raises(ConnectionError, match="cannot reach the server"):
         rest_client.send_rest_request("http://127.0.0.1:9/v1/models/m:predict", {}, timeout=2)
+
+
+def test_clients_on_export_model_output(tmp_path, monkeypatch):
+    """The clients against what `kd_keras.export.export_model` writes."""
+    from kd_keras.export import export_model
+
+    ids = keras.Input((5,), dtype="int32", name="token_ids")
+    mask = keras.Input((5,), dtype="int32", name="padding_mask")
+    x = keras.layers.Embedding(30, 4)(ids) * keras.ops.expand_dims(
+        keras.ops.cast(mask, "float32"), -1)
+    logits = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model({"token_ids": ids, "padding_mask": mask}, logits, name="pair")
+    rng = np.random.default_rng(3)
+    val = {
+        "token_ids": rng.integers(0, 30, size=(16, 5)).astype("int32"),
+        "padding_mask": (rng.random((16, 5)) > 0.3).astype("int32"),
+    }
+    export_model(
+        model, str(tmp_path / "out"), formats=("saved_model",),
+        validation_data=(val, rng.integers(0, 2, 16)), labels=["neg", "pos"],
+        latency_runs=2,
+    )
+    version_dir = str(tmp_path / "out" / "saved_model" / "pair" / "1")
+    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    served = {"signature": signature}
+    records = warmup.read_warmup_requests(version_dir)
+    assert records, "export_model wrote no warmup requests"
+    for record in records:
+        assert record.model_spec.name == "pair"
+        examples = warmup.request_to_arrays(record)
+        # The gRPC client builds exactly what TF Serving replays at load time.
+        assert grpc_client.build_predict_request("pair", "serving_default", examples) == record
+        rows = [i for i in range(16) if all(
+            np.array_equal(val[k][i], examples[k][0]) for k in val)]
+        assert rows, "warmup examples do not come from the validation data"
+        expected = model.predict_on_batch({k: v[rows[:1]] for k, v in val.items()})
+        body = json.loads(json.dumps(rest_client.build_rest_request("serving_default", examples)))
+        for tensors in (
+            _rest_decode(served, body["inputs"]),
+            {k: tf.constant(v) for k, v in examples.items()},
+        ):
+            outputs = _run_decoded(served, tensors)
+            np.testing.assert_allclose(outputs["logits"].numpy(), expected, atol=1e-5)
+            label = ["neg", "pos"][int(expected.argmax())]
+            assert outputs["classes"].numpy()[0].decode() == label
