@@ -1,6 +1,7 @@
 """`Distiller`: a `keras.Model` that trains a student to imitate a teacher."""
 
 import inspect
+import re
 
 import keras
 import numpy as np
@@ -90,6 +91,8 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         self.temperature = 3.0
         self.student_loss_fn = None
         self.distillation_loss_fn = None
+        if student.built and (teacher is None or teacher.built):
+            self.built = True
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
@@ -108,8 +111,9 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
 
         Args:
             optimizer: a Keras optimizer or its name.
-            metrics: metrics of the student's logits against the labels
-                (unlabeled examples are left out).
+            metrics: metrics of the student's logits against the labels,
+                computed on the labeled examples only, without sample
+                weights.
             student_loss_fn: hard-label loss `fn(labels, student_logits)`
                 returning per-example values, or a `keras.losses.Loss`.
                 Default: sparse categorical cross-entropy from logits.
@@ -139,8 +143,17 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             self.distillation_loss_fn
         )
         kwargs.pop("loss", None)
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        if kwargs.pop("weighted_metrics", None):
+            raise ValueError(
+                "Distiller.compile does not take weighted_metrics: metrics are "
+                "computed on the labeled examples, unweighted")
+        # Metrics go in as weighted metrics so that the labeled-example mask
+        # can be passed as their sample weight.
+        super().compile(optimizer=optimizer, weighted_metrics=metrics,
+                        **kwargs)
         self._compile_config.config.update(
+            metrics=metrics,
+            weighted_metrics=None,
             alpha=self.alpha,
             temperature=self.temperature,
             student_loss_fn=student_loss_fn,
@@ -269,12 +282,10 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         return workarounds.per_replica_logs(logs)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Updates the compiled metrics on labeled examples only."""
+        """Updates the compiled metrics on labeled examples only, unweighted
+        (as Keras's `metrics`: `sample_weight` is not applied)."""
         labels, _ = self._split_targets(y)
-        labeled = tf.cast(labels >= 0, "float32")
-        if sample_weight is not None:
-            labeled = labeled * tf.cast(
-                tf.reshape(sample_weight, tf.shape(labeled)), "float32")
+        labeled = tf.cast(tf.reshape(labels, [-1]) >= 0, "float32")
         return super().compute_metrics(
             x, tf.maximum(labels, 0), y_pred, sample_weight=labeled)
 
@@ -363,12 +374,12 @@ def _check_static_classes(logits, expected, what):
 def _check_labels(labels, num_classes):
     labels = tf.cast(tf.reshape(labels, [-1]), "int32")
     bad = tf.logical_or(labels < -1, labels >= num_classes)
-    tf.debugging.Assert(
+    check = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(bad)),
-        [f"{_LABEL_ERROR}: valid labels are -1 (unlabeled) to num_classes-1 "
-         "=", num_classes - 1, "; got", tf.boolean_mask(labels, bad)[:1]],
+        [_LABEL_ERROR, num_classes - 1, tf.boolean_mask(labels, bad)[:1]],
     )
-    return labels
+    with tf.control_dependencies([check]):  # No update before the check.
+        return tf.identity(labels)
 
 
 def _check_label_array(labels, num_classes):
@@ -398,16 +409,16 @@ class _clear_errors:
         if exc_type is None or not issubclass(exc_type, tf.errors.OpError):
             return False
         message = exc.message if hasattr(exc, "message") else str(exc)
-        for marker, error in ((_LABEL_ERROR, ValueError),
-                              (_NONFINITE_ERROR, FloatingPointError)):
-            if marker in message:
-                line = message[message.index(marker):].split("\n")[0]
-                line = line.replace("kd_keras: ", "")
-                if error is FloatingPointError:
-                    line = (line.split(" : ")[0] + ": training stopped "
-                            "(check the teacher, the inputs and the "
-                            "learning rate)")
-                raise error(line) from None
+        if _LABEL_ERROR in message:
+            top, bad = re.findall(r"\[(-?\d+)\]", message)[:2]
+            raise ValueError(
+                f"Label {bad} is out of range: labels must be -1 (unlabeled) "
+                f"or in [0, {top}]") from None
+        if _NONFINITE_ERROR in message:
+            what = message[message.index(_NONFINITE_ERROR):].split(" : ")[0]
+            raise FloatingPointError(
+                what.replace("kd_keras: ", "") + ": training stopped (check "
+                "the teacher, the inputs and the learning rate)") from None
         return False
 
 

@@ -55,7 +55,19 @@ def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
     s = _float32(student_logits) / temperature
     log_p = ops.log_softmax(t, axis=-1)
     log_q = ops.log_softmax(s, axis=-1)
-    kl = ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
+    p = ops.exp(log_p)
+    kl_far = ops.sum(p * (log_p - log_q), axis=-1)
+    # When the two distributions are close, `log_p - log_q` cancels to a few
+    # float32 ulps of `log_p` and the sum above loses its relative accuracy.
+    # With d = t - s centred so that sum(p * d) = 0, the exact identity
+    # KL = -log(sum(q * exp(d))) = -log1p(sum(q * expm1(d))) has an error of
+    # order eps * |d| only. It is used where |d| <= 1 (no overflow).
+    d = t - s
+    d = d - ops.sum(p * d, axis=-1, keepdims=True)
+    close = ops.max(ops.abs(d), axis=-1) <= 1.0
+    d = ops.clip(d, -1.0, 1.0)  # keeps the unused branch finite
+    kl_close = -ops.log1p(ops.sum(ops.exp(log_q) * ops.expm1(d), axis=-1))
+    kl = ops.where(close, kl_close, kl_far)
     return ops.maximum(kl, 0.0) * (temperature**2)
 
 

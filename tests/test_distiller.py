@@ -1,0 +1,274 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kd_keras
+
+NUM_CLASSES = 4
+
+
+def make_models(seed=0, features=6, classes=NUM_CLASSES, student_classes=None):
+    keras.utils.set_random_seed(seed)
+    teacher = keras.Sequential([
+        keras.Input((features,)), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(classes)], name="teacher")
+    student = keras.Sequential([
+        keras.Input((features,)), keras.layers.Dense(8, activation="tanh"),
+        keras.layers.Dense(student_classes or classes)], name="student")
+    return teacher, student
+
+
+def make_data(n=50, features=6, seed=1, unlabeled_every=3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype("float32")
+    y = rng.integers(0, NUM_CLASSES, size=n).astype("int32")
+    y[::unlabeled_every] = -1
+    w = rng.uniform(0.5, 2.0, size=n).astype("float32")
+    return x, y, w
+
+
+def reference_weights(teacher, student, x, y, w, batch_size, epochs, lr,
+                      alpha, temperature):
+    """An independent GradientTape loop of the documented loss."""
+    opt = tf.keras.optimizers.SGD if False else None  # noqa: F841 (unused)
+    variables = student.trainable_variables
+    for _ in range(epochs):
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            yb = y[start:start + batch_size]
+            wb = w[start:start + batch_size]
+            t = tf.cast(teacher(xb, training=False), tf.float64) / temperature
+            with tf.GradientTape() as tape:
+                s = tf.cast(student(xb, training=True),
+                            tf.float64) / temperature
+                p = tf.nn.softmax(t)
+                kl = tf.reduce_sum(
+                    p * (tf.math.log(p) - tf.nn.log_softmax(s)), -1)
+                soft = tf.reduce_sum(kl * temperature**2 * wb) / len(xb)
+                mask = yb >= 0
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=np.where(mask, yb, 0),
+                    logits=s * temperature)
+                hard = tf.reduce_sum(ce * mask * wb) / max(mask.sum(), 1)
+                loss = alpha * hard + (1 - alpha) * soft
+            grads = tape.gradient(loss, variables)
+            for v, g in zip(variables, grads):
+                v.assign(v - lr * tf.cast(g, tf.float32))
+    return [v.numpy() for v in variables]
+
+
+def test_fit_matches_independent_gradient_tape_loop():
+    x, y, w = make_data()
+    teacher, student = make_models()
+    init = [v.numpy() for v in student.weights]
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), alpha=0.3,
+                      temperature=2.0)
+    distiller.fit(x, y, sample_weight=w, batch_size=16, epochs=2,
+                  shuffle=False, verbose=0)
+    got = [v.numpy() for v in student.weights]
+
+    _, ref_student = make_models()
+    for v, value in zip(ref_student.weights, init):
+        v.assign(value)
+    want = reference_weights(teacher, ref_student, x, y, w, 16, 2, 0.1, 0.3,
+                             2.0)
+    assert not np.allclose(got[0], init[0])
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, atol=1e-5)
+
+
+def test_history_has_losses_and_metrics():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="adam", metrics=["sparse_categorical_accuracy"])
+    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert set(history.history) == {
+        "loss", "student_loss", "distillation_loss",
+        "sparse_categorical_accuracy"}
+    results = distiller.evaluate(x, y, return_dict=True, verbose=0)
+    # Accuracy on labeled examples only, against NumPy.
+    mask = y >= 0
+    pred = np.argmax(student.predict(x, verbose=0), -1)
+    assert results["sparse_categorical_accuracy"] == pytest.approx(
+        (pred[mask] == y[mask]).mean(), abs=1e-6)
+    np.testing.assert_allclose(
+        results["loss"],
+        0.1 * results["student_loss"] + 0.9 * results["distillation_loss"],
+        rtol=1e-5)
+
+
+def test_unlabeled_only_with_alpha_one_leaves_weights_unchanged():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    before = [v.numpy() for v in student.weights]
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.1), alpha=1.0)
+    history = distiller.fit(x, np.full_like(y, -1), batch_size=16, epochs=2,
+                            verbose=0)
+    for b, a in zip(before, student.weights):
+        np.testing.assert_array_equal(b, a.numpy())
+    assert history.history["student_loss"] == [0.0, 0.0]
+
+
+def test_alpha_zero_ignores_labels():
+    x, y, _ = make_data(unlabeled_every=1000)
+    results = []
+    for labels in (y, (y + 1) % NUM_CLASSES):
+        teacher, student = make_models()
+        distiller = kd_keras.Distiller(teacher=teacher, student=student)
+        distiller.compile(optimizer=keras.optimizers.Adam(0.05), alpha=0.0)
+        distiller.fit(x, labels, batch_size=16, epochs=2, shuffle=False,
+                      verbose=0)
+        results.append([v.numpy() for v in student.weights])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cached_logits_in_targets_equal_online_teacher():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    init = [v.numpy() for v in student.weights]
+    online = kd_keras.Distiller(teacher=teacher, student=student)
+    online.compile(optimizer=keras.optimizers.SGD(0.1))
+    online.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    want = [v.numpy() for v in student.weights]
+
+    logits = teacher.predict(x, verbose=0)
+    _, student2 = make_models()
+    for v, value in zip(student2.weights, init):
+        v.assign(value)
+    offline = kd_keras.Distiller(teacher=None, student=student2)
+    offline.compile(optimizer=keras.optimizers.SGD(0.1))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (x, {"labels": y, "teacher_logits": logits})).batch(16)
+    offline.fit(ds, epochs=1, verbose=0)
+    for a, b in zip(want, student2.weights):
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-6)
+
+
+def test_bad_inputs_fail_before_training():
+    teacher, student = make_models(student_classes=3)
+    with pytest.raises(ValueError, match=r"\(None, 4\).*\(None, 3\)"):
+        kd_keras.Distiller(teacher=teacher, student=student)
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    for kwargs, match in (({"alpha": 1.5}, "alpha must be in"),
+                          ({"alpha": -0.1}, "alpha must be in"),
+                          ({"temperature": 0}, "temperature must be > 0"),
+                          ({"temperature": -2.0}, "temperature must be > 0")):
+        with pytest.raises(ValueError, match=match):
+            distiller.compile(**kwargs)
+    distiller.compile(optimizer="sgd")
+    x, y, _ = make_data()
+    before = [v.numpy() for v in student.weights]
+    for bad in (4, -2):
+        labels = y.copy()
+        labels[5] = bad
+        with pytest.raises(ValueError, match=f"Label {bad} is out of range"):
+            distiller.fit(x, labels, epochs=1, verbose=0)
+        ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)
+        with pytest.raises(ValueError, match=f"Label {bad} is out of range"):
+            distiller.fit(ds, epochs=1, verbose=0)
+    for b, a in zip(before, student.weights):
+        np.testing.assert_array_equal(b, a.numpy())
+
+
+def test_non_finite_teacher_logits_stop_training():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    teacher.layers[-1].bias.assign(np.array([np.nan, 0, 0, 0], "float32"))
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(FloatingPointError, match="teacher logits"):
+        distiller.fit(x, y, epochs=1, verbose=0)
+
+
+def test_config_round_trip_and_student_saves_alone(tmp_path):
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="adam", alpha=0.25, temperature=4.0,
+                      distillation_loss_fn=kd_keras.losses.LogitMSE())
+    x, y, _ = make_data()
+    distiller.fit(x, y, epochs=1, verbose=0)
+    clone = kd_keras.Distiller.from_config(distiller.get_config())
+    assert clone.student.count_params() == student.count_params()
+    assert clone.teacher.count_params() == teacher.count_params()
+
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.alpha == 0.25 and loaded.temperature == 4.0
+    assert isinstance(loaded.distillation_loss_fn, kd_keras.losses.LogitMSE)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               student.predict(x, verbose=0), atol=1e-6)
+
+    path = tmp_path / "student.keras"
+    distiller.student.save(path)
+    alone = keras.saving.load_model(path, safe_mode=True)
+    assert alone.count_params() == student.count_params()
+    assert "teacher" not in [layer.name for layer in alone.layers]
+    np.testing.assert_allclose(alone.predict(x, verbose=0),
+                               student.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", [
+    kd_keras.losses.soft_target_kl, kd_keras.losses.SoftTargetKL(),
+    kd_keras.losses.soft_target_cross_entropy,
+    kd_keras.losses.SoftTargetCrossEntropy(temperature=2.0),
+    kd_keras.losses.logit_mse, kd_keras.losses.LogitMSE(),
+    kd_keras.losses.cosine_distance, kd_keras.losses.CosineDistance(),
+    "logit_mse"])
+def test_every_loss_is_accepted(loss):
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="adam", distillation_loss_fn=loss, alpha=0.0)
+    history = distiller.fit(x, y, epochs=1, verbose=0)
+    t = teacher.predict(x, verbose=0)
+    s = student.predict(x, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = distiller.evaluate(x, y, return_dict=True, verbose=0)
+    fn = kd_keras.losses.get(loss)
+    if isinstance(fn, kd_keras.losses.DistillationLoss):
+        want = fn.per_example(t, s, 3.0)
+    else:
+        want = fn(t, s, temperature=3.0)
+    np.testing.assert_allclose(after["distillation_loss"],
+                               np.mean(keras.ops.convert_to_numpy(want)),
+                               rtol=1e-4)
+
+
+def test_jit_compile_gives_the_same_weights():
+    x, y, w = make_data()
+    weights = []
+    for jit in (False, True):
+        teacher, student = make_models()
+        distiller = kd_keras.Distiller(teacher=teacher, student=student)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+        distiller.fit(x, y, sample_weight=w, batch_size=16, epochs=1,
+                      shuffle=False, verbose=0)
+        assert distiller.jit_compile == jit
+        weights.append([v.numpy() for v in student.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains(policy):
+    x, y, _ = make_data()
+    keras.config.set_dtype_policy(policy)
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.01))
+    if policy == "mixed_float16":
+        assert isinstance(distiller.optimizer,
+                          keras.optimizers.LossScaleOptimizer)
+    before = distiller.evaluate(x, y, return_dict=True, verbose=0)["loss"]
+    history = distiller.fit(x, y, batch_size=16, epochs=5, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    after = distiller.evaluate(x, y, return_dict=True, verbose=0)["loss"]
+    assert after < before
+    assert student.layers[-1].kernel.dtype == "float32"
