@@ -55,9 +55,11 @@ def fingerprint_keras_model(model):
     except Exception:  # Subclassed models without get_config.
         config = type(model).__qualname__
     digest.update(config.encode("utf-8"))
-    for weight in model.weights:
+    # Weights are hashed by position, not by `weight.path`: a model reloaded
+    # from a `.keras` file has the same weights under shorter paths.
+    for index, weight in enumerate(model.weights):
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value))
-        digest.update(weight.path.encode("utf-8"))
+        digest.update(str(index).encode("utf-8"))
         digest.update(str(value.dtype).encode("utf-8"))
         digest.update(str(value.shape).encode("utf-8"))
         digest.update(value.tobytes())

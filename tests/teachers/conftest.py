@@ -1,5 +1,6 @@
 """Fixtures for teacher tests: tiny Hugging Face BERT checkpoints on disk."""
 
+import json
 import os
 
 import numpy as np
@@ -40,9 +41,8 @@ def save_tiny_bert(path, num_labels=None, hidden_act="gelu", seed=0):
     model.save_pretrained(path, safe_serialization=True)
     with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(VOCAB) + "\n")
-    transformers.BertTokenizerFast(
-        vocab_file=os.path.join(path, "vocab.txt"), do_lower_case=True
-    ).save_pretrained(path)
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}, f)
     return model
 
 

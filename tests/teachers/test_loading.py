@@ -1,0 +1,147 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kd_keras.teachers import KerasTeacher
+from kd_keras.teachers import as_teacher
+from kd_keras.teachers import load_teacher
+
+
+def _mlp(num_classes=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((5,), name="features"),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(num_classes),
+        ]
+    )
+
+
+def test_keras_model_is_used_as_is(rng):
+    model = _mlp()
+    x = rng.normal(size=(6, 5)).astype("float32")
+    teacher = load_teacher(model)
+    assert teacher.model is model and teacher.in_graph
+    w1, b1, w2, b2 = model.get_weights()
+    expected = np.maximum(x @ w1 + b1, 0) @ w2 + b2
+    np.testing.assert_allclose(teacher.predict_on_batch(x), expected, atol=1e-5)
+    assert as_teacher(teacher) is teacher
+
+
+def test_keras_file_loads_with_same_logits_and_fingerprint(tmp_path, rng):
+    model = _mlp()
+    path = str(tmp_path / "teacher.keras")
+    model.save(path)
+    x = rng.normal(size=(6, 5)).astype("float32")
+
+    teacher = load_teacher(path)
+
+    np.testing.assert_allclose(
+        teacher.predict_on_batch(x), np.asarray(model(x)), atol=1e-6
+    )
+    assert teacher.fingerprint() == KerasTeacher(model).fingerprint()
+    assert teacher.fingerprint() != KerasTeacher(_mlp(seed=1)).fingerprint()
+
+
+def test_bad_keras_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        load_teacher(str(tmp_path / "missing.keras"))
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match="corrupt.keras"):
+        load_teacher(str(corrupt))
+
+
+class _TwoInputModule(tf.Module):
+    """A serving signature with two named inputs and two named outputs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, 3], tf.float32, name="left"),
+            tf.TensorSpec([None, 2], tf.float32, name="right"),
+        ]
+    )
+    def serve(self, left, right):
+        logits = self.model(tf.concat([left, right], axis=-1))
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+
+def test_saved_model_signature_runs_in_graph(tmp_path, rng):
+    model = _mlp()
+    path = str(tmp_path / "saved_model" / "1")
+    module = _TwoInputModule(model)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    x = {
+        "left": rng.normal(size=(4, 3)).astype("float32"),
+        "right": rng.normal(size=(4, 2)).astype("float32"),
+    }
+    expected = np.asarray(model(np.concatenate([x["left"], x["right"]], -1)))
+
+    teacher = load_teacher(path, output_key="logits")
+
+    assert teacher.in_graph and isinstance(teacher.model, keras.Model)
+    np.testing.assert_allclose(teacher.predict_on_batch(x), expected, atol=1e-5)
+    in_graph = tf.function(lambda batch: teacher.model(batch, training=False))
+    np.testing.assert_allclose(in_graph(x).numpy(), expected, atol=1e-5)
+    assert len(teacher.fingerprint()) == 64
+
+    with pytest.raises(ValueError, match="several outputs"):
+        load_teacher(path)
+    with pytest.raises(ValueError, match="scores"):
+        load_teacher(path, output_key="scores")
+
+
+def _to_onnx(model, path):
+    import tf2onnx
+
+    spec = (tf.TensorSpec([None, 5], tf.float32, name="features"),)
+    tf2onnx.convert.from_function(
+        tf.function(lambda features: model(features)),
+        input_signature=spec,
+        opset=17,
+        output_path=path,
+    )
+    return path
+
+
+def test_onnx_file_runs_in_onnxruntime(tmp_path, rng):
+    model = _mlp()
+    path = _to_onnx(model, str(tmp_path / "teacher.onnx"))
+    x = rng.normal(size=(7, 5)).astype("float32")
+
+    teacher = load_teacher(path)
+
+    assert not teacher.in_graph and teacher.model is None
+    np.testing.assert_allclose(
+        teacher.predict_on_batch(x), np.asarray(model(x)), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        teacher.predict_on_batch({"features": x}), np.asarray(model(x)), atol=1e-5
+    )
+    assert load_teacher(path).fingerprint() == teacher.fingerprint()
+    other = _to_onnx(_mlp(seed=1), str(tmp_path / "other.onnx"))
+    assert load_teacher(other).fingerprint() != teacher.fingerprint()
+
+
+def test_bad_onnx_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="gone.onnx"):
+        load_teacher(str(tmp_path / "gone.onnx"))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt.onnx"):
+        load_teacher(str(corrupt))
+
+
+def test_unknown_sources_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        load_teacher(os.path.join(str(tmp_path), "nothing_here"))
+    with pytest.raises(TypeError, match="int"):
+        load_teacher(3)
