@@ -1,0 +1,67 @@
+"""`kd-keras distill CONFIG.yaml [--resume] [--output DIR]`."""
+
+import os
+
+
+def register(subparsers):
+    """Adds the `distill` sub-command."""
+    parser = subparsers.add_parser(
+        "distill",
+        help="train a student from a teacher as CONFIG.yaml says, then export it",
+        description=(
+            "Runs data -> teacher (transfer learning, cached logits) -> "
+            "distillation -> baseline -> export, and writes OUTPUT/results.json, "
+            "OUTPUT/export/report.json, TensorBoard logs (OUTPUT/logs) and "
+            "OUTPUT/training_curves.png. The config is validated before any "
+            "work starts. Work happens in OUTPUT.partial/, renamed to OUTPUT "
+            "when done."
+        ),
+    )
+    parser.add_argument("config", metavar="CONFIG.yaml", help="the run's YAML config")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from OUTPUT.partial/ (last finished epoch)")
+    parser.add_argument(
+        "--output", metavar="DIR", default=None,
+        help="output folder (overrides `output:` in the config)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Validates the config, runs the job, prints the results; returns 0."""
+    from kd_keras.config import load_config
+
+    cfg = load_config(args.config, overrides={"output": args.output})
+    output = os.path.abspath(cfg["output"])
+    if args.resume and not os.path.isdir(f"{output}.partial"):
+        raise FileNotFoundError(
+            f"--resume: no interrupted run to resume at {output}.partial")
+
+    from kd_keras.pipeline import run_distill
+    from kd_keras.pipeline.report import results_table
+
+    results = run_distill(cfg, output=output, resume=args.resume)
+    print(results_table(summary_rows(results)))
+    print(f"results: {os.path.join(output, 'results.json')}")
+    return 0
+
+
+def summary_rows(results):
+    """Table rows (name, accuracy, params, size_bytes, latency_ms) of a
+    `results.json`: teacher, student alone, distilled student and each
+    exported artifact of the distilled student."""
+    rows = [("teacher", results["teacher"]["accuracy"], results["teacher"]["params"],
+             None, results["teacher"].get("latency_ms_p50"))]
+    if "student_without_distillation" in results:
+        s = results["student_without_distillation"]
+        rows.append(("student alone", s["accuracy"], s["params"], None, None))
+    s = results["student"]
+    rows.append(("distilled student", s["accuracy"], s["params"], None, None))
+    for a in results.get("details", {}).get("artifacts", []):
+        rows.append((f"  {a['format']} {a['quantization']}", a.get("accuracy"),
+                     s["params"], a.get("size_bytes"), a.get("latency_ms_p50")))
+    return rows
+
+
+__all__ = ["register", "run", "summary_rows"]

@@ -1,0 +1,102 @@
+"""Run reports: the training-curves PNG and the summary table."""
+
+import os
+
+
+def plot_curves(distill_history, baseline_history, path):
+    """Writes a PNG of loss and validation accuracy per epoch (atomically).
+
+    Args:
+        distill_history: `History.history` of the distillation.
+        baseline_history: `History.history` of the baseline, or `None`.
+        path: the `.png` to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    runs = [("distilled", distill_history), ("student alone", baseline_history)]
+    for label, h in runs:
+        if not h:
+            continue
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            if key in h:
+                ax_loss.plot(range(1, len(h[key]) + 1), h[key], style, label=f"{label} {key}")
+        for key, style in (("sparse_categorical_accuracy", "-"),
+                           ("val_sparse_categorical_accuracy", "--")):
+            if key in h:
+                name = "val" if key.startswith("val") else "train"
+                ax_acc.plot(range(1, len(h[key]) + 1), h[key], style, label=f"{label} {name}")
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_acc.set(title="accuracy", xlabel="epoch")
+    for ax in (ax_loss, ax_acc):
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def keras_latency_ms(model, example, runs=20):
+    """Median latency in ms of `model.predict_on_batch` on one example
+    (after a warm-up call)."""
+    import time
+
+    import numpy as np
+
+    if len(example) == 0:
+        return None
+    model.predict_on_batch(example)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.predict_on_batch(example)
+        times.append(1000 * (time.perf_counter() - start))
+    return float(np.median(times))
+
+
+def artifact_summary(export_report):
+    """Compact per-artifact numbers from an export report."""
+    rows = []
+    for a in export_report.get("artifacts", []):
+        rows.append({k: a.get(k) for k in (
+            "format", "quantization", "size_bytes", "accuracy", "top1_agreement",
+            "max_abs_diff", "latency_ms_p50", "passed")})
+    return rows
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def results_table(rows):
+    """Formats rows of `(name, accuracy, params, size_bytes, latency_ms)` as a
+    plain-text table.
+
+    Example:
+
+    >>> print(results_table([("teacher", 0.8, 22713216, None, 35.0)]))
+    model      accuracy      params    size  latency (ms)
+    teacher      80.00%  22,713,216       -        35.000
+    """
+    header = f"{'model':<24}{'accuracy':>9}{'params':>12}{'size':>8}{'latency (ms)':>14}"
+    width = max([len(r[0]) for r in rows] + [5]) + 2
+    header = f"{'model':<{width}}{'accuracy':>9}{'params':>12}{'size':>8}{'latency (ms)':>14}"
+    lines = [header]
+    for name, acc, params, size, latency in rows:
+        acc_s = "-" if acc is None else f"{100 * acc:.2f}%"
+        size_s = "-" if size is None else _human(size)
+        lines.append(f"{name:<{width}}{acc_s:>9}{_fmt(params, ',d'):>12}{size_s:>8}"
+                     f"{_fmt(latency, '.3f'):>14}")
+    return "\n".join(lines)
+
+
+def _human(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
