@@ -326,3 +326,22 @@ def test_clients_on_export_model_output(tmp_path, monkeypatch):
             np.testing.assert_allclose(outputs["logits"].numpy(), expected, atol=1e-5)
             label = ["neg", "pos"][int(expected.argmax())]
             assert outputs["classes"].numpy()[0].decode() == label
+
+
+def test_string_inputs_for_a_raw_text_signature():
+    """Raw text (e.g. the `serving_text` signature) travels as JSON strings
+    over REST, `{"b64": ...}` for non-UTF-8 bytes, and DT_STRING over gRPC."""
+    texts = np.array(["a fine film", "ennuyé", "x"])
+    body = json.loads(json.dumps(rest_client.build_rest_request("serving_text", {"text": texts})))
+    assert body["inputs"] == {"text": ["a fine film", "ennuyé", "x"]}
+    raw = np.array([b"ok", b"\xff\xfe"], dtype=object)
+    assert rest_client.build_rest_request("s", {"text": raw}, row_format=True)["instances"] == [
+        {"text": "ok"}, {"text": {"b64": "//4="}}
+    ]
+
+    request = grpc_client.build_predict_request("m", "serving_text", {"text": texts})
+    assert request.inputs["text"].dtype == tf.string.as_datatype_enum
+    decoded = tf.make_ndarray(request.inputs["text"])
+    assert [t.decode("utf-8") for t in decoded] == list(texts)
+    lengths = tf.strings.length(tf.constant(decoded), unit="UTF8_CHAR").numpy()
+    np.testing.assert_array_equal(lengths, [len(t) for t in texts])
