@@ -81,6 +81,20 @@ def _numpy_combine(logits, weights, combine):
     return (top + np.log(np.exp(a - top).sum(axis=0))).astype(np.float32)
 
 
+def _input_structure(model):
+    """The model's symbolic inputs, with their structure (dict or tensor)."""
+    try:
+        return model.input
+    except AttributeError:  # A Sequential model exposes only `inputs`.
+        inputs = model.inputs
+        if not inputs:
+            raise ValueError(
+                f"Teacher model '{model.name}' is not built; give it a "
+                "keras.Input before ensembling."
+            )
+        return inputs[0] if len(inputs) == 1 else inputs
+
+
 class EnsembleTeacher(Teacher):
     """A weighted ensemble of teachers.
 
@@ -121,10 +135,9 @@ class EnsembleTeacher(Teacher):
         self._fingerprint = None
 
     def _build_model(self):
-        first = self.teachers[0].model
         inputs = keras.tree.map_structure(
             lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name),
-            first.input,
+            _input_structure(self.teachers[0].model),
         )
         logits = [t.model(inputs) for t in self.teachers]
         outputs = WeightedLogitAverage(
