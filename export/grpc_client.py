@@ -18,6 +18,7 @@ channel. Needs `tensorflow-serving-api` (which brings `grpcio`).
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -118,8 +119,6 @@ def predict(target, request, timeout=10.0):
 
 def load_warmup_request(saved_model_dir, index=0):
     """Read request `index` of a SavedModel's TF Serving warmup file."""
-    import os
-
     from tensorflow_serving.apis import prediction_log_pb2
 
     tf = _tf()
