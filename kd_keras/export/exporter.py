@@ -331,6 +331,7 @@ def export_model(
             },
             "validation": {
                 "examples": num_examples(val),
+                "batch_size": verify_lib.BATCH_SIZE,
                 "labelled": y_val is not None,
                 "file": verify_lib.VALIDATION_FILE,
                 "sha256": verify_lib.sha256_path(validation_path),

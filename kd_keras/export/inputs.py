@@ -191,13 +191,14 @@ def num_examples(inputs):
     return len(next(iter(inputs.values())))
 
 
-def synthetic_inputs(specs, n=64, seed=0):
+def synthetic_inputs(specs, n=64, seed=0, dynamic_size=16):
     """Seeded inputs of the right shapes and dtypes, used for the logits
-    comparison when no validation data is given (integer inputs take 0/1)."""
+    comparison when no validation data is given (integer inputs take 0/1,
+    dynamic dimensions `dynamic_size`)."""
     rng = np.random.default_rng(seed)
     out = {}
     for s in specs:
-        shape = (n,) + tuple(d or 1 for d in s.shape[1:])
+        shape = (n,) + tuple(d or dynamic_size for d in s.shape[1:])
         if np.dtype(s.dtype).kind in "iub":
             out[s.name] = rng.integers(0, 2, size=shape).astype(s.dtype)
         else:

@@ -47,12 +47,13 @@ class SavedModelRuntime(Runtime):
 
     def load(self, path):
         import tensorflow as tf
+        from tensorflow.python.util import deprecation
 
         self._graph = tf.Graph()
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
         )
-        with self._graph.as_default():
+        with self._graph.as_default(), deprecation.silence():
             self._session = tf.compat.v1.Session(graph=self._graph, config=config)
             meta = tf.compat.v1.saved_model.loader.load(
                 self._session, ["serve"], path

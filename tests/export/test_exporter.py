@@ -1,0 +1,167 @@
+"""export_model: five models to all three formats, tolerances, atomic output."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.export import ExportMismatchError
+from kd_keras.export import export_model
+from kd_keras.export import verify as verify_lib
+
+MODELS = ("mlp", "cnn", "text_cnn", "two_inputs", "bert")
+CONTRACT_KEYS = {
+    "format", "quantization", "path", "size_bytes", "max_abs_diff",
+    "top1_agreement", "accuracy", "latency_ms_p50", "latency_ms_p95",
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_exports_to_every_format_within_tolerance(exported, name):
+    case, out_dir, report = exported(name)
+    with open(os.path.join(out_dir, "report.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    produced = {(a["format"], a["quantization"]) for a in report["artifacts"]}
+    expected = {("saved_model", "none")}
+    for q in case.quantization:
+        expected.add(("tflite", q))
+        if q != "float16":
+            expected.add(("onnx", q))
+    assert produced == expected
+    ref_acc = report["reference"]["accuracy"]
+    assert report["reference"]["params"] == case.model.count_params()
+    for a in report["artifacts"]:
+        assert CONTRACT_KEYS <= set(a)
+        assert a["path"] == os.path.join(out_dir, a["file"])
+        assert os.path.exists(a["path"]) and a["size_bytes"] > 0
+        assert a["latency_ms_p50"] > 0 and a["latency_ms_p95"] >= a["latency_ms_p50"]
+        assert a["latency_ms_p50_batch32"] > 0
+        if a["quantization"] == "none":
+            assert a["max_abs_diff"] <= 1e-4, a
+        elif a["quantization"] == "float16":
+            assert a["max_abs_diff"] <= 1e-2, a
+        else:
+            assert a["top1_agreement"] >= 0.98, a
+            assert ref_acc - a["accuracy"] <= 0.01, a
+        assert a["passed"], a
+    for f in ("report.md", "report.png"):
+        assert os.path.getsize(os.path.join(out_dir, f)) > 0
+    leftovers = [d for d in os.listdir(os.path.dirname(out_dir)) if ".tmp-" in d or ".old-" in d]
+    assert leftovers == []
+
+
+def test_trained_models_are_worth_quantizing(exported):
+    # The int8 checks are only meaningful on models that learned something.
+    assert exported("mlp")[2]["reference"]["accuracy"] > 0.85
+    assert exported("text_cnn")[2]["reference"]["accuracy"] > 0.65
+
+
+def _independent_logits(fmt, path, inputs, batch_size):
+    """Runs an artifact with the runtimes' own APIs, not kd_keras's.
+
+    Batches match the report's protocol: dynamically quantized models
+    compute activation ranges per batch, so the batch changes their logits.
+    """
+    if fmt == "saved_model":
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(path).signatures["serving_default"]
+        run = lambda b: fn(**{k: tf.constant(v) for k, v in b.items()})["logits"].numpy()  # noqa: E731
+    elif fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        run = lambda b: sess.run(["logits"], b)[0]  # noqa: E731
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=path).get_signature_runner("serving_default")
+        run = lambda b: runner(**b)["logits"]  # noqa: E731
+    n = len(next(iter(inputs.values())))
+    return np.concatenate([
+        run({k: v[i : i + batch_size] for k, v in inputs.items()})
+        for i in range(0, n, batch_size)
+    ]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ("mlp", "text_cnn"))
+def test_report_matches_independent_measurement(exported, name):
+    case, out_dir, report = exported(name)
+    inputs = case.x_val if isinstance(case.x_val, dict) else {case.model.inputs[0].name: case.x_val}
+    reference = np.asarray(case.model.predict(case.x_val, verbose=0), np.float64)
+    # Float32 artifacts differ from Keras by rounding noise (~1e-6), where a
+    # relative 10% means nothing; 1e-5 is still 10x under their tolerance.
+    for a in report["artifacts"]:
+        logits = _independent_logits(
+            a["format"], a["path"], inputs, report["validation"]["batch_size"]
+        ).astype(np.float64)
+        diff = float(np.max(np.abs(logits - reference)))
+        agreement = float(np.mean(logits.argmax(-1) == reference.argmax(-1)))
+        accuracy = float(np.mean(logits.argmax(-1) == case.y_val))
+        label = f"{a['format']}/{a['quantization']}"
+        assert abs(diff - a["max_abs_diff"]) <= 0.1 * max(diff, a["max_abs_diff"]) + 1e-5, label
+        assert abs(agreement - a["top1_agreement"]) <= 0.01, label
+        assert abs(accuracy - a["accuracy"]) <= 0.01, label
+
+
+def _tiny_model():
+    x = keras.Input((4,), name="features")
+    return keras.Model(x, keras.layers.Dense(3)(x), name="tiny")
+
+
+def test_mismatch_fails_the_export_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(verify_lib.TOLERANCES, "float16", {"max_abs_diff": 0.0})
+    model = _tiny_model()
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32") * 10
+    out = tmp_path / "out"
+    with pytest.raises(ExportMismatchError, match="tflite/float16: max_abs_diff"):
+        export_model(model, out, formats=("tflite",), quantization=("float16",),
+                     validation_data=x, latency_runs=1)
+    assert os.listdir(tmp_path) == []
+    report = export_model(model, out, formats=("tflite",), quantization=("float16",),
+                          validation_data=x, latency_runs=1, allow_mismatch=True)
+    assert report["artifacts"][0]["passed"] is False
+    assert report["artifacts"][0]["failures"]
+
+
+def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
+    model = _tiny_model()
+    out = str(tmp_path / "out")
+    first = export_model(model, out, formats=("saved_model",), latency_runs=1)
+    v1 = first["artifacts"][0]["path"]
+    digest = verify_lib.sha256_path(v1)
+    second = export_model(model, out, formats=("saved_model",), latency_runs=1)
+    v2 = second["artifacts"][0]["path"]
+    assert v1.endswith(os.path.join("saved_model", "tiny", "1"))
+    assert v2.endswith(os.path.join("saved_model", "tiny", "2"))
+    assert verify_lib.sha256_path(v1) == digest
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"formats": ("tflite", "coreml")}, "unknown format 'coreml'"),
+        ({"quantization": ("int4",)}, "unknown quantization 'int4'"),
+        ({"quantization": ("int8",)}, "'int8' needs representative_data"),
+        ({"quantization": ("int8",), "representative_data": np.zeros((8, 5), "float32")},
+         r"representative_data: input 'features' has shape \(8, 5\)"),
+        ({"validation_data": {"feature": np.zeros((8, 4))}}, "missing input 'features'"),
+        ({"labels": ["a", "b"]}, "labels has 2 names but the model outputs 3"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        export_model(_tiny_model(), tmp_path / "out", **kwargs)
+    assert "\n" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(PermissionError, match="not writable") as info:
+        export_model(_tiny_model(), blocker / "out", formats=("onnx",))
+    assert str(blocker / "out") in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["file"]
