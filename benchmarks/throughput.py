@@ -35,13 +35,9 @@ Results go to a table on stdout and to `benchmarks/results/throughput.json`.
 """
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import sys
-import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -49,10 +45,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kd_keras  # noqa: E402
+from timing import EpochTimer, median_ratio, summarize, time_methods, write_json  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TEMPERATURE = 3.0
@@ -136,25 +132,6 @@ class MinimalDistiller(keras.Model):
         return [self.loss_tracker, self.accuracy]
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of each epoch (or predict pass)."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-    on_predict_begin = on_epoch_begin
-
-    def on_predict_end(self, logs=None):
-        self.on_epoch_end(0)
-
-
 def make_methods(teacher, student_weights, x, y, batch_size):
     """Returns {name: run-one-epoch function} sharing data and settings."""
 
@@ -232,20 +209,6 @@ def make_methods(teacher, student_weights, x, y, batch_size):
     return methods, {"kd_keras": ours, "keras": anchor, "plain": plain}
 
 
-def time_methods(methods, rounds):
-    """Warm each method up once, then time `rounds` interleaved epochs."""
-    names = list(methods)
-    warmup = {}
-    for name in tqdm(names, desc="warm-up (tracing)", leave=False):
-        warmup[name] = methods[name]()
-    times = {name: [] for name in names}
-    for r in tqdm(range(rounds), desc="timed rounds", leave=False):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(methods[name]())
-    return warmup, times
-
-
 def numpy_soft_kl(teacher_logits, student_logits, temperature):
     """float64 reference: KL(softmax(t/T) || softmax(s/T)) * T**2 per example."""
 
@@ -296,10 +259,7 @@ def paired_ratios(times):
     back to back, so a ratio cancels most of the machine-load drift that
     separate medians keep."""
 
-    def ratio(numerator, denominator):
-        return statistics.median(
-            n / d for n, d in zip(numerator, denominator))
-
+    ratio = median_ratio
     kd = times["kd_keras.Distiller"]
     reference = [f + p for f, p in zip(times["student.fit"], times["teacher.predict"])]
     return {
@@ -321,28 +281,6 @@ def plain_kl(teacher_logits, student_logits, temperature=TEMPERATURE):
     log_p = tf.nn.log_softmax(teacher_logits / temperature)
     log_q = tf.nn.log_softmax(student_logits / temperature)
     return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1) * temperature**2
-
-
-def summarize(times, num_samples):
-    out = {}
-    for name, values in times.items():
-        median = statistics.median(values)
-        out[name] = {
-            "epoch_seconds": values,
-            "median_seconds": median,
-            "min_seconds": min(values),
-            "max_seconds": max(values),
-            "samples_per_second": num_samples / median,
-        }
-    return out
-
-
-def write_json(path, payload):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
 
 
 def print_report(result):
@@ -418,6 +356,7 @@ def main(argv=None):
     teacher.fit(x, y, batch_size=args.batch_size, epochs=2, verbose=0)
     student_weights = build_student().get_weights()
 
+    load_before = os.getloadavg()
     methods, models = make_methods(teacher, student_weights, x, y, args.batch_size)
     warmup, times = time_methods(methods, args.epochs)
     summary = summarize(times, args.samples)
@@ -449,6 +388,9 @@ def main(argv=None):
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "cpu_count": os.cpu_count(),
+            # Other processes share the CPU: the 1-minute load average
+            # before and after timing says how noisy the figures are.
+            "load_average_1min": [load_before[0], os.getloadavg()[0]],
             "command": " ".join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]),
         },
         "warmup_seconds": warmup,
