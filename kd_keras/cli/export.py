@@ -1,7 +1,5 @@
 """`kd-keras export MODEL.keras OUT_DIR`: export and verify a trained model."""
 
-import json
-
 from kd_keras.cli import UsageError
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -106,21 +104,29 @@ def run(args):
     )
     from kd_keras.export import export_model
     from kd_keras.export import load_model
+    from kd_keras.export.inputs import as_input_dict
     from kd_keras.export.inputs import load_array_file
+    from kd_keras.export.inputs import model_input_specs
 
     if "int8" in quantization and not args.representative_data:
         raise UsageError("--quantization int8 needs --representative-data FILE")
     model = load_model(args.model)
+    specs = model_input_specs(model)
     representative = None
     if args.representative_data:
-        representative = load_array_file(
-            args.representative_data, "--representative-data"
+        what = f"--representative-data {args.representative_data!r}"
+        representative = as_input_dict(
+            load_array_file(args.representative_data, what), specs, what
         )
     validation = None
     if args.validation_data:
-        validation = load_array_file(args.validation_data, "--validation-data")
-        if not isinstance(validation, dict):
-            validation = (validation, None)
+        what = f"--validation-data {args.validation_data!r}"
+        data = load_array_file(args.validation_data, what)
+        labels = None
+        if isinstance(data, dict):
+            data = dict(data)
+            labels = data.pop("y", data.pop("labels", None))
+        validation = (as_input_dict(data, specs, what), labels)
     report = export_model(
         model,
         args.out_dir,
@@ -147,7 +153,3 @@ def run(args):
             "--allow-mismatch)"
         )
     return 0
-
-
-def _json(report):  # pragma: no cover - debugging aid
-    return json.dumps(report, indent=2)

@@ -1,0 +1,101 @@
+"""`kd-keras export` and `kd-keras verify` end to end, plus their errors."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from kd_keras.cli import main
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    d = load_digits()
+    x = (d.data / 16.0).astype("float32")
+    y = d.target
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64,), name="pixels")
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Dense(32, activation="relu")(inp)))
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:1400], y[:1400], epochs=30, batch_size=64, verbose=0)
+    root = tmp_path_factory.mktemp("cli")
+    model.save(root / "student.keras")
+    np.save(root / "calib.npy", x[:200])
+    np.save(root / "calib_8x8.npy", x[:200].reshape(-1, 8, 8))
+    np.savez(root / "val.npz", pixels=x[1400:], y=y[1400:])
+    (root / "broken.keras").write_bytes(b"not a zip archive")
+    return root
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_then_verify_then_tamper(digits_files, capsys, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        capsys, "export", digits_files / "student.keras", out,
+        "--formats", "tflite", "onnx", "--quantization", "none", "int8",
+        "--representative-data", digits_files / "calib.npy",
+        "--validation-data", digits_files / "val.npz", "--latency-runs", "2",
+    )
+    assert code == 0, err
+    assert "| tflite | int8 |" in stdout
+    assert sorted(os.listdir(out / "tflite")) == ["model.json", "model.tflite", "model_int8.json", "model_int8.tflite"]
+    code, stdout, _ = _run(capsys, "verify", out, "--latency-runs", "0")
+    assert code == 0 and "all 4 artifact(s) match" in stdout
+    with open(out / "onnx" / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    code, stdout, _ = _run(capsys, "verify", out, "--latency-runs", "0")
+    assert code == 1
+    assert "FAILED onnx/none: onnx/model.onnx was altered (sha256)" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.keras"], "model file '{root}/missing.keras' does not exist"),
+        (["broken.keras"], "cannot load model file '{root}/broken.keras'"),
+        (["student.keras", "--formats", "tfjs"], "unknown format 'tfjs'"),
+        (["student.keras", "--quantization", "int3"], "unknown quantization 'int3'"),
+        (["student.keras", "--quantization", "int8"], "int8 needs --representative-data"),
+        (["student.keras", "--quantization", "int8", "--representative-data", "calib_8x8.npy"],
+         "--representative-data '{root}/calib_8x8.npy': input 'pixels' has shape (200, 8, 8), "
+         "but the model expects ('batch', 64)"),
+    ],
+)
+def test_export_bad_input(digits_files, capsys, tmp_path, args, message):
+    argv = [digits_files / args[0], tmp_path / "out", *args[1:]]
+    argv = [digits_files / a if str(a).endswith((".npz", ".npy")) else a for a in argv]
+    code, _, err = _run(capsys, "export", *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("kd-keras export: error: ")
+    assert message.format(root=digits_files) in lines[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_dir(digits_files, capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, _, err = _run(capsys, "export", digits_files / "student.keras", tmp_path / "file" / "out")
+    assert code == 2 and "is not writable" in err and err.count("\n") == 1
+
+
+def test_verify_missing_directory(capsys, tmp_path):
+    code, _, err = _run(capsys, "verify", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--formats", "--quantization", "--representative-data",
+                   "--validation-data", "--labels", "--allow-mismatch"):
+        assert option in out
