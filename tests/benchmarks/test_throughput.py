@@ -1,0 +1,82 @@
+"""Tests for benchmarks/throughput.py and benchmarks/timing.py (not timings:
+the helpers' bookkeeping and the soft-loss comparison the script prints)."""
+
+import importlib.util
+import os
+import sys
+
+import keras
+import numpy as np
+from scipy.special import softmax
+from scipy.stats import entropy
+
+from conftest import REPO_ROOT
+
+BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
+
+
+def _load(name):
+    if BENCHMARKS not in sys.path:
+        sys.path.insert(0, BENCHMARKS)  # throughput.py imports timing.py
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+throughput = _load("throughput")
+timing = _load("timing")
+
+
+def test_numpy_reference_matches_scipy(rng):
+    t = rng.normal(0, 4, size=(32, 10))
+    s = rng.normal(0, 4, size=(32, 10))
+    expected = entropy(softmax(t / 3.0, axis=-1), softmax(s / 3.0, axis=-1), axis=-1) * 9.0
+    np.testing.assert_allclose(throughput.numpy_soft_kl(t, s, 3.0), expected, rtol=1e-10)
+
+
+def test_loss_comparison_rows(rng):
+    teacher = throughput.build_teacher(16)
+    student = throughput.build_student()
+    x = rng.normal(size=(64, 64)).astype("float32")
+    rows = throughput.loss_comparison(teacher, student, x)
+    assert len(rows) == 3
+    for row in rows.values():
+        reference = row["numpy_float64_reference"]
+        assert abs(row["kd_keras.losses.soft_target_kl"] - reference) <= 1e-5 * max(1, reference)
+        assert abs(row["keras LogitsDistillation(loss=KLDivergence())"] - reference) <= 1e-4 * max(1, reference)
+    shifted = rows["teacher logits + 3 (same softmax, KL = 0)"]
+    assert abs(shifted["numpy_float64_reference"]) < 1e-9
+    # The anchor's default compares logits, not probabilities.
+    assert shifted["keras LogitsDistillation() default"] < 0.0
+
+
+def test_interleaved_rounds_and_ratios():
+    calls = []
+
+    def method(name, seconds):
+        def run():
+            calls.append(name)
+            return seconds
+        return run
+
+    methods = {"a": method("a", 1.0), "b": method("b", 2.0), "c": method("c", 4.0)}
+    warmup, times = timing.time_methods(methods, rounds=3)
+    assert warmup == {"a": 1.0, "b": 2.0, "c": 4.0}
+    # Warm-up in order, then each round starts one method further along.
+    assert calls == list("abc") + list("abc") + list("bca") + list("cab")
+    assert times == {"a": [1.0] * 3, "b": [2.0] * 3, "c": [4.0] * 3}
+    assert timing.median_ratio([1.0, 3.0, 10.0], [1.0, 1.0, 2.0]) == 3.0
+    summary = timing.summarize({"a": [1.0, 2.0, 4.0]}, num_samples=100)
+    assert summary["a"]["median_seconds"] == 2.0
+    assert summary["a"]["samples_per_second"] == 50.0
+
+
+def test_epoch_timer_records_each_epoch():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    timer = timing.EpochTimer()
+    model.fit(np.zeros((8, 2)), np.zeros((8, 1)), epochs=3, verbose=0, callbacks=[timer])
+    model.predict(np.zeros((8, 2)), verbose=0, callbacks=[timer])
+    assert len(timer.times) == 4 and all(t > 0 for t in timer.times)
