@@ -5,15 +5,17 @@
     python export/grpc_client.py --model student \\
         --warmup out/saved_model/student/1
 
-`examples.npz` holds one array per signature input, named as the input, with
-the signature's dtype (gRPC, unlike REST, sends typed tensors). `--warmup`
+`examples.npz` holds one array per signature input, named as the input.
+gRPC, unlike REST, sends typed tensors: the client asks the server for the
+signature's input dtypes (GetModelMetadata) and casts to them, unless
+`--no-cast`. `--warmup`
 replays the first request stored in a SavedModel's
 `assets.extra/tf_serving_warmup_requests` instead, a quick smoke test of a
 deployment. The outputs are printed as JSON.
 
 Building the request (`build_predict_request`) and reading the response
-(`parse_predict_response`) are pure functions; only `predict` opens a
-channel. Needs `tensorflow-serving-api` (which brings `grpcio`).
+(`parse_predict_response`) are pure functions; only `predict` and
+`fetch_input_dtypes` open a channel. Needs `tensorflow-serving-api` (which brings `grpcio`).
 """
 
 import argparse
@@ -93,6 +95,20 @@ def parse_predict_response(response):
     return {name: tf.make_ndarray(t) for name, t in response.outputs.items()}
 
 
+def _call(target, method, request, timeout):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            return getattr(stub, method)(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise RuntimeError(
+                f"{target}: {e.code().name}: {e.details()}"
+            ) from None
+
+
 def predict(target, request, timeout=10.0):
     """Send a `PredictRequest` to `target` (`host:port`) and return the response.
 
@@ -104,17 +120,42 @@ def predict(target, request, timeout=10.0):
     Returns:
         A `tensorflow_serving.apis.predict_pb2.PredictResponse`.
     """
-    import grpc
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    return _call(target, "Predict", request, timeout)
 
-    with grpc.insecure_channel(target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        try:
-            return stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise RuntimeError(
-                f"{target}: {e.code().name}: {e.details()}"
-            ) from None
+
+def fetch_input_dtypes(target, model_name, signature_name, version=None,
+                       timeout=10.0):
+    """Ask the server for a signature's input dtypes (GetModelMetadata).
+
+    Args:
+        target: The TF Serving gRPC address.
+        model_name: The served model name.
+        signature_name: The signature whose inputs to describe.
+        version: Optional model version.
+        timeout: Seconds to wait for the server.
+
+    Returns:
+        A dict input name -> `tf.DType`, ready for `build_predict_request`'s
+        `dtypes`.
+    """
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    tf = _tf()
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = model_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    request.metadata_field.append("signature_def")
+    response = _call(target, "GetModelMetadata", request, timeout)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    if signature_name not in signatures.signature_def:
+        raise ValueError(
+            f"model {model_name!r} has no signature {signature_name!r}; it "
+            f"has {sorted(signatures.signature_def)}"
+        )
+    inputs = signatures.signature_def[signature_name].inputs
+    return {name: tf.dtypes.as_dtype(info.dtype) for name, info in inputs.items()}
 
 
 def load_warmup_request(saved_model_dir, index=0):
@@ -169,6 +210,10 @@ def build_parser():
                              "SavedModel version directory")
     parser.add_argument("--limit", type=int, default=None,
                         help="send only the first N examples")
+    parser.add_argument("--no-cast", action="store_true",
+                        help="send --examples arrays with their own dtypes "
+                             "instead of asking the server (GetModelMetadata) "
+                             "for the signature's and casting to them")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait (default: %(default)s)")
     return parser
@@ -186,8 +231,14 @@ def main(argv=None):
                 request.model_spec.version.value = args.version
         else:
             examples = load_examples(args.examples, args.limit)
+            dtypes = None
+            if not args.no_cast:
+                dtypes = fetch_input_dtypes(args.target, args.model,
+                                            args.signature, args.version,
+                                            args.timeout)
+                dtypes = {k: v for k, v in dtypes.items() if k in examples}
             request = build_predict_request(
-                args.model, args.signature, examples, args.version
+                args.model, args.signature, examples, args.version, dtypes
             )
         outputs = parse_predict_response(predict(args.target, request, args.timeout))
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from conftest import REPO_ROOT
 from kd_keras.export import warmup
@@ -213,6 +214,17 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
         return response
 
+    def GetModelMetadata(self, request, context):
+        with open(os.path.join(self.served["path"], "saved_model.pb"), "rb") as f:
+            saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in saved_model.meta_graphs[0].signature_def.items():
+            signatures.signature_def[name].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        response.metadata["signature_def"].Pack(signatures)
+        return response
+
 
 @contextlib.contextmanager
 def _grpc_server(served):
@@ -251,13 +263,22 @@ def test_clients_end_to_end(served, tmp_path, capsys, monkeypatch):
             assert code == 0
             outputs = json.loads(capsys.readouterr().out)
             np.testing.assert_allclose(outputs["logits"], served["logits"], atol=1e-5)
-        wrong = grpc_client.build_predict_request(
-            MODEL_NAME, "serving_default",
-            {"token_ids": served["examples"]["token_ids"].astype("int64"),
-             "padding_mask": served["examples"]["padding_mask"]},
-        )
-        with pytest.raises(RuntimeError, match="INVALID_ARGUMENT: bad input token_ids"):
-            grpc_client.predict(target, wrong)
+        assert grpc_client.fetch_input_dtypes(target, MODEL_NAME, "serving_default") == {
+            name: spec.dtype for name, spec in _input_specs(served["signature"]).items()
+        }
+        # NumPy's default int64 ids: cast to the signature's int32 by default.
+        wide = str(tmp_path / "int64.npz")
+        np.savez(wide, token_ids=served["examples"]["token_ids"].astype("int64"),
+                 padding_mask=served["examples"]["padding_mask"])
+        assert grpc_client.main(["--target", target, "--model", MODEL_NAME, "--examples", wide]) == 0
+        outputs = json.loads(capsys.readouterr().out)
+        np.testing.assert_allclose(outputs["logits"], served["logits"], atol=1e-5)
+        # Without the cast the server rejects the int64 tensor.
+        assert grpc_client.main(
+            ["--target", target, "--model", MODEL_NAME, "--examples", wide, "--no-cast"]) == 2
+        assert "INVALID_ARGUMENT: bad input token_ids" in capsys.readouterr().err
+        with pytest.raises(ValueError, match="no signature 'nope'"):
+            grpc_client.fetch_input_dtypes(target, MODEL_NAME, "nope")
 
 
 def test_cli_help_and_errors(capsys, tmp_path):
