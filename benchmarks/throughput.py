@@ -295,6 +295,9 @@ def print_report(result):
     ref = result["reference"]
     print(f"{'reference: student.fit + teacher.predict':<34}"
           f"{ref['median_seconds']:>15.3f}{ref['samples_per_second']:>12.0f}")
+    load = result["setup"]["load_average_1min"]
+    print(f"machine: {result['setup']['cpu_count']} CPUs, 1-minute load "
+          f"average {load[0]:.1f} before / {load[1]:.1f} after timing")
     print()
     print("paired time ratios (median over rounds of per-round ratios):")
     for name, value in result["paired_time_ratios"].items():
