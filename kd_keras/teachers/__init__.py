@@ -26,7 +26,8 @@ from kd_keras.teachers.loading import load_keras_file
 from kd_keras.teachers.loading import load_teacher
 from kd_keras.teachers.onnx_teacher import OnnxTeacher
 from kd_keras.teachers.saved_model import SavedModelTeacher
-from kd_keras.teachers.transfer import build_text_teacher
+from kd_keras.teachers.text import TextTeacher
+from kd_keras.teachers.text import build_text_teacher
 from kd_keras.teachers.transfer import fine_tune
 from kd_keras.teachers.transfer import fit_head
 from kd_keras.teachers.transfer import text_features

@@ -26,8 +26,8 @@ def load_keras_file(path):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such .keras file.")
-    # Importing the package registers kd_keras layers used by saved teachers.
-    import kd_keras.teachers.bert  # noqa: F401
+    # Importing the package registers the kd_keras classes saved teachers use.
+    import kd_keras.teachers  # noqa: F401
 
     try:
         return keras.saving.load_model(path, safe_mode=True)

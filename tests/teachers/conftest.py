@@ -13,7 +13,9 @@ WORDS = (
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, ".", ",", "!"]
 
 
-def save_tiny_bert(path, num_labels=None, hidden_act="gelu", seed=0):
+def save_tiny_bert(
+    path, num_labels=None, hidden_act="gelu", seed=0, initializer_range=0.5
+):
     """Saves a randomly initialised tiny BERT (bare, or with a
     classification head when `num_labels` is set) plus its vocab.txt."""
     import torch
@@ -28,8 +30,8 @@ def save_tiny_bert(path, num_labels=None, hidden_act="gelu", seed=0):
         intermediate_size=37,
         max_position_embeddings=64,
         hidden_act=hidden_act,
-        # Larger than BERT's 0.02 so the exact-vs-tanh GELU gap is visible.
-        initializer_range=0.5,
+        # 0.5 (not BERT's 0.02) makes the exact-vs-tanh GELU gap visible.
+        initializer_range=initializer_range,
         **({"num_labels": num_labels} if num_labels else {}),
     )
     cls = (
@@ -65,6 +67,15 @@ def random_tokens(rng, batch=4, length=12):
 def tiny_bert_dir(tmp_path):
     path = str(tmp_path / "tiny_bert")
     save_tiny_bert(path)
+    return path
+
+
+@pytest.fixture
+def small_init_bert_dir(tmp_path):
+    """BERT's own initialisation: random features that stay smooth enough
+    for a linear head to read words from."""
+    path = str(tmp_path / "tiny_bert_small_init")
+    save_tiny_bert(path, initializer_range=0.02)
     return path
 
 

@@ -32,19 +32,14 @@ def test_fidelity_keras_hub_conversion_matches_transformers(tmp_path, rng, hidde
 
     mask = tokens["padding_mask"].astype(bool)  # padded positions are unused
     np.testing.assert_allclose(got[mask], expected[mask], atol=1e-4)
+    if hidden_act == "gelu":
+        # The weights are large enough that KerasHub's tanh GELU alone would
+        # miss the tolerance: the test can fail.
+        import keras_hub
 
-
-def test_plain_keras_hub_differs_when_checkpoint_uses_exact_gelu(tiny_bert_dir, rng):
-    # Guards the test above: the weights are large enough that KerasHub's
-    # tanh GELU alone would miss the 1e-4 tolerance.
-    import keras_hub
-
-    tokens = random_tokens(rng)
-    expected = _torch_outputs(tiny_bert_dir, tokens).last_hidden_state.numpy()
-    plain = keras_hub.models.BertBackbone.from_preset(tiny_bert_dir)
-    got = np.asarray(plain(tokens)["sequence_output"])
-    mask = tokens["padding_mask"].astype(bool)
-    assert np.abs(got[mask] - expected[mask]).max() > 1e-4
+        plain = keras_hub.models.BertBackbone.from_preset(path)
+        plain_out = np.asarray(plain(tokens)["sequence_output"])
+        assert np.abs(plain_out[mask] - expected[mask]).max() > 1e-4
 
 
 def test_hf_classifier_checkpoint_keeps_its_head(tiny_bert_classifier_dir, rng):
@@ -72,12 +67,8 @@ def test_bare_encoder_gets_mean_pooled_head(tiny_bert_dir, rng):
     )
 
 
-def test_bare_encoder_without_num_classes_is_refused(tiny_bert_dir):
+def test_bad_checkpoints_are_refused(tiny_bert_dir, tmp_path):
     with pytest.raises(ValueError, match="num_classes"):
         bert.load_bert_teacher(tiny_bert_dir)
-
-
-def test_missing_checkpoint_dir_is_named(tmp_path):
-    missing = str(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="nope"):
-        loading.load_teacher(missing, num_classes=2)
+        loading.load_teacher(str(tmp_path / "nope"), num_classes=2)

@@ -1,0 +1,131 @@
+"""Text teachers: raw strings in, logits out, tokenized in the graph."""
+
+import os
+
+import keras
+import keras_hub
+
+from kd_keras.teachers.bert import _read_json
+from kd_keras.teachers.bert import load_bert_teacher
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class TextTeacher(keras.Model):
+    """A KerasHub text preprocessor followed by a token classifier.
+
+    A subclassed model rather than a functional one so that it saves to and
+    loads from `.keras` (with `safe_mode=True`): a functional model would
+    call the tokenizer before its vocabulary asset is restored.
+
+    Args:
+        preprocessor: a KerasHub text classifier preprocessor (strings to
+            `token_ids`, `padding_mask`, `segment_ids`).
+        classifier: a `keras.Model` from those token dicts to logits (see
+            `kd_keras.teachers.build_bert_classifier`).
+        **kwargs: `keras.Model` arguments such as `name`.
+
+    Example:
+
+    >>> teacher = build_text_teacher("path/to/minilm", 2)      # doctest: +SKIP
+    >>> teacher(tf.constant(["a gem of a film"])).shape         # doctest: +SKIP
+    TensorShape([1, 2])
+    """
+
+    def __init__(self, preprocessor, classifier, **kwargs):
+        super().__init__(**kwargs)
+        self.preprocessor = preprocessor
+        self.classifier = classifier
+
+    def tokens(self, text):
+        """Returns the classifier's token dict for a `[batch]` string tensor."""
+        features = self.preprocessor(text)
+        return {
+            "token_ids": features["token_ids"],
+            "padding_mask": keras.ops.cast(features["padding_mask"], "int32"),
+            "segment_ids": features["segment_ids"],
+        }
+
+    def call(self, text, training=False):
+        return self.classifier(self.tokens(text), training=training)
+
+    def build(self, input_shape=None):
+        # The classifier is built; the preprocessor has no weights.
+        self.built = True
+
+    def compute_output_spec(self, text, training=False):
+        return keras.KerasTensor(
+            (text.shape[0], self.classifier.output.shape[-1]), dtype="float32"
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
+            classifier=keras.saving.serialize_keras_object(self.classifier),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["preprocessor"] = keras.saving.deserialize_keras_object(
+            config["preprocessor"]
+        )
+        config["classifier"] = keras.saving.deserialize_keras_object(
+            config["classifier"]
+        )
+        return cls(**config)
+
+
+def _tokenizer(backbone_dir):
+    vocab = os.path.join(str(backbone_dir), "vocab.txt")
+    if not os.path.isfile(vocab):  # A KerasHub preset carries its own.
+        return keras_hub.models.BertTokenizer.from_preset(backbone_dir)
+    lowercase = True
+    config_path = os.path.join(backbone_dir, "tokenizer_config.json")
+    if os.path.isfile(config_path):
+        lowercase = bool(_read_json(config_path).get("do_lower_case", True))
+    return keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=lowercase)
+
+
+def build_text_teacher(
+    backbone_dir, num_classes, sequence_length=64, pooling=None, name="text_teacher"
+):
+    """Builds a teacher from raw text to logits on a pretrained BERT backbone.
+
+    The model tokenizes in the graph (KerasHub `BertTokenizer` on the
+    checkpoint's `vocab.txt`, then `[CLS] ... [SEP]` packing and padding to
+    `sequence_length`), runs the backbone, pools (masked mean for
+    sentence-transformers checkpoints like all-MiniLM-L6-v2) and applies a
+    dense head. A checkpoint without a classification head gets a new,
+    untrained one: call `kd_keras.teachers.fine_tune` (or `fit_head`) next.
+
+    Args:
+        backbone_dir: a local Hugging Face BERT checkpoint directory
+            (`config.json`, `model.safetensors`, `vocab.txt`) or a KerasHub
+            preset.
+        num_classes: number of logits.
+        sequence_length: tokens per text, `[CLS]`/`[SEP]` included.
+        pooling: `"mean"`, `"cls"` or `"pooled"`; default: the checkpoint's.
+        name: the model's name.
+
+    Returns:
+        A `TextTeacher`: a `keras.Model` taking a `[batch]` string tensor and
+        returning `[batch, num_classes]` float32 logits. `teacher.classifier`
+        has the layers `backbone`, `pooling` and `head`.
+
+    Example:
+
+    >>> teacher = build_text_teacher("path/to/minilm", num_classes=2,
+    ...                              sequence_length=32)        # doctest: +SKIP
+    """
+    if sequence_length < 3:
+        raise ValueError(f"sequence_length must be at least 3; got {sequence_length}.")
+    classifier = load_bert_teacher(backbone_dir, num_classes=num_classes, pooling=pooling)
+    classifier.name = "classifier"
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        _tokenizer(backbone_dir), sequence_length=sequence_length, name="preprocessor"
+    )
+    teacher = TextTeacher(preprocessor, classifier, name=name)
+    teacher.build()
+    return teacher
