@@ -192,7 +192,10 @@ def _validate_teacher(t):
 def _validate_student(s, teacher):
     from kd_keras.students import get_student
 
-    get_student(s["architecture"])  # Raises, naming student.architecture.
+    try:
+        get_student(s["architecture"])
+    except ValueError as e:  # Already names student.architecture.
+        raise ConfigError(str(e)) from None
     v = s["sequence_length"]
     _check(v is None or (_is_int(v) and v >= 4), "student.sequence_length",
            "an integer >= 4 or null", v)

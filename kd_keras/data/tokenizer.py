@@ -50,19 +50,25 @@ class WordPieceEncoder:
             return_padding_mask=False,
         )
 
+        import tensorflow as tf
+
+        self._encode = tf.function(
+            lambda texts: self.packer(self.tokenizer(texts)),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
+
     @property
     def vocab_size(self):
         return len(self.vocabulary)
 
     def __call__(self, texts, batch_size=2048):
         """Returns int32 ids of shape `[len(texts), sequence_length]`."""
-        import keras
+        import tensorflow as tf
 
         out = []
         for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            ids = self.packer(self.tokenizer(chunk))
-            out.append(np.asarray(keras.ops.convert_to_numpy(ids), np.int32))
+            chunk = tf.constant(list(texts[start : start + batch_size]), tf.string)
+            out.append(np.asarray(self._encode(chunk), np.int32))
         if not out:
             return np.zeros((0, self.sequence_length), np.int32)
         return np.concatenate(out)

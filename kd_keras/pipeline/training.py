@@ -8,8 +8,11 @@ epochs this process has seen:
 - the shuffle order of epoch `e` is `stateless_shuffle(seed=[seed, e])`,
   where `e` is a variable set by `EpochCounter.on_epoch_begin` (it receives
   the true epoch, also after a restore);
-- weights, optimizer state and the dropout seed-generator states are saved
-  and restored by `BackupAndRestore` (they are model variables).
+- weights and optimizer state are restored by `BackupAndRestore`;
+- dropout masks come from Keras `SeedGenerator`s, whose step counters are
+  not part of the saved weights: `EpochCounter` sets every generator of the
+  model to `[its seed, epoch * 2**20]` at the start of each epoch, so the
+  masks of epoch `e` are the same in a resumed and an uninterrupted run.
 """
 
 import os
@@ -24,8 +27,15 @@ from kd_keras.data import SPLITS
 ACCURACY = "sparse_categorical_accuracy"
 
 
+def _seed_generators(model):
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        yield from getattr(layer, "_seed_generators", [])
+
+
 class EpochCounter(keras.callbacks.Callback):
-    """Writes the current epoch into a variable the input pipeline reads."""
+    """Makes an epoch's randomness a function of the epoch number: writes the
+    epoch into the variable the input pipeline's shuffle reads, and re-seeds
+    the model's seed generators (dropout) from `(their seed, epoch)`."""
 
     def __init__(self, variable):
         super().__init__()
@@ -33,6 +43,10 @@ class EpochCounter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.variable.assign(epoch)
+        for generator in _seed_generators(self.model):
+            state = np.asarray(keras.ops.convert_to_numpy(generator.state.value))
+            generator.state.assign(
+                np.array([state[0], epoch * 2**20], dtype=state.dtype))
 
 
 def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable):

@@ -1,0 +1,84 @@
+import os
+
+import pytest
+
+from kd_keras.config import ConfigError
+from kd_keras.config import load_config
+from kd_keras.config import validate_config
+
+BASE = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
+
+
+def _with(section, **values):
+    cfg = {k: dict(v) for k, v in BASE.items()}
+    cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def test_defaults_filled_and_student_length_follows_teacher():
+    cfg = validate_config(_with("teacher", sequence_length=32))
+    assert cfg["distill"]["epochs"] == 5 and cfg["distill"]["alpha"] == 0.1
+    assert cfg["student"]["sequence_length"] == 32
+    assert cfg["export"]["formats"] == ["saved_model", "tflite", "onnx"]
+
+
+@pytest.mark.parametrize(
+    "section,values,message",
+    [
+        ("distill", {"epochs": -1}, "distill.epochs: must be a non-negative integer, got -1"),
+        ("distill", {"epochs": 2.5}, "distill.epochs"),
+        ("distill", {"alpha": 1.5}, "distill.alpha: must be a number in [0, 1], got 1.5"),
+        ("distill", {"temperature": 0}, "distill.temperature"),
+        ("distill", {"batch_size": "64"}, "distill.batch_size"),
+        ("distill", {"epoch": 3}, "distill.epoch: unknown key"),
+        ("student", {"architecture": "transformer9000"},
+         "student.architecture: unknown student 'transformer9000'"),
+        ("data", {"format": "xml"}, "data.format"),
+        ("data", {"labels_fraction": 0}, "data.labels_fraction"),
+        ("data", {"split": [0.5, 0.5]}, "data.split"),
+        ("export", {"quantization": ["int4"]}, "export.quantization"),
+        ("distribute", {"strategy": "tpu"}, "distribute.strategy"),
+        ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
+        ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
+    ],
+)
+def test_bad_values_name_the_key(section, values, message):
+    with pytest.raises(ConfigError) as e:
+        validate_config(_with(section, **values))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_top_level_and_source_errors():
+    with pytest.raises(ConfigError, match="outputs: unknown key"):
+        validate_config(dict(BASE, outputs="x"))
+    with pytest.raises(ConfigError, match="data: give exactly one of"):
+        validate_config({"teacher": {"backbone": "minilm"}})
+    with pytest.raises(ConfigError, match="teacher: give exactly one of"):
+        validate_config({"data": {"builtin": "rt_polarity"}})
+    with pytest.raises(ConfigError, match="data.builtin"):
+        validate_config(_with("data", builtin="imdb"))
+
+
+def test_export_and_early_stopping_switches():
+    cfg = validate_config(dict(BASE, export=False, distill={"early_stopping": True}))
+    assert cfg["export"] is None
+    assert cfg["distill"]["early_stopping"] == {"patience": 2}
+
+
+def test_load_config_resolves_paths_and_reports_yaml_errors(tmp_path):
+    (tmp_path / "train.tsv").write_text("a\tb\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("data: {train: train.tsv}\nteacher: {model: t.keras}\n")
+    with pytest.raises(FileNotFoundError, match="teacher.model: file not found: .*t.keras"):
+        load_config(str(good))
+    (tmp_path / "t.keras").write_text("")
+    cfg = load_config(str(good), overrides={"output": "elsewhere"})
+    assert cfg["data"]["train"] == os.path.join(str(tmp_path), "train.tsv")
+    assert cfg["output"] == "elsewhere"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: cannot parse YAML \(line"):
+        load_config(str(bad))
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config(str(tmp_path / "missing.yaml"))

@@ -1,0 +1,96 @@
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import distill_helpers
+from kd_keras.cli import main
+from kd_keras.config import load_config
+from kd_keras.pipeline import run_distill
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory):
+    return distill_helpers.shared_teacher(tmp_path_factory)
+
+
+def test_agnews_end_to_end_with_only_paths_changed(tmp_path, teacher_path, capsys):
+    """AG News (4 string classes, no header): results.json in the API shape,
+    the export report, TensorBoard logs and curves; accuracies re-computed
+    independently from the saved models."""
+    out = str(tmp_path / "run")
+    config = distill_helpers.write_config(tmp_path / "ag.yaml", teacher_path, out)
+    assert main(["distill", config]) == 0
+    assert "distilled student" in capsys.readouterr().out
+    assert not os.path.exists(out + ".partial")
+
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert results["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+    for key in ("teacher", "student", "student_without_distillation"):
+        assert set(results[key]) >= {"accuracy", "params"}
+        assert 0.0 <= results[key]["accuracy"] <= 1.0
+    assert results["export"] == os.path.join(out, "export", "report.json")
+
+    # Independent check of the reported accuracies.
+    cfg = load_config(config)
+    ds = distill_helpers._SHARED["data"]
+    x_test = distill_helpers._SHARED["encoder"](ds.texts["test"])
+    y_test = ds.labels["test"]
+    assert results["teacher"]["accuracy"] == pytest.approx(
+        distill_helpers.teacher_accuracy(teacher_path, x_test, y_test))
+    student = keras.saving.load_model(os.path.join(out, "student.keras"), safe_mode=True)
+    logits = student.predict(x_test, verbose=0)
+    assert results["student"]["accuracy"] == pytest.approx(float(np.mean(logits.argmax(-1) == y_test)))
+    assert results["student"]["params"] == student.count_params()
+    assert cfg["data"]["max_examples"] == len(y_test)
+
+    with open(results["export"]) as f:
+        report = json.load(f)
+    formats = {(a["format"], a["quantization"]) for a in report["artifacts"]}
+    assert formats == {("saved_model", "none"), ("tflite", "none"), ("onnx", "none")}
+    for artifact in report["artifacts"]:
+        assert os.path.exists(artifact["path"]), artifact["path"]
+        assert artifact["top1_agreement"] >= 0.99
+    assert glob.glob(os.path.join(out, "logs", "distill", "train", "events.out.tfevents.*"))
+    assert glob.glob(os.path.join(out, "logs", "baseline", "train", "events.out.tfevents.*"))
+    with open(os.path.join(out, "training_curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise RuntimeError("simulated interruption")
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, teacher_path):
+    config = distill_helpers.write_config(
+        tmp_path / "r.yaml", teacher_path, str(tmp_path / "unused"),
+        distill={"epochs": 3, "baseline": False}, export=None)
+    cfg = load_config(config)
+    full_out, resumed_out = str(tmp_path / "full"), str(tmp_path / "resumed")
+    run_distill(cfg, output=full_out)
+
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        run_distill(cfg, output=resumed_out, extra_callbacks=[_Interrupt(after_epoch=1)])
+    assert not os.path.exists(resumed_out)
+    assert os.path.isdir(os.path.join(resumed_out + ".partial", "backup", "distill"))
+    run_distill(cfg, output=resumed_out, resume=True)
+
+    with open(os.path.join(resumed_out, "history.json")) as f:
+        assert len(json.load(f)["distill"]["loss"]) == 1  # only epoch 3 was re-run
+    full = keras.saving.load_model(os.path.join(full_out, "student.keras"), safe_mode=True)
+    resumed = keras.saving.load_model(os.path.join(resumed_out, "student.keras"), safe_mode=True)
+    for a, b in zip(full.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The interruption really happened mid-training: an un-resumed restart
+    # from scratch for only the last epoch would differ.
+    assert not os.path.exists(resumed_out + ".partial")
