@@ -70,6 +70,15 @@ def test_ensemble_fingerprint_depends_on_members_weights_and_mode():
     assert EnsembleTeacher([a, _linear(2)]).fingerprint() != base
 
 
+def test_bad_ensembles_are_refused():
+    with pytest.raises(ValueError, match="2 teachers"):
+        EnsembleTeacher([_linear(0), _linear(1)], weights=[1.0])
+    with pytest.raises(ValueError, match="combine"):
+        EnsembleTeacher([_linear(0)], combine="median")
+    with pytest.raises(ValueError, match="non-negative"):
+        EnsembleTeacher([_linear(0), _linear(1)], weights=[1.0, -1.0])
+
+
 def test_in_graph_ensemble_saves_and_reloads_safely(tmp_path, rng):
     ensemble = load_teacher([_linear(0), _linear(1)], weights=[1, 3],
                             combine="probabilities")
@@ -82,15 +91,6 @@ def test_in_graph_ensemble_saves_and_reloads_safely(tmp_path, rng):
     np.testing.assert_allclose(
         reloaded.predict_on_batch(x), ensemble.predict_on_batch(x), atol=1e-6
     )
-
-
-def test_bad_ensembles_are_refused():
-    with pytest.raises(ValueError, match="2 teachers"):
-        EnsembleTeacher([_linear(0), _linear(1)], weights=[1.0])
-    with pytest.raises(ValueError, match="combine"):
-        EnsembleTeacher([_linear(0)], combine="median")
-    with pytest.raises(ValueError, match="non-negative"):
-        EnsembleTeacher([_linear(0), _linear(1)], weights=[1.0, -1.0])
 
 
 def test_out_of_graph_ensemble_caches_like_a_single_teacher(tmp_path, rng):
