@@ -139,3 +139,35 @@ def test_bad_sources_are_refused_naming_them(tmp_path):
         load_teacher(model_path, output_key="logits")
     with pytest.raises(TypeError, match="int"):
         load_teacher(3)
+
+
+def test_saved_model_teacher_runs_inside_the_distiller(tmp_path, rng):
+    import kd_keras
+
+    model = _mlp()
+    path = str(tmp_path / "sm")
+    module = _TwoInputModule(model)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    teacher = load_teacher(path, output_key="logits")
+    inputs = {"left": keras.Input((3,), name="left"),
+              "right": keras.Input((2,), name="right")}
+    student = keras.Model(
+        inputs, keras.layers.Dense(3)(keras.layers.Concatenate()(
+            [inputs["left"], inputs["right"]]))
+    )
+    x = {"left": rng.normal(size=(16, 3)).astype("float32"),
+         "right": rng.normal(size=(16, 2)).astype("float32")}
+    y = rng.integers(0, 3, size=16)
+
+    distiller = kd_keras.Distiller(teacher=teacher.model, student=student)
+    distiller.compile(optimizer="sgd", alpha=0.0, temperature=2.0)
+    logs = distiller.evaluate(x, y, batch_size=16, return_dict=True, verbose=0)
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    t = log_softmax(np.asarray(model(np.concatenate([x["left"], x["right"]], -1))) / 2)
+    s = log_softmax(np.asarray(student(x)) / 2)
+    expected = (np.exp(t) * (t - s)).sum(-1).mean() * 4.0
+    np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-4)
