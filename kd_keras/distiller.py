@@ -211,9 +211,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             y_teacher = self.teacher(x, training=False)
         logits = tf.stop_gradient(tf.cast(y_teacher, "float32"))
         _check_static_classes(logits, self.num_classes, "teacher logits")
-        return tf.debugging.check_numerics(
-            logits, f"{_NONFINITE_ERROR} teacher logits (NaN or Inf)"
-        )
+        return logits
 
     def _loss_shares(self, x, y, student_logits, sample_weight):
         """Returns this replica's share of `(loss, hard, soft)`.
@@ -240,7 +238,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             counts[1], 1.0)
         soft = tf.reduce_sum(soft * weight) / counts[0]
         loss = self.alpha * hard + (1.0 - self.alpha) * soft
-        return loss, hard, soft
+        return _check_finite(loss, teacher_logits), hard, soft
 
     # ------------------------------------------------------------ train / test
 
@@ -272,8 +270,6 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         # each replica by its batch size: trackers then give the same result
         # on one device and under any strategy.
         loss, hard, soft = tf.unstack(workarounds.global_sum(tf.stack(shares)))
-        loss = tf.debugging.check_numerics(
-            loss, f"{_NONFINITE_ERROR} loss (NaN or Inf)")
         batch = tf.shape(student_logits)[0]
         self._loss_tracker.update_state(loss, sample_weight=batch)
         self.student_loss_tracker.update_state(hard, sample_weight=batch)
@@ -372,14 +368,38 @@ def _check_static_classes(logits, expected, what):
 
 
 def _check_labels(labels, num_classes):
+    """Fails with the first bad label; the update waits for the check."""
     labels = tf.cast(tf.reshape(labels, [-1]), "int32")
     bad = tf.logical_or(labels < -1, labels >= num_classes)
-    check = tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(bad)),
-        [_LABEL_ERROR, num_classes - 1, tf.boolean_mask(labels, bad)[:1]],
-    )
-    with tf.control_dependencies([check]):  # No update before the check.
-        return tf.identity(labels)
+
+    def fail():  # Built in a branch: costs nothing while labels are valid.
+        first = tf.boolean_mask(labels, bad)[:1]
+        check = tf.debugging.Assert(
+            False, [_LABEL_ERROR, num_classes - 1, first])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)
+
+    return tf.cond(tf.reduce_any(bad), fail, lambda: labels)
+
+
+def _check_finite(loss, teacher_logits):
+    """Stops before the update when the loss is NaN or Inf, naming the
+    teacher's logits when they are the cause.
+
+    XLA compiles `Assert` to a no-op, so with `jit_compile=True` this check
+    (and the label check) do not run; array labels are still checked up front
+    by `fit`."""
+
+    def fail():
+        teacher_ok = tf.reduce_all(tf.math.is_finite(teacher_logits))
+        check_teacher = tf.debugging.Assert(
+            teacher_ok, [_NONFINITE_ERROR, "[teacher logits]"])
+        with tf.control_dependencies([check_teacher]):
+            check = tf.debugging.Assert(False, [_NONFINITE_ERROR, "[loss]"])
+        with tf.control_dependencies([check]):
+            return tf.identity(loss)
+
+    return tf.cond(tf.math.is_finite(loss), lambda: loss, fail)
 
 
 def _check_label_array(labels, num_classes):
@@ -415,10 +435,11 @@ class _clear_errors:
                 f"Label {bad} is out of range: labels must be -1 (unlabeled) "
                 f"or in [0, {top}]") from None
         if _NONFINITE_ERROR in message:
-            what = message[message.index(_NONFINITE_ERROR):].split(" : ")[0]
+            which = re.findall(r"\[(teacher logits|loss)\]", message)
             raise FloatingPointError(
-                what.replace("kd_keras: ", "") + ": training stopped (check "
-                "the teacher, the inputs and the learning rate)") from None
+                f"non-finite {which[0] if which else 'loss'} (NaN or Inf): "
+                "training stopped before the update (check the teacher, the "
+                "inputs and the learning rate)") from None
         return False
 
 

@@ -182,7 +182,7 @@ def test_non_finite_teacher_logits_stop_training():
     teacher.layers[-1].bias.assign(np.array([np.nan, 0, 0, 0], "float32"))
     distiller = kd_keras.Distiller(teacher=teacher, student=student)
     distiller.compile(optimizer="sgd")
-    with pytest.raises(FloatingPointError, match="teacher logits"):
+    with pytest.raises(FloatingPointError, match="non-finite teacher logits"):
         distiller.fit(x, y, epochs=1, verbose=0)
 
 
@@ -272,3 +272,16 @@ def test_mixed_precision_trains(policy):
     after = distiller.evaluate(x, y, return_dict=True, verbose=0)["loss"]
     assert after < before
     assert student.layers[-1].kernel.dtype == "float32"
+
+
+def test_non_finite_loss_stops_before_the_update():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="sgd", distillation_loss_fn=(
+        lambda t, s: keras.ops.log(keras.ops.zeros_like(t[:, 0]) - 1.0)))
+    before = [v.numpy() for v in student.weights]
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        distiller.fit(x, y, epochs=1, verbose=0)
+    for b, a in zip(before, student.weights):
+        np.testing.assert_array_equal(b, a.numpy())
