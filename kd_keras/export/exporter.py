@@ -152,6 +152,8 @@ def export_model(
     labels=None,
     name=None,
     text_preprocessor=None,
+    tflite_text=False,
+    validation_text=None,
     integer_io=False,
     select_tf_ops=False,
     opset=onnx_export.DEFAULT_OPSET,
@@ -178,6 +180,12 @@ def export_model(
         name: the model name in the TF Serving layout (default `model.name`).
         text_preprocessor: optional callable from strings to the model's
             inputs; adds the SavedModel's `serving_text` signature.
+        tflite_text: also convert `serving_text`, tokenizer included, to
+            `tflite/model_text.tflite` with the TF-Text custom ops (use
+            `kd_keras.export.text.FastWordpiecePreprocessor`; KerasHub
+            tokenizers use regex ops TFLite lacks).
+        validation_text: `texts` or `(texts, labels)`: raw strings the text
+            artifact is verified on; required with `tflite_text`.
         integer_io: int8 TFLite with integer input/output tensors.
         select_tf_ops: allow Flex ops in TFLite (off: fail, naming the op).
         opset: ONNX opset (≤ 18, default 17).
@@ -236,6 +244,11 @@ def export_model(
                 f"{reference.shape[-1]} classes"
             )
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
+    validation_sets = {"model": (val, reference, y_val)}
+    if tflite_text and "tflite" in formats:
+        validation_sets["text"] = _text_validation(
+            model, specs, text_preprocessor, validation_text
+        )
     serving_name = saved_model_export.serving_name(model, name)
 
     out_dir = os.fspath(out_dir)
@@ -304,6 +317,13 @@ def export_model(
             entry["sha256"] = verify_lib.sha256_path(path)
             artifacts.append(entry)
             progress.update(1)
+        if "text" in validation_sets:
+            progress.set_postfix_str("tflite/text")
+            artifacts.append(
+                _export_text_tflite(
+                    tmp, out_dir, sm_dir, labels, validation_sets["text"], latency_runs
+                )
+            )
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
         failures = [
@@ -316,7 +336,7 @@ def export_model(
                 "export failed verification: " + "; ".join(failures)
                 + " (allow_mismatch=True / --allow-mismatch keeps it)"
             )
-        validation_path = verify_lib.save_validation(tmp, val, reference, y_val)
+        validation_path = verify_lib.save_validation(tmp, validation_sets)
         report = {
             "reference": {
                 "accuracy": ref_accuracy,
@@ -344,6 +364,65 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _text_validation(model, specs, text_preprocessor, validation_text):
+    from kd_keras.export.saved_model import text_features
+
+    if text_preprocessor is None:
+        raise ValueError("tflite_text=True needs a text_preprocessor")
+    if validation_text is None:
+        raise ValueError("tflite_text=True needs validation_text (texts, labels)")
+    texts, labels = validation_text, None
+    if isinstance(validation_text, tuple) and len(validation_text) == 2:
+        texts, labels = validation_text
+    texts = np.asarray([str(t) for t in texts], dtype=object)
+    import tensorflow as tf
+
+    features = text_features(text_preprocessor, specs, tf.constant(list(texts)))
+    features = {k: np.asarray(v) for k, v in features.items()}
+    reference = keras_logits(model, specs, features)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    return {"text": texts}, reference, labels
+
+
+def _export_text_tflite(tmp, out_dir, sm_dir, labels, text_set, latency_runs):
+    inputs, reference, y = text_set
+    path = os.path.join(tmp, "tflite", "model_text.tflite")
+    flatbuffer = tflite_export.convert_saved_model(
+        sm_dir,
+        "none",
+        tftext_custom_ops=True,
+        signature=saved_model_export.TEXT_SIGNATURE,
+    )
+    tflite_export.write_tflite(
+        path,
+        flatbuffer,
+        "none",
+        labels=labels,
+        tftext_custom_ops=True,
+        signature=saved_model_export.TEXT_SIGNATURE,
+    )
+    rel = os.path.relpath(path, tmp)
+    entry = {
+        "format": "tflite",
+        "quantization": "none",
+        "path": os.path.join(out_dir, rel),
+        "file": rel,
+        "size_bytes": _size(path),
+        "signature": saved_model_export.TEXT_SIGNATURE,
+        "validation": "text",
+    }
+    ref_acc = verify_lib.accuracy(reference, y) if y is not None else None
+    entry.update(
+        verify_lib.verify_artifact(
+            "tflite", path, "none", inputs, reference, y, ref_acc,
+            latency_runs=latency_runs,
+        )
+    )
+    entry["sha256"] = verify_lib.sha256_path(path)
+    return entry
 
 
 def _size(path):

@@ -83,10 +83,12 @@ class LiteRTRuntime(Runtime):
         from ai_edge_litert import interpreter as litert
 
         sidecar = os.path.splitext(path)[0] + ".json"
-        custom = False
+        custom, signature = False, SIGNATURE
         if os.path.isfile(sidecar):
             with open(sidecar) as f:
-                custom = bool(json.load(f).get("tftext_custom_ops"))
+                meta = json.load(f)
+            custom = bool(meta.get("tftext_custom_ops"))
+            signature = meta.get("signature", SIGNATURE)
         if custom:
             from tensorflow_text import tflite_registrar
 
@@ -97,7 +99,7 @@ class LiteRTRuntime(Runtime):
             )
         else:
             self._interpreter = litert.Interpreter(model_path=path, num_threads=1)
-        self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+        self._runner = self._interpreter.get_signature_runner(signature)
         self._in = self._runner.get_input_details()
         self._out = self._runner.get_output_details()[LOGITS]
         return self
@@ -108,7 +110,13 @@ class LiteRTRuntime(Runtime):
             detail = self._in[name]
             dtype = np.dtype(detail["dtype"])
             scale, zero = detail["quantization"]
-            if scale and value.dtype.kind == "f" and dtype.kind in "iu":
+            if dtype.kind == "S" and value.dtype.kind != "S":  # Raw text.
+                value = np.array(
+                    [v if isinstance(v, bytes) else str(v).encode("utf-8")
+                     for v in value.ravel()],
+                    dtype=object,
+                ).reshape(value.shape)
+            elif scale and value.dtype.kind == "f" and dtype.kind in "iu":
                 info = np.iinfo(dtype)
                 value = np.clip(np.round(value / scale + zero), info.min, info.max)
             feed[name] = np.asarray(value, dtype)

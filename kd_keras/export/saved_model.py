@@ -49,6 +49,26 @@ def _outputs(logits, labels):
     return outputs
 
 
+def text_features(text_preprocessor, specs, text):
+    """Runs `text_preprocessor` on strings; returns `{input name: tensor}`.
+
+    Accepts preprocessors returning a dict, a tensor (single-input models),
+    or a KerasHub `(x, y, sample_weight)` tuple.
+    """
+    features = text_preprocessor(text)
+    if isinstance(features, (tuple, list)):
+        features = features[0]
+    if not isinstance(features, dict):
+        features = {specs[0].name: features}
+    missing = [s.name for s in specs if s.name not in features]
+    if missing:
+        raise ValueError(
+            f"text_preprocessor returns {sorted(features)}, not the model "
+            f"input(s) {missing}"
+        )
+    return {s.name: tf.cast(features[s.name], s.dtype) for s in specs}
+
+
 def write_saved_model(
     model,
     model_root,
@@ -104,17 +124,12 @@ def write_saved_model(
     )
     if text_preprocessor is not None:
         if isinstance(text_preprocessor, keras.layers.Layer):
+            if not text_preprocessor.built:
+                text_preprocessor(tf.constant(["build"]))
             archive.track(text_preprocessor)
 
         def serve_text(text):
-            features = text_preprocessor(text)
-            if isinstance(features, (tuple, list)) and len(features) in (1, 2, 3):
-                features = features[0]  # KerasHub preprocessors return (x, y, w).
-            if not isinstance(features, dict):
-                features = {specs[0].name: features}
-            features = {
-                s.name: tf.cast(features[s.name], s.dtype) for s in specs
-            }
+            features = text_features(text_preprocessor, specs, text)
             return _outputs(call_model(model, specs, features), label_table)
 
         archive.add_endpoint(

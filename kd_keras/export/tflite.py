@@ -119,7 +119,7 @@ def convert_saved_model(
         ) from e
 
 
-def tensor_details(model_path_or_bytes, tftext_custom_ops=False):
+def tensor_details(model_path_or_bytes, tftext_custom_ops=False, signature="serving_default"):
     """Returns the signature's input/output details as JSON-ready dicts."""
     from ai_edge_litert import interpreter as litert
 
@@ -136,7 +136,7 @@ def tensor_details(model_path_or_bytes, tftext_custom_ops=False):
         )
     else:
         interp = litert.Interpreter(**kwargs)
-    runner = interp.get_signature_runner("serving_default")
+    runner = interp.get_signature_runner(signature)
 
     def describe(details):
         return {
@@ -156,7 +156,13 @@ def tensor_details(model_path_or_bytes, tftext_custom_ops=False):
 
 
 def write_tflite(
-    path, flatbuffer, quantization, labels=None, tftext_custom_ops=False, **extra
+    path,
+    flatbuffer,
+    quantization,
+    labels=None,
+    tftext_custom_ops=False,
+    signature="serving_default",
+    **extra,
 ):
     """Writes the flatbuffer, `labels.txt` and the `<model>.json` sidecar.
 
@@ -166,6 +172,7 @@ def write_tflite(
         quantization: recorded in the metadata.
         labels: optional class names, one per line in `labels.txt`.
         tftext_custom_ops: recorded so runtimes load TF-Text custom ops.
+        signature: the converted signature, recorded for runtimes.
         **extra: more metadata keys.
 
     Returns:
@@ -178,9 +185,9 @@ def write_tflite(
     metadata = {
         "model": os.path.basename(path),
         "quantization": quantization,
-        "signature": "serving_default",
+        "signature": signature,
         "tftext_custom_ops": bool(tftext_custom_ops),
-        **tensor_details(path, tftext_custom_ops),
+        **tensor_details(path, tftext_custom_ops, signature),
         **extra,
     }
     if labels is not None:

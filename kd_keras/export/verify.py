@@ -189,26 +189,45 @@ def sha256_path(path):
 VALIDATION_FILE = os.path.join("verification", "validation.npz")
 
 
-def save_validation(out_dir, inputs, reference_logits, labels):
-    """Stores what `verify_export` needs to re-run the comparison."""
+def save_validation(out_dir, sets):
+    """Stores what `verify_export` needs to re-run the comparison.
+
+    Args:
+        out_dir: the export directory.
+        sets: `{set name: (inputs, reference_logits, labels)}`; `"model"`
+            holds the model's inputs, `"text"` raw strings (if any).
+    """
     path = os.path.join(out_dir, VALIDATION_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    arrays = {f"input/{k}": v for k, v in inputs.items()}
-    arrays["reference_logits"] = reference_logits
-    if labels is not None:
-        arrays["labels"] = np.asarray(labels)
+    arrays = {}
+    for name, (inputs, reference_logits, labels) in sets.items():
+        for k, v in inputs.items():
+            if v.dtype.kind in "OU":  # Strings as UTF-8 bytes (no pickle).
+                v = np.char.encode(v.astype(str), "utf-8")
+            arrays[f"{name}/input/{k}"] = v
+        arrays[f"{name}/reference_logits"] = reference_logits
+        if labels is not None:
+            arrays[f"{name}/labels"] = np.asarray(labels)
     np.savez(path, **arrays)
     return path
 
 
 def load_validation(out_dir):
+    """Returns `{set name: (inputs, reference_logits, labels)}`."""
     path = os.path.join(out_dir, VALIDATION_FILE)
+    sets = {}
     with np.load(path, allow_pickle=False) as data:
-        inputs = {
-            k[len("input/") :]: data[k] for k in data.files if k.startswith("input/")
-        }
-        labels = data["labels"] if "labels" in data.files else None
-        return inputs, data["reference_logits"], labels
+        for key in data.files:
+            name, _, rest = key.partition("/")
+            inputs, ref, labels = sets.get(name, ({}, None, None))
+            if rest.startswith("input/"):
+                inputs[rest[len("input/") :]] = data[key]
+            elif rest == "reference_logits":
+                ref = data[key]
+            elif rest == "labels":
+                labels = data[key]
+            sets[name] = (inputs, ref, labels)
+    return sets
 
 
 def verify_export(out_dir, latency_runs=10):
@@ -243,7 +262,7 @@ def verify_export(out_dir, latency_runs=10):
     expected = report.get("validation", {}).get("sha256")
     if not os.path.isfile(validation) or sha256_path(validation) != expected:
         raise ValueError(f"{validation!r} is missing or was altered")
-    inputs, reference_logits, labels = load_validation(out_dir)
+    sets = load_validation(out_dir)
     reference_accuracy = report["reference"].get("accuracy")
     results = []
     for entry in artifacts:
@@ -257,6 +276,7 @@ def verify_export(out_dir, latency_runs=10):
                 (entry, None, [f"{name}: {entry['file']} was altered (sha256)"])
             )
             continue
+        inputs, reference_logits, labels = sets[entry.get("validation", "model")]
         try:
             fresh = verify_artifact(
                 entry["format"],

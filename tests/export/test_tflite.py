@@ -48,3 +48,46 @@ def test_int8_with_integer_io_and_sidecars(cases, tmp_path):
     logits = (runner(pixels=q)["logits"].astype(np.float32) - out["zero_point"]) * out["scale"]
     ref = np.asarray(case.model(case.x_val))
     assert np.mean(logits.argmax(1) == ref.argmax(1)) >= 0.98
+
+
+def test_in_graph_tokenizer_runs_with_tftext_custom_ops(rt_polarity, tmp_path):
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+    from tensorflow_text import tflite_registrar
+
+    from kd_keras.export import verify_export
+    from kd_keras.export.text import FastWordpiecePreprocessor
+    from .conftest import minilm_vocabulary
+
+    pre = FastWordpiecePreprocessor(minilm_vocabulary(), sequence_length=32)
+    texts, labels = rt_polarity["texts"], rt_polarity["y_train"]
+    ids = pre(tf.constant(list(texts[:2000])))["token_ids"].numpy()
+    keras.utils.set_random_seed(0)
+    x = keras.Input((32,), dtype="int32", name="token_ids")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(len(pre.vocabulary), 8)(x))
+    model = keras.Model(x, keras.layers.Dense(2)(h), name="text_model")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(ids, labels[:2000], epochs=1, batch_size=64, verbose=0)
+
+    out = tmp_path / "out"
+    val_texts = list(rt_polarity["texts"][8000:8100])
+    report = export_model(
+        model, out, formats=("saved_model", "tflite"), labels=["neg", "pos"],
+        validation_data=(ids[:100], labels[:100]), text_preprocessor=pre,
+        tflite_text=True, validation_text=(val_texts, rt_polarity["y_val"][:100]),
+        latency_runs=1,
+    )
+    text_entry = next(a for a in report["artifacts"] if a["file"] == "tflite/model_text.tflite")
+    assert text_entry["signature"] == "serving_text" and text_entry["passed"]
+    assert text_entry["max_abs_diff"] <= 1e-4
+    assert [f for _, _, f in verify_export(str(out), latency_runs=0)] == [[]] * 3
+
+    interp = InterpreterWithCustomOps(
+        custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS,
+        model_path=str(out / "tflite" / "model_text.tflite"),
+    )
+    runner = interp.get_signature_runner("serving_text")
+    sentences = ["a gorgeous , moving film", "dull and far too long"]
+    got = runner(text=np.array([s.encode() for s in sentences]))
+    ref = np.asarray(model(pre(tf.constant(sentences))["token_ids"]))
+    np.testing.assert_allclose(got["logits"], ref, atol=1e-5)
+    assert [c.decode() for c in got["classes"]] == [["neg", "pos"][i] for i in ref.argmax(1)]
