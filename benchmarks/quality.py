@@ -1,0 +1,240 @@
+"""Quality benchmark: teacher, student alone, kd_keras distilled and
+`keras.distillation.Distiller` distilled, on the built-in rt_polarity split.
+
+Mean of several seeds on the test split, with full labels and with 10% of the
+labels (the other 90% of the training sentences as unlabeled transfer data,
+label -1). The MiniLM teacher's frozen features are computed once (and cached
+on disk, shared with the demo); per seed, the teacher head is refitted on the
+labeled examples and the students are trained with the same budget.
+Latency: int8 TFLite student vs the teacher SavedModel, one example, one
+thread (measured in a subprocess started with one intra/inter-op thread).
+
+    python benchmarks/quality.py                  # 3 seeds
+    python benchmarks/quality.py --seeds 0 --epochs 4
+
+Prints a table and writes benchmarks/results/quality.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def _cfg(epochs, seed, fraction):
+    from kd_keras.demo import demo_config
+
+    cfg = demo_config(output=os.path.join(HERE, "results", "quality_run"), epochs=epochs, verbose=0)
+    cfg["seed"] = seed
+    cfg["data"]["labels_fraction"] = fraction
+    cfg["distill"]["cache_dir"] = os.path.join(os.path.dirname(HERE), "runs", ".kd_keras_cache")
+    return cfg
+
+
+def _keras_builtin_distill(cfg, ids, labels, teacher_logits, vocab_size, num_classes):
+    """`keras.distillation.Distiller` with the same student and budget. Its
+    teacher and student read the same `x`, so `x` carries the example index
+    in its last column: the teacher looks its (precomputed, identical)
+    logits up by index, the student reads the ids."""
+    import keras
+
+    from kd_keras.pipeline import training
+
+    d, seq = cfg["distill"], cfg["student"]["sequence_length"]
+    keras.utils.set_random_seed(cfg["seed"])
+    n_train = len(ids["train"])
+    table = np.concatenate([teacher_logits["train"], teacher_logits["validation"]])
+    x_in = keras.Input((seq + 1,), dtype="int32")
+    gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0))(x_in)
+    teacher = keras.Model(x_in, gathered)
+    core = training.build_student(cfg, num_classes, vocab_size)
+    s_in = keras.Input((seq + 1,), dtype="int32")
+    student = keras.Model(s_in, core(s_in[:, :seq]))
+    distiller = keras.distillation.Distiller(
+        teacher=teacher, student=student,
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=d["temperature"]),
+        student_loss_weight=d["alpha"])
+    distiller.compile(optimizer=keras.optimizers.Adam(d["learning_rate"]),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    keep = labels["train"] >= 0
+    x_train = np.concatenate([ids["train"], np.arange(n_train)[:, None]], 1).astype("int32")
+    x_val = np.concatenate([ids["validation"], n_train + np.arange(len(ids["validation"]))[:, None]], 1).astype("int32")
+    es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=d["early_stopping"]["patience"],
+                                       restore_best_weights=True)
+    distiller.fit(x_train[keep], labels["train"][keep], batch_size=d["batch_size"], epochs=d["epochs"],
+                  validation_data=(x_val, labels["validation"]), callbacks=[es], verbose=0)
+    return training.accuracy(core, ids["test"], labels["test"])
+
+
+def run_seed(cfg, data, ids, features, vocab_size, keras_builtin):
+    import keras
+
+    from kd_keras import teachers
+    from kd_keras.pipeline import teacher_stage, training
+
+    labels = data.labels
+    backbone = teacher_stage.resolve_backbone(cfg["teacher"]["backbone"])
+    model = teachers.build_text_teacher(backbone, data.num_classes, sequence_length=cfg["teacher"]["sequence_length"])
+    ft = cfg["teacher"]["fine_tune"]
+    head = teacher_stage.fit_head_on_features(
+        model, features["train"], labels["train"], ft["epochs"], ft["learning_rate"], ft["batch_size"],
+        features["validation"], labels["validation"], cfg["seed"], verbose=0)
+    logits = {s: head.predict(features[s], verbose=0) for s in features}
+    strategy = keras.distribution  # unused; default strategy below
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    row = {"teacher": training.logits_accuracy(logits["test"], labels["test"]),
+           "teacher_params": int(model.count_params())}
+    with tempfile.TemporaryDirectory() as work:
+        alone, _ = training.train_baseline(cfg, ids, labels, vocab_size, data.num_classes, work, strategy, verbose=0)
+        row["student_alone"] = training.accuracy(alone, ids["test"], labels["test"])
+        row["student_params"] = int(alone.count_params())
+        distilled, _ = training.distill_student(cfg, ids, labels, logits, vocab_size, data.num_classes, work,
+                                                strategy, verbose=0)
+        row["kd_keras"] = training.accuracy(distilled, ids["test"], labels["test"])
+    if keras_builtin:
+        row["keras_distillation"] = _keras_builtin_distill(cfg, ids, labels, logits, vocab_size, data.num_classes)
+    return row, model, distilled, ids
+
+
+def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
+    """Median single-example latency (ms) of the teacher SavedModel and the
+    int8 TFLite student, one thread each (run inside this process, which the
+    caller starts with one thread)."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    sm = tf.saved_model.load(teacher_dir)
+    fn = sm.signatures["serving_default"]
+    arg = list(fn.structured_input_signature[1])[0]
+    text = tf.constant([example_text])
+
+    def timed(call):
+        call()
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            call()
+            times.append(1000 * (time.perf_counter() - t))
+        return float(np.median(times))
+
+    teacher_ms = timed(lambda: fn(**{arg: text}))
+    interp = Interpreter(model_path=tflite_path, num_threads=1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    x = np.asarray(example_ids, inp["dtype"])[None]
+
+    def run_tflite():
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+
+    return {"teacher_saved_model_ms": teacher_ms, "student_tflite_int8_ms": timed(run_tflite)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
+    parser.add_argument("--latency", nargs=4, metavar=("TEACHER_DIR", "TFLITE", "TEXT", "IDS_JSON"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.latency:
+        print(json.dumps(latency(args.latency[0], args.latency[1], args.latency[2], json.loads(args.latency[3]))))
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tqdm.auto import tqdm
+
+    from kd_keras.data import SPLITS, WordPieceEncoder
+    from kd_keras.pipeline import load_data, teacher_stage, vocabulary_path
+    from kd_keras import teachers
+
+    base = _cfg(args.epochs, 0, 1.0)
+    full = load_data(base)
+    encoder = WordPieceEncoder(vocabulary_path(base), base["student"]["sequence_length"])
+    ids = {s: encoder(full.texts[s]) for s in SPLITS}
+    t0 = teachers.build_text_teacher(teacher_stage.resolve_backbone(base["teacher"]["backbone"]), 2,
+                                     sequence_length=base["teacher"]["sequence_length"])
+    features = teacher_stage.backbone_features(t0, full, base["distill"]["cache_dir"], verbose=1)
+
+    rows, last = {}, None
+    jobs = [(f, s) for f in args.fractions for s in args.seeds]
+    for fraction, seed in tqdm(jobs, desc="quality", unit="run"):
+        cfg = _cfg(args.epochs, seed, fraction)
+        data = load_data(cfg)
+        row, teacher, student, _ = run_seed(cfg, data, ids, features, encoder.vocab_size,
+                                            keras_builtin=fraction == 1.0)
+        rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
+        last = (teacher, student)
+        partial = {"runs": rows, "epochs": args.epochs}
+        with open(os.path.join(HERE, "results", "quality.json.tmp"), "w") as f:
+            json.dump(partial, f, indent=1)
+
+    summary = {}
+    for fraction, runs in rows.items():
+        keys = [k for k in runs[0] if k not in ("seed",) and not k.endswith("params")]
+        summary[fraction] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        summary[fraction]["std"] = {k: float(np.std([r[k] for r in runs])) for k in keys}
+        summary[fraction]["teacher_params"] = runs[0]["teacher_params"]
+        summary[fraction]["student_params"] = runs[0]["student_params"]
+
+    # Latency: export the (last) teacher as a SavedModel and the student to int8 TFLite.
+    teacher, student = last
+    import kd_keras
+
+    lat = None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            teacher_dir = os.path.join(tmp, "teacher_sm")
+            teacher.export(teacher_dir, format="tf_saved_model", verbose=False)
+            rep = kd_keras.export.export_model(student, os.path.join(tmp, "student"), formats=("tflite",),
+                                               quantization=("int8",), representative_data=ids["train"][:200],
+                                               validation_data=(ids["test"], full.labels["test"]))
+            tfl = rep["artifacts"][0]["path"]
+            env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+                       OMP_NUM_THREADS="1")
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--latency", teacher_dir, tfl,
+                 full.texts["test"][0], json.dumps(ids["test"][0].tolist())],
+                capture_output=True, text=True, env=env, check=True)
+            lat = json.loads(proc.stdout.strip().splitlines()[-1])
+            lat["speedup"] = lat["teacher_saved_model_ms"] / lat["student_tflite_int8_ms"]
+        except Exception as e:  # Report, don't lose the accuracy numbers.
+            lat = {"error": f"{type(e).__name__}: {e}"}
+
+    result = {"seeds": args.seeds, "epochs": args.epochs, "summary": summary, "runs": rows, "latency": lat}
+    out = os.path.join(HERE, "results", "quality.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(out + ".tmp", out)
+
+    print(f"\nrt_polarity test accuracy, mean of seeds {args.seeds} ({args.epochs} epochs max)")
+    print(f"{'labels':<8}{'teacher':>9}{'alone':>9}{'kd_keras':>10}{'keras KD':>10}{'kd-alone':>10}{'kd/teacher':>12}")
+    for fraction, s in summary.items():
+        kk = s.get("keras_distillation")
+        print(f"{float(fraction):<8.0%}{100*s['teacher']:>8.2f}%{100*s['student_alone']:>8.2f}%"
+              f"{100*s['kd_keras']:>9.2f}%{('-' if kk is None else f'{100*kk:.2f}%'):>10}"
+              f"{100*(s['kd_keras']-s['student_alone']):>+9.2f}pt{s['kd_keras']/s['teacher']:>11.1%}")
+    s = next(iter(summary.values()))
+    print(f"params: teacher {s['teacher_params']:,}, student {s['student_params']:,} "
+          f"({s['teacher_params']/s['student_params']:.1f}x fewer)")
+    if lat and "speedup" in lat:
+        print(f"latency (1 example, 1 thread): teacher SavedModel {lat['teacher_saved_model_ms']:.2f} ms, "
+              f"int8 TFLite student {lat['student_tflite_int8_ms']:.3f} ms ({lat['speedup']:.0f}x faster)")
+    else:
+        print(f"latency: {lat}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
