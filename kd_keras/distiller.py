@@ -254,6 +254,11 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
         gradients = tape.gradient(scaled_loss, weights)
+        # Gradients do not wait for the forward checks on their own; the
+        # update must (a failed check leaves the weights untouched).
+        with tf.control_dependencies([loss]):
+            gradients = [None if g is None else tf.identity(g)
+                         for g in gradients]
         self.optimizer.apply_gradients(zip(gradients, weights))
         return self._update_metrics(x, y, student_logits, sample_weight,
                                     loss, hard, soft)
