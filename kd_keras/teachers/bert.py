@@ -134,7 +134,8 @@ def load_bert_backbone(source):
     >>> backbone.hidden_dim                                          # doctest: +SKIP
     384
     """
-    if os.path.sep in str(source) and not os.path.exists(source):
+    source = str(source)
+    if "://" not in source and os.path.sep in source and not os.path.exists(source):
         raise FileNotFoundError(f"{source}: no such checkpoint directory.")
     hidden_act = "gelu_new"  # KerasHub presets: tanh-approximate GELU.
     if _is_local_hf_checkpoint(source):

@@ -53,7 +53,7 @@ def load_teacher(source, **options):
     | `*.keras` file                             | `keras.saving.load_model(safe_mode=True)` | yes |
     | SavedModel directory (`saved_model.pb`)    | `SavedModelTeacher`      | yes      |
     | `*.onnx` file                              | `OnnxTeacher` (ONNX Runtime) | no   |
-    | Hugging Face BERT checkpoint dir / KerasHub preset | `load_bert_teacher` | yes |
+    | Hugging Face BERT checkpoint dir, KerasHub preset or `hf://` URI | `load_bert_teacher` | yes |
     | any `transformers` id or dir, `runtime="torch"` | `TransformersTeacher` | no  |
 
     Args:
@@ -119,12 +119,13 @@ def load_teacher(source, **options):
         from kd_keras.teachers.bert import load_bert_teacher
 
         return KerasTeacher(load_bert_teacher(source, **options))
-    if os.path.exists(source) or os.path.sep in source:
+    if "://" not in source and (os.path.exists(source) or os.path.sep in source):
         raise FileNotFoundError(
             f"{source}: not a .keras file, .onnx file, SavedModel or "
             "checkpoint directory."
         )
-    # A bare name: a KerasHub preset (e.g. "bert_tiny_en_uncased").
+    # A KerasHub preset: a name ("bert_tiny_en_uncased") or a URI
+    # ("hf://sentence-transformers/all-MiniLM-L6-v2", "kaggle://...").
     from kd_keras.teachers.bert import load_bert_teacher
 
     return KerasTeacher(load_bert_teacher(source, **options))

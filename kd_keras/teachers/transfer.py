@@ -20,6 +20,8 @@ strings to logits, which `Distiller` runs in the graph or
 `kd_keras.cache` caches.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -61,7 +63,7 @@ def text_features(teacher, texts, batch_size=64, verbose=1):
     return np.concatenate(features).astype(np.float32)
 
 
-def fit_head(teacher, texts, labels, l2=1.0, batch_size=64, verbose=1):
+def fit_head(teacher, texts, labels, l2="auto", batch_size=64, verbose=1):
     """Fits the teacher's head on frozen backbone features computed once.
 
     The backbone embeds every text once (`text_features`, with a progress
@@ -75,21 +77,25 @@ def fit_head(teacher, texts, labels, l2=1.0, batch_size=64, verbose=1):
             is replaced in place.
         texts: training texts.
         labels: integer labels in `[0, num_classes)`, `[len(texts)]`.
-        l2: inverse regularisation strength (scikit-learn's `C`); smaller
-            is stronger.
+        l2: inverse regularisation strength (scikit-learn's `C`; smaller
+            is stronger), or `"auto"` to pick it among `1e-3 ... 10` by
+            3-fold cross-validation on the log-loss (calibrated logits are
+            what a teacher must give).
         batch_size: texts per backbone forward pass.
         verbose: 1 shows the embedding progress bar.
 
     Returns:
-        A dict `{"train_accuracy": float, "num_examples": int}`.
+        A dict `{"train_accuracy": float, "num_examples": int, "l2": float}`
+        (`l2` is the strength used).
 
     Example:
 
     >>> teacher = build_text_teacher("path/to/minilm", 2)     # doctest: +SKIP
-    >>> fit_head(teacher, ["great", "awful"], [1, 0])         # doctest: +SKIP
-    {'train_accuracy': 1.0, 'num_examples': 2}
+    >>> fit_head(teacher, ["great", "awful"], [1, 0], l2=1.0)  # doctest: +SKIP
+    {'train_accuracy': 1.0, 'num_examples': 2, 'l2': 1.0}
     """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegressionCV
 
     labels = np.asarray(labels).astype(np.int64)
     if len(labels) != len(texts):
@@ -105,8 +111,17 @@ def fit_head(teacher, texts, labels, l2=1.0, batch_size=64, verbose=1):
     features = text_features(teacher, texts, batch_size=batch_size, verbose=verbose)
     mean = features.mean(axis=0)
     std = features.std(axis=0) + 1e-6
-    regression = LogisticRegression(C=l2, max_iter=2000)
-    regression.fit((features - mean) / std, labels)
+    if l2 == "auto" and np.bincount(labels).min(initial=len(labels)) < 3:
+        l2 = 1.0  # too few examples of a class for 3-fold cross-validation
+    if l2 == "auto":
+        regression = LogisticRegressionCV(
+            Cs=np.logspace(-3, 1, 7), cv=3, scoring="neg_log_loss", max_iter=2000
+        )
+    else:
+        regression = LogisticRegression(C=float(l2), max_iter=2000)
+    with warnings.catch_warnings():  # scikit-learn's deprecation notices
+        warnings.simplefilter("ignore", FutureWarning)
+        regression.fit((features - mean) / std, labels)
     kernel = np.zeros((features.shape[1], num_classes))
     bias = np.zeros(num_classes)
     if len(regression.classes_) == 2:  # One score z: logits (-z/2, +z/2).
@@ -121,7 +136,8 @@ def fit_head(teacher, texts, labels, l2=1.0, batch_size=64, verbose=1):
     bias = bias - mean @ kernel
     head.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     accuracy = float((regression.predict((features - mean) / std) == labels).mean())
-    return {"train_accuracy": accuracy, "num_examples": int(len(labels))}
+    chosen = float(np.ravel(regression.C_)[0]) if l2 == "auto" else float(l2)
+    return {"train_accuracy": accuracy, "num_examples": int(len(labels)), "l2": chosen}
 
 
 def _set_trainable(teacher, train_backbone, num_trainable_layers):
@@ -170,7 +186,7 @@ def fine_tune(
     num_trainable_layers=None,
     learning_rate=2e-5,
     batch_size=32,
-    l2=1.0,
+    l2="auto",
     validation_data=None,
     verbose=1,
 ):
