@@ -53,7 +53,8 @@ def _keras_builtin_distill(cfg, ids, labels, teacher_logits, vocab_size, num_cla
     n_train = len(ids["train"])
     table = np.concatenate([teacher_logits["train"], teacher_logits["validation"]])
     x_in = keras.Input((seq + 1,), dtype="int32")
-    gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0))(x_in)
+    gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0),
+                                   output_shape=(num_classes,))(x_in)
     teacher = keras.Model(x_in, gathered)
     core = training.build_student(cfg, num_classes, vocab_size)
     s_in = keras.Input((seq + 1,), dtype="int32")
@@ -146,6 +147,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
+    parser.add_argument("--name", default="quality", help="results/<name>.json")
+    parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--latency", nargs=4, metavar=("TEACHER_DIR", "TFLITE", "TEXT", "IDS_JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,7 +180,7 @@ def main():
         rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
         last = (teacher, student)
         partial = {"runs": rows, "epochs": args.epochs}
-        with open(os.path.join(HERE, "results", "quality.json.tmp"), "w") as f:
+        with open(os.path.join(HERE, "results", f"{args.name}.partial.json"), "w") as f:
             json.dump(partial, f, indent=1)
 
     summary = {}
@@ -195,6 +198,8 @@ def main():
     lat = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            if args.no_latency:
+                raise RuntimeError("skipped (--no-latency)")
             teacher_dir = os.path.join(tmp, "teacher_sm")
             teacher.export(teacher_dir, format="tf_saved_model", verbose=False)
             rep = kd_keras.export.export_model(student, os.path.join(tmp, "student"), formats=("tflite",),
@@ -213,7 +218,7 @@ def main():
             lat = {"error": f"{type(e).__name__}: {e}"}
 
     result = {"seeds": args.seeds, "epochs": args.epochs, "summary": summary, "runs": rows, "latency": lat}
-    out = os.path.join(HERE, "results", "quality.json")
+    out = os.path.join(HERE, "results", f"{args.name}.json")
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(out + ".tmp", out)

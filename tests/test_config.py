@@ -82,3 +82,20 @@ def test_load_config_resolves_paths_and_reports_yaml_errors(tmp_path):
         load_config(str(bad))
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
+    import yaml
+
+    from conftest import REPO_ROOT
+    from kd_keras.demo import DEMO_CONFIG
+
+    with open(os.path.join(REPO_ROOT, "configs", "demo.yaml")) as f:
+        demo = yaml.safe_load(f)
+    assert demo == yaml.safe_load(DEMO_CONFIG)
+    with open(os.path.join(REPO_ROOT, "configs", "agnews.yaml")) as f:
+        agnews = yaml.safe_load(f)
+    assert {k for k in demo if demo[k] != agnews.get(k)} == {"data", "output"}
+    validate_config(demo)
+    cfg = validate_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
+    assert os.path.isfile(cfg["data"]["train"]) and os.path.isfile(cfg["data"]["test"])
