@@ -18,13 +18,13 @@ Layout of `out_dir`:
 
 import os
 import shutil
-import tempfile
 
 import keras
 import numpy as np
 from tqdm.auto import tqdm
 
 from kd_keras.export import onnx as onnx_export
+from kd_keras.export import output_dir
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import tflite as tflite_export
@@ -43,7 +43,6 @@ SUPPORTED = {
     "tflite": tflite_export.QUANTIZATIONS,
     "onnx": onnx_export.QUANTIZATIONS,
 }
-GENERATED = ("tflite", "onnx", "verification", "report.json", "report.md", "report.png")
 
 
 class ExportMismatchError(ValueError):
@@ -97,49 +96,6 @@ def keras_logits(model, specs, inputs, batch_size=256):
         logits = call_model(model, specs, slice_inputs(inputs, i, i + batch_size))
         parts.append(np.asarray(keras.ops.convert_to_numpy(logits), np.float32))
     return np.concatenate(parts, axis=0)
-
-
-def _prepare_out_dir(out_dir):
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"output directory {out_dir!r} exists and is a file")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    base = os.path.basename(os.path.abspath(out_dir))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    except OSError as e:
-        raise PermissionError(
-            f"output directory {out_dir!r} is not writable ({e.strerror})"
-        ) from None
-    if os.path.isdir(out_dir):  # Keep earlier SavedModel versions and extras.
-        for entry in os.listdir(out_dir):
-            if entry in GENERATED:
-                continue
-            src, dst = os.path.join(out_dir, entry), os.path.join(tmp, entry)
-            if os.path.isdir(src):
-                shutil.copytree(src, dst, copy_function=_link_or_copy)
-            else:
-                _link_or_copy(src, dst)
-    return tmp
-
-
-def _link_or_copy(src, dst):
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _commit(tmp, out_dir):
-    if os.path.isdir(out_dir):
-        head, base = os.path.split(tmp)
-        old = os.path.join(head, base.replace(".tmp-", ".old-", 1))
-        os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out_dir)
 
 
 def export_model(
@@ -252,7 +208,7 @@ def export_model(
     serving_name = saved_model_export.serving_name(model, name)
 
     out_dir = os.fspath(out_dir)
-    tmp = _prepare_out_dir(out_dir)
+    tmp = output_dir.staging_dir(out_dir)
     try:
         plan, skipped = [], []
         for fmt in formats:
@@ -306,7 +262,7 @@ def export_model(
                 "quantization": q,
                 "path": os.path.join(out_dir, rel),
                 "file": rel,
-                "size_bytes": _size(path),
+                "size_bytes": output_dir.size_bytes(path),
             }
             entry.update(
                 verify_lib.verify_artifact(
@@ -359,7 +315,7 @@ def export_model(
             "skipped": skipped,
         }
         report_lib.write_report(report, tmp)
-        _commit(tmp, out_dir)
+        output_dir.commit(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -410,7 +366,7 @@ def _export_text_tflite(tmp, out_dir, sm_dir, labels, text_set, latency_runs):
         "quantization": "none",
         "path": os.path.join(out_dir, rel),
         "file": rel,
-        "size_bytes": _size(path),
+        "size_bytes": output_dir.size_bytes(path),
         "signature": saved_model_export.TEXT_SIGNATURE,
         "validation": "text",
     }
@@ -423,13 +379,3 @@ def _export_text_tflite(tmp, out_dir, sm_dir, labels, text_set, latency_runs):
     )
     entry["sha256"] = verify_lib.sha256_path(path)
     return entry
-
-
-def _size(path):
-    if os.path.isdir(path):
-        return sum(
-            os.path.getsize(os.path.join(root, f))
-            for root, _, files in os.walk(path)
-            for f in files
-        )
-    return os.path.getsize(path)

@@ -13,6 +13,7 @@ Labels go in a sidecar `labels.txt` and the JSON metadata sidecar
 import json
 import os
 import re
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -101,7 +102,10 @@ def convert_saved_model(
         converter.allow_custom_ops = True
     converter.target_spec.supported_ops = ops
     try:
-        return converter.convert()
+        with warnings.catch_warnings():
+            # Calibration runs TF's own deprecated tf.lite.Interpreter.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return converter.convert()
     except Exception as e:  # ConverterError carries the MLIR diagnostics.
         message = str(e)
         flex = _flex_ops(message)
