@@ -15,6 +15,12 @@ Two ways, with a clear tradeoff:
   3x a forward pass each), so it costs roughly `3 * epochs` times the frozen
   route's one pass, for usually a few points more accuracy.
 
+Measured by `benchmarks/teacher_transfer.py` (all-MiniLM-L6-v2, 1000
+training / 500 test movie-review sentences, sequence length 32, a loaded
+2-core machine): the frozen head took 77 s for 0.700 test accuracy;
+fine-tuning the top 2 blocks for one epoch on top of it took 332 s for
+0.698. Start frozen; fine-tune only with more data and time to spare.
+
 Both update the teacher in place: it stays one `keras.Model` from raw
 strings to logits, which `Distiller` runs in the graph or
 `kd_keras.cache` caches.
