@@ -89,7 +89,6 @@ def run_seed(cfg, data, ids, features, vocab_size, keras_builtin):
         model, features["train"], labels["train"], ft["epochs"], ft["learning_rate"], ft["batch_size"],
         features["validation"], labels["validation"], cfg["seed"], verbose=0)
     logits = {s: head.predict(features[s], verbose=0) for s in features}
-    strategy = keras.distribution  # unused; default strategy below
     import tensorflow as tf
 
     strategy = tf.distribute.get_strategy()
@@ -170,17 +169,28 @@ def main():
                                      sequence_length=base["teacher"]["sequence_length"])
     features = teacher_stage.backbone_features(t0, full, base["distill"]["cache_dir"], verbose=1)
 
+    # Runs finished by an earlier, interrupted invocation are kept.
     rows, last = {}, None
-    jobs = [(f, s) for f in args.fractions for s in args.seeds]
+    partial_path = os.path.join(HERE, "results", f"{args.name}.partial.json")
+    if os.path.exists(partial_path):
+        with open(partial_path) as f:
+            previous = json.load(f)
+        if previous.get("epochs") == args.epochs:
+            rows = previous["runs"]
+    done = {(fr, r["seed"]) for fr, runs in rows.items() for r in runs}
+    jobs = [(f, s) for f in args.fractions for s in args.seeds if (str(f), s) not in done]
     for fraction, seed in tqdm(jobs, desc="quality", unit="run"):
+        # One fixed split (the demo's, seed 0) for every run, so that the
+        # cached teacher features line up; the seed varies the label mask,
+        # the initialisation, dropout and the shuffling.
         cfg = _cfg(args.epochs, seed, fraction)
-        data = load_data(cfg)
+        data = full if fraction >= 1 else full.with_label_fraction(fraction, seed=seed)
         row, teacher, student, _ = run_seed(cfg, data, ids, features, encoder.vocab_size,
                                             keras_builtin=fraction == 1.0)
         rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
         last = (teacher, student)
         partial = {"runs": rows, "epochs": args.epochs}
-        with open(os.path.join(HERE, "results", f"{args.name}.partial.json"), "w") as f:
+        with open(partial_path, "w") as f:
             json.dump(partial, f, indent=1)
 
     summary = {}
@@ -192,6 +202,9 @@ def main():
         summary[fraction]["student_params"] = runs[0]["student_params"]
 
     # Latency: export the (last) teacher as a SavedModel and the student to int8 TFLite.
+    if last is None:
+        cfg = _cfg(args.epochs, args.seeds[0], args.fractions[0])
+        _, *last = run_seed(cfg, full, ids, features, encoder.vocab_size, keras_builtin=False)[:3]
     teacher, student = last
     import kd_keras
 
