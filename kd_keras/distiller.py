@@ -1,20 +1,18 @@
 """`Distiller`: a `keras.Model` that trains a student to imitate a teacher."""
 
 import inspect
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras import checks
 from kd_keras import losses as losses_module
 from kd_keras.distribute import workarounds
 
 LABELS_KEY = "labels"
 TEACHER_LOGITS_KEY = "teacher_logits"
 
-_LABEL_ERROR = "kd_keras: label out of range"
-_NONFINITE_ERROR = "kd_keras: non-finite"
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -82,7 +80,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             teacher.trainable = False
         self.teacher = teacher
         self.student = student
-        self.num_classes = _check_class_dims(teacher, student)
+        self.num_classes = checks.check_class_dims(teacher, student)
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
@@ -210,7 +208,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 )
             y_teacher = self.teacher(x, training=False)
         logits = tf.stop_gradient(tf.cast(y_teacher, "float32"))
-        _check_static_classes(logits, self.num_classes, "teacher logits")
+        checks.check_static_classes(logits, self.num_classes, "teacher logits")
         return logits
 
     def _loss_shares(self, x, y, student_logits, sample_weight):
@@ -222,9 +220,9 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         labels, teacher_logits = self._split_targets(y)
         teacher_logits = self._teacher_logits(x, teacher_logits)
         student_logits = tf.cast(student_logits, "float32")
-        _check_static_classes(student_logits, self.num_classes,
+        checks.check_static_classes(student_logits, self.num_classes,
                               "student logits")
-        labels = _check_labels(labels, tf.shape(student_logits)[-1])
+        labels = checks.check_labels(labels, tf.shape(student_logits)[-1])
         labeled = tf.cast(labels >= 0, "float32")
         weight = tf.ones_like(labeled) if sample_weight is None else tf.cast(
             tf.reshape(sample_weight, tf.shape(labeled)), "float32")
@@ -238,7 +236,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             counts[1], 1.0)
         soft = tf.reduce_sum(soft * weight) / counts[0]
         loss = self.alpha * hard + (1.0 - self.alpha) * soft
-        return _check_finite(loss, teacher_logits), hard, soft
+        return checks.check_finite(loss, teacher_logits), hard, soft
 
     # ------------------------------------------------------------ train / test
 
@@ -294,14 +292,14 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         """`keras.Model.fit`, plus up-front checks of array labels and
         one-line errors for bad labels or non-finite values."""
         if y is not None and not isinstance(y, dict):
-            _check_label_array(np.asarray(y), self.num_classes)
-        with _clear_errors():
+            checks.check_label_array(np.asarray(y), self.num_classes)
+        with checks.clear_errors():
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if y is not None and not isinstance(y, dict):
-            _check_label_array(np.asarray(y), self.num_classes)
-        with _clear_errors():
+            checks.check_label_array(np.asarray(y), self.num_classes)
+        with checks.clear_errors():
             return super().evaluate(x, y, *args, **kwargs)
 
     # ----------------------------------------------------------- serialization
@@ -335,117 +333,6 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         self.compile(**config)
         if self.built and hasattr(self, "optimizer"):
             self.optimizer.build(self.trainable_variables)
-
-
-# ---------------------------------------------------------------- validation
-
-
-def _output_classes(model):
-    try:
-        shape = model.output_shape if isinstance(model, keras.Model) else None
-    except (AttributeError, ValueError, RuntimeError):
-        return None
-    if isinstance(shape, (list, dict)) or shape is None:
-        return None
-    return shape[-1]
-
-
-def _check_class_dims(teacher, student):
-    s = _output_classes(student)
-    t = _output_classes(teacher) if teacher is not None else None
-    if s is not None and t is not None and s != t:
-        raise ValueError(
-            f"Teacher and student disagree on the number of classes: teacher "
-            f"output shape {teacher.output_shape}, student output shape "
-            f"{student.output_shape}"
-        )
-    return s if s is not None else t
-
-
-def _check_static_classes(logits, expected, what):
-    got = logits.shape[-1]
-    if expected is not None and got is not None and got != expected:
-        raise ValueError(
-            f"{what} have {got} classes (shape {tuple(logits.shape)}) but the "
-            f"{'student' if what.startswith('teacher') else 'teacher'} has "
-            f"{expected}: teacher and student class dimensions must match"
-        )
-
-
-def _check_labels(labels, num_classes):
-    """Fails with the first bad label; the update waits for the check."""
-    labels = tf.cast(tf.reshape(labels, [-1]), "int32")
-    bad = tf.logical_or(labels < -1, labels >= num_classes)
-
-    def fail():  # Built in a branch: costs nothing while labels are valid.
-        first = tf.boolean_mask(labels, bad)[:1]
-        check = tf.debugging.Assert(
-            False, [_LABEL_ERROR, num_classes - 1, first])
-        with tf.control_dependencies([check]):
-            return tf.identity(labels)
-
-    return tf.cond(tf.reduce_any(bad), fail, lambda: labels)
-
-
-def _check_finite(loss, teacher_logits):
-    """Stops before the update when the loss is NaN or Inf, naming the
-    teacher's logits when they are the cause.
-
-    XLA compiles `Assert` to a no-op, so with `jit_compile=True` this check
-    (and the label check) do not run; array labels are still checked up front
-    by `fit`."""
-
-    def fail():
-        teacher_ok = tf.reduce_all(tf.math.is_finite(teacher_logits))
-        check_teacher = tf.debugging.Assert(
-            teacher_ok, [_NONFINITE_ERROR, "[teacher logits]"])
-        with tf.control_dependencies([check_teacher]):
-            check = tf.debugging.Assert(False, [_NONFINITE_ERROR, "[loss]"])
-        with tf.control_dependencies([check]):
-            return tf.identity(loss)
-
-    return tf.cond(tf.math.is_finite(loss), lambda: loss, fail)
-
-
-def _check_label_array(labels, num_classes):
-    if labels.dtype.kind not in "iu" or labels.size == 0:
-        if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype("int64")
-        else:
-            return
-    labels = labels.reshape(-1)
-    bad = labels[(labels < -1) | (
-        labels >= num_classes if num_classes else False)]
-    if bad.size:
-        raise ValueError(
-            f"Label {bad[0]} is out of range: labels must be -1 (unlabeled) "
-            f"or in [0, {num_classes - 1}]" if num_classes else
-            f"Label {bad[0]} is out of range: labels must be >= -1"
-        )
-
-
-class _clear_errors:
-    """Turns the in-graph checks' errors into one-line Python errors."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or not issubclass(exc_type, tf.errors.OpError):
-            return False
-        message = exc.message if hasattr(exc, "message") else str(exc)
-        if _LABEL_ERROR in message:
-            top, bad = re.findall(r"\[(-?\d+)\]", message)[:2]
-            raise ValueError(
-                f"Label {bad} is out of range: labels must be -1 (unlabeled) "
-                f"or in [0, {top}]") from None
-        if _NONFINITE_ERROR in message:
-            which = re.findall(r"\[(teacher logits|loss)\]", message)
-            raise FloatingPointError(
-                f"non-finite {which[0] if which else 'loss'} (NaN or Inf): "
-                "training stopped before the update (check the teacher, the "
-                "inputs and the learning rate)") from None
-        return False
 
 
 def _per_example(values):
