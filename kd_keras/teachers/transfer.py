@@ -257,6 +257,7 @@ def fine_tune(
         history = teacher.fit(
             dataset(texts, labels, True),
             epochs=epochs,
+            shuffle=False,  # the dataset is shuffled, with a seed, above
             validation_data=(
                 dataset(*validation_data, False) if validation_data else None
             ),
