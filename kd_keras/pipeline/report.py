@@ -80,10 +80,9 @@ def results_table(rows):
     Example:
 
     >>> print(results_table([("teacher", 0.8, 22713216, None, 35.0)]))
-    model      accuracy      params    size  latency (ms)
-    teacher      80.00%  22,713,216       -        35.000
+    model     accuracy      params    size  latency (ms)
+    teacher     80.00%  22,713,216       -        35.000
     """
-    header = f"{'model':<24}{'accuracy':>9}{'params':>12}{'size':>8}{'latency (ms)':>14}"
     width = max([len(r[0]) for r in rows] + [5]) + 2
     header = f"{'model':<{width}}{'accuracy':>9}{'params':>12}{'size':>8}{'latency (ms)':>14}"
     lines = [header]
