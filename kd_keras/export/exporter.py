@@ -11,6 +11,7 @@ Layout of `out_dir`:
 
     saved_model/<name>/<version>/   TF Serving layout
     tflite/model[_<quantization>].tflite, .json sidecars, labels.txt
+    tflite/model_text.tflite        tokenizer in-graph (tflite_text=True)
     onnx/model[_<quantization>].onnx
     verification/validation.npz     inputs, labels and Keras logits
     report.json, report.md, report.png
