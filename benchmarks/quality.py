@@ -148,6 +148,9 @@ def main():
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--name", default="quality", help="results/<name>.json")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--only-latency", action="store_true",
+                        help="measure latency only and add it to results/<name>.json (weights "
+                             "do not change latency: untrained head and student)")
     parser.add_argument("--latency", nargs=4, metavar=("TEACHER_DIR", "TFLITE", "TEXT", "IDS_JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -171,6 +174,8 @@ def main():
 
     # Runs finished by an earlier, interrupted invocation are kept.
     rows, last = {}, None
+    if args.only_latency:
+        args.seeds = []
     partial_path = os.path.join(HERE, "results", f"{args.name}.partial.json")
     if os.path.exists(partial_path):
         with open(partial_path) as f:
@@ -194,7 +199,12 @@ def main():
             json.dump(partial, f, indent=1)
 
     summary = {}
-    for fraction, runs in rows.items():
+    if args.only_latency:
+        with open(os.path.join(HERE, "results", f"{args.name}.json")) as f:
+            previous = json.load(f)
+        rows, summary = previous["runs"], previous["summary"]
+        args.seeds, args.epochs = previous["seeds"], previous["epochs"]
+    for fraction, runs in ([] if args.only_latency else rows.items()):
         keys = [k for k in runs[0] if k not in ("seed",) and not k.endswith("params")]
         summary[fraction] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         summary[fraction]["std"] = {k: float(np.std([r[k] for r in runs])) for k in keys}
@@ -202,10 +212,15 @@ def main():
         summary[fraction]["student_params"] = runs[0]["student_params"]
 
     # Latency: export the (last) teacher as a SavedModel and the student to int8 TFLite.
-    if last is None:
+    if args.only_latency:
+        from kd_keras.pipeline import training
+
+        last = (t0, training.build_student(base, full.num_classes, encoder.vocab_size))
+    elif last is None:
         cfg = _cfg(args.epochs, args.seeds[0], args.fractions[0])
         _, *last = run_seed(cfg, full, ids, features, encoder.vocab_size, keras_builtin=False)[:3]
     teacher, student = last
+    teacher.predict_on_batch(np.asarray(full.texts["test"][:2], dtype=object))  # build for export
     import kd_keras
 
     lat = None
