@@ -24,7 +24,7 @@ demo: setup
 	$(PY) -m kd_keras.demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15
 
 bench: setup
 	$(PY) benchmarks/throughput.py

@@ -31,7 +31,7 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a clean Keras session, seed and float32 policy."""
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # gc.collect() costs seconds
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(0)
     yield
