@@ -111,6 +111,7 @@ def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
     int8 TFLite student, one thread each (run inside this process, which the
     caller starts with one thread)."""
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
     from ai_edge_litert.interpreter import Interpreter
 
     sm = tf.saved_model.load(teacher_dir)
@@ -220,7 +221,9 @@ def main():
         cfg = _cfg(args.epochs, args.seeds[0], args.fractions[0])
         _, *last = run_seed(cfg, full, ids, features, encoder.vocab_size, keras_builtin=False)[:3]
     teacher, student = last
-    teacher.predict_on_batch(np.asarray(full.texts["test"][:2], dtype=object))  # build for export
+    import tensorflow as tf
+
+    teacher(tf.constant(full.texts["test"][:2]))  # export needs a called model
     import kd_keras
 
     lat = None
@@ -229,7 +232,12 @@ def main():
             if args.no_latency:
                 raise RuntimeError("skipped (--no-latency)")
             teacher_dir = os.path.join(tmp, "teacher_sm")
-            teacher.export(teacher_dir, format="tf_saved_model", verbose=False)
+            serve = tf.function(lambda text: teacher(text, training=False),
+                                input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+            module = tf.Module()
+            module.teacher = teacher
+            module.serve = serve
+            tf.saved_model.save(module, teacher_dir, signatures={"serving_default": serve})
             rep = kd_keras.export.export_model(student, os.path.join(tmp, "student"), formats=("tflite",),
                                                quantization=("int8",), representative_data=ids["train"][:200],
                                                validation_data=(ids["test"], full.labels["test"]))
@@ -243,7 +251,8 @@ def main():
             lat = json.loads(proc.stdout.strip().splitlines()[-1])
             lat["speedup"] = lat["teacher_saved_model_ms"] / lat["student_tflite_int8_ms"]
         except Exception as e:  # Report, don't lose the accuracy numbers.
-            lat = {"error": f"{type(e).__name__}: {e}"}
+            detail = getattr(e, "stderr", "") or ""
+            lat = {"error": f"{type(e).__name__}: {e} {detail[-500:]}"}
 
     result = {"seeds": args.seeds, "epochs": args.epochs, "summary": summary, "runs": rows, "latency": lat}
     out = os.path.join(HERE, "results", f"{args.name}.json")
