@@ -162,13 +162,15 @@ class DistillationLoss(keras.losses.Loss):
     """
 
     fn = None
+    default_name = None
 
     def __init__(
         self, temperature=None, reduction="sum_over_batch_size", name=None
     ):
         if temperature is not None:
             _check_temperature(temperature)
-        super().__init__(reduction=reduction, name=name, dtype="float32")
+        super().__init__(reduction=reduction, name=name or self.default_name,
+                         dtype="float32")
         self.temperature = temperature
 
     def per_example(self, teacher_logits, student_logits, temperature=3.0):
@@ -201,10 +203,7 @@ class SoftTargetKL(DistillationLoss):
     """
 
     fn = staticmethod(soft_target_kl)
-
-    def __init__(self, temperature=None, reduction="sum_over_batch_size",
-                 name="soft_target_kl"):
-        super().__init__(temperature, reduction, name)
+    default_name = "soft_target_kl"
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -212,10 +211,7 @@ class SoftTargetCrossEntropy(DistillationLoss):
     """`Loss` form of `soft_target_cross_entropy`."""
 
     fn = staticmethod(soft_target_cross_entropy)
-
-    def __init__(self, temperature=None, reduction="sum_over_batch_size",
-                 name="soft_target_cross_entropy"):
-        super().__init__(temperature, reduction, name)
+    default_name = "soft_target_cross_entropy"
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -223,10 +219,7 @@ class LogitMSE(DistillationLoss):
     """`Loss` form of `logit_mse`."""
 
     fn = staticmethod(logit_mse)
-
-    def __init__(self, temperature=None, reduction="sum_over_batch_size",
-                 name="logit_mse"):
-        super().__init__(temperature, reduction, name)
+    default_name = "logit_mse"
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -234,10 +227,7 @@ class CosineDistance(DistillationLoss):
     """`Loss` form of `cosine_distance`."""
 
     fn = staticmethod(cosine_distance)
-
-    def __init__(self, temperature=None, reduction="sum_over_batch_size",
-                 name="cosine_distance"):
-        super().__init__(temperature, reduction, name)
+    default_name = "cosine_distance"
 
 
 _BY_NAME = {
