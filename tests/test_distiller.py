@@ -31,7 +31,6 @@ def make_data(n=50, features=6, seed=1, unlabeled_every=3):
 def reference_weights(teacher, student, x, y, w, batch_size, epochs, lr,
                       alpha, temperature):
     """An independent GradientTape loop of the documented loss."""
-    opt = tf.keras.optimizers.SGD if False else None  # noqa: F841 (unused)
     variables = student.trainable_variables
     for _ in range(epochs):
         for start in range(0, len(x), batch_size):
