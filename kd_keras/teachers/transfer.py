@@ -10,16 +10,13 @@ Two ways, with a clear tradeoff:
   all-MiniLM-L6-v2 on 2 CPU cores the pass runs at ~30 sentences/s. The
   backbone's features stay generic, so accuracy is a little lower.
 * **Fine-tuning** (`fine_tune(..., train_backbone=True)`), the top
-  `num_trainable_layers` transformer blocks or the whole backbone. Every
-  epoch pays forward and backward passes through the trained blocks (about
-  3x a forward pass each), so it costs roughly `3 * epochs` times the frozen
-  route's one pass, for usually a few points more accuracy.
-
-Measured by `benchmarks/teacher_transfer.py` (all-MiniLM-L6-v2, 1000
-training / 500 test movie-review sentences, sequence length 32, a loaded
-2-core machine): the frozen head took 77 s for 0.700 test accuracy;
-fine-tuning the top 2 blocks for one epoch on top of it took 332 s for
-0.698. Start frozen; fine-tune only with more data and time to spare.
+  `num_trainable_layers` transformer blocks or the whole backbone. The top
+  blocks train on cached activations of the frozen blocks below
+  (`kd_keras.teachers.TopLayerTuner`: those run once per text, and batches
+  are bucketed by length), so an epoch costs about one forward pass of the
+  whole model. On the built-in movie reviews, the top 3 of MiniLM's 6
+  blocks fine-tuned for 3 epochs reach 83.8% test accuracy against 75% for
+  the frozen head, in about 11 minutes on 2 CPU cores.
 
 Both update the teacher in place: it stays one `keras.Model` from raw
 strings to logits, which `Distiller` runs in the graph or
@@ -100,9 +97,6 @@ def fit_head(teacher, texts, labels, l2="auto", batch_size=64, verbose=1):
     >>> fit_head(teacher, ["great", "awful"], [1, 0], l2=1.0)  # doctest: +SKIP
     {'train_accuracy': 1.0, 'num_examples': 2, 'l2': 1.0}
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.linear_model import LogisticRegressionCV
-
     labels = np.asarray(labels).astype(np.int64)
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
@@ -115,6 +109,37 @@ def fit_head(teacher, texts, labels, l2="auto", batch_size=64, verbose=1):
     if len(np.unique(labels)) < 2:
         raise ValueError("fit_head needs examples of at least two classes.")
     features = text_features(teacher, texts, batch_size=batch_size, verbose=verbose)
+    return solve_head(head, features, labels, l2)
+
+
+def solve_head(head, features, labels, l2="auto"):
+    """Sets a dense logits layer to the L2-regularised softmax regression
+    optimum on `features` (what `fit_head` does after embedding the texts).
+
+    Args:
+        head: a `keras.layers.Dense` with `num_classes` units; its weights
+            are replaced.
+        features: float array `[n, head_input_dim]`.
+        labels: integer labels in `[0, num_classes)`, `[n]`.
+        l2: scikit-learn's `C`, or `"auto"` (3-fold cross-validation on the
+            log-loss among `1e-3 ... 10`).
+
+    Returns:
+        A dict `{"train_accuracy", "num_examples", "l2"}`.
+
+    Example:
+
+    >>> head = keras.layers.Dense(2); head.build((None, 3))
+    >>> solve_head(head, np.eye(3), [0, 1, 1], l2=1.0)["num_examples"]
+    3
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegressionCV
+
+    labels = np.asarray(labels).astype(np.int64)
+    num_classes = head.units
+    if len(np.unique(labels)) < 2:
+        raise ValueError("fitting a head needs examples of at least two classes.")
     mean = features.mean(axis=0)
     std = features.std(axis=0) + 1e-6
     if l2 == "auto" and np.bincount(labels).min(initial=len(labels)) < 3:
@@ -201,10 +226,13 @@ def fine_tune(
     config.
 
     Always fits the head on frozen features first (`fit_head`: one backbone
-    pass, exact head). With `train_backbone=True` it then trains the top
-    `num_trainable_layers` transformer blocks (all of them when `None`) and
-    the head end to end for `epochs` epochs, starting from that head. With
-    `train_backbone=False`, `epochs` is unused: the frozen head is solved
+    pass, exact head). With `train_backbone=True` and `num_trainable_layers`
+    set, the top blocks and the head are then fine-tuned by
+    `kd_keras.teachers.TopLayerTuner` (the frozen blocks run once per text;
+    AdamW with warm-up and cosine decay; around `1e-4` suits it). With
+    `num_trainable_layers=None` the whole backbone trains through
+    `keras.Model.fit` on raw strings for `epochs` epochs, starting from the
+    fitted head. With `train_backbone=False`, `epochs` is unused: the frozen head is solved
     exactly. The teacher is left frozen (`trainable=False`).
 
     Args:
@@ -231,6 +259,21 @@ def fine_tune(
     >>> fine_tune(teacher, texts, labels, epochs=1, train_backbone=True,
     ...           num_trainable_layers=2)                       # doctest: +SKIP
     """
+    if train_backbone and num_trainable_layers:
+        from kd_keras.teachers.top_layers import TopLayerTuner
+
+        if len(labels) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
+        tuner = TopLayerTuner(teacher, num_trainable_layers, batch_size=batch_size)
+        tuner.add("train", texts, verbose=verbose)
+        validation = None
+        if validation_data:
+            tuner.add("validation", validation_data[0], verbose=verbose)
+            validation = ("validation", validation_data[1])
+        head = tuner.fit_head("train", labels, l2=l2)
+        history = tuner.fit("train", labels, epochs=epochs, learning_rate=learning_rate,
+                            validation=validation, verbose=verbose)
+        return {"head": head, "history": history}
     result = {
         "head": fit_head(
             teacher, texts, labels, l2=l2, batch_size=batch_size, verbose=verbose
