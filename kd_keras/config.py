@@ -68,6 +68,7 @@ DEFAULTS = {
         "cache_dir": None,
         "baseline": False,
         "early_stopping": None,
+        "augment": {"copies": 0, "word_dropout": 0.1, "ngram_prob": 0.25, "max_ngram": 5},
     },
     "export": {
         "formats": ["saved_model", "tflite", "onnx"],
@@ -222,6 +223,14 @@ def _validate_distill(d):
         _check(isinstance(d[key], bool), f"distill.{key}", "true or false", d[key])
     _check(d["cache_dir"] is None or isinstance(d["cache_dir"], str), "distill.cache_dir",
            "a folder path or null", d["cache_dir"])
+    a = d["augment"]
+    _check(_is_int(a["copies"]) and a["copies"] >= 0, "distill.augment.copies",
+           "a non-negative integer", a["copies"])
+    for key in ("word_dropout", "ngram_prob"):
+        _check(_is_number(a[key]) and 0 <= a[key] < 1, f"distill.augment.{key}",
+               "a number in [0, 1)", a[key])
+    _check(_is_int(a["max_ngram"]) and a["max_ngram"] >= 1, "distill.augment.max_ngram",
+           "a positive integer", a["max_ngram"])
     es = d["early_stopping"]
     if es is not None:
         _check(isinstance(es, dict) and set(es) <= {"patience"}, "distill.early_stopping",

@@ -40,6 +40,9 @@ def test_defaults_filled_and_student_length_follows_teacher():
         ("distribute", {"strategy": "tpu"}, "distribute.strategy"),
         ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
         ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
+        ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),
+        ("distill", {"augment": {"word_dropout": 1.0}}, "distill.augment.word_dropout"),
+        ("distill", {"augment": {"mask": 0.1}}, "distill.augment.mask: unknown key"),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):

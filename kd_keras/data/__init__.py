@@ -8,6 +8,8 @@
 - `WordPieceEncoder(vocab, sequence_length)`: texts -> int32 WordPiece ids.
 """
 
+from kd_keras.data.augment import augment_texts
+from kd_keras.data.augment import with_augmented_train
 from kd_keras.data.builtin import BUILTIN_DATASETS
 from kd_keras.data.builtin import load_builtin
 from kd_keras.data.builtin import load_rt_polarity

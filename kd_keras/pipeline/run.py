@@ -21,13 +21,15 @@ from kd_keras.data import SPLITS
 from kd_keras.data import WordPieceEncoder
 from kd_keras.data import load_builtin
 from kd_keras.data import load_text_dataset
+from kd_keras.data import with_augmented_train
 from kd_keras.pipeline import report
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training
 
 
 def load_data(cfg):
-    """The configured `TextDataset` (with the few-label mask applied)."""
+    """The configured `TextDataset`: the few-label mask applied, and the
+    `distill.augment` copies of the training texts added, unlabeled."""
     d = cfg["data"]
     if d["builtin"] is not None:
         data = load_builtin(d["builtin"], max_examples=d["max_examples"], seed=cfg["seed"],
@@ -40,6 +42,9 @@ def load_data(cfg):
             max_examples=d["max_examples"], split=tuple(d["split"]), seed=cfg["seed"])
     if d["labels_fraction"] < 1:
         data = data.with_label_fraction(d["labels_fraction"], seed=cfg["seed"])
+    augment = dict(cfg["distill"]["augment"])
+    if augment["copies"]:
+        data = with_augmented_train(data, seed=cfg["seed"], **augment)
     return data
 
 
