@@ -8,8 +8,11 @@ Two routes, as the config says:
   ONCE per split and kept in `kd_keras.cache` caches (fingerprinted by
   backbone and texts, so a re-run or another seed reuses them); the task head
   is then fitted on those features, with early stopping on validation. With
-  `fine_tune.train_backbone: true` the top `fine_tune.top_layers` blocks
-  are also trained end to end (slow: one backward pass per epoch).
+  `fine_tune.train_backbone: true` and `top_layers: N`, the top N blocks
+  and the head are fine-tuned on cached activations of the frozen blocks
+  below (`kd_keras.teachers.TopLayerTuner`: the frozen blocks run once per
+  text, batches are bucketed by length); `top_layers: null` trains the
+  whole backbone end to end on raw strings (slow).
 - `teacher.model`: a ready teacher (`.keras`, SavedModel, ONNX, ...) loaded
   with `kd_keras.teachers.load_teacher`; it reads raw strings or, when its
   input is integer, the same WordPiece ids as the student.
@@ -178,6 +181,67 @@ def _predict_logits(teacher, x, cache_dir, name, use_cache, verbose):
     ]).astype(np.float32)
 
 
+def tune_top_layers(model, data, ft, work_dir, seed, verbose=1):
+    """Fine-tunes the top `ft["top_layers"]` blocks with
+    `kd_keras.teachers.TopLayerTuner` (bottom blocks run once per text) and
+    returns the tuned teacher's logits for every split.
+
+    The tuned weights and logits are saved in `work_dir`, so `--resume`
+    does not tune again.
+    """
+    weights = os.path.join(work_dir, "teacher.weights.h5")
+    saved_logits = os.path.join(work_dir, "teacher_logits.npz")
+    if os.path.exists(weights) and os.path.exists(saved_logits):
+        model.load_weights(weights)
+        model.trainable = False
+        with np.load(saved_logits) as f:
+            return {s: f[s] for s in SPLITS}
+    tuner = teachers.TopLayerTuner(model, ft["top_layers"], batch_size=ft["batch_size"])
+    for s in SPLITS:
+        if verbose:
+            print(f"teacher: caching the frozen blocks [{s}]")
+        tuner.add(s, data.texts[s], verbose=verbose)
+    tuner.fit_head("train", data.labels["train"])
+    tuner.fit("train", data.labels["train"], epochs=ft["epochs"],
+              learning_rate=ft["learning_rate"] or 1e-4,
+              validation=("validation", data.labels["validation"]),
+              seed=seed, verbose=2 if verbose else 0)
+    logits = {s: tuner.predict(s) for s in SPLITS}
+    model.save_weights(weights + ".tmp.weights.h5")
+    os.replace(weights + ".tmp.weights.h5", weights)
+    with open(saved_logits + ".tmp", "wb") as f:
+        np.savez(f, **logits)
+    os.replace(saved_logits + ".tmp", saved_logits)
+    return logits
+
+
+def _frozen_or_end_to_end(model, data, ft, cfg, logits_dir, feature_cache_dir, seed,
+                          verbose):
+    """The frozen-features head (and, with `top_layers: null`, end-to-end
+    training of the whole backbone); returns `(logits, route)`."""
+    features = backbone_features(model, data, feature_cache_dir, verbose)
+    head_epochs = ft["epochs"] if not ft["train_backbone"] else max(ft["epochs"], 20)
+    fit_head_on_features(
+        model, features["train"], data.labels["train"], head_epochs,
+        ft["learning_rate"] or 1e-3, ft["batch_size"],
+        features["validation"], data.labels["validation"], seed, verbose)
+    use_cache = cfg["distill"]["cache_teacher"]
+    if ft["train_backbone"]:
+        keep = data.labels["train"] >= 0
+        texts = [x for x, k in zip(data.texts["train"], keep) if k]
+        end_to_end(model, texts, data.labels["train"][keep], ft, verbose)
+        teacher = teachers.as_teacher(model)
+        logits = {s: _predict_logits(teacher, _strings(data.texts[s]), logits_dir, s,
+                                     use_cache, verbose) for s in SPLITS}
+        return logits, f"fine-tuned top {ft['top_layers'] or 'all'} layers"
+    head = model.classifier.get_layer("head")
+    head_teacher = teachers.as_teacher(
+        keras.Sequential([keras.Input(features["train"].shape[1:]), head]))
+    logits = {s: _predict_logits(head_teacher, features[s], logits_dir, s, use_cache,
+                                 verbose) for s in SPLITS}
+    return logits, "frozen backbone + head"
+
+
 def prepare_teacher(cfg, data, ids, work_dir, feature_cache_dir, verbose=1):
     """Builds / loads / adapts the teacher and computes its logits.
 
@@ -205,29 +269,12 @@ def prepare_teacher(cfg, data, ids, work_dir, feature_cache_dir, verbose=1):
         model = teachers.build_text_teacher(
             backbone, num_classes, sequence_length=t["sequence_length"],
             pooling=t["pooling"])
-        features = backbone_features(model, data, feature_cache_dir, verbose)
-        head_epochs = ft["epochs"] if not ft["train_backbone"] else max(ft["epochs"], 20)
-        fit_head_on_features(
-            model, features["train"], data.labels["train"], head_epochs,
-            ft["learning_rate"] or 1e-3, ft["batch_size"],
-            features["validation"], data.labels["validation"], seed, verbose)
-        route = "frozen backbone + head"
-        if ft["train_backbone"]:
-            keep = data.labels["train"] >= 0
-            texts = [x for x, k in zip(data.texts["train"], keep) if k]
-            end_to_end(model, texts, data.labels["train"][keep], ft, verbose)
-            route = f"fine-tuned top {ft['top_layers'] or 'all'} layers"
-            teacher = teachers.as_teacher(model)
-            logits = {s: _predict_logits(teacher, _strings(data.texts[s]), logits_dir, s,
-                                         cfg["distill"]["cache_teacher"], verbose)
-                      for s in SPLITS}
+        if ft["train_backbone"] and ft["top_layers"]:
+            logits = tune_top_layers(model, data, ft, work_dir, seed, verbose)
+            route = f"fine-tuned top {ft['top_layers']} layers"
         else:
-            head = model.classifier.get_layer("head")
-            head_teacher = teachers.as_teacher(
-                keras.Sequential([keras.Input(features["train"].shape[1:]), head]))
-            logits = {s: _predict_logits(head_teacher, features[s], logits_dir, s,
-                                         cfg["distill"]["cache_teacher"], verbose)
-                      for s in SPLITS}
+            logits, route = _frozen_or_end_to_end(
+                model, data, ft, cfg, logits_dir, feature_cache_dir, seed, verbose)
         return dict(model=model, teacher=teachers.as_teacher(model),
                     params=int(model.count_params()), logits=logits,
                     reads_ids=False, route=route)
