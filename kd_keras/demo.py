@@ -2,13 +2,14 @@
 
 Runs `DEMO_CONFIG` (the same as `configs/demo.yaml`): the shipped
 movie-review sentences (Pang & Lee, 2005), a pretrained all-MiniLM-L6-v2
-teacher with a task head fitted on its frozen features (computed once and
-cached), a ~2M-parameter text CNN distilled from the cached teacher logits,
-the same CNN trained on labels alone, and the export to SavedModel, TFLite
+teacher whose top 3 blocks and task head are fine-tuned on the training
+split (`kd_keras.teachers.TopLayerTuner`: the 3 frozen blocks run once per
+sentence), a ~2M-parameter text CNN distilled from the teacher's logits, the
+same CNN trained on labels alone, and the export to SavedModel, TFLite
 (float and int8) and ONNX, each verified in its own runtime. Prints a table:
 teacher, student alone, distilled student — accuracy, parameters, size,
-latency. About 10 minutes on 2 CPU cores (the MiniLM pass dominates; a
-second run reuses the cached features).
+latency. About 12 minutes on 2 CPU cores, most of it fine-tuning the
+teacher.
 
 Example:
 

@@ -11,12 +11,12 @@ WordPiece tokens, so length bucketing alone halves the work of padding to
 64, and caching the bottom blocks removes their forward pass from every
 epoch and every later prediction.
 
-Measured on this project's 2-core machine (all-MiniLM-L6-v2, the built-in
-rt_polarity split, 8,530 training sentences): caching the bottom 3 blocks
-of all 10,662 sentences takes ~60 s and one epoch of the top 3 blocks
-~120 s; 3 epochs lift test accuracy from 75% (frozen backbone, fitted
-head) to 82%. The same 3 epochs through `keras.Model.fit` on padded
-strings would take ~3x longer.
+Measured on this project's 2-core machine (all-MiniLM-L6-v2, sequence
+length 64, the built-in rt_polarity split, 8,530 training sentences):
+caching the bottom 3 blocks of all 10,662 sentences takes ~60 s, and one
+epoch of the top 3 blocks 160-180 s. Two epochs (batch 64) lift test
+accuracy from 75.4% (frozen backbone, fitted head) to 81.7%; three epochs
+at batch 32 reach 83.8%.
 
 The trained layers are the teacher's own layer objects: afterwards the
 `TextTeacher` (raw strings in) gives the same logits as `predict`, and
