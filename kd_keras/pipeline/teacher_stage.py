@@ -233,7 +233,8 @@ def _frozen_or_end_to_end(model, data, ft, cfg, logits_dir, feature_cache_dir, s
         teacher = teachers.as_teacher(model)
         logits = {s: _predict_logits(teacher, _strings(data.texts[s]), logits_dir, s,
                                      use_cache, verbose) for s in SPLITS}
-        return logits, f"fine-tuned top {ft['top_layers'] or 'all'} layers"
+        blocks = "all" if ft["top_layers"] is None else ft["top_layers"]
+        return logits, f"fine-tuned top {blocks} layers"
     head = model.classifier.get_layer("head")
     head_teacher = teachers.as_teacher(
         keras.Sequential([keras.Input(features["train"].shape[1:]), head]))
