@@ -23,6 +23,8 @@ MINILM_NAMES = ("all-minilm-l6-v2", "minilm", "minilm-l6")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+DISTILLATION_LOSSES = ("soft_target_kl", "soft_target_cross_entropy", "logit_mse",
+                       "cosine_distance")
 
 DEFAULTS = {
     "data": {
@@ -63,6 +65,7 @@ DEFAULTS = {
         "batch_size": 64,
         "alpha": 0.1,
         "temperature": 3.0,
+        "loss": "soft_target_kl",
         "learning_rate": 1e-3,
         "cache_teacher": True,
         "cache_dir": None,
@@ -217,6 +220,8 @@ def _validate_distill(d):
            "a number in [0, 1]", d["alpha"])
     _check(_is_number(d["temperature"]) and d["temperature"] > 0, "distill.temperature",
            "a positive number", d["temperature"])
+    _check(d["loss"] in DISTILLATION_LOSSES, "distill.loss",
+           f"one of {', '.join(DISTILLATION_LOSSES)}", d["loss"])
     _check(_is_number(d["learning_rate"]) and d["learning_rate"] > 0,
            "distill.learning_rate", "a positive number", d["learning_rate"])
     for key in ("cache_teacher", "baseline"):

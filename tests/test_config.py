@@ -29,6 +29,7 @@ def test_defaults_filled_and_student_length_follows_teacher():
         ("distill", {"epochs": 2.5}, "distill.epochs"),
         ("distill", {"alpha": 1.5}, "distill.alpha: must be a number in [0, 1], got 1.5"),
         ("distill", {"temperature": 0}, "distill.temperature"),
+        ("distill", {"loss": "kl"}, "distill.loss: must be one of soft_target_kl"),
         ("distill", {"batch_size": "64"}, "distill.batch_size"),
         ("distill", {"epoch": 3}, "distill.epoch: unknown key"),
         ("student", {"architecture": "transformer9000"},

@@ -94,3 +94,41 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, teacher_path
     # The interruption really happened mid-training: an un-resumed restart
     # from scratch for only the last epoch would differ.
     assert not os.path.exists(resumed_out + ".partial")
+
+
+@pytest.mark.parametrize("loss", ["logit_mse", "soft_target_kl"])
+def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
+    """`distill.loss` reaches the Distiller: with alpha 0 and a learning rate
+    too small to move the weights, the first epoch's loss equals the NumPy
+    value of that loss at the initial weights."""
+    import tensorflow as tf
+
+    from kd_keras.config import validate_config
+    from kd_keras.pipeline import training
+
+    cfg = validate_config({
+        "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+        "student": {"sequence_length": 8, "options": {"dropout": 0.0}},
+        "distill": {"loss": loss, "alpha": 0.0, "temperature": 2.0, "epochs": 1,
+                    "batch_size": 16, "learning_rate": 1e-12}})
+    rng = np.random.default_rng(0)
+    ids = {s: rng.integers(1, 100, (n, 8)).astype("int32")
+           for s, n in (("train", 32), ("validation", 8), ("test", 8))}
+    labels = {s: rng.integers(0, 2, len(x)) for s, x in ids.items()}
+    teacher = {s: (3 * rng.standard_normal((len(x), 2))).astype("float32")
+               for s, x in ids.items()}
+    _, history = training.distill_student(cfg, ids, labels, teacher, 100, 2, str(tmp_path),
+                                          tf.distribute.get_strategy(), verbose=0)
+
+    keras.utils.set_random_seed(cfg["seed"])
+    s = training.build_student(cfg, 2, 100).predict(ids["train"], verbose=0).astype("float64")
+    t = teacher["train"].astype("float64")
+    if loss == "logit_mse":
+        expected = np.mean((t - s) ** 2)
+    else:
+        def log_softmax(z):
+            z = z / 2.0
+            return z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+        p = np.exp(log_softmax(t))
+        expected = np.mean(np.sum(p * (log_softmax(t) - log_softmax(s)), 1)) * 4.0
+    np.testing.assert_allclose(history["loss"][0], expected, rtol=1e-4)

@@ -119,7 +119,8 @@ def distill_student(cfg, ids, labels, teacher_logits, vocab_size, num_classes,
         distiller = kd_keras.Distiller(teacher=None, student=student)
         distiller.compile(optimizer=keras.optimizers.Adam(d["learning_rate"]),
                           metrics=[ACCURACY], alpha=d["alpha"],
-                          temperature=d["temperature"])
+                          temperature=d["temperature"],
+                          distillation_loss_fn=d["loss"])
         distiller(ids["train"][:1])  # BackupAndRestore needs a built model.
     train = epoch_shuffled_dataset(
         ids["train"], {"labels": labels["train"], "teacher_logits": teacher_logits["train"]},
