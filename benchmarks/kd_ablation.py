@@ -10,7 +10,9 @@ seed-to-seed noise, which `benchmarks/quality.py` includes.
     python benchmarks/kd_ablation.py                       # seeds 0 1 2
     python benchmarks/kd_ablation.py --seeds 0 --variants "T=1" "alpha=0"
 
-Prints a table and writes benchmarks/results/kd_ablation.json.
+Prints a table and writes benchmarks/results/kd_ablation.json (rows of
+variants not run this time are kept from the file, when its teacher and
+seeds are the same).
 """
 
 import argparse
@@ -36,6 +38,8 @@ VARIANTS = {
     "logit_mse, alpha=0": ({"distill": {"loss": "logit_mse", "alpha": 0.0}}, None),
     "20 epochs, patience 5": ({"distill": {"epochs": 20, "early_stopping": {"patience": 5}}}, None),
     "augment 2 copies": ({"distill": {"augment": {"copies": 2}}}, "augment"),
+    "augment 4 copies, replace words": ({"distill": {"augment": {
+        "copies": 4, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}}}, "augment"),
     "MiniLM embedding init": ({}, "embedding_init"),
 }
 
@@ -71,14 +75,15 @@ def _augmented_logits(cfg, data, run_dir):
     import tensorflow as tf
 
     from kd_keras import teachers
-    from kd_keras.data import with_augmented_train
+    from kd_keras.pipeline import load_data
     from kd_keras.pipeline import teacher_stage
 
     t = cfg["teacher"]
     model = teachers.build_text_teacher(teacher_stage.resolve_backbone(t["backbone"]),
                                         data.num_classes, sequence_length=t["sequence_length"])
     model.load_weights(os.path.join(run_dir, "teacher.weights.h5"))
-    augmented = with_augmented_train(data, seed=0, **cfg["distill"]["augment"])
+    augmented = load_data(cfg)  # the pipeline's own augmentation (seed 0)
+    assert augmented.texts["train"][:len(data.texts["train"])] == data.texts["train"]
     copies = augmented.texts["train"][len(data.texts["train"]):]
     print(f"teacher: labelling {len(copies)} augmented copies")
     return augmented, model.predict(tf.constant(copies), batch_size=128, verbose=1)
@@ -174,13 +179,19 @@ def main():
                       "kd_over_teacher": kd / teacher, "runs": runs}
 
     out = os.path.join(HERE, "results", f"{args.name}.json")
+    if os.path.exists(out):  # keep the rows of variants not run this time
+        with open(out) as f:
+            previous = json.load(f)
+        if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
+            rows = {name: rows.get(name) or previous["variants"][name] for name in VARIANTS
+                    if name in rows or name in previous["variants"]}
     with open(out + ".tmp", "w") as f:
         json.dump({"teacher": teacher, "seeds": args.seeds, "variants": rows}, f, indent=1)
     os.replace(out + ".tmp", out)
     print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {args.seeds}")
-    print(f"{'variant':<26}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}")
+    print(f"{'variant':<34}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}")
     for name, r in rows.items():
-        print(f"{name:<26}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
+        print(f"{name:<34}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
               f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}")
     print(f"wrote {out}")
 

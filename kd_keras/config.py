@@ -71,7 +71,8 @@ DEFAULTS = {
         "cache_dir": None,
         "baseline": False,
         "early_stopping": None,
-        "augment": {"copies": 0, "word_dropout": 0.1, "ngram_prob": 0.25, "max_ngram": 5},
+        "augment": {"copies": 0, "word_dropout": 0.1, "ngram_prob": 0.25, "max_ngram": 5,
+                    "replace_prob": 0.0},
     },
     "export": {
         "formats": ["saved_model", "tflite", "onnx"],
@@ -231,7 +232,7 @@ def _validate_distill(d):
     a = d["augment"]
     _check(_is_int(a["copies"]) and a["copies"] >= 0, "distill.augment.copies",
            "a non-negative integer", a["copies"])
-    for key in ("word_dropout", "ngram_prob"):
+    for key in ("word_dropout", "ngram_prob", "replace_prob"):
         _check(_is_number(a[key]) and 0 <= a[key] < 1, f"distill.augment.{key}",
                "a number in [0, 1)", a[key])
     _check(_is_int(a["max_ngram"]) and a["max_ngram"] >= 1, "distill.augment.max_ngram",
@@ -288,6 +289,10 @@ def validate_config(config, base_dir="."):
     _validate_teacher(cfg["teacher"])
     _validate_student(cfg["student"], cfg["teacher"])
     _validate_export(cfg["export"])
+    _check(cfg["distill"]["augment"]["replace_prob"] == 0 or cfg["teacher"]["backbone"],
+           "distill.augment.replace_prob",
+           "0 unless teacher.backbone is set (its word embeddings give the neighbours)",
+           cfg["distill"]["augment"]["replace_prob"])
     strategy = cfg["distribute"]["strategy"]
     _check(strategy in STRATEGIES, "distribute.strategy", f"one of {', '.join(STRATEGIES)}", strategy)
     _check(isinstance(cfg["output"], str) and cfg["output"], "output", "a folder path", cfg["output"])

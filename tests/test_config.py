@@ -44,6 +44,7 @@ def test_defaults_filled_and_student_length_follows_teacher():
         ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),
         ("distill", {"augment": {"word_dropout": 1.0}}, "distill.augment.word_dropout"),
         ("distill", {"augment": {"mask": 0.1}}, "distill.augment.mask: unknown key"),
+        ("distill", {"augment": {"replace_prob": 1.0}}, "distill.augment.replace_prob"),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):
@@ -62,6 +63,10 @@ def test_top_level_and_source_errors():
         validate_config({"data": {"builtin": "rt_polarity"}})
     with pytest.raises(ConfigError, match="data.builtin"):
         validate_config(_with("data", builtin="imdb"))
+    with pytest.raises(ConfigError, match="distill.augment.replace_prob: must be 0 unless "
+                                          "teacher.backbone is set"):
+        validate_config({"data": {"builtin": "rt_polarity"}, "teacher": {"model": "t.keras"},
+                         "distill": {"augment": {"copies": 1, "replace_prob": 0.2}}})
 
 
 def test_export_and_early_stopping_switches():

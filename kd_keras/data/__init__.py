@@ -6,10 +6,13 @@
 - `load_builtin("rt_polarity")`: the shipped movie-review sentences
   (Pang & Lee, ACL 2005) in a seeded 80/10/10 split.
 - `WordPieceEncoder(vocab, sequence_length)`: texts -> int32 WordPiece ids.
+- `with_augmented_train(dataset, copies, ...)`: unlabeled perturbed copies of
+  the training texts as transfer data (`word_neighbors` for replacement).
 """
 
 from kd_keras.data.augment import augment_texts
 from kd_keras.data.augment import with_augmented_train
+from kd_keras.data.augment import word_neighbors
 from kd_keras.data.builtin import BUILTIN_DATASETS
 from kd_keras.data.builtin import load_builtin
 from kd_keras.data.builtin import load_rt_polarity

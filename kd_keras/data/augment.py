@@ -5,9 +5,14 @@ on the labeled examples. With few extra texts at hand, perturbed copies of
 the training texts make a transfer set (Tang et al., 2019, "Distilling
 Task-Specific Knowledge from BERT into Simple Neural Networks"): each copy
 is, with probability `ngram_prob`, a random n-gram of the text, and
-otherwise the text with each word dropped with probability `word_dropout`.
-The copies carry no label (`-1`): the teacher's logits on them are the only
-signal, so a wrong "label" cannot leak in.
+otherwise the text with each word dropped with probability `word_dropout`
+and each remaining word replaced, with probability `replace_prob`, by one of
+its nearest neighbours in the teacher's word-embedding space
+(`word_neighbors`; TinyBERT's augmentation, Jiao et al., 2020). Replacement
+shows the student words the training texts lack, and neighbours include
+antonyms ("good" -> "bad"), which the teacher then labels. The copies carry
+no label (`-1`): the teacher's logits on them are the only signal, so a
+wrong "label" cannot leak in.
 """
 
 import dataclasses
@@ -15,8 +20,62 @@ import dataclasses
 import numpy as np
 
 
+def word_neighbors(vocabulary, embeddings, words=None, k=10, chunk=2048):
+    """The `k` nearest whole words of each word, by cosine similarity of
+    their embeddings.
+
+    Only whole, alphabetic vocabulary entries take part (WordPiece
+    continuations such as `##ing` and special tokens such as `[CLS]` do
+    not).
+
+    Args:
+        vocabulary: the list of tokens, in embedding-row order.
+        embeddings: a `[len(vocabulary), dim]` array.
+        words: the words to find neighbours for (default: every candidate).
+            Words outside the candidates are left out of the result.
+        k: neighbours per word.
+        chunk: rows compared at a time (bounds the memory used).
+
+    Returns:
+        A dict word -> list of `k` words, nearest first, without the word
+        itself.
+
+    Example:
+
+    >>> import numpy as np
+    >>> word_neighbors(["good", "great", "bad", "##s"], np.array(
+    ...     [[1.0, 0.1], [1.0, 0.2], [-1.0, 0.1], [1.0, 0.15]]), k=1)
+    {'good': ['great'], 'great': ['good'], 'bad': ['great']}
+    """
+    embeddings = np.asarray(embeddings, np.float32)
+    if embeddings.ndim != 2 or len(embeddings) != len(vocabulary):
+        raise ValueError(
+            f"embeddings must be [len(vocabulary), dim] = [{len(vocabulary)}, dim]; "
+            f"got shape {embeddings.shape}.")
+    if int(k) < 1:
+        raise ValueError(f"k must be >= 1; got {k}.")
+    rows = [i for i, token in enumerate(vocabulary) if token.isalpha()]
+    tokens = [vocabulary[i] for i in rows]
+    unit = embeddings[rows]
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    position = {token: j for j, token in enumerate(tokens)}
+    wanted = tokens if words is None else sorted({w for w in words if w in position})
+    k = min(int(k), len(tokens) - 1)
+    out = {}
+    for start in range(0, len(wanted), chunk):
+        block = wanted[start:start + chunk]
+        idx = np.array([position[w] for w in block])
+        sims = unit[idx] @ unit.T
+        sims[np.arange(len(block)), idx] = -np.inf  # never the word itself
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for r, word in enumerate(block):
+            order = top[r][np.argsort(-sims[r, top[r]], kind="stable")]
+            out[word] = [tokens[j] for j in order[:k]]
+    return out
+
+
 def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=5,
-                  seed=0):
+                  seed=0, replace_prob=0.0, neighbors=None):
     """Makes `copies` perturbed versions of every text.
 
     Args:
@@ -28,6 +87,10 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
             text instead, `n` uniform in `1 ... max_ngram`.
         max_ngram: the longest sampled n-gram.
         seed: the random seed; the same arguments give the same texts.
+        replace_prob: probability of replacing each kept word that has
+            neighbours by one of them, drawn uniformly.
+        neighbors: a dict word -> list of words (see `word_neighbors`);
+            needed when `replace_prob > 0`.
 
     Returns:
         A list of `copies * len(texts)` strings: copy 0 of every text, then
@@ -38,11 +101,14 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
     >>> augment_texts(["a truly great film"], copies=2, seed=1)
     ['a truly great film', 'a truly great']
     """
-    for name, value in (("word_dropout", word_dropout), ("ngram_prob", ngram_prob)):
+    for name, value in (("word_dropout", word_dropout), ("ngram_prob", ngram_prob),
+                        ("replace_prob", replace_prob)):
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1); got {value}.")
     if int(copies) < 0 or int(max_ngram) < 1:
         raise ValueError(f"copies must be >= 0 and max_ngram >= 1; got {copies}, {max_ngram}.")
+    if replace_prob > 0 and not neighbors:
+        raise ValueError("replace_prob > 0 needs neighbors (a dict word -> similar words).")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(int(copies)):
@@ -57,8 +123,17 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
                 if not keep.any():
                     keep[rng.integers(len(words))] = True
                 words = [w for w, k in zip(words, keep) if k]
+            if replace_prob > 0:
+                words = [_replaced(w, neighbors, replace_prob, rng) for w in words]
             out.append(" ".join(words))
     return out
+
+
+def _replaced(word, neighbors, prob, rng):
+    choices = neighbors.get(word)
+    if not choices or rng.random() >= prob:
+        return word
+    return choices[int(rng.integers(len(choices)))]
 
 
 def with_augmented_train(dataset, copies=1, seed=0, **options):
@@ -69,7 +144,8 @@ def with_augmented_train(dataset, copies=1, seed=0, **options):
         dataset: a `kd_keras.data.TextDataset`.
         copies: versions per training text.
         seed: the random seed.
-        **options: `word_dropout`, `ngram_prob`, `max_ngram`.
+        **options: `word_dropout`, `ngram_prob`, `max_ngram`,
+            `replace_prob` and `neighbors`.
 
     Returns:
         A `TextDataset`; validation and test are unchanged.

@@ -22,6 +22,7 @@ from kd_keras.data import WordPieceEncoder
 from kd_keras.data import load_builtin
 from kd_keras.data import load_text_dataset
 from kd_keras.data import with_augmented_train
+from kd_keras.data import word_neighbors
 from kd_keras.pipeline import report
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training
@@ -44,8 +45,19 @@ def load_data(cfg):
         data = data.with_label_fraction(d["labels_fraction"], seed=cfg["seed"])
     augment = dict(cfg["distill"]["augment"])
     if augment["copies"]:
+        if augment["replace_prob"] > 0:
+            augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])
         data = with_augmented_train(data, seed=cfg["seed"], **augment)
     return data
+
+
+def _teacher_neighbors(cfg, texts):
+    """Nearest words, in the teacher backbone's word embeddings, of the
+    words in `texts` (for `distill.augment.replace_prob`)."""
+    vocabulary, embeddings = kd_keras.teachers.word_embeddings(
+        teacher_stage.resolve_backbone(cfg["teacher"]["backbone"]))
+    words = {w for text in texts for w in str(text).split()}
+    return word_neighbors(vocabulary, embeddings, words=words)
 
 
 def vocabulary_path(cfg):

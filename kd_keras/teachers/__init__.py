@@ -29,6 +29,7 @@ from kd_keras.teachers.onnx_teacher import OnnxTeacher
 from kd_keras.teachers.saved_model import SavedModelTeacher
 from kd_keras.teachers.text import TextTeacher
 from kd_keras.teachers.text import build_text_teacher
+from kd_keras.teachers.text import word_embeddings
 from kd_keras.teachers.top_layers import TopLayerTuner
 from kd_keras.teachers.transfer import fine_tune
 from kd_keras.teachers.transfer import fit_head

@@ -129,3 +129,29 @@ def build_text_teacher(
     teacher = TextTeacher(preprocessor, classifier, name=name)
     teacher.build()
     return teacher
+
+
+def word_embeddings(backbone_dir):
+    """The input word embeddings of a BERT checkpoint and their tokens.
+
+    Args:
+        backbone_dir: a local Hugging Face BERT checkpoint directory or a
+            KerasHub preset (the same sources as `build_text_teacher`).
+
+    Returns:
+        `(vocabulary, embeddings)`: the list of tokens and a float32
+        `[len(vocabulary), hidden_dim]` array, row `i` for token `i`.
+
+    Example:
+
+    >>> vocab, emb = word_embeddings("path/to/minilm")    # doctest: +SKIP
+    >>> emb.shape                                           # doctest: +SKIP
+    (30522, 384)
+    """
+    backbone = keras_hub.models.BertBackbone.from_preset(str(backbone_dir))
+    embeddings = keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
+    vocabulary = list(_tokenizer(backbone_dir).get_vocabulary())
+    if len(vocabulary) != len(embeddings):
+        raise ValueError(
+            f"{backbone_dir}: {len(vocabulary)} tokens but {len(embeddings)} embedding rows.")
+    return vocabulary, embeddings.astype("float32")

@@ -4,6 +4,7 @@ import pytest
 from kd_keras.data import TextDataset
 from kd_keras.data import augment_texts
 from kd_keras.data import with_augmented_train
+from kd_keras.data import word_neighbors
 
 TEXTS = ["a truly great film with a warm heart", "dull", "the plot is a mess , sadly"]
 
@@ -58,3 +59,41 @@ def test_augmented_train_split_is_unlabeled():
     np.testing.assert_array_equal(out.labels["train"], [1, 0, 0] + [-1] * 6)
     assert out.labels["train"].dtype == np.int32
     assert data.sizes()["train"] == 3  # the original is unchanged
+
+
+def test_word_neighbors_match_a_brute_force_cosine_ranking():
+    rng = np.random.default_rng(0)
+    vocabulary = ["[CLS]", "##ing", "good", "bad", "film", "movie", "dull", "fun", "3d", "plot"]
+    embeddings = rng.standard_normal((len(vocabulary), 6))
+    out = word_neighbors(vocabulary, embeddings, k=3, chunk=2)
+    words = ["good", "bad", "film", "movie", "dull", "fun", "plot"]  # alphabetic only
+    assert sorted(out) == sorted(words)
+    unit = {w: embeddings[vocabulary.index(w)] / np.linalg.norm(embeddings[vocabulary.index(w)])
+            for w in words}
+    for w in words:
+        ranked = sorted((x for x in words if x != w), key=lambda x: -float(unit[w] @ unit[x]))
+        assert out[w] == ranked[:3]
+    assert word_neighbors(vocabulary, embeddings, words=["fun", "zebra", "##ing"], k=2) == {
+        "fun": out["fun"][:2]}
+    with pytest.raises(ValueError, match="embeddings must be"):
+        word_neighbors(vocabulary, embeddings[:3])
+
+
+def test_replacement_draws_from_the_neighbours_at_the_given_rate():
+    text = " ".join(f"w{i}" for i in range(20))
+    neighbors = {f"w{i}": [f"r{i}a", f"r{i}b"] for i in range(10)}  # half the words have some
+    out = augment_texts([text], copies=1000, word_dropout=0.0, ngram_prob=0.0,
+                        replace_prob=0.3, neighbors=neighbors, seed=0)
+    replaced = 0
+    for copy in out:
+        words = copy.split()
+        assert len(words) == 20
+        for i, w in enumerate(words):
+            assert w == f"w{i}" or (i < 10 and w in neighbors[f"w{i}"])
+            replaced += w != f"w{i}"
+    assert abs(replaced / (1000 * 10) - 0.3) < 0.02
+    # Off, it draws no extra random numbers: the copies are as without it.
+    assert augment_texts(TEXTS, copies=5, seed=2, neighbors=neighbors) == augment_texts(
+        TEXTS, copies=5, seed=2)
+    with pytest.raises(ValueError, match="replace_prob > 0 needs neighbors"):
+        augment_texts(TEXTS, replace_prob=0.2)

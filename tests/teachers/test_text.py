@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+from kd_keras.teachers import word_embeddings
+from tests.teachers.conftest import VOCAB
+from tests.teachers.conftest import save_tiny_bert
+
+
+def test_word_embeddings_are_the_checkpoints_rows_in_vocabulary_order(tmp_path):
+    path = str(tmp_path / "bert")
+    reference = save_tiny_bert(path).embeddings.word_embeddings.weight.detach().numpy()
+    vocabulary, embeddings = word_embeddings(path)
+    assert vocabulary == VOCAB
+    assert embeddings.dtype == np.float32 and embeddings.shape == reference.shape
+    np.testing.assert_array_equal(embeddings, reference)
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(Exception, match="nowhere"):
+        word_embeddings(str(tmp_path / "nowhere"))
