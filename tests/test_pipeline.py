@@ -132,3 +132,38 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
         p = np.exp(log_softmax(t))
         expected = np.mean(np.sum(p * (log_softmax(t) - log_softmax(s)), 1)) * 4.0
     np.testing.assert_allclose(history["loss"][0], expected, rtol=1e-4)
+
+
+def test_word_replacement_copies_use_the_teachers_nearest_words():
+    """`distill.augment.replace_prob`: every replaced word is among the 10
+    nearest whole words of the original by cosine similarity of MiniLM's
+    word embeddings, computed here with NumPy from the checkpoint."""
+    from safetensors.numpy import load_file
+
+    from kd_keras.config import validate_config
+    from kd_keras.pipeline import load_data
+    from kd_keras.pipeline.teacher_stage import minilm_dir
+
+    cfg = validate_config({
+        "data": {"builtin": "rt_polarity", "max_examples": 40},
+        "teacher": {"backbone": "all-MiniLM-L6-v2"},
+        "distill": {"augment": {"copies": 1, "word_dropout": 0.0, "ngram_prob": 0.0,
+                                "replace_prob": 0.5}}})
+    data = load_data(cfg)
+    n = len(data.texts["train"]) // 2
+    assert (data.labels["train"][n:] == -1).all()
+    path = minilm_dir()
+    emb = load_file(os.path.join(path, "model.safetensors"))["embeddings.word_embeddings.weight"]
+    vocab = [line.rstrip("\n") for line in open(os.path.join(path, "vocab.txt"), encoding="utf-8")]
+    whole = np.array([v.isalpha() for v in vocab])
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    row = {v: i for i, v in enumerate(vocab)}
+    replaced = 0
+    for original, copy in zip(data.texts["train"][:n], data.texts["train"][n:]):
+        for a, b in zip(original.split(), copy.split(), strict=True):
+            if a != b:
+                sims = np.where(whole, unit @ unit[row[a]], -np.inf)
+                sims[row[a]] = -np.inf
+                assert b in [vocab[j] for j in np.argsort(-sims)[:10]], (a, b)
+                replaced += 1
+    assert replaced > 50
