@@ -30,10 +30,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
+OVERRIDES = []  # (section, key, value) from --set
+
+
 def _cfg(epochs, seed, fraction):
+    from kd_keras.config import validate_config
     from kd_keras.demo import demo_config
 
     cfg = demo_config(output=os.path.join(HERE, "results", "quality_run"), epochs=epochs, verbose=0)
+    if OVERRIDES:
+        for path, value in OVERRIDES:
+            node = cfg
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        cfg = validate_config(cfg)
     cfg["seed"] = seed
     cfg["data"]["labels_fraction"] = fraction
     cfg["distill"]["cache_dir"] = os.path.join(os.path.dirname(HERE), "runs", ".kd_keras_cache")
@@ -189,6 +200,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--name", default="quality", help="results/<name>.json")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the demo config, e.g. --set distill.augment.copies=4 "
+                             "(VALUE is read as YAML)")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--only-latency", action="store_true",
                         help="measure latency only and add it to results/<name>.json (weights "
@@ -200,7 +214,14 @@ def main():
         print(json.dumps(latency(args.latency[0], args.latency[1], args.latency[2], json.loads(args.latency[3]))))
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import yaml
     from tqdm.auto import tqdm
+
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item}: expected KEY=VALUE")
+        OVERRIDES.append((key.split("."), yaml.safe_load(value)))
 
     from kd_keras.data import SPLITS, WordPieceEncoder
     from kd_keras.pipeline import load_data, vocabulary_path
@@ -219,7 +240,8 @@ def main():
     if os.path.exists(partial_path):
         with open(partial_path) as f:
             previous = json.load(f)
-        if previous.get("epochs") == args.epochs and previous.get("teacher") == base["teacher"]:
+        if (previous.get("epochs") == args.epochs and previous.get("teacher") == base["teacher"]
+                and previous.get("distill") == base["distill"]):
             rows = previous["runs"]
     done = {(fr, r["seed"]) for fr, runs in rows.items() for r in runs}
     jobs = [(f, s) for f in args.fractions for s in args.seeds if (str(f), s) not in done]
@@ -233,7 +255,8 @@ def main():
                                             keras_builtin=fraction == 1.0)
         rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
         last = (teacher, student)
-        partial = {"runs": rows, "epochs": args.epochs, "teacher": base["teacher"]}
+        partial = {"runs": rows, "epochs": args.epochs, "teacher": base["teacher"],
+                   "distill": base["distill"]}
         with open(partial_path, "w") as f:
             json.dump(partial, f, indent=1)
 
@@ -293,6 +316,7 @@ def main():
             lat = {"error": f"{type(e).__name__}: {e} {detail[-500:]}"}
 
     result = {"seeds": args.seeds, "epochs": args.epochs, "teacher": base["teacher"],
+              "distill": base["distill"], "overrides": args.set,
               "summary": summary, "runs": rows, "latency": lat}
     out = os.path.join(HERE, "results", f"{args.name}.json")
     with open(out + ".tmp", "w") as f:
