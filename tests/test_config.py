@@ -108,3 +108,9 @@ def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
     validate_config(demo)
     cfg = validate_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
     assert os.path.isfile(cfg["data"]["train"]) and os.path.isfile(cfg["data"]["test"])
+    with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
+        augmented = yaml.safe_load(f)
+    assert {k for k in demo if demo[k] != augmented.get(k)} == {"distill", "output"}
+    assert {k for k in demo["distill"]
+            if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
+    assert validate_config(augmented)["distill"]["augment"]["replace_prob"] == 0.3
