@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
-OVERRIDES = []  # (section, key, value) from --set
+OVERRIDES = []  # (key path, value) pairs from --set
 
 
 def _cfg(epochs, seed, fraction):

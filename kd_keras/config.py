@@ -17,14 +17,13 @@ import os
 import yaml
 
 from kd_keras.data.readers import FORMATS
+from kd_keras.losses import NAMES as DISTILLATION_LOSSES
 
 STUDENT_OPTIONS = "options"
 MINILM_NAMES = ("all-minilm-l6-v2", "minilm", "minilm-l6")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-DISTILLATION_LOSSES = ("soft_target_kl", "soft_target_cross_entropy", "logit_mse",
-                       "cosine_distance")
 
 DEFAULTS = {
     "data": {

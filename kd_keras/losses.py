@@ -241,6 +241,10 @@ _BY_NAME = {
 }
 
 
+# The canonical loss names (the functions' own), without the short aliases.
+NAMES = tuple(dict.fromkeys(fn.__name__ for fn in _BY_NAME.values()))
+
+
 def get(identifier):
     """Returns the distillation loss named `identifier` (or `identifier`
     itself when it is already callable).
