@@ -15,10 +15,13 @@ deployment. The outputs are printed as JSON.
 
 Building the request (`build_predict_request`) and reading the response
 (`parse_predict_response`) are pure functions; only `predict` and
-`fetch_input_dtypes` open a channel. Needs `tensorflow-serving-api` (which brings `grpcio`).
+`fetch_input_dtypes` open a channel. Needs `tensorflow-serving-api` (which
+brings `grpcio`): `pip install "kd_keras[serving]"`; without it the script
+stops with that one line.
 """
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -26,6 +29,21 @@ import sys
 import numpy as np
 
 DEFAULT_TARGET = "localhost:8500"
+
+
+def _require(module):
+    """Imports a module of the `serving` extra, or stops with one line."""
+    try:
+        from kd_keras.errors import require
+    except ImportError:  # A serving host without kd_keras: same message.
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            top = module.split(".")[0]
+            raise ImportError(
+                f'grpc_client needs {top}: pip install "kd_keras[serving]"'
+            ) from None
+    return require(module, "serving", "grpc_client")
 
 
 def _tf():
@@ -59,18 +77,17 @@ def build_predict_request(
     >>> request.inputs["x"].tensor_shape.dim[0].size  # doctest: +SKIP
     2
     """
-    from tensorflow_serving.apis import predict_pb2
-
+    predict_pb2 = _require("tensorflow_serving.apis.predict_pb2")
     tf = _tf()
     if not isinstance(examples, dict) or not examples:
         raise ValueError(
-            "examples must be a non-empty dict of input name -> array, "
+            "examples: must be a non-empty dict of input name -> array, "
             f"got {type(examples).__name__}"
         )
     dtypes = dtypes or {}
     unknown = sorted(set(dtypes) - set(examples))
     if unknown:
-        raise ValueError(f"dtypes name inputs that are not in examples: {unknown}")
+        raise ValueError(f"dtypes: name inputs that are not in examples: {unknown}")
     sizes = {}
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -80,12 +97,12 @@ def build_predict_request(
     for name, value in examples.items():
         value = np.asarray(value)
         if value.ndim == 0:
-            raise ValueError(f"input {name!r} needs a batch axis, got a scalar")
+            raise ValueError(f"examples[{name!r}]: needs a batch axis, got a scalar")
         sizes[name] = value.shape[0]
         proto = tf.make_tensor_proto(value, dtype=dtypes.get(name))
         request.inputs[name].CopyFrom(proto)
     if len(set(sizes.values())) != 1:
-        raise ValueError(f"inputs differ in batch size: {sizes}")
+        raise ValueError(f"examples: inputs differ in batch size: {sizes}")
     return request
 
 
@@ -96,8 +113,10 @@ def parse_predict_response(response):
 
 
 def _call(target, method, request, timeout):
-    import grpc
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    grpc = _require("grpc")
+    prediction_service_pb2_grpc = _require(
+        "tensorflow_serving.apis.prediction_service_pb2_grpc"
+    )
 
     with grpc.insecure_channel(target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -138,8 +157,7 @@ def fetch_input_dtypes(target, model_name, signature_name, version=None,
         A dict input name -> `tf.DType`, ready for `build_predict_request`'s
         `dtypes`.
     """
-    from tensorflow_serving.apis import get_model_metadata_pb2
-
+    get_model_metadata_pb2 = _require("tensorflow_serving.apis.get_model_metadata_pb2")
     tf = _tf()
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = model_name
@@ -151,8 +169,8 @@ def fetch_input_dtypes(target, model_name, signature_name, version=None,
     response.metadata["signature_def"].Unpack(signatures)
     if signature_name not in signatures.signature_def:
         raise ValueError(
-            f"model {model_name!r} has no signature {signature_name!r}; it "
-            f"has {sorted(signatures.signature_def)}"
+            f"{signature_name}: model {model_name!r} has no such signature; "
+            f"it has {sorted(signatures.signature_def)}"
         )
     inputs = signatures.signature_def[signature_name].inputs
     return {name: tf.dtypes.as_dtype(info.dtype) for name, info in inputs.items()}
@@ -160,20 +178,19 @@ def fetch_input_dtypes(target, model_name, signature_name, version=None,
 
 def load_warmup_request(saved_model_dir, index=0):
     """Read request `index` of a SavedModel's TF Serving warmup file."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
+    prediction_log_pb2 = _require("tensorflow_serving.apis.prediction_log_pb2")
     tf = _tf()
     path = os.path.join(saved_model_dir, "assets.extra", "tf_serving_warmup_requests")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no warmup requests: {path} does not exist")
+        raise FileNotFoundError(f"{path}: no warmup requests (file does not exist)")
     try:
         for i, record in enumerate(tf.data.TFRecordDataset(path)):
             if i == index:
                 log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
                 return log.predict_log.request
     except tf.errors.DataLossError as e:
-        raise ValueError(f"corrupt warmup file {path}: {e.message}") from None
-    raise ValueError(f"{path} has no request number {index}")
+        raise ValueError(f"{path}: corrupt warmup file ({e.message})") from None
+    raise ValueError(f"{path}: has no request number {index}")
 
 
 def load_examples(path, limit=None):
@@ -182,9 +199,9 @@ def load_examples(path, limit=None):
         with np.load(path, allow_pickle=False) as data:
             examples = {name: data[name] for name in data.files}
     except FileNotFoundError:
-        raise FileNotFoundError(f"examples file not found: {path}") from None
+        raise FileNotFoundError(f"{path}: examples file not found") from None
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read examples file {path}: {e}") from None
+        raise ValueError(f"{path}: cannot read examples ({e})") from None
     if limit is not None:
         examples = {name: value[:limit] for name, value in examples.items()}
     return examples
@@ -241,7 +258,7 @@ def main(argv=None):
                 args.model, args.signature, examples, args.version, dtypes
             )
         outputs = parse_predict_response(predict(args.target, request, args.timeout))
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
         print(f"grpc_client: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({name: value.tolist() for name, value in outputs.items()}))

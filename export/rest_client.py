@@ -41,16 +41,16 @@ def _to_json_value(array):
 def _as_arrays(examples):
     if not isinstance(examples, dict) or not examples:
         raise ValueError(
-            "examples must be a non-empty dict of input name -> array, "
+            "examples: must be a non-empty dict of input name -> array, "
             f"got {type(examples).__name__}"
         )
     arrays = {name: np.asarray(value) for name, value in examples.items()}
     for name, array in arrays.items():
         if array.ndim == 0:
-            raise ValueError(f"input {name!r} needs a batch axis, got a scalar")
+            raise ValueError(f"examples[{name!r}]: needs a batch axis, got a scalar")
     sizes = {name: array.shape[0] for name, array in arrays.items()}
     if len(set(sizes.values())) != 1:
-        raise ValueError(f"inputs differ in batch size: {sizes}")
+        raise ValueError(f"examples: inputs differ in batch size: {sizes}")
     return arrays
 
 
@@ -99,7 +99,7 @@ def parse_rest_response(body):
         output gives `{"outputs": array}`.
     """
     if "error" in body:
-        raise RuntimeError(f"server error: {body['error']}")
+        raise RuntimeError(f"server: {body['error']}")
     if "outputs" in body:
         outputs = body["outputs"]
         if isinstance(outputs, dict):
@@ -111,7 +111,7 @@ def parse_rest_response(body):
             return {name: np.asarray([row[name] for row in rows]) for name in rows[0]}
         return {"outputs": np.asarray(rows)}
     raise ValueError(
-        f"response has neither 'outputs' nor 'predictions': keys {sorted(body)}"
+        f"response: has neither 'outputs' nor 'predictions' (keys {sorted(body)})"
     )
 
 
@@ -168,9 +168,9 @@ def load_examples(path, limit=None):
             with np.load(path, allow_pickle=False) as data:
                 examples = {name: data[name] for name in data.files}
     except FileNotFoundError:
-        raise FileNotFoundError(f"examples file not found: {path}") from None
+        raise FileNotFoundError(f"{path}: examples file not found") from None
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read examples file {path}: {e}") from None
+        raise ValueError(f"{path}: cannot read examples ({e})") from None
     if limit is not None:
         examples = {name: value[:limit] for name, value in examples.items()}
     return examples

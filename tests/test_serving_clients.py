@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import sys
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -277,7 +278,7 @@ def test_clients_end_to_end(served, tmp_path, capsys, monkeypatch):
         assert grpc_client.main(
             ["--target", target, "--model", MODEL_NAME, "--examples", wide, "--no-cast"]) == 2
         assert "INVALID_ARGUMENT: bad input token_ids" in capsys.readouterr().err
-        with pytest.raises(ValueError, match="no signature 'nope'"):
+        with pytest.raises(ValueError, match="^nope: model 'student' has no such signature"):
             grpc_client.fetch_input_dtypes(target, MODEL_NAME, "nope")
 
 
@@ -293,8 +294,8 @@ def test_cli_help_and_errors(capsys, tmp_path):
     assert grpc_client.main(["--model", "m", "--examples", missing]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"rest_client: error: examples file not found: {missing}",
-        f"grpc_client: error: examples file not found: {missing}",
+        f"rest_client: error: {missing}: examples file not found",
+        f"grpc_client: error: {missing}: examples file not found",
     ]
     with pytest.raises(ValueError, match="differ in batch size"):
         rest_client.build_rest_request("s", {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
@@ -366,3 +367,17 @@ def test_string_inputs_for_a_raw_text_signature():
     assert [t.decode("utf-8") for t in decoded] == list(texts)
     lengths = tf.strings.length(tf.constant(decoded), unit="UTF8_CHAR").numpy()
     np.testing.assert_array_equal(lengths, [len(t) for t in texts])
+
+
+def test_grpc_client_without_the_serving_extra(served, tmp_path, capsys, monkeypatch):
+    """A missing `tensorflow-serving-api` is one line naming the extra."""
+    for key in [k for k in sys.modules if k == "tensorflow_serving" or k.startswith("tensorflow_serving.")]:
+        monkeypatch.setitem(sys.modules, key, None)
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)
+    npz = str(tmp_path / "examples.npz")
+    np.savez(npz, **served["examples"])
+    assert grpc_client.main(["--model", MODEL_NAME, "--examples", npz, "--no-cast"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        'grpc_client: error: grpc_client needs tensorflow_serving: pip install "kd_keras[serving]"'
+    ]

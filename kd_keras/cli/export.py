@@ -1,20 +1,12 @@
 """`kd-keras export MODEL.keras OUT_DIR`: export and verify a trained model."""
 
-from kd_keras.cli import UsageError
+import os
 
-FORMATS = ("saved_model", "tflite", "onnx")
-QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-
-
-def _csv_choices(choices, what):
-    def parse(text):
-        values = [v.strip() for v in text.replace(",", " ").split() if v.strip()]
-        for v in values:
-            if v not in choices:
-                raise UsageError(f"unknown {what} {v!r}; choose from {', '.join(choices)}")
-        return values
-
-    return parse
+from kd_keras.errors import UsageError
+from kd_keras.export.formats import FORMATS
+from kd_keras.export.formats import QUANTIZATIONS
+from kd_keras.export.formats import check_choices
+from kd_keras.export.formats import require_format
 
 
 def register(subparsers):
@@ -75,7 +67,7 @@ def register(subparsers):
         action="store_true",
         help="allow Flex (select TF) ops in TFLite; off by default",
     )
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (<= 18)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (7..18)")
     parser.add_argument(
         "--latency-runs", type=int, default=30, help="timed calls per batch size"
     )
@@ -89,8 +81,6 @@ def register(subparsers):
 
 
 def _read_labels(values):
-    import os
-
     if values and len(values) == 1 and os.path.isfile(values[0]):
         with open(values[0], encoding="utf-8") as f:
             return [line.rstrip("\n") for line in f if line.strip()]
@@ -98,18 +88,25 @@ def _read_labels(values):
 
 
 def run(args):
-    formats = _csv_choices(FORMATS, "format")(" ".join(args.formats))
-    quantization = _csv_choices(QUANTIZATIONS, "quantization")(
-        " ".join(args.quantization)
+    formats = check_choices(" ".join(args.formats), "--formats", FORMATS)
+    quantization = check_choices(
+        " ".join(args.quantization), "--quantization", QUANTIZATIONS
     )
+    if args.latency_runs < 0:
+        raise UsageError(f"--latency-runs: must be >= 0, got {args.latency_runs}")
     from kd_keras.export import export_model
     from kd_keras.export import load_model
     from kd_keras.export.inputs import as_input_dict
     from kd_keras.export.inputs import load_array_file
     from kd_keras.export.inputs import model_input_specs
+    from kd_keras.export.onnx import MAX_OPSET
 
+    if not 7 <= args.opset <= MAX_OPSET:
+        raise UsageError(f"--opset: must be in 7..{MAX_OPSET}, got {args.opset}")
     if "int8" in quantization and not args.representative_data:
-        raise UsageError("--quantization int8 needs --representative-data FILE")
+        raise UsageError("--representative-data: required by --quantization int8")
+    for fmt in formats:  # A missing optional package stops before any work.
+        require_format(fmt)
     model = load_model(args.model)
     specs = model_input_specs(model)
     representative = None
@@ -145,7 +142,7 @@ def run(args):
     from kd_keras.export.report import markdown_table
 
     print(markdown_table(report["artifacts"]))
-    print(f"wrote {args.out_dir}/report.json")
+    print(f"wrote {os.path.join(args.out_dir, 'report.json')}")
     failed = [a for a in report["artifacts"] if not a["passed"]]
     if failed:
         print(

@@ -1,6 +1,9 @@
 """`kd-keras verify OUT_DIR`: re-run every artifact listed in report.json."""
 
-from kd_keras.cli import UsageError
+import os
+
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 
 
 def register(subparsers):
@@ -11,7 +14,8 @@ def register(subparsers):
             "Re-run every artifact in OUT_DIR/report.json in its own runtime on "
             "the stored validation data and compare with the stored Keras "
             "logits. Fails (exit 1) if an artifact is missing, altered "
-            "(sha256), no longer runs, or misses its tolerance."
+            "(sha256), no longer runs, or misses its tolerance. Artifact paths are "
+            "relative to report.json, so a moved or copied folder verifies too."
         ),
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="an export directory")
@@ -26,22 +30,22 @@ def register(subparsers):
 
 
 def run(args):
-    import os
-
     from kd_keras.export import verify_export
     from kd_keras.export.report import markdown_table
 
     if not os.path.isdir(args.out_dir):
-        raise UsageError(f"export directory {args.out_dir!r} does not exist")
-    results = verify_export(args.out_dir, latency_runs=args.latency_runs)
+        raise MissingFileError(f"{args.out_dir}: export directory does not exist")
+    if args.latency_runs < 0:
+        raise UsageError(f"--latency-runs: must be >= 0, got {args.latency_runs}")
+    checks = verify_export(args.out_dir, latency_runs=args.latency_runs)
     rows, failures = [], []
-    for entry, fresh, problems in results:
-        row = {"format": entry["format"], "quantization": entry["quantization"]}
-        row.update(fresh or {})
-        row["size_bytes"] = entry.get("size_bytes")
-        row["passed"] = not problems
+    for check in checks:
+        row = {"format": check.artifact.format, "quantization": check.artifact.quantization}
+        row.update(check.metrics or {})
+        row["size_bytes"] = check.artifact.size_bytes
+        row["passed"] = check.passed
         rows.append(row)
-        failures += problems
+        failures += check.failures
     print(markdown_table(rows))
     if failures:
         for problem in failures:

@@ -15,6 +15,9 @@ Layout of `out_dir`:
     onnx/model[_<quantization>].onnx
     verification/validation.npz     inputs, labels and Keras logits
     report.json, report.md, report.png
+
+Artifact paths are stored in `report.json` relative to it (so the folder can
+be moved); the dict `export_model` returns has them joined onto `out_dir`.
 """
 
 import os
@@ -24,12 +27,21 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+from kd_keras.errors import VerificationError
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import tflite as tflite_export
 from kd_keras.export import verify as verify_lib
+from kd_keras.export.formats import FORMATS
+from kd_keras.export.formats import QUANTIZATIONS
+from kd_keras.export.formats import SUPPORTED
+from kd_keras.export.formats import check_choices
+from kd_keras.export.formats import require_format
 from kd_keras.export.inputs import as_input_dict
 from kd_keras.export.inputs import call_model
 from kd_keras.export.inputs import model_input_specs
@@ -37,16 +49,7 @@ from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
 from kd_keras.export.inputs import synthetic_inputs
 
-FORMATS = ("saved_model", "tflite", "onnx")
-QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-SUPPORTED = {
-    "saved_model": ("none",),
-    "tflite": tflite_export.QUANTIZATIONS,
-    "onnx": onnx_export.QUANTIZATIONS,
-}
-
-
-class ExportMismatchError(ValueError):
+class ExportMismatchError(VerificationError):
     """An artifact missed its tolerance against the Keras model."""
 
 
@@ -55,28 +58,21 @@ def load_model(path):
 
     Example:
 
-    >>> load_model("missing.keras")  # doctest: +SKIP
-    FileNotFoundError: model file 'missing.keras' does not exist
+    >>> load_model("missing.keras")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.MissingFileError: missing.keras: model file does not exist
     """
+    path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist")
+        raise MissingFileError(f"{path}: model file does not exist")
     if not path.endswith(".keras"):
-        raise ValueError(f"model file {path!r} is not a .keras file")
+        raise UsageError(f"{path}: not a .keras model file")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot load model file {path!r}: {detail}") from e
-
-
-def _as_tuple(value, what, allowed):
-    values = (value,) if isinstance(value, str) else tuple(value)
-    if not values:
-        raise ValueError(f"no {what} given; choose from {allowed}")
-    for v in values:
-        if v not in allowed:
-            raise ValueError(f"unknown {what} {v!r}; choose from {allowed}")
-    return tuple(dict.fromkeys(values))
+        raise DataError(f"{path}: cannot load the model ({detail})") from None
 
 
 def _split_validation(validation_data):
@@ -164,16 +160,21 @@ def export_model(
     ['onnx', 'saved_model', 'tflite']
     """
     if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
-    formats = _as_tuple(formats, "format", FORMATS)
-    quantization = _as_tuple(quantization, "quantization", QUANTIZATIONS)
+        raise UsageError(f"model: must be a keras.Model, got {type(model).__name__}")
+    formats = check_choices(formats, "formats", FORMATS)
+    quantization = check_choices(quantization, "quantization", QUANTIZATIONS)
+    for fmt in formats:  # Missing optional packages stop before any work.
+        require_format(fmt)
+    onnx_export.check_opset(opset)
+    if latency_runs is None or not isinstance(latency_runs, int) or latency_runs < 0:
+        raise UsageError(f"latency_runs: must be an int >= 0, got {latency_runs!r}")
     specs = model_input_specs(model)
     needs_calibration = "int8" in quantization and (
         "tflite" in formats or "onnx" in formats
     )
     if needs_calibration and representative_data is None:
-        raise ValueError(
-            "quantization 'int8' needs representative_data "
+        raise UsageError(
+            "representative_data: required by quantization 'int8' "
             "(--representative-data FILE.npy/.npz)"
         )
     calib = None
@@ -188,16 +189,16 @@ def export_model(
     if y_val is not None:
         y_val = np.asarray(y_val).reshape(-1).astype(np.int64)
         if len(y_val) != num_examples(val):
-            raise ValueError(
-                f"validation_data has {num_examples(val)} inputs but "
+            raise DataError(
+                f"validation_data: {num_examples(val)} inputs but "
                 f"{len(y_val)} labels"
             )
     reference = keras_logits(model, specs, val)
     if labels is not None:
         labels = [str(l) for l in labels]
         if len(labels) != reference.shape[-1]:
-            raise ValueError(
-                f"labels has {len(labels)} names but the model outputs "
+            raise UsageError(
+                f"labels: {len(labels)} names but the model outputs "
                 f"{reference.shape[-1]} classes"
             )
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
@@ -232,7 +233,10 @@ def export_model(
                 specs,
                 labels=labels,
                 text_preprocessor=text_preprocessor,
-                warmup_examples=slice_inputs(val, 0, 8),
+                # Warmup requests only where TF Serving will load them.
+                warmup_examples=(
+                    slice_inputs(val, 0, 8) if "saved_model" in formats else None
+                ),
                 model_name=serving_name,
             )
         onnx_proto = None
@@ -261,8 +265,7 @@ def export_model(
             entry = {
                 "format": fmt,
                 "quantization": q,
-                "path": os.path.join(out_dir, rel),
-                "file": rel,
+                "path": _portable(rel),
                 "size_bytes": output_dir.size_bytes(path),
             }
             entry.update(
@@ -278,7 +281,7 @@ def export_model(
             progress.set_postfix_str("tflite/text")
             artifacts.append(
                 _export_text_tflite(
-                    tmp, out_dir, sm_dir, labels, validation_sets["text"], latency_runs
+                    tmp, sm_dir, labels, validation_sets["text"], latency_runs
                 )
             )
         progress.close()
@@ -290,8 +293,8 @@ def export_model(
         ]
         if failures and not allow_mismatch:
             raise ExportMismatchError(
-                "export failed verification: " + "; ".join(failures)
-                + " (allow_mismatch=True / --allow-mismatch keeps it)"
+                "; ".join(failures)
+                + " (allow_mismatch=True / --allow-mismatch keeps the export)"
             )
         validation_path = verify_lib.save_validation(tmp, validation_sets)
         report = {
@@ -320,16 +323,23 @@ def export_model(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return report
+    return report_lib.with_paths_under(report, out_dir)
+
+
+def _portable(relative_path):
+    """A path relative to the export folder, with `/` on every platform."""
+    return relative_path.replace(os.sep, "/")
 
 
 def _text_validation(model, specs, text_preprocessor, validation_text):
     from kd_keras.export.saved_model import text_features
 
     if text_preprocessor is None:
-        raise ValueError("tflite_text=True needs a text_preprocessor")
+        raise UsageError("text_preprocessor: required by tflite_text=True")
     if validation_text is None:
-        raise ValueError("tflite_text=True needs validation_text (texts, labels)")
+        raise UsageError(
+            "validation_text: required by tflite_text=True (texts or (texts, labels))"
+        )
     texts, labels = validation_text, None
     if isinstance(validation_text, tuple) and len(validation_text) == 2:
         texts, labels = validation_text
@@ -344,7 +354,7 @@ def _text_validation(model, specs, text_preprocessor, validation_text):
     return {"text": texts}, reference, labels
 
 
-def _export_text_tflite(tmp, out_dir, sm_dir, labels, text_set, latency_runs):
+def _export_text_tflite(tmp, sm_dir, labels, text_set, latency_runs):
     inputs, reference, y = text_set
     path = os.path.join(tmp, "tflite", "model_text.tflite")
     flatbuffer = tflite_export.convert_saved_model(
@@ -361,12 +371,10 @@ def _export_text_tflite(tmp, out_dir, sm_dir, labels, text_set, latency_runs):
         tftext_custom_ops=True,
         signature=saved_model_export.TEXT_SIGNATURE,
     )
-    rel = os.path.relpath(path, tmp)
     entry = {
         "format": "tflite",
         "quantization": "none",
-        "path": os.path.join(out_dir, rel),
-        "file": rel,
+        "path": _portable(os.path.relpath(path, tmp)),
         "size_bytes": output_dir.size_bytes(path),
         "signature": saved_model_export.TEXT_SIGNATURE,
         "validation": "text",

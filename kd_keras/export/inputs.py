@@ -13,6 +13,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
@@ -58,8 +62,8 @@ def model_input_specs(model):
     """
     inputs = getattr(model, "inputs", None)
     if not inputs:
-        raise ValueError(
-            f"model {model.name!r} has no symbolic inputs; build it with "
+        raise UsageError(
+            f"model {model.name!r}: has no symbolic inputs; build it with "
             "keras.Input(...) (functional or Sequential) before exporting"
         )
     struct = getattr(model, "_inputs_struct", None)
@@ -70,7 +74,7 @@ def model_input_specs(model):
         tensors = list(inputs)
         names = [t.name for t in tensors]
     if len(set(names)) != len(names):
-        raise ValueError(f"model {model.name!r} has duplicate input names {names}")
+        raise UsageError(f"model {model.name!r}: duplicate input names {names}")
     specs = []
     for name, t in zip(names, tensors):
         shape = (None,) + tuple(t.shape[1:])
@@ -91,17 +95,19 @@ def load_array_file(path, what):
 
     Args:
         path: the file.
-        what: how the error message names the file (e.g. "--validation-data").
+        what: how the error message names the file, ending with its path
+            (e.g. "--validation-data 'val.npz'").
 
     Returns:
         A NumPy array (`.npy`) or a dict of arrays (`.npz`).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file {path!r} does not exist")
+        raise MissingFileError(f"{what}: file does not exist")
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as e:
-        raise ValueError(f"{what} file {path!r} is not a readable .npy/.npz file: {e}")
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{what}: not a readable .npy/.npz file ({detail})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             return {k: data[k] for k in data.files}
@@ -133,52 +139,57 @@ def as_input_dict(x, specs, what):
             x = {names[0]: x["x"]}
         missing = [n for n in names if n not in x]
         if missing:
-            raise ValueError(
-                f"{what} is missing input {missing[0]!r} (the model's inputs "
+            raise DataError(
+                f"{what}: missing input {missing[0]!r} (the model's inputs "
                 f"are {names}; got keys {sorted(x)})"
             )
         arrays = {n: x[n] for n in names}
     elif isinstance(x, (list, tuple)):
         if len(x) != len(specs):
-            raise ValueError(
-                f"{what} has {len(x)} arrays; the model has {len(specs)} "
+            raise DataError(
+                f"{what}: has {len(x)} arrays; the model has {len(specs)} "
                 f"inputs {names}"
             )
         arrays = dict(zip(names, x))
     else:
         if len(specs) != 1:
-            raise ValueError(
-                f"{what} is a single array; the model has {len(specs)} inputs "
+            raise DataError(
+                f"{what}: a single array; the model has {len(specs)} inputs "
                 f"{names}: pass a dict keyed by input name"
             )
         arrays = {names[0]: x}
     out, batch = {}, None
     for spec in specs:
-        a = np.asarray(arrays[spec.name])
+        try:
+            a = np.asarray(arrays[spec.name])
+        except (TypeError, ValueError) as e:  # Ragged lists and the like.
+            raise DataError(
+                f"{what}: input {spec.name!r} is not an array ({e})"
+            ) from None
         expected = spec.shape
         ok = a.ndim == len(expected) and all(
             e is None or e == d for e, d in zip(expected[1:], a.shape[1:])
         )
         if not ok:
             shown = tuple("batch" if i == 0 else d for i, d in enumerate(expected))
-            raise ValueError(
+            raise DataError(
                 f"{what}: input {spec.name!r} has shape {a.shape}, but the model "
                 f"expects {shown}"
             )
         if a.dtype.kind in "OSU":
-            raise ValueError(
+            raise DataError(
                 f"{what}: input {spec.name!r} has dtype {a.dtype}; the model "
                 f"expects {spec.dtype}"
             )
         if batch is not None and a.shape[0] != batch:
-            raise ValueError(
+            raise DataError(
                 f"{what}: input {spec.name!r} has {a.shape[0]} examples, "
                 f"others have {batch}"
             )
         batch = a.shape[0]
         out[spec.name] = a.astype(spec.dtype, copy=False)
     if not batch:
-        raise ValueError(f"{what} holds no examples")
+        raise DataError(f"{what}: holds no examples")
     return out
 
 

@@ -9,26 +9,34 @@ instead, and explains the most common case: exact `gelu` lowers to `Erfc`.
 
 Optional ONNX Runtime quantization: `"dynamic"` (int8 weights) and `"int8"`
 (static, QOperator, calibrated on representative data).
+
+`tf2onnx`, `onnx` and `onnxruntime` (the `export` extra) are imported on
+first use.
 """
 
 import logging
+import operator
 import os
 
 import tensorflow as tf
 
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
+from kd_keras.export.formats import SUPPORTED
 from kd_keras.export.inputs import call_model
 
-QUANTIZATIONS = ("none", "dynamic", "int8")
+QUANTIZATIONS = SUPPORTED["onnx"]
 DEFAULT_OPSET = 17
 MAX_OPSET = 18
+FEATURE = "ONNX export"
 
 
-class UnmappedOpError(ValueError):
+class UnmappedOpError(UsageError):
     """tf2onnx left TensorFlow ops without an ONNX equivalent."""
 
 
 def _unmapped_ops(graph):
-    import onnx
+    onnx = require("onnx", "export", FEATURE)
 
     bad = []
     for node in graph.node:
@@ -39,6 +47,27 @@ def _unmapped_ops(graph):
             if attr.g is not None and attr.g.node:
                 bad += _unmapped_ops(attr.g)
     return bad
+
+
+def check_opset(opset):
+    """Returns `opset` as an int, or raises `UsageError` naming it.
+
+    Example:
+
+    >>> check_opset(19)
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: opset: ONNX opset 19 is unsupported; use 7..18
+    """
+    try:
+        value = operator.index(opset)
+    except TypeError:
+        value = None
+    if value is None or isinstance(opset, bool) or not 7 <= value <= MAX_OPSET:
+        raise UsageError(
+            f"opset: ONNX opset {opset!r} is unsupported; use 7..{MAX_OPSET}"
+        )
+    return value
 
 
 def convert_model(model, specs, opset=DEFAULT_OPSET):
@@ -60,11 +89,9 @@ def convert_model(model, specs, opset=DEFAULT_OPSET):
     >>> [o.name for o in convert_model(m, model_input_specs(m)).graph.output]
     ['logits']
     """
-    import onnx
-    import tf2onnx
-
-    if not 7 <= int(opset) <= MAX_OPSET:
-        raise ValueError(f"ONNX opset {opset} is unsupported; use 7..{MAX_OPSET}")
+    opset = check_opset(opset)
+    onnx = require("onnx", "export", FEATURE)
+    tf2onnx_convert = require("tf2onnx.convert", "export", FEATURE)
     names = [s.name for s in specs]
 
     @tf.function(input_signature=[s.tensor_spec() for s in specs])
@@ -76,10 +103,10 @@ def convert_model(model, specs, opset=DEFAULT_OPSET):
     level = tf2onnx_logger.level
     tf2onnx_logger.setLevel(logging.CRITICAL)  # Unmapped ops are raised below.
     try:
-        proto, _ = tf2onnx.convert.from_function(
+        proto, _ = tf2onnx_convert.from_function(
             logits_fn,
             input_signature=[s.tensor_spec() for s in specs],
-            opset=int(opset),
+            opset=opset,
             output_path=None,
         )
     finally:
@@ -87,7 +114,7 @@ def convert_model(model, specs, opset=DEFAULT_OPSET):
     bad = sorted(set(_unmapped_ops(proto.graph)))
     if "Erfc" in bad:
         raise UnmappedOpError(
-            "ONNX: the model uses exact gelu, which lowers to Erfc and tf2onnx "
+            "onnx: the model uses exact gelu, which lowers to Erfc and tf2onnx "
             "cannot map it; build the student with approximate gelu "
             "(keras.activations.gelu(x, approximate=True), or "
             "intermediate_activation=lambda x: keras.activations.gelu(x, "
@@ -95,7 +122,7 @@ def convert_model(model, specs, opset=DEFAULT_OPSET):
         )
     if bad:
         raise UnmappedOpError(
-            f"ONNX: tf2onnx cannot map TensorFlow op(s) {', '.join(bad)} "
+            f"onnx: tf2onnx cannot map TensorFlow op(s) {', '.join(bad)} "
             f"at opset {opset}"
         )
     onnx.checker.check_model(proto)
@@ -127,18 +154,18 @@ def write_onnx(proto, path, quantization="none", representative_data=None):
     Returns:
         `path`, after checking it opens in an ONNX Runtime session.
     """
-    import onnx
-    import onnxruntime as ort
-
     if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"ONNX has no quantization {quantization!r}; choose from {QUANTIZATIONS}"
+        raise UsageError(
+            f"quantization: ONNX has no {quantization!r} "
+            f"(known: {', '.join(QUANTIZATIONS)})"
         )
+    onnx = require("onnx", "export", FEATURE)
+    ort = require("onnxruntime", "export", FEATURE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if quantization == "none":
         onnx.save(proto, path)
     else:
-        from onnxruntime import quantization as q
+        q = require("onnxruntime.quantization", "export", FEATURE)
 
         float_path = path + ".float.onnx"
         onnx.save(proto, float_path)
@@ -149,8 +176,8 @@ def write_onnx(proto, path, quantization="none", representative_data=None):
                 q.quantize_dynamic(float_path, path, weight_type=q.QuantType.QInt8)
             else:
                 if representative_data is None:
-                    raise ValueError(
-                        "quantization 'int8' needs representative_data"
+                    raise UsageError(
+                        "representative_data: required by quantization 'int8'"
                     )
                 q.quantize_static(
                     float_path,
@@ -172,7 +199,8 @@ def write_onnx(proto, path, quantization="none", representative_data=None):
         ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise UnmappedOpError(
-            f"ONNX Runtime cannot load {os.path.basename(path)}: "
+            f"onnx/{quantization}: ONNX Runtime cannot load "
+            f"{os.path.basename(path)}: "
             f"{str(e).splitlines()[0]}"
         ) from e
     return path

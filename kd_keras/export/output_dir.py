@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 
+from kd_keras.errors import UsageError
+
 GENERATED = ("tflite", "onnx", "verification", "report.json", "report.md", "report.png")
 
 
@@ -25,15 +27,15 @@ def staging_dir(out_dir):
     """
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"output directory {out_dir!r} exists and is a file")
+        raise UsageError(f"{out_dir}: output directory exists and is a file")
     parent = os.path.dirname(os.path.abspath(out_dir))
     base = os.path.basename(os.path.abspath(out_dir))
     try:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     except OSError as e:
-        raise PermissionError(
-            f"output directory {out_dir!r} is not writable ({e.strerror})"
+        raise UsageError(
+            f"{out_dir}: output directory is not writable ({e.strerror})"
         ) from None
     if os.path.isdir(out_dir):  # Keep earlier SavedModel versions and extras.
         for entry in os.listdir(out_dir):

@@ -7,12 +7,208 @@
                     "max_abs_diff", "top1_agreement", "accuracy",
                     "latency_ms_p50", "latency_ms_p95", ...}]}
 
-Each artifact also records `file` (relative to the export directory),
-`sha256`, batch-32 latencies, its `tolerance` and whether it `passed`.
+Each artifact's `path` is stored relative to the report's folder (e.g.
+`tflite/model_int8.tflite`), so an export folder can be moved or copied and
+still verified; every reader resolves it with `resolve_path`, which refuses
+absolute paths and `..`. Each artifact also records `sha256`, batch-32
+latencies, its `tolerance` and whether it `passed`.
+
+`read_report(out_dir)` checks a stored report and returns a `StoredReport`
+of `ArtifactRecord`s; a damaged report is a one-line `DataError`.
 """
 
+import dataclasses
 import json
 import os
+import re
+
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.export.formats import FORMATS
+from kd_keras.export.formats import QUANTIZATIONS
+
+REPORT_FILE = "report.json"
+VALIDATION_SETS = ("model", "text")
+
+
+def resolve_path(out_dir, path, what):
+    """Joins a relative artifact path from a report onto the report's folder.
+
+    Args:
+        out_dir: the folder holding `report.json`.
+        path: the stored path, relative, with `/` (or `\\`) separators.
+        what: how the message names the value (file and key).
+
+    Returns:
+        `out_dir` joined with the path's parts.
+
+    Raises:
+        DataError: for an empty, absolute or `..` path (never trusted).
+
+    Example:
+
+    >>> resolve_path("out", "tflite/model.tflite", "report.json: path")
+    'out/tflite/model.tflite'
+    >>> resolve_path("out", "../etc/passwd", "report.json: path")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.DataError: report.json: path: '../etc/passwd' is not a relative path inside the export folder
+    """
+    parts = re.split(r"[\\/]", path) if isinstance(path, str) else []
+    kept = [p for p in parts if p not in ("", ".")]
+    if (
+        not kept
+        or os.path.isabs(path)
+        or re.match(r"^[A-Za-z]:", path)
+        or parts[0] == ""
+        or ".." in parts
+    ):
+        raise DataError(
+            f"{what}: {path!r} is not a relative path inside the export folder"
+        )
+    return os.path.join(out_dir, *kept)
+
+
+def with_paths_under(report, out_dir):
+    """A copy of `report` whose artifact paths are joined onto `out_dir`
+    (the form `export_model` returns)."""
+    report = dict(report)
+    report["artifacts"] = [
+        {**a, "path": os.path.join(out_dir, a["path"])} for a in report["artifacts"]
+    ]
+    return report
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactRecord:
+    """One artifact as listed in a stored `report.json`.
+
+    Attributes:
+        format: one of `FORMATS`.
+        quantization: one of `QUANTIZATIONS`.
+        path: as stored, relative to the report's folder.
+        full_path: `path` resolved against the report's folder.
+        sha256: the artifact's checksum at export time.
+        size_bytes: its size at export time (None if not recorded).
+        validation: the stored validation set it is checked on.
+    """
+
+    format: str
+    quantization: str
+    path: str
+    full_path: str
+    sha256: str
+    size_bytes: int = None
+    validation: str = "model"
+
+    @property
+    def name(self):
+        return f"{self.format}/{self.quantization}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredReport:
+    """A checked `report.json`.
+
+    Attributes:
+        directory: the folder holding it (artifact paths resolve here).
+        reference_accuracy: the Keras model's accuracy, or None.
+        validation_sha256: checksum of the stored validation data.
+        artifacts: a tuple of `ArtifactRecord`.
+    """
+
+    directory: str
+    reference_accuracy: float
+    validation_sha256: str
+    artifacts: tuple
+
+
+def _field(mapping, key, types, file, at="", optional=False):
+    """`mapping[key]` checked against `types`; `at` is the key path so far."""
+    where = f"{file}: {at}" if at else file
+    if not isinstance(mapping, dict):
+        raise DataError(f"{where}: expected an object, got {type(mapping).__name__}")
+    if key not in mapping:
+        if optional:
+            return None
+        raise DataError(f"{where}: missing key {key!r}")
+    value = mapping[key]
+    if (value is None and optional) or (
+        isinstance(value, types) and not isinstance(value, bool)
+    ):
+        return value
+    names = "/".join(t.__name__ for t in types)
+    full = f"{at}.{key}" if at else key
+    raise DataError(f"{file}: {full}: expected {names}, got {value!r}")
+
+
+def read_report(out_dir):
+    """Reads and checks `out_dir/report.json`.
+
+    Args:
+        out_dir: a folder written by `export_model` (moved or copied is fine).
+
+    Returns:
+        A `StoredReport`.
+
+    Raises:
+        MissingFileError: when there is no `report.json`.
+        DataError: for invalid JSON, a missing or mistyped field, an unknown
+            format or quantization, or an unsafe artifact path.
+    """
+    path = os.path.join(out_dir, REPORT_FILE)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: no export report (run kd-keras export first)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    reference = _field(raw, "reference", (dict,), path)
+    accuracy = _field(reference, "accuracy", (int, float), path, "reference", True)
+    validation = _field(raw, "validation", (dict,), path)
+    validation_sha = _field(validation, "sha256", (str,), path, "validation")
+    entries = _field(raw, "artifacts", (list,), path)
+    artifacts = []
+    for i, entry in enumerate(entries):
+        at = f"artifacts[{i}]"
+        fmt = _field(entry, "format", (str,), path, at)
+        quantization = _field(entry, "quantization", (str,), path, at)
+        for key, value, known in (
+            ("format", fmt, FORMATS), ("quantization", quantization, QUANTIZATIONS)
+        ):
+            if value not in known:
+                raise DataError(
+                    f"{path}: {at}.{key}: unknown value {value!r} "
+                    f"(known: {', '.join(known)})"
+                )
+        rel = _field(entry, "path", (str,), path, at)
+        which = _field(entry, "validation", (str,), path, at, optional=True) or "model"
+        if which not in VALIDATION_SETS:
+            raise DataError(
+                f"{path}: {at}.validation: unknown set {which!r} "
+                f"(known: {', '.join(VALIDATION_SETS)})"
+            )
+        artifacts.append(
+            ArtifactRecord(
+                format=fmt,
+                quantization=quantization,
+                path=rel,
+                full_path=resolve_path(out_dir, rel, f"{path}: {at}.path"),
+                sha256=_field(entry, "sha256", (str,), path, at),
+                size_bytes=_field(entry, "size_bytes", (int,), path, at, optional=True),
+                validation=which,
+            )
+        )
+    return StoredReport(
+        directory=out_dir,
+        reference_accuracy=None if accuracy is None else float(accuracy),
+        validation_sha256=validation_sha,
+        artifacts=tuple(artifacts),
+    )
+
 
 COLUMNS = (
     ("format", "format", "{}"),
@@ -119,8 +315,13 @@ def write_chart(report, path):
 
 
 def write_report(report, out_dir):
-    """Writes `report.json`, `report.md` and `report.png` into `out_dir`."""
-    with open(os.path.join(out_dir, "report.json"), "w") as f:
+    """Writes `report.json`, `report.md` and `report.png` into `out_dir`.
+
+    Artifact paths in `report` must already be relative to `out_dir`.
+    """
+    for i, a in enumerate(report["artifacts"]):
+        resolve_path(out_dir, a["path"], f"artifacts[{i}].path")  # Relative only.
+    with open(os.path.join(out_dir, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
     write_chart(report, os.path.join(out_dir, "report.png"))
     write_markdown(report, os.path.join(out_dir, "report.md"))

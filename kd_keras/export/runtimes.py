@@ -12,6 +12,10 @@ import os
 
 import numpy as np
 
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
+from kd_keras.export.formats import FORMATS
+
 LOGITS = "logits"
 SIGNATURE = "serving_default"
 
@@ -80,7 +84,7 @@ class LiteRTRuntime(Runtime):
     format = "tflite"
 
     def load(self, path):
-        from ai_edge_litert import interpreter as litert
+        litert = require("ai_edge_litert.interpreter", "export", "TFLite verification")
 
         sidecar = os.path.splitext(path)[0] + ".json"
         custom, signature = False, SIGNATURE
@@ -133,7 +137,7 @@ class OnnxRuntime(Runtime):
     format = "onnx"
 
     def load(self, path):
-        import onnxruntime as ort
+        ort = require("onnxruntime", "export", "ONNX verification")
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -155,8 +159,8 @@ RUNTIMES = {
 def get_runtime(format):
     """Returns a fresh, unloaded runtime for `format`."""
     if format not in RUNTIMES:
-        raise ValueError(
-            f"unknown format {format!r}; choose from {sorted(RUNTIMES)}"
+        raise UsageError(
+            f"format: unknown value {format!r} (known: {', '.join(FORMATS)})"
         )
     return RUNTIMES[format]()
 

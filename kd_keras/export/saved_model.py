@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.errors import UsageError
 from kd_keras.export.inputs import call_model
 from kd_keras.export.warmup import write_warmup_requests
 
@@ -62,8 +63,8 @@ def text_features(text_preprocessor, specs, text):
         features = {specs[0].name: features}
     missing = [s.name for s in specs if s.name not in features]
     if missing:
-        raise ValueError(
-            f"text_preprocessor returns {sorted(features)}, not the model "
+        raise UsageError(
+            f"text_preprocessor: returns {sorted(features)}, not the model "
             f"input(s) {missing}"
         )
     return {s.name: tf.cast(features[s.name], s.dtype) for s in specs}
@@ -90,7 +91,8 @@ def write_saved_model(
             mapping a batch of strings to the model's inputs; adds the
             `serving_text` signature, which takes `text`.
         warmup_examples: optional `{input name: array}` written as TF Serving
-            warmup requests in `assets.extra/tf_serving_warmup_requests`.
+            warmup requests in `assets.extra/tf_serving_warmup_requests`
+            (needs `tensorflow-serving-api`, the `serving` extra).
         model_name: the TF Serving model name used in warmup requests.
 
     Returns:

@@ -8,6 +8,8 @@ keeps TF-Text tokenizer ops as custom ops for `InterpreterWithCustomOps`.
 
 Labels go in a sidecar `labels.txt` and the JSON metadata sidecar
 `<model>.json` (tflite-support cannot be installed beside TF 2.21).
+The LiteRT interpreter (`ai-edge-litert`, the `export` extra) is imported
+on first use.
 """
 
 import json
@@ -18,11 +20,20 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
+from kd_keras.export.formats import SUPPORTED
+
+QUANTIZATIONS = SUPPORTED["tflite"]
 
 
-class UnsupportedOpError(ValueError):
+class UnsupportedOpError(UsageError):
     """The graph needs ops the chosen target cannot run."""
+
+
+def litert_interpreter():
+    """The `ai_edge_litert.interpreter` module, or a one-line install hint."""
+    return require("ai_edge_litert.interpreter", "export", "TFLite export")
 
 
 def _flex_ops(message):
@@ -75,8 +86,9 @@ def convert_saved_model(
     >>> flatbuffer = convert_saved_model("out/saved_model/m/1")  # doctest: +SKIP
     """
     if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"unknown quantization {quantization!r}; choose from {QUANTIZATIONS}"
+        raise UsageError(
+            f"quantization: TFLite has no {quantization!r} "
+            f"(known: {', '.join(QUANTIZATIONS)})"
         )
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=[signature]
@@ -88,7 +100,9 @@ def convert_saved_model(
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
         if representative_data is None:
-            raise ValueError("quantization 'int8' needs representative_data")
+            raise UsageError(
+                "representative_data: required by quantization 'int8'"
+            )
         converter.representative_dataset = _representative_dataset(
             representative_data
         )
@@ -111,7 +125,7 @@ def convert_saved_model(
         flex = _flex_ops(message)
         if flex:
             raise UnsupportedOpError(
-                f"TFLite ({quantization}): op(s) {', '.join(flex)} are not "
+                f"tflite/{quantization}: op(s) {', '.join(flex)} are not "
                 "TFLite builtins and would need Flex; pass select_tf_ops=True "
                 "(--select-tf-ops) to opt in, or change the model"
             ) from e
@@ -119,14 +133,13 @@ def convert_saved_model(
             (l for l in message.splitlines() if "error" in l.lower()), message
         )
         raise UnsupportedOpError(
-            f"TFLite ({quantization}) conversion failed: {first.strip()[:300]}"
+            f"tflite/{quantization}: conversion failed: {first.strip()[:300]}"
         ) from e
 
 
 def tensor_details(model_path_or_bytes, tftext_custom_ops=False, signature="serving_default"):
     """Returns the signature's input/output details as JSON-ready dicts."""
-    from ai_edge_litert import interpreter as litert
-
+    litert = litert_interpreter()
     kwargs = (
         {"model_content": model_path_or_bytes}
         if isinstance(model_path_or_bytes, bytes)

@@ -14,14 +14,21 @@ and checks the tolerance of its quantization (`TOLERANCES`).
 validation data, after checking each artifact's SHA-256.
 """
 
+import dataclasses
 import hashlib
-import json
 import os
 import time
 
 import numpy as np
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingDependencyError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import VerificationError
 from kd_keras.export.inputs import num_examples, slice_inputs
+from kd_keras.export.report import REPORT_FILE
+from kd_keras.export.report import ArtifactRecord
+from kd_keras.export.report import read_report
 from kd_keras.export.runtimes import load_runtime
 
 # Logit tolerances per quantization. Full-precision artifacts must match the
@@ -60,9 +67,9 @@ def compare(logits, reference_logits, labels=None):
     logits = np.asarray(logits, np.float64)
     reference_logits = np.asarray(reference_logits, np.float64)
     if logits.shape != reference_logits.shape:
-        raise ValueError(
-            f"artifact logits have shape {logits.shape}, Keras logits "
-            f"{reference_logits.shape}"
+        raise VerificationError(
+            f"logits: the artifact's have shape {logits.shape}, the Keras "
+            f"model's {reference_logits.shape}"
         )
     top1 = logits.argmax(-1)
     metrics = {
@@ -230,68 +237,104 @@ def load_validation(out_dir):
     return sets
 
 
+@dataclasses.dataclass(frozen=True)
+class ArtifactCheck:
+    """The outcome of re-running one stored artifact.
+
+    Attributes:
+        artifact: the `ArtifactRecord` from `report.json`.
+        metrics: the fresh metrics (`verify_artifact`'s dict), or None when
+            the artifact is missing, altered or could not run.
+        failures: one-line reasons, each starting with `format/quantization`;
+            empty when it passed.
+    """
+
+    artifact: ArtifactRecord
+    metrics: dict
+    failures: tuple
+
+    @property
+    def passed(self):
+        return not self.failures
+
+
 def verify_export(out_dir, latency_runs=10):
     """Re-runs every artifact listed in `out_dir/report.json`.
 
-    An artifact fails when it is missing, its SHA-256 changed, it no longer
-    loads or runs, or it misses its tolerance.
+    Artifact paths in the report are relative to its folder, so a moved or
+    copied export folder verifies where it now is. An artifact fails when
+    it is missing, its SHA-256 changed, it no longer loads or runs, or it
+    misses its tolerance.
 
     Args:
         out_dir: a directory written by `export_model`.
         latency_runs: timed calls per batch size (0 skips latency).
 
     Returns:
-        A list of `(entry, fresh_metrics_or_None, failures)` per artifact.
+        A list of `ArtifactCheck`, one per artifact, in report order.
+
+    Raises:
+        MissingFileError: no `report.json`, or no stored validation data.
+        DataError: a damaged `report.json` (bad JSON, missing field, unsafe
+            path).
+        VerificationError: the stored validation data was altered.
+        MissingDependencyError: a runtime the report needs is not installed.
 
     Example:
 
-    >>> results = verify_export("out/")  # doctest: +SKIP
-    >>> all(not failures for _, _, failures in results)  # doctest: +SKIP
+    >>> checks = verify_export("out/")  # doctest: +SKIP
+    >>> all(c.passed for c in checks)  # doctest: +SKIP
     True
     """
-    report_path = os.path.join(out_dir, "report.json")
-    if not os.path.isfile(report_path):
-        raise FileNotFoundError(f"{report_path!r} does not exist")
-    try:
-        with open(report_path) as f:
-            report = json.load(f)
-        artifacts = report["artifacts"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{report_path!r} is not a kd_keras export report: {e}")
+    out_dir = os.fspath(out_dir)
+    report = read_report(out_dir)
     validation = os.path.join(out_dir, VALIDATION_FILE)
-    expected = report.get("validation", {}).get("sha256")
-    if not os.path.isfile(validation) or sha256_path(validation) != expected:
-        raise ValueError(f"{validation!r} is missing or was altered")
+    if not os.path.isfile(validation):
+        raise MissingFileError(f"{validation}: stored validation data is missing")
+    if sha256_path(validation) != report.validation_sha256:
+        raise VerificationError(
+            f"{validation}: stored validation data was altered (sha256)"
+        )
     sets = load_validation(out_dir)
-    reference_accuracy = report["reference"].get("accuracy")
-    results = []
-    for entry in artifacts:
-        path = os.path.join(out_dir, entry["file"])
-        name = f"{entry['format']}/{entry['quantization']}"
-        if not os.path.exists(path):
-            results.append((entry, None, [f"{name}: {entry['file']} is missing"]))
+    checks = []
+    for artifact in report.artifacts:
+        name, shown = artifact.name, artifact.path
+        if not os.path.exists(artifact.full_path):
+            checks.append(ArtifactCheck(artifact, None, (f"{name}: {shown} is missing",)))
             continue
-        if sha256_path(path) != entry["sha256"]:
-            results.append(
-                (entry, None, [f"{name}: {entry['file']} was altered (sha256)"])
+        if sha256_path(artifact.full_path) != artifact.sha256:
+            checks.append(
+                ArtifactCheck(artifact, None, (f"{name}: {shown} was altered (sha256)",))
             )
             continue
-        inputs, reference_logits, labels = sets[entry.get("validation", "model")]
+        if artifact.validation not in sets:
+            raise DataError(
+                f"{os.path.join(out_dir, REPORT_FILE)}: {name}: no stored "
+                f"validation set {artifact.validation!r}"
+            )
+        inputs, reference_logits, labels = sets[artifact.validation]
+        reference_accuracy = report.reference_accuracy
+        if artifact.validation != "model":
+            reference_accuracy = (
+                accuracy(reference_logits, labels) if labels is not None else None
+            )
         try:
             fresh = verify_artifact(
-                entry["format"],
-                path,
-                entry["quantization"],
+                artifact.format,
+                artifact.full_path,
+                artifact.quantization,
                 inputs,
                 reference_logits,
                 labels,
                 reference_accuracy,
                 latency_runs=latency_runs,
             )
+        except MissingDependencyError:
+            raise
         except Exception as e:  # A broken artifact is a verification failure.
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
-            results.append((entry, None, [f"{name}: cannot run: {message}"]))
+            checks.append(ArtifactCheck(artifact, None, (f"{name}: cannot run: {message}",)))
             continue
-        failures = [f"{name}: {r}" for r in fresh["failures"]]
-        results.append((entry, fresh, failures))
-    return results
+        failures = tuple(f"{name}: {r}" for r in fresh["failures"])
+        checks.append(ArtifactCheck(artifact, fresh, failures))
+    return checks

@@ -12,6 +12,10 @@ kernels are picked and memory is allocated during loading instead.
 checks them against the signature stored in `saved_model.pb` first, so a
 request that TF Serving would reject never reaches the file.
 `read_warmup_requests` reads them back (for tests, and for `kd-keras verify`).
+
+The protocol buffers come from `tensorflow-serving-api` (the `serving` extra),
+imported on first use: a missing package stops with one line naming
+`pip install "kd_keras[serving]"`.
 """
 
 import os
@@ -20,13 +24,26 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_log_pb2
+
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
 
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 # TF Serving reads at most this many warmup records per model version.
 MAX_WARMUP_REQUESTS = 1000
+FEATURE = "TF Serving warmup requests"
+
+
+def _apis():
+    """`(predict_pb2, prediction_log_pb2)`, or a one-line install hint."""
+    predict_pb2 = require("tensorflow_serving.apis.predict_pb2", "serving", FEATURE)
+    prediction_log_pb2 = require(
+        "tensorflow_serving.apis.prediction_log_pb2", "serving", FEATURE
+    )
+    return predict_pb2, prediction_log_pb2
 
 
 def warmup_file_path(saved_model_dir):
@@ -64,13 +81,13 @@ def read_signature_inputs(saved_model_dir, signature_name="serving_default"):
     """
     pb_path = os.path.join(os.fspath(saved_model_dir), "saved_model.pb")
     if not os.path.isfile(pb_path):
-        raise FileNotFoundError(f"No SavedModel found: {pb_path} does not exist")
+        raise MissingFileError(f"{pb_path}: no SavedModel here")
     saved_model = saved_model_pb2.SavedModel()
     try:
         with open(pb_path, "rb") as f:
             saved_model.ParseFromString(f.read())
     except Exception as e:  # DecodeError and friends.
-        raise ValueError(f"Corrupt SavedModel file {pb_path}: {e}") from None
+        raise DataError(f"{pb_path}: corrupt SavedModel ({e})") from None
     for meta_graph in saved_model.meta_graphs:
         if signature_name in meta_graph.signature_def:
             signature = meta_graph.signature_def[signature_name]
@@ -81,8 +98,8 @@ def read_signature_inputs(saved_model_dir, signature_name="serving_default"):
             for meta_graph in saved_model.meta_graphs
             for name in meta_graph.signature_def
         )
-        raise ValueError(
-            f"Signature {signature_name!r} not found in {pb_path}; "
+        raise UsageError(
+            f"{pb_path}: signature {signature_name!r} not found; "
             f"available signatures: {available}"
         )
     inputs = {}
@@ -101,15 +118,15 @@ def read_signature_inputs(saved_model_dir, signature_name="serving_default"):
 def _check_examples(examples, signature_inputs, signature_name):
     """Validate `examples` against a signature; return (arrays, batch size)."""
     if not isinstance(examples, dict) or not examples:
-        raise ValueError(
-            "`examples` must be a non-empty dict of input name -> array, "
+        raise UsageError(
+            "examples: must be a non-empty dict of input name -> array, "
             f"got {type(examples).__name__}"
         )
     missing = sorted(set(signature_inputs) - set(examples))
     extra = sorted(set(examples) - set(signature_inputs))
     if missing or extra:
-        raise ValueError(
-            f"`examples` keys do not match the inputs of signature "
+        raise UsageError(
+            f"examples: keys do not match the inputs of signature "
             f"{signature_name!r}: missing {missing}, unexpected {extra}; "
             f"expected {sorted(signature_inputs)}"
         )
@@ -118,18 +135,18 @@ def _check_examples(examples, signature_inputs, signature_name):
         dtype, shape = signature_inputs[name]
         value = np.asarray(value)
         if dtype == tf.string and value.dtype.kind not in ("U", "S", "O"):
-            raise ValueError(
-                f"Input {name!r} of signature {signature_name!r} takes "
+            raise UsageError(
+                f"examples[{name!r}]: signature {signature_name!r} takes "
                 f"strings, got an array of {value.dtype}"
             )
         if dtype != tf.string and value.dtype.kind in ("U", "S", "O"):
-            raise ValueError(
-                f"Input {name!r} of signature {signature_name!r} takes "
+            raise UsageError(
+                f"examples[{name!r}]: signature {signature_name!r} takes "
                 f"{dtype.name}, got an array of {value.dtype}"
             )
         if value.ndim == 0:
-            raise ValueError(
-                f"Input {name!r}: examples need a batch axis, got a scalar"
+            raise UsageError(
+                f"examples[{name!r}]: needs a batch axis, got a scalar"
             )
         if shape is not None:
             compatible = len(shape) == value.ndim and all(
@@ -137,18 +154,18 @@ def _check_examples(examples, signature_inputs, signature_name):
                 for want, got in zip(shape[1:], value.shape[1:])
             )
             if not compatible:
-                raise ValueError(
-                    f"Input {name!r} of signature {signature_name!r} expects "
+                raise UsageError(
+                    f"examples[{name!r}]: signature {signature_name!r} expects "
                     f"shape {shape}, got examples of shape {list(value.shape)}"
                 )
         arrays[name] = value
         sizes.add(value.shape[0])
     if len(sizes) != 1:
         lengths = {name: a.shape[0] for name, a in arrays.items()}
-        raise ValueError(f"`examples` arrays differ in batch size: {lengths}")
+        raise UsageError(f"examples: arrays differ in batch size: {lengths}")
     (size,) = sizes
     if size == 0:
-        raise ValueError("`examples` hold no examples (batch size 0)")
+        raise UsageError("examples: holds no examples (batch size 0)")
     return arrays, size
 
 
@@ -167,6 +184,7 @@ def build_prediction_log(
     Returns:
         A `prediction_log_pb2.PredictionLog`.
     """
+    predict_pb2, prediction_log_pb2 = _apis()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
@@ -222,15 +240,16 @@ def write_warmup_requests(
     ... )
     'out/saved_model/model/1/assets.extra/tf_serving_warmup_requests'
     """
+    _apis()  # Fail before any work when tensorflow-serving-api is missing.
     if not isinstance(num_requests, int) or not (
         1 <= num_requests <= MAX_WARMUP_REQUESTS
     ):
-        raise ValueError(
-            f"num_requests must be an int in [1, {MAX_WARMUP_REQUESTS}], "
+        raise UsageError(
+            f"num_requests: must be an int in [1, {MAX_WARMUP_REQUESTS}], "
             f"got {num_requests!r}"
         )
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise UsageError(f"batch_size: must be a positive int, got {batch_size!r}")
     if model_name is None:
         parent = os.path.dirname(os.path.abspath(os.fspath(saved_model_dir)))
         model_name = os.path.basename(parent) or "model"
@@ -284,7 +303,8 @@ def read_warmup_requests(saved_model_dir):
     """
     path = warmup_file_path(saved_model_dir)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No warmup requests: {path} does not exist")
+        raise MissingFileError(f"{path}: no warmup requests (file does not exist)")
+    _, prediction_log_pb2 = _apis()
     requests = []
     try:
         for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
@@ -298,11 +318,11 @@ def read_warmup_requests(saved_model_dir):
             requests.append(log.predict_log.request)
     except (tf.errors.DataLossError, ValueError) as e:
         message = getattr(e, "message", None) or str(e)
-        raise ValueError(f"Corrupt warmup file {path}: {message}") from None
+        raise DataError(f"{path}: corrupt warmup file ({message})") from None
     except Exception as e:  # protobuf DecodeError
-        raise ValueError(f"Corrupt warmup file {path}: {e}") from None
+        raise DataError(f"{path}: corrupt warmup file ({e})") from None
     if not requests:
-        raise ValueError(f"Corrupt warmup file {path}: it holds no records")
+        raise DataError(f"{path}: corrupt warmup file (it holds no records)")
     return requests
 
 

@@ -3,11 +3,12 @@
 Five students cover the input kinds the exporter must handle: an MLP on
 float features and a CNN on images (sklearn digits), a text CNN on int32
 token ids and a two-input (ids, mask) model (the rt-polarity movie-review
-sentences), and a small KerasHub BERT student. Each is trained briefly so
-the int8 checks run on real decisions, and each is exported once per test
-session (`exported`).
+sentences shipped in `kd_keras/data/builtin/`), and a small KerasHub BERT
+student. Each is trained briefly so the int8 checks run on real decisions,
+and each is exported once per test session (`exported`).
 """
 
+import gzip
 import os
 
 import keras
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_DATA
+from kd_keras.data.builtin import BUILTIN_DIR
+from kd_keras.export import QUANTIZATIONS
 
 SEQ_LEN = 32
 LATENCY_RUNS = 3
@@ -46,7 +48,7 @@ def digits():
 def rt_polarity():
     texts, labels = [], []
     for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        with open(os.path.join(SHARED_DATA, "rt-polarity", name), encoding="utf-8") as f:
+        with gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8") as f:
             lines = [line.strip() for line in f if line.strip()]
         texts += lines
         labels += [label] * len(lines)
@@ -161,7 +163,7 @@ class Case:
         self.options = options
 
 
-ALL_Q = ("none", "dynamic", "float16", "int8")
+ALL_Q = QUANTIZATIONS
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from kd_keras.errors import DataError
+from kd_keras.errors import UsageError
 from kd_keras.export import ExportMismatchError
 from kd_keras.export import export_model
 from kd_keras.export import verify as verify_lib
@@ -22,7 +24,12 @@ CONTRACT_KEYS = {
 def test_every_model_exports_to_every_format_within_tolerance(exported, name):
     case, out_dir, report = exported(name)
     with open(os.path.join(out_dir, "report.json")) as f:
-        assert json.load(f) == json.loads(json.dumps(report))
+        stored = json.load(f)
+    # The file keeps paths relative to itself; the returned dict joins them.
+    for a in stored["artifacts"]:
+        assert not os.path.isabs(a["path"]) and ".." not in a["path"].split("/"), a["path"]
+        a["path"] = os.path.join(out_dir, *a["path"].split("/"))
+    assert stored == json.loads(json.dumps(report))
     produced = {(a["format"], a["quantization"]) for a in report["artifacts"]}
     expected = {("saved_model", "none")}
     for q in case.quantization:
@@ -34,7 +41,7 @@ def test_every_model_exports_to_every_format_within_tolerance(exported, name):
     assert report["reference"]["params"] == case.model.count_params()
     for a in report["artifacts"]:
         assert CONTRACT_KEYS <= set(a)
-        assert a["path"] == os.path.join(out_dir, a["file"])
+        assert os.path.dirname(a["path"]).startswith(out_dir)
         assert os.path.exists(a["path"]) and a["size_bytes"] > 0
         assert a["latency_ms_p50"] > 0 and a["latency_ms_p95"] >= a["latency_ms_p50"]
         assert a["latency_ms_p50_batch32"] > 0
@@ -140,28 +147,40 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"formats": ("tflite", "coreml")}, "unknown format 'coreml'"),
-        ({"quantization": ("int4",)}, "unknown quantization 'int4'"),
-        ({"quantization": ("int8",)}, "'int8' needs representative_data"),
+        ({"formats": ("tflite", "coreml")}, UsageError, "^formats: unknown value 'coreml'"),
+        ({"formats": ()}, UsageError, "^formats: no value given"),
+        ({"quantization": ("int4",)}, UsageError, "^quantization: unknown value 'int4'"),
+        ({"quantization": ("int8",)}, UsageError,
+         "^representative_data: required by quantization 'int8'"),
         ({"quantization": ("int8",), "representative_data": np.zeros((8, 5), "float32")},
-         r"representative_data: input 'features' has shape \(8, 5\)"),
-        ({"validation_data": {"feature": np.zeros((8, 4))}}, "missing input 'features'"),
-        ({"labels": ["a", "b"]}, "labels has 2 names but the model outputs 3"),
+         DataError, r"^representative_data: input 'features' has shape \(8, 5\)"),
+        ({"validation_data": {"feature": np.zeros((8, 4))}}, DataError,
+         "^validation_data: missing input 'features'"),
+        ({"validation_data": (np.zeros((8, 4)), np.zeros(7))}, DataError,
+         "^validation_data: 8 inputs but 7 labels"),
+        ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
+        ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
+        ({"latency_runs": -1}, UsageError, "^latency_runs: must be an int >= 0"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message) as info:
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message) as info:
         export_model(_tiny_model(), tmp_path / "out", **kwargs)
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == []
 
 
+def test_model_must_be_a_keras_model(tmp_path):
+    with pytest.raises(UsageError, match="^model: must be a keras.Model, got str"):
+        export_model("student.keras", tmp_path / "out")
+
+
 def test_unwritable_output_directory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(PermissionError, match="not writable") as info:
+    with pytest.raises(UsageError, match="not writable") as info:
         export_model(_tiny_model(), blocker / "out", formats=("onnx",))
-    assert str(blocker / "out") in str(info.value)
+    assert str(info.value).startswith(str(blocker / "out") + ": ")
     assert sorted(os.listdir(tmp_path)) == ["file"]

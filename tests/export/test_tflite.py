@@ -76,10 +76,11 @@ def test_in_graph_tokenizer_runs_with_tftext_custom_ops(rt_polarity, tmp_path):
         tflite_text=True, validation_text=(val_texts, rt_polarity["y_val"][:100]),
         latency_runs=1,
     )
-    text_entry = next(a for a in report["artifacts"] if a["file"] == "tflite/model_text.tflite")
+    text_path = os.path.join(str(out), "tflite", "model_text.tflite")
+    text_entry = next(a for a in report["artifacts"] if a["path"] == text_path)
     assert text_entry["signature"] == "serving_text" and text_entry["passed"]
     assert text_entry["max_abs_diff"] <= 1e-4
-    assert [f for _, _, f in verify_export(str(out), latency_runs=0)] == [[]] * 3
+    assert [c.failures for c in verify_export(str(out), latency_runs=0)] == [()] * 3
 
     interp = InterpreterWithCustomOps(
         custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS,

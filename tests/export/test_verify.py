@@ -7,6 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import VerificationError
 from kd_keras.export import verify_export
 from kd_keras.export.verify import check_tolerance
 from kd_keras.export.verify import compare
@@ -50,10 +53,12 @@ def export_copy(exported, tmp_path):
 
 def test_verify_passes_on_an_untouched_export(export_copy):
     copy, report = export_copy
-    results = verify_export(copy, latency_runs=0)
-    assert [f for _, _, f in results] == [[]] * len(report["artifacts"])
-    for entry, fresh, _ in results:
-        assert fresh["max_abs_diff"] == pytest.approx(entry["max_abs_diff"], rel=1e-6, abs=1e-6)
+    checks = verify_export(copy, latency_runs=0)
+    assert [c.failures for c in checks] == [()] * len(report["artifacts"])
+    for check, entry in zip(checks, report["artifacts"]):
+        assert check.passed
+        assert check.artifact.full_path == os.path.join(copy, check.artifact.path)
+        assert check.metrics["max_abs_diff"] == pytest.approx(entry["max_abs_diff"], rel=1e-6, abs=1e-6)
 
 
 def test_verify_catches_altered_and_missing_artifacts(export_copy):
@@ -67,7 +72,7 @@ def test_verify_catches_altered_and_missing_artifacts(export_copy):
     variables = os.path.join(copy, "saved_model", "digits_mlp", "1", "variables")
     with open(os.path.join(variables, "variables.data-00000-of-00001"), "ab") as f:
         f.write(b"\0")
-    failures = sum((f for _, _, f in verify_export(copy, latency_runs=0)), [])
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
     assert failures == [
         "saved_model/none: saved_model/digits_mlp/1 was altered (sha256)",
         "tflite/int8: tflite/model_int8.tflite was altered (sha256)",
@@ -75,23 +80,93 @@ def test_verify_catches_altered_and_missing_artifacts(export_copy):
     ]
 
 
+def _edit_report(folder, edit):
+    path = os.path.join(folder, "report.json")
+    with open(path) as f:
+        report = json.load(f)
+    edit(report)
+    with open(path, "w") as f:
+        json.dump(report, f)
+
+
 def test_verify_reruns_the_comparison(export_copy):
     # An artifact swapped together with its checksum is still caught by
     # the comparison against the stored Keras logits.
     copy, _ = export_copy
-    report_path = os.path.join(copy, "report.json")
-    with open(report_path) as f:
-        report = json.load(f)
     src = os.path.join(copy, "tflite", "model_int8.tflite")
     shutil.copy(src, os.path.join(copy, "tflite", "model.tflite"))
-    entry = next(a for a in report["artifacts"] if a["file"] == "tflite/model.tflite")
-    entry["sha256"] = next(a["sha256"] for a in report["artifacts"] if a["file"] == "tflite/model_int8.tflite")
-    with open(report_path, "w") as f:
-        json.dump(report, f)
-    failures = sum((f for _, _, f in verify_export(copy, latency_runs=0)), [])
+
+    def swap(report):
+        by_path = {a["path"]: a for a in report["artifacts"]}
+        by_path["tflite/model.tflite"]["sha256"] = by_path["tflite/model_int8.tflite"]["sha256"]
+
+    _edit_report(copy, swap)
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
     assert len(failures) == 1 and failures[0].startswith("tflite/none: max_abs_diff")
 
 
 def test_verify_needs_a_report(tmp_path):
-    with pytest.raises(FileNotFoundError, match="report.json"):
+    with pytest.raises(MissingFileError, match="report.json"):
         verify_export(str(tmp_path))
+
+
+def _set_path(value):
+    def edit(report):
+        report["artifacts"][1]["path"] = value
+    return edit
+
+
+def _drop(key):
+    def edit(report):
+        del report["artifacts"][0][key]
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set_path("../copy/tflite/model.tflite"),
+         r"report.json: artifacts\[1\].path: '../copy/tflite/model.tflite' is not a relative path"),
+        (_set_path("tflite/../../x"), r"artifacts\[1\].path: 'tflite/../../x' is not a relative path"),
+        (_set_path("/etc/hostname"), r"artifacts\[1\].path: '/etc/hostname' is not a relative path"),
+        (_set_path(""), r"artifacts\[1\].path: '' is not a relative path"),
+        (_drop("sha256"), r"report.json: artifacts\[0\]: missing key 'sha256'"),
+        (_drop("path"), r"report.json: artifacts\[0\]: missing key 'path'"),
+        (lambda r: r["artifacts"][0].update(format="coreml"),
+         r"artifacts\[0\].format: unknown value 'coreml'"),
+        (lambda r: r.pop("validation"), r"report.json: missing key 'validation'"),
+        (lambda r: r.update(artifacts={"a": 1}), r"report.json: artifacts: expected list"),
+    ],
+)
+def test_a_damaged_report_is_one_line_naming_it(export_copy, edit, message):
+    copy, _ = export_copy
+    _edit_report(copy, edit)
+    with pytest.raises(DataError, match=message) as info:
+        verify_export(copy, latency_runs=0)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(os.path.join(copy, "report.json"))
+
+
+def test_invalid_json_and_cli_verify_errors(export_copy, capsys):
+    from kd_keras.cli import main
+
+    copy, _ = export_copy
+    _edit_report(copy, _drop("format"))
+    assert main(["verify", copy, "--latency-runs", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "artifacts[0]: missing key 'format'" in err[0], err
+    with open(os.path.join(copy, "report.json"), "w") as f:
+        f.write('{"artifacts": [')
+    with pytest.raises(DataError, match="report.json: not a readable JSON file"):
+        verify_export(copy)
+    assert main(["verify", copy]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable JSON file" in err[0], err
+
+
+def test_altered_validation_data_is_refused(export_copy):
+    copy, _ = export_copy
+    with open(os.path.join(copy, "verification", "validation.npz"), "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(VerificationError, match="validation.npz: stored validation data was altered"):
+        verify_export(copy)

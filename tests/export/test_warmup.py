@@ -8,6 +8,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 from kd_keras.export import warmup
 
 
@@ -134,7 +137,7 @@ def test_records_are_raw_prediction_logs(served):
 )
 def test_bad_examples_leave_nothing_behind(untouched, bad, message):
     path = untouched
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UsageError) as info:
         warmup.write_warmup_requests(path, bad)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
@@ -158,19 +161,19 @@ def test_failed_rewrite_keeps_the_previous_file(served, monkeypatch):
 
 def test_missing_and_corrupt_files_name_the_path(tmp_path, served):
     missing = str(tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="saved_model.pb"):
+    with pytest.raises(MissingFileError, match="saved_model.pb: no SavedModel here"):
         warmup.write_warmup_requests(missing, {"x": np.zeros((1, 1))})
-    with pytest.raises(FileNotFoundError, match="tf_serving_warmup_requests"):
+    with pytest.raises(MissingFileError, match="tf_serving_warmup_requests: no warmup requests"):
         warmup.read_warmup_requests(missing)
 
     path, _, _ = served
-    with pytest.raises(ValueError, match="'predict'.*available signatures"):
+    with pytest.raises(UsageError, match="saved_model.pb: signature 'predict' not found; available signatures"):
         warmup.write_warmup_requests(path, {"x": np.zeros((1, 1))}, signature_name="predict")
-    with pytest.raises(ValueError, match="num_requests"):
+    with pytest.raises(UsageError, match="^num_requests: "):
         warmup.write_warmup_requests(path, {"x": np.zeros((1, 1))}, num_requests=0)
 
     corrupt = tmp_path / "corrupt"
     (corrupt / "assets.extra").mkdir(parents=True)
     (corrupt / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"not a tfrecord")
-    with pytest.raises(ValueError, match="Corrupt warmup file .*tf_serving_warmup_requests"):
+    with pytest.raises(DataError, match="tf_serving_warmup_requests: corrupt warmup file"):
         warmup.read_warmup_requests(str(corrupt))
