@@ -181,7 +181,7 @@ def cache_teacher_outputs(
     >>> cache.count, cache.num_classes
     (100, 3)
     """
-    from kd_keras.teachers import as_teacher
+    from kd_keras.teachers.base import as_teacher
 
     _check_args(batch_size, shard_size, top_k)
     teacher = as_teacher(teacher)
@@ -296,7 +296,7 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose):
                 )
                 num_classes = metadata["num_classes"] = int(logits.shape[1])
                 if metadata["top_k"] is not None:
-                    topk_lib._check_k(metadata["top_k"], num_classes)
+                    topk_lib.check_k(metadata["top_k"], num_classes)
                 files = store.write_shard(
                     directory, index, _shard_arrays(logits, metadata["top_k"])
                 )

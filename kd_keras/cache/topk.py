@@ -49,7 +49,7 @@ usual T = 3 to 5 keep a large k (or dense logits) unless storage forces it.
 import numpy as np
 
 
-def _check_k(k, num_classes):
+def check_k(k, num_classes):
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"top_k must be a positive integer; got {k!r}.")
     if k >= num_classes:
@@ -79,7 +79,7 @@ def compress(logits, k):
     """
     logits = np.asarray(logits)
     n, num_classes = logits.shape
-    _check_k(k, num_classes)
+    check_k(k, num_classes)
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
     top_values = np.take_along_axis(logits, top, axis=1)
     order = np.argsort(-top_values, axis=1, kind="stable")
@@ -122,7 +122,7 @@ def decompress(values, indices, lse_rest, num_classes):
     values = np.asarray(values, dtype=np.float32)
     indices = np.asarray(indices)
     n, k = values.shape
-    _check_k(k, num_classes)
+    check_k(k, num_classes)
     fill = np.asarray(lse_rest, np.float64) - np.log(num_classes - k)
     dense = np.repeat(fill.astype(np.float32)[:, None], num_classes, axis=1)
     np.put_along_axis(dense, indices.astype(np.intp), values, axis=1)

@@ -4,14 +4,21 @@
 a SavedModel, a KerasHub preset or Hugging Face BERT checkpoint, a
 `transformers` model (PyTorch, optional `hf` extra) or an ONNX file.
 `as_teacher(obj)` wraps a `keras.Model` (or returns a `Teacher`) for the
-cache. `build_text_teacher`, `fit_head` and `fine_tune` adapt a pretrained
-text backbone to a task (`TopLayerTuner` fine-tunes its top blocks on
-cached activations of the frozen ones); `EnsembleTeacher` combines several teachers.
+cache. `build_text_teacher` builds a text teacher on a pretrained backbone
+(`resolve_backbone` maps the MiniLM aliases to its checkpoint) and
+`adapt_text_teacher` adapts it to a task, as an `Adaptation` says: an exact
+head on frozen features, the top blocks (`TopLayerTuner`) or the whole
+backbone; `fine_tune` and `fit_head` are shortcuts to the same code.
+`EnsembleTeacher` combines several teachers.
 
 Heavy optional dependencies (torch, transformers, onnxruntime) are imported
 only when a teacher that needs them is built.
 """
 
+from kd_keras.teachers.adaptation import Adaptation
+from kd_keras.teachers.adaptation import AdaptedTeacher
+from kd_keras.teachers.adaptation import adapt_text_teacher
+from kd_keras.teachers.adaptation import fine_tune
 from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import as_teacher
@@ -21,8 +28,14 @@ from kd_keras.teachers.bert import MaskedMeanPooling
 from kd_keras.teachers.bert import build_bert_classifier
 from kd_keras.teachers.bert import load_bert_backbone
 from kd_keras.teachers.bert import load_bert_teacher
+from kd_keras.teachers.checkpoints import MINILM_NAMES
+from kd_keras.teachers.checkpoints import minilm_dir
+from kd_keras.teachers.checkpoints import resolve_backbone
 from kd_keras.teachers.ensemble import EnsembleTeacher
 from kd_keras.teachers.ensemble import WeightedLogitAverage
+from kd_keras.teachers.features import FeatureTeacher
+from kd_keras.teachers.features import backbone_features
+from kd_keras.teachers.head import solve_head
 from kd_keras.teachers.loading import load_keras_file
 from kd_keras.teachers.loading import load_teacher
 from kd_keras.teachers.onnx_teacher import OnnxTeacher
@@ -31,8 +44,6 @@ from kd_keras.teachers.text import TextTeacher
 from kd_keras.teachers.text import build_text_teacher
 from kd_keras.teachers.text import word_embeddings
 from kd_keras.teachers.top_layers import TopLayerTuner
-from kd_keras.teachers.transfer import fine_tune
 from kd_keras.teachers.transfer import fit_head
-from kd_keras.teachers.transfer import solve_head
 from kd_keras.teachers.transfer import text_features
 from kd_keras.teachers.transformers_teacher import TransformersTeacher

@@ -9,11 +9,15 @@ all-MiniLM-L6-v2). `BertEncoder` is a `BertBackbone` that honours
 `transformers` does.
 """
 
-import json
 import os
 
 import keras
 import keras_hub
+
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+from kd_keras.teachers.checkpoints import read_json
+
 
 @keras.saving.register_keras_serializable(package="kd_keras")
 def exact_gelu(x):
@@ -57,10 +61,9 @@ class BertEncoder(keras_hub.models.BertBackbone):
 
     def __init__(self, hidden_act="gelu_new", **kwargs):
         if hidden_act not in _ACTIVATIONS:
-            raise ValueError(
-                f"hidden_act '{hidden_act}' is not supported; use one of "
-                f"{sorted(_ACTIVATIONS)}."
-            )
+            raise UsageError(
+                f"hidden_act: {hidden_act!r} is not supported (known: "
+                f"{', '.join(sorted(_ACTIVATIONS))})")
         super().__init__(**kwargs)
         self.hidden_act = hidden_act
         activation = _ACTIVATIONS[hidden_act]
@@ -108,14 +111,6 @@ def _is_local_hf_checkpoint(source):
     )
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e}).") from e
-
-
 def load_bert_backbone(source):
     """Loads a BERT-family encoder with KerasHub, faithful to its checkpoint.
 
@@ -136,21 +131,20 @@ def load_bert_backbone(source):
     """
     source = str(source)
     if "://" not in source and os.path.sep in source and not os.path.exists(source):
-        raise FileNotFoundError(f"{source}: no such checkpoint directory.")
+        raise MissingFileError(f"{source}: no such checkpoint directory")
     hidden_act = "gelu_new"  # KerasHub presets: tanh-approximate GELU.
     if _is_local_hf_checkpoint(source):
-        config = _read_json(os.path.join(source, "config.json"))
+        config = read_json(os.path.join(source, "config.json"))
         if "model_type" in config:  # Hugging Face, not a KerasHub preset.
             if config["model_type"] != "bert":
-                raise ValueError(
+                raise UsageError(
                     f"{source}: model_type '{config['model_type']}' is not "
-                    "BERT; load it with runtime='torch' instead."
-                )
+                    "BERT; load it with runtime='torch' instead")
             hidden_act = config.get("hidden_act", "gelu")
     try:
         converted = keras_hub.models.BertBackbone.from_preset(source)
     except (ValueError, FileNotFoundError, KeyError) as e:
-        raise ValueError(f"{source}: cannot load a BERT backbone ({e}).") from e
+        raise UsageError(f"{source}: cannot load a BERT backbone ({e})") from e
     encoder = BertEncoder(hidden_act=hidden_act, **converted.get_config())
     encoder.set_weights(converted.get_weights())
     return encoder
@@ -176,7 +170,7 @@ def _classifier_weights(source):
 def _default_pooling(source):
     pooling_config = os.path.join(str(source), "1_Pooling", "config.json")
     if os.path.isfile(pooling_config):
-        config = _read_json(pooling_config)
+        config = read_json(pooling_config)
         if config.get("pooling_mode_cls_token"):
             return "cls"
         return "mean"
@@ -217,7 +211,7 @@ def build_bert_classifier(backbone, num_classes, pooling="mean", name="bert_teac
     elif pooling == "pooled":
         features = keras.layers.Identity(name="pooling")(outputs["pooled_output"])
     else:
-        raise ValueError(f"pooling must be 'mean', 'cls' or 'pooled'; got '{pooling}'.")
+        raise UsageError(f"pooling: must be 'mean', 'cls' or 'pooled', got {pooling!r}")
     logits = keras.layers.Dense(num_classes, name="head")(features)
     return keras.Model(inputs, logits, name=name)
 
@@ -250,18 +244,16 @@ def load_bert_teacher(source, num_classes=None, pooling=None):
     if head is not None:
         kernel, bias = head
         if num_classes not in (None, kernel.shape[1]):
-            raise ValueError(
+            raise UsageError(
                 f"{source}: the checkpoint's head has {kernel.shape[1]} classes, "
-                f"not num_classes={num_classes}."
-            )
+                f"not num_classes={num_classes}")
         model = build_bert_classifier(backbone, kernel.shape[1], pooling or "pooled")
         model.get_layer("head").set_weights([kernel, bias])
         return model
     if num_classes is None:
-        raise ValueError(
+        raise UsageError(
             f"{source}: the checkpoint has no classification head; pass "
-            "num_classes=... to add one."
-        )
+            "num_classes=... to add one")
     return build_bert_classifier(
         backbone, num_classes, pooling or _default_pooling(source)
     )

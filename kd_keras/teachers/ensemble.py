@@ -5,6 +5,7 @@ import hashlib
 import keras
 import numpy as np
 
+from kd_keras.errors import UsageError
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import as_teacher
 
@@ -16,9 +17,10 @@ def _normalized(weights, count):
         weights = [1.0] * count
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (count,):
-        raise ValueError(f"weights has {weights.size} entries for {count} teachers.")
+        raise UsageError(f"weights: {weights.size} entries for {count} teachers")
     if np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError(f"weights must be non-negative with a positive sum; got {weights.tolist()}.")
+        raise UsageError(
+            f"weights: must be non-negative with a positive sum, got {weights.tolist()}")
     return weights / weights.sum()
 
 
@@ -45,7 +47,7 @@ class WeightedLogitAverage(keras.layers.Layer):
     def __init__(self, weights, combine="logits", **kwargs):
         super().__init__(**kwargs)
         if combine not in _COMBINE:
-            raise ValueError(f"combine must be one of {_COMBINE}; got '{combine}'.")
+            raise UsageError(f"combine: must be one of {_COMBINE}, got {combine!r}")
         self.member_weights = [float(w) for w in weights]
         self.combine = combine
 
@@ -88,10 +90,9 @@ def _input_structure(model):
     except AttributeError:  # A Sequential model exposes only `inputs`.
         inputs = model.inputs
         if not inputs:
-            raise ValueError(
-                f"Teacher model '{model.name}' is not built; give it a "
-                "keras.Input before ensembling."
-            )
+            raise UsageError(
+                f"{model.name}: the teacher model is not built; give it a "
+                "keras.Input before ensembling")
         return inputs[0] if len(inputs) == 1 else inputs
 
 
@@ -124,9 +125,9 @@ class EnsembleTeacher(Teacher):
 
     def __init__(self, teachers, weights=None, combine="logits"):
         if not teachers:
-            raise ValueError("An ensemble needs at least one teacher.")
+            raise UsageError("teachers: an ensemble needs at least one teacher")
         if combine not in _COMBINE:
-            raise ValueError(f"combine must be one of {_COMBINE}; got '{combine}'.")
+            raise UsageError(f"combine: must be one of {_COMBINE}, got {combine!r}")
         self.teachers = [as_teacher(t) for t in teachers]
         self.weights = _normalized(weights, len(self.teachers))
         self.combine = combine

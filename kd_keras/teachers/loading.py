@@ -6,6 +6,8 @@ import zipfile
 
 import keras
 
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
 
@@ -20,19 +22,22 @@ def load_keras_file(path):
         The `keras.Model`.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not a readable Keras archive; the message
+        MissingFileError: the file does not exist.
+        UsageError: the file is not a readable Keras archive; the message
             names the file.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such .keras file.")
-    # Importing the package registers the kd_keras classes saved teachers use.
-    import kd_keras.teachers  # noqa: F401
+        raise MissingFileError(f"{path}: no such .keras file")
+    # Registers the kd_keras classes saved teachers use (text teachers, BERT
+    # encoders and pooling, ensembles).
+    from kd_keras.teachers import ensemble  # noqa: F401
+    from kd_keras.teachers import saved_model  # noqa: F401
+    from kd_keras.teachers import text  # noqa: F401
 
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a valid .keras model ({e}).") from e
+        raise UsageError(f"{path}: not a valid .keras model ({e})") from e
 
 
 def _hf_config(path):
@@ -94,7 +99,7 @@ def load_teacher(source, **options):
     source = os.fspath(source)
     runtime = options.pop("runtime", None)
     if runtime not in (None, "keras", "torch"):
-        raise ValueError(f"runtime must be 'keras' or 'torch'; got '{runtime}'.")
+        raise UsageError(f"runtime: must be 'keras' or 'torch', got {runtime!r}")
     if runtime == "torch":
         from kd_keras.teachers.transformers_teacher import TransformersTeacher
 
@@ -120,10 +125,9 @@ def load_teacher(source, **options):
 
         return KerasTeacher(load_bert_teacher(source, **options))
     if "://" not in source and (os.path.exists(source) or os.path.sep in source):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{source}: not a .keras file, .onnx file, SavedModel or "
-            "checkpoint directory."
-        )
+            "checkpoint directory")
     # A KerasHub preset: a name ("bert_tiny_en_uncased") or a URI
     # ("hf://sentence-transformers/all-MiniLM-L6-v2", "kaggle://...").
     from kd_keras.teachers.bert import load_bert_teacher
@@ -133,4 +137,4 @@ def load_teacher(source, **options):
 
 def _no_options(source, options):
     if options:
-        raise ValueError(f"{source}: unexpected option(s) {sorted(options)}.")
+        raise UsageError(f"{source}: unexpected option(s) {sorted(options)}")

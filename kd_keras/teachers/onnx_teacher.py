@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
 from kd_keras.teachers.base import Teacher
 
 
@@ -30,10 +33,10 @@ class OnnxTeacher(Teacher):
     in_graph = False
 
     def __init__(self, path, output_name=None):
-        import onnxruntime as ort
+        ort = require("onnxruntime", "hf", "ONNX teachers")
 
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such ONNX file.")
+            raise MissingFileError(f"{path}: no such ONNX file")
         self.path = path
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -42,15 +45,13 @@ class OnnxTeacher(Teacher):
                 path, options, providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # onnxruntime raises its own exception types.
-            raise ValueError(f"{path}: not a valid ONNX model ({e}).") from e
+            raise UsageError(f"{path}: not a valid ONNX model ({e})") from e
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if output_name is None:
             output_name = outputs[0]
         elif output_name not in outputs:
-            raise ValueError(
-                f"{path}: no output '{output_name}'; outputs are {outputs}."
-            )
+            raise UsageError(f"{path}: no output '{output_name}'; outputs are {outputs}")
         self.output_name = output_name
         self._fingerprint = None
 
@@ -58,16 +59,13 @@ class OnnxTeacher(Teacher):
         if isinstance(x, dict):
             missing = [n for n in self.input_names if n not in x]
             if missing:
-                raise ValueError(
-                    f"{self.path}: batch lacks input(s) {missing}; "
-                    f"got keys {sorted(x)}."
-                )
+                raise UsageError(
+                    f"{self.path}: batch lacks input(s) {missing}; got keys {sorted(x)}")
             return {n: self._cast(n, x[n]) for n in self.input_names}
         if len(self.input_names) != 1:
-            raise ValueError(
+            raise UsageError(
                 f"{self.path}: the model has inputs {self.input_names}; pass a "
-                "dict keyed by these names."
-            )
+                "dict keyed by these names")
         return {self.input_names[0]: self._cast(self.input_names[0], x)}
 
     def _cast(self, name, value):

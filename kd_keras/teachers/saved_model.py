@@ -5,6 +5,8 @@ import os
 
 import keras
 
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 from kd_keras.teachers.base import KerasTeacher
 
 
@@ -53,18 +55,16 @@ class SignatureLayer(keras.layers.TFSMLayer):
             return outputs
         if self.output_key is not None:
             if self.output_key not in outputs:
-                raise ValueError(
-                    f"SavedModel {self.filepath}: endpoint "
+                raise UsageError(
+                    f"{self.filepath}: SavedModel endpoint "
                     f"'{self.call_endpoint}' has no output "
-                    f"'{self.output_key}'; outputs are {sorted(outputs)}."
-                )
+                    f"'{self.output_key}'; outputs are {sorted(outputs)}")
             return outputs[self.output_key]
         if len(outputs) != 1:
-            raise ValueError(
-                f"SavedModel {self.filepath}: endpoint '{self.call_endpoint}' "
+            raise UsageError(
+                f"{self.filepath}: SavedModel endpoint '{self.call_endpoint}' "
                 f"returns several outputs {sorted(outputs)}; choose one with "
-                "output_key=..."
-            )
+                "output_key=...")
         return next(iter(outputs.values()))
 
     def get_config(self):
@@ -82,10 +82,9 @@ def _input_specs(layer):
         return dict(kwargs)
     if len(args) == 1 and not kwargs:
         return args[0]
-    raise ValueError(
-        f"SavedModel {layer.filepath}: endpoint '{layer.call_endpoint}' has an "
-        f"input signature kd_keras cannot wrap: {fn.structured_input_signature}."
-    )
+    raise UsageError(
+        f"{layer.filepath}: SavedModel endpoint '{layer.call_endpoint}' has an "
+        f"input signature kd_keras cannot wrap: {fn.structured_input_signature}")
 
 
 class SavedModelTeacher(KerasTeacher):
@@ -110,7 +109,7 @@ class SavedModelTeacher(KerasTeacher):
 
     def __init__(self, path, call_endpoint="serving_default", output_key=None):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise FileNotFoundError(f"{path}: no saved_model.pb, not a SavedModel.")
+            raise MissingFileError(f"{path}: no saved_model.pb, not a SavedModel")
         self.path = path
         self.call_endpoint = call_endpoint
         self.output_key = output_key
@@ -119,7 +118,7 @@ class SavedModelTeacher(KerasTeacher):
                 path, call_endpoint=call_endpoint, output_key=output_key
             )
         except ValueError as e:
-            raise ValueError(f"SavedModel {path}: {e}") from e
+            raise UsageError(f"{path}: cannot load the SavedModel ({e})") from e
         specs = _input_specs(layer)
 
         def to_input(name, spec):

@@ -5,8 +5,9 @@ import os
 import keras
 import keras_hub
 
-from kd_keras.teachers.bert import _read_json
+from kd_keras.errors import UsageError
 from kd_keras.teachers.bert import load_bert_teacher
+from kd_keras.teachers.checkpoints import read_json
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -84,7 +85,7 @@ def _tokenizer(backbone_dir):
     lowercase = True
     config_path = os.path.join(backbone_dir, "tokenizer_config.json")
     if os.path.isfile(config_path):
-        lowercase = bool(_read_json(config_path).get("do_lower_case", True))
+        lowercase = bool(read_json(config_path).get("do_lower_case", True))
     return keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=lowercase)
 
 
@@ -120,7 +121,7 @@ def build_text_teacher(
     ...                              sequence_length=32)        # doctest: +SKIP
     """
     if sequence_length < 3:
-        raise ValueError(f"sequence_length must be at least 3; got {sequence_length}.")
+        raise UsageError(f"sequence_length: must be at least 3, got {sequence_length}")
     classifier = load_bert_teacher(backbone_dir, num_classes=num_classes, pooling=pooling)
     classifier.name = "classifier"
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
@@ -152,6 +153,6 @@ def word_embeddings(backbone_dir):
     embeddings = keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
     vocabulary = list(_tokenizer(backbone_dir).get_vocabulary())
     if len(vocabulary) != len(embeddings):
-        raise ValueError(
-            f"{backbone_dir}: {len(vocabulary)} tokens but {len(embeddings)} embedding rows.")
+        raise UsageError(
+            f"{backbone_dir}: {len(vocabulary)} tokens but {len(embeddings)} embedding rows")
     return vocabulary, embeddings.astype("float32")

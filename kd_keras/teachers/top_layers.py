@@ -27,8 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.teachers.transfer import _as_strings
-from kd_keras.teachers.transfer import solve_head
+from kd_keras.errors import UsageError
+from kd_keras.teachers.head import as_strings
+from kd_keras.teachers.head import solve_head
 
 
 def _pooling_mode(classifier):
@@ -66,10 +67,9 @@ class TopLayerTuner:
         backbone = classifier.get_layer("backbone")
         total = backbone.num_layers
         if not (isinstance(num_trainable_layers, int) and 1 <= num_trainable_layers <= total):
-            raise ValueError(
-                f"num_trainable_layers must be 1..{total} (the backbone's "
-                f"transformer blocks); got {num_trainable_layers!r}."
-            )
+            raise UsageError(
+                f"num_trainable_layers: must be 1..{total} (the backbone's "
+                f"transformer blocks); got {num_trainable_layers!r}")
         self.teacher = teacher
         self.batch_size = int(batch_size)
         self.first_trained = total - num_trainable_layers
@@ -120,7 +120,7 @@ class TopLayerTuner:
         Returns:
             The number of texts cached.
         """
-        texts = _as_strings(texts)
+        texts = as_strings(texts)
         progress = keras.utils.Progbar(len(texts), verbose=verbose, unit_name="text")
         hidden, lengths = [None] * len(texts), np.zeros(len(texts), np.int64)
         chunk = 16 * self.batch_size  # tokenize a chunk, then bucket it by length
@@ -143,7 +143,8 @@ class TopLayerTuner:
 
     def _get(self, name):
         if name not in self._store:
-            raise KeyError(f"no cached texts named {name!r}; call add({name!r}, texts) first.")
+            raise UsageError(
+                f"{name}: no cached texts by that name; call add({name!r}, texts) first")
         return self._store[name]
 
     def _batches(self, name, rows, rng=None):
@@ -190,12 +191,13 @@ class TopLayerTuner:
         labels = np.asarray(labels).astype(np.int64)
         count = len(self._get(name)[1])
         if labels.shape != (count,):
-            raise ValueError(f"{name!r} has {count} texts but labels have shape {labels.shape}.")
+            raise UsageError(f"{name}: {count} texts but labels have shape {labels.shape}")
         units = self.teacher.classifier.get_layer("head").units
         if labels.max(initial=-1) >= units:
-            raise ValueError(f"labels must lie in [0, {units}) (-1 = unlabeled); got {labels.max()}.")
+            raise UsageError(
+                f"{name}: labels must lie in [0, {units}) (-1 = unlabeled); got {labels.max()}")
         if not (labels >= 0).any():
-            raise ValueError(f"{name!r}: no labeled texts (every label is -1).")
+            raise UsageError(f"{name}: no labeled texts (every label is -1)")
         return labels
 
     def _run(self, model, name, rows=None):
@@ -215,11 +217,13 @@ class TopLayerTuner:
             if out is None:
                 out = np.zeros((len(rows),) + values.shape[1:], np.float32)
             out[position[batch]] = values
+        if out is None:  # no rows
+            out = np.zeros((0,) + tuple(model.output.shape[1:]), np.float32)
         return out
 
     def fit_head(self, name, labels, l2="auto"):
         """Solves the head on the pooled output of the (current) top blocks
-        (`kd_keras.teachers.transfer.solve_head`); labels of -1 are skipped.
+        (`kd_keras.teachers.head.solve_head`); labels of -1 are skipped.
         A good start for `fit`.
 
         Returns:

@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
 from kd_keras.teachers.base import Teacher
 
 # KerasHub's names for BERT-style inputs, and the `transformers` ones.
@@ -21,15 +23,8 @@ _KERAS_HUB_TO_HF = {
 
 
 def _require_hf():
-    try:
-        import torch
-        import transformers
-    except ImportError as e:
-        raise ImportError(
-            "Hugging Face teachers need the optional `hf` extra: "
-            "pip install 'kd_keras[hf]' (transformers and torch). "
-            f"Missing: {e.name}."
-        ) from e
+    torch = require("torch", "hf", "Hugging Face teachers")
+    transformers = require("transformers", "hf", "Hugging Face teachers")
     return torch, transformers
 
 
@@ -78,15 +73,13 @@ class TransformersTeacher(Teacher):
         self.sequence_length = sequence_length
         loader = getattr(transformers, auto_class, None)
         if loader is None:
-            raise ValueError(f"transformers has no auto class '{auto_class}'.")
+            raise UsageError(f"auto_class: transformers has no class {auto_class!r}")
         try:
             self.hf_model = loader.from_pretrained(
                 source, local_files_only=local_files_only
             )
         except (OSError, ValueError) as e:
-            raise ValueError(
-                f"{source}: cannot load a transformers model ({e})."
-            ) from e
+            raise UsageError(f"{source}: cannot load a transformers model ({e})") from e
         self.hf_model.eval()
         self._tokenizer = None
         self._fingerprint = None
@@ -118,10 +111,9 @@ class TransformersTeacher(Teacher):
         with self._torch.no_grad():
             outputs = self.hf_model(**self._encode(x))
         if not hasattr(outputs, self.output) and self.output not in outputs:
-            raise ValueError(
+            raise UsageError(
                 f"{self.source}: the model has no output '{self.output}'; "
-                f"it returns {list(outputs.keys())}."
-            )
+                f"it returns {list(outputs.keys())}")
         return outputs[self.output].detach().cpu().numpy().astype(np.float32)
 
     def fingerprint(self):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kd_keras.errors import UsageError
 from kd_keras.teachers import TopLayerTuner
 from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
@@ -79,19 +80,19 @@ def test_unlabeled_texts_are_skipped(small_init_bert_dir, rng):
 
 def test_bad_arguments_are_named(teacher, rng):
     texts, labels = _sentiment_task(rng, 8)
-    with pytest.raises(ValueError, match=r"num_trainable_layers must be 1\.\.2.*got 3"):
+    with pytest.raises(UsageError, match=r"^num_trainable_layers: must be 1\.\.2.*got 3"):
         TopLayerTuner(teacher, num_trainable_layers=3)
-    with pytest.raises(ValueError, match="num_trainable_layers must be 1..2.*got 0"):
+    with pytest.raises(UsageError, match="^num_trainable_layers: must be 1..2.*got 0"):
         TopLayerTuner(teacher, num_trainable_layers=0)
     tuner = TopLayerTuner(teacher, num_trainable_layers=1)
-    with pytest.raises(KeyError, match="no cached texts named 'train'"):
+    with pytest.raises(UsageError, match="^train: no cached texts by that name"):
         tuner.predict("train")
     tuner.add("train", texts, verbose=0)
-    with pytest.raises(ValueError, match=r"'train' has 8 texts but labels have shape \(7,\)"):
+    with pytest.raises(UsageError, match=r"^train: 8 texts but labels have shape \(7,\)"):
         tuner.fit("train", labels[:7], verbose=0)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\).*got 5"):
+    with pytest.raises(UsageError, match=r"^train: labels must lie in \[0, 2\).*got 5"):
         tuner.fit("train", np.full(8, 5), verbose=0)
-    with pytest.raises(ValueError, match="no labeled texts"):
+    with pytest.raises(UsageError, match="^train: no labeled texts"):
         tuner.fit_head("train", np.full(8, -1))
 
 
@@ -104,30 +105,3 @@ def test_fine_tune_with_top_layers_goes_through_the_tuner(small_init_bert_dir, r
     assert len(result["history"]["loss"]) == 2
     assert "val_accuracy" in result["history"]
     assert result["head"]["num_examples"] == 32
-
-
-def test_pipeline_tuning_is_saved_and_reused_on_resume(small_init_bert_dir, rng, tmp_path):
-    from kd_keras.data import TextDataset
-    from kd_keras.pipeline.teacher_stage import tune_top_layers
-
-    texts, labels = _sentiment_task(rng, 60)
-    data = TextDataset(
-        texts={"train": list(texts[:40]), "validation": list(texts[40:50]),
-               "test": list(texts[50:])},
-        labels={"train": labels[:40], "validation": labels[40:50], "test": labels[50:]},
-        label_names=["neg", "pos"])
-    ft = {"top_layers": 1, "batch_size": 16, "epochs": 1, "learning_rate": 1e-3}
-    first = build_text_teacher(small_init_bert_dir, 2, sequence_length=12)
-    logits = tune_top_layers(first, data, ft, str(tmp_path), seed=0, verbose=0)
-    for split in ("train", "validation", "test"):
-        np.testing.assert_allclose(logits[split], _full_logits(first, data.texts[split]),
-                                   rtol=1e-5, atol=1e-5)
-
-    # A resumed run loads the tuned teacher instead of tuning again.
-    second = build_text_teacher(small_init_bert_dir, 2, sequence_length=12)
-    again = tune_top_layers(second, data, dict(ft, epochs=50), str(tmp_path), seed=0,
-                            verbose=0)
-    np.testing.assert_array_equal(again["test"], logits["test"])
-    np.testing.assert_allclose(_full_logits(second, data.texts["test"]), logits["test"],
-                               rtol=1e-5, atol=1e-5)
-    assert not second.trainable

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 import torch
 
+from kd_keras.errors import UsageError
 from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
 from kd_keras.teachers import fit_head
@@ -69,7 +70,7 @@ def test_fit_head_on_frozen_features_learns_the_task(teacher, rng, tmp_path):
     test_x, test_y = _sentiment_task(rng, 80)
     backbone = [w.copy() for w in teacher.classifier.get_layer("backbone").get_weights()]
 
-    with pytest.raises(ValueError, match="3 texts but 2 labels"):
+    with pytest.raises(UsageError, match="^labels: 2 labels for 3 texts"):
         fit_head(teacher, ["a", "b", "c"], [0, 1], verbose=0)
     result = fit_head(teacher, train_x, train_y, verbose=0)
 

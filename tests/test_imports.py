@@ -1,0 +1,156 @@
+"""The import graph of kd_keras, read statically (ast, nothing imported).
+
+Two rules, checked per area (`kd_keras.<name>`, the top-level package or
+module a file belongs to):
+
+- no import cycle: no module reaches itself through its imports, counting
+  imports inside functions too (a lazy import hides a cycle, it does not
+  remove it);
+- no module imports another module's private (`_name`) name, by
+  `from m import _name` or by `m._name` on an imported module.
+
+An import `from a.b import c` is an edge to the module `a.b.c` when that is a
+module, else to `a.b`; the parent packages Python runs on the way are not
+counted (a package's `__init__` is an edge only when it is named).
+"""
+
+import ast
+import os
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kd_keras")
+
+
+def _modules():
+    """Module name -> (file, is_package) for every kd_keras/**/*.py."""
+    modules = {}
+    base = os.path.dirname(ROOT)
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            parts = os.path.relpath(path, base)[:-3].split(os.sep)
+            is_package = parts[-1] == "__init__"
+            if is_package:
+                parts = parts[:-1]
+            modules[".".join(parts)] = (path, is_package)
+    return modules
+
+
+MODULES = _modules()
+
+
+def _is_private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _resolve(module, is_package, node):
+    """The absolute module an `ImportFrom` node names."""
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _scan(module):
+    """Returns `(edges, private)`: the kd_keras modules `module` imports and
+    its uses of other modules' private names (`"where: what"` strings)."""
+    path, is_package = MODULES[module]
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    edges, private, aliases = set(), [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in MODULES:
+                    edges.add(alias.name)
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node)
+            if not base.startswith("kd_keras"):
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                if full in MODULES:
+                    edges.add(full)
+                    aliases[alias.asname or alias.name] = full
+                elif base in MODULES:
+                    edges.add(base)
+                    if _is_private(alias.name) and base != module:
+                        private.append(f"{module}:{node.lineno}: {base}.{alias.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and _is_private(node.attr)
+                and aliases[node.value.id] != module):
+            private.append(f"{module}:{node.lineno}: {aliases[node.value.id]}.{node.attr}")
+    edges.discard(module)
+    return edges, private
+
+
+SCANS = {module: _scan(module) for module in MODULES}
+
+
+def _cycles():
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(SCANS[v][0]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(MODULES):
+        if module not in index:
+            visit(module)
+    return found
+
+
+CYCLES = _cycles()
+
+
+def _area(module):
+    return ".".join(module.split(".")[:2])
+
+
+AREAS = sorted({_area(m) for m in MODULES})
+
+
+def test_the_scanner_sees_the_package():
+    assert "kd_keras.teachers.adaptation" in MODULES
+    edges, _ = SCANS["kd_keras.teachers.adaptation"]
+    assert "kd_keras.teachers.top_layers" in edges and "kd_keras.errors" in edges
+
+
+@pytest.mark.parametrize("area", AREAS)
+def test_no_import_cycle(area):
+    involved = [c for c in CYCLES if any(_area(m) == area for m in c)]
+    assert not involved, f"{area}: import cycles: {involved}"
+
+
+@pytest.mark.parametrize("area", AREAS)
+def test_no_private_name_of_another_module(area):
+    found = [p for m in MODULES if _area(m) == area for p in SCANS[m][1]]
+    assert not found, f"{area}: imports private names: {found}"
