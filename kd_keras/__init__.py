@@ -4,30 +4,36 @@ The package follows the pipeline a user walks through:
 
     teachers  ->  cache  ->  Distiller  ->  students  ->  export  ->  verify
 
-`kd_keras.Distiller` and `kd_keras.losses` are imported eagerly; the heavier
-sub-packages (`teachers`, `cache`, `export`, `data`, `students`,
-`distribute`) are imported on first attribute access.
+Everything is imported on first attribute access (`kd_keras.Distiller`,
+`kd_keras.losses`, `kd_keras.teachers`, ...), so `import kd_keras` and
+`kd-keras --help` do not start TensorFlow.
 """
 
 import importlib
 
-from kd_keras import losses
-from kd_keras.distiller import Distiller
-
 __version__ = "0.1.0"
 
+_LAZY_ATTRIBUTES = {"Distiller": "kd_keras.distiller"}
 _LAZY_SUBMODULES = (
     "cache",
+    "config",
     "cli",
     "data",
     "distribute",
+    "errors",
     "export",
+    "losses",
+    "pipeline",
     "students",
     "teachers",
 )
 
 
 def __getattr__(name):
+    if name in _LAZY_ATTRIBUTES:
+        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
     if name in _LAZY_SUBMODULES:
         module = importlib.import_module(f"kd_keras.{name}")
         globals()[name] = module
@@ -36,7 +42,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY_SUBMODULES))
+    return sorted(list(globals()) + list(_LAZY_ATTRIBUTES) + list(_LAZY_SUBMODULES))
 
 
-__all__ = ["Distiller", "losses", "__version__", *_LAZY_SUBMODULES]
+__all__ = ["__version__", *_LAZY_ATTRIBUTES, *_LAZY_SUBMODULES]

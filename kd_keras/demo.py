@@ -67,14 +67,14 @@ def demo_config(output=None, max_examples=None, epochs=None, verbose=1):
         verbose: 0 silences progress bars.
 
     Returns:
-        A config dict for `kd_keras.pipeline.run_distill`.
+        A `kd_keras.config.RunConfig` for `kd_keras.pipeline.run_distill`.
 
     Example:
 
-    >>> demo_config(max_examples=100)["data"]["max_examples"]
+    >>> demo_config(max_examples=100).data.max_examples
     100
     """
-    from kd_keras.config import validate_config
+    from kd_keras.config import parse_config
 
     raw = yaml.safe_load(DEMO_CONFIG)
     if output is not None:
@@ -84,7 +84,7 @@ def demo_config(output=None, max_examples=None, epochs=None, verbose=1):
     if epochs is not None:
         raw["distill"]["epochs"] = epochs
     raw["verbose"] = verbose
-    return validate_config(raw, base_dir=os.getcwd())
+    return parse_config(raw, base_dir=os.getcwd())
 
 
 def main(argv=None):
@@ -104,7 +104,7 @@ def main(argv=None):
     print("Movie-review sentiment (rt-polarity test split, "
           f"{results['details']['splits']['test']} sentences):")
     print(results_table(summary_rows(results)))
-    print(f"\nresults: {os.path.abspath(cfg['output'])}/results.json")
+    print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")
     return 0
 
 

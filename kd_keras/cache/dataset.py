@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.cache.inputs import Inputs
+from kd_keras.distiller import LABELS_KEY
+from kd_keras.distiller import TEACHER_LOGITS_KEY
 
 
 def _per_example(name, value, count):
@@ -54,7 +56,7 @@ def _to_tf_compatible(array):
 
 
 def _structure(batch, labels, logits, weights):
-    targets = {"labels": labels, "teacher_logits": logits}
+    targets = {LABELS_KEY: labels, TEACHER_LOGITS_KEY: logits}
     if weights is None:
         return batch, targets
     return batch, targets, weights

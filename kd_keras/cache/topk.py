@@ -50,6 +50,7 @@ import numpy as np
 
 
 def check_k(k, num_classes):
+    """Checks a top-k value against the number of classes (raises ValueError)."""
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"top_k must be a positive integer; got {k!r}.")
     if k >= num_classes:

@@ -1,6 +1,9 @@
 """`kd-keras distill CONFIG.yaml [--resume] [--output DIR]`."""
 
 import os
+import sys
+
+from kd_keras.errors import KdKerasError
 
 
 def register(subparsers):
@@ -29,19 +32,29 @@ def register(subparsers):
 
 
 def run(args):
-    """Validates the config, runs the job, prints the results; returns 0."""
+    """Validates the config, runs the job, prints the results; returns 0.
+
+    An interrupted or crashed run keeps `OUTPUT.partial/` and says how to
+    resume it; bad input removes it (resuming would fail the same way).
+    """
     from kd_keras.config import load_config
 
     cfg = load_config(args.config, overrides={"output": args.output})
-    output = os.path.abspath(cfg["output"])
-    if args.resume and not os.path.isdir(f"{output}.partial"):
-        raise FileNotFoundError(
-            f"--resume: no interrupted run to resume at {output}.partial")
+    output = os.path.abspath(cfg.output)
 
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.report import results_table
 
-    results = run_distill(cfg, output=output, resume=args.resume)
+    try:
+        results = run_distill(cfg, output=output, resume=args.resume)
+    except (KdKerasError, SystemExit):
+        raise
+    except BaseException:
+        if os.path.isdir(f"{output}.partial"):
+            print(f"kd-keras distill: the unfinished run is kept in {output}.partial; "
+                  f"continue it with: kd-keras distill {args.config} --resume"
+                  + (f" --output {args.output}" if args.output else ""), file=sys.stderr)
+        raise
     print(results_table(summary_rows(results)))
     print(f"results: {os.path.join(output, 'results.json')}")
     return 0

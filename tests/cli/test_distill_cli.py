@@ -75,3 +75,70 @@ def test_help_describes_options(capsys):
         main(["distill", "--help"])
     text = capsys.readouterr().out
     assert "--resume" in text and "--output" in text and "CONFIG.yaml" in text
+
+
+@pytest.mark.parametrize("error", ["ConfigError", "DataError", "UsageError", "MissingFileError",
+                                   "MissingDependencyError", "VerificationError"])
+def test_each_project_error_is_one_line_exit_2(error, tmp_path, teacher_path, monkeypatch,
+                                               capsys):
+    import kd_keras.errors
+    import kd_keras.pipeline
+
+    def fail(*args, **kwargs):
+        raise getattr(kd_keras.errors, error)(f"some.key: bad value\nsecond line ({error})")
+
+    monkeypatch.setattr(kd_keras.pipeline, "run_distill", fail)
+    config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(tmp_path / "o"))
+    assert main(["distill", config]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["kd-keras distill: error: some.key: bad value"]
+
+
+_BUG = """
+import sys
+import kd_keras.pipeline
+def boom(*args, **kwargs):
+    raise RuntimeError("an internal bug")
+kd_keras.pipeline.run_distill = boom
+from kd_keras.cli import main
+sys.exit(main(["distill", sys.argv[1]]))
+"""
+
+
+def test_an_unexpected_exception_keeps_its_traceback(tmp_path, teacher_path):
+    config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(tmp_path / "o"))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", _BUG, config], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path))
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "RuntimeError: an internal bug" in proc.stderr
+    # A TensorFlow/Keras ValueError is a bug too, not a one-line user error.
+    import kd_keras.pipeline
+
+    def keras_value_error(*args, **kwargs):
+        raise ValueError("Input 0 of layer 'dense' is incompatible")
+
+    original = kd_keras.pipeline.run_distill
+    kd_keras.pipeline.run_distill = keras_value_error
+    try:
+        with pytest.raises(ValueError, match="incompatible"):
+            main(["distill", config])
+    finally:
+        kd_keras.pipeline.run_distill = original
+
+
+def test_output_that_kd_keras_did_not_write_is_never_touched(tmp_path, teacher_path, capsys):
+    users = tmp_path / "users_folder"
+    users.mkdir()
+    (users / "precious.txt").write_text("keep me")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me too")
+    config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(users))
+    for target in (users, a_file, tmp_path):
+        assert main(["distill", config, "--output", str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "kd_keras did not write" in err[0] and str(target) in err[0]
+    assert (users / "precious.txt").read_text() == "keep me"
+    assert a_file.read_text() == "keep me too"
+    assert not os.path.exists(str(users) + ".partial")

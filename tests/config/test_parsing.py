@@ -5,6 +5,7 @@ import pytest
 from kd_keras.config import ConfigError
 from kd_keras.config import load_config
 from kd_keras.config import validate_config
+from kd_keras.errors import MissingFileError
 
 BASE = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
 
@@ -17,9 +18,20 @@ def _with(section, **values):
 
 def test_defaults_filled_and_student_length_follows_teacher():
     cfg = validate_config(_with("teacher", sequence_length=32))
-    assert cfg["distill"]["epochs"] == 5 and cfg["distill"]["alpha"] == 0.1
-    assert cfg["student"]["sequence_length"] == 32
-    assert cfg["export"]["formats"] == ["saved_model", "tflite", "onnx"]
+    assert cfg.distill.epochs == 5 and cfg.distill.alpha == 0.1
+    assert cfg.student_sequence_length == 32
+    assert cfg.export.formats == ("saved_model", "tflite", "onnx")
+
+
+def test_config_objects_are_frozen_and_round_trip():
+    import dataclasses
+
+    from kd_keras.config import to_dict
+
+    cfg = validate_config(_with("distill", epochs=7))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.distill.epochs = 3
+    assert validate_config(to_dict(cfg)) == cfg
 
 
 @pytest.mark.parametrize(
@@ -39,6 +51,10 @@ def test_defaults_filled_and_student_length_follows_teacher():
         ("data", {"split": [0.5, 0.5]}, "data.split"),
         ("export", {"quantization": ["int4"]}, "export.quantization"),
         ("distribute", {"strategy": "tpu"}, "distribute.strategy"),
+        ("distill", {"learning_rate": float("inf")}, "distill.learning_rate"),
+        ("distill", {"learning_rate": float("nan")}, "distill.learning_rate"),
+        ("export", {"formats": ["onnx", "onnx"]}, "export.formats"),
+        ("student", {"options": {"bad key": 1}}, "student.options"),
         ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
         ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
         ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),
@@ -71,26 +87,57 @@ def test_top_level_and_source_errors():
 
 def test_export_and_early_stopping_switches():
     cfg = validate_config(dict(BASE, export=False, distill={"early_stopping": True}))
-    assert cfg["export"] is None
-    assert cfg["distill"]["early_stopping"] == {"patience": 2}
+    assert cfg.export is None
+    assert cfg.distill.early_stopping.patience == 2
 
 
 def test_load_config_resolves_paths_and_reports_yaml_errors(tmp_path):
     (tmp_path / "train.tsv").write_text("a\tb\n")
     good = tmp_path / "good.yaml"
     good.write_text("data: {train: train.tsv}\nteacher: {model: t.keras}\n")
-    with pytest.raises(FileNotFoundError, match="teacher.model: file not found: .*t.keras"):
+    with pytest.raises(MissingFileError, match="teacher.model: file not found: .*t.keras"):
         load_config(str(good))
     (tmp_path / "t.keras").write_text("")
     cfg = load_config(str(good), overrides={"output": "elsewhere"})
-    assert cfg["data"]["train"] == os.path.join(str(tmp_path), "train.tsv")
-    assert cfg["output"] == "elsewhere"
+    assert cfg.data.train == os.path.join(str(tmp_path), "train.tsv")
+    assert cfg.output == "elsewhere"
     bad = tmp_path / "bad.yaml"
     bad.write_text("data:\n  train: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: cannot parse YAML \(line"):
         load_config(str(bad))
-    with pytest.raises(FileNotFoundError, match="config file not found"):
+    with pytest.raises(MissingFileError, match="missing.yaml: config file not found"):
         load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_yaml_aliases_and_huge_files_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+                    'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
+                    'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(str(bomb))
+    assert "aliases are not supported" in str(e.value) and len(str(e.value)) < 200
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(str(big))
+
+
+def test_a_bom_before_the_config_is_ignored(tmp_path):
+    (tmp_path / "t.keras").write_text("")
+    path = tmp_path / "bom.yaml"
+    path.write_bytes("\ufeffdata: {builtin: rt_polarity}\nteacher: {model: t.keras}\n".encode())
+    assert load_config(str(path)).data.builtin == "rt_polarity"
+
+
+def test_changed_keys_and_overrides():
+    from kd_keras.config import apply_overrides
+    from kd_keras.config import changed_keys
+    from kd_keras.config import to_dict
+
+    a = validate_config(BASE)
+    b = validate_config(apply_overrides(BASE, {"distill.alpha": 0.5, "teacher.fine_tune.epochs": 1}))
+    assert changed_keys(to_dict(a), to_dict(b)) == ["distill.alpha", "teacher.fine_tune.epochs"]
 
 
 def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
@@ -107,10 +154,10 @@ def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
     assert {k for k in demo if demo[k] != agnews.get(k)} == {"data", "output"}
     validate_config(demo)
     cfg = validate_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
-    assert os.path.isfile(cfg["data"]["train"]) and os.path.isfile(cfg["data"]["test"])
+    assert cfg.data.builtin == "ag_news"
     with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
         augmented = yaml.safe_load(f)
     assert {k for k in demo if demo[k] != augmented.get(k)} == {"distill", "output"}
     assert {k for k in demo["distill"]
             if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
-    assert validate_config(augmented)["distill"]["augment"]["replace_prob"] == 0.3
+    assert validate_config(augmented).distill.augment.replace_prob == 0.3

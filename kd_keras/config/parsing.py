@@ -1,0 +1,397 @@
+"""YAML -> `RunConfig`: parsing, validation and path resolution.
+
+`parse_config(mapping)` builds the typed objects of
+`kd_keras.config.schema` (an unknown key is an error that lists the known
+ones), `validate` checks every value and raises `ConfigError` with a
+one-line message naming the key, e.g.
+`distill.epochs: must be a non-negative integer, got -1`. Validators only
+validate: defaults live in the schema.
+
+Relative input paths (data files, `teacher.model`, `teacher.backbone`,
+`student.vocabulary`, `distill.cache_dir`) are resolved against the config
+file's folder; `output` is relative to the current directory.
+"""
+
+import dataclasses
+import math
+import os
+
+import yaml
+
+from kd_keras.config import schema
+from kd_keras.errors import ConfigError
+from kd_keras.errors import MissingFileError
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check(cond, key, what, value):
+    if not cond:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ConfigError(f"{key}: must be {what}, got {shown}")
+
+
+def _build(cls, given, path):
+    """`cls` from a mapping, recursively; unknown keys are errors."""
+    key = ".".join(path) or "config"
+    if not isinstance(given, dict):
+        _check(False, key, "a mapping", given)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for name, value in given.items():
+        here = path + (str(name),)
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{'.'.join(here)}: unknown key (known: {known})")
+        meta = fields[name].metadata
+        section = meta.get("section")
+        if section is not None:
+            if meta.get("optional") and value in (None, False):
+                values[name] = None
+            elif value is True and meta.get("optional"):
+                values[name] = section()
+            else:
+                values[name] = _build(section, {} if value is None else value, here)
+        elif meta.get("free_form"):
+            _check(isinstance(value, dict), ".".join(here), "a mapping", value)
+            values[name] = dict(value)
+        elif isinstance(value, list):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def parse_config(raw, base_dir="."):
+    """Builds and validates a `RunConfig` from a parsed YAML mapping.
+
+    Args:
+        raw: the mapping (`None` gives the defaults, which lack data).
+        base_dir: folder that relative input paths are resolved against.
+
+    Returns:
+        A validated `RunConfig`, paths resolved.
+
+    Raises:
+        ConfigError: naming the first bad key.
+
+    Example:
+
+    >>> cfg = parse_config({"data": {"builtin": "rt_polarity"},
+    ...                     "teacher": {"backbone": "minilm"}})
+    >>> cfg.distill.epochs, cfg.student.architecture
+    (5, 'text_cnn')
+    >>> parse_config({"distill": {"epochs": -1}})
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.ConfigError: distill.epochs: must be a non-negative integer, got -1
+    """
+    cfg = _build(schema.RunConfig, {} if raw is None else raw, ())
+    validate(cfg)
+    return _resolve_paths(cfg, base_dir)
+
+
+def validate(cfg):
+    """Checks every value of a `RunConfig`; raises `ConfigError`."""
+    _validate_distill(cfg.distill)
+    _validate_data(cfg.data)
+    _validate_teacher(cfg.teacher)
+    _validate_student(cfg.student)
+    _validate_export(cfg.export)
+    _check(cfg.distill.augment.replace_prob == 0 or cfg.teacher.backbone,
+           "distill.augment.replace_prob",
+           "0 unless teacher.backbone is set (its word embeddings give the neighbours)",
+           cfg.distill.augment.replace_prob)
+    from kd_keras.distribute import STRATEGIES
+
+    _check(cfg.distribute.strategy in STRATEGIES, "distribute.strategy",
+           f"one of {', '.join(STRATEGIES)}", cfg.distribute.strategy)
+    _check(isinstance(cfg.output, str) and cfg.output.strip(), "output", "a folder path",
+           cfg.output)
+    _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", "a non-negative integer", cfg.seed)
+    _check(cfg.verbose in (0, 1, 2) and not isinstance(cfg.verbose, bool), "verbose",
+           "0, 1 or 2", cfg.verbose)
+
+
+def _validate_data(d):
+    from kd_keras.data import BUILTIN_DATASETS
+    from kd_keras.data import FORMATS
+
+    if (d.builtin is None) == (d.train is None):
+        raise ConfigError(
+            "data: give exactly one of `train` (a file) or `builtin` "
+            f"({', '.join(BUILTIN_DATASETS)})")
+    if d.builtin is not None:
+        _check(d.builtin in BUILTIN_DATASETS, "data.builtin",
+               f"one of {', '.join(BUILTIN_DATASETS)}", d.builtin)
+    for key in ("train", "validation", "test"):
+        value = getattr(d, key)
+        _check(value is None or (isinstance(value, str) and value), f"data.{key}",
+               "a file path", value)
+    _check(d.format in (None, *FORMATS), "data.format", f"one of {', '.join(FORMATS)}",
+           d.format)
+    _check(isinstance(d.header, bool), "data.header", "true or false", d.header)
+    for key in ("text_column", "label_column"):
+        v = getattr(d, key)
+        _check((_is_int(v) and v >= 0) or (isinstance(v, str) and v), f"data.{key}",
+               "a column index (>= 0) or name", v)
+    if d.labels is not None:
+        _check(isinstance(d.labels, tuple) and len(d.labels) >= 2
+               and all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in d.labels)
+               and len(set(map(str, d.labels))) == len(d.labels),
+               "data.labels", "a list of at least 2 distinct class names", d.labels)
+    v = d.max_examples
+    _check(v is None or (_is_int(v) and v > 0), "data.max_examples",
+           "a positive integer or null", v)
+    s = d.split
+    _check(isinstance(s, tuple) and len(s) == 3 and all(_is_number(f) and f > 0 for f in s)
+           and abs(sum(s) - 1) < 1e-6, "data.split",
+           "three positive fractions summing to 1 (train, validation, test)", s)
+    f = d.labels_fraction
+    _check(_is_number(f) and 0 < f <= 1, "data.labels_fraction", "a number in (0, 1]", f)
+
+
+def _validate_teacher(t):
+    if (t.backbone is None) == (t.model is None):
+        raise ConfigError(
+            "teacher: give exactly one of `backbone` (a pretrained checkpoint to "
+            "fine-tune) or `model` (a ready teacher, e.g. teacher.keras)")
+    for key in ("backbone", "model"):
+        value = getattr(t, key)
+        _check(value is None or (isinstance(value, str) and value), f"teacher.{key}",
+               "a path or name", value)
+    v = t.sequence_length
+    _check(_is_int(v) and 4 <= v <= 512, "teacher.sequence_length",
+           "an integer in [4, 512]", v)
+    _check(t.pooling in (None, "mean", "cls", "pooled"), "teacher.pooling",
+           "one of mean, cls, pooled", t.pooling)
+    ft = t.fine_tune
+    _check(_is_int(ft.epochs) and ft.epochs >= 0, "teacher.fine_tune.epochs",
+           "a non-negative integer", ft.epochs)
+    _check(isinstance(ft.train_backbone, bool), "teacher.fine_tune.train_backbone",
+           "true or false", ft.train_backbone)
+    _check(ft.top_layers is None or (_is_int(ft.top_layers) and ft.top_layers >= 0),
+           "teacher.fine_tune.top_layers", "a non-negative integer or null", ft.top_layers)
+    _check(ft.learning_rate is None or (_is_number(ft.learning_rate) and ft.learning_rate > 0),
+           "teacher.fine_tune.learning_rate", "a positive number or null", ft.learning_rate)
+    _check(_is_int(ft.batch_size) and ft.batch_size > 0, "teacher.fine_tune.batch_size",
+           "a positive integer", ft.batch_size)
+
+
+def _validate_student(s):
+    from kd_keras.students import get_student
+
+    try:
+        get_student(s.architecture)
+    except ValueError as e:  # Already names student.architecture.
+        raise ConfigError(str(e)) from None
+    v = s.sequence_length
+    _check(v is None or (_is_int(v) and 4 <= v <= 4096), "student.sequence_length",
+           "an integer in [4, 4096] or null", v)
+    _check(s.vocabulary is None or (isinstance(s.vocabulary, str) and s.vocabulary),
+           "student.vocabulary", "a vocab.txt path", s.vocabulary)
+    for key, value in s.options.items():
+        _check(isinstance(key, str) and key.isidentifier(), "student.options",
+               "a mapping of builder argument names", key)
+        _check(not (isinstance(value, float) and not math.isfinite(value)),
+               f"student.options.{key}", "a finite value", value)
+
+
+def _validate_distill(d):
+    from kd_keras.losses import NAMES as DISTILLATION_LOSSES
+
+    _check(_is_int(d.epochs) and d.epochs >= 0, "distill.epochs", "a non-negative integer",
+           d.epochs)
+    _check(_is_int(d.batch_size) and d.batch_size > 0, "distill.batch_size",
+           "a positive integer", d.batch_size)
+    _check(_is_number(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
+           d.alpha)
+    _check(_is_number(d.temperature) and d.temperature > 0, "distill.temperature",
+           "a positive number", d.temperature)
+    _check(d.loss in DISTILLATION_LOSSES, "distill.loss",
+           f"one of {', '.join(DISTILLATION_LOSSES)}", d.loss)
+    _check(_is_number(d.learning_rate) and 0 < d.learning_rate <= 10, "distill.learning_rate",
+           "a positive number (at most 10)", d.learning_rate)
+    for key in ("cache_teacher", "baseline"):
+        _check(isinstance(getattr(d, key), bool), f"distill.{key}", "true or false",
+               getattr(d, key))
+    _check(d.cache_dir is None or (isinstance(d.cache_dir, str) and d.cache_dir),
+           "distill.cache_dir", "a folder path or null", d.cache_dir)
+    a = d.augment
+    _check(_is_int(a.copies) and 0 <= a.copies <= 100, "distill.augment.copies",
+           "an integer in [0, 100]", a.copies)
+    for key in ("word_dropout", "ngram_prob", "replace_prob"):
+        v = getattr(a, key)
+        _check(_is_number(v) and 0 <= v < 1, f"distill.augment.{key}", "a number in [0, 1)", v)
+    _check(_is_int(a.max_ngram) and a.max_ngram >= 1, "distill.augment.max_ngram",
+           "a positive integer", a.max_ngram)
+    es = d.early_stopping
+    if es is not None:
+        _check(_is_int(es.patience) and es.patience >= 0, "distill.early_stopping.patience",
+               "a non-negative integer", es.patience)
+
+
+def _validate_export(e):
+    if e is None:
+        return
+    from kd_keras.export import FORMATS
+    from kd_keras.export import QUANTIZATIONS
+
+    for key, allowed in (("formats", FORMATS), ("quantization", QUANTIZATIONS)):
+        v = getattr(e, key)
+        _check(isinstance(v, tuple) and v and all(x in allowed for x in v)
+               and len(set(v)) == len(v), f"export.{key}",
+               f"a non-empty list of distinct values among {', '.join(allowed)}", v)
+
+
+def _resolve(path, base):
+    if path is None or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _resolve_paths(cfg, base_dir):
+    from kd_keras.teachers import MINILM_NAMES
+
+    data = dataclasses.replace(cfg.data, **{
+        k: _resolve(getattr(cfg.data, k), base_dir) for k in ("train", "validation", "test")})
+    backbone = cfg.teacher.backbone
+    if backbone is not None and backbone.lower() not in MINILM_NAMES:
+        local = _resolve(backbone, base_dir)
+        backbone = local if os.path.exists(local) else backbone
+    teacher = dataclasses.replace(cfg.teacher, backbone=backbone,
+                                  model=_resolve(cfg.teacher.model, base_dir))
+    student = dataclasses.replace(cfg.student,
+                                  vocabulary=_resolve(cfg.student.vocabulary, base_dir))
+    distill = dataclasses.replace(cfg.distill,
+                                  cache_dir=_resolve(cfg.distill.cache_dir, base_dir))
+    return dataclasses.replace(cfg, data=data, teacher=teacher, student=student,
+                               distill=distill)
+
+
+def check_files(cfg):
+    """Checks that every input file the config names exists.
+
+    Raises:
+        MissingFileError: naming the config key and the path.
+    """
+    checks = [(f"data.{k}", getattr(cfg.data, k)) for k in ("train", "validation", "test")]
+    checks += [("teacher.model", cfg.teacher.model),
+               ("student.vocabulary", cfg.student.vocabulary)]
+    for key, path in checks:
+        if path is not None and not os.path.exists(path):
+            raise MissingFileError(f"{key}: file not found: {path}")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses anchors and aliases: a config has no use
+    for them, and nested aliases blow a small file up exponentially."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases are not supported (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path):
+    """Parses a YAML config file safely (no aliases, at most 1 MiB).
+
+    Raises:
+        MissingFileError: the file does not exist.
+        ConfigError: naming the file (and line) when it cannot be parsed.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: config file not found")
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            raw = yaml.load(f, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0] or "invalid YAML"
+        raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a YAML mapping, got {type(raw).__name__}")
+    return dict(raw or {})
+
+
+def load_config(path, overrides=None):
+    """Reads, validates and completes a YAML config file.
+
+    Args:
+        path: the YAML file.
+        overrides: optional dotted keys replacing the file's values, e.g.
+            `{"output": "elsewhere", "distill.epochs": 2}` (`None` values
+            are ignored).
+
+    Returns:
+        A validated `RunConfig`.
+
+    Raises:
+        MissingFileError: the config or an input file is missing.
+        ConfigError: unparsable YAML (naming the file and line) or a bad key.
+    """
+    raw = apply_overrides(read_yaml(path), overrides)
+    cfg = parse_config(raw, base_dir=os.path.dirname(os.path.abspath(path)))
+    check_files(cfg)
+    return cfg
+
+
+def apply_overrides(raw, overrides):
+    """A copy of a raw config mapping with dotted keys set.
+
+    Example:
+
+    >>> apply_overrides({"distill": {"epochs": 5}}, {"distill.epochs": 2, "seed": None})
+    {'distill': {'epochs': 2}}
+    """
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def changed_keys(old, new, prefix=""):
+    """The dotted keys whose values differ between two plain config dicts.
+
+    Example:
+
+    >>> changed_keys({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 4}, "d": 5})
+    ['a.c', 'd']
+    """
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys

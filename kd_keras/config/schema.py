@@ -1,0 +1,179 @@
+"""The `kd-keras distill` configuration as typed, frozen objects.
+
+Every key of the YAML file is a field here, and its default is declared here
+and nowhere else. `kd_keras.config.parsing` turns a parsed YAML mapping into
+a `RunConfig` and validates it; the pipeline stages read these objects, never
+string-keyed dicts.
+
+Example:
+
+>>> cfg = RunConfig()
+>>> cfg.distill.epochs, cfg.student.architecture, cfg.export.formats
+(5, 'text_cnn', ('saved_model', 'tflite', 'onnx'))
+>>> cfg.student_sequence_length  # the teacher's when the student sets none
+64
+"""
+
+import dataclasses
+from typing import Optional
+
+from kd_keras.export.formats import FORMATS
+
+
+def _section(cls, optional=False):
+    """A nested section field (`optional`: it may be `null` to switch it off)."""
+    return dataclasses.field(default_factory=cls,
+                             metadata={"section": cls, "optional": optional})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """`data:` where the labelled texts come from and how they are split."""
+
+    builtin: Optional[str] = None
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    format: Optional[str] = None
+    header: bool = False
+    text_column: object = 0
+    label_column: object = 1
+    labels: Optional[tuple] = None
+    max_examples: Optional[int] = None
+    split: tuple = (0.8, 0.1, 0.1)
+    labels_fraction: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneConfig:
+    """`teacher.fine_tune:` how a pretrained backbone is adapted to the task.
+
+    `train_backbone: false` fits an exact head on frozen features;
+    `train_backbone: true` with `top_layers: N` fine-tunes the top N blocks
+    and the head; with `top_layers: null` the whole backbone trains.
+    """
+
+    epochs: int = 3
+    train_backbone: bool = False
+    top_layers: Optional[int] = None
+    learning_rate: Optional[float] = None
+    batch_size: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    """`teacher:` a pretrained `backbone` to adapt, or a ready `model`."""
+
+    backbone: Optional[str] = None
+    model: Optional[str] = None
+    sequence_length: int = 64
+    pooling: Optional[str] = None
+    fine_tune: FineTuneConfig = _section(FineTuneConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+    """`student:` a built-in architecture or `package.module:function`.
+
+    `options` are the builder's keyword arguments (a read-only mapping).
+    """
+
+    architecture: str = "text_cnn"
+    sequence_length: Optional[int] = None
+    vocabulary: Optional[str] = None
+    options: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """`distill.augment:` unlabeled perturbed copies of the training texts."""
+
+    copies: int = 0
+    word_dropout: float = 0.1
+    ngram_prob: float = 0.25
+    max_ngram: int = 5
+    replace_prob: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """`distill.early_stopping:` stop when validation accuracy stalls."""
+
+    patience: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """`distill:` the student's training, distilled and baseline alike."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    alpha: float = 0.1
+    temperature: float = 3.0
+    loss: str = "soft_target_kl"
+    learning_rate: float = 1e-3
+    cache_teacher: bool = True
+    cache_dir: Optional[str] = None
+    baseline: bool = False
+    early_stopping: Optional[EarlyStoppingConfig] = dataclasses.field(
+        default=None, metadata={"section": EarlyStoppingConfig, "optional": True})
+    augment: AugmentConfig = _section(AugmentConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """`export:` the artifacts to write and verify (`null` skips export)."""
+
+    formats: tuple = FORMATS
+    quantization: tuple = ("none", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributeConfig:
+    """`distribute:` the `tf.distribute` strategy of the trainings."""
+
+    strategy: str = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A whole `kd-keras distill` run."""
+
+    data: DataConfig = _section(DataConfig)
+    teacher: TeacherConfig = _section(TeacherConfig)
+    student: StudentConfig = _section(StudentConfig)
+    distill: DistillConfig = _section(DistillConfig)
+    export: Optional[ExportConfig] = _section(ExportConfig, optional=True)
+    distribute: DistributeConfig = _section(DistributeConfig)
+    output: str = "runs/my_run"
+    seed: int = 0
+    verbose: int = 1
+
+    @property
+    def student_sequence_length(self):
+        """The student's sequence length (the teacher's unless set)."""
+        return self.student.sequence_length or self.teacher.sequence_length
+
+    def replace(self, **changes):
+        """A copy with top-level fields replaced (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+
+def to_dict(config):
+    """A config object as plain JSON-ready Python values (tuples as lists).
+
+    Example:
+
+    >>> to_dict(EarlyStoppingConfig(patience=3))
+    {'patience': 3}
+    """
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    return plain(config)

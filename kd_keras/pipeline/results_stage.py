@@ -1,0 +1,69 @@
+"""Stage 7, results: `results.json`, `history.json` and the training curves.
+
+Accuracies are measured on the test split. `results.json` has the shape of
+the public contract (`labels`, `teacher`, `student`,
+`student_without_distillation`, `export`) plus `details`.
+"""
+
+import os
+
+from kd_keras.pipeline import report
+from kd_keras.pipeline.teacher_stage import teacher_inputs
+from kd_keras.pipeline.training_stage import accuracy
+from kd_keras.pipeline.training_stage import logits_accuracy
+from kd_keras.pipeline.workdir import write_json
+
+
+def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, export_report,
+                  run):
+    """Stage 7: computes the results and writes them into `OUTPUT.partial/`.
+
+    Args:
+        cfg: the `RunConfig`.
+        data: the `PreparedData`.
+        teacher: the `TeacherState`.
+        teacher_logits: dict split -> the teacher's logits.
+        distilled: the distilled `TrainedStudent`.
+        baseline: the baseline `TrainedStudent`, or `None`.
+        export_report: the export report, or `None`.
+        run: the `RunDir`.
+
+    Returns:
+        The `results.json` content (paths as they are once published).
+    """
+    test_x, test_y = data.ids["test"], data.labels["test"]
+    student = distilled.model
+    results = {
+        "labels": [str(name) for name in data.dataset.label_names],
+        "teacher": {"accuracy": logits_accuracy(teacher_logits["test"], test_y),
+                    "params": teacher.params},
+        "student": {"accuracy": accuracy(student, test_x, test_y),
+                    "params": int(student.count_params())},
+    }
+    if teacher.model is not None:
+        example = teacher_inputs(teacher, data, "test")[:1]
+        results["teacher"]["latency_ms_p50"] = report.keras_latency_ms(teacher.model, example)
+    if baseline is not None:
+        results["student_without_distillation"] = {
+            "accuracy": accuracy(baseline.model, test_x, test_y),
+            "params": int(baseline.model.count_params())}
+    results["export"] = (os.path.join(run.output, "export", "report.json")
+                         if export_report else None)
+    results["details"] = {
+        "teacher_route": teacher.route,
+        "architecture": cfg.student.architecture,
+        "sequence_length": cfg.student_sequence_length,
+        "splits": data.dataset.sizes(),
+        "labeled_train_examples": int((data.labels["train"] >= 0).sum()),
+        "epochs_run": {"distill": len(distilled.history.get("loss", [])),
+                       "baseline": len(baseline.history.get("loss", [])) if baseline else 0},
+        "seed": cfg.seed,
+    }
+    if export_report:
+        results["details"]["artifacts"] = report.artifact_summary(export_report)
+    baseline_history = baseline.history if baseline else None
+    report.plot_curves(distilled.history, baseline_history, run.file("training_curves.png"))
+    write_json(run.file("history.json"),
+               {"distill": distilled.history, "baseline": baseline_history})
+    write_json(run.file("results.json"), results)
+    return results

@@ -1,0 +1,310 @@
+"""Stages 4 and 5: the distilled student and the baseline, one training path.
+
+`train_student(cfg, data, run, kind)` trains the configured student either
+with the teacher's logits (`kind="distill"`, through `kd_keras.Distiller`)
+or on the labeled examples alone (`kind="baseline"`, the same student, the
+same budget). Both resume from their last finished epoch, and a resumed run
+ends with exactly the weights and history of an uninterrupted one:
+
+- weights and optimizer state come back through `keras.callbacks.
+  BackupAndRestore`;
+- every epoch's randomness is a function of the epoch (`EpochCounter`):
+  the shuffle order of epoch `e` is `stateless_shuffle(seed=[seed, e])`,
+  and dropout generators are re-seeded from `(their seed, e)`;
+- `EpochLog` keeps every epoch's logs in `OUTPUT.partial/`, so the history
+  and the curves cover the epochs of both runs;
+- `ResumableEarlyStopping` keeps its counters and best weights there too.
+"""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import kd_keras
+from kd_keras.distiller import LABELS_KEY
+from kd_keras.distiller import TEACHER_LOGITS_KEY
+from kd_keras.errors import ConfigError
+from kd_keras.pipeline.workdir import read_json
+from kd_keras.pipeline.workdir import write_json
+
+ACCURACY = "sparse_categorical_accuracy"
+KINDS = ("distill", "baseline")
+SAVED_NAMES = {"distill": "student.keras", "baseline": "student_without_distillation.keras"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedStudent:
+    """A trained student and its history (every epoch, across resumes)."""
+
+    model: keras.Model
+    history: dict
+
+
+def _seed_generators(model):
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        yield from getattr(layer, "_seed_generators", [])
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Makes an epoch's randomness a function of the epoch number: writes the
+    epoch into the variable the input pipeline's shuffle reads, and re-seeds
+    the model's seed generators (dropout) from `(their seed, epoch)`."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+        for generator in _seed_generators(self.model):
+            state = np.asarray(keras.ops.convert_to_numpy(generator.state.value))
+            generator.state.assign(np.array([state[0], epoch * 2**20], dtype=state.dtype))
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Keeps every epoch's logs in a JSON file that survives a resume.
+
+    On a resumed `fit`, the first epoch tells how many epochs the restored
+    weights have seen; logs of later epochs (an epoch that ran but whose
+    backup was not written) are dropped before training continues.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.history = {}
+        self._first = True
+
+    def on_train_begin(self, logs=None):
+        self.history = read_json(self.path) if os.path.isfile(self.path) else {}
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first:
+            self._first = False
+            self.history = {k: v[:epoch] for k, v in self.history.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        write_json(self.path, self.history)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` whose counters and best weights survive a resume.
+
+    Args:
+        state_dir: a folder for its per-epoch state and best weights.
+        **kwargs: `keras.callbacks.EarlyStopping` arguments.
+    """
+
+    def __init__(self, state_dir, **kwargs):
+        super().__init__(**kwargs)
+        self.state_dir = state_dir
+        self._states = []
+        self._first = True
+
+    def _state_file(self):
+        return os.path.join(self.state_dir, "early_stopping.json")
+
+    def _weights_file(self, epoch):
+        return os.path.join(self.state_dir, f"best-{epoch}.npz")
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self._states = read_json(self._state_file()) if os.path.isfile(self._state_file()) else []
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._first:
+            return
+        self._first = False
+        self._states = self._states[:epoch]
+        if epoch and len(self._states) == epoch:
+            state = self._states[-1]
+            self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+            if state["has_weights"]:
+                with np.load(self._weights_file(self.best_epoch)) as f:
+                    self.best_weights = [f[f"w{i}"] for i in range(len(f.files))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        has_weights = self.best_weights is not None
+        if has_weights and self.best_epoch == epoch:
+            path = self._weights_file(epoch)
+            with open(f"{path}.tmp", "wb") as f:
+                np.savez(f, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            os.replace(f"{path}.tmp", path)
+        best = None if self.best is None else float(self.best)
+        self._states.append({"wait": self.wait, "best": best, "best_epoch": self.best_epoch,
+                             "has_weights": has_weights,
+                             "stopped": bool(self.model.stop_training)})
+        write_json(self._state_file(), self._states)
+
+    @staticmethod
+    def stopped_weights(state_dir):
+        """The final weights of a training that stopped early but was
+        interrupted before it could finish, else `None`."""
+        path = os.path.join(state_dir, "early_stopping.json")
+        states = read_json(path) if os.path.isfile(path) else []
+        if not states or not states[-1]["stopped"] or not states[-1]["has_weights"]:
+            return None
+        best = os.path.join(state_dir, f"best-{states[-1]['best_epoch']}.npz")
+        with np.load(best) as f:
+            return [f[f"w{i}"] for i in range(len(f.files))]
+
+
+def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable):
+    """Batches of `(x, targets)` in an order that depends only on
+    `(seed, epoch)`.
+
+    Args:
+        x: an array of inputs.
+        targets: an array or a dict of arrays (one row per example).
+        batch_size: the global batch size.
+        seed: the shuffle seed.
+        epoch_variable: an int64 `tf.Variable` holding the epoch.
+
+    Returns:
+        A `tf.data.Dataset`.
+    """
+    n = len(x)
+    x = tf.constant(x)
+    targets = tf.nest.map_structure(tf.constant, targets)
+
+    def order(_):
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch_variable, tf.int64)])
+        return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+
+    def gather(idx):
+        return tf.gather(x, idx), tf.nest.map_structure(lambda t: tf.gather(t, idx), targets)
+
+    ds = tf.data.Dataset.range(1).map(order).unbatch().batch(batch_size).map(gather)
+    return ds.prefetch(2)
+
+
+def build_student(cfg, num_classes, vocab_size):
+    """Builds the configured student for token-id inputs.
+
+    Raises:
+        ConfigError: an image student, or builder options it does not take.
+    """
+    s = cfg.student
+    if s.architecture == "small_cnn":
+        raise ConfigError(
+            "student.architecture: small_cnn is an image model; use text_cnn, "
+            "bigru, tiny_bert or mlp for text data")
+    builder = kd_keras.students.get_student(s.architecture)
+    return builder(num_classes, vocab_size=vocab_size,
+                   sequence_length=cfg.student_sequence_length, **s.options)
+
+
+def _compiled(cfg, kind, num_classes, vocab_size):
+    d = cfg.distill
+    student = build_student(cfg, num_classes, vocab_size)
+    optimizer = keras.optimizers.Adam(d.learning_rate)
+    if kind == "baseline":
+        student.compile(optimizer=optimizer, metrics=[ACCURACY],
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return student
+    distiller = kd_keras.Distiller(teacher=None, student=student)
+    distiller.compile(optimizer=optimizer, metrics=[ACCURACY], alpha=d.alpha,
+                      temperature=d.temperature, distillation_loss_fn=d.loss)
+    return distiller
+
+
+def _early_stopping_dir(run, kind):
+    return run.file("backup", f"{kind}-early-stopping")
+
+
+def _callbacks(cfg, run, kind, epoch, has_validation, extra):
+    es = cfg.distill.early_stopping
+    callbacks = [EpochCounter(epoch), EpochLog(run.file(f"history-{kind}.json")),
+                 keras.callbacks.TensorBoard(run.file("logs", kind))]
+    if es is not None and has_validation:
+        callbacks.append(ResumableEarlyStopping(
+            _early_stopping_dir(run, kind), monitor=f"val_{ACCURACY}",
+            mode="max", patience=es.patience, restore_best_weights=True))
+    callbacks.append(keras.callbacks.BackupAndRestore(run.file("backup", kind)))
+    return callbacks + list(extra or [])
+
+
+def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
+                  extra_callbacks=None):
+    """Stage 4 (`kind="distill"`) or 5 (`kind="baseline"`).
+
+    Args:
+        cfg: the `RunConfig`.
+        data: the `PreparedData`.
+        run: the `RunDir` (checkpoints, history; the student is saved there).
+        kind: `"distill"` (labels plus `teacher_logits`) or `"baseline"`
+            (the labeled examples alone).
+        teacher_logits: dict split -> logits, for `"distill"`.
+        strategy: a `tf.distribute.Strategy` (default: the current one).
+        extra_callbacks: Keras callbacks added to the fit.
+
+    Returns:
+        A `TrainedStudent`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
+    saved, log = run.file(SAVED_NAMES[kind]), run.file(f"history-{kind}.json")
+    if run.done(kind) is not None:
+        return TrainedStudent(keras.saving.load_model(saved, safe_mode=True), read_json(log))
+    strategy = strategy or tf.distribute.get_strategy()
+    ids, labels = data.ids, data.labels
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        model = _compiled(cfg, kind, data.num_classes, data.vocab_size)
+        model(ids["train"][:1])  # BackupAndRestore needs a built model.
+    if kind == "distill":
+        keep = np.ones(len(labels["train"]), bool)
+        targets = {s: {LABELS_KEY: labels[s], TEACHER_LOGITS_KEY: teacher_logits[s]}
+                   for s in ("train", "validation")}
+    else:
+        keep = labels["train"] >= 0
+        targets = {s: labels[s] for s in ("train", "validation")}
+    train_targets = tf.nest.map_structure(lambda t: t[keep], targets["train"])
+    train = epoch_shuffled_dataset(ids["train"][keep], train_targets,
+                                   cfg.distill.batch_size, cfg.seed, epoch)
+    validation = tf.data.Dataset.from_tensor_slices(
+        (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
+    callbacks = _callbacks(cfg, run, kind, epoch, len(ids["validation"]) > 0,
+                           extra_callbacks)
+    stopped = ResumableEarlyStopping.stopped_weights(_early_stopping_dir(run, kind))
+    if stopped is not None:  # Stopped early, then interrupted before the end.
+        model.set_weights(stopped)
+    else:
+        model.fit(train, validation_data=validation, epochs=cfg.distill.epochs,
+                  callbacks=callbacks, verbose=cfg.verbose)
+    student = model.student if kind == "distill" else model
+    student.save(saved)
+    history = read_json(log) if os.path.isfile(log) else {}
+    run.finish(kind, {"epochs": len(history.get("loss", []))})
+    return TrainedStudent(student, history)
+
+
+def accuracy(model, x, y, batch_size=256):
+    """Top-1 accuracy of a logits model, computed with NumPy."""
+    if len(x) == 0:
+        return None
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
+
+
+def logits_accuracy(logits, y):
+    """Top-1 accuracy of precomputed logits.
+
+    Example:
+
+    >>> logits_accuracy(np.array([[0.1, 2.0], [3.0, 0.0]]), [1, 1])
+    0.5
+    """
+    if len(y) == 0:
+        return None
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))

@@ -1,0 +1,153 @@
+"""The working folder of a run, `OUTPUT.partial/`, and its publication.
+
+A run writes everything into `OUTPUT.partial/`. Each stage records its
+completion there (`stages.json`), with the config it ran under
+(`config.json`), so `--resume` skips finished stages and refuses a changed
+config. When the last stage is done, the folder is renamed to `OUTPUT`.
+
+kd_keras only deletes or replaces what it wrote itself: a folder is
+recognised as a kd_keras run by its marker file `MARKER`. An `OUTPUT` that
+exists without it (a user's folder, a file) is refused, never touched.
+"""
+
+import json
+import os
+import shutil
+import time
+
+from kd_keras.config import changed_keys
+from kd_keras.config import to_dict
+from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
+
+MARKER = ".kd_keras_run"
+STAGES_FILE = "stages.json"
+CONFIG_FILE = "config.json"
+# Keys that do not change what a run computes.
+_NOT_FINGERPRINTED = ("verbose", "output")
+
+
+def write_json(path, content):
+    """Writes JSON atomically (a temporary file, then a rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def is_run_folder(path):
+    """True when `path` is a folder that kd_keras wrote (it has the marker)."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MARKER))
+
+
+def _fingerprint(cfg):
+    content = to_dict(cfg)
+    for key in _NOT_FINGERPRINTED:
+        content.pop(key, None)
+    return content
+
+
+def check_output(output):
+    """Refuses an `OUTPUT` that kd_keras may not replace.
+
+    Raises:
+        UsageError: `output` is a file, or a folder that is not a kd_keras run.
+    """
+    if os.path.lexists(output) and not is_run_folder(output):
+        what = "a folder" if os.path.isdir(output) else "a file"
+        raise UsageError(
+            f"output: {output} is {what} that kd_keras did not write (no {MARKER}); "
+            "choose a new path or remove it yourself")
+    parent = os.path.dirname(output) or "."
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"output: cannot write in {parent} (permission denied)")
+
+
+class RunDir:
+    """`OUTPUT.partial/`: stage records, config fingerprint, publication.
+
+    Args:
+        output: the final output folder (absolute).
+        cfg: the run's `RunConfig`.
+        resume: reuse an existing `OUTPUT.partial/` (same config only).
+
+    Example:
+
+    >>> import tempfile, kd_keras.config as c
+    >>> out = os.path.join(tempfile.mkdtemp(), "run")
+    >>> run = RunDir(out, c.RunConfig(), resume=False)
+    >>> run.done("data"), run.finish("data", {"n": 3}), run.done("data")
+    (None, None, {'n': 3})
+    >>> run.publish(); sorted(os.listdir(out))
+    ['.kd_keras_run', 'config.json', 'stages.json']
+    """
+
+    def __init__(self, output, cfg, resume=False):
+        self.output = output
+        self.path = f"{output}.partial"
+        check_output(output)
+        fingerprint = _fingerprint(cfg)
+        if os.path.lexists(self.path) and not is_run_folder(self.path):
+            raise UsageError(f"output: {self.path} exists and is not a kd_keras run; "
+                             "remove it yourself")
+        if resume:
+            if not is_run_folder(self.path):
+                raise UsageError(f"--resume: no interrupted run to resume at {self.path}")
+            self._check_same_config(fingerprint)
+        elif os.path.lexists(self.path):
+            shutil.rmtree(self.path)
+        os.makedirs(self.path, exist_ok=True)
+        write_json(os.path.join(self.path, MARKER), {"kd_keras_run": 1})
+        write_json(os.path.join(self.path, CONFIG_FILE), fingerprint)
+        stages = os.path.join(self.path, STAGES_FILE)
+        self._stages = read_json(stages) if resume and os.path.isfile(stages) else {}
+
+    def _check_same_config(self, fingerprint):
+        try:
+            old = read_json(os.path.join(self.path, CONFIG_FILE))
+        except (OSError, ValueError):
+            raise UsageError(f"--resume: {self.path}/{CONFIG_FILE} is missing or damaged; "
+                             "run without --resume to start over") from None
+        changed = changed_keys(old, fingerprint)
+        if changed:
+            raise ConfigError(
+                f"--resume: the config changed since the interrupted run ({', '.join(changed)}); "
+                "run without --resume to start over")
+
+    def file(self, *parts):
+        """A path inside `OUTPUT.partial/`."""
+        return os.path.join(self.path, *parts)
+
+    def done(self, stage):
+        """The record a finished stage left, or `None` when it has not run."""
+        return self._stages.get(stage)
+
+    def finish(self, stage, record=None):
+        """Records that `stage` finished (with an optional JSON record)."""
+        self._stages[stage] = record if record is not None else {}
+        write_json(self.file(STAGES_FILE), self._stages)
+
+    def publish(self):
+        """Renames `OUTPUT.partial/` to `OUTPUT`, replacing an earlier run.
+
+        An earlier run at `OUTPUT` is first renamed aside, then deleted once
+        the new one is in place; anything else at `OUTPUT` is refused.
+        """
+        check_output(self.output)
+        old = None
+        if os.path.lexists(self.output):
+            old = f"{self.output}.old-{os.getpid()}-{int(time.time())}"
+            os.replace(self.output, old)
+        os.replace(self.path, self.output)
+        if old is not None and is_run_folder(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self):
+        """Removes `OUTPUT.partial/` (a failed run that cannot be resumed)."""
+        if is_run_folder(self.path):
+            shutil.rmtree(self.path, ignore_errors=True)

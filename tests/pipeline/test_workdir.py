@@ -1,0 +1,67 @@
+"""`OUTPUT.partial/`: stage records, config-bound resume, safe publication."""
+
+import os
+
+import pytest
+
+from kd_keras.config import parse_config
+from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
+from kd_keras.pipeline.workdir import MARKER
+from kd_keras.pipeline.workdir import RunDir
+
+CFG = parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}})
+
+
+def test_stages_are_recorded_and_survive_a_resume(tmp_path):
+    out = str(tmp_path / "run")
+    run = RunDir(out, CFG)
+    run.finish("data", {"digest": "abc"})
+    again = RunDir(out, CFG.replace(verbose=0), resume=True)  # verbose is not fingerprinted
+    assert again.done("data") == {"digest": "abc"} and again.done("distill") is None
+    fresh = RunDir(out, CFG)  # without --resume: start over
+    assert fresh.done("data") is None
+
+
+def test_resume_with_a_changed_config_names_the_keys(tmp_path):
+    out = str(tmp_path / "run")
+    RunDir(out, CFG).finish("data")
+    changed = parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+                            "distill": {"alpha": 0.5, "learning_rate": 0.01}})
+    with pytest.raises(ConfigError) as e:
+        RunDir(out, changed, resume=True)
+    assert "distill.alpha, distill.learning_rate" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UsageError, match="no interrupted run"):
+        RunDir(str(tmp_path / "other"), CFG, resume=True)
+
+
+def test_publish_replaces_an_earlier_run_only(tmp_path):
+    out = tmp_path / "run"
+    first = RunDir(str(out), CFG)
+    with open(first.file("results.json"), "w") as f:
+        f.write("1")
+    first.publish()
+    second = RunDir(str(out), CFG)
+    with open(second.file("results.json"), "w") as f:
+        f.write("2")
+    second.publish()
+    assert (out / "results.json").read_text() == "2" and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers
+
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "data.tsv").write_text("x")
+    with pytest.raises(UsageError, match="did not write"):
+        RunDir(str(users), CFG)
+    partial = tmp_path / "theirs.partial"
+    partial.mkdir()
+    (partial / "f").write_text("x")
+    with pytest.raises(UsageError, match="is not a kd_keras run"):
+        RunDir(str(tmp_path / "theirs"), CFG)
+    assert (partial / "f").read_text() == "x" and (users / "data.tsv").read_text() == "x"
+
+
+def test_discard_removes_only_a_kd_keras_partial_run(tmp_path):
+    run = RunDir(str(tmp_path / "run"), CFG)
+    run.discard()
+    assert not os.path.exists(run.path)
