@@ -1,7 +1,5 @@
 """`Distiller`: a `keras.Model` that trains a student to imitate a teacher."""
 
-import inspect
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -9,10 +7,13 @@ import tensorflow as tf
 from kd_keras import checks
 from kd_keras import losses as losses_module
 from kd_keras.distribute import workarounds
+from kd_keras.errors import UsageError
 
 LABELS_KEY = "labels"
 TEACHER_LOGITS_KEY = "teacher_logits"
-
+_TEACHER_SHAPE_ERROR = "kd_keras: teacher logits shape"
+_CACHE_HINT = ("cache its outputs with kd_keras.cache.cache_teacher_outputs "
+               "and pass teacher=None")
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -38,6 +39,9 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
     Under `tf.distribute` the counts are taken over the *global* batch, so one
     device and N replicas give the same loss, gradients and history.
 
+    The student's regularisation losses (`student.losses`) are added to
+    `loss` in training and in `evaluate` (hence `val_loss`), as Keras does.
+
     The teacher is frozen and always runs with `training=False`. `call()` is
     the student's forward pass. The teacher may be `None`: then every batch's
     targets must carry the teacher's logits, as a dict
@@ -45,8 +49,17 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
     `kd_keras.cache.TeacherCache.as_dataset` yields). Such a dict also
     overrides a teacher that is set.
 
+    A `kd_keras.teachers.Teacher` (what `kd_keras.teachers.load_teacher`
+    returns) is accepted too: one with `in_graph=True` runs its `model` in
+    the graph; any other (ONNX, `transformers`) runs through
+    `tf.numpy_function` in the process of each replica (one device,
+    `MirroredStrategy`, and each worker of `MultiWorkerMirroredStrategy`).
+    XLA (`jit_compile=True`), TPUs and parameter servers cannot call it:
+    there, cache its outputs first (`kd_keras.cache.cache_teacher_outputs`).
+
     Args:
-        teacher: a `keras.Model` (or layer) that outputs logits, or `None`.
+        teacher: a `keras.Model` (or layer) that outputs logits, a
+            `kd_keras.teachers.Teacher`, or `None`.
         student: a `keras.Model` that outputs logits.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
@@ -67,16 +80,11 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
     def __init__(self, teacher, student, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(student, keras.layers.Layer):
-            raise ValueError(
-                f"student must be a keras.Model, got {type(student).__name__}"
-            )
+            raise UsageError(
+                "student: expected a keras.Model, got "
+                f"{type(student).__name__}")
+        teacher = _teacher_layer(teacher, checks.output_classes(student))
         if teacher is not None:
-            if not isinstance(teacher, keras.layers.Layer):
-                raise ValueError(
-                    "teacher must be a keras.Model or None (use "
-                    "kd_keras.teachers / kd_keras.cache for other sources), "
-                    f"got {type(teacher).__name__}"
-                )
             teacher.trainable = False
         self.teacher = teacher
         self.student = student
@@ -118,6 +126,10 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             distillation_loss_fn: soft loss `fn(teacher_logits,
                 student_logits[, temperature])`, a `keras.losses.Loss`, or a
                 name from `kd_keras.losses.get`. Default: `soft_target_kl`.
+                A Keras loss of probabilities (`keras.losses.KLDivergence()`,
+                `CategoricalCrossentropy()`) gets the softened
+                probabilities and is scaled by `temperature**2`; see
+                `kd_keras.losses.per_example_fn` for every case.
             alpha: weight of the hard-label loss, in `[0, 1]`.
             temperature: softening temperature, `> 0`.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
@@ -125,26 +137,26 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 accepted: use the two loss arguments.
         """
         if kwargs.get("loss") is not None:
-            raise ValueError(
-                "Distiller.compile takes student_loss_fn and "
-                "distillation_loss_fn, not loss"
-            )
+            raise UsageError(
+                "loss: Distiller.compile takes student_loss_fn and "
+                "distillation_loss_fn instead")
         if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+            raise UsageError(f"alpha: must be in [0, 1], got {alpha!r}")
         if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+            raise UsageError(f"temperature: must be > 0, got {temperature!r}")
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
-        self._soft_takes_temperature = _takes_temperature(
-            self.distillation_loss_fn
-        )
+        self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)
         kwargs.pop("loss", None)
         if kwargs.pop("weighted_metrics", None):
-            raise ValueError(
-                "Distiller.compile does not take weighted_metrics: metrics are "
-                "computed on the labeled examples, unweighted")
+            raise UsageError(
+                "weighted_metrics: not taken by Distiller.compile (metrics "
+                "are computed on the labeled examples, unweighted)")
+        if isinstance(self.teacher, _NumpyTeacher):
+            kwargs["jit_compile"] = self.teacher.check_runs(
+                self.distribute_strategy, kwargs.get("jit_compile", "auto"))
         # Metrics go in as weighted metrics so that the labeled-example mask
         # can be passed as their sample weight.
         super().compile(optimizer=optimizer, weighted_metrics=metrics,
@@ -171,41 +183,35 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         return _per_example(values)
 
     def _per_example_soft(self, teacher_logits, student_logits):
-        fn = self.distillation_loss_fn
-        if isinstance(fn, losses_module.DistillationLoss):
-            values = fn.per_example(
-                teacher_logits, student_logits, self.temperature
-            )
-        elif isinstance(fn, keras.losses.Loss):
-            values = fn.call(teacher_logits, student_logits)
-        elif self._soft_takes_temperature:
-            values = fn(teacher_logits, student_logits,
-                        temperature=self.temperature)
-        else:
-            values = fn(teacher_logits, student_logits)
-        return _per_example(values)
+        return _per_example(self._soft_fn(
+            teacher_logits, student_logits, self.temperature))
+
+    def _regularization_share(self):
+        """This replica's share of the student's regularisation losses (as
+        Keras, which divides them by the number of replicas)."""
+        if not self.student.losses:
+            return 0.0
+        return tf.add_n(self.student.losses) / float(
+            tf.distribute.get_strategy().num_replicas_in_sync)
 
     def _split_targets(self, y):
         """Returns `(labels, teacher_logits or None)` from a batch's `y`."""
         if isinstance(y, dict):
             if LABELS_KEY not in y:
-                raise ValueError(
-                    f"Targets given as a dict need the key {LABELS_KEY!r} "
-                    f"(and optionally {TEACHER_LOGITS_KEY!r}); got keys "
-                    f"{sorted(y)}"
-                )
+                raise UsageError(
+                    f"y: targets given as a dict need the key {LABELS_KEY!r} "
+                    f"(and optionally {TEACHER_LOGITS_KEY!r}), got keys "
+                    f"{sorted(y)}")
             return y[LABELS_KEY], y.get(TEACHER_LOGITS_KEY)
         return y, None
 
     def _teacher_logits(self, x, y_teacher):
         if y_teacher is None:
             if self.teacher is None:
-                raise ValueError(
-                    "Distiller has no teacher, so each batch's targets must "
-                    f"be a dict {{'{LABELS_KEY}': ..., "
-                    f"'{TEACHER_LOGITS_KEY}': ...}} "
-                    "(see kd_keras.cache.TeacherCache.as_dataset)"
-                )
+                raise UsageError(
+                    "teacher: None, so each batch's targets must be a dict "
+                    f"{{'{LABELS_KEY}': ..., '{TEACHER_LOGITS_KEY}': ...}} "
+                    "(see kd_keras.cache.TeacherCache.as_dataset)")
             y_teacher = self.teacher(x, training=False)
         logits = tf.stop_gradient(tf.cast(y_teacher, "float32"))
         checks.check_static_classes(logits, self.num_classes, "teacher logits")
@@ -245,10 +251,8 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             loss, hard, soft = self._loss_shares(x, y, student_logits,
-                                            sample_weight)
-            if self.student.losses:  # Regularisation, shared by replicas.
-                loss += tf.add_n(self.student.losses) / float(
-                    tf.distribute.get_strategy().num_replicas_in_sync)
+                                                 sample_weight)
+            loss += self._regularization_share()
             scaled_loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
         gradients = tape.gradient(scaled_loss, weights)
@@ -265,6 +269,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         student_logits = self.student(x, training=False)
         loss, hard, soft = self._loss_shares(x, y, student_logits, sample_weight)
+        loss += self._regularization_share()
         return self._update_metrics(x, y, student_logits, sample_weight,
                                     loss, hard, soft)
 
@@ -293,18 +298,23 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         one-line errors for bad labels or non-finite values."""
         if y is not None and not isinstance(y, dict):
             checks.check_label_array(np.asarray(y), self.num_classes)
-        with checks.clear_errors():
+        with checks.clear_errors(), _teacher_errors(self.teacher):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if y is not None and not isinstance(y, dict):
             checks.check_label_array(np.asarray(y), self.num_classes)
-        with checks.clear_errors():
+        with checks.clear_errors(), _teacher_errors(self.teacher):
             return super().evaluate(x, y, *args, **kwargs)
 
     # ----------------------------------------------------------- serialization
 
     def get_config(self):
+        if isinstance(self.teacher, _NumpyTeacher):
+            raise UsageError(
+                f"teacher: a {self.teacher.source_name} cannot be saved with "
+                "the Distiller; save distiller.student, or distill with "
+                "teacher=None from a cache")
         config = super().get_config()
         config.update(
             teacher=(None if self.teacher is None else
@@ -342,8 +352,94 @@ def _per_example(values):
     return values
 
 
-def _takes_temperature(fn):
-    try:
-        return "temperature" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
+def _teacher_layer(teacher, num_classes):
+    """The layer that computes `teacher`'s logits in `train_step`."""
+    if teacher is None or isinstance(teacher, keras.layers.Layer):
+        return teacher
+    from kd_keras.teachers.base import Teacher  # Loads keras_hub: lazily.
+
+    if not isinstance(teacher, Teacher):
+        raise UsageError(
+            "teacher: expected a keras.Model, a kd_keras.teachers.Teacher or "
+            f"None, got {type(teacher).__name__} (load files with "
+            "kd_keras.teachers.load_teacher)")
+    if teacher.in_graph and isinstance(teacher.model, keras.layers.Layer):
+        return teacher.model
+    return _NumpyTeacher(teacher, num_classes)
+
+
+class _NumpyTeacher(keras.layers.Layer):
+    """Runs a teacher outside the graph (`Teacher.predict_on_batch`) through
+    `tf.numpy_function`, with the declared output shape `[batch,
+    num_classes]`."""
+
+    # Strategies whose replicas run in processes that can call back into
+    # Python (TPUs cannot; parameter-server workers are remote).
+    _UNSUPPORTED = tuple(
+        cls for cls in (
+            getattr(tf.distribute, "TPUStrategy", None),
+            getattr(tf.distribute.experimental, "TPUStrategy", None),
+            getattr(tf.distribute, "ParameterServerStrategy", None),
+            getattr(tf.distribute.experimental, "ParameterServerStrategy",
+                    None),
+        ) if cls is not None)
+
+    def __init__(self, teacher, num_classes, **kwargs):
+        kwargs.setdefault("name", "teacher")
+        super().__init__(trainable=False, **kwargs)
+        self.source = teacher
+        self.source_name = type(teacher).__name__
+        self.num_classes = num_classes
+        self.built = True  # No weights.
+
+    def check_runs(self, strategy, jit_compile):
+        """Returns the `jit_compile` to use, or raises a `UsageError` when
+        the teacher cannot run in the compiled step."""
+        if isinstance(strategy, self._UNSUPPORTED):
+            raise UsageError(
+                f"teacher: a {self.source_name} runs outside TensorFlow, which "
+                f"{type(strategy).__name__} cannot call; {_CACHE_HINT}")
+        if jit_compile is True:
+            raise UsageError(
+                f"jit_compile: a {self.source_name} teacher runs outside "
+                f"TensorFlow, which XLA cannot compile; pass "
+                f"jit_compile=False or {_CACHE_HINT}")
         return False
+
+    def call(self, inputs, training=False):
+        flat = tf.nest.flatten(inputs)
+        structure = tf.nest.map_structure(lambda _: 0, inputs)
+
+        def run(*arrays):
+            logits = self.source.predict_on_batch(
+                tf.nest.pack_sequence_as(structure, list(arrays)))
+            logits = np.asarray(logits, dtype=np.float32)
+            want = (len(arrays[0]), self.num_classes or logits.shape[-1])
+            if logits.shape != want:
+                raise ValueError(
+                    f"{_TEACHER_SHAPE_ERROR} {logits.shape}, expected {want}")
+            return logits
+
+        logits = tf.numpy_function(run, flat, tf.float32, name="teacher")
+        logits.set_shape([flat[0].shape[0], self.num_classes])
+        return logits
+
+
+class _teacher_errors:  # noqa: N801 (used as a context manager)
+    """Turns a wrong logits shape from a `_NumpyTeacher` into a one-line
+    `UsageError`."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if (exc_type is None or not issubclass(exc_type, tf.errors.OpError)
+                or _TEACHER_SHAPE_ERROR not in str(exc)):
+            return False
+        found = str(exc).split(_TEACHER_SHAPE_ERROR, 1)[1].splitlines()[0]
+        raise UsageError(
+            f"teacher: the {self.teacher.source_name} returned logits of "
+            f"shape{found.rstrip()} (the student's classes)") from None

@@ -11,10 +11,17 @@ Every loss here comes in two forms, as in `keras.losses`:
 Both forms are accepted as `distillation_loss_fn` by `kd_keras.Distiller`.
 All math runs in float32, whatever the inputs' dtype (mixed precision), and
 uses `log_softmax`, so logits of magnitude 100 or more stay exact.
+
+Keras's own losses are accepted too, and `per_example_fn` feeds each what it
+expects (see its table): a loss of probabilities never sees raw logits.
 """
+
+import inspect
 
 import keras
 from keras import ops
+
+from kd_keras.errors import UsageError
 
 
 def _float32(x):
@@ -24,7 +31,7 @@ def _float32(x):
 
 def _check_temperature(temperature):
     if isinstance(temperature, (int, float)) and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        raise UsageError(f"temperature: must be > 0, got {temperature!r}")
 
 
 def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
@@ -68,7 +75,8 @@ def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
     d = ops.clip(d, -1.0, 1.0)  # keeps the unused branch finite
     kl_close = -ops.log1p(ops.sum(ops.exp(log_q) * ops.expm1(d), axis=-1))
     kl = ops.where(close, kl_close, kl_far)
-    return ops.maximum(kl, 0.0) * (temperature**2)
+    # Not `maximum`: it keeps a rounding -0.0. NaN stays NaN.
+    return ops.where(kl <= 0, 0.0, kl) * (temperature**2)
 
 
 def soft_target_cross_entropy(teacher_logits, student_logits, temperature=3.0):
@@ -251,23 +259,144 @@ def get(identifier):
 
     Args:
         identifier: `None` (the default, `soft_target_kl`), a name such as
-            `"soft_target_kl"`, `"logit_mse"`, `"cosine"`, a `Loss` instance
-            or a function `fn(teacher_logits, student_logits[, temperature])`.
+            `"soft_target_kl"`, `"logit_mse"`, `"cosine"` or a Keras loss
+            name (`"kl_divergence"`, `"categorical_crossentropy"`), a `Loss`
+            instance or a function `fn(teacher_logits, student_logits[,
+            temperature])`.
 
     Returns:
         A callable.
+
+    Raises:
+        UsageError: `identifier` names no loss.
     """
     if identifier is None:
         return soft_target_kl
     if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(
-                f"Unknown distillation loss {identifier!r}; expected one of "
-                f"{sorted(_BY_NAME)}"
-            )
-        return _BY_NAME[identifier]
+        if identifier in _BY_NAME:
+            return _BY_NAME[identifier]
+        try:
+            return keras.losses.get(identifier)
+        except ValueError:
+            raise UsageError(
+                f"distillation_loss_fn: unknown loss {identifier!r} (known: "
+                f"{', '.join(sorted(_BY_NAME))}, or a keras.losses name)"
+            ) from None
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
     if callable(identifier):
         return identifier
-    raise ValueError(f"Invalid distillation loss: {identifier!r}")
+    raise UsageError(
+        f"distillation_loss_fn: expected a loss name, a keras.losses.Loss or "
+        f"a function, got {identifier!r}")
+
+
+# How `per_example_fn` feeds Keras's losses, by the function they wrap.
+_KERAS_ON_PROBABILITIES = (
+    "kl_divergence", "categorical_crossentropy",
+    "categorical_focal_crossentropy")
+_KERAS_ON_LOGITS = (
+    "mean_squared_error", "mean_absolute_error", "huber", "log_cosh",
+    "cosine_similarity")
+_KERAS_REFUSED = {
+    "sparse_categorical_crossentropy": "expects integer labels",
+    "categorical_generalized_cross_entropy": "expects integer labels",
+    "binary_crossentropy": "compares sigmoid (binary) probabilities",
+    "binary_focal_crossentropy": "compares sigmoid (binary) probabilities",
+    "hinge": "expects -1/1 labels",
+    "squared_hinge": "expects -1/1 labels",
+    "categorical_hinge": "expects one-hot labels",
+    "poisson": "is meant for positive regression targets",
+    "mean_squared_logarithmic_error": "is meant for positive regression "
+                                      "targets",
+    "mean_absolute_percentage_error": "is meant for regression targets away "
+                                      "from zero",
+    "ctc": "is not a loss between two logit vectors",
+    "circle": "is not a loss between two logit vectors",
+    "dice": "is not a loss between two logit vectors",
+    "tversky": "is not a loss between two logit vectors",
+}
+
+
+def _keras_name(fn):
+    """The `keras.losses` name of `fn` when it is one of Keras's own."""
+    name = getattr(fn, "__name__", None)
+    return name if getattr(keras.losses, name or "", None) is fn else None
+
+
+def per_example_fn(loss):
+    """Returns how `Distiller` computes `loss` for each example.
+
+    What each kind of loss receives (`t`, `s`: teacher and student logits,
+    `T`: the temperature):
+
+    - `kd_keras.losses` functions and `Loss` classes: `t`, `s` and `T`.
+    - Keras losses of probabilities (`KLDivergence`,
+      `CategoricalCrossentropy`, `CategoricalFocalCrossentropy`, or their
+      functions): `softmax(t/T)` and `softmax(s/T)` (`s/T` when
+      `from_logits=True`), and the result is multiplied by `T**2` as in
+      `soft_target_kl`: `KLDivergence()` gives `soft_target_kl`,
+      `CategoricalCrossentropy()` gives `soft_target_cross_entropy` (up to
+      Keras's clipping of probabilities at 1e-7).
+    - Keras losses of values (`MeanSquaredError`, `MeanAbsoluteError`,
+      `Huber`, `LogCosh`, `CosineSimilarity`): `t` and `s`, no temperature
+      (as `logit_mse`).
+    - Other Keras losses (of labels, binary or positive targets): refused.
+    - Any other function or `Loss`: `t` and `s`, plus `temperature=T` when
+      the function takes that argument.
+
+    Args:
+        loss: what `get` returns.
+
+    Returns:
+        A function `fn(teacher_logits, student_logits, temperature)`
+        returning one value per example (or more axes, averaged by the
+        caller).
+
+    Raises:
+        UsageError: `loss` is a Keras loss that cannot compare two logit
+            vectors; the message names what to pass instead.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> fn = per_example_fn(keras.losses.KLDivergence())
+    >>> t = np.array([[2.0, 0.0, -1.0]])
+    >>> float(fn(t, t, 2.0)[0])
+    0.0
+    """
+    if isinstance(loss, DistillationLoss):
+        return loss.per_example
+    is_keras_loss = isinstance(loss, keras.losses.Loss)
+    name = _keras_name(getattr(loss, "fn", None) if is_keras_loss else loss)
+    call = loss.call if is_keras_loss else loss
+    if name in _KERAS_REFUSED:
+        shown = type(loss).__name__ if is_keras_loss else name
+        raise UsageError(
+            f"distillation_loss_fn: keras.losses.{shown} {_KERAS_REFUSED[name]}"
+            ", not teacher logits; pass keras.losses.KLDivergence(), "
+            "keras.losses.CategoricalCrossentropy() or 'soft_target_kl'")
+    if name in _KERAS_ON_PROBABILITIES:
+        from_logits = bool(is_keras_loss and loss.get_config().get(
+            "from_logits", False))
+
+        def on_probabilities(teacher_logits, student_logits, temperature):
+            p = ops.softmax(_float32(teacher_logits) / temperature, axis=-1)
+            s = _float32(student_logits) / temperature
+            q = s if from_logits else ops.softmax(s, axis=-1)
+            return _float32(call(p, q)) * (temperature**2)
+
+        return on_probabilities
+    if name in _KERAS_ON_LOGITS or is_keras_loss or not _takes_temperature(
+            loss):
+        return lambda teacher_logits, student_logits, temperature: call(
+            teacher_logits, student_logits)
+    return lambda teacher_logits, student_logits, temperature: loss(
+        teacher_logits, student_logits, temperature=temperature)
+
+
+def _takes_temperature(fn):
+    try:
+        return "temperature" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import kd_keras
+from kd_keras.errors import UsageError
 
 NUM_CLASSES = 4
 
@@ -154,11 +155,17 @@ def test_bad_inputs_fail_before_training():
         kd_keras.Distiller(teacher=teacher, student=student)
     teacher, student = make_models()
     distiller = kd_keras.Distiller(teacher=teacher, student=student)
-    for kwargs, match in (({"alpha": 1.5}, "alpha must be in"),
-                          ({"alpha": -0.1}, "alpha must be in"),
-                          ({"temperature": 0}, "temperature must be > 0"),
-                          ({"temperature": -2.0}, "temperature must be > 0")):
-        with pytest.raises(ValueError, match=match):
+    for kwargs, match in (
+            ({"alpha": 1.5}, r"^alpha: must be in \[0, 1\], got 1.5$"),
+            ({"alpha": -0.1}, r"^alpha: must be in"),
+            ({"temperature": 0}, r"^temperature: must be > 0, got 0$"),
+            ({"temperature": -2.0}, r"^temperature: must be > 0"),
+            ({"loss": "mse"}, r"^loss: Distiller.compile takes "
+                              r"student_loss_fn and distillation_loss_fn"),
+            ({"weighted_metrics": ["acc"]}, r"^weighted_metrics: "),
+            ({"distillation_loss_fn": "kll"},
+             r"^distillation_loss_fn: unknown loss 'kll'")):
+        with pytest.raises(UsageError, match=match):
             distiller.compile(**kwargs)
     distiller.compile(optimizer="sgd")
     x, y, _ = make_data()
@@ -284,3 +291,118 @@ def test_non_finite_loss_stops_before_the_update():
         distiller.fit(x, y, epochs=1, verbose=0)
     for b, a in zip(before, student.weights):
         np.testing.assert_array_equal(b, a.numpy())
+
+
+def np_softmax64(z, temperature):
+    z = np.asarray(z, np.float64) / temperature
+    z = z - z.max(-1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+
+
+def np_soft_kl(t, s, temperature):
+    """KL(softmax(t/T) || softmax(s/T)) per example, float64, unscaled."""
+    p, q = np_softmax64(t, temperature), np_softmax64(s, temperature)
+    return (p * np.log(p / q)).sum(-1)
+
+
+def np_soft_ce(t, s, temperature):
+    p, q = np_softmax64(t, temperature), np_softmax64(s, temperature)
+    return -(p * np.log(q)).sum(-1)
+
+
+def distillation_loss_of(loss, temperature=3.0):
+    """The evaluated distillation loss of `loss`, with the logits it saw."""
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="sgd", distillation_loss_fn=loss,
+                      temperature=temperature)
+    got = distiller.evaluate(x, y, batch_size=16, return_dict=True,
+                             verbose=0)["distillation_loss"]
+    return got, teacher.predict(x, verbose=0), student.predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("loss", [
+    keras.losses.KLDivergence(), keras.losses.kl_divergence,
+    "kl_divergence"])
+def test_keras_kl_divergence_sees_softened_probabilities(loss):
+    got, t, s = distillation_loss_of(loss)
+    want = np.mean(np_soft_kl(t, s, 3.0)) * 3.0**2
+    # Keras clips probabilities at 1e-7; these are all far above.
+    assert np_softmax64(t, 3.0).min() > 1e-3
+    assert np_softmax64(s, 3.0).min() > 1e-3
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [
+    keras.losses.CategoricalCrossentropy(),
+    keras.losses.CategoricalCrossentropy(from_logits=True),
+    "categorical_crossentropy"])
+def test_keras_categorical_crossentropy_sees_teacher_probabilities(loss):
+    got, t, s = distillation_loss_of(loss, temperature=2.0)
+    want = np.mean(np_soft_ce(t, s, 2.0)) * 2.0**2
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [
+    keras.losses.MeanSquaredError(), keras.losses.MeanAbsoluteError()])
+def test_keras_value_losses_see_raw_logits(loss):
+    got, t, s = distillation_loss_of(loss)
+    diff = t.astype(np.float64) - s
+    want = np.mean(diff**2 if isinstance(
+        loss, keras.losses.MeanSquaredError) else np.abs(diff))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss, name", [
+    (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+     "SparseCategoricalCrossentropy"),
+    (keras.losses.BinaryCrossentropy(), "BinaryCrossentropy"),
+    (keras.losses.Hinge(), "Hinge"),
+    (keras.losses.poisson, "poisson")])
+def test_keras_losses_of_labels_are_refused(loss, name):
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    with pytest.raises(UsageError, match=(
+            rf"^distillation_loss_fn: keras\.losses\.{name} .*; pass "
+            r"keras\.losses\.KLDivergence\(\)")):
+        distiller.compile(optimizer="sgd", distillation_loss_fn=loss)
+
+
+def test_regularisation_counts_in_training_evaluate_and_val_loss():
+    x, y, w = make_data()
+    keras.utils.set_random_seed(4)
+    teacher, _ = make_models()
+    l2 = 0.05
+    student = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="tanh",
+                           kernel_regularizer=keras.regularizers.L2(l2)),
+        keras.layers.Dense(NUM_CLASSES,
+                           kernel_regularizer=keras.regularizers.L2(l2))])
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    alpha, temperature = 0.3, 2.0
+    # A zero learning rate keeps the weights, so every loss below is the
+    # loss of the same weights.
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), alpha=alpha,
+                      temperature=temperature)
+
+    t = teacher.predict(x, verbose=0).astype(np.float64)
+    s = student.predict(x, verbose=0).astype(np.float64)
+    labeled = y >= 0
+    log_q = np.log(np_softmax64(s, 1.0))
+    hard = -log_q[labeled, y[labeled]].mean()
+    soft = np.mean(np_soft_kl(t, s, temperature)) * temperature**2
+    reg = sum(l2 * np.sum(np.square(layer.kernel.numpy().astype(np.float64)))
+              for layer in student.layers)
+    want = alpha * hard + (1 - alpha) * soft + reg
+    assert reg > 0.1 * want  # Large enough to be seen.
+
+    evaluated = distiller.evaluate(x, y, batch_size=len(x), return_dict=True,
+                                   verbose=0)
+    np.testing.assert_allclose(evaluated["loss"], want, rtol=1e-5)
+    history = distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0,
+                            validation_data=(x, y))
+    np.testing.assert_allclose(history.history["loss"][0], want, rtol=1e-5)
+    np.testing.assert_allclose(history.history["val_loss"][0], want,
+                               rtol=1e-5)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from kd_keras import losses
+from kd_keras.errors import UsageError
 
 
 def np_log_softmax(z):
@@ -91,8 +92,71 @@ def test_loss_classes_serialize_and_reduce(rng, cls):
 
 
 def test_invalid_temperature_and_names():
-    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+    with pytest.raises(UsageError, match="^temperature: must be > 0, got 0$"):
         losses.soft_target_kl(np.zeros((1, 2)), np.zeros((1, 2)), 0)
-    with pytest.raises(ValueError, match="Unknown distillation loss 'kll'"):
+    with pytest.raises(UsageError, match="^temperature: must be > 0"):
+        losses.SoftTargetKL(temperature=-1.0)
+    with pytest.raises(UsageError, match=(
+            "^distillation_loss_fn: unknown loss 'kll' .known: cosine, ")):
         losses.get("kll")
+    with pytest.raises(UsageError, match="^distillation_loss_fn: expected"):
+        losses.get(3)
     assert losses.get(None) is losses.soft_target_kl
+    assert losses.get("kl_divergence") is keras.losses.kl_divergence
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0, 5.0])
+@pytest.mark.parametrize("loss", [
+    keras.losses.KLDivergence(), keras.losses.kl_divergence])
+def test_keras_kl_divergence_gets_softened_probabilities(rng, loss,
+                                                         temperature):
+    t = (rng.normal(size=(32, 6)) * 2).astype("float32")
+    s = (rng.normal(size=(32, 6)) * 2).astype("float32")
+    got = keras.ops.convert_to_numpy(
+        losses.per_example_fn(loss)(t, s, temperature))
+    np.testing.assert_allclose(got, np_kl(t, s, temperature), rtol=1e-4,
+                               atol=1e-6)
+    # What Keras's loss gives on the raw logits: far off.
+    raw = keras.ops.convert_to_numpy(keras.losses.KLDivergence().call(t, s))
+    assert np.abs(raw - np_kl(t, s, temperature)).max() > 1.0
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_keras_categorical_crossentropy_gets_teacher_probabilities(
+        rng, from_logits):
+    t = (rng.normal(size=(16, 5)) * 3).astype("float32")
+    s = (rng.normal(size=(16, 5)) * 3).astype("float32")
+    T = 2.0
+    p = np.exp(np_log_softmax(t.astype(np.float64) / T))
+    want = -(p * np_log_softmax(s.astype(np.float64) / T)).sum(-1) * T**2
+    fn = losses.per_example_fn(
+        keras.losses.CategoricalCrossentropy(from_logits=from_logits))
+    np.testing.assert_allclose(fn(t, s, T), want, rtol=1e-5)
+
+
+def test_other_callables_get_raw_logits(rng):
+    t = rng.normal(size=(8, 3)).astype("float32")
+    s = rng.normal(size=(8, 3)).astype("float32")
+    mse = losses.per_example_fn(keras.losses.MeanSquaredError())
+    np.testing.assert_allclose(mse(t, s, 4.0), ((t - s) ** 2).mean(-1),
+                               rtol=1e-6)
+    # A function with `temperature` gets it; one without does not.
+    scaled = losses.per_example_fn(
+        lambda a, b, temperature: (a - b).sum(-1) * temperature)
+    np.testing.assert_allclose(scaled(t, s, 4.0), (t - s).sum(-1) * 4.0,
+                               rtol=1e-6)
+    plain = losses.per_example_fn(lambda a, b: (a - b).sum(-1))
+    np.testing.assert_allclose(plain(t, s, 4.0), (t - s).sum(-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", [
+    keras.losses.SparseCategoricalCrossentropy(),
+    keras.losses.BinaryFocalCrossentropy(), keras.losses.CategoricalHinge(),
+    keras.losses.MeanSquaredLogarithmicError(), keras.losses.Dice(),
+    keras.losses.binary_crossentropy])
+def test_keras_losses_that_cannot_take_logits_are_refused(loss):
+    with pytest.raises(UsageError, match=(
+            r"^distillation_loss_fn: keras\.losses\.\w+ .*not teacher "
+            r"logits; pass ")) as info:
+        losses.per_example_fn(loss)
+    assert "\n" not in str(info.value)

@@ -1,18 +1,13 @@
 """The Distiller gives the single-device result under tf.distribute."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.distribute import cluster
 from tests.distribute import setup_case
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
@@ -40,39 +35,13 @@ def test_mirrored_strategy_matches_single_device(single_device):
     assert_same(setup_case.train(strategy), single_device)
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
+@pytest.mark.slow
 def test_multi_worker_mirrored_strategy_matches_single_device(
         single_device, tmp_path):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    repo = os.path.dirname(os.path.dirname(HERE))
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({
-            "cluster": {"worker": workers},
-            "task": {"type": "worker", "index": index}}),
-            PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            TF_CPP_MIN_LOG_LEVEL="2")
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "mwms_worker.py"),
-             str(tmp_path / f"worker{index}.npz")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    for p in procs:
-        try:
-            out, _ = p.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        assert p.returncode == 0, out.decode()[-3000:]
+    results = cluster.run_workers(
+        "mwms_worker.py", lambda index: [str(tmp_path / f"worker{index}.npz")])
+    for returncode, out in results:
+        assert returncode == 0, out[-3000:]
     for index in range(2):
         result = np.load(tmp_path / f"worker{index}.npz")
         assert int(result["replicas"]) == 2
