@@ -114,11 +114,13 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         step("results")
         results = results_stage.write_results(cfg, data, teacher, logits, distilled, baseline,
                                               report, run)
+        shutil.rmtree(run.file("backup"), ignore_errors=True)
+        run.publish()
     except KdKerasError:
         run.discard()
         raise
-    shutil.rmtree(run.file("backup"), ignore_errors=True)
-    run.publish()
+    finally:
+        run.close()
     progress.update()
     progress.close()
     return results

@@ -127,7 +127,14 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
     model = getattr(teacher, "model", None)
     reads_ids = False
     if model is not None:
-        reads_ids = "int" in str(keras.tree.flatten(model.inputs)[0].dtype)
+        first = keras.tree.flatten(model.inputs)[0]
+        reads_ids = "int" in str(first.dtype)
+        length = first.shape[1] if reads_ids and len(first.shape) == 2 else None
+        if length is not None and length != cfg.student_sequence_length:
+            raise ConfigError(
+                f"student.sequence_length: the teacher {cfg.teacher.model} reads {length} "
+                f"token ids but the student's sequence length is "
+                f"{cfg.student_sequence_length}; set student.sequence_length: {length}")
     if run.done(ADAPTATION) is None:
         run.finish(ADAPTATION, {"route": "ready teacher model"})
     params = int(model.count_params()) if model is not None else None

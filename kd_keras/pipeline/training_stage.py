@@ -17,6 +17,7 @@ ends with exactly the weights and history of an uninterrupted one:
 """
 
 import dataclasses
+import inspect
 import os
 
 import keras
@@ -27,6 +28,8 @@ import kd_keras
 from kd_keras.distiller import LABELS_KEY
 from kd_keras.distiller import TEACHER_LOGITS_KEY
 from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
 
@@ -199,8 +202,22 @@ def build_student(cfg, num_classes, vocab_size):
             "student.architecture: small_cnn is an image model; use text_cnn, "
             "bigru, tiny_bert or mlp for text data")
     builder = kd_keras.students.get_student(s.architecture)
-    return builder(num_classes, vocab_size=vocab_size,
-                   sequence_length=cfg.student_sequence_length, **s.options)
+    parameters = inspect.signature(builder).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    fixed = ("num_classes", "vocab_size", "sequence_length")
+    for key in s.options:
+        if key in fixed or (key not in parameters and not takes_any):
+            known = ", ".join(k for k in parameters if k not in fixed)
+            raise ConfigError(f"student.options.{key}: not an option of {s.architecture} "
+                              f"(known: {known})")
+    try:
+        return builder(num_classes, vocab_size=vocab_size,
+                       sequence_length=cfg.student_sequence_length, **s.options)
+    except (ValueError, TypeError) as e:  # The builder or a layer refused an option.
+        if not s.options:
+            raise
+        raise ConfigError(f"student.options: {s.architecture} cannot be built with "
+                          f"{s.options}: {one_line(e)}") from e
 
 
 def _compiled(cfg, kind, num_classes, vocab_size):
@@ -231,6 +248,23 @@ def _callbacks(cfg, run, kind, epoch, has_validation, extra):
             mode="max", patience=es.patience, restore_best_weights=True))
     callbacks.append(keras.callbacks.BackupAndRestore(run.file("backup", kind)))
     return callbacks + list(extra or [])
+
+
+def _check_backup(folder):
+    """Refuses a backup that cannot be read (a truncated file on resume)."""
+    import h5py
+
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        path = os.path.join(folder, name)
+        try:
+            if name.endswith(".h5"):
+                with h5py.File(path, "r"):
+                    pass
+            elif name.endswith(".json"):
+                read_json(path)
+        except (OSError, ValueError):
+            raise UsageError(f"--resume: {path} is damaged; run without --resume to "
+                             "start over") from None
 
 
 def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
@@ -276,6 +310,7 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
     callbacks = _callbacks(cfg, run, kind, epoch, len(ids["validation"]) > 0,
                            extra_callbacks)
+    _check_backup(run.file("backup", kind))
     stopped = ResumableEarlyStopping.stopped_weights(_early_stopping_dir(run, kind))
     if stopped is not None:  # Stopped early, then interrupted before the end.
         model.set_weights(stopped)

@@ -13,6 +13,7 @@ exists without it (a user's folder, a file) is refused, never touched.
 import json
 import os
 import shutil
+import socket
 import time
 
 from kd_keras.config import changed_keys
@@ -21,6 +22,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
 
 MARKER = ".kd_keras_run"
+LOCK_SUFFIX = ".lock"
 STAGES_FILE = "stages.json"
 CONFIG_FILE = "config.json"
 # Keys that do not change what a run computes.
@@ -68,6 +70,61 @@ def check_output(output):
         raise UsageError(f"output: cannot write in {parent} (permission denied)")
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(output):
+    """Creates `OUTPUT.lock`, naming this process, or refuses when another
+    live kd-keras process holds it (a lock left by a dead process on this
+    host is taken over).
+
+    Returns:
+        The lock file's path.
+
+    Raises:
+        UsageError: naming the process that holds the lock.
+    """
+    path = f"{output}{LOCK_SUFFIX}"
+    host = socket.gethostname()
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = read_json(path)
+            except (OSError, ValueError):
+                other = {}
+            pid = other.get("pid") if isinstance(other, dict) else None
+            mine = other.get("host") == host and isinstance(pid, int)
+            if mine and (pid == os.getpid() or not _alive(pid)):
+                os.remove(path)
+                continue
+            raise UsageError(
+                f"output: {output} is being written by another kd-keras run (pid {pid} on "
+                f"{other.get('host', '?')}, lock file {path})") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump({"pid": os.getpid(), "host": host, "started": time.time()}, f)
+        return path
+    raise UsageError(f"output: cannot take the lock {path}")
+
+
+def release_lock(output):
+    """Removes `OUTPUT.lock` if this process holds it."""
+    path = f"{output}{LOCK_SUFFIX}"
+    try:
+        if read_json(path).get("pid") == os.getpid():
+            os.remove(path)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 class RunDir:
     """`OUTPUT.partial/`: stage records, config fingerprint, publication.
 
@@ -91,6 +148,14 @@ class RunDir:
         self.output = output
         self.path = f"{output}.partial"
         check_output(output)
+        acquire_lock(output)
+        try:
+            self._open(cfg, resume)
+        except BaseException:
+            release_lock(output)
+            raise
+
+    def _open(self, cfg, resume):
         fingerprint = _fingerprint(cfg)
         if os.path.lexists(self.path) and not is_run_folder(self.path):
             raise UsageError(f"output: {self.path} exists and is not a kd_keras run; "
@@ -151,3 +216,7 @@ class RunDir:
         """Removes `OUTPUT.partial/` (a failed run that cannot be resumed)."""
         if is_run_folder(self.path):
             shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self):
+        """Releases the run's lock (`OUTPUT.lock`)."""
+        release_lock(self.output)

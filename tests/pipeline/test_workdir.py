@@ -45,6 +45,7 @@ def test_publish_replaces_an_earlier_run_only(tmp_path):
     with open(second.file("results.json"), "w") as f:
         f.write("2")
     second.publish()
+    second.close()
     assert (out / "results.json").read_text() == "2" and (out / MARKER).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers
 
@@ -65,3 +66,43 @@ def test_discard_removes_only_a_kd_keras_partial_run(tmp_path):
     run = RunDir(str(tmp_path / "run"), CFG)
     run.discard()
     assert not os.path.exists(run.path)
+
+
+def test_a_second_run_into_the_same_output_is_refused(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from kd_keras.pipeline.workdir import acquire_lock
+    from kd_keras.pipeline.workdir import release_lock
+
+    out = str(tmp_path / "run")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(out + ".lock", "w") as f:  # a live process holds the lock
+            json.dump({"pid": sleeper.pid, "host": __import__("socket").gethostname()}, f)
+        with pytest.raises(UsageError, match=rf"another kd-keras run \(pid {sleeper.pid}"):
+            RunDir(out, CFG)
+        assert not os.path.exists(out + ".partial")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # The holder is dead now: its stale lock is taken over, then released.
+    run = RunDir(out, CFG)
+    assert json.load(open(out + ".lock"))["pid"] == os.getpid()
+    run.close()
+    assert not os.path.exists(out + ".lock")
+    release_lock(out)  # releasing twice is harmless
+    assert acquire_lock(out) == out + ".lock"
+
+
+def test_a_read_only_parent_is_one_line(tmp_path, monkeypatch):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)  # root ignores the mode bits, so also deny access itself:
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(parent)
+                        else real_access(p, mode))
+    with pytest.raises(UsageError, match=rf"output: cannot write in {parent} \(permission"):
+        RunDir(str(parent / "run"), CFG)
+    assert list(parent.iterdir()) == []
