@@ -1,22 +1,34 @@
 """What moves the distilled student, with the teacher held fixed.
 
-Reuses one teacher (the demo's: `runs/demo/teacher.weights.h5` and
-`teacher_logits.npz`, written by `make demo`) and trains the demo's text CNN
-on its logits with one distillation setting changed at a time, over several
-seeds, next to the same student trained on labels alone. Holding the
-teacher fixed isolates the student-side choices from the teacher's own
-seed-to-seed noise, which `benchmarks/quality.py` includes.
+Adapts one teacher (the demo's, on the built-in rt_polarity data) once, or
+reuses the teacher of a finished demo run (`--run runs/demo`:
+`teacher.weights.h5` and `teacher_logits.npz`, written by `make demo`),
+and trains the demo's text CNN on its logits with one distillation setting
+changed at a time, over several seeds, next to the same student trained on
+labels alone. Holding the teacher fixed isolates the student-side choices
+from the teacher's own seed-to-seed noise, which `benchmarks/quality.py`
+includes.
+
+Every step is the CLI's own stage function: `data_stage.prepare_data` (the
+demo's split, seed 0, and each variant's `distill.augment` copies),
+`teacher_stage.adapt_teacher` / `teacher_outputs` (which call
+`kd_keras.teachers.adapt_text_teacher` with `teacher_stage.adaptation_of`)
+and `training_stage.train_student` in a fresh temporary working folder per
+training. Only the seed changes between the runs of a variant; the
+"MiniLM embedding init" variant sets the student's embedding through a
+callback at the start of training.
 
     python benchmarks/kd_ablation.py                       # seeds 0 1 2
-    python benchmarks/kd_ablation.py --seeds 0 --variants "T=1" "alpha=0"
+    python benchmarks/kd_ablation.py --seeds 0 --variants "T=2" "alpha=0"
+    python benchmarks/kd_ablation.py --seeds 0 --epochs 1 --max-examples 100 \\
+        --variants "alpha=0" --out /tmp/ablation.json      # smoke test
 
-Prints a table and writes benchmarks/results/kd_ablation.json (rows of
+Prints a table and writes benchmarks/results/<name>.json or --out (rows of
 variants not run this time are kept from the file, when its teacher and
 seeds are the same).
 """
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -42,151 +54,234 @@ VARIANTS = {
         "copies": 4, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}}}, "augment"),
     "MiniLM embedding init": ({}, "embedding_init"),
 }
+# Config keys whose change also changes the student trained on labels alone.
+STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
 
 
-def _merged(cfg, changes):
-    cfg = copy.deepcopy(cfg)
-    for section, values in changes.items():
-        for key, value in values.items():
-            if isinstance(value, dict):
-                cfg[section][key] = dict(cfg[section][key], **value)
-            else:
-                cfg[section][key] = value
-    return cfg
+def dotted(changes, prefix=""):
+    """Nested changes as the dotted keys of `kd_keras.config.apply_overrides`.
+
+    Example:
+
+    >>> dotted({"distill": {"alpha": 0.0, "augment": {"copies": 2}}})
+    {'distill.alpha': 0.0, 'distill.augment.copies': 2}
+    """
+    flat = {}
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
-def _minilm_embedding_pca(dim):
-    """MiniLM's word embeddings projected on their top `dim` principal
-    components, scaled to a standard deviation of 0.05."""
+def base_raw(args):
+    """The raw demo config with this invocation's data and epochs."""
+    import yaml
+
+    from kd_keras.config import apply_overrides
+    from kd_keras.demo import DEMO_CONFIG
+
+    raw = yaml.safe_load(DEMO_CONFIG)
+    if args.data:
+        raw["data"] = {"train": os.path.abspath(args.data)}
+    raw = apply_overrides(raw, {"distill.epochs": args.epochs,
+                                "data.max_examples": args.max_examples})
+    raw["verbose"] = 0
+    return raw
+
+
+def variant_config(raw, changes):
+    """The validated `RunConfig` of a variant (seed 0)."""
+    from kd_keras.config import apply_overrides
+    from kd_keras.config import parse_config
+
+    return parse_config(apply_overrides(raw, dotted(changes)), base_dir=os.getcwd())
+
+
+def minilm_embedding_pca(cfg, dim):
+    """The teacher backbone's word embeddings projected on their top `dim`
+    principal components, scaled to a standard deviation of 0.05."""
     from safetensors.numpy import load_file
 
-    from kd_keras.pipeline import teacher_stage
+    from kd_keras import teachers
 
-    weights = load_file(os.path.join(teacher_stage.minilm_dir(), "model.safetensors"))
-    w = weights["embeddings.word_embeddings.weight"].astype(np.float64)
+    path = os.path.join(teachers.resolve_backbone(cfg.teacher.backbone), "model.safetensors")
+    w = load_file(path)["embeddings.word_embeddings.weight"].astype(np.float64)
     centered = w - w.mean(0)
     _, _, vt = np.linalg.svd(centered, full_matrices=False)
     projected = centered @ vt[:dim].T
     return (projected / projected.std() * 0.05).astype(np.float32)
 
 
-def _augmented_logits(cfg, data, run_dir):
-    """The demo teacher's logits on the augmented copies of the train split."""
-    import tensorflow as tf
+class FixedTeacher:
+    """The teacher every variant distils from: adapted here once with the
+    CLI's stages, or loaded from a finished run (`run_dir`)."""
 
-    from kd_keras import teachers
-    from kd_keras.pipeline import load_data
-    from kd_keras.pipeline import teacher_stage
+    def __init__(self, cfg, data, run_dir, work):
+        from kd_keras.pipeline import teacher_stage
+        from kd_keras.pipeline.workdir import RunDir
 
-    t = cfg["teacher"]
-    model = teachers.build_text_teacher(teacher_stage.resolve_backbone(t["backbone"]),
-                                        data.num_classes, sequence_length=t["sequence_length"])
-    model.load_weights(os.path.join(run_dir, "teacher.weights.h5"))
-    augmented = load_data(cfg)  # the pipeline's own augmentation (seed 0)
-    assert augmented.texts["train"][:len(data.texts["train"])] == data.texts["train"]
-    copies = augmented.texts["train"][len(data.texts["train"]):]
-    print(f"teacher: labelling {len(copies)} augmented copies")
-    return augmented, model.predict(tf.constant(copies), batch_size=128, verbose=1)
+        self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
+        if run_dir is None:
+            run = RunDir(os.path.join(work, "teacher"), cfg)
+            state = teacher_stage.adapt_teacher(cfg, data, run, None)
+            self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+            self.model = state.model
+            return
+        from kd_keras.data import SPLITS
+
+        path = os.path.join(run_dir, "teacher_logits.npz")
+        if not os.path.exists(path):
+            sys.exit(f"error: --run: {path} not found; run `make demo` first, or leave "
+                     "--run out to adapt the teacher here")
+        with np.load(path) as f:
+            self.logits = {s: f[s] for s in SPLITS}
+        if any(len(self.logits[s]) != len(data.labels[s]) for s in SPLITS):
+            sys.exit(f"error: --run: {path} does not belong to this data split "
+                     "(the demo's, seed 0, without --max-examples or --data)")
+
+    def teacher_model(self):
+        """The adapted teacher (a `TextTeacher`, raw strings in)."""
+        if self.model is None:
+            from kd_keras import teachers
+
+            t = self.cfg.teacher
+            self.model = teachers.build_text_teacher(
+                teachers.resolve_backbone(t.backbone), self.data.num_classes,
+                sequence_length=t.sequence_length, pooling=t.pooling)
+            self.model.load_weights(os.path.join(self.run_dir, "teacher.weights.h5"))
+        return self.model
+
+    def augmented(self, cfg):
+        """A variant's `PreparedData` (train split plus its augmented copies)
+        and the teacher's logits on it."""
+        import tensorflow as tf
+
+        from kd_keras.pipeline import data_stage
+
+        data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
+        n = len(self.data.dataset.texts["train"])
+        assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
+        copies = list(data.dataset.texts["train"][n:])
+        print(f"teacher: labelling {len(copies)} augmented copies")
+        extra = self.teacher_model().predict(tf.constant(copies), batch_size=128, verbose=1)
+        logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
+        return data, logits
 
 
-def run_variant(cfg, data, ids, logits, vocab_size, seed, embedding=None, distill=True):
+def _embedding_setter(weights):
+    import keras
+
+    class SetEmbedding(keras.callbacks.Callback):
+        """Sets the student's `embedding` layer at the start of training."""
+
+        def on_train_begin(self, logs=None):
+            student = getattr(self.model, "student", self.model)
+            student.get_layer("embedding").set_weights([weights])
+
+    return SetEmbedding()
+
+
+def run_variant(cfg, data, logits, seed, embedding=None, distill=True):
     """Test accuracy of the student alone (`distill=False`) or distilled,
-    for one seed."""
-    import tensorflow as tf
+    for one seed, trained by `training_stage.train_student`."""
+    import kd_keras
+    from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.workdir import RunDir
 
-    from kd_keras.pipeline import training
-
-    cfg = dict(cfg, seed=seed)
-    build = training.build_student
-    if embedding is not None:
-        def build_with_embedding(*args):
-            model = build(*args)
-            model.get_layer("embedding").set_weights([embedding])
-            return model
-        training.build_student = build_with_embedding
-    strategy = tf.distribute.get_strategy()
-    try:
-        with tempfile.TemporaryDirectory() as work:
-            if distill:
-                model, _ = training.distill_student(cfg, ids, data.labels, logits, vocab_size,
-                                                   data.num_classes, work, strategy, verbose=0)
-            else:
-                model, _ = training.train_baseline(cfg, ids, data.labels, vocab_size,
-                                                   data.num_classes, work, strategy, verbose=0)
-            return training.accuracy(model, ids["test"], data.labels["test"])
-    finally:
-        training.build_student = build
+    cfg = cfg.replace(seed=seed)
+    strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
+    extra = None if embedding is None else [_embedding_setter(embedding)]
+    with tempfile.TemporaryDirectory() as work:
+        run = RunDir(os.path.join(work, "run"), cfg)
+        kind = "distill" if distill else "baseline"
+        trained = training_stage.train_student(cfg, data, run, kind,
+                                               logits if distill else None, strategy, extra)
+        return training_stage.accuracy(trained.model, data.ids["test"], data.labels["test"])
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", default=os.path.join(ROOT, "runs", "demo"),
-                        help="a finished demo run (teacher.weights.h5, teacher_logits.npz)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Data: the built-in rt_polarity (the demo's) by default; --data FILE runs on "
+               "your own labelled file instead, e.g. a bigger corpus (any format `data.train` "
+               "of a config accepts, split by `data.split`).")
+    parser.add_argument("--run", default=None, metavar="DIR",
+                        help="a finished run of the demo config (teacher.weights.h5, "
+                             "teacher_logits.npz), e.g. runs/demo; default: adapt the "
+                             "demo's teacher here, once")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--name", default="kd_ablation", help="results/<name>.json")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="student epochs (default: the demo's; a variant may set its own)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="a labelled text file (text, label) to use instead of the "
+                             "built-in data; read as the config key data.train")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
+                        help="cap each split at N examples (data.max_examples), for a quick run")
+    parser.add_argument("--name", default="kd_ablation", help="writes results/<name>.json")
+    parser.add_argument("--out", default=None, metavar="PATH",
+                        help="write the JSON here instead of results/<name>.json")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm.auto import tqdm
 
-    from kd_keras.data import SPLITS, WordPieceEncoder
-    from kd_keras.demo import demo_config
-    from kd_keras.pipeline import load_data, training, vocabulary_path
+    from kd_keras.config import to_dict
+    from kd_keras.errors import KdKerasError
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import training_stage
 
-    logits_path = os.path.join(args.run, "teacher_logits.npz")
-    if not os.path.exists(logits_path):
-        sys.exit(f"error: {logits_path} not found; run `make demo` first")
-    base = demo_config(output=os.path.join(HERE, "results", "kd_ablation_run"), verbose=0)
-    data = load_data(base)  # the demo's split (seed 0), which the logits belong to
-    with np.load(logits_path) as f:
-        logits = {s: f[s] for s in SPLITS}
-    if len(logits["test"]) != len(data.labels["test"]):
-        sys.exit(f"error: {logits_path} does not belong to the demo's split")
-    encoder = WordPieceEncoder(vocabulary_path(base), base["student"]["sequence_length"])
-    ids = {s: encoder(data.texts[s]) for s in SPLITS}
-    teacher = training.logits_accuracy(logits["test"], data.labels["test"])
+    raw = base_raw(args)
+    try:
+        base = variant_config(raw, {})
+    except KdKerasError as e:
+        parser.error(str(e))
+    data = data_stage.prepare_data(base)  # the demo's split (seed 0)
+    with tempfile.TemporaryDirectory() as work:
+        fixed = FixedTeacher(base, data, args.run, work)
+    teacher = training_stage.logits_accuracy(fixed.logits["test"], data.labels["test"])
 
     base_alone = {}  # seed -> the demo config's student alone, computed once
     rows = {}
     for name in tqdm(args.variants, desc="ablation", unit="variant"):
         changes, needs = VARIANTS[name]
-        cfg = _merged(base, changes)
-        v_data, v_ids, v_logits, embedding = data, ids, logits, None
+        cfg = variant_config(raw, changes)
+        v_data, v_logits, embedding = data, fixed.logits, None
         if needs == "augment":
-            v_data, extra = _augmented_logits(cfg, data, args.run)
-            v_ids = dict(ids, train=encoder(v_data.texts["train"]))
-            v_logits = dict(logits, train=np.concatenate([logits["train"], extra]))
+            v_data, v_logits = fixed.augmented(cfg)
         elif needs == "embedding_init":
-            embedding = _minilm_embedding_pca(cfg["student"]["options"].get("embedding_dim", 64))
+            embedding = minilm_embedding_pca(cfg, cfg.student.options.get("embedding_dim", 64))
         # The student alone only changes when its own training changes.
-        own_alone = needs == "embedding_init" or bool(changes.get("distill", {}).keys() & {
-            "epochs", "early_stopping", "learning_rate", "batch_size"})
+        own_alone = needs == "embedding_init" or bool(
+            changes.get("distill", {}).keys() & set(STUDENT_TRAINING_KEYS))
         runs = []
         for seed in args.seeds:
             if own_alone:
-                alone = run_variant(cfg, data, ids, logits, encoder.vocab_size, seed, embedding,
-                                    distill=False)
+                alone = run_variant(cfg, data, fixed.logits, seed, embedding, distill=False)
             else:
                 if seed not in base_alone:
-                    base_alone[seed] = run_variant(base, data, ids, logits, encoder.vocab_size,
-                                                   seed, distill=False)
+                    base_alone[seed] = run_variant(base, data, fixed.logits, seed,
+                                                   distill=False)
                 alone = base_alone[seed]
-            kd = run_variant(cfg, v_data, v_ids, v_logits, encoder.vocab_size, seed, embedding)
+            kd = run_variant(cfg, v_data, v_logits, seed, embedding)
             runs.append({"seed": seed, "alone": alone, "kd": kd})
         alone = float(np.mean([r["alone"] for r in runs]))
         kd = float(np.mean([r["kd"] for r in runs]))
         rows[name] = {"changes": changes, "alone": alone, "kd": kd, "gain": kd - alone,
                       "kd_over_teacher": kd / teacher, "runs": runs}
 
-    out = os.path.join(HERE, "results", f"{args.name}.json")
+    out = os.path.abspath(args.out or os.path.join(HERE, "results", f"{args.name}.json"))
     if os.path.exists(out):  # keep the rows of variants not run this time
         with open(out) as f:
             previous = json.load(f)
         if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
             rows = {name: rows.get(name) or previous["variants"][name] for name in VARIANTS
                     if name in rows or name in previous["variants"]}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "w") as f:
-        json.dump({"teacher": teacher, "seeds": args.seeds, "variants": rows}, f, indent=1)
+        json.dump({"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
+                   "variants": rows}, f, indent=1)
     os.replace(out + ".tmp", out)
     print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {args.seeds}")
     print(f"{'variant':<34}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}")

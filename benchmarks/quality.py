@@ -1,24 +1,43 @@
 """Quality benchmark: teacher, student alone, kd_keras distilled and
-`keras.distillation.Distiller` distilled, on the built-in rt_polarity split.
+`keras.distillation.Distiller` distilled, on the demo config.
 
 Mean of several seeds on the test split, with full labels and with 10% of the
 labels (the other 90% of the training sentences as unlabeled transfer data,
-label -1). The teacher is adapted as the demo config says: its top 3 MiniLM
-blocks and head fine-tuned per run on the labeled examples
-(`kd_keras.teachers.TopLayerTuner`; the 3 frozen blocks' activations are
-computed once for all runs). The students are trained with the same budget.
-Latency: int8 TFLite student vs the teacher SavedModel, one example, one
-thread (measured in a subprocess started with one intra/inter-op thread).
+label -1). Each run is the `kd-keras distill` job of the demo config
+(`kd_keras.demo.DEMO_CONFIG`, data `builtin: rt_polarity`) with `seed: S`
+and `data.labels_fraction: F`, run by the CLI's own stage functions in a
+fresh temporary working folder: `data_stage.prepare_data`,
+`teacher_stage.adapt_teacher` (`kd_keras.teachers.adapt_text_teacher` with
+`teacher_stage.adaptation_of(cfg)`), `teacher_stage.teacher_outputs`,
+`training_stage.train_student` (distilled, then the baseline with the same
+budget) and, for the latency, `export_stage.export_student`. The split is
+the demo's (`data.split_seed: 0`) in every run; the seed varies the label
+mask, the teacher's fine-tuning, the students' initialisation, dropout and
+shuffling.
 
-    python benchmarks/quality.py                  # 3 seeds
+Cost: the teacher is adapted from scratch in every run, as the CLI does. With
+the demo's top-3-block fine-tuning, each run therefore also recomputes the
+activations of the 3 frozen MiniLM blocks for every sentence (about 60 s for
+the 10,662 rt_polarity sentences on 2 CPU cores, on top of ~6 min of
+fine-tuning), where an earlier version of this script computed them once for
+all runs. With `--set teacher.fine_tune.train_backbone=false` (a head on
+frozen features), the features are cached in `--cache-dir` across runs.
+
+Latency: the int8 TFLite student (`export_stage.export_student`) vs the
+teacher as a SavedModel, one example, one thread (measured in a subprocess
+started with one intra/inter-op thread).
+
+    python benchmarks/quality.py                  # 3 seeds x 2 label fractions
     python benchmarks/quality.py --seeds 0 --epochs 4
+    python benchmarks/quality.py --seeds 0 --epochs 1 --max-examples 100 --out /tmp/q.json
 
-Prints a table and writes benchmarks/results/quality.json.
+Prints a table and writes benchmarks/results/<name>.json (or --out).
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,135 +46,110 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+# Keys of the config that do not change what a run computes.
+_NOT_COMPARED = ("output", "verbose", "seed")
 
 
-OVERRIDES = []  # (key path, value) pairs from --set
+def base_raw(args):
+    """The raw demo config with this invocation's data, epochs and `--set`."""
+    import yaml
+
+    from kd_keras.config import apply_overrides
+    from kd_keras.demo import DEMO_CONFIG
+
+    raw = yaml.safe_load(DEMO_CONFIG)
+    if args.data:
+        raw["data"] = {"train": os.path.abspath(args.data)}
+    elif args.builtin:
+        raw["data"] = {"builtin": args.builtin}
+    raw = apply_overrides(raw, {"distill.epochs": args.epochs,
+                                "data.max_examples": args.max_examples})
+    raw = apply_overrides(raw, args.overrides)
+    raw["verbose"] = 0
+    return raw
 
 
-def _cfg(epochs, seed, fraction):
-    from kd_keras.config import validate_config
-    from kd_keras.demo import demo_config
+def run_config(raw, seed, fraction):
+    """The validated `RunConfig` of one run."""
+    from kd_keras.config import apply_overrides
+    from kd_keras.config import parse_config
 
-    cfg = demo_config(output=os.path.join(HERE, "results", "quality_run"), epochs=epochs, verbose=0)
-    if OVERRIDES:
-        for path, value in OVERRIDES:
-            node = cfg
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = value
-        cfg = validate_config(cfg)
-    cfg["seed"] = seed
-    cfg["data"]["labels_fraction"] = fraction
-    cfg["distill"]["cache_dir"] = os.path.join(os.path.dirname(HERE), "runs", ".kd_keras_cache")
-    return cfg
+    changes = {"seed": seed, "data.labels_fraction": fraction, "data.split_seed": 0}
+    return parse_config(apply_overrides(raw, changes), base_dir=os.getcwd())
 
 
-def _keras_builtin_distill(cfg, ids, labels, teacher_logits, vocab_size, num_classes):
+def keras_builtin_distill(cfg, data, teacher_logits):
     """`keras.distillation.Distiller` with the same student and budget. Its
     teacher and student read the same `x`, so `x` carries the example index
     in its last column: the teacher looks its (precomputed, identical)
     logits up by index, the student reads the ids."""
     import keras
 
-    from kd_keras.pipeline import training
+    from kd_keras.pipeline import training_stage
 
-    d, seq = cfg["distill"], cfg["student"]["sequence_length"]
-    keras.utils.set_random_seed(cfg["seed"])
+    d, seq = cfg.distill, cfg.student_sequence_length
+    ids, labels, num_classes = data.ids, data.labels, data.num_classes
+    keras.utils.set_random_seed(cfg.seed)
     n_train = len(ids["train"])
     table = np.concatenate([teacher_logits["train"], teacher_logits["validation"]])
     x_in = keras.Input((seq + 1,), dtype="int32")
     gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0),
                                    output_shape=(num_classes,))(x_in)
     teacher = keras.Model(x_in, gathered)
-    core = training.build_student(cfg, num_classes, vocab_size)
+    core = training_stage.build_student(cfg, num_classes, data.vocab_size)
     s_in = keras.Input((seq + 1,), dtype="int32")
     student = keras.Model(s_in, core(s_in[:, :seq]))
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student,
-        distillation_losses=keras.distillation.LogitsDistillation(temperature=d["temperature"]),
-        student_loss_weight=d["alpha"])
-    distiller.compile(optimizer=keras.optimizers.Adam(d["learning_rate"]),
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=d.temperature),
+        student_loss_weight=d.alpha)
+    distiller.compile(optimizer=keras.optimizers.Adam(d.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     keep = labels["train"] >= 0
     x_train = np.concatenate([ids["train"], np.arange(n_train)[:, None]], 1).astype("int32")
-    x_val = np.concatenate([ids["validation"], n_train + np.arange(len(ids["validation"]))[:, None]], 1).astype("int32")
-    es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=d["early_stopping"]["patience"],
-                                       restore_best_weights=True)
-    distiller.fit(x_train[keep], labels["train"][keep], batch_size=d["batch_size"], epochs=d["epochs"],
-                  validation_data=(x_val, labels["validation"]), callbacks=[es], verbose=0)
-    return training.accuracy(core, ids["test"], labels["test"])
+    val_index = n_train + np.arange(len(ids["validation"]))[:, None]
+    x_val = np.concatenate([ids["validation"], val_index], 1).astype("int32")
+    callbacks = []
+    if d.early_stopping is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=d.early_stopping.patience, restore_best_weights=True))
+    distiller.fit(x_train[keep], labels["train"][keep], batch_size=d.batch_size,
+                  epochs=d.epochs, validation_data=(x_val, labels["validation"]),
+                  callbacks=callbacks, verbose=0)
+    return training_stage.accuracy(core, ids["test"], labels["test"])
 
 
-class TeacherSource:
-    """Adapts the demo's teacher for each run, the way the demo config says:
-    fine-tuning the top blocks (`TopLayerTuner`, with the frozen blocks'
-    activations computed once for all runs) or a head on frozen features
-    (computed once and cached on disk)."""
+def run_once(cfg, work, cache_dir, keras_builtin):
+    """One run of the CLI's stages in `work`; returns `(row, (cfg, data,
+    teacher model, distilled student))`."""
+    import keras
 
-    def __init__(self, base, full, verbose=1):
-        from kd_keras import teachers
-        from kd_keras.data import SPLITS
-        from kd_keras.pipeline import teacher_stage
+    import kd_keras
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import teacher_stage
+    from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.workdir import RunDir
 
-        t = base["teacher"]
-        self.ft = t["fine_tune"]
-        self.model = teachers.build_text_teacher(
-            teacher_stage.resolve_backbone(t["backbone"]), full.num_classes,
-            sequence_length=t["sequence_length"])
-        self.tuned = bool(self.ft["train_backbone"] and self.ft["top_layers"])
-        if self.tuned:
-            self.tuner = teachers.TopLayerTuner(self.model, self.ft["top_layers"],
-                                                batch_size=self.ft["batch_size"])
-            for split in SPLITS:
-                self.tuner.add(split, full.texts[split], verbose=verbose)
-            self.initial = self.tuner.top_model.get_weights()
-        else:
-            self.features = teacher_stage.backbone_features(
-                self.model, full, base["distill"]["cache_dir"], verbose=verbose)
-
-    def logits(self, cfg, data):
-        """Teacher logits of every split after adapting it to `data`'s labels."""
-        from kd_keras.data import SPLITS
-        from kd_keras.pipeline import teacher_stage
-
-        labels, ft = data.labels, self.ft
-        if self.tuned:
-            self.tuner.top_model.set_weights(self.initial)
-            self.tuner.fit_head("train", labels["train"])
-            self.tuner.fit("train", labels["train"], epochs=ft["epochs"],
-                           learning_rate=ft["learning_rate"] or 1e-4,
-                           validation=("validation", labels["validation"]),
-                           seed=cfg["seed"], verbose=0)
-            return {split: self.tuner.predict(split) for split in SPLITS}
-        head = teacher_stage.fit_head_on_features(
-            self.model, self.features["train"], labels["train"], ft["epochs"],
-            ft["learning_rate"], ft["batch_size"], self.features["validation"],
-            labels["validation"], cfg["seed"], verbose=0)
-        return {split: head.predict(self.features[split], verbose=0) for split in SPLITS}
-
-
-def run_seed(cfg, data, ids, source, vocab_size, keras_builtin):
-    from kd_keras.pipeline import training
-
-    labels = data.labels
-    model = source.model
-    logits = source.logits(cfg, data)
-    import tensorflow as tf
-
-    strategy = tf.distribute.get_strategy()
-    row = {"teacher": training.logits_accuracy(logits["test"], labels["test"]),
-           "teacher_params": int(model.count_params())}
-    with tempfile.TemporaryDirectory() as work:
-        alone, _ = training.train_baseline(cfg, ids, labels, vocab_size, data.num_classes, work, strategy, verbose=0)
-        row["student_alone"] = training.accuracy(alone, ids["test"], labels["test"])
-        row["student_params"] = int(alone.count_params())
-        distilled, _ = training.distill_student(cfg, ids, labels, logits, vocab_size, data.num_classes, work,
-                                                strategy, verbose=0)
-        row["kd_keras"] = training.accuracy(distilled, ids["test"], labels["test"])
+    keras.utils.set_random_seed(cfg.seed)
+    data = data_stage.prepare_data(cfg)
+    run = RunDir(os.path.join(work, "run"), cfg)
+    state = teacher_stage.adapt_teacher(cfg, data, run, cache_dir)
+    logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+    strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
+    distilled = training_stage.train_student(cfg, data, run, "distill", logits, strategy)
+    alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy)
+    test_x, test_y = data.ids["test"], data.labels["test"]
+    row = {"teacher": training_stage.logits_accuracy(logits["test"], test_y),
+           "teacher_params": state.params,
+           "student_alone": training_stage.accuracy(alone.model, test_x, test_y),
+           "student_params": int(alone.model.count_params()),
+           "kd_keras": training_stage.accuracy(distilled.model, test_x, test_y)}
     if keras_builtin:
-        row["keras_distillation"] = _keras_builtin_distill(cfg, ids, labels, logits, vocab_size, data.num_classes)
-    return row, model, distilled, ids
+        row["keras_distillation"] = keras_builtin_distill(cfg, data, logits)
+    return row, (cfg, data, state.model, distilled.model)
 
 
 def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
@@ -194,148 +188,202 @@ def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
     return {"teacher_saved_model_ms": teacher_ms, "student_tflite_int8_ms": timed(run_tflite)}
 
 
+def measure_latency(cfg, data, teacher, student, tmp):
+    """Exports the teacher as a SavedModel and the student to int8 TFLite
+    (the CLI's export stage), then times both in a one-thread subprocess."""
+    import tensorflow as tf
+
+    from kd_keras.config import ExportConfig
+    from kd_keras.pipeline import export_stage
+    from kd_keras.pipeline.workdir import RunDir
+
+    teacher(tf.constant(data.dataset.texts["test"][:2]))  # export needs a called model
+    teacher_dir = os.path.join(tmp, "teacher_sm")
+    serve = tf.function(lambda text: teacher(text, training=False),
+                        input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    module = tf.Module()
+    module.teacher = teacher
+    module.serve = serve
+    tf.saved_model.save(module, teacher_dir, signatures={"serving_default": serve})
+    export_cfg = cfg.replace(export=ExportConfig(formats=("tflite",), quantization=("int8",)))
+    run = RunDir(os.path.join(tmp, "student"), export_cfg)
+    report = export_stage.export_student(export_cfg, data, student, run)
+    tfl = os.path.join(run.file("export"), report["artifacts"][0]["path"])
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+               OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--latency", teacher_dir, tfl,
+         data.dataset.texts["test"][0], json.dumps(data.ids["test"][0].tolist())],
+        capture_output=True, text=True, env=env, check=True)
+    lat = json.loads(proc.stdout.strip().splitlines()[-1])
+    lat["speedup"] = lat["teacher_saved_model_ms"] / lat["student_tflite_int8_ms"]
+    return lat
+
+
+def untrained(cfg):
+    """`(cfg, data, teacher, student)` with an unadapted teacher and an
+    untrained student (weights do not change latency)."""
+    from kd_keras import teachers
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import training_stage
+
+    data = data_stage.prepare_data(cfg)
+    t = cfg.teacher
+    teacher = teachers.build_text_teacher(
+        teachers.resolve_backbone(t.backbone), data.num_classes,
+        sequence_length=t.sequence_length, pooling=t.pooling)
+    student = training_stage.build_student(cfg, data.num_classes, data.vocab_size)
+    return cfg, data, teacher, student
+
+
+def _parse_overrides(parser, items):
+    import yaml
+
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _summary(rows):
+    summary = {}
+    for fraction, runs in rows.items():
+        keys = [k for k in runs[0] if k != "seed" and not k.endswith("params")]
+        summary[fraction] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        summary[fraction]["std"] = {k: float(np.std([r[k] for r in runs])) for k in keys}
+        summary[fraction]["teacher_params"] = runs[0]["teacher_params"]
+        summary[fraction]["student_params"] = runs[0]["student_params"]
+    return summary
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Data: the built-in rt_polarity by default (--builtin ag_news for the other "
+               "shipped dataset); --data FILE runs on your own labelled file instead, "
+               "e.g. a bigger corpus (any format `data.train` of a config accepts, split "
+               "by `data.split`; --set data.format=... etc. refine it).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10, help="student epochs (max)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
-    parser.add_argument("--name", default="quality", help="results/<name>.json")
+    parser.add_argument("--builtin", default=None, help="a built-in dataset (default: the "
+                        "demo's rt_polarity)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="a labelled text file (text, label) to use instead of the "
+                             "built-in data; read as the config key data.train")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
+                        help="cap each split at N examples (data.max_examples), for a quick run")
+    parser.add_argument("--name", default="quality", help="writes results/<name>.json")
+    parser.add_argument("--out", default=None, metavar="PATH",
+                        help="write the JSON here instead of results/<name>.json")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change the demo config, e.g. --set distill.augment.copies=4 "
-                             "(VALUE is read as YAML)")
+                             "(dotted config key; VALUE is read as YAML; null is ignored)")
+    parser.add_argument("--cache-dir", default=os.path.join(ROOT, "runs", ".kd_keras_cache"),
+                        help="where frozen teacher features are cached across runs "
+                             "(the head route; default runs/.kd_keras_cache)")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--only-latency", action="store_true",
-                        help="measure latency only and add it to results/<name>.json (weights "
-                             "do not change latency: untrained head and student)")
+                        help="measure latency only and add it to the output JSON (weights "
+                             "do not change latency: unadapted teacher, untrained student)")
     parser.add_argument("--latency", nargs=4, metavar=("TEACHER_DIR", "TFLITE", "TEXT", "IDS_JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency:
-        print(json.dumps(latency(args.latency[0], args.latency[1], args.latency[2], json.loads(args.latency[3]))))
+        print(json.dumps(latency(args.latency[0], args.latency[1], args.latency[2],
+                                 json.loads(args.latency[3]))))
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import yaml
     from tqdm.auto import tqdm
 
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item}: expected KEY=VALUE")
-        OVERRIDES.append((key.split("."), yaml.safe_load(value)))
+    from kd_keras.config import to_dict
+    from kd_keras.errors import KdKerasError
 
-    from kd_keras.data import SPLITS, WordPieceEncoder
-    from kd_keras.pipeline import load_data, vocabulary_path
-
-    base = _cfg(args.epochs, 0, 1.0)
-    full = load_data(base)
-    encoder = WordPieceEncoder(vocabulary_path(base), base["student"]["sequence_length"])
-    ids = {s: encoder(full.texts[s]) for s in SPLITS}
-    source = TeacherSource(base, full)
+    args.overrides = _parse_overrides(parser, args.set)
+    raw = base_raw(args)
+    try:
+        base = run_config(raw, 0, 1.0)
+    except KdKerasError as e:
+        parser.error(str(e))
+    fingerprint = {k: v for k, v in to_dict(base).items() if k not in _NOT_COMPARED}
+    fingerprint["data"].pop("labels_fraction")
+    out = os.path.abspath(args.out or os.path.join(HERE, "results", f"{args.name}.json"))
+    partial_path = os.path.splitext(out)[0] + ".partial.json"
+    if args.only_latency and not os.path.exists(out):
+        parser.error(f"--only-latency: {out} not found; run the benchmark first")
 
     # Runs finished by an earlier, interrupted invocation are kept.
     rows, last = {}, None
     if args.only_latency:
         args.seeds = []
-    partial_path = os.path.join(HERE, "results", f"{args.name}.partial.json")
     if os.path.exists(partial_path):
         with open(partial_path) as f:
             previous = json.load(f)
-        if (previous.get("epochs") == args.epochs and previous.get("teacher") == base["teacher"]
-                and previous.get("distill") == base["distill"]):
+        if previous.get("config") == fingerprint:
             rows = previous["runs"]
     done = {(fr, r["seed"]) for fr, runs in rows.items() for r in runs}
     jobs = [(f, s) for f in args.fractions for s in args.seeds if (str(f), s) not in done]
     for fraction, seed in tqdm(jobs, desc="quality", unit="run"):
-        # One fixed split (the demo's, seed 0) for every run, so that the
-        # cached teacher activations line up; the seed varies the label mask,
-        # the initialisation, dropout and the shuffling.
-        cfg = _cfg(args.epochs, seed, fraction)
-        data = full if fraction >= 1 else full.with_label_fraction(fraction, seed=seed)
-        row, teacher, student, _ = run_seed(cfg, data, ids, source, encoder.vocab_size,
-                                            keras_builtin=fraction == 1.0)
+        cfg = run_config(raw, seed, fraction)
+        with tempfile.TemporaryDirectory() as work:
+            row, last = run_once(cfg, work, args.cache_dir, keras_builtin=fraction == 1.0)
         rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
-        last = (teacher, student)
-        partial = {"runs": rows, "epochs": args.epochs, "teacher": base["teacher"],
-                   "distill": base["distill"]}
         with open(partial_path, "w") as f:
-            json.dump(partial, f, indent=1)
+            json.dump({"config": fingerprint, "runs": rows}, f, indent=1)
 
-    summary = {}
+    summary = _summary(rows)
     if args.only_latency:
-        with open(os.path.join(HERE, "results", f"{args.name}.json")) as f:
+        with open(out) as f:
             previous = json.load(f)
         rows, summary = previous["runs"], previous["summary"]
         args.seeds, args.epochs = previous["seeds"], previous["epochs"]
-    for fraction, runs in ([] if args.only_latency else rows.items()):
-        keys = [k for k in runs[0] if k not in ("seed",) and not k.endswith("params")]
-        summary[fraction] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-        summary[fraction]["std"] = {k: float(np.std([r[k] for r in runs])) for k in keys}
-        summary[fraction]["teacher_params"] = runs[0]["teacher_params"]
-        summary[fraction]["student_params"] = runs[0]["student_params"]
-
-    # Latency: export the (last) teacher as a SavedModel and the student to int8 TFLite.
-    if args.only_latency:
-        from kd_keras.pipeline import training
-
-        last = (source.model, training.build_student(base, full.num_classes, encoder.vocab_size))
-    elif last is None:
-        cfg = _cfg(args.epochs, args.seeds[0], args.fractions[0])
-        _, *last = run_seed(cfg, full, ids, source, encoder.vocab_size, keras_builtin=False)[:3]
-    teacher, student = last
-    import tensorflow as tf
-
-    teacher(tf.constant(full.texts["test"][:2]))  # export needs a called model
-    import kd_keras
 
     lat = None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            if args.no_latency:
-                raise RuntimeError("skipped (--no-latency)")
-            teacher_dir = os.path.join(tmp, "teacher_sm")
-            serve = tf.function(lambda text: teacher(text, training=False),
-                                input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-            module = tf.Module()
-            module.teacher = teacher
-            module.serve = serve
-            tf.saved_model.save(module, teacher_dir, signatures={"serving_default": serve})
-            rep = kd_keras.export.export_model(student, os.path.join(tmp, "student"), formats=("tflite",),
-                                               quantization=("int8",), representative_data=ids["train"][:200],
-                                               validation_data=(ids["test"], full.labels["test"]))
-            tfl = rep["artifacts"][0]["path"]
-            env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-                       OMP_NUM_THREADS="1")
-            proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--latency", teacher_dir, tfl,
-                 full.texts["test"][0], json.dumps(ids["test"][0].tolist())],
-                capture_output=True, text=True, env=env, check=True)
-            lat = json.loads(proc.stdout.strip().splitlines()[-1])
-            lat["speedup"] = lat["teacher_saved_model_ms"] / lat["student_tflite_int8_ms"]
-        except Exception as e:  # Report, don't lose the accuracy numbers.
-            detail = getattr(e, "stderr", "") or ""
-            lat = {"error": f"{type(e).__name__}: {e} {detail[-500:]}"}
+    tmp = tempfile.mkdtemp(prefix="kd_quality_latency_")
+    try:
+        if args.no_latency:
+            raise RuntimeError("skipped (--no-latency)")
+        if last is None:  # every run came from the partial file, or --only-latency
+            last = untrained(base)
+        lat = measure_latency(*last, tmp)
+    except Exception as e:  # Report, don't lose the accuracy numbers.
+        detail = getattr(e, "stderr", "") or ""
+        lat = {"error": f"{type(e).__name__}: {e} {detail[-500:]}"}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-    result = {"seeds": args.seeds, "epochs": args.epochs, "teacher": base["teacher"],
-              "distill": base["distill"], "overrides": args.set,
-              "summary": summary, "runs": rows, "latency": lat}
-    out = os.path.join(HERE, "results", f"{args.name}.json")
+    data_config = {k: v for k, v in to_dict(base.data).items() if k != "labels_fraction"}
+    result = {"seeds": args.seeds, "epochs": args.epochs, "data": data_config,
+              "teacher": to_dict(base.teacher), "distill": to_dict(base.distill),
+              "overrides": args.set, "summary": summary, "runs": rows, "latency": lat}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(out + ".tmp", out)
+    if os.path.exists(partial_path):
+        os.remove(partial_path)
 
-    print(f"\nrt_polarity test accuracy, mean of seeds {args.seeds} ({args.epochs} epochs max)")
-    print(f"{'labels':<8}{'teacher':>9}{'alone':>9}{'kd_keras':>10}{'keras KD':>10}{'kd-alone':>10}{'kd/teacher':>12}")
+    data_name = base.data.builtin or os.path.basename(base.data.train)
+    print(f"\n{data_name} test accuracy, mean of seeds {args.seeds} ({args.epochs} epochs max)")
+    print(f"{'labels':<8}{'teacher':>9}{'alone':>9}{'kd_keras':>10}{'keras KD':>10}"
+          f"{'kd-alone':>10}{'kd/teacher':>12}")
     for fraction, s in summary.items():
         kk = s.get("keras_distillation")
         print(f"{float(fraction):<8.0%}{100*s['teacher']:>8.2f}%{100*s['student_alone']:>8.2f}%"
               f"{100*s['kd_keras']:>9.2f}%{('-' if kk is None else f'{100*kk:.2f}%'):>10}"
-              f"{100*(s['kd_keras']-s['student_alone']):>+9.2f}pt{s['kd_keras']/s['teacher']:>11.1%}")
-    s = next(iter(summary.values()))
-    print(f"params: teacher {s['teacher_params']:,}, student {s['student_params']:,} "
-          f"({s['teacher_params']/s['student_params']:.1f}x fewer)")
+              f"{100*(s['kd_keras']-s['student_alone']):>+9.2f}pt"
+              f"{s['kd_keras']/s['teacher']:>11.1%}")
+    if summary:
+        s = next(iter(summary.values()))
+        print(f"params: teacher {s['teacher_params']:,}, student {s['student_params']:,} "
+              f"({s['teacher_params']/s['student_params']:.1f}x fewer)")
     if lat and "speedup" in lat:
-        print(f"latency (1 example, 1 thread): teacher SavedModel {lat['teacher_saved_model_ms']:.2f} ms, "
-              f"int8 TFLite student {lat['student_tflite_int8_ms']:.3f} ms ({lat['speedup']:.0f}x faster)")
+        print(f"latency (1 example, 1 thread): teacher SavedModel "
+              f"{lat['teacher_saved_model_ms']:.2f} ms, int8 TFLite student "
+              f"{lat['student_tflite_int8_ms']:.3f} ms ({lat['speedup']:.0f}x faster)")
     else:
         print(f"latency: {lat}")
     print(f"wrote {out}")

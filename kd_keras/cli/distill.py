@@ -39,7 +39,7 @@ def run(args):
     """
     from kd_keras.config import load_config
 
-    cfg = load_config(args.config, overrides={"output": args.output})
+    cfg = load_config(args.config, overrides={"output": args.output} if args.output else None)
     output = os.path.abspath(cfg.output)
 
     from kd_keras.pipeline import run_distill

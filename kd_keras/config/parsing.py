@@ -157,6 +157,8 @@ def _validate_data(d):
     _check(isinstance(s, tuple) and len(s) == 3 and all(_is_number(f) and f > 0 for f in s)
            and abs(sum(s) - 1) < 1e-6, "data.split",
            "three positive fractions summing to 1 (train, validation, test)", s)
+    _check(d.split_seed is None or (_is_int(d.split_seed) and d.split_seed >= 0),
+           "data.split_seed", "a non-negative integer or null", d.split_seed)
     f = d.labels_fraction
     _check(_is_number(f) and 0 < f <= 1, "data.labels_fraction", "a number in (0, 1]", f)
 
@@ -338,8 +340,7 @@ def load_config(path, overrides=None):
     Args:
         path: the YAML file.
         overrides: optional dotted keys replacing the file's values, e.g.
-            `{"output": "elsewhere", "distill.epochs": 2}` (`None` values
-            are ignored).
+            `{"output": "elsewhere", "distill.epochs": 2}`.
 
     Returns:
         A validated `RunConfig`.
@@ -359,15 +360,13 @@ def apply_overrides(raw, overrides):
 
     Example:
 
-    >>> apply_overrides({"distill": {"epochs": 5}}, {"distill.epochs": 2, "seed": None})
-    {'distill': {'epochs': 2}}
+    >>> apply_overrides({"distill": {"epochs": 5}}, {"distill.epochs": 2, "export": None})
+    {'distill': {'epochs': 2}, 'export': None}
     """
     import copy
 
     raw = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
         node = raw
         keys = dotted.split(".")
         for key in keys[:-1]:

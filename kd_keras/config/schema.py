@@ -41,6 +41,7 @@ class DataConfig:
     labels: Optional[tuple] = None
     max_examples: Optional[int] = None
     split: tuple = (0.8, 0.1, 0.1)
+    split_seed: Optional[int] = None  # None: the run's `seed`
     labels_fraction: float = 1.0
 
 

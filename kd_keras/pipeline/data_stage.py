@@ -67,15 +67,16 @@ def load_data(cfg):
         A `TextDataset`.
     """
     d = cfg.data
+    split_seed = cfg.seed if d.split_seed is None else d.split_seed
     if d.builtin is not None:
-        data = load_builtin(d.builtin, max_examples=d.max_examples, seed=cfg.seed,
+        data = load_builtin(d.builtin, max_examples=d.max_examples, seed=split_seed,
                             split=tuple(d.split))
     else:
         data = load_text_dataset(
             d.train, test=d.test, validation=d.validation, format=d.format,
             header=d.header, text_column=d.text_column, label_column=d.label_column,
             labels=None if d.labels is None else list(d.labels),
-            max_examples=d.max_examples, split=tuple(d.split), seed=cfg.seed)
+            max_examples=d.max_examples, split=tuple(d.split), seed=split_seed)
     if d.labels_fraction < 1:
         data = data.with_label_fraction(d.labels_fraction, seed=cfg.seed)
     augment = dataclasses.asdict(cfg.distill.augment)
