@@ -11,10 +11,16 @@ distiller.fit(ds, epochs=5)
 cache = kd_keras.cache.load("cache_dir/")
 ```
 
-Modules: `builder` (the streaming, resumable build), `store` (shards,
-metadata, checksums), `fingerprint` (streamed inputs fingerprint), `inputs`
-(arrays, dicts and datasets as chunks), `topk` (compression),
-`teacher_cache` (`TeacherCache`, `load`) and `dataset` (`as_dataset`).
+Modules: `builder` (the streaming, resumable build), `shards` (its public
+steps, for builders that compute shards elsewhere), `metadata` (the typed,
+validated `metadata.json`), `store` (shard files, checksums, clean-up),
+`fingerprint` (streamed inputs fingerprint), `inputs` (arrays, dicts and
+datasets as chunks), `topk` (compression), `teacher_cache` (`TeacherCache`,
+`load`) and `dataset` (`as_dataset`).
+
+Nothing on disk is trusted: a damaged `metadata.json` is a one-line
+`kd_keras.errors.DataError` ("damaged cache: DIR/metadata.json: ..."), and
+the cache only ever deletes files whose names it writes itself.
 """
 
 from kd_keras.cache.builder import cache_teacher_outputs

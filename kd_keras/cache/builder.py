@@ -10,6 +10,9 @@ resumes from the last complete shard: the next call with the same teacher and
 inputs re-hashes the inputs of the finished shards (no teacher call) and
 computes only the rest. The result is byte-for-byte the same as an
 uninterrupted build.
+
+The steps (open, write a shard, record it, finalize) are public in
+`kd_keras.cache.shards` for builders that compute shards elsewhere.
 """
 
 import os
@@ -18,26 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kd_keras.cache import fingerprint as fp
+from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
-from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
+from kd_keras.errors import UsageError
 
 DEFAULT_SHARD_SIZE = 16384
-
-
-def _short(digest):
-    return digest[:12] + "…"
-
-
-def _check_args(batch_size, shard_size, top_k):
-    for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if top_k is not None and (
-        not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1
-    ):
-        raise ValueError(f"top_k must be a positive integer or None; got {top_k!r}.")
 
 
 def _forward(teacher):
@@ -67,14 +57,13 @@ def _teacher_logits(forward, inputs, chunk, batch_size, num_classes, progress):
         logits = np.asarray(forward(inputs.structure(batch)))
         rows = len(next(iter(batch.values())))
         if logits.ndim != 2 or logits.shape[0] != rows:
-            raise ValueError(
-                f"The teacher returned logits of shape {logits.shape} for a "
-                f"batch of {rows} examples; expected [{rows}, num_classes]."
+            raise UsageError(
+                f"teacher: returned logits of shape {list(logits.shape)} for a batch "
+                f"of {rows} examples; expected [{rows}, num_classes]"
             )
         if num_classes is not None and logits.shape[1] != num_classes:
-            raise ValueError(
-                f"The teacher returned {logits.shape[1]} classes; the cache "
-                f"holds {num_classes}."
+            raise UsageError(
+                f"teacher: returned {logits.shape[1]} classes; the cache holds {num_classes}"
             )
         num_classes = logits.shape[1]
         outputs.append(logits.astype(np.float32, copy=False))
@@ -82,52 +71,27 @@ def _teacher_logits(forward, inputs, chunk, batch_size, num_classes, progress):
     return np.concatenate(outputs, axis=0)
 
 
-def _shard_arrays(logits, top_k):
-    if top_k is None:
-        return {"logits": logits}
-    return topk_lib.compress(logits, top_k)
-
-
-def _check_same_build(directory, metadata, teacher_fp, shard_size, top_k):
-    """Refuses to reuse a cache made by another teacher or other settings."""
-    if metadata["teacher_fingerprint"] != teacher_fp:
-        raise ValueError(
-            f"The cache in {directory} was built from another teacher "
-            f"(teacher fingerprint {_short(metadata['teacher_fingerprint'])}, "
-            f"this teacher {_short(teacher_fp)}). Use another directory or "
-            "pass overwrite=True."
-        )
-    if metadata["shard_size"] != shard_size:
-        raise ValueError(
-            f"The cache in {directory} uses shard_size="
-            f"{metadata['shard_size']}, not {shard_size}. Pass the same "
-            "shard_size, or overwrite=True to rebuild."
-        )
-    if metadata["top_k"] != top_k:
-        raise ValueError(
-            f"The cache in {directory} was built with top_k="
-            f"{metadata['top_k']}, not {top_k}. Pass the same top_k, or "
-            "overwrite=True to rebuild."
-        )
-
-
 def _inputs_mismatch(directory, metadata, index, shard_size, count, spec):
     first = index * shard_size
-    if spec != metadata["input_spec"]:
-        what = f"the input spec {spec} differs from the cached {metadata['input_spec']}"
-    elif metadata.get("complete") and index >= len(metadata["shards"]):
-        what = (
-            f"x has more examples than the {metadata['count']} the cache "
-            "was built from"
-        )
+    if spec != metadata.input_spec:
+        what = f"the input spec {spec} differs from the cached {metadata.input_spec}"
+    elif metadata.complete and index >= len(metadata.shards):
+        what = f"x has more examples than the {metadata.count} the cache was built from"
     else:
         what = (
             f"examples {first}..{first + count - 1} differ from the ones the "
             "cache was built from (other or reordered inputs)"
         )
-    return ValueError(
-        f"The cache in {directory} does not match x: {what}. Use another "
-        "directory or pass overwrite=True."
+    return UsageError(
+        f"{directory}: the cache there does not match x: {what}; use another "
+        "directory or pass overwrite=True"
+    )
+
+
+def _count_mismatch(directory, metadata, count):
+    return UsageError(
+        f"{directory}: the cache there was built from {metadata.count} examples; x has "
+        f"{count}; use another directory or pass overwrite=True"
     )
 
 
@@ -168,9 +132,12 @@ def cache_teacher_outputs(
         A `TeacherCache`.
 
     Raises:
-        ValueError: if `directory` holds a cache from another teacher, from
-            other, reordered or fewer/more inputs, or with another
-            `shard_size`/`top_k` (and `overwrite` is False).
+        UsageError: for bad arguments, or if `directory` holds a cache from
+            another teacher, from other, reordered or fewer/more inputs, or
+            with another `shard_size`/`top_k` (and `overwrite` is False).
+        DataError: if `directory/metadata.json` is damaged (also with
+            `overwrite`: only a folder the cache recognises as its own is
+            cleared). Both are `ValueError`s.
 
     Example:
 
@@ -183,85 +150,49 @@ def cache_teacher_outputs(
     """
     from kd_keras.teachers.base import as_teacher
 
-    _check_args(batch_size, shard_size, top_k)
+    shards_lib.check_positive("batch_size", batch_size)
+    shards_lib.check_positive("shard_size", shard_size)
+    shards_lib.check_positive("top_k", top_k, optional=True)
     teacher = as_teacher(teacher)
     inputs = Inputs(x)
     if inputs.count == 0:
-        raise ValueError("x has no examples; there is nothing to cache.")
+        raise UsageError("x: has no examples; there is nothing to cache")
     directory = os.fspath(directory)
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"{directory} exists and is not a directory.")
-    os.makedirs(directory, exist_ok=True)
-
-    metadata = store.read_metadata(directory)
-    if metadata is not None and overwrite:
-        store.remove_cache_files(directory, metadata)
-        metadata = None
-    store.remove_stale_temp_files(directory)
-    teacher_fp = teacher.fingerprint()
-    if metadata is not None:
-        _check_same_build(directory, metadata, teacher_fp, shard_size, top_k)
-    else:
-        metadata = {
-            "format_version": store.FORMAT_VERSION,
-            "complete": False,
-            "teacher_fingerprint": teacher_fp,
-            "inputs_fingerprint": None,
-            "input_spec": None,
-            "count": None,
-            "num_classes": None,
-            "logits_dtype": "float32",
-            "shard_size": shard_size,
-            "top_k": top_k,
-            "shards": [],
-        }
-    was_complete = metadata["complete"]
-    if was_complete and inputs.count is not None and inputs.count != metadata["count"]:
-        raise ValueError(
-            f"The cache in {directory} was built from {metadata['count']} "
-            f"examples; x has {inputs.count}. Use another directory or pass "
-            "overwrite=True."
-        )
-
-    if was_complete:
+    metadata = shards_lib.start_build(
+        directory, teacher.fingerprint(), shard_size, top_k, overwrite=overwrite
+    )
+    if metadata.complete:
+        if inputs.count is not None and inputs.count != metadata.count:
+            raise _count_mismatch(directory, metadata, inputs.count)
         # Check all inputs before touching any shard.
         _verify_inputs_only(directory, metadata, inputs)
-        bad = [
-            s for s in metadata["shards"]
-            if store.check_shard(directory, s) is not None
-        ]
-        if not bad:
+        if all(store.check_shard(directory, s) is None for s in metadata.shards):
             return TeacherCache(directory, metadata, verify=False)
-    _build(teacher, inputs, directory, metadata, batch_size, verbose)
+    metadata = _build(teacher, inputs, directory, metadata, batch_size, verbose)
     return TeacherCache(directory, metadata, verify=False)
 
 
 def _verify_inputs_only(directory, metadata, inputs):
-    shard_size = metadata["shard_size"]
-    digests, count = [], 0
+    shard_size, shards = metadata.shard_size, metadata.shards
+    count = 0
     for index, chunk in enumerate(inputs.chunks(shard_size)):
         n = len(next(iter(chunk.values())))
         spec = fp.chunk_spec(chunk)
-        shards = metadata["shards"]
         if (
-            spec != metadata["input_spec"]
+            spec != metadata.input_spec
             or index >= len(shards)
-            or shards[index]["inputs_sha256"] != fp.chunk_digest(chunk)
+            or shards[index].inputs_sha256 != fp.chunk_digest(chunk)
         ):
             raise _inputs_mismatch(directory, metadata, index, shard_size, n, spec)
-        digests.append(shards[index]["inputs_sha256"])
         count += n
-    if count != metadata["count"]:
-        raise ValueError(
-            f"The cache in {directory} was built from {metadata['count']} "
-            f"examples; x has {count}. Use another directory or pass "
-            "overwrite=True."
-        )
+    if count != metadata.count:
+        raise _count_mismatch(directory, metadata, count)
 
 
 def _build(teacher, inputs, directory, metadata, batch_size, verbose):
-    shard_size = metadata["shard_size"]
-    recorded = {s["index"]: s for s in metadata["shards"]}
+    """Computes the missing or damaged shards; returns the complete metadata."""
+    shard_size = metadata.shard_size
+    recorded = {s.index: s for s in metadata.shards}
     forward = _forward(teacher)
     progress = tqdm(
         total=inputs.count,
@@ -270,54 +201,28 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose):
         disable=not verbose,
         dynamic_ncols=True,
     )
-    digests, shards, count, reused = [], [], 0, 0
-    spec = metadata["input_spec"]
-    num_classes = metadata["num_classes"]
-    metadata["complete"] = False  # Until every shard is in place again.
+    num_shards = 0
     with progress:
         for index, chunk in enumerate(inputs.chunks(shard_size)):
             n = len(next(iter(chunk.values())))
             chunk_spec = fp.chunk_spec(chunk)
-            if spec is None:
-                spec = metadata["input_spec"] = chunk_spec
             digest = fp.chunk_digest(chunk)
             old = recorded.get(index)
-            if chunk_spec != spec or (
-                old is not None and (old["inputs_sha256"] != digest or old["count"] != n)
+            if (metadata.input_spec is not None and chunk_spec != metadata.input_spec) or (
+                old is not None and (old.inputs_sha256 != digest or old.count != n)
             ):
                 raise _inputs_mismatch(directory, metadata, index, shard_size, n, chunk_spec)
             if old is not None and store.check_shard(directory, old) is None:
-                shards.append(old)
-                reused += n
                 progress.update(n)
             else:
                 logits = _teacher_logits(
-                    forward, inputs, chunk, batch_size, num_classes, progress
+                    forward, inputs, chunk, batch_size, metadata.num_classes, progress
                 )
-                num_classes = metadata["num_classes"] = int(logits.shape[1])
-                if metadata["top_k"] is not None:
-                    topk_lib.check_k(metadata["top_k"], num_classes)
-                files = store.write_shard(
-                    directory, index, _shard_arrays(logits, metadata["top_k"])
+                result = shards_lib.write_shard(
+                    directory, index, chunk, logits, metadata.top_k, inputs_sha256=digest
                 )
-                entry = {"index": index, "count": n, "inputs_sha256": digest, "files": files}
-                shards.append(entry)
-                recorded[index] = entry
-                metadata["shards"] = sorted(recorded.values(), key=lambda s: s["index"])
-                store.write_metadata(directory, metadata)
-            digests.append(digest)
-            count += n
-    if count == 0:
-        raise ValueError("x has no examples; there is nothing to cache.")
-    stale = [s for i, s in recorded.items() if i >= len(shards)]
-    metadata["shards"] = shards
-    metadata["count"] = count
-    metadata["inputs_fingerprint"] = fp.inputs_fingerprint(spec, count, digests)
-    metadata["complete"] = True
-    store.write_metadata(directory, metadata)
-    for shard in stale:
-        for entry in shard["files"].values():
-            path = os.path.join(directory, entry["file"])
-            if os.path.exists(path):
-                os.remove(path)
-    return reused
+                metadata = shards_lib.record_shard(directory, metadata, result)
+            num_shards = index + 1
+    if num_shards == 0:
+        raise UsageError("x: has no examples; there is nothing to cache")
+    return shards_lib.finalize(directory, metadata, num_shards)

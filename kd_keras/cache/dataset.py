@@ -27,6 +27,7 @@ import tensorflow as tf
 from kd_keras.cache.inputs import Inputs
 from kd_keras.distiller import LABELS_KEY
 from kd_keras.distiller import TEACHER_LOGITS_KEY
+from kd_keras.errors import UsageError
 
 
 def _per_example(name, value, count):
@@ -36,9 +37,9 @@ def _per_example(name, value, count):
         return value
     value = np.asarray(value)
     if value.ndim == 0 or len(value) != count:
-        raise ValueError(
-            f"{name} has {0 if value.ndim == 0 else len(value)} entries; the "
-            f"cache and x have {count} examples."
+        raise UsageError(
+            f"{name}: has {0 if value.ndim == 0 else len(value)} entries; the "
+            f"cache and x have {count} examples"
         )
     return value
 
@@ -94,7 +95,8 @@ def make_dataset(
         drop_remainder: drop the last, smaller batch.
         verify: stream `x` once and compare it with the cache's inputs
             digests (`TeacherCache.check_inputs`); a mismatch raises
-            `ValueError`. With `False` only the example count is checked.
+            `UsageError` (a `ValueError`). With `False` only the example
+            count is checked.
 
     Returns:
         A `tf.data.Dataset`.
@@ -106,15 +108,20 @@ def make_dataset(
     >>> targets["teacher_logits"].shape                # doctest: +SKIP
     TensorShape([64, 2])
     """
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
+            or batch_size < 1):
+        raise UsageError(f"batch_size: must be a positive integer, got {batch_size!r}")
+    if shuffle and (not isinstance(shuffle_buffer, (int, np.integer))
+                    or isinstance(shuffle_buffer, bool) or shuffle_buffer < 1):
+        raise UsageError(
+            f"shuffle_buffer: must be a positive integer, got {shuffle_buffer!r}")
     inputs = Inputs(x)
     if verify:
         cache.check_inputs(x)
     elif inputs.count is not None and inputs.count != cache.count:
-        raise ValueError(
-            f"The cache in {cache.directory} holds {cache.count} examples; "
-            f"x has {inputs.count}."
+        raise UsageError(
+            f"x: has {inputs.count} examples; the cache in {cache.directory} "
+            f"holds {cache.count}"
         )
     y = _per_example("y", y, cache.count)
     sample_weight = _per_example("sample_weight", sample_weight, cache.count)
@@ -195,7 +202,7 @@ def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer):
         return tf.ensure_shape(logits, (None, cache.num_classes))
 
     logits_ds = (
-        tf.data.Dataset.range(len(cache.metadata["shards"]))
+        tf.data.Dataset.range(len(cache.metadata.shards))
         .map(read_shard)
         .unbatch()
     )

@@ -9,6 +9,8 @@ ever holds all of `x` in memory.
 
 import numpy as np
 
+from kd_keras.errors import UsageError
+
 # The name of the single leaf when `x` is one array rather than a dict.
 SINGLE = "x"
 
@@ -54,14 +56,14 @@ class Inputs:
     def _init_arrays(self, x):
         if isinstance(x, dict):
             if not x:
-                raise ValueError(f"{self.name} is an empty dict; expected arrays.")
+                raise UsageError(f"{self.name}: is an empty dict; expected arrays")
             self.is_dict = True
             leaves = {str(k): v for k, v in x.items()}
         elif isinstance(x, (list, tuple)):
-            raise ValueError(
-                f"{self.name} must be an array, a dict of arrays or an "
-                f"unbatched tf.data.Dataset; got a {type(x).__name__}. "
-                "Wrap a list with np.asarray, or pass named inputs as a dict."
+            raise UsageError(
+                f"{self.name}: must be an array, a dict of arrays or an "
+                f"unbatched tf.data.Dataset, got a {type(x).__name__} (wrap a "
+                "list with np.asarray, or pass named inputs as a dict)"
             )
         else:
             self.is_dict = False
@@ -71,17 +73,13 @@ class Inputs:
             if not hasattr(value, "shape"):
                 value = np.asarray(value)
             if len(value.shape) == 0:
-                raise ValueError(
-                    f"{self.name}[{key!r}] is a scalar; expected one row per "
-                    "example." if self.is_dict else
-                    f"{self.name} is a scalar; expected one row per example."
-                )
+                where = f"{self.name}[{key!r}]" if self.is_dict else self.name
+                raise UsageError(f"{where}: is a scalar; expected one row per example")
             self._leaves[key] = value
         lengths = {k: int(v.shape[0]) for k, v in self._leaves.items()}
         if len(set(lengths.values())) != 1:
-            raise ValueError(
-                f"The arrays of {self.name} have different numbers of "
-                f"examples: {lengths}."
+            raise UsageError(
+                f"{self.name}: its arrays have different numbers of examples: {lengths}"
             )
         self.count = next(iter(lengths.values()))
         self._dataset = None
@@ -97,19 +95,19 @@ class Inputs:
             self.is_dict = False
             bad = []
         else:
-            raise ValueError(
-                f"{self.name} is a tf.data.Dataset of {type(spec).__name__}; "
+            raise UsageError(
+                f"{self.name}: is a tf.data.Dataset of {type(spec).__name__}; "
                 "its elements must be the inputs only (a tensor or a flat "
-                "dict of tensors). Pass the labels separately as y."
+                "dict of tensors); pass the labels separately as y"
             )
         if bad:
-            raise ValueError(
-                f"{self.name} is a tf.data.Dataset whose entries {bad} are not "
-                "plain tensors; expected a flat dict of tensors."
+            raise UsageError(
+                f"{self.name}: is a tf.data.Dataset whose entries {bad} are not "
+                "plain tensors; expected a flat dict of tensors"
             )
         cardinality = int(x.cardinality())
         if cardinality == tf.data.INFINITE_CARDINALITY:
-            raise ValueError(f"{self.name} is an infinite tf.data.Dataset.")
+            raise UsageError(f"{self.name}: is an infinite tf.data.Dataset")
         self.count = cardinality if cardinality >= 0 else None
         self._dataset = x
         self._leaves = None

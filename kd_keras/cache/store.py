@@ -1,38 +1,76 @@
-"""On-disk layout of a teacher-output cache: shards, metadata, checksums.
+"""On-disk layout of a teacher-output cache: shard files, checksums, clean-up.
 
 A cache directory holds
 
-- `metadata.json`: format version, teacher and inputs fingerprints, input
-  spec, count, number of classes, shard size, compression, and one entry per
-  complete shard (example count, inputs digest, and for every file its name,
-  size in bytes and SHA-256). A `"complete"` flag says whether the build
-  finished; the file is rewritten atomically after each shard, so it only
-  ever lists shards that were fully written.
+- `metadata.json` (see `kd_keras.cache.metadata`): format version, teacher
+  and inputs fingerprints, input spec, count, number of classes, shard size,
+  compression, and one entry per complete shard (example count, inputs
+  digest, and for every file its name, size in bytes and SHA-256). A
+  `"complete"` flag says whether the build finished; the file is rewritten
+  atomically after each shard, so it only ever lists shards that were fully
+  written.
 - one `.npy` file per shard and array: `logits-00000.npy` (float32
   `[n, C]`), or for top-k compression `values-00000.npy`,
   `indices-00000.npy` and `lse_rest-00000.npy`.
 
 Every file is written to a temporary name in the same directory and moved
 into place with `os.replace`, so a killed process never leaves a
-half-written file under a real name.
+half-written file under a real name (and a symbolic link at that name is
+replaced, never written through).
+
+What is deleted: only files whose names the cache itself writes
+(`is_cache_file_name`), found by listing the directory, never a name read
+from `metadata.json`; a symbolic link is removed, not its target. What is
+read: shard files must be regular files, not links.
+
+Example:
+
+>>> is_cache_file_name("logits-00012.npy"), is_cache_file_name("../x.npy")
+(True, False)
 """
 
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 
 import numpy as np
 
-FORMAT_VERSION = 1
-METADATA = "metadata.json"
-_TMP_PREFIX = ".tmp-"
+from kd_keras.cache import metadata as meta
+from kd_keras.errors import DataError
+from kd_keras.errors import UsageError
+
+_TMP_PREFIX = ".kd-cache-tmp-"
+# Temp names: ours, and the ".tmp-" + mkstemp's 8 characters that earlier
+# kd_keras versions used.
+_TEMP_PATTERN = re.compile(r"\.kd-cache-tmp-[a-z0-9_]+|\.tmp-[a-z0-9_]{8}")
+
+
+def is_cache_file_name(name):
+    """Whether `name` is a file name the cache writes (so may delete)."""
+    return bool(
+        name == meta.METADATA
+        or meta.SHARD_FILE_PATTERN.fullmatch(name)
+        or _TEMP_PATTERN.fullmatch(name)
+    )
 
 
 def _atomic_write(path, write):
-    """Calls `write(file)` on a temp file next to `path`, then renames it."""
+    """Calls `write(file)` on a temp file next to `path`, then renames it.
+
+    Raises:
+        UsageError: if the folder is read-only or not ours to write.
+    """
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise UsageError(f"{directory}: cannot write the cache there ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -40,7 +78,7 @@ def _atomic_write(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
         raise
 
@@ -54,46 +92,13 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def metadata_path(directory):
-    return os.path.join(directory, METADATA)
-
-
-def read_metadata(directory):
-    """Reads `metadata.json`, or returns `None` if there is none.
-
-    Raises:
-        ValueError: if the file is not valid JSON or has another format
-            version.
-    """
-    path = metadata_path(directory)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}).") from None
-    if not isinstance(metadata, dict) or "format_version" not in metadata:
-        raise ValueError(f"{path} is not a kd_keras teacher-output cache.")
-    if metadata["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has cache format version {metadata['format_version']}; "
-            f"this kd_keras reads version {FORMAT_VERSION}."
-        )
-    return metadata
-
-
 def write_metadata(directory, metadata):
-    """Writes `metadata.json` atomically."""
-    text = json.dumps(metadata, indent=1, sort_keys=True).encode("utf-8")
-    _atomic_write(metadata_path(directory), lambda f: f.write(text))
+    """Writes a `CacheMetadata` as `metadata.json`, atomically."""
+    text = json.dumps(metadata.to_json(), indent=1, sort_keys=True).encode("utf-8")
+    _atomic_write(meta.metadata_path(directory), lambda f: f.write(text))
 
 
-def shard_filename(array_name, index):
-    return f"{array_name}-{index:05d}.npy"
-
-
-def write_shard(directory, index, arrays):
+def write_arrays(directory, index, arrays):
     """Writes one shard's arrays as `.npy` files.
 
     Args:
@@ -102,20 +107,24 @@ def write_shard(directory, index, arrays):
         arrays: dict `{array name: np.ndarray}`.
 
     Returns:
-        dict `{array name: {"file", "size_bytes", "sha256"}}` for the
-        metadata.
+        dict `{array name: ShardFile}` for the metadata.
     """
     files = {}
     for name, array in arrays.items():
-        filename = shard_filename(name, index)
+        filename = meta.shard_filename(name, index)
         path = os.path.join(directory, filename)
         _atomic_write(path, lambda f, a=array: np.save(f, a, allow_pickle=False))
-        files[name] = {
-            "file": filename,
-            "size_bytes": os.path.getsize(path),
-            "sha256": file_sha256(path),
-        }
+        files[name] = meta.ShardFile(
+            name=filename, size_bytes=os.path.getsize(path), sha256=file_sha256(path)
+        )
     return files
+
+
+def _shard_paths(directory, shard):
+    # The names follow from the index; `metadata.read` checked that the
+    # recorded ones are the same.
+    for name, entry in shard.files.items():
+        yield name, entry, os.path.join(directory, meta.shard_filename(name, shard.index))
 
 
 def check_shard(directory, shard, checksums=True):
@@ -123,54 +132,109 @@ def check_shard(directory, shard, checksums=True):
 
     Args:
         directory: the cache directory.
-        shard: the shard's metadata entry.
+        shard: a `Shard`.
         checksums: also compare SHA-256 digests (reads every byte); sizes
             are always compared.
 
     Returns:
-        `None`, or a message naming the bad file.
+        `None`, or a message that starts with the bad file.
     """
-    for entry in shard["files"].values():
-        path = os.path.join(directory, entry["file"])
-        if not os.path.exists(path):
-            return f"shard file {path} is missing"
-        size = os.path.getsize(path)
-        if size != entry["size_bytes"]:
+    for _, entry, path in _shard_paths(directory, shard):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return f"{path}: missing"
+        if not stat.S_ISREG(info.st_mode):
+            return f"{path}: not a regular file (a link or a folder)"
+        if info.st_size != entry.size_bytes:
             return (
-                f"shard file {path} has {size} bytes, expected "
-                f"{entry['size_bytes']} (truncated or overwritten)"
+                f"{path}: has {info.st_size} bytes, expected {entry.size_bytes} "
+                "(truncated or overwritten)"
             )
-        if checksums and file_sha256(path) != entry["sha256"]:
-            return f"shard file {path} fails its SHA-256 checksum (corrupted)"
+        if checksums and file_sha256(path) != entry.sha256:
+            return f"{path}: fails its SHA-256 checksum (corrupted)"
     return None
 
 
-def open_shard(directory, shard):
-    """Memory-maps a shard's arrays (read-only); returns `{name: array}`."""
+def _expected_arrays(shard, num_classes, top_k):
+    """`{name: (dtype, shape)}` of a shard's arrays."""
+    n = shard.count
+    if top_k is None:
+        return {"logits": ("float32", (n, num_classes))}
     return {
-        name: np.load(os.path.join(directory, entry["file"]), mmap_mode="r")
-        for name, entry in shard["files"].items()
+        "values": ("float32", (n, top_k)),
+        "indices": ("int32", (n, top_k)),
+        "lse_rest": ("float32", (n,)),
     }
 
 
-def remove_cache_files(directory, metadata=None):
-    """Deletes what a cache wrote in `directory` (its files, nothing else)."""
-    names = set()
-    if metadata is not None:
-        for shard in metadata.get("shards", []):
-            names.update(entry["file"] for entry in shard["files"].values())
+def open_shard(directory, shard, num_classes, top_k):
+    """Memory-maps a shard's arrays (read-only) after checking their type.
+
+    Args:
+        directory: the cache directory.
+        shard: a `Shard`.
+        num_classes: the cache's number of classes.
+        top_k: the cache's `top_k` (`None` for dense logits).
+
+    Returns:
+        `{array name: np.ndarray}`.
+
+    Raises:
+        DataError: if a file is not a `.npy` array of the recorded dtype and
+            shape.
+    """
+    expected = _expected_arrays(shard, num_classes, top_k)
+    arrays = {}
+    for name, _, path in _shard_paths(directory, shard):
+        if os.path.islink(path):
+            raise DataError(f"damaged cache: {path}: is a symbolic link")
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"damaged cache: {path}: not a .npy array ({e})") from None
+        dtype, shape = expected[name]
+        if array.dtype != np.dtype(dtype) or array.shape != shape:
+            raise DataError(
+                f"damaged cache: {path}: expected {dtype} {list(shape)}, found "
+                f"{array.dtype} {list(array.shape)}"
+            )
+        arrays[name] = array
+    return arrays
+
+
+def _remove_matching(directory, keep):
+    """Removes the files in `directory` whose names the cache writes and
+    `keep(name)` is false; links are removed, never followed."""
     for name in os.listdir(directory):
-        if name.startswith(_TMP_PREFIX):
-            names.add(name)
-    names.add(METADATA)
-    for name in names:
+        if not is_cache_file_name(name) or keep(name):
+            continue
         path = os.path.join(directory, name)
-        if os.path.exists(path):
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                continue  # Not something the cache wrote.
             os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def remove_cache_files(directory):
+    """Deletes what a cache writes in `directory`: its metadata, shard and
+    temp files, by name pattern. Nothing else, whatever the metadata says."""
+    _remove_matching(directory, keep=lambda name: False)
 
 
 def remove_stale_temp_files(directory):
     """Deletes temp files a killed build left behind."""
-    for name in os.listdir(directory):
-        if name.startswith(_TMP_PREFIX):
-            os.remove(os.path.join(directory, name))
+    _remove_matching(directory, keep=lambda name: not _TEMP_PATTERN.fullmatch(name))
+
+
+def remove_shards_from(directory, first):
+    """Deletes the shard files numbered `first` and above (left over from a
+    cache of more examples)."""
+
+    def keep(name):
+        match = meta.SHARD_FILE_PATTERN.fullmatch(name)
+        return match is None or int(match.group(2)) < first
+
+    _remove_matching(directory, keep)

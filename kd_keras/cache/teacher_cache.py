@@ -5,9 +5,13 @@ import os
 import numpy as np
 
 from kd_keras.cache import fingerprint as fp
+from kd_keras.cache import metadata as meta
 from kd_keras.cache import store
 from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 
 
 def load(directory, verify=True):
@@ -22,9 +26,10 @@ def load(directory, verify=True):
         A `TeacherCache`.
 
     Raises:
-        FileNotFoundError: if `directory` holds no cache.
-        ValueError: if the build did not finish, or a shard is truncated or
-            corrupted.
+        MissingFileError: if `directory` holds no cache (a
+            `FileNotFoundError`).
+        DataError: if `metadata.json` is damaged, the build did not finish,
+            or a shard is missing, truncated or corrupted (a `ValueError`).
 
     Example:
 
@@ -37,11 +42,13 @@ def load(directory, verify=True):
     (2, 3)
     """
     directory = os.fspath(directory)
-    metadata = store.read_metadata(directory)
+    if not os.path.isdir(directory):
+        raise MissingFileError(f"{directory}: no such cache folder")
+    metadata = meta.read(directory)
     if metadata is None:
-        raise FileNotFoundError(
-            f"No teacher-output cache in {directory} "
-            f"({store.METADATA} not found)."
+        raise MissingFileError(
+            f"{meta.metadata_path(directory)}: not found; {directory} holds no "
+            "teacher-output cache"
         )
     return TeacherCache(directory, metadata, verify=verify)
 
@@ -55,39 +62,37 @@ class TeacherCache:
 
     Args:
         directory: the cache directory.
-        metadata: its parsed `metadata.json`.
+        metadata: its `CacheMetadata` (validated by `metadata.read`).
         verify: check every shard's checksum now.
 
     Attributes:
-        directory, count, num_classes, shard_size, top_k,
+        directory, metadata, count, num_classes, shard_size, top_k,
         teacher_fingerprint, inputs_fingerprint, input_spec.
     """
 
     def __init__(self, directory, metadata, verify=True):
-        if not metadata.get("complete"):
-            done = sum(s["count"] for s in metadata.get("shards", []))
-            raise ValueError(
-                f"The cache in {directory} is incomplete ({done} examples in "
-                f"{len(metadata.get('shards', []))} shards); call "
-                "cache_teacher_outputs again with the same teacher and inputs "
-                "to resume the build."
+        if not metadata.complete:
+            raise DataError(
+                f"{directory}: incomplete cache ({metadata.done} examples in "
+                f"{len(metadata.shards)} shards); call cache_teacher_outputs again "
+                "with the same teacher and inputs to resume the build"
             )
         self.directory = directory
         self.metadata = metadata
-        self.count = int(metadata["count"])
-        self.num_classes = int(metadata["num_classes"])
-        self.shard_size = int(metadata["shard_size"])
-        self.top_k = metadata["top_k"]
-        self.teacher_fingerprint = metadata["teacher_fingerprint"]
-        self.inputs_fingerprint = metadata["inputs_fingerprint"]
-        self.input_spec = metadata["input_spec"]
-        self._shards = metadata["shards"]
+        self.count = metadata.count
+        self.num_classes = metadata.num_classes
+        self.shard_size = metadata.shard_size
+        self.top_k = metadata.top_k
+        self.teacher_fingerprint = metadata.teacher_fingerprint
+        self.inputs_fingerprint = metadata.inputs_fingerprint
+        self.input_spec = metadata.input_spec
+        self._shards = metadata.shards
         for shard in self._shards:
             problem = store.check_shard(directory, shard, checksums=verify)
             if problem is not None:
-                raise ValueError(
-                    f"The cache in {directory} is damaged: {problem}. Call "
-                    "cache_teacher_outputs again to recompute that shard."
+                raise DataError(
+                    f"damaged cache: {problem}; call cache_teacher_outputs again "
+                    "to recompute that shard"
                 )
         self._open = {}
 
@@ -105,20 +110,30 @@ class TeacherCache:
         arrays = self._open.get(index)
         if arrays is None:
             arrays = self._open[index] = store.open_shard(
-                self.directory, self._shards[index]
+                self.directory, self._shards[index], self.num_classes, self.top_k
             )
         return arrays
 
     def _dense(self, arrays):
         if self.top_k is None:
             return np.asarray(arrays["logits"], dtype=np.float32)
+        indices = np.asarray(arrays["indices"])
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_classes):
+            raise DataError(
+                f"damaged cache: {self.directory}: top-k class indices outside "
+                f"[0, {self.num_classes})"
+            )
         return topk_lib.decompress(
             arrays["values"], arrays["indices"], arrays["lse_rest"], self.num_classes
         )
 
     def shard_logits(self, index):
         """Dense float32 logits of one shard, `[shard count, C]`."""
-        return self._dense(self._shard(int(index)))
+        index = int(index)
+        if not 0 <= index < len(self._shards):
+            raise IndexError(f"shard {index} out of range for a cache of "
+                             f"{len(self._shards)} shards")
+        return self._dense(self._shard(index))
 
     def logits(self, start=0, stop=None):
         """Dense float32 logits of examples `start` to `stop` (in order).
@@ -165,7 +180,7 @@ class TeacherCache:
         return out
 
     def check_inputs(self, x):
-        """Raises `ValueError` unless `x` are the inputs the cache was built from.
+        """Raises `UsageError` (a `ValueError`) unless `x` are the cache's inputs.
 
         The check streams `x` shard by shard and compares each shard's
         inputs digest (a SHA-256 over every byte), so it catches other,
@@ -178,40 +193,39 @@ class TeacherCache:
         """
         inputs = Inputs(x)
         if inputs.count is not None and inputs.count != self.count:
-            raise ValueError(
-                f"The cache in {self.directory} holds {self.count} examples; "
-                f"x has {inputs.count} (other inputs than the cache was built "
-                "from)."
+            raise UsageError(
+                f"x: has {inputs.count} examples; the cache in {self.directory} "
+                f"holds {self.count} (other inputs than the cache was built from)"
             )
         count = 0
         for index, chunk in enumerate(inputs.chunks(self.shard_size)):
             spec = fp.chunk_spec(chunk)
             if spec != self.input_spec:
-                raise ValueError(
-                    f"The cache in {self.directory} was built from inputs "
-                    f"with spec {self.input_spec}; x has {spec}."
+                raise UsageError(
+                    f"x: has the input spec {spec}; the cache in {self.directory} "
+                    f"was built from {self.input_spec}"
                 )
             n = len(next(iter(chunk.values())))
             if index >= len(self._shards):
                 break
-            if n != self._shards[index]["count"]:
+            if n != self._shards[index].count:
                 count += n
                 break
             digest = fp.chunk_digest(chunk)
-            if digest != self._shards[index]["inputs_sha256"]:
+            if digest != self._shards[index].inputs_sha256:
                 first = index * self.shard_size
-                raise ValueError(
-                    f"x does not match the cache in {self.directory}: "
-                    f"examples {first}..{first + n - 1} differ from the ones "
-                    "the cache was built from (other or reordered inputs)."
+                raise UsageError(
+                    f"x: examples {first}..{first + n - 1} differ from the ones "
+                    f"the cache in {self.directory} was built from (other or "
+                    "reordered inputs)"
                 )
             count += n
         else:
             if count == self.count:
                 return
-        raise ValueError(
-            f"The cache in {self.directory} holds {self.count} examples; x "
-            f"has {'more' if count >= self.count else 'fewer'}."
+        raise UsageError(
+            f"x: has {'more' if count >= self.count else 'fewer'} examples than "
+            f"the {self.count} the cache in {self.directory} holds"
         )
 
     def as_dataset(

@@ -48,15 +48,21 @@ usual T = 3 to 5 keep a large k (or dense logits) unless storage forces it.
 
 import numpy as np
 
+from kd_keras.errors import UsageError
+
 
 def check_k(k, num_classes):
-    """Checks a top-k value against the number of classes (raises ValueError)."""
+    """Checks a top-k value against the number of classes.
+
+    Raises:
+        UsageError: (a `ValueError`) unless `1 <= k < num_classes`.
+    """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"top_k must be a positive integer; got {k!r}.")
+        raise UsageError(f"top_k: must be a positive integer, got {k!r}")
     if k >= num_classes:
-        raise ValueError(
-            f"top_k={k} must be smaller than the number of classes "
-            f"({num_classes}); use top_k=None to store dense logits."
+        raise UsageError(
+            f"top_k: {k} must be smaller than the number of classes "
+            f"({num_classes}); use top_k=None to store dense logits"
         )
 
 

@@ -194,9 +194,10 @@ def _validate_student(s):
     from kd_keras.students import get_student
 
     try:
-        get_student(s.architecture)
+        builder = get_student(s.architecture)
     except ValueError as e:  # Already names student.architecture.
         raise ConfigError(str(e)) from None
+    _check_student_options(s, builder)
     v = s.sequence_length
     _check(v is None or (_is_int(v) and 4 <= v <= 4096), "student.sequence_length",
            "an integer in [4, 4096] or null", v)
@@ -207,6 +208,20 @@ def _validate_student(s):
                "a mapping of builder argument names", key)
         _check(not (isinstance(value, float) and not math.isfinite(value)),
                f"student.options.{key}", "a finite value", value)
+
+
+def _check_student_options(s, builder):
+    """Each `student.options` key must be an argument of the builder."""
+    import inspect
+
+    parameters = inspect.signature(builder).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    fixed = ("num_classes", "vocab_size", "sequence_length")
+    for key in s.options:
+        if key in fixed or (key not in parameters and not takes_any):
+            known = ", ".join(k for k in parameters if k not in fixed)
+            raise ConfigError(f"student.options.{key}: not an option of {s.architecture} "
+                              f"(known: {known})")
 
 
 def _validate_distill(d):
@@ -254,6 +269,7 @@ def _validate_export(e):
         _check(isinstance(v, tuple) and v and all(x in allowed for x in v)
                and len(set(v)) == len(v), f"export.{key}",
                f"a non-empty list of distinct values among {', '.join(allowed)}", v)
+    _check(isinstance(e.text, bool), "export.text", "true or false", e.text)
 
 
 def _resolve(path, base):

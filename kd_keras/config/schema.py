@@ -123,10 +123,13 @@ class DistillConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """`export:` the artifacts to write and verify (`null` skips export)."""
+    """`export:` the artifacts to write and verify (`null` skips export).
+    `text`: also the raw-sentence artifacts (the SavedModel's `serving_text`,
+    `tflite/model_text*.tflite`), tokenizer inside."""
 
     formats: tuple = FORMATS
     quantization: tuple = ("none", "int8")
+    text: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,11 @@ wrong "label" cannot leak in.
 """
 
 import dataclasses
+import numbers
 
 import numpy as np
+
+from kd_keras.errors import UsageError
 
 
 def word_neighbors(vocabulary, embeddings, words=None, k=10, chunk=2048):
@@ -47,13 +50,15 @@ def word_neighbors(vocabulary, embeddings, words=None, k=10, chunk=2048):
     ...     [[1.0, 0.1], [1.0, 0.2], [-1.0, 0.1], [1.0, 0.15]]), k=1)
     {'good': ['great'], 'great': ['good'], 'bad': ['great']}
     """
-    embeddings = np.asarray(embeddings, np.float32)
+    try:
+        embeddings = np.asarray(embeddings, np.float32)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"embeddings: not a numeric array ({e})") from None
     if embeddings.ndim != 2 or len(embeddings) != len(vocabulary):
-        raise ValueError(
-            f"embeddings must be [len(vocabulary), dim] = [{len(vocabulary)}, dim]; "
-            f"got shape {embeddings.shape}.")
-    if int(k) < 1:
-        raise ValueError(f"k must be >= 1; got {k}.")
+        raise UsageError(
+            f"embeddings: must be [len(vocabulary), dim] = [{len(vocabulary)}, dim], "
+            f"got shape {embeddings.shape}")
+    _check_int("k", k, 1)
     rows = [i for i, token in enumerate(vocabulary) if token.isalpha()]
     tokens = [vocabulary[i] for i in rows]
     unit = embeddings[rows]
@@ -103,12 +108,15 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
     """
     for name, value in (("word_dropout", word_dropout), ("ngram_prob", ngram_prob),
                         ("replace_prob", replace_prob)):
-        if not 0 <= value < 1:
-            raise ValueError(f"{name} must be in [0, 1); got {value}.")
-    if int(copies) < 0 or int(max_ngram) < 1:
-        raise ValueError(f"copies must be >= 0 and max_ngram >= 1; got {copies}, {max_ngram}.")
-    if replace_prob > 0 and not neighbors:
-        raise ValueError("replace_prob > 0 needs neighbors (a dict word -> similar words).")
+        if not (isinstance(value, numbers.Real) and 0 <= value < 1):
+            raise UsageError(f"{name}: must be a number in [0, 1), got {value!r}")
+    _check_int("copies", copies, 0)
+    _check_int("max_ngram", max_ngram, 1)
+    if replace_prob > 0 and not (isinstance(neighbors, dict) and neighbors):
+        raise UsageError(
+            f"replace_prob: {replace_prob} > 0 needs neighbors (a dict word -> similar words)")
+    if isinstance(texts, str):
+        raise UsageError("texts: expected a list of strings, got one string")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(int(copies)):
@@ -127,6 +135,11 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
                 words = [_replaced(w, neighbors, replace_prob, rng) for w in words]
             out.append(" ".join(words))
     return out
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise UsageError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 def _replaced(word, neighbors, prob, rng):

@@ -1,19 +1,66 @@
 """Readers for labelled text files: TSV, CSV and JSONL.
 
-Each reader returns the texts and the raw (string) labels of one file; turning
-labels into class indices happens in `kd_keras.data.text_dataset`, once every
-split has been read, so that all splits share one label list.
+Each reader returns the texts and the raw labels of one file, with the line
+of each example; turning labels into class indices happens in
+`kd_keras.data.text_dataset`, once every split has been read, so that all
+splits share one label list.
+
+Nothing is dropped or repaired silently: a row whose column count differs
+from the header's (or the first row's), an empty label, a JSONL line that is
+not an object, a text column that is empty on every line or a file without
+examples is a `DataError` whose one-line message names the file and line.
+Only blank lines are skipped; surrounding whitespace is not part of a label.
+A byte-order mark at the start of a file is not part of the text (files are
+read as `utf-8-sig`). TSV fields are not quoted (a `"` is a character).
 """
 
+import contextlib
 import csv
+import dataclasses
+import itertools
 import json
+import math
 import os
+
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 
 FORMATS = ("tsv", "csv", "jsonl")
 
+_ENCODING = "utf-8-sig"  # A leading BOM is not part of the first column name.
+_FIELD_LIMIT = 2**31 - 1  # The csv module's default (128 KiB) refuses long texts.
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "true/false",
+               int: "a number", float: "a number", type(None): "null"}
 
-class DataError(ValueError):
-    """A data file that cannot be read as configured (one-line message)."""
+
+@dataclasses.dataclass(frozen=True)
+class LabelledFile:
+    """The examples of one data file.
+
+    Attributes:
+        path: the file, as given.
+        texts: tuple of strings.
+        labels: tuple of raw labels: stripped strings (TSV/CSV; JSONL
+            strings) or numbers (JSONL `int` or finite `float`), spelled as
+            in the file.
+        lines: tuple of the 1-based line on which each example starts.
+
+    Example:
+
+    >>> f = LabelledFile("a.tsv", ("good",), ("pos",), (3,))
+    >>> f.where(0)
+    'a.tsv: line 3'
+    """
+
+    path: str
+    texts: tuple
+    labels: tuple
+    lines: tuple
+
+    def where(self, index):
+        """`"PATH: line N"` of the example at `index`, for messages."""
+        return f"{self.path}: line {self.lines[index]}"
 
 
 def infer_format(path):
@@ -35,85 +82,223 @@ def infer_format(path):
             "json": "jsonl", "ndjson": "jsonl"}.get(ext)
 
 
-def _column_index(column, header, path, what):
-    """Resolves a column given by index or name against a header row."""
+def _column_index(column, header, width, path, what):
+    """Resolves a column given by index or name; `width` is the number of
+    columns of the header (or of the first row)."""
+    if isinstance(column, bool) or not isinstance(column, (int, str)) or (
+            isinstance(column, int) and column < 0):
+        raise DataError(f"{what}: must be a column index (>= 0) or name, got {column!r}")
     if isinstance(column, int):
+        if column >= width:
+            raise DataError(
+                f"{what}: column {column} does not exist in {path} (it has {width} "
+                f"column{'s' if width != 1 else ''})")
         return column
     if header is None:
         raise DataError(
             f"{what}: column {column!r} is a name but {path} is read without a "
-            "header (set `header: true` or give the column index)"
-        )
+            "header (set `header: true` or give the column index)")
     if column not in header:
         raise DataError(
             f"{what}: column {column!r} does not exist in {path} "
-            f"(columns: {', '.join(header)})"
-        )
+            f"(columns: {', '.join(map(repr, header))})")
+    if header.count(column) > 1:
+        raise DataError(
+            f"{what}: column {column!r} appears {header.count(column)} times in the header "
+            f"of {path}; give the column index")
     return header.index(column)
 
 
+@contextlib.contextmanager
+def _long_fields():
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, _FIELD_LIMIT))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _rows(f, delimiter):
+    """`(first line, row)` of each non-blank record of a delimited file."""
+    if delimiter == "\t":
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, strict=True)
+    else:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+    line = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            fmt = "tsv" if delimiter == "\t" else "csv"
+            raise DataError(
+                f"{f.name}: line {line + 1}: cannot be parsed as {fmt} ({e})") from None
+        start, line = line + 1, reader.line_num
+        if row and not (len(row) == 1 and not row[0].strip()):
+            yield start, row
+
+
 def _read_delimited(path, delimiter, header, text_column, label_column):
-    with open(path, newline="", encoding="utf-8") as f:
-        if delimiter == "\t":
-            rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        else:
-            rows = csv.reader(f, delimiter=delimiter)
-        names = None
-        if header:
-            names = next(rows, None)
-            if names is None:
-                raise DataError(f"{path}: the file is empty")
-        text_index = _column_index(text_column, names, path, "data.text_column")
-        label_index = _column_index(
-            label_column, names, path, "data.label_column"
-        )
-        texts, labels = [], []
-        for line_number, row in enumerate(rows, start=2 if header else 1):
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            for index, key in ((text_index, "text"), (label_index, "label")):
-                if index >= len(row) or index < -len(row):
-                    raise DataError(
-                        f"data.{key}_column: column {index} does not exist in "
-                        f"{path} (line {line_number} has {len(row)} columns)"
-                    )
+    """A `LabelledFile` from a TSV or CSV file."""
+    fmt = "tsv" if delimiter == "\t" else "csv"
+    texts, labels, lines = [], [], []
+    with open(path, newline="", encoding=_ENCODING) as f:
+        rows = _rows(f, delimiter)
+        first = next(rows, None)
+        if first is None:
+            raise DataError(f"{path}: the file is empty")
+        names = first[1] if header else None
+        width = len(first[1])
+        text_index = _column_index(text_column, names, width, path, "data.text_column")
+        label_index = _column_index(label_column, names, width, path, "data.label_column")
+        if text_index == label_index:
+            raise DataError(
+                f"{path}: data.text_column and data.label_column are the same column "
+                f"({text_index})")
+        for line, row in rows if header else itertools.chain([first], rows):
+            if "\x00" in "".join(row):
+                raise DataError(f"{path}: line {line}: holds a NUL byte (a binary file?)")
+            if len(row) != width:
+                hint = ""
+                if fmt == "tsv" and '"' in "".join(row + first[1]):
+                    hint = " (TSV fields are not quoted: a tab inside a text splits it)"
+                source = "in the header" if header else f"as on line {first[0]}"
+                raise DataError(f"{path}: line {line}: expected {width} columns ({source}), "
+                                f"found {len(row)}{hint}")
+            label = row[label_index].strip()
+            if not label:
+                raise DataError(f"{path}: line {line}: empty label (column {label_index})")
             texts.append(row[text_index])
-            labels.append(row[label_index].strip())
-    return texts, labels
+            labels.append(label)
+            lines.append(line)
+    if not texts:
+        raise DataError(f"{path}: no examples found (only a header row)")
+    if not any(t.strip() for t in texts):
+        raise DataError(f"{path}: the text column ({text_index}) is empty on every line")
+    return LabelledFile(path, tuple(texts), tuple(labels), tuple(lines))
+
+
+def _json_label(value, path, line, key):
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, str):
+        raise DataError(f"{path}: line {line}: empty label ({key!r})")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    found = "not a finite number" if isinstance(value, float) else _JSON_TYPES[type(value)]
+    raise DataError(
+        f"{path}: line {line}: label {key!r} must be a string or a whole number, "
+        f"found {found}")
 
 
 def _read_jsonl(path, text_column, label_column):
+    """A `LabelledFile` from a JSONL file (one JSON object per line)."""
     for key, value in (("text", text_column), ("label", label_column)):
         if not isinstance(value, str):
             raise DataError(
                 f"data.{key}_column: JSONL records are read by key, so the "
-                f"column must be a name, got {value!r}"
-            )
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
+                f"column must be a name, got {value!r}")
+    if text_column == label_column:
+        raise DataError(
+            f"{path}: data.text_column and data.label_column are the same key "
+            f"({text_column!r})")
+    texts, labels, lines = [], [], []
+    with open(path, encoding=_ENCODING) as f:
+        for line, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise DataError(
-                    f"{path}: line {line_number} is not valid JSON ({e.msg})"
-                ) from None
+                    f"{path}: line {line} is not valid JSON ({e.msg}; JSONL holds one "
+                    "object per line)") from None
+            except RecursionError:
+                raise DataError(f"{path}: line {line}: JSON nested too deeply") from None
+            if not isinstance(record, dict):
+                raise DataError(
+                    f"{path}: line {line}: expected a JSON object, found "
+                    f"{_JSON_TYPES.get(type(record), type(record).__name__)}")
             for key, value in (("text", text_column), ("label", label_column)):
-                if not isinstance(record, dict) or value not in record:
+                if value not in record:
                     raise DataError(
                         f"data.{key}_column: key {value!r} does not exist in "
-                        f"{path} (line {line_number})"
-                    )
-            texts.append(str(record[text_column]))
-            labels.append(str(record[label_column]).strip())
-    return texts, labels
+                        f"{path} (line {line})")
+            text = record[text_column]
+            if not isinstance(text, str):
+                raise DataError(
+                    f"{path}: line {line}: text {text_column!r} must be a string, found "
+                    f"{_JSON_TYPES.get(type(text), type(text).__name__)}")
+            texts.append(text)
+            labels.append(_json_label(record[label_column], path, line, label_column))
+            lines.append(line)
+    if not texts:
+        raise DataError(f"{path}: no examples found (the file is empty)")
+    if not any(t.strip() for t in texts):
+        raise DataError(f"{path}: the text {text_column!r} is empty on every line")
+    return LabelledFile(path, tuple(texts), tuple(labels), tuple(lines))
 
 
-def read_examples(
-    path, format=None, header=False, text_column=0, label_column=1
-):
+def read_labelled_file(path, format=None, header=False, text_column=0, label_column=1):
+    """Reads one TSV, CSV or JSONL file into a `LabelledFile`.
+
+    Args:
+        path: the file to read.
+        format: `"tsv"`, `"csv"` or `"jsonl"`; inferred from the extension
+            when `None`.
+        header: whether the first row of a TSV/CSV file holds column names.
+        text_column: index or name of the text column (a key for JSONL).
+        label_column: index or name of the label column (a key for JSONL).
+
+    Returns:
+        A `LabelledFile`.
+
+    Raises:
+        MissingFileError: (a `FileNotFoundError`) when `path` does not exist.
+        DataError: (a `ValueError`) for a file that cannot be read as
+            configured; the one-line message names the file (and line).
+
+    Example:
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
+    >>> _ = open(p, "w").write('{"t": "good", "y": 1}\\n\\n{"t": "bad", "y": "0"}\\n')
+    >>> f = read_labelled_file(p, text_column="t", label_column="y")
+    >>> f.texts, f.labels, f.lines
+    (('good', 'bad'), (1, '0'), (1, 3))
+    """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise UsageError(f"path: expected a file path, got {path!r}") from None
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path}: data file not found")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a data file (a directory?)")
+    format = format or infer_format(path)
+    if format not in FORMATS:
+        raise DataError(
+            f"data.format: cannot tell the format of {path}; set it to one of "
+            f"{', '.join(FORMATS)}")
+    try:
+        with _long_fields():
+            if format == "jsonl":
+                return _read_jsonl(path, text_column, label_column)
+            return _read_delimited(path, "\t" if format == "tsv" else ",", header,
+                                   text_column, label_column)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: cannot be parsed as {format} ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def read_examples(path, format=None, header=False, text_column=0, label_column=1):
     """Reads `(texts, labels)` from a TSV, CSV or JSONL file.
 
     Args:
@@ -125,10 +310,11 @@ def read_examples(
         label_column: index or name of the label column (a key for JSONL).
 
     Returns:
-        A tuple `(texts, labels)` of two lists of strings, in file order.
+        A tuple `(texts, labels)` of two lists of strings, in file order
+        (JSONL numbers as their decimal spelling).
 
     Raises:
-        FileNotFoundError: when `path` does not exist.
+        MissingFileError: (a `FileNotFoundError`) when `path` does not exist.
         DataError: (a `ValueError`) when a column or key does not exist, or
             a line cannot be parsed; the message names the file.
 
@@ -140,27 +326,6 @@ def read_examples(
     >>> read_examples(p)
     (['good film', 'bad film'], ['pos', 'neg'])
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file not found: {path}")
-    format = format or infer_format(path)
-    if format not in FORMATS:
-        raise DataError(
-            f"data.format: cannot tell the format of {path}; set it to one of "
-            f"{', '.join(FORMATS)}"
-        )
-    try:
-        if format == "jsonl":
-            texts, labels = _read_jsonl(path, text_column, label_column)
-        else:
-            delimiter = "\t" if format == "tsv" else ","
-            texts, labels = _read_delimited(
-                path, delimiter, header, text_column, label_column
-            )
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: cannot be parsed as {format} ({e})") from None
-    if not texts:
-        raise DataError(f"{path}: no examples found")
-    return texts, labels
+    f = read_labelled_file(path, format=format, header=header, text_column=text_column,
+                           label_column=label_column)
+    return list(f.texts), [str(v) for v in f.labels]

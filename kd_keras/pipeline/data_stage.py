@@ -19,6 +19,7 @@ from kd_keras.data import load_builtin
 from kd_keras.data import load_text_dataset
 from kd_keras.data import with_augmented_train
 from kd_keras.data import word_neighbors
+from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 
 
@@ -77,6 +78,7 @@ def load_data(cfg):
             header=d.header, text_column=d.text_column, label_column=d.label_column,
             labels=None if d.labels is None else list(d.labels),
             max_examples=d.max_examples, split=tuple(d.split), seed=split_seed)
+    check_classes(data, d.builtin or d.train)
     if d.labels_fraction < 1:
         data = data.with_label_fraction(d.labels_fraction, seed=cfg.seed)
     augment = dataclasses.asdict(cfg.distill.augment)
@@ -85,6 +87,26 @@ def load_data(cfg):
             augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])
         data = with_augmented_train(data, seed=cfg.seed, **augment)
     return data
+
+
+def check_classes(dataset, source):
+    """At least 2 classes among the training labels, and no class in the
+    validation or test split that the training split lacks.
+
+    Raises:
+        DataError: naming `source` (the data file or built-in name).
+    """
+    train = {int(c) for c in np.unique(dataset.labels["train"]) if c >= 0}
+    names = dataset.label_names
+    if len(train) < 2:
+        found = ", ".join(repr(str(names[c])) for c in sorted(train)) or "none"
+        raise DataError(f"{source}: {len(train)} class(es) in the training labels ({found}); "
+                        "at least 2 are needed")
+    for split in ("validation", "test"):
+        missing = sorted({int(c) for c in np.unique(dataset.labels[split]) if c >= 0} - train)
+        if missing:
+            raise DataError(f"{source}: class {str(names[missing[0]])!r} is in the {split} "
+                            "split but not in the training split")
 
 
 def _teacher_neighbors(cfg, texts):

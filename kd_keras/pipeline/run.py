@@ -86,8 +86,13 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         progress.set_postfix_str(name)
 
     step("data")
-    data = data_stage.prepare_data(cfg)
-    run = RunDir(output, cfg, resume=resume)
+    try:
+        data = data_stage.prepare_data(cfg)
+        run = RunDir(output, cfg, resume=resume)
+    except BaseException:
+        progress.leave = False  # An error message starts on a clean line.
+        progress.close()
+        raise
     try:
         _record_data(run, data)
         progress.update()
@@ -121,6 +126,9 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         raise
     finally:
         run.close()
+        if progress.n < len(STAGES) - 1:
+            progress.leave = False
+            progress.close()
     progress.update()
     progress.close()
     return results

@@ -27,7 +27,7 @@ def test_logits_match_numpy_reference_across_shards(tmp_path):
     teacher, x = LinearTeacher(), make_inputs(100)
     cache = _build(teacher, x, tmp_path, batch_size=7, shard_size=30)
     assert (cache.count, cache.num_classes) == (100, 3)
-    assert len(cache.metadata["shards"]) == 4
+    assert len(cache.metadata.shards) == 4
     np.testing.assert_allclose(cache.logits(), teacher.reference(x), atol=1e-6)
     idx = np.array([99, 0, 31, 30, 64, 2])
     np.testing.assert_allclose(cache.gather(idx), teacher.reference(x[idx]), atol=1e-6)
@@ -149,8 +149,11 @@ def test_bad_arguments(tmp_path):
         _build(LinearTeacher(), make_inputs(0), tmp_path)
     with pytest.raises(ValueError, match="different numbers of examples"):
         _build(LinearTeacher(), {"a": np.zeros((3, 1)), "b": np.zeros((4, 1))}, tmp_path)
-    with pytest.raises(FileNotFoundError, match="metadata.json"):
+    with pytest.raises(FileNotFoundError, match="nothing: no such cache folder"):
         load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty/metadata.json: not found"):
+        load(tmp_path / "empty")
 
 
 def test_killed_build_resumes_and_equals_an_uninterrupted_build(tmp_path):

@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kd_keras.cache import cache_teacher_outputs
 from kd_keras.cache import load
+from kd_keras.cache import metadata
 from kd_keras.cache import store
 
 from .cache_helpers import LinearTeacher
@@ -34,17 +37,16 @@ def test_check_inputs_streams_datasets(built):
     cache.check_inputs(tf.data.Dataset.from_tensor_slices(x))
     unsized = tf.data.Dataset.from_tensor_slices(x).filter(lambda _: True)
     cache.check_inputs(unsized)
-    with pytest.raises(ValueError, match="x has fewer"):
+    with pytest.raises(ValueError, match="x: has fewer"):
         cache.check_inputs(unsized.take(70))
-    with pytest.raises(ValueError, match="x has more"):
+    with pytest.raises(ValueError, match="x: has more"):
         cache.check_inputs(unsized.concatenate(unsized.take(30)))
     with pytest.raises(ValueError, match="examples 40..59 differ"):
         cache.check_inputs(np.concatenate([x[:40], x[40:60] + 1, x[60:]]))
 
 
 def test_incomplete_cache_is_not_opened(built, tmp_path):
-    meta = store.read_metadata(str(tmp_path))
-    meta["complete"] = False
-    store.write_metadata(str(tmp_path), meta)
+    meta = metadata.read(str(tmp_path))
+    store.write_metadata(str(tmp_path), dataclasses.replace(meta, complete=False))
     with pytest.raises(ValueError, match="incomplete .*resume"):
         load(tmp_path)

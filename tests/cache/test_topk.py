@@ -92,7 +92,7 @@ def test_top_values_are_exact_and_sorted():
 
 
 def test_bad_k():
-    with pytest.raises(ValueError, match="top_k=4 must be smaller"):
+    with pytest.raises(ValueError, match="top_k: 4 must be smaller"):
         topk.compress(np.zeros((2, 4)), 4)
     with pytest.raises(ValueError, match="positive integer"):
         topk.compress(np.zeros((2, 4)), 0)

@@ -55,6 +55,8 @@ def test_config_objects_are_frozen_and_round_trip():
         ("distill", {"learning_rate": float("nan")}, "distill.learning_rate"),
         ("export", {"formats": ["onnx", "onnx"]}, "export.formats"),
         ("student", {"options": {"bad key": 1}}, "student.options"),
+        ("student", {"options": {"kernel_sizes_typo": 1}},
+         "student.options.kernel_sizes_typo: not an option of text_cnn (known: "),
         ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
         ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
         ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),

@@ -5,6 +5,7 @@ from kd_keras.data import TextDataset
 from kd_keras.data import augment_texts
 from kd_keras.data import with_augmented_train
 from kd_keras.data import word_neighbors
+from kd_keras.errors import UsageError
 
 TEXTS = ["a truly great film with a warm heart", "dull", "the plot is a mess , sadly"]
 
@@ -38,12 +39,15 @@ def test_rates_match_the_options():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"word_dropout": 1.0}, "word_dropout must be in"),
-    ({"ngram_prob": -0.1}, "ngram_prob must be in"),
-    ({"copies": -1}, "copies must be >= 0"),
+    ({"word_dropout": 1.0}, r"^word_dropout: must be a number in \[0, 1\), got 1.0$"),
+    ({"ngram_prob": -0.1}, r"^ngram_prob: must be a number in"),
+    ({"ngram_prob": "x"}, r"^ngram_prob: must be a number in .*got 'x'$"),
+    ({"copies": -1}, r"^copies: must be an integer >= 0, got -1$"),
+    ({"copies": 1.5}, r"^copies: must be an integer >= 0, got 1.5$"),
+    ({"max_ngram": 0}, r"^max_ngram: must be an integer >= 1, got 0$"),
 ])
 def test_bad_options_are_named(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         augment_texts(TEXTS, **kwargs)
 
 
@@ -75,7 +79,7 @@ def test_word_neighbors_match_a_brute_force_cosine_ranking():
         assert out[w] == ranked[:3]
     assert word_neighbors(vocabulary, embeddings, words=["fun", "zebra", "##ing"], k=2) == {
         "fun": out["fun"][:2]}
-    with pytest.raises(ValueError, match="embeddings must be"):
+    with pytest.raises(UsageError, match=r"^embeddings: must be \[len\(vocabulary\), dim\]"):
         word_neighbors(vocabulary, embeddings[:3])
 
 
@@ -95,5 +99,5 @@ def test_replacement_draws_from_the_neighbours_at_the_given_rate():
     # Off, it draws no extra random numbers: the copies are as without it.
     assert augment_texts(TEXTS, copies=5, seed=2, neighbors=neighbors) == augment_texts(
         TEXTS, copies=5, seed=2)
-    with pytest.raises(ValueError, match="replace_prob > 0 needs neighbors"):
+    with pytest.raises(UsageError, match=r"^replace_prob: 0.2 > 0 needs neighbors"):
         augment_texts(TEXTS, replace_prob=0.2)

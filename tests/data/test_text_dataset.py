@@ -1,9 +1,7 @@
-import os
-
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import write_agnews_tsv
 from kd_keras.data import DataError
 from kd_keras.data import encode_labels
 from kd_keras.data import load_text_dataset
@@ -69,12 +67,9 @@ def test_label_fraction_keeps_stratified_labels(tmp_path):
     assert (y == 0).sum() == 8 and (y == 1).sum() == 8
 
 
-def test_agnews_four_string_classes():
-    ds = load_text_dataset(
-        os.path.join(SHARED_DATA, "agnews", "train.tsv"),
-        os.path.join(SHARED_DATA, "agnews", "test.tsv"),
-        max_examples=50,
-    )
+def test_agnews_four_string_classes(tmp_path):
+    train, test = write_agnews_tsv(tmp_path)
+    ds = load_text_dataset(train, test, max_examples=50)
     assert ds.label_names == ["Business", "Sci/Tech", "Sports", "World"]
     assert ds.sizes() == {"train": 50, "validation": 50, "test": 50}
     assert set(ds.labels["train"].tolist()) == {0, 1, 2, 3}

@@ -17,6 +17,7 @@ def teacher_path(tmp_path_factory):
     return distill_helpers.shared_teacher(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_agnews_end_to_end_with_only_paths_changed(tmp_path, teacher_path, capsys):
     """AG News (4 string classes, no header): results.json in the API shape,
     the export report, TensorBoard logs and curves; accuracies re-computed

@@ -106,3 +106,21 @@ def test_a_read_only_parent_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match=rf"output: cannot write in {parent} \(permission"):
         RunDir(str(parent / "run"), CFG)
     assert list(parent.iterdir()) == []
+
+
+def test_builtin_data_with_one_training_class_is_one_line():
+    from kd_keras.data import load_builtin
+    from kd_keras.errors import DataError
+    from kd_keras.pipeline.data_stage import check_classes
+
+    data = load_builtin("rt_polarity", max_examples=40, seed=0)
+    check_classes(data, "rt_polarity")
+    one_class = dict(data.labels, train=data.labels["train"] * 0)
+    with pytest.raises(DataError, match=r"^rt_polarity: 1 class\(es\) in the training labels"):
+        check_classes(type(data)(data.texts, one_class, data.label_names), "rt_polarity")
+    only_in_test = dict(data.labels, test=data.labels["test"].copy())
+    only_in_test["test"][0] = 2  # a third class, never trained
+    with pytest.raises(DataError, match="class 'new' is in the test split but not in the "
+                                        "training split"):
+        check_classes(type(data)(data.texts, only_in_test, [*data.label_names, "new"]),
+                      "rt_polarity")

@@ -1,0 +1,90 @@
+"""Bad arguments and a missing cache: kd_keras error types, one line that
+starts with the culprit, still caught by `except ValueError` (or
+`FileNotFoundError` for a missing cache)."""
+
+import numpy as np
+import pytest
+
+from kd_keras.cache import cache_teacher_outputs
+from kd_keras.cache import load
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+
+from .cache_helpers import LinearTeacher
+from .cache_helpers import make_inputs
+
+X = make_inputs(40)
+
+
+class FlatTeacher(LinearTeacher):
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(x)[:, 0]
+
+
+def _build(d, x=X, teacher=None, **kwargs):
+    kwargs.setdefault("shard_size", 16)
+    return cache_teacher_outputs(teacher or LinearTeacher(), x, str(d), verbose=0, **kwargs)
+
+
+CASES = [
+    ("batch_size", lambda d: _build(d, batch_size=0), "batch_size: must be a positive integer, got 0"),
+    ("shard_size", lambda d: _build(d, shard_size=-1), "shard_size: must be a positive integer, got -1"),
+    ("shard_size bool", lambda d: _build(d, shard_size=True), "shard_size: must be a positive integer"),
+    ("top_k", lambda d: _build(d, top_k=0), "top_k: must be a positive integer or None, got 0"),
+    ("top_k classes", lambda d: _build(d, top_k=3), "top_k: 3 must be smaller than the number of classes (3)"),
+    ("x list", lambda d: _build(d, x=[[1.0] * 6]), "x: must be an array, a dict of arrays"),
+    ("x empty", lambda d: _build(d, x=X[:0]), "x: has no examples"),
+    ("x scalar", lambda d: _build(d, x=np.float32(1)), "x: is a scalar"),
+    ("x lengths", lambda d: _build(d, x={"a": X, "b": X[:3]}), "x: its arrays have different numbers"),
+    ("teacher", lambda d: _build(d, teacher=FlatTeacher()), "teacher: returned logits of shape [16]"),
+    ("directory", lambda d: (d.write_text("a file"), _build(d)), "{d}: exists and is not a directory"),
+    ("other teacher", lambda d: (_build(d), _build(d, teacher=LinearTeacher(seed=3))),
+     "{d}: the cache there was built from another teacher"),
+    ("other inputs", lambda d: (_build(d), _build(d, x=X + 1)),
+     "{d}: the cache there does not match x: examples 0..15 differ"),
+    ("dataset batch", lambda d: _build(d).as_dataset(X, batch_size=0), "batch_size: must be a positive integer"),
+    ("dataset y", lambda d: _build(d).as_dataset(X, np.zeros(3)), "y: has 3 entries"),
+    ("check inputs", lambda d: _build(d).check_inputs(X[:30]), "x: has 30 examples"),
+]
+
+
+@pytest.mark.parametrize("case, call, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_argument_is_one_usage_error_line(tmp_path, case, call, expected):
+    d = tmp_path / "cache"
+    with pytest.raises(UsageError) as err:
+        call(d)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert "\n" not in message
+    assert message.startswith(expected.format(d=d)), message
+
+
+@pytest.mark.parametrize("make_folder", [False, True])
+def test_missing_cache_is_a_missing_file_error(tmp_path, make_folder):
+    d = tmp_path / "cache"
+    if make_folder:
+        d.mkdir()
+    with pytest.raises(MissingFileError) as err:
+        load(d)
+    assert isinstance(err.value, FileNotFoundError)
+    expected = f"{d}/metadata.json: not found" if make_folder else f"{d}: no such cache folder"
+    assert str(err.value).startswith(expected)
+
+
+def test_read_only_locations_are_one_line(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    parent = tmp_path / "file"
+    parent.write_text("not a folder")
+    with pytest.raises(UsageError, match=rf"^{parent}/cache: cannot create the cache folder \("):
+        _build(parent / "cache")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    d = tmp_path / "cache"
+    with pytest.raises(UsageError) as err:
+        _build(d)
+    assert str(err.value) == f"{d}: cannot write the cache there (Read-only file system)"
