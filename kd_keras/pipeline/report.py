@@ -60,12 +60,15 @@ def keras_latency_ms(model, example, runs=20):
 
 
 def artifact_summary(export_report):
-    """Compact per-artifact numbers from an export report."""
+    """Compact per-artifact numbers from an export report (`input` is
+    `"text"` for the raw-sentence artifacts, tokenizer inside, else `"ids"`)."""
     rows = []
     for a in export_report.get("artifacts", []):
-        rows.append({k: a.get(k) for k in (
-            "format", "quantization", "size_bytes", "accuracy", "top1_agreement",
-            "max_abs_diff", "latency_ms_p50", "passed")})
+        row = {k: a.get(k) for k in (
+            "format", "quantization", "path", "size_bytes", "accuracy", "top1_agreement",
+            "max_abs_diff", "latency_ms_p50", "passed")}
+        row["input"] = "text" if a.get("validation") == "text" else "ids"
+        rows.append(row)
     return rows
 
 

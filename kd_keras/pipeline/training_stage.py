@@ -27,6 +27,7 @@ import kd_keras
 from kd_keras.distiller import LABELS_KEY
 from kd_keras.distiller import TEACHER_LOGITS_KEY
 from kd_keras.errors import ConfigError
+from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.pipeline.workdir import read_json
@@ -205,6 +206,8 @@ def build_student(cfg, num_classes, vocab_size):
     try:
         return builder(num_classes, vocab_size=vocab_size,
                        sequence_length=cfg.student_sequence_length, **s.options)
+    except KdKerasError:  # The builder named the option itself.
+        raise
     except (ValueError, TypeError) as e:  # The builder or a layer refused an option.
         if not s.options:
             raise

@@ -66,7 +66,11 @@ def check_output(output):
             f"output: {output} is {what} that kd_keras did not write (no {MARKER}); "
             "choose a new path or remove it yourself")
     parent = os.path.dirname(output) or "."
-    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)  # The nearest folder that exists.
+    if not os.path.isdir(parent):
+        raise UsageError(f"output: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"output: cannot write in {parent} (permission denied)")
 
 

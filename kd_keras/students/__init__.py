@@ -1,20 +1,47 @@
 """Students: small built-in architectures that output logits.
 
 Every builder has the signature
-`(num_classes, vocab_size=..., sequence_length=..., **kwargs) -> keras.Model`.
+`(num_classes, vocab_size=..., sequence_length=..., **kwargs) -> keras.Model`
+and checks its arguments: a bad one stops it with a one-line `ConfigError`
+naming `student.options.<argument>`.
 
 | name        | input                          | notes                          |
 |-------------|--------------------------------|--------------------------------|
 | `text_cnn`  | int32 WordPiece ids            | Kim-style CNN, ~2M params      |
 | `bigru`     | int32 WordPiece ids            | unrolled bidirectional GRU     |
-| `tiny_bert` | int32 WordPiece ids            | 2-layer KerasHub BERT          |
+| `tiny_bert` | int32 WordPiece ids            | 2-layer KerasHub BERT; optional|
+|             |                                | factorised (ALBERT) embeddings |
 | `mlp`       | ids (bag of words) or features | dense layers                   |
 | `small_cnn` | float images                   | 2-D conv blocks                |
+
+Layers that a feature-distillation term can name (`student_layer=`):
+
+- `"features"` in `text_cnn`, `bigru` and `tiny_bert`: the pooled
+  representation that feeds the classifier, `[batch, width]` with width
+  `filters * len(kernel_sizes)`, `2 * units` and `hidden_dim` respectively.
+- `"embedding"` in `text_cnn`, `bigru` and `mlp` (ids): the token
+  embeddings, `[batch, sequence_length, embedding_dim]`.
+- `tiny_bert`'s hidden states, `[batch, sequence_length, hidden_dim]`:
+  layer `transformer_layer_{i}` inside `"tiny_bert_backbone"`
+  (`group_{i}_inner_layer_0` when `embedding_dim` is set).
+
+`"features"` (`FEATURES_LAYER`) is the input of the classifier, before
+dropout; it is a weightless `Identity` layer, so it changes neither the
+parameter count nor the initial weights. `mlp` and `small_cnn` have no
+`"features"` layer (`mlp`'s float input is named `"features"`).
+
+`tiny_bert(embedding_dim=..., embedding_init=...)` starts its word table from
+a teacher's, reduced by PCA (`pca_embeddings`, `initial_embeddings`;
+`teacher_word_embeddings` reads all-MiniLM-L6-v2's).
 
 `build_student("package.module:function", ...)` calls your own builder.
 """
 
 from kd_keras.students.bigru import bigru
+from kd_keras.students.common import FEATURES_LAYER
+from kd_keras.students.embedding_init import initial_embeddings
+from kd_keras.students.embedding_init import pca_embeddings
+from kd_keras.students.embedding_init import teacher_word_embeddings
 from kd_keras.students.mlp import mlp
 from kd_keras.students.registry import BUILTIN_STUDENTS
 from kd_keras.students.registry import build_student

@@ -2,6 +2,10 @@
 
 import keras
 
+from kd_keras.students.common import check_int
+from kd_keras.students.common import check_rate
+from kd_keras.students.common import check_text_arguments
+from kd_keras.students.common import features_layer
 from kd_keras.students.common import token_ids_input
 
 
@@ -21,6 +25,11 @@ def bigru(
     included) and ONNX. Padding (id 0) is not masked; the backward GRU simply
     reads the padding first, which it learns to ignore.
 
+    Layers a feature-distillation term can name: `"features"`, the
+    `[batch, 2 * units]` final states of both directions that feed the
+    classifier (before dropout); `"embedding"`, the `[batch,
+    sequence_length, embedding_dim]` token embeddings.
+
     Args:
         num_classes: number of output logits.
         vocab_size: size of the WordPiece vocabulary.
@@ -33,18 +42,28 @@ def bigru(
     Returns:
         A `keras.Model` mapping int32 ids to `[batch, num_classes]` logits.
 
+    Raises:
+        ConfigError: a bad argument, named as `student.options.<argument>`.
+
     Example:
 
     >>> import numpy as np
     >>> m = bigru(3, vocab_size=50, sequence_length=6, units=4)
     >>> m(np.ones((2, 6), "int32")).shape
     TensorShape([2, 3])
+    >>> m.get_layer("features").output.shape
+    (None, 8)
     """
+    check_text_arguments(num_classes, vocab_size, sequence_length)
+    check_int("embedding_dim", embedding_dim)
+    check_int("units", units)
+    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = keras.layers.Bidirectional(
         keras.layers.GRU(units, unroll=True), name="bigru"
     )(x)
+    x = features_layer()(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(ids, logits, name=name)

@@ -2,6 +2,11 @@
 
 import keras
 
+from kd_keras.errors import ConfigError
+from kd_keras.students.common import check_int
+from kd_keras.students.common import check_ints
+from kd_keras.students.common import check_rate
+from kd_keras.students.common import check_text_arguments
 from kd_keras.students.common import token_ids_input
 
 
@@ -32,7 +37,12 @@ def mlp(
         name: the model's name.
 
     Returns:
-        A `keras.Model` outputting `[batch, num_classes]` logits.
+        A `keras.Model` outputting `[batch, num_classes]` logits. Its float
+        input is named `"features"`; the last hidden layer is `dense_{i}`.
+
+    Raises:
+        ConfigError: a bad argument, named as `student.options.<argument>`,
+            or neither `input_shape` nor `vocab_size` and `sequence_length`.
 
     Example:
 
@@ -41,16 +51,22 @@ def mlp(
     >>> m(np.zeros((2, 64), "float32")).shape
     TensorShape([2, 10])
     """
+    check_int("num_classes", num_classes)
+    hidden_units = check_ints("hidden_units", hidden_units, allow_empty=True)
+    check_rate("dropout", dropout)
     if vocab_size and sequence_length:
+        check_text_arguments(num_classes, vocab_size, sequence_length)
+        check_int("embedding_dim", embedding_dim)
         inputs = token_ids_input(sequence_length)
         x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
         x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
     else:
         if input_shape is None:
-            raise ValueError(
-                "student: mlp needs `input_shape` (features) or `vocab_size` "
-                "and `sequence_length` (token ids)"
+            raise ConfigError(
+                "student.options.input_shape: mlp needs `input_shape` (features) or "
+                "`vocab_size` and `sequence_length` (token ids)"
             )
+        input_shape = check_ints("input_shape", input_shape)
         inputs = keras.Input(shape=tuple(input_shape), name="features")
         x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     for i, units in enumerate(hidden_units):

@@ -2,6 +2,8 @@
 
 import importlib
 
+from kd_keras.errors import ConfigError
+
 from kd_keras.students.bigru import bigru
 from kd_keras.students.mlp import mlp
 from kd_keras.students.small_cnn import small_cnn
@@ -30,8 +32,8 @@ def get_student(architecture):
         **kwargs) -> keras.Model`.
 
     Raises:
-        ValueError: naming `student.architecture` for an unknown name, a
-            module that cannot be imported or a missing function.
+        ConfigError: (a `ValueError`) naming `student.architecture` for an
+            unknown name, a module that cannot be imported or a missing function.
 
     Example:
 
@@ -39,14 +41,14 @@ def get_student(architecture):
     'text_cnn'
     """
     if not isinstance(architecture, str) or not architecture:
-        raise ValueError(
+        raise ConfigError(
             f"student.architecture: must be a name or 'package.module:function', "
             f"got {architecture!r}"
         )
     if architecture in BUILTIN_STUDENTS:
         return BUILTIN_STUDENTS[architecture]
     if ":" not in architecture:
-        raise ValueError(
+        raise ConfigError(
             f"student.architecture: unknown student {architecture!r}; built-ins: "
             f"{', '.join(BUILTIN_STUDENTS)}, or 'package.module:function'"
         )
@@ -54,12 +56,12 @@ def get_student(architecture):
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(
+        raise ConfigError(
             f"student.architecture: cannot import module {module_name!r} ({e})"
         ) from None
     builder = getattr(module, function_name, None)
     if not callable(builder):
-        raise ValueError(
+        raise ConfigError(
             f"student.architecture: module {module_name!r} has no function "
             f"{function_name!r}"
         )

@@ -2,6 +2,12 @@
 
 import keras
 
+from kd_keras.errors import ConfigError
+from kd_keras.students.common import check_int
+from kd_keras.students.common import check_ints
+from kd_keras.students.common import check_rate
+from kd_keras.students.common import option_key
+
 
 def small_cnn(
     num_classes,
@@ -30,6 +36,9 @@ def small_cnn(
         A `keras.Model` mapping float32 images to `[batch, num_classes]`
         logits.
 
+    Raises:
+        ConfigError: a bad argument, named as `student.options.<argument>`.
+
     Example:
 
     >>> import numpy as np
@@ -38,6 +47,14 @@ def small_cnn(
     TensorShape([2, 10])
     """
     del vocab_size, sequence_length
+    check_int("num_classes", num_classes)
+    input_shape = check_ints("input_shape", input_shape)
+    if len(input_shape) != 3:
+        raise ConfigError(f"{option_key('input_shape')}: must be (height, width, channels), "
+                          f"got {list(input_shape)}")
+    filters = check_ints("filters", filters)
+    check_int("dense_units", dense_units)
+    check_rate("dropout", dropout)
     images = keras.Input(shape=tuple(input_shape), name="images")
     x = images
     for i, f in enumerate(filters):

@@ -2,6 +2,13 @@
 
 import keras
 
+from kd_keras.errors import ConfigError
+from kd_keras.students.common import check_int
+from kd_keras.students.common import check_ints
+from kd_keras.students.common import check_rate
+from kd_keras.students.common import check_text_arguments
+from kd_keras.students.common import features_layer
+from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
 
 
@@ -20,6 +27,11 @@ def text_cnn(
     Only builtin TFLite ops (GATHER, CONV_2D, MAX, CONCATENATION,
     FULLY_CONNECTED), so it converts to TFLite int8 and ONNX as is.
 
+    Layers a feature-distillation term can name: `"features"`, the pooled
+    `[batch, filters * len(kernel_sizes)]` n-gram features that feed the
+    classifier (before dropout); `"embedding"`, the `[batch,
+    sequence_length, embedding_dim]` token embeddings.
+
     Args:
         num_classes: number of output logits.
         vocab_size: size of the WordPiece vocabulary (ids are `< vocab_size`).
@@ -34,13 +46,26 @@ def text_cnn(
         A `keras.Model` mapping int32 `[batch, sequence_length]` ids to
         float32 `[batch, num_classes]` logits.
 
+    Raises:
+        ConfigError: a bad argument, named as `student.options.<argument>`.
+
     Example:
 
     >>> import numpy as np
     >>> m = text_cnn(2, vocab_size=100, sequence_length=8)
     >>> m(np.ones((3, 8), "int32")).shape
     TensorShape([3, 2])
+    >>> m.get_layer("features").output.shape
+    (None, 300)
     """
+    check_text_arguments(num_classes, vocab_size, sequence_length)
+    check_int("embedding_dim", embedding_dim)
+    check_int("filters", filters)
+    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
+    if max(kernel_sizes) > sequence_length:
+        raise ConfigError(f"{option_key('kernel_sizes')}: must be at most sequence_length "
+                          f"({sequence_length}), got {list(kernel_sizes)}")
+    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     pooled = []
@@ -48,6 +73,7 @@ def text_cnn(
         h = keras.layers.Conv1D(filters, k, activation="relu", name=f"conv_{k}")(x)
         pooled.append(keras.layers.GlobalMaxPooling1D(name=f"max_pool_{k}")(h))
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="concat")(pooled)
+    x = features_layer()(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(ids, logits, name=name)
