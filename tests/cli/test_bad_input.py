@@ -1,0 +1,225 @@
+"""Bad input, table-driven, each through the `kd-keras` CLI in a subprocess:
+a non-zero exit, no traceback, one line that names the culprit, and nothing
+left on disk (or, for a partial run, nothing changed)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+from pipeline import resume_helpers as rh
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Data files, a ready teacher reading MiniLM ids (length 12), one with
+    the wrong class count, and a valid config mapping."""
+    from kd_keras.data import WordPieceEncoder
+    from kd_keras.teachers import minilm_dir
+
+    root = tmp_path_factory.mktemp("bad")
+    train = rh.sentences(64, seed=0)
+    rh.write_tsv(root / "train.tsv", train)
+    rh.write_tsv(root / "test.tsv", rh.sentences(16, seed=1))
+    enc = WordPieceEncoder(os.path.join(minilm_dir(), "vocab.txt"), 12)
+    for name, classes in (("teacher.keras", 2), ("three.keras", 3)):
+        model = keras.Sequential([
+            keras.Input((12,), dtype="int32"), keras.layers.Embedding(enc.vocab_size, 4),
+            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(classes)])
+        model.save(str(root / name))
+    config = {
+        "data": {"train": str(root / "train.tsv"), "test": str(root / "test.tsv")},
+        "teacher": {"model": str(root / "teacher.keras")},
+        "student": {"sequence_length": 12, "options": {"embedding_dim": 8, "filters": 8}},
+        "distill": {"epochs": 2, "batch_size": 16},
+        "export": None,
+        "verbose": 0,
+    }
+    return root, config
+
+
+def _config(tmp_path, base, **changes):
+    cfg = json.loads(json.dumps(base))
+    for dotted, value in changes.items():
+        node = cfg
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    cfg.setdefault("output", str(tmp_path / "out"))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def case_lr_inf(tmp, base):
+    return ["distill", _config(tmp, base, **{"distill.learning_rate": float("inf")})], \
+        "distill.learning_rate: must be a positive number"
+
+
+def case_unknown_option(tmp, base):
+    return ["distill", _config(tmp, base, **{"student.options.bogus": 1})], \
+        "student.options.bogus: not an option of text_cnn"
+
+
+def case_negative_embedding(tmp, base):
+    return ["distill", _config(tmp, base, **{"student.options.embedding_dim": -3})], \
+        "student.options.embedding_dim"
+
+
+def case_sequence_mismatch(tmp, base):
+    return ["distill", _config(tmp, base, **{"student.sequence_length": 10})], \
+        "student.sequence_length: the teacher"
+
+
+def case_output_under_a_file(tmp, base):
+    blocker = _file(tmp, "blocker", "a file")
+    return ["distill", _config(tmp, base, output=os.path.join(blocker, "run"))], \
+        "is not a folder"
+
+
+def case_yaml_alias_bomb(tmp, base):
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b]\n"
+    return ["distill", _file(tmp, "bomb.yaml", bomb)], "aliases are not supported"
+
+
+def case_three_line_data(tmp, base):
+    train = _file(tmp, "tiny.tsv", "good film\tpos\nbad film\tneg\nfine\tpos\n")
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None})], \
+        "tiny.tsv: 3 example(s)"
+
+
+def case_merged_label_spellings(tmp, base):
+    rows = "".join(f"text {i}\t{label}\n" for i, label in enumerate(["0", "1", "01"] * 10))
+    train = _file(tmp, "labels.tsv", rows)
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None})], \
+        "spelled two ways"
+
+
+def case_one_class(tmp, base):
+    train = _file(tmp, "one.tsv", "".join(f"text {i}\tpos\n" for i in range(40)))
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None})], \
+        "one.tsv: 1 class"
+
+
+def case_teacher_class_count(tmp, base):
+    root = os.path.dirname(base["teacher"]["model"])
+    return ["distill", _config(tmp, base, **{"teacher.model": os.path.join(root, "three.keras")})], \
+        "outputs 3 logits but the data has 2 classes"
+
+
+def case_corrupt_keras_file(tmp, base):
+    model = tmp / "corrupt.keras"
+    model.write_bytes(b"PK\x03\x04 this is not a keras archive")
+    return ["export", str(model), str(tmp / "out")], "corrupt.keras"
+
+
+def case_negative_latency_runs(tmp, base):
+    return ["verify", str(tmp), "--latency-runs", "-5"], "--latency-runs"
+
+
+def case_report_missing_fields(tmp, base):
+    export = tmp / "export"
+    export.mkdir()
+    (export / "report.json").write_text(json.dumps({"artifacts": [{"format": "tflite"}]}))
+    return ["verify", str(export)], "report.json"
+
+
+CASES = [case_lr_inf, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
+         case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
+         case_merged_label_spellings, case_one_class, case_teacher_class_count,
+         case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields]
+
+
+def run_cli(args, cwd):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "kd_keras", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def snapshot(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, files in os.walk(folder) for f in files)
+
+
+def assert_one_line(proc, command, expected):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("kd-keras")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(f"kd-keras {command}: error: ")
+    assert expected in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
+def test_bad_input_is_one_line_and_leaves_nothing(case, world, tmp_path):
+    root, base = world
+    args, expected = case(tmp_path, base)
+    before = snapshot(tmp_path)
+    proc = run_cli(args, cwd=str(tmp_path))
+    assert_one_line(proc, args[0], expected)
+    assert snapshot(tmp_path) == before  # nothing written, nothing removed
+
+
+def _partial_run(world, tmp_path, stop_epoch):
+    """An interrupted run (in this process) and its config file."""
+    from kd_keras.config import load_config
+    from kd_keras.pipeline import run_distill
+
+    _, base = world
+    config = _config(tmp_path, base, **{"distill.epochs": 3})
+    with pytest.raises(rh.Stop):
+        run_distill(load_config(config), extra_callbacks=[rh.StopAtEpoch(stop_epoch)])
+    return config, str(tmp_path / "out")
+
+
+def test_resume_with_a_changed_architecture_or_a_truncated_backup(world, tmp_path):
+    config, out = _partial_run(world, tmp_path, stop_epoch=0)
+    before = snapshot(out + ".partial")
+    changed = yaml.safe_load(open(config))
+    changed["student"]["architecture"] = "bigru"
+    changed["student"]["options"] = {}
+    other = tmp_path / "changed.yaml"
+    other.write_text(yaml.safe_dump(changed))
+    proc = run_cli(["distill", str(other), "--resume"], cwd=str(tmp_path))
+    assert_one_line(proc, "distill", "--resume: the config changed since the interrupted run "
+                                     "(student.architecture, student.options.embedding_dim")
+    assert snapshot(out + ".partial") == before
+
+    backups = [os.path.join(d, f) for d, _, files in os.walk(out + ".partial/backup")
+               for f in files if f.endswith(".h5")]
+    assert backups
+    with open(backups[0], "r+b") as f:
+        f.truncate(100)
+    proc = run_cli(["distill", config, "--resume"], cwd=str(tmp_path))
+    assert_one_line(proc, "distill", "is damaged; run without --resume to start over")
+    assert not os.path.exists(out) and not os.path.exists(out + ".lock")
+
+
+def test_a_second_run_into_the_same_output_is_refused(world, tmp_path):
+    _, base = world
+    config = _config(tmp_path, base)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock = tmp_path / "out.lock"
+        lock.write_text(json.dumps({"pid": holder.pid, "host": __import__("socket").gethostname()}))
+        proc = run_cli(["distill", config], cwd=str(tmp_path))
+        assert_one_line(proc, "distill", f"another kd-keras run (pid {holder.pid}")
+        assert sorted(os.listdir(tmp_path)) == ["config.yaml", "out.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
