@@ -2,13 +2,15 @@
 """Call a model served by TF Serving over gRPC (PredictionService.Predict).
 
     python export/grpc_client.py --model student --examples examples.npz
+    python export/grpc_client.py --model student --text "a gorgeous film" "dull"
     python export/grpc_client.py --model student \\
         --warmup out/saved_model/student/1
 
 `examples.npz` holds one array per signature input, named as the input.
 gRPC, unlike REST, sends typed tensors: the client asks the server for the
 signature's input dtypes (GetModelMetadata) and casts to them, unless
-`--no-cast`. `--warmup`
+`--no-cast`. `--text` sends raw sentences (a string tensor `text`) to the
+`serving_text` signature of a model exported with its tokenizer. `--warmup`
 replays the first request stored in a SavedModel's
 `assets.extra/tf_serving_warmup_requests` instead, a quick smoke test of a
 deployment. The outputs are printed as JSON.
@@ -29,6 +31,8 @@ import sys
 import numpy as np
 
 DEFAULT_TARGET = "localhost:8500"
+TEXT_SIGNATURE = "serving_text"
+TEXT_INPUT = "text"
 
 
 def _require(module):
@@ -104,6 +108,17 @@ def build_predict_request(
     if len(set(sizes.values())) != 1:
         raise ValueError(f"examples: inputs differ in batch size: {sizes}")
     return request
+
+
+def text_examples(sentences):
+    """The `serving_text` input for raw sentences: `{"text": UTF-8 bytes}`.
+
+    Example:
+
+    >>> text_examples(["a fine film"])["text"].tolist()
+    [b'a fine film']
+    """
+    return {TEXT_INPUT: np.array([str(s).encode("utf-8") for s in sentences], dtype=object)}
 
 
 def parse_predict_response(response):
@@ -217,11 +232,15 @@ def build_parser():
                         help="model name, as MODEL_NAME / models.config says")
     parser.add_argument("--version", type=int, default=None,
                         help="model version (default: the latest served)")
-    parser.add_argument("--signature", default="serving_default",
-                        help="signature name (default: %(default)s)")
+    parser.add_argument("--signature", default=None,
+                        help="signature name (default: serving_text with --text, "
+                             "the warmup request's own with --warmup, else "
+                             "serving_default)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--examples",
                         help=".npz file, one array per input name")
+    source.add_argument("--text", nargs="+", metavar="SENTENCE",
+                        help="raw sentences, for a model exported with its tokenizer")
     source.add_argument("--warmup", metavar="SAVED_MODEL_DIR",
                         help="replay the first warmup request of this "
                              "SavedModel version directory")
@@ -243,19 +262,27 @@ def main(argv=None):
         if args.warmup:
             request = load_warmup_request(args.warmup)
             request.model_spec.name = args.model
-            request.model_spec.signature_name = args.signature
+            if args.signature:
+                request.model_spec.signature_name = args.signature
             if args.version is not None:
                 request.model_spec.version.value = args.version
+        elif args.text:
+            request = build_predict_request(
+                args.model, args.signature or TEXT_SIGNATURE,
+                text_examples(args.text[: args.limit]), args.version,
+                {TEXT_INPUT: _tf().string},
+            )
         else:
             examples = load_examples(args.examples, args.limit)
             dtypes = None
+            signature = args.signature or "serving_default"
             if not args.no_cast:
                 dtypes = fetch_input_dtypes(args.target, args.model,
-                                            args.signature, args.version,
+                                            signature, args.version,
                                             args.timeout)
                 dtypes = {k: v for k, v in dtypes.items() if k in examples}
             request = build_predict_request(
-                args.model, args.signature, examples, args.version, dtypes
+                args.model, signature, examples, args.version, dtypes
             )
         outputs = parse_predict_response(predict(args.target, request, args.timeout))
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:

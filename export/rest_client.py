@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """Call a model served by TF Serving over its REST API.
 
-    python export/rest_client.py --model student --npz examples.npz
+    python export/rest_client.py --model student --examples examples.npz
+    python export/rest_client.py --model student --text "a gorgeous film" "dull"
 
 `examples.npz` holds one array per signature input, named as the input (batch
-on axis 0), e.g. `np.savez("examples.npz", features=x_val[:4])`. The script
+on axis 0), e.g. `np.savez("examples.npz", features=x_val[:4])`. `--text`
+sends raw sentences to the `serving_text` signature of a text model exported
+with its tokenizer (`{"text": [...]}`). The script
 POSTs `{"signature_name": ..., "inputs": {...}}` to
 `URL/v1/models/MODEL[/versions/V]:predict` and prints the outputs as JSON.
 
@@ -21,6 +24,9 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+
+TEXT_SIGNATURE = "serving_text"
+TEXT_INPUT = "text"
 
 
 def _to_json_value(array):
@@ -85,6 +91,17 @@ def build_rest_request(signature, examples, row_format=False):
         for i in range(size)
     ]
     return {"signature_name": signature, "instances": instances}
+
+
+def text_examples(sentences):
+    """The `serving_text` input for raw sentences: `{"text": array}`.
+
+    Example:
+
+    >>> build_rest_request("serving_text", text_examples(["a fine film"]))
+    {'signature_name': 'serving_text', 'inputs': {'text': ['a fine film']}}
+    """
+    return {TEXT_INPUT: np.array([str(s) for s in sentences], dtype=object)}
 
 
 def parse_rest_response(body):
@@ -186,10 +203,14 @@ def build_parser():
                         help="model name, as MODEL_NAME / models.config says")
     parser.add_argument("--version", type=int, default=None,
                         help="model version (default: the latest served)")
-    parser.add_argument("--signature", default="serving_default",
-                        help="signature name (default: %(default)s)")
-    parser.add_argument("--examples", required=True,
+    parser.add_argument("--signature", default=None,
+                        help="signature name (default: serving_text with --text, "
+                             "else serving_default)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--examples",
                         help=".npz (one array per input name) or .json file")
+    source.add_argument("--text", nargs="+", metavar="SENTENCE",
+                        help="raw sentences, for a model exported with its tokenizer")
     parser.add_argument("--limit", type=int, default=None,
                         help="send only the first N examples")
     parser.add_argument("--row-format", action="store_true",
@@ -203,8 +224,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        examples = load_examples(args.examples, args.limit)
-        body = build_rest_request(args.signature, examples, args.row_format)
+        if args.text:
+            examples = text_examples(args.text[: args.limit])
+            signature = args.signature or TEXT_SIGNATURE
+        else:
+            examples = load_examples(args.examples, args.limit)
+            signature = args.signature or "serving_default"
+        body = build_rest_request(signature, examples, args.row_format)
         url = predict_url(args.url, args.model, args.version)
         outputs = parse_rest_response(send_rest_request(url, body, args.timeout))
     except (ValueError, FileNotFoundError, RuntimeError, ConnectionError) as e:

@@ -21,6 +21,7 @@ python -m kd_keras.demo --max-examples 300 --epochs 2 --output runs/quick
 
 import argparse
 import os
+import shlex
 import sys
 
 import yaml
@@ -105,6 +106,9 @@ def main(argv=None):
           f"{results['details']['splits']['test']} sentences):")
     print(results_table(summary_rows(results)))
     print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")
+    print("\nNext, classify your own sentences with the exported model (tokenizer inside):")
+    print(f"  kd-keras predict {shlex.quote(cfg.output)} "
+          "\"a gorgeous, witty, moving film\" \"dull and far too long\"")
     return 0
 
 

@@ -172,6 +172,9 @@ def _rest_handler(served):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path != f"/v1/models/{MODEL_NAME}:predict":
                 return self._reply(404, {"error": f"Servable not found for {self.path}"})
+            wanted = served.get("signature_name", "serving_default")
+            if body.get("signature_name", "serving_default") != wanted:
+                return self._reply(400, {"error": f"no signature {body.get('signature_name')}"})
             if "instances" in body:
                 rows = body["instances"]
                 inputs = {name: [row[name] for row in rows] for name in rows[0]}
@@ -204,6 +207,9 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.served = served
 
     def Predict(self, request, context):
+        wanted = self.served.get("signature_name", "serving_default")
+        if request.model_spec.signature_name != wanted:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong signature")
         specs = _input_specs(self.served["signature"])
         for name, tensor in request.inputs.items():
             if name not in specs or tensor.dtype != specs[name].dtype.as_datatype_enum:
@@ -381,3 +387,58 @@ def test_grpc_client_without_the_serving_extra(served, tmp_path, capsys, monkeyp
     assert err == [
         'grpc_client: error: grpc_client needs tensorflow_serving: pip install "kd_keras[serving]"'
     ]
+
+
+@pytest.fixture(scope="module")
+def served_text(tmp_path_factory):
+    """A text model exported with its tokenizer: `serving_text` takes sentences."""
+    import tensorflow_text  # noqa: F401
+
+    from kd_keras.data import WordPieceEncoder
+    from kd_keras.export import WordPiecePreprocessor
+    from kd_keras.export import export_model
+    from kd_keras.teachers import minilm_dir
+
+    vocabulary = os.path.join(minilm_dir(), "vocab.txt")
+    keras.utils.set_random_seed(4)
+    ids = keras.Input((12,), dtype="int32", name="token_ids")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30522, 4)(ids))
+    model = keras.Model(ids, keras.layers.Dense(3)(h), name=MODEL_NAME)
+    sentences = ["a gorgeous film", "Dull, far too long…", "", "très élégant 😀"]
+    encoder = WordPieceEncoder(vocabulary, 12)
+    out = str(tmp_path_factory.mktemp("serving_text") / "export")
+    export_model(model, out, formats=("saved_model",), validation_data=encoder(sentences),
+                 text_preprocessor=WordPiecePreprocessor(vocabulary, 12),
+                 validation_text=sentences, text_reference_inputs=encoder(sentences),
+                 latency_runs=0)
+    path = os.path.join(out, "saved_model", MODEL_NAME, "1")
+    signature = tf.saved_model.load(path).signatures["serving_text"]
+    return {"path": path, "signature": signature, "signature_name": "serving_text",
+            "sentences": sentences, "logits": model.predict(encoder(sentences), verbose=0)}
+
+
+@pytest.mark.slow
+def test_clients_send_raw_sentences(served_text, capsys, monkeypatch):
+    """`--text` builds the `serving_text` request; the logits are the Keras
+    model's on the pipeline's own ids for those sentences."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    sentences = served_text["sentences"]
+    with _rest_server(served_text) as url:
+        for extra in ([], ["--row-format"]):
+            code = rest_client.main(["--url", url, "--model", MODEL_NAME, "--text", *sentences,
+                                     *extra])
+            assert code == 0
+            outputs = json.loads(capsys.readouterr().out)
+            np.testing.assert_allclose(outputs["logits"], served_text["logits"], atol=1e-5)
+    with _grpc_server(served_text) as target:
+        code = grpc_client.main(["--target", target, "--model", MODEL_NAME, "--text", *sentences])
+        assert code == 0
+        outputs = json.loads(capsys.readouterr().out)
+        np.testing.assert_allclose(outputs["logits"], served_text["logits"], atol=1e-5)
+        # The raw-text warmup record replays as is, under its own signature.
+        records = warmup.read_warmup_requests(served_text["path"])
+        index = [r.model_spec.signature_name for r in records].index("serving_text")
+        assert records[index] == grpc_client.build_predict_request(
+            MODEL_NAME, "serving_text", grpc_client.text_examples([sentences[0]]))
+    body = rest_client.build_rest_request("serving_text", rest_client.text_examples(sentences))
+    assert body == {"signature_name": "serving_text", "inputs": {"text": sentences}}

@@ -2,23 +2,27 @@
 
 Each sub-command lives in its own module of this package and exposes
 `register(subparsers)`, which adds its parser and sets `func` to a callable
-taking the parsed `argparse.Namespace` and returning an exit code.
+taking the parsed `argparse.Namespace` and returning an exit code. A module
+imports TensorFlow and other heavy packages only inside that callable, so
+`kd-keras --help` starts at once.
 
-Errors a user can fix (bad files, keys, values) are raised as `UsageError`
-(or `ValueError`, `FileNotFoundError`) and printed as one line, without a
-traceback; the command then exits with status 2.
+Errors a user can fix (bad files, keys, values) are raised as the types of
+`kd_keras.errors` and printed as one line, without a traceback; the command
+then exits with status 2. Anything else is a bug and keeps its traceback.
+
+TensorFlow's native (C++) start-up and runtime log lines are hidden unless
+`--verbose` (`kd_keras.cli.quiet`).
 """
 
 import argparse
 import importlib
-import os
 import sys
 
-SUBCOMMANDS = ("distill", "export", "verify")
+from kd_keras.errors import KdKerasError
+from kd_keras.errors import UsageError  # noqa: F401  (re-exported)
+from kd_keras.errors import one_line
 
-
-class UsageError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2."""
+SUBCOMMANDS = ("distill", "export", "verify", "predict")
 
 
 def build_parser():
@@ -26,7 +30,8 @@ def build_parser():
         prog="kd-keras",
         description=(
             "Knowledge distillation for Keras 3: train a small student from a "
-            "teacher, export it to SavedModel / TFLite / ONNX and verify it."
+            "teacher, export it to SavedModel / TFLite / ONNX, verify it and "
+            "classify sentences with it."
         ),
     )
     from kd_keras import __version__
@@ -43,22 +48,35 @@ def build_parser():
                 raise
             continue
         module.register(subparsers)
+    for sub in subparsers.choices.values():
+        sub.add_argument(
+            "--verbose", action="store_true",
+            help="show TensorFlow's native log lines (hidden by default)",
+        )
     return parser
 
 
 def main(argv=None):
-    """Entry point of the `kd-keras` console script."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Entry point of the `kd-keras` console script.
+
+    The project's own errors (`kd_keras.errors.KdKerasError`: bad config,
+    data, arguments or a missing file) print one line and return 2. Any other
+    exception is a bug: it propagates with its traceback (exit status 1), so
+    that it can be reported.
+    """
+    from kd_keras.cli.quiet import native_logs_hidden
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, PermissionError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        print(f"kd-keras {args.command}: error: {message}", file=sys.stderr)
+        with native_logs_hidden(enabled=not args.verbose):
+            status = args.func(args)
+        return int(status or 0)
+    except KdKerasError as e:
+        print(f"kd-keras {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kd-keras {args.command}: interrupted", file=sys.stderr)

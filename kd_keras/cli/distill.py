@@ -63,7 +63,8 @@ def run(args):
 def summary_rows(results):
     """Table rows (name, accuracy, params, size_bytes, latency_ms) of a
     `results.json`: teacher, student alone, distilled student and each
-    exported artifact of the distilled student."""
+    exported artifact of the distilled student (`(text)`: takes raw
+    sentences, its latency includes tokenization)."""
     rows = [("teacher", results["teacher"]["accuracy"], results["teacher"]["params"],
              None, results["teacher"].get("latency_ms_p50"))]
     if "student_without_distillation" in results:
@@ -72,7 +73,8 @@ def summary_rows(results):
     s = results["student"]
     rows.append(("distilled student", s["accuracy"], s["params"], None, None))
     for a in results.get("details", {}).get("artifacts", []):
-        rows.append((f"  {a['format']} {a['quantization']}", a.get("accuracy"),
+        text = " (text)" if a.get("input") == "text" else ""
+        rows.append((f"  {a['format']} {a['quantization']}{text}", a.get("accuracy"),
                      s["params"], a.get("size_bytes"), a.get("latency_ms_p50")))
     return rows
 

@@ -30,17 +30,18 @@ def register(subparsers):
 
 
 def run(args):
-    from kd_keras.export import verify_export
-    from kd_keras.export.report import markdown_table
-
     if not os.path.isdir(args.out_dir):
         raise MissingFileError(f"{args.out_dir}: export directory does not exist")
     if args.latency_runs < 0:
         raise UsageError(f"--latency-runs: must be >= 0, got {args.latency_runs}")
+    from kd_keras.export import verify_export
+    from kd_keras.export.report import markdown_table
+
     checks = verify_export(args.out_dir, latency_runs=args.latency_runs)
     rows, failures = [], []
     for check in checks:
-        row = {"format": check.artifact.format, "quantization": check.artifact.quantization}
+        row = {"format": check.artifact.format, "quantization": check.artifact.quantization,
+               "validation": check.artifact.validation}
         row.update(check.metrics or {})
         row["size_bytes"] = check.artifact.size_bytes
         row["passed"] = check.passed

@@ -116,6 +116,7 @@ def validate(cfg):
 
     _check(cfg.distribute.strategy in STRATEGIES, "distribute.strategy",
            f"one of {', '.join(STRATEGIES)}", cfg.distribute.strategy)
+    _validate_distribute(cfg.distribute)
     _check(isinstance(cfg.output, str) and cfg.output.strip(), "output", "a folder path",
            cfg.output)
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", "a non-negative integer", cfg.seed)
@@ -256,6 +257,17 @@ def _validate_distill(d):
     if es is not None:
         _check(_is_int(es.patience) and es.patience >= 0, "distill.early_stopping.patience",
                "a non-negative integer", es.patience)
+
+
+def _validate_distribute(d):
+    from kd_keras.distribute import ENGINES
+    from kd_keras.distribute.ray_cluster import check_settings
+
+    _check(d.engine in ENGINES, "distribute.engine", f"one of {', '.join(ENGINES)}", d.engine)
+    try:
+        check_settings(d.address, d.workers, d.cpus_per_worker, d.gpus_per_worker)
+    except ValueError as e:  # Already names the distribute.* key.
+        raise ConfigError(str(e)) from None
 
 
 def _validate_export(e):

@@ -134,9 +134,21 @@ class ExportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DistributeConfig:
-    """`distribute:` the `tf.distribute` strategy of the trainings."""
+    """`distribute:` where the teacher outputs and the trainings run.
+
+    `engine: local` runs them in this process, with the `tf.distribute`
+    `strategy`. `engine: ray` runs the teacher over the inputs on a pool of
+    Ray actors and trains on `workers` Ray Train workers under
+    `MultiWorkerMirroredStrategy` (`kd_keras.distribute.RayCluster`);
+    `address: auto` joins the cluster running here or starts a local one.
+    """
 
     strategy: str = "default"
+    engine: str = "local"
+    address: str = "auto"
+    workers: int = 2
+    cpus_per_worker: float = 1
+    gpus_per_worker: float = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,32 +7,44 @@
 - `verify_export(out_dir)`: re-runs everything listed in `report.json`.
 - `FORMATS`, `QUANTIZATIONS`: the names both accept (owned by
   `kd_keras.export.formats`).
-- `FastWordpiecePreprocessor`: an in-graph tokenizer TFLite can keep
-  (TF-Text custom ops), for `export_model(..., tflite_text=True)`.
+- `WordPiecePreprocessor`: the pipeline's tokenizer (`WordPieceEncoder`) as
+  TFLite-convertible ops, for `export_model(..., text_preprocessor=...,
+  tflite_text=True)`: `serving_text` and `tflite/model_text*.tflite` take
+  raw sentences. `FastWordpiecePreprocessor`: a plainer in-graph tokenizer.
 
-Importing this package loads no converter or runtime: tf2onnx, onnx,
+Names are imported on first use, so `kd_keras.export.formats` (and the
+command line's help) loads no TensorFlow. Importing this package loads no
+converter or runtime either: tf2onnx, onnx,
 onnxruntime, ai-edge-litert (the `export` extra) and tensorflow-serving-api
 (the `serving` extra) are imported when an export or a check needs them.
 """
 
-from kd_keras.export.exporter import ExportMismatchError
-from kd_keras.export.exporter import export_model
-from kd_keras.export.exporter import load_model
-from kd_keras.export.formats import FORMATS
-from kd_keras.export.formats import QUANTIZATIONS
-from kd_keras.export.text import FastWordpiecePreprocessor
-from kd_keras.export.verify import TOLERANCES
-from kd_keras.export.verify import ArtifactCheck
-from kd_keras.export.verify import verify_export
+import importlib
 
-__all__ = [
-    "FORMATS",
-    "QUANTIZATIONS",
-    "ArtifactCheck",
-    "ExportMismatchError",
-    "FastWordpiecePreprocessor",
-    "TOLERANCES",
-    "export_model",
-    "load_model",
-    "verify_export",
-]
+_ATTRIBUTES = {
+    "ExportMismatchError": "kd_keras.export.exporter",
+    "export_model": "kd_keras.export.exporter",
+    "load_model": "kd_keras.export.exporter",
+    "FORMATS": "kd_keras.export.formats",
+    "QUANTIZATIONS": "kd_keras.export.formats",
+    "FastWordpiecePreprocessor": "kd_keras.export.text",
+    "WordPiecePreprocessor": "kd_keras.export.text",
+    "TOLERANCES": "kd_keras.export.verify",
+    "ArtifactCheck": "kd_keras.export.verify",
+    "verify_export": "kd_keras.export.verify",
+}
+
+
+def __getattr__(name):
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kd_keras.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_ATTRIBUTES))
+
+
+__all__ = sorted(_ATTRIBUTES)

@@ -35,6 +35,7 @@ from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
+from kd_keras.export import text_export
 from kd_keras.export import tflite as tflite_export
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import FORMATS
@@ -107,6 +108,8 @@ def export_model(
     text_preprocessor=None,
     tflite_text=False,
     validation_text=None,
+    representative_text=None,
+    text_reference_inputs=None,
     integer_io=False,
     select_tf_ops=False,
     opset=onnx_export.DEFAULT_OPSET,
@@ -132,13 +135,23 @@ def export_model(
             `labels.txt` beside the TFLite models.
         name: the model name in the TF Serving layout (default `model.name`).
         text_preprocessor: optional callable from strings to the model's
-            inputs; adds the SavedModel's `serving_text` signature.
+            inputs; adds the SavedModel's `serving_text` signature (and
+            raw-text TF Serving warmup requests).
         tflite_text: also convert `serving_text`, tokenizer included, to
-            `tflite/model_text.tflite` with the TF-Text custom ops (use
-            `kd_keras.export.text.FastWordpiecePreprocessor`; KerasHub
+            `tflite/model_text[_<quantization>].tflite`, one per TFLite
+            quantization, with the TF-Text custom ops (use
+            `kd_keras.export.text.WordPiecePreprocessor`; KerasHub
             tokenizers use regex ops TFLite lacks).
         validation_text: `texts` or `(texts, labels)`: raw strings the text
-            artifact is verified on; required with `tflite_text`.
+            artifacts (`serving_text` and the text TFLite files) are
+            verified on; required with `tflite_text`.
+        representative_text: sentences to calibrate the int8 text model
+            (default: the validation text).
+        text_reference_inputs: the model inputs `validation_text` stands
+            for (e.g. the training pipeline's own token ids): the text
+            artifacts are compared with the Keras model on these, so a
+            tokenizer that differs from training's fails. Default: the
+            preprocessor's output.
         integer_io: int8 TFLite with integer input/output tensors.
         select_tf_ops: allow Flex ops in TFLite (off: fail, naming the op).
         opset: ONNX opset (≤ 18, default 17).
@@ -203,9 +216,10 @@ def export_model(
             )
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
     validation_sets = {"model": (val, reference, y_val)}
-    if tflite_text and "tflite" in formats:
-        validation_sets["text"] = _text_validation(
-            model, specs, text_preprocessor, validation_text
+    if tflite_text or (text_preprocessor is not None and validation_text is not None):
+        validation_sets["text"] = text_export.text_validation(
+            model, specs, text_preprocessor, validation_text, text_reference_inputs,
+            keras_logits,
         )
     serving_name = saved_model_export.serving_name(model, name)
 
@@ -238,6 +252,10 @@ def export_model(
                     slice_inputs(val, 0, 8) if "saved_model" in formats else None
                 ),
                 model_name=serving_name,
+                warmup_texts=(
+                    validation_sets["text"][0]["text"][:8]
+                    if "text" in validation_sets else None
+                ),
             )
         onnx_proto = None
         for fmt, q in plan:
@@ -278,16 +296,28 @@ def export_model(
             artifacts.append(entry)
             progress.update(1)
         if "text" in validation_sets:
-            progress.set_postfix_str("tflite/text")
-            artifacts.append(
-                _export_text_tflite(
-                    tmp, sm_dir, labels, validation_sets["text"], latency_runs
+            text_set = validation_sets["text"]
+            if "saved_model" in formats:
+                progress.set_postfix_str("saved_model/text")
+                artifacts.append(
+                    text_export.saved_model_text_entry(tmp, sm_dir, text_set, latency_runs)
                 )
-            )
+            text_quantizations = [q for f, q in plan if f == "tflite"] if tflite_text else []
+            for q in text_quantizations:
+                progress.set_postfix_str(f"tflite/{q}/text")
+                artifacts.append(
+                    text_export.export_text_tflite(
+                        tmp, sm_dir, labels, text_set, q,
+                        text_set[0]["text"] if representative_text is None
+                        else representative_text,
+                        latency_runs,
+                    )
+                )
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
         failures = [
-            f"{a['format']}/{a['quantization']}: {r}"
+            f"{a['format']}/{a['quantization']}"
+            f"{'/text' if a.get('validation') == 'text' else ''}: {r}"
             for a in artifacts
             for r in a["failures"]
         ]
@@ -329,62 +359,3 @@ def export_model(
 def _portable(relative_path):
     """A path relative to the export folder, with `/` on every platform."""
     return relative_path.replace(os.sep, "/")
-
-
-def _text_validation(model, specs, text_preprocessor, validation_text):
-    from kd_keras.export.saved_model import text_features
-
-    if text_preprocessor is None:
-        raise UsageError("text_preprocessor: required by tflite_text=True")
-    if validation_text is None:
-        raise UsageError(
-            "validation_text: required by tflite_text=True (texts or (texts, labels))"
-        )
-    texts, labels = validation_text, None
-    if isinstance(validation_text, tuple) and len(validation_text) == 2:
-        texts, labels = validation_text
-    texts = np.asarray([str(t) for t in texts], dtype=object)
-    import tensorflow as tf
-
-    features = text_features(text_preprocessor, specs, tf.constant(list(texts)))
-    features = {k: np.asarray(v) for k, v in features.items()}
-    reference = keras_logits(model, specs, features)
-    if labels is not None:
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    return {"text": texts}, reference, labels
-
-
-def _export_text_tflite(tmp, sm_dir, labels, text_set, latency_runs):
-    inputs, reference, y = text_set
-    path = os.path.join(tmp, "tflite", "model_text.tflite")
-    flatbuffer = tflite_export.convert_saved_model(
-        sm_dir,
-        "none",
-        tftext_custom_ops=True,
-        signature=saved_model_export.TEXT_SIGNATURE,
-    )
-    tflite_export.write_tflite(
-        path,
-        flatbuffer,
-        "none",
-        labels=labels,
-        tftext_custom_ops=True,
-        signature=saved_model_export.TEXT_SIGNATURE,
-    )
-    entry = {
-        "format": "tflite",
-        "quantization": "none",
-        "path": _portable(os.path.relpath(path, tmp)),
-        "size_bytes": output_dir.size_bytes(path),
-        "signature": saved_model_export.TEXT_SIGNATURE,
-        "validation": "text",
-    }
-    ref_acc = verify_lib.accuracy(reference, y) if y is not None else None
-    entry.update(
-        verify_lib.verify_artifact(
-            "tflite", path, "none", inputs, reference, y, ref_acc,
-            latency_runs=latency_runs,
-        )
-    )
-    entry["sha256"] = verify_lib.sha256_path(path)
-    return entry

@@ -91,6 +91,7 @@ class ArtifactRecord:
         sha256: the artifact's checksum at export time.
         size_bytes: its size at export time (None if not recorded).
         validation: the stored validation set it is checked on.
+        signature: the signature it runs (None: `serving_default`).
     """
 
     format: str
@@ -100,10 +101,12 @@ class ArtifactRecord:
     sha256: str
     size_bytes: int = None
     validation: str = "model"
+    signature: str = None
 
     @property
     def name(self):
-        return f"{self.format}/{self.quantization}"
+        text = "/text" if self.validation == "text" else ""
+        return f"{self.format}/{self.quantization}{text}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +203,7 @@ def read_report(out_dir):
                 sha256=_field(entry, "sha256", (str,), path, at),
                 size_bytes=_field(entry, "size_bytes", (int,), path, at, optional=True),
                 validation=which,
+                signature=_field(entry, "signature", (str,), path, at, optional=True),
             )
         )
     return StoredReport(
@@ -213,6 +217,7 @@ def read_report(out_dir):
 COLUMNS = (
     ("format", "format", "{}"),
     ("quantization", "quantization", "{}"),
+    ("input", "validation", None),
     ("size", "size_bytes", None),
     ("max |diff|", "max_abs_diff", "{:.2e}"),
     ("top-1 agree", "top1_agreement", "{:.4f}"),
@@ -234,6 +239,8 @@ def human_size(n):
 
 def _cell(entry, key, fmt):
     value = entry.get(key)
+    if key == "validation":  # Raw text, or the model's own inputs.
+        return "text" if value == "text" else "model inputs"
     if value is None:
         return "–"
     if key == "size_bytes":
@@ -248,7 +255,7 @@ def markdown_table(artifacts):
 
     >>> print(markdown_table([{"format": "onnx", "quantization": "none"}])
     ...       .splitlines()[0])  # doctest: +ELLIPSIS
-    | format | quantization | size | ...
+    | format | quantization | input | size | ...
     """
     lines = [
         "| " + " | ".join(c[0] for c in COLUMNS) + " |",
@@ -294,7 +301,11 @@ def write_chart(report, path):
     from matplotlib import pyplot as plt
 
     arts = report["artifacts"]
-    names = [f"{a['format']}\n{a['quantization']}" for a in arts]
+    names = [
+        f"{a['format']}\n{a['quantization']}"
+        + ("\ntext" if a.get("validation") == "text" else "")
+        for a in arts
+    ]
     panels = (
         ("size (KiB)", [a["size_bytes"] / 1024 for a in arts]),
         ("p50 latency, batch 1 (ms)", [a["latency_ms_p50"] or 0 for a in arts]),

@@ -35,6 +35,9 @@ class Runtime:
 
     format = None
 
+    def __init__(self, signature=None):
+        self.signature = signature
+
     def load(self, path):
         """Opens the artifact at `path`; returns `self`."""
         raise NotImplementedError
@@ -45,7 +48,8 @@ class Runtime:
 
 
 class SavedModelRuntime(Runtime):
-    """TensorFlow, through the `serving_default` signature, single-threaded."""
+    """TensorFlow, through a signature (default `serving_default`),
+    single-threaded."""
 
     format = "saved_model"
 
@@ -57,12 +61,15 @@ class SavedModelRuntime(Runtime):
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
         )
+        # A SavedModel with a raw-text signature holds TF-Text ops: loading
+        # any of its signatures needs them registered.
+        import tensorflow_text  # noqa: F401
         with self._graph.as_default(), deprecation.silence():
             self._session = tf.compat.v1.Session(graph=self._graph, config=config)
             meta = tf.compat.v1.saved_model.loader.load(
                 self._session, ["serve"], path
             )
-        signature = meta.signature_def[SIGNATURE]
+        signature = meta.signature_def[self.signature or SIGNATURE]
         self._feeds = {k: v.name for k, v in signature.inputs.items()}
         self._fetch = signature.outputs[LOGITS].name
         return self
@@ -87,12 +94,12 @@ class LiteRTRuntime(Runtime):
         litert = require("ai_edge_litert.interpreter", "export", "TFLite verification")
 
         sidecar = os.path.splitext(path)[0] + ".json"
-        custom, signature = False, SIGNATURE
+        custom, signature = False, self.signature or SIGNATURE
         if os.path.isfile(sidecar):
             with open(sidecar) as f:
                 meta = json.load(f)
             custom = bool(meta.get("tftext_custom_ops"))
-            signature = meta.get("signature", SIGNATURE)
+            signature = meta.get("signature", signature)
         if custom:
             from tensorflow_text import tflite_registrar
 
@@ -156,15 +163,16 @@ RUNTIMES = {
 }
 
 
-def get_runtime(format):
-    """Returns a fresh, unloaded runtime for `format`."""
+def get_runtime(format, signature=None):
+    """Returns a fresh, unloaded runtime for `format` (and `signature`,
+    default `serving_default`; a TFLite sidecar names its own)."""
     if format not in RUNTIMES:
         raise UsageError(
             f"format: unknown value {format!r} (known: {', '.join(FORMATS)})"
         )
-    return RUNTIMES[format]()
+    return RUNTIMES[format](signature)
 
 
-def load_runtime(format, path):
+def load_runtime(format, path, signature=None):
     """Returns the runtime for `format` with the artifact at `path` loaded."""
-    return get_runtime(format).load(path)
+    return get_runtime(format, signature).load(path)

@@ -78,6 +78,7 @@ def write_saved_model(
     text_preprocessor=None,
     warmup_examples=None,
     model_name=None,
+    warmup_texts=None,
 ):
     """Writes the next version of `model` under `model_root`.
 
@@ -94,6 +95,8 @@ def write_saved_model(
             warmup requests in `assets.extra/tf_serving_warmup_requests`
             (needs `tensorflow-serving-api`, the `serving` extra).
         model_name: the TF Serving model name used in warmup requests.
+        warmup_texts: optional raw strings; with a text preprocessor, also
+            written as `serving_text` warmup requests.
 
     Returns:
         The path of the written version directory.
@@ -142,15 +145,21 @@ def write_saved_model(
     os.makedirs(model_root, exist_ok=True)
     archive.write_out(version_dir, verbose=False)
     if warmup_examples is not None:
-        _write_warmup(version_dir, warmup_examples, model_name)
+        texts = warmup_texts if text_preprocessor is not None else None
+        _write_warmup(version_dir, warmup_examples, model_name, texts)
     return version_dir
 
 
-def _write_warmup(version_dir, examples, model_name):
+def _write_warmup(version_dir, examples, model_name, texts=None):
+    extra = {}
+    if texts is not None and len(texts):
+        encoded = [t if isinstance(t, bytes) else str(t).encode("utf-8") for t in texts]
+        extra[TEXT_SIGNATURE] = {"text": np.array(encoded, dtype=object)}
     write_warmup_requests(
         version_dir,
         {k: np.asarray(v) for k, v in examples.items()},
         signature_name="serving_default",
         model_name=model_name,
         num_requests=min(8, len(next(iter(examples.values())))),
+        extra_signatures=extra,
     )

@@ -75,7 +75,8 @@ def convert_saved_model(
         integer_io: with `"int8"`, make float inputs and the float outputs
             int8 too (integer-only I/O).
         select_tf_ops: allow Flex (select TF) ops.
-        tftext_custom_ops: keep TF-Text ops as custom ops.
+        tftext_custom_ops: keep TF-Text ops as custom ops (int8 calibrates
+            with their kernels, so `representative_data` may be raw text).
         signature: the signature to convert.
 
     Returns:
@@ -114,6 +115,13 @@ def convert_saved_model(
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     if tftext_custom_ops:
         converter.allow_custom_ops = True
+        if representative_data is not None and quantization == "int8":
+            # Calibration runs the graph, tokenizer included.
+            from tensorflow_text import tflite_registrar
+
+            converter.target_spec._experimental_custom_op_registerers = list(
+                tflite_registrar.SELECT_TFTEXT_OPS
+            )
     converter.target_spec.supported_ops = ops
     try:
         with warnings.catch_warnings():

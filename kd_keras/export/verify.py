@@ -142,6 +142,7 @@ def verify_artifact(
     labels=None,
     reference_accuracy=None,
     latency_runs=30,
+    signature=None,
 ):
     """Runs one artifact and returns its report entry (without paths).
 
@@ -154,12 +155,13 @@ def verify_artifact(
         labels: optional integer labels.
         reference_accuracy: the Keras model's accuracy, for the int8 check.
         latency_runs: timed calls per batch size (0 skips latency).
+        signature: the signature to run (default `serving_default`).
 
     Returns:
         A dict with the metrics, latencies, `tolerance`, `passed` and
         `failures`.
     """
-    runtime = load_runtime(format, path)
+    runtime = load_runtime(format, path, signature)
     entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
     entry["quantization"] = quantization
     for batch in LATENCY_BATCHES:
@@ -328,6 +330,7 @@ def verify_export(out_dir, latency_runs=10):
                 labels,
                 reference_accuracy,
                 latency_runs=latency_runs,
+                signature=artifact.signature,
             )
         except MissingDependencyError:
             raise

@@ -203,6 +203,7 @@ def write_warmup_requests(
     model_name="model",
     num_requests=10,
     batch_size=1,
+    extra_signatures=None,
 ):
     """Write TF Serving warmup requests into a SavedModel directory.
 
@@ -225,6 +226,9 @@ def write_warmup_requests(
         num_requests: How many requests to write (at most 1000, TF
             Serving's limit).
         batch_size: Examples per request.
+        extra_signatures: Optional `{signature name: examples}`, e.g.
+            `{"serving_text": {"text": sentences}}`: as many requests again
+            per signature, written after the others.
 
     Returns:
         The path of the written file.
@@ -253,17 +257,21 @@ def write_warmup_requests(
     if model_name is None:
         parent = os.path.dirname(os.path.abspath(os.fspath(saved_model_dir)))
         model_name = os.path.basename(parent) or "model"
-    signature_inputs = read_signature_inputs(saved_model_dir, signature_name)
-    arrays, size = _check_examples(examples, signature_inputs, signature_name)
-
-    records = []
-    for i in range(num_requests):
-        rows = np.arange(i * batch_size, (i + 1) * batch_size) % size
-        batch = {name: value[rows] for name, value in arrays.items()}
-        log = build_prediction_log(
-            batch, signature_inputs, signature_name, model_name
+    batches = {signature_name: examples, **(extra_signatures or {})}
+    if len(batches) * num_requests > MAX_WARMUP_REQUESTS:
+        raise UsageError(
+            f"num_requests: {num_requests} per signature for {len(batches)} "
+            f"signatures exceeds TF Serving's {MAX_WARMUP_REQUESTS}"
         )
-        records.append(log.SerializeToString())
+    records = []
+    for name, batch_examples in batches.items():
+        signature_inputs = read_signature_inputs(saved_model_dir, name)
+        arrays, size = _check_examples(batch_examples, signature_inputs, name)
+        for i in range(num_requests):
+            rows = np.arange(i * batch_size, (i + 1) * batch_size) % size
+            batch = {k: value[rows] for k, value in arrays.items()}
+            log = build_prediction_log(batch, signature_inputs, name, model_name)
+            records.append(log.SerializeToString())
 
     path = warmup_file_path(saved_model_dir)
     parent = os.path.dirname(path)

@@ -226,3 +226,76 @@ def exported(cases, tmp_path_factory):
         return done[name]
 
     return get
+
+
+# Sentences the raw-text path must treat exactly as training's tokenizer did:
+# empty, longer than the sequence, non-ASCII, emoji, odd whitespace.
+EDGE_SENTENCES = [
+    "",
+    "a gorgeous , moving film " * 12,
+    "Café naïve , très élégant — c'est magnifique !",
+    "Ein großartiger Film über die Straße",
+    "日本語の映画はとても良い。",
+    "Фильм просто ужасный",
+    "I ❤️ this movie 😀👍🏽",
+    "👨‍👩‍👧 family fun… NOT",
+    "ＦＵＬＬ ｗｉｄｔｈ ﬁlm ½",
+    "e\u0301le\u0301gant and dull",
+    "tab\tand\nnew line",
+    "zero\u200bwidth\u00a0space",
+]
+TEXT_SEQ_LEN = 24
+
+
+class TextExport:
+    """A student trained on the pipeline's own WordPiece ids, exported with
+    its tokenizer (`WordPiecePreprocessor`) to SavedModel and TFLite."""
+
+    def __init__(self, student, encoder, out_dir, report, texts, labels):
+        self.student = student
+        self.encoder = encoder  # The pipeline's tokenizer: the reference.
+        self.out_dir = out_dir
+        self.report = report
+        self.texts = texts  # Test sentences, then EDGE_SENTENCES.
+        self.labels = labels
+
+    def keras_logits(self, texts):
+        """The Keras student on the pipeline's ids for `texts` (float64)."""
+        ids = self.encoder(list(texts))
+        return np.asarray(self.student.predict(ids, verbose=0), np.float64)
+
+
+def export_text_model(out_dir, quantization=("none", "int8"), max_examples=500):
+    """Trains a tiny text student on rt-polarity ids and exports it with raw
+    text artifacts (`export_model(..., tflite_text=True)`)."""
+    from kd_keras.data import WordPieceEncoder
+    from kd_keras.data import load_builtin
+    from kd_keras.export import WordPiecePreprocessor
+    from kd_keras.export import export_model
+
+    data = load_builtin("rt_polarity", max_examples=max_examples, seed=0)
+    encoder = WordPieceEncoder(minilm_vocabulary(), TEXT_SEQ_LEN)
+    keras.utils.set_random_seed(0)
+    x = keras.Input((TEXT_SEQ_LEN,), dtype="int32", name="token_ids")
+    h = keras.layers.Embedding(encoder.vocab_size, 16)(x)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    student = keras.Model(x, keras.layers.Dense(2)(h), name="text_student")
+    train_ids = encoder(data.texts["train"])
+    _fit(student, train_ids, data.labels["train"], epochs=4, lr=1e-2)
+    texts = list(data.texts["test"]) + EDGE_SENTENCES
+    labels = np.concatenate([data.labels["test"], -np.ones(len(EDGE_SENTENCES), "int64")])
+    report = export_model(
+        student, out_dir, formats=("saved_model", "tflite"), quantization=quantization,
+        representative_data=train_ids[:200], validation_data=(encoder(texts), labels),
+        labels=["neg", "pos"],
+        text_preprocessor=WordPiecePreprocessor(minilm_vocabulary(), TEXT_SEQ_LEN),
+        tflite_text=True, validation_text=(texts, labels),
+        text_reference_inputs=encoder(texts),
+        representative_text=list(data.texts["train"][:200]), latency_runs=LATENCY_RUNS,
+    )
+    return TextExport(student, encoder, out_dir, report, texts, labels)
+
+
+@pytest.fixture(scope="session")
+def text_export(tmp_path_factory):
+    return export_text_model(str(tmp_path_factory.mktemp("text_export") / "out"))

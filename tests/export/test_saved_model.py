@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from kd_keras.export.warmup import read_warmup_requests
 from kd_keras.export.warmup import request_to_arrays
@@ -68,6 +69,7 @@ def _check(proc):
     return out
 
 
+@pytest.mark.slow
 def test_serving_layout_signature_and_fresh_process_reload(exported, tmp_path):
     mlp, mlp_dir, mlp_report = exported("mlp")
     bert, bert_dir, bert_report = exported("bert")

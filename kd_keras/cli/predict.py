@@ -1,0 +1,176 @@
+"""`kd-keras predict OUTPUT_OR_ARTIFACT "sentence" ...`: classify sentences.
+
+Runs an exported text model, tokenizer included: the SavedModel's
+`serving_text` signature (default) or a `model_text*.tflite` file with the
+TF-Text custom ops (`--runtime tflite`). `OUTPUT_OR_ARTIFACT` is a
+`kd-keras distill` output folder, an export folder (with `report.json`), a
+SavedModel folder (`saved_model/<name>` or one of its versions) or a
+`.tflite` file. Prints one line per sentence: class, probability, sentence.
+"""
+
+import json
+import os
+
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+
+RUNTIMES = ("saved_model", "tflite")
+TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify sentences with an exported text model (tokenizer inside)",
+        description=__doc__.split("\n\n", 1)[1].strip(),
+    )
+    parser.add_argument("artifact", metavar="OUTPUT_OR_ARTIFACT",
+                        help="a distill output or export folder, a SavedModel or a .tflite file")
+    parser.add_argument("sentences", metavar="SENTENCE", nargs="+",
+                        help="raw sentences, as a user would type them")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="for a folder: run the SavedModel (default) or the TFLite file")
+    parser.add_argument("--quantization", default="none", metavar="Q",
+                        help="for --runtime tflite: which model_text file (default: none)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _latest_version(root):
+    versions = sorted(
+        (int(d) for d in os.listdir(root)
+         if d.isdigit() and os.path.isfile(os.path.join(root, d, "saved_model.pb"))))
+    return os.path.join(root, str(versions[-1])) if versions else None
+
+
+def _from_report(export_dir, runtime, quantization):
+    from kd_keras.export.report import read_report
+
+    runtime = runtime or "saved_model"
+    report = read_report(export_dir)
+    texts = [a for a in report.artifacts if a.validation == "text"]
+    if not texts:
+        raise UsageError(
+            f"{export_dir}: this export takes token ids only; re-export with "
+            "export.text: true (the default) for raw sentences")
+    wanted = "none" if runtime == "saved_model" else quantization
+    for a in texts:
+        if a.format == runtime and a.quantization == wanted:
+            return runtime, a.full_path
+    have = ", ".join(sorted(f"{a.format}/{a.quantization}" for a in texts))
+    raise UsageError(
+        f"--runtime {runtime} --quantization {wanted}: {export_dir} has no such "
+        f"raw-text artifact (it has {have})")
+
+
+def resolve(path, runtime=None, quantization="none"):
+    """The `(runtime, path)` of the raw-text model `path` points at.
+
+    Example:
+
+    >>> resolve("missing/")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.MissingFileError: missing/: no such file or folder
+    """
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path}: no such file or folder")
+    if os.path.isfile(path):
+        if not path.endswith(".tflite"):
+            raise UsageError(
+                f"{path}: not a .tflite file, SavedModel or export folder")
+        if runtime == "saved_model":
+            raise UsageError(f"--runtime saved_model: {path} is a TFLite file")
+        return "tflite", path
+    for export_dir in (os.path.join(path, "export"), path):
+        if os.path.isfile(os.path.join(export_dir, "report.json")):
+            return _from_report(export_dir, runtime, quantization)
+    version = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else None
+    version = version or _latest_version(path)
+    if version is None:
+        raise UsageError(
+            f"{path}: holds no report.json, SavedModel or .tflite file")
+    if runtime == "tflite":
+        raise UsageError(f"--runtime tflite: {path} is a SavedModel")
+    return "saved_model", version
+
+
+def _run_saved_model(path, sentences):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    try:
+        model = tf.saved_model.load(path)
+    except Exception as e:
+        raise DataError(f"{path}: cannot load the SavedModel ({_first_line(e)})") from None
+    if TEXT_SIGNATURE not in model.signatures:
+        raise UsageError(
+            f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
+            "export with export.text: true")
+    out = model.signatures[TEXT_SIGNATURE](text=tf.constant(sentences))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _run_tflite(path, sentences):
+    import numpy as np
+    from tensorflow_text import tflite_registrar
+
+    from kd_keras.export.tflite import litert_interpreter
+
+    litert = litert_interpreter()
+    try:
+        interpreter = litert.InterpreterWithCustomOps(
+            custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS, model_path=path)
+        signatures = interpreter.get_signature_list()
+    except Exception as e:
+        raise DataError(f"{path}: cannot load the TFLite model ({_first_line(e)})") from None
+    if TEXT_SIGNATURE not in signatures:
+        raise UsageError(
+            f"{path}: takes token ids, not sentences; use a model_text*.tflite file")
+    runner = interpreter.get_signature_runner(TEXT_SIGNATURE)
+    return runner(text=np.array([s.encode("utf-8") for s in sentences], dtype=object))
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _labels_beside(path):
+    """Class names from the TFLite sidecar, when the model has no `classes`."""
+    sidecar = os.path.splitext(path)[0] + ".json"
+    if os.path.isfile(sidecar):
+        with open(sidecar, encoding="utf-8") as f:
+            return json.load(f).get("labels")
+    return None
+
+
+def predictions(path, sentences, runtime=None, quantization="none"):
+    """`(class name, probability)` per sentence, from the artifact `path`."""
+    import numpy as np
+
+    runtime, model_path = resolve(path, runtime, quantization)
+    run_model = _run_saved_model if runtime == "saved_model" else _run_tflite
+    out = run_model(model_path, list(sentences))
+    probabilities = np.asarray(out["probabilities"], np.float64)
+    ids = probabilities.argmax(-1)
+    names = [str(i) for i in range(probabilities.shape[-1])]
+    if "classes" in out:
+        classes = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in out["classes"]]
+    else:
+        names = (_labels_beside(model_path) if runtime == "tflite" else None) or names
+        classes = [names[i] for i in ids]
+    return [(c, float(probabilities[i, ids[i]])) for i, c in enumerate(classes)]
+
+
+def run(args):
+    from kd_keras.export.formats import QUANTIZATIONS
+    from kd_keras.export.formats import check_choices
+
+    (quantization,) = check_choices([args.quantization], "--quantization", QUANTIZATIONS)
+    for (name, probability), sentence in zip(
+            predictions(args.artifact, args.sentences, args.runtime, quantization),
+            args.sentences):
+        print(f"{name}\t{probability:.3f}\t{sentence}")
+    return 0

@@ -1,0 +1,147 @@
+"""The raw-text artifacts of `export_model`: tokenizer inside, strings in.
+
+With a text preprocessor, the SavedModel's `serving_text` signature takes
+sentences; `tflite/model_text[_<quantization>].tflite` holds the same graph,
+tokenizer included, with the TF-Text custom ops (int8 calibrated on raw
+sentences). Each is verified on raw validation sentences against the Keras
+model fed with reference inputs: by default the preprocessor's own output,
+or, better, the ids the training pipeline made for the same sentences
+(`text_reference_inputs`), so a tokenizer that drifts from training fails.
+"""
+
+import os
+
+import numpy as np
+
+from kd_keras.errors import DataError
+from kd_keras.errors import UsageError
+from kd_keras.export import output_dir
+from kd_keras.export import saved_model as saved_model_export
+from kd_keras.export import tflite as tflite_export
+from kd_keras.export import verify as verify_lib
+from kd_keras.export.inputs import as_input_dict
+
+TEXT_INPUT = "text"
+
+
+def as_texts(texts, what):
+    """Strings as a 1-D object array of `str` (bytes are UTF-8 decoded)."""
+    try:
+        items = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+    except (TypeError, UnicodeDecodeError) as e:
+        raise DataError(f"{what}: not a list of sentences ({e})") from None
+    return np.array(items, dtype=object)
+
+
+def text_validation(model, specs, text_preprocessor, validation_text, reference_inputs,
+                    keras_logits):
+    """The `"text"` validation set: `({"text": sentences}, logits, labels)`.
+
+    Args:
+        model: the Keras model.
+        specs: its `InputSpec`s.
+        text_preprocessor: strings -> model inputs.
+        validation_text: `texts` or `(texts, labels)`.
+        reference_inputs: the model inputs the texts stand for (e.g. the
+            training pipeline's ids), or None for the preprocessor's output.
+        keras_logits: `(model, specs, inputs) -> logits`.
+    """
+    import tensorflow as tf
+
+    from kd_keras.export.saved_model import text_features
+
+    if text_preprocessor is None:
+        raise UsageError("text_preprocessor: required by tflite_text=True")
+    if validation_text is None:
+        raise UsageError(
+            "validation_text: required by tflite_text=True (texts or (texts, labels))"
+        )
+    texts, labels = validation_text, None
+    if isinstance(validation_text, tuple) and len(validation_text) == 2:
+        texts, labels = validation_text
+    texts = as_texts(texts, "validation_text")
+    if not len(texts):
+        raise DataError("validation_text: holds no sentences")
+    if reference_inputs is None:
+        features = text_features(text_preprocessor, specs, tf.constant(list(texts)))
+        reference_inputs = {k: np.asarray(v) for k, v in features.items()}
+    else:
+        reference_inputs = as_input_dict(reference_inputs, specs, "text_reference_inputs")
+        if len(next(iter(reference_inputs.values()))) != len(texts):
+            raise DataError(
+                f"text_reference_inputs: {len(next(iter(reference_inputs.values())))} "
+                f"examples for {len(texts)} sentences"
+            )
+    reference = keras_logits(model, specs, reference_inputs)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        if len(labels) != len(texts):
+            raise DataError(
+                f"validation_text: {len(texts)} sentences but {len(labels)} labels"
+            )
+    return {TEXT_INPUT: texts}, reference, labels
+
+
+def _entry(fmt, quantization, path, tmp, text_set, latency_runs):
+    inputs, reference, labels = text_set
+    entry = {
+        "format": fmt,
+        "quantization": quantization,
+        "path": os.path.relpath(path, tmp).replace(os.sep, "/"),
+        "size_bytes": output_dir.size_bytes(path),
+        "signature": saved_model_export.TEXT_SIGNATURE,
+        "validation": "text",
+    }
+    ref_acc = verify_lib.accuracy(reference, labels) if labels is not None else None
+    entry.update(
+        verify_lib.verify_artifact(
+            fmt, path, quantization, inputs, reference, labels, ref_acc,
+            latency_runs=latency_runs, signature=saved_model_export.TEXT_SIGNATURE,
+        )
+    )
+    entry["sha256"] = verify_lib.sha256_path(path)
+    return entry
+
+
+def saved_model_text_entry(tmp, sm_dir, text_set, latency_runs):
+    """Verifies the SavedModel's `serving_text` signature; its report entry."""
+    return _entry("saved_model", "none", sm_dir, tmp, text_set, latency_runs)
+
+
+def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_texts,
+                       latency_runs):
+    """Converts `serving_text`, tokenizer included, to
+    `tflite/model_text[_<quantization>].tflite`, verifies it and returns its
+    report entry.
+
+    Args:
+        tmp: the export's staging folder.
+        sm_dir: the SavedModel version directory.
+        labels: class names, or None.
+        text_set: the `"text"` validation set (`text_validation`).
+        quantization: one of the TFLite quantizations.
+        calibration_texts: sentences for int8 calibration.
+        latency_runs: timed calls per batch size.
+    """
+    suffix = "" if quantization == "none" else f"_{quantization}"
+    path = os.path.join(tmp, "tflite", f"model_text{suffix}.tflite")
+    calibration = None
+    if quantization == "int8":
+        encoded = [t.encode("utf-8") for t in as_texts(calibration_texts, "representative_text")]
+        calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
+    flatbuffer = tflite_export.convert_saved_model(
+        sm_dir,
+        quantization,
+        calibration,
+        tftext_custom_ops=True,
+        signature=saved_model_export.TEXT_SIGNATURE,
+    )
+    tflite_export.write_tflite(
+        path,
+        flatbuffer,
+        quantization,
+        labels=labels,
+        tftext_custom_ops=True,
+        signature=saved_model_export.TEXT_SIGNATURE,
+    )
+    return _entry("tflite", quantization, path, tmp, text_set, latency_runs)

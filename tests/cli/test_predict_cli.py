@@ -1,0 +1,107 @@
+"""`kd-keras predict`: sentences in, class and probability out, from the
+exported SavedModel or TFLite file; one-line errors; a quiet command line
+(`--help` imports no TensorFlow, native log lines hidden)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from export.conftest import export_text_model
+from kd_keras.cli import main
+
+SENTENCES = ["a gorgeous , witty , moving film", "dull and far too long", "",
+             "Très élégant 😀", "word " * 40]
+NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl)",
+                        re.M)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_text_model(str(tmp_path_factory.mktemp("predict") / "export"),
+                             quantization=("none",), max_examples=300)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _expected_lines(exported, sentences):
+    """From the Keras student on the pipeline's ids, not from the artifact."""
+    probabilities = _softmax(exported.keras_logits(sentences))
+    return [(["neg", "pos"][p.argmax()], p.max(), s) for p, s in zip(probabilities, sentences)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
+def test_prints_class_and_probability_per_sentence(exported, runtime, capsys):
+    # A distill output folder holds the export in export/: both are accepted.
+    run_dir = os.path.dirname(exported.out_dir)
+    assert main(["predict", run_dir, *SENTENCES, "--runtime", runtime]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert len(lines) == len(SENTENCES)
+    for line, (name, probability, sentence) in zip(lines, _expected_lines(exported, SENTENCES)):
+        got_name, got_probability, got_sentence = line.split("\t")
+        assert (got_name, got_sentence) == (name, sentence)
+        assert abs(float(got_probability) - probability) <= 6e-4
+
+
+@pytest.mark.slow
+def test_direct_artifacts(exported, capsys):
+    model_root = os.path.join(exported.out_dir, "saved_model", "text_student")
+    text_tflite = os.path.join(exported.out_dir, "tflite", "model_text.tflite")
+    expected = [name for name, _, _ in _expected_lines(exported, SENTENCES[:2])]
+    for artifact in (model_root, os.path.join(model_root, "1"), text_tflite):
+        assert main(["predict", artifact, *SENTENCES[:2]]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [line.split("\t")[0] for line in out] == expected
+
+
+@pytest.mark.slow
+def test_errors_are_one_line(exported, tmp_path, capsys):
+    cases = [
+        ([str(tmp_path / "nope"), "x"], "nope: no such file or folder"),
+        ([os.path.join(exported.out_dir, "tflite", "model.tflite"), "x"],
+         "takes token ids, not sentences"),
+        ([exported.out_dir, "x", "--runtime", "tflite", "--quantization", "int9"],
+         "--quantization: unknown value 'int9'"),
+        ([exported.out_dir, "x", "--runtime", "tflite", "--quantization", "int8"],
+         "has no such raw-text artifact (it has saved_model/none, tflite/none)"),
+        ([str(tmp_path), "x"], "holds no report.json, SavedModel or .tflite file"),
+        ([os.path.join(exported.out_dir, "report.md"), "x"], "not a .tflite file"),
+    ]
+    for argv, message in cases:
+        assert main(["predict", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("kd-keras predict: error: "), err
+        assert message in err, err
+
+
+def test_help_needs_no_tensorflow():
+    code = ("import sys\nfrom kd_keras.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "predict" in done.stdout and done.stderr == ""
+
+
+@pytest.mark.slow
+def test_commands_hide_native_log_lines(exported):
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    plain = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    if not NATIVE_LOG.search(plain.stderr):
+        pytest.skip("this TensorFlow prints no native log lines at start-up")
+    done = subprocess.run(
+        [sys.executable, "-m", "kd_keras", "predict", exported.out_dir, SENTENCES[0]],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not NATIVE_LOG.search(done.stderr), done.stderr
+    assert done.stdout.count("\n") == 1
