@@ -22,7 +22,10 @@ so a stricter reference is measured too: a minimal hand-written
 below). The goals: kd_keras's overhead over the reference is at most 10%,
 and kd_keras is at least as fast as `keras.distillation.Distiller`. A
 kd_keras variant with a plain log-softmax KL as `distillation_loss_fn` shows
-how much of kd_keras's time its default loss takes.
+how much of kd_keras's time its default loss takes, and one with a feature
+term (`FEATURE_TERM`: MSE between the teacher's last hidden layer and the
+student's, through a learned 128 -> `--teacher-width` projection) shows the
+cost of intermediate-layer distillation over logits only.
 
 The script also prints the soft loss of `keras.distillation.LogitsDistillation`
 with its default `loss="kl_divergence"` next to a float64 NumPy reference
@@ -54,6 +57,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TEMPERATURE = 3.0
 ALPHA = 0.1
 NUM_CLASSES = 10
+FEATURE_TERM = dict(teacher_layer="hidden", student_layer="hidden",
+                    loss="mse", weight=1.0, projection="auto")
 
 
 def load_data(num_samples, seed=0):
@@ -74,7 +79,7 @@ def build_teacher(width):
         [
             keras.Input((64,)),
             keras.layers.Dense(width, activation="relu"),
-            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(width, activation="relu", name="hidden"),
             keras.layers.Dense(NUM_CLASSES),
         ],
         name="teacher",
@@ -85,7 +90,7 @@ def build_student():
     return keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(128, activation="relu", name="hidden"),
             keras.layers.Dense(NUM_CLASSES),
         ],
         name="student",
@@ -164,6 +169,16 @@ def make_methods(teacher, student_weights, x, y, batch_size):
         temperature=TEMPERATURE,
     )
 
+    ours_feature = kd_keras.Distiller(
+        teacher=teacher, student=fresh_student(),
+        features=[kd_keras.FeatureDistillation(**FEATURE_TERM)])
+    ours_feature.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        metrics=["sparse_categorical_accuracy"],
+        alpha=ALPHA,
+        temperature=TEMPERATURE,
+    )
+
     # The built-in Distiller with the same loss as kd_keras: a KLDivergence
     # *instance*, so it applies KL to softmax probabilities (see the module
     # docstring for what its default "kl_divergence" string does instead).
@@ -204,9 +219,11 @@ def make_methods(teacher, student_weights, x, y, batch_size):
         "minimal distillation step": fit_epoch(minimal),
         "kd_keras.Distiller": fit_epoch(ours),
         "kd_keras.Distiller, plain KL fn": fit_epoch(ours_plain_kl),
+        "kd_keras.Distiller + 1 feature term": fit_epoch(ours_feature),
         "keras.distillation.Distiller": fit_epoch(anchor),
     }
-    return methods, {"kd_keras": ours, "keras": anchor, "plain": plain}
+    return methods, {"kd_keras": ours, "keras": anchor, "plain": plain,
+                     "feature": ours_feature}
 
 
 def numpy_soft_kl(teacher_logits, student_logits, temperature):
@@ -270,6 +287,8 @@ def paired_ratios(times):
             kd, times["keras.distillation.Distiller"]),
         "kd_keras / kd_keras with a plain log-softmax KL": ratio(
             kd, times["kd_keras.Distiller, plain KL fn"]),
+        "kd_keras + 1 feature term / kd_keras (logits only)": ratio(
+            times["kd_keras.Distiller + 1 feature term"], kd),
         "minimal distillation step / (student.fit + teacher.predict)": ratio(
             times["minimal distillation step"], reference),
     }
@@ -311,6 +330,9 @@ def print_report(result):
           f"{100 * goals['kd_keras_overhead_vs_minimal_step']:+.1f}% "
           f"(<= +10%: "
           f"{'met' if goals['overhead_vs_minimal_met'] else 'MISSED'})")
+    print(f"one feature term costs "
+          f"{100 * goals['feature_term_cost_vs_logits_only']:+.1f}% over "
+          f"logits-only kd_keras")
     print(f"kd_keras / keras.distillation throughput: "
           f"{goals['kd_keras_vs_keras_speedup']:.3f}x "
           f"(goal >= 1: {'met' if goals['speedup_met'] else 'MISSED'})")
@@ -387,6 +409,7 @@ def main(argv=None):
             "temperature": TEMPERATURE,
             "alpha": ALPHA,
             "keras_distiller_loss": "LogitsDistillation(loss=KLDivergence())",
+            "feature_term": FEATURE_TERM,
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -414,6 +437,8 @@ def main(argv=None):
             "kd_keras_vs_keras_speedup": speedup,
             "speedup_goal": 1.0,
             "speedup_met": speedup >= 1.0,
+            "feature_term_cost_vs_logits_only": ratios[
+                "kd_keras + 1 feature term / kd_keras (logits only)"] - 1.0,
         },
         "loss_comparison_examples": n_loss,
         "loss_comparison": loss_comparison(

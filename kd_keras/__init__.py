@@ -13,7 +13,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY_ATTRIBUTES = {"Distiller": "kd_keras.distiller"}
+_LAZY_ATTRIBUTES = {
+    "Distiller": "kd_keras.distiller",
+    "FeatureDistillation": "kd_keras.features",
+}
 _LAZY_SUBMODULES = (
     "cache",
     "config",
@@ -22,10 +25,14 @@ _LAZY_SUBMODULES = (
     "distribute",
     "errors",
     "export",
+    "feature_losses",
+    "features",
     "losses",
     "pipeline",
+    "schedules",
     "students",
     "teachers",
+    "transformer_terms",
 )
 
 

@@ -1,19 +1,27 @@
 """`Distiller`: a `keras.Model` that trains a student to imitate a teacher."""
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kd_keras import checks
 from kd_keras import losses as losses_module
+from kd_keras import schedules
 from kd_keras.distribute import workarounds
 from kd_keras.errors import UsageError
-
-LABELS_KEY = "labels"
-TEACHER_LOGITS_KEY = "teacher_logits"
-_TEACHER_SHAPE_ERROR = "kd_keras: teacher logits shape"
-_CACHE_HINT = ("cache its outputs with kd_keras.cache.cache_teacher_outputs "
-               "and pass teacher=None")
+from kd_keras.feature_losses import per_example as _per_example
+from kd_keras.features import FeatureDistillation
+from kd_keras.features import FeatureSet
+from kd_keras.targets import LABELS_KEY  # noqa: F401 (re-exported)
+from kd_keras.targets import TEACHER_FEATURES_KEY  # noqa: F401
+from kd_keras.targets import TEACHER_LOGITS_KEY  # noqa: F401
+from kd_keras.targets import split_targets
+from kd_keras.targets import teacher_outputs
+from kd_keras.training_progress import TrainingProgress
+_RESERVED = ("loss", "student_loss", "distillation_loss", "alpha",
+             "temperature")
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -23,6 +31,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
     The loss of a batch is
 
         alpha * student_loss + (1 - alpha) * distillation_loss
+            + sum(weight_i * feature_i)
 
     - `distillation_loss` is the mean over the batch of
       `distillation_loss_fn(teacher_logits, student_logits)` (default:
@@ -35,32 +44,36 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
       is multiplied by its weight and the sum is divided by the number of
       labeled examples (as Keras's `"sum_over_batch_size"` does, restricted to
       labeled examples). A batch with no labeled example has a hard loss of 0.
+    - `feature_i` is the mean over the batch of the per-example value of the
+      i-th `kd_keras.FeatureDistillation` term, weighted as the soft loss,
+      logged under its `name` (see `kd_keras.features`). The student runs
+      once per step: its features come from the pass that gives its logits.
+    - `alpha`, `temperature` and each term's `weight` may be a
+      `kd_keras.schedules` schedule, evaluated at every step and logged
+      under `alpha`, `temperature` and `<term>_weight`.
 
     Under `tf.distribute` the counts are taken over the *global* batch, so one
-    device and N replicas give the same loss, gradients and history.
-
-    The student's regularisation losses (`student.losses`) are added to
-    `loss` in training and in `evaluate` (hence `val_loss`), as Keras does.
+    device and N replicas give the same loss, gradients and history. The
+    student's regularisation losses are added to `loss` (and `val_loss`).
 
     The teacher is frozen and always runs with `training=False`. `call()` is
     the student's forward pass. The teacher may be `None`: then every batch's
     targets must carry the teacher's logits, as a dict
     `{"labels": y, "teacher_logits": logits}` (what
-    `kd_keras.cache.TeacherCache.as_dataset` yields). Such a dict also
-    overrides a teacher that is set.
+    `kd_keras.cache.TeacherCache.as_dataset` yields), plus
+    `"teacher_features": {teacher_layer: tensor}` with feature terms. Such a
+    dict also overrides a teacher that is set.
 
     A `kd_keras.teachers.Teacher` (what `kd_keras.teachers.load_teacher`
-    returns) is accepted too: one with `in_graph=True` runs its `model` in
-    the graph; any other (ONNX, `transformers`) runs through
-    `tf.numpy_function` in the process of each replica (one device,
-    `MirroredStrategy`, and each worker of `MultiWorkerMirroredStrategy`).
-    XLA (`jit_compile=True`), TPUs and parameter servers cannot call it:
-    there, cache its outputs first (`kd_keras.cache.cache_teacher_outputs`).
+    returns) is accepted too; one that does not run in the graph (ONNX,
+    `transformers`) runs through `tf.numpy_function`, see
+    `kd_keras.teachers.graph`.
 
     Args:
         teacher: a `keras.Model` (or layer) that outputs logits, a
             `kd_keras.teachers.Teacher`, or `None`.
         student: a `keras.Model` that outputs logits.
+        features: a list of `kd_keras.FeatureDistillation` terms.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -77,13 +90,20 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
     ['distillation_loss', 'loss', 'student_loss']
     """
 
-    def __init__(self, teacher, student, **kwargs):
+    def __init__(self, teacher, student, features=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(student, keras.layers.Layer):
             raise UsageError(
                 "student: expected a keras.Model, got "
                 f"{type(student).__name__}")
-        teacher = _teacher_layer(teacher, checks.output_classes(student))
+        self._outside_graph = False
+        if teacher is not None and not isinstance(teacher,
+                                                  keras.layers.Layer):
+            from kd_keras.teachers.graph import NumpyFunctionTeacher
+            from kd_keras.teachers.graph import graph_teacher
+
+            teacher = graph_teacher(teacher, checks.output_classes(student))
+            self._outside_graph = isinstance(teacher, NumpyFunctionTeacher)
         if teacher is not None:
             teacher.trainable = False
         self.teacher = teacher
@@ -93,6 +113,15 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
+        self.features = tuple(features or ())
+        self._features = None  # The FeatureSet (not tracked by Keras).
+        if self.features:
+            self._features = FeatureSet(self.features, teacher, student,
+                                        reserved=_RESERVED)
+            self.projections = self._features.projection_layers
+            self.feature_loss_trackers = [
+                keras.metrics.Mean(name=term.name) for term in self.features]
+        self._progress = TrainingProgress()
         self.alpha = 0.1
         self.temperature = 3.0
         self.student_loss_fn = None
@@ -130,8 +159,9 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 `CategoricalCrossentropy()`) gets the softened
                 probabilities and is scaled by `temperature**2`; see
                 `kd_keras.losses.per_example_fn` for every case.
-            alpha: weight of the hard-label loss, in `[0, 1]`.
-            temperature: softening temperature, `> 0`.
+            alpha: weight of the hard-label loss, in `[0, 1]`, or a
+                `kd_keras.schedules` schedule of such values.
+            temperature: softening temperature, `> 0`, or a schedule.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
                 `steps_per_execution`, `run_eagerly`, ...). `loss` is not
                 accepted: use the two loss arguments.
@@ -140,12 +170,11 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             raise UsageError(
                 "loss: Distiller.compile takes student_loss_fn and "
                 "distillation_loss_fn instead")
-        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise UsageError(f"alpha: must be in [0, 1], got {alpha!r}")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise UsageError(f"temperature: must be > 0, got {temperature!r}")
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
+        self.alpha = schedules.number_or_schedule(
+            alpha, "alpha", "must be in [0, 1]", low=0.0, high=1.0)
+        self.temperature = schedules.number_or_schedule(
+            temperature, "temperature", "must be > 0", low=0.0,
+            low_open=True)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
         self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)
@@ -154,13 +183,14 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             raise UsageError(
                 "weighted_metrics: not taken by Distiller.compile (metrics "
                 "are computed on the labeled examples, unweighted)")
-        if isinstance(self.teacher, _NumpyTeacher):
+        if self._outside_graph:
             kwargs["jit_compile"] = self.teacher.check_runs(
                 self.distribute_strategy, kwargs.get("jit_compile", "auto"))
         # Metrics go in as weighted metrics so that the labeled-example mask
         # can be passed as their sample weight.
         super().compile(optimizer=optimizer, weighted_metrics=metrics,
                         **kwargs)
+        self._progress.log(self._schedules())
         self._compile_config.config.update(
             metrics=metrics,
             weighted_metrics=None,
@@ -182,10 +212,6 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             fn, keras.losses.Loss) else fn(labels, student_logits)
         return _per_example(values)
 
-    def _per_example_soft(self, teacher_logits, student_logits):
-        return _per_example(self._soft_fn(
-            teacher_logits, student_logits, self.temperature))
-
     def _regularization_share(self):
         """This replica's share of the student's regularisation losses (as
         Keras, which divides them by the number of replicas)."""
@@ -194,37 +220,31 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         return tf.add_n(self.student.losses) / float(
             tf.distribute.get_strategy().num_replicas_in_sync)
 
-    def _split_targets(self, y):
-        """Returns `(labels, teacher_logits or None)` from a batch's `y`."""
-        if isinstance(y, dict):
-            if LABELS_KEY not in y:
-                raise UsageError(
-                    f"y: targets given as a dict need the key {LABELS_KEY!r} "
-                    f"(and optionally {TEACHER_LOGITS_KEY!r}), got keys "
-                    f"{sorted(y)}")
-            return y[LABELS_KEY], y.get(TEACHER_LOGITS_KEY)
-        return y, None
+    def _student_outputs(self, x, training):
+        """Returns `(student_logits, student_features)` from one pass."""
+        if self._features is None:
+            return self.student(x, training=training), {}
+        return self._features.student_outputs(x, training=training)
 
-    def _teacher_logits(self, x, y_teacher):
-        if y_teacher is None:
-            if self.teacher is None:
-                raise UsageError(
-                    "teacher: None, so each batch's targets must be a dict "
-                    f"{{'{LABELS_KEY}': ..., '{TEACHER_LOGITS_KEY}': ...}} "
-                    "(see kd_keras.cache.TeacherCache.as_dataset)")
-            y_teacher = self.teacher(x, training=False)
-        logits = tf.stop_gradient(tf.cast(y_teacher, "float32"))
-        checks.check_static_classes(logits, self.num_classes, "teacher logits")
-        return logits
+    def _schedules(self):
+        named = {"alpha": self.alpha, "temperature": self.temperature}
+        named.update({f"{t.name}_weight": t.weight for t in self.features})
+        return named
 
-    def _loss_shares(self, x, y, student_logits, sample_weight):
-        """Returns this replica's share of `(loss, hard, soft)`.
+    def _loss_shares(self, x, y, student_outputs, sample_weight):
+        """Returns this replica's share of `(loss, hard, soft, *features)`.
 
         The shares sum over replicas to the global batch's values, so the
         gradients that the optimizer sums over replicas are exact.
         """
-        labels, teacher_logits = self._split_targets(y)
-        teacher_logits = self._teacher_logits(x, teacher_logits)
+        student_logits, student_features = student_outputs
+        targets = split_targets(y)
+        labels = targets.labels
+        teacher_logits, teacher_features = teacher_outputs(
+            self.teacher, self._features, x, targets, self.num_classes)
+        if self._features is not None and not self._features.built:
+            # A hooked model, or features from the data.
+            self._features.build_from(teacher_features, student_features)
         student_logits = tf.cast(student_logits, "float32")
         checks.check_static_classes(student_logits, self.num_classes,
                               "student logits")
@@ -236,23 +256,33 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             tf.stack([tf.cast(tf.size(labeled), "float32"),
                       tf.reduce_sum(labeled)])
         )
+        values = self._progress.values(self._schedules(),
+                                       self.optimizer.iterations)
         hard = self._per_example_hard(tf.maximum(labels, 0), student_logits)
-        soft = self._per_example_soft(teacher_logits, student_logits)
+        soft = _per_example(self._soft_fn(teacher_logits, student_logits,
+                                          values["temperature"]))
         hard = tf.reduce_sum(hard * labeled * weight) / tf.maximum(
             counts[1], 1.0)
         soft = tf.reduce_sum(soft * weight) / counts[0]
-        loss = self.alpha * hard + (1.0 - self.alpha) * soft
-        return checks.check_finite(loss, teacher_logits), hard, soft
+        alpha = values["alpha"]
+        loss = alpha * hard + (1.0 - alpha) * soft
+        terms = []
+        if self._features is not None:
+            for term, value in zip(self.features, self._features.per_example(
+                    teacher_features, student_features)):
+                terms.append(tf.reduce_sum(value * weight) / counts[0])
+                loss += values[f"{term.name}_weight"] * terms[-1]
+        return (checks.check_finite(loss, teacher_logits), hard, soft,
+                *terms)
 
     # ------------------------------------------------------------ train / test
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            student_logits = self.student(x, training=True)
-            loss, hard, soft = self._loss_shares(x, y, student_logits,
-                                                 sample_weight)
-            loss += self._regularization_share()
+            outputs = self._student_outputs(x, training=True)
+            shares = self._loss_shares(x, y, outputs, sample_weight)
+            loss = shares[0] + self._regularization_share()
             scaled_loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
         gradients = tape.gradient(scaled_loss, weights)
@@ -262,55 +292,80 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             gradients = [None if g is None else tf.identity(g)
                          for g in gradients]
         self.optimizer.apply_gradients(zip(gradients, weights))
-        return self._update_metrics(x, y, student_logits, sample_weight,
-                                    loss, hard, soft)
+        return self._update_metrics(x, y, outputs[0], sample_weight,
+                                    loss, *shares[1:])
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        student_logits = self.student(x, training=False)
-        loss, hard, soft = self._loss_shares(x, y, student_logits, sample_weight)
-        loss += self._regularization_share()
-        return self._update_metrics(x, y, student_logits, sample_weight,
-                                    loss, hard, soft)
+        outputs = self._student_outputs(x, training=False)
+        shares = self._loss_shares(x, y, outputs, sample_weight)
+        loss = shares[0] + self._regularization_share()
+        return self._update_metrics(x, y, outputs[0], sample_weight,
+                                    loss, *shares[1:])
 
     def _update_metrics(self, x, y, student_logits, sample_weight, *shares):
         # Sum the replicas' shares into the global batch's values and weigh
         # each replica by its batch size: trackers then give the same result
         # on one device and under any strategy.
-        loss, hard, soft = tf.unstack(workarounds.global_sum(tf.stack(shares)))
+        shares = tf.unstack(workarounds.global_sum(tf.stack(shares)))
+        trackers = [self._loss_tracker, self.student_loss_tracker,
+                    self.distillation_loss_tracker]
+        if self.features:
+            trackers += self.feature_loss_trackers
         batch = tf.shape(student_logits)[0]
-        self._loss_tracker.update_state(loss, sample_weight=batch)
-        self.student_loss_tracker.update_state(hard, sample_weight=batch)
-        self.distillation_loss_tracker.update_state(soft, sample_weight=batch)
+        for tracker, value in zip(trackers, shares):
+            tracker.update_state(value, sample_weight=batch)
         logs = self.compute_metrics(x, y, student_logits, sample_weight)
         return workarounds.per_replica_logs(logs)
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self._progress.loggers.values())
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on labeled examples only, unweighted
         (as Keras's `metrics`: `sample_weight` is not applied)."""
-        labels, _ = self._split_targets(y)
+        labels = split_targets(y).labels
         labeled = tf.cast(tf.reshape(labels, [-1]) >= 0, "float32")
         return super().compute_metrics(
             x, tf.maximum(labels, 0), y_pred, sample_weight=labeled)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, plus up-front checks of array labels and
-        one-line errors for bad labels or non-finite values."""
+        """`keras.Model.fit`, plus up-front checks of array labels,
+        one-line errors for bad labels or non-finite values, and the
+        training progress that schedules follow."""
         if y is not None and not isinstance(y, dict):
             checks.check_label_array(np.asarray(y), self.num_classes)
-        with checks.clear_errors(), _teacher_errors(self.teacher):
-            return super().fit(x, y, *args, **kwargs)
+        kwargs = self._progress.with_callback(
+            keras.Model.fit, self, x, y, *args, **kwargs)
+        with checks.clear_errors(), self._teacher_errors():
+            return super().fit(**kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if y is not None and not isinstance(y, dict):
             checks.check_label_array(np.asarray(y), self.num_classes)
-        with checks.clear_errors(), _teacher_errors(self.teacher):
+        with checks.clear_errors(), self._teacher_errors():
             return super().evaluate(x, y, *args, **kwargs)
+
+    def _teacher_errors(self):
+        if self._outside_graph:
+            return self.teacher.errors()
+        return contextlib.nullcontext()
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, Keras builds the optimizer before the first
+        # step: projections that only a batch can size are built first.
+        if self._features is not None and data_batch is not None:
+            self._features.build_for_batch(data_batch, lambda x, y: (
+                teacher_outputs(self.teacher, self._features, x,
+                                split_targets(y), self.num_classes)[1],
+                self._student_outputs(x, training=False)[1]))
+        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ----------------------------------------------------------- serialization
 
     def get_config(self):
-        if isinstance(self.teacher, _NumpyTeacher):
+        if self._outside_graph:
             raise UsageError(
                 f"teacher: a {self.teacher.source_name} cannot be saved with "
                 "the Distiller; save distiller.student, or distill with "
@@ -320,6 +375,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             teacher=(None if self.teacher is None else
                      keras.saving.serialize_keras_object(self.teacher)),
             student=keras.saving.serialize_keras_object(self.student),
+            features=[term.get_config() for term in self.features],
         )
         return config
 
@@ -333,7 +389,10 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 teacher, custom_objects=custom_objects)
         student = keras.saving.deserialize_keras_object(
             student, custom_objects=custom_objects)
-        return cls(teacher=teacher, student=student, **config)
+        features = [FeatureDistillation.from_config(term)
+                    for term in config.pop("features", [])]
+        return cls(teacher=teacher, student=student, features=features,
+                   **config)
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -343,103 +402,3 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         self.compile(**config)
         if self.built and hasattr(self, "optimizer"):
             self.optimizer.build(self.trainable_variables)
-
-
-def _per_example(values):
-    values = tf.cast(values, "float32")
-    if values.shape.rank and values.shape.rank > 1:
-        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-    return values
-
-
-def _teacher_layer(teacher, num_classes):
-    """The layer that computes `teacher`'s logits in `train_step`."""
-    if teacher is None or isinstance(teacher, keras.layers.Layer):
-        return teacher
-    from kd_keras.teachers.base import Teacher  # Loads keras_hub: lazily.
-
-    if not isinstance(teacher, Teacher):
-        raise UsageError(
-            "teacher: expected a keras.Model, a kd_keras.teachers.Teacher or "
-            f"None, got {type(teacher).__name__} (load files with "
-            "kd_keras.teachers.load_teacher)")
-    if teacher.in_graph and isinstance(teacher.model, keras.layers.Layer):
-        return teacher.model
-    return _NumpyTeacher(teacher, num_classes)
-
-
-class _NumpyTeacher(keras.layers.Layer):
-    """Runs a teacher outside the graph (`Teacher.predict_on_batch`) through
-    `tf.numpy_function`, with the declared output shape `[batch,
-    num_classes]`."""
-
-    # Strategies whose replicas run in processes that can call back into
-    # Python (TPUs cannot; parameter-server workers are remote).
-    _UNSUPPORTED = tuple(
-        cls for cls in (
-            getattr(tf.distribute, "TPUStrategy", None),
-            getattr(tf.distribute.experimental, "TPUStrategy", None),
-            getattr(tf.distribute, "ParameterServerStrategy", None),
-            getattr(tf.distribute.experimental, "ParameterServerStrategy",
-                    None),
-        ) if cls is not None)
-
-    def __init__(self, teacher, num_classes, **kwargs):
-        kwargs.setdefault("name", "teacher")
-        super().__init__(trainable=False, **kwargs)
-        self.source = teacher
-        self.source_name = type(teacher).__name__
-        self.num_classes = num_classes
-        self.built = True  # No weights.
-
-    def check_runs(self, strategy, jit_compile):
-        """Returns the `jit_compile` to use, or raises a `UsageError` when
-        the teacher cannot run in the compiled step."""
-        if isinstance(strategy, self._UNSUPPORTED):
-            raise UsageError(
-                f"teacher: a {self.source_name} runs outside TensorFlow, which "
-                f"{type(strategy).__name__} cannot call; {_CACHE_HINT}")
-        if jit_compile is True:
-            raise UsageError(
-                f"jit_compile: a {self.source_name} teacher runs outside "
-                f"TensorFlow, which XLA cannot compile; pass "
-                f"jit_compile=False or {_CACHE_HINT}")
-        return False
-
-    def call(self, inputs, training=False):
-        flat = tf.nest.flatten(inputs)
-        structure = tf.nest.map_structure(lambda _: 0, inputs)
-
-        def run(*arrays):
-            logits = self.source.predict_on_batch(
-                tf.nest.pack_sequence_as(structure, list(arrays)))
-            logits = np.asarray(logits, dtype=np.float32)
-            want = (len(arrays[0]), self.num_classes or logits.shape[-1])
-            if logits.shape != want:
-                raise ValueError(
-                    f"{_TEACHER_SHAPE_ERROR} {logits.shape}, expected {want}")
-            return logits
-
-        logits = tf.numpy_function(run, flat, tf.float32, name="teacher")
-        logits.set_shape([flat[0].shape[0], self.num_classes])
-        return logits
-
-
-class _teacher_errors:  # noqa: N801 (used as a context manager)
-    """Turns a wrong logits shape from a `_NumpyTeacher` into a one-line
-    `UsageError`."""
-
-    def __init__(self, teacher):
-        self.teacher = teacher
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if (exc_type is None or not issubclass(exc_type, tf.errors.OpError)
-                or _TEACHER_SHAPE_ERROR not in str(exc)):
-            return False
-        found = str(exc).split(_TEACHER_SHAPE_ERROR, 1)[1].splitlines()[0]
-        raise UsageError(
-            f"teacher: the {self.teacher.source_name} returned logits of "
-            f"shape{found.rstrip()} (the student's classes)") from None

@@ -223,9 +223,10 @@ def test_config_round_trip_and_student_saves_alone(tmp_path):
 @pytest.mark.parametrize("loss", [
     kd_keras.losses.soft_target_kl, kd_keras.losses.SoftTargetKL(),
     kd_keras.losses.soft_target_cross_entropy,
-    kd_keras.losses.SoftTargetCrossEntropy(temperature=2.0),
-    kd_keras.losses.logit_mse, kd_keras.losses.LogitMSE(),
-    kd_keras.losses.cosine_distance, kd_keras.losses.CosineDistance(),
+    pytest.param(kd_keras.losses.SoftTargetCrossEntropy(temperature=2.0), marks=pytest.mark.slow),
+    kd_keras.losses.logit_mse, pytest.param(kd_keras.losses.LogitMSE(), marks=pytest.mark.slow),
+    kd_keras.losses.cosine_distance,
+    pytest.param(kd_keras.losses.CosineDistance(), marks=pytest.mark.slow),
     "logit_mse"])
 def test_every_loss_is_accepted(loss):
     x, y, _ = make_data()
@@ -247,6 +248,7 @@ def test_every_loss_is_accepted(loss):
                                rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_jit_compile_gives_the_same_weights():
     x, y, w = make_data()
     weights = []
@@ -369,6 +371,7 @@ def test_keras_losses_of_labels_are_refused(loss, name):
         distiller.compile(optimizer="sgd", distillation_loss_fn=loss)
 
 
+@pytest.mark.slow
 def test_regularisation_counts_in_training_evaluate_and_val_loss():
     x, y, w = make_data()
     keras.utils.set_random_seed(4)

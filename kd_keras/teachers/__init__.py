@@ -9,7 +9,9 @@ cache. `build_text_teacher` builds a text teacher on a pretrained backbone
 `adapt_text_teacher` adapts it to a task, as an `Adaptation` says: an exact
 head on frozen features, the top blocks (`TopLayerTuner`) or the whole
 backbone; `fine_tune` and `fit_head` are shortcuts to the same code.
-`EnsembleTeacher` combines several teachers.
+`EnsembleTeacher` combines several teachers. `graph_teacher` gives the
+layer `Distiller` runs (`NumpyFunctionTeacher` for teachers outside the
+graph).
 
 Heavy optional dependencies (torch, transformers, onnxruntime) are imported
 only when a teacher that needs them is built.
@@ -35,6 +37,8 @@ from kd_keras.teachers.ensemble import EnsembleTeacher
 from kd_keras.teachers.ensemble import WeightedLogitAverage
 from kd_keras.teachers.features import FeatureTeacher
 from kd_keras.teachers.features import backbone_features
+from kd_keras.teachers.graph import NumpyFunctionTeacher
+from kd_keras.teachers.graph import graph_teacher
 from kd_keras.teachers.head import solve_head
 from kd_keras.teachers.loading import load_keras_file
 from kd_keras.teachers.loading import load_teacher

@@ -80,3 +80,20 @@ def test_epoch_timer_records_each_epoch():
     model.fit(np.zeros((8, 2)), np.zeros((8, 1)), epochs=3, verbose=0, callbacks=[timer])
     model.predict(np.zeros((8, 2)), verbose=0, callbacks=[timer])
     assert len(timer.times) == 4 and all(t > 0 for t in timer.times)
+
+
+def test_feature_term_row(rng):
+    teacher = throughput.build_teacher(32)
+    x = rng.normal(size=(64, 64)).astype("float32")
+    y = rng.integers(0, 10, size=64).astype("int32")
+    methods, models = throughput.make_methods(
+        teacher, throughput.build_student().get_weights(), x, y, 32)
+    name = "kd_keras.Distiller + 1 feature term"
+    assert methods[name]() > 0  # one epoch runs
+    (projection,) = models["feature"].projections
+    assert tuple(projection.inner.kernel.shape) == (128, 32)
+    assert models["feature"].student.count_params() == models["plain"].count_params()
+    times = {method: [1.0, 2.0, 4.0] for method in methods}
+    times[name] = [1.5, 3.0, 4.4]
+    ratios = throughput.paired_ratios(times)
+    assert ratios["kd_keras + 1 feature term / kd_keras (logits only)"] == 1.5

@@ -1,6 +1,7 @@
 """One worker of the MultiWorkerMirroredStrategy test.
 
-Usage: python mwms_worker.py OUT.npz  (with TF_CONFIG set by the test)
+Usage: python mwms_worker.py OUT.npz [features]  (with TF_CONFIG set by the
+test; `features` adds the feature terms of `setup_case`)
 """
 
 import json
@@ -15,9 +16,10 @@ import tensorflow as tf  # noqa: E402
 import setup_case  # noqa: E402
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
-weights, history = setup_case.train(strategy)
+weights, history = setup_case.train(strategy,
+                                   features=sys.argv[2:] == ["features"])
 task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-np.savez(sys.argv[1], *weights,
+np.savez(sys.argv[1], *weights, count=len(weights),
          history=json.dumps({k: [float(v) for v in vs]
                              for k, vs in history.items()}),
          replicas=strategy.num_replicas_in_sync, task=task)

@@ -33,26 +33,54 @@ def initial_weights():
     return [rng.normal(size=s).astype("float32") * 0.5 for s in shapes]
 
 
-def build_distiller():
+# With features=True: two feature terms (one through a projection, one
+# with a scheduled weight) and a scheduled alpha.
+FEATURE_KEYS = ("hidden_mse", "logit_cosine", "alpha", "logit_cosine_weight")
+
+
+def feature_terms():
+    return [
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", weight=0.5,
+                                     name="hidden_mse"),
+        kd_keras.FeatureDistillation(
+            "t_logits", "s_logits", loss="cosine", projection=None,
+            weight=kd_keras.schedules.Linear(0.2, 1.0), name="logit_cosine"),
+    ]
+
+
+def build_distiller(features=False):
     """Builds and compiles the distiller; call inside a strategy scope."""
     teacher = keras.Sequential([
-        keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(4)])
+        keras.Input((6,)),
+        keras.layers.Dense(16, activation="relu", name="t_hidden"),
+        keras.layers.Dense(4, name="t_logits")])
     student = keras.Sequential([
-        keras.Input((6,)), keras.layers.Dense(8, activation="tanh"),
-        keras.layers.Dense(4)])
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="tanh", name="s_hidden"),
+        keras.layers.Dense(4, name="s_logits")])
     for v, value in zip(teacher.weights + student.weights, initial_weights()):
         v.assign(value)
-    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller = kd_keras.Distiller(
+        teacher=teacher, student=student,
+        features=feature_terms() if features else None)
+    rng = np.random.default_rng(5)
+    for v in [
+            w for p in getattr(distiller, "projections", []) for w in p.weights]:
+        v.assign(rng.normal(size=v.shape).astype("float32") * 0.3)
     distiller.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.5),
-        metrics=["sparse_categorical_accuracy"], alpha=0.4, temperature=2.0)
+        metrics=["sparse_categorical_accuracy"],
+        alpha=kd_keras.schedules.Cosine(0.6, 0.2) if features else 0.4,
+        temperature=2.0)
     return distiller
 
 
-def train(strategy):
+def train(strategy, features=False):
+    """Returns the student's (and projections') weights and the history."""
     with strategy.scope():
-        distiller = build_distiller()
+        distiller = build_distiller(features)
     history = distiller.fit(dataset(), epochs=EPOCHS, verbose=0)
-    weights = [v.numpy() for v in distiller.student.weights]
+    weights = [v.numpy() for v in distiller.student.weights] + [
+        w.numpy() for p in getattr(distiller, "projections", [])
+        for w in p.weights]
     return weights, history.history

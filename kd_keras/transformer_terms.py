@@ -1,0 +1,152 @@
+"""The TinyBERT recipe as feature terms, for KerasHub BERT-family backbones.
+
+`transformer_terms(teacher, student)` returns the `FeatureDistillation`
+terms of transformer-layer distillation (Jiao et al., 2020):
+
+- `embedding_mse`: MSE between the embedding outputs (the input of the
+  first transformer layer), through a learned projection when the student
+  is narrower;
+- `hidden_mse_<j>`: MSE between the output of the student's layer `j` and
+  of the teacher's layer `layer_map[j]`, through a projection;
+- `attention_kl_<j>`: KL between the attention probabilities of the same
+  layers, per head, averaged (a teacher with more heads than the student
+  has its heads averaged in groups, see
+  `kd_keras.feature_losses.attention_kl`).
+
+The backbones are found inside the models (any nested layer with
+`transformer_layers`, as KerasHub's `BertBackbone`), or named by path.
+
+Example:
+
+>>> uniform_layer_map(12, 4)
+(2, 5, 8, 11)
+"""
+
+from kd_keras.errors import UsageError
+from kd_keras.feature_views import layer_paths
+from kd_keras.features import FeatureDistillation
+
+
+def uniform_layer_map(teacher_layers, student_layers):
+    """TinyBERT's uniform map: student layer `j` (0-based) learns from
+    teacher layer `(j + 1) * N // M - 1`, so the last layers meet.
+
+    Args:
+        teacher_layers: the teacher's number of transformer layers `N`.
+        student_layers: the student's `M`, `<= N`.
+
+    Returns:
+        A tuple of `M` teacher layer indices.
+    """
+    if not 0 < student_layers <= teacher_layers:
+        raise UsageError(
+            f"layer_map: a uniform map needs 1 <= student layers "
+            f"({student_layers}) <= teacher layers ({teacher_layers})")
+    return tuple((j + 1) * teacher_layers // student_layers - 1
+                 for j in range(student_layers))
+
+
+def find_backbone(model, what, path=None):
+    """Returns `(path, backbone)` of the transformer backbone in `model`.
+
+    Args:
+        model: a `keras.Model` that is or contains a KerasHub backbone.
+        what: `"teacher"` or `"student"`, for error messages.
+        path: the backbone's path in `model`, or `None` to search.
+
+    Returns:
+        `(path prefix ending in "/" or "", backbone layer)`.
+    """
+    if path is None and hasattr(model, "transformer_layers"):
+        return "", model
+    paths = layer_paths(model)
+    if path is not None:
+        if path not in paths or not hasattr(paths[path],
+                                            "transformer_layers"):
+            raise UsageError(f"{what}_backbone: no transformer backbone "
+                             f"{path!r} in {model.name!r}")
+        return path + "/", paths[path]
+    found = [p for p, layer in paths.items()
+             if hasattr(layer, "transformer_layers")]
+    if len(found) != 1:
+        raise UsageError(
+            f"{what}: {'no' if not found else 'more than one'} KerasHub "
+            f"transformer backbone in {model.name!r}"
+            + (f" ({', '.join(found)}); pass {what}_backbone" if found else
+               ""))
+    return found[0] + "/", paths[found[0]]
+
+
+def transformer_terms(teacher, student, layer_map="uniform", embeddings=1.0,
+                      hidden_states=1.0, attention=1.0,
+                      teacher_backbone=None, student_backbone=None):
+    """The TinyBERT terms between two KerasHub transformer backbones.
+
+    Args:
+        teacher: the teacher `keras.Model` (or its backbone).
+        student: the student `keras.Model` (or its backbone).
+        layer_map: `"uniform"` (`uniform_layer_map`), or for each student
+            layer the teacher layer it learns from (a list of 0-based
+            indices, or a dict `{student_layer: teacher_layer}` for some
+            layers only).
+        embeddings, hidden_states, attention: the weight (a number or a
+            `kd_keras.schedules` schedule) of each kind of term, or `None`
+            to leave that kind out.
+        teacher_backbone, student_backbone: the backbones' paths, when a
+            model holds several.
+
+    Returns:
+        A list of `kd_keras.FeatureDistillation`.
+    """
+    t_prefix, t_backbone = find_backbone(teacher, "teacher", teacher_backbone)
+    s_prefix, s_backbone = find_backbone(student, "student", student_backbone)
+    t_layers = [layer.name for layer in t_backbone.transformer_layers]
+    s_layers = [layer.name for layer in s_backbone.transformer_layers]
+    pairs = _pairs(layer_map, len(t_layers), len(s_layers))
+    terms = []
+    if embeddings is not None:
+        terms.append(FeatureDistillation(
+            f"{t_prefix}{t_layers[0]}:input", f"{s_prefix}{s_layers[0]}:input",
+            loss="mse", weight=embeddings, name="embedding_mse"))
+    for j, i in pairs:
+        if hidden_states is not None:
+            terms.append(FeatureDistillation(
+                f"{t_prefix}{t_layers[i]}", f"{s_prefix}{s_layers[j]}",
+                loss="mse", weight=hidden_states, name=f"hidden_mse_{j}"))
+        if attention is not None:
+            terms.append(FeatureDistillation(
+                f"{t_prefix}{t_layers[i]}:attention",
+                f"{s_prefix}{s_layers[j]}:attention", loss="attention_kl",
+                weight=attention, projection=None, name=f"attention_kl_{j}"))
+    return terms
+
+
+def _pairs(layer_map, teacher_layers, student_layers):
+    """`[(student_layer, teacher_layer)]` from a `layer_map`."""
+    if isinstance(layer_map, str):
+        if layer_map != "uniform":
+            raise UsageError(f"layer_map: unknown map {layer_map!r} (known: "
+                             "'uniform', a list or a dict of indices)")
+        layer_map = uniform_layer_map(teacher_layers, student_layers)
+    if isinstance(layer_map, dict):
+        pairs = sorted(layer_map.items())
+    elif isinstance(layer_map, (list, tuple)):
+        if len(layer_map) != student_layers:
+            raise UsageError(f"layer_map: expected {student_layers} teacher "
+                             f"layers (one per student layer), got "
+                             f"{len(layer_map)}")
+        pairs = list(enumerate(layer_map))
+    else:
+        raise UsageError(f"layer_map: expected 'uniform', a list or a dict, "
+                         f"got {layer_map!r}")
+    for j, i in pairs:
+        if not (isinstance(j, int) and 0 <= j < student_layers
+                and isinstance(i, int) and 0 <= i < teacher_layers):
+            raise UsageError(
+                f"layer_map: pair {j} -> {i} is out of range (student "
+                f"layers 0..{student_layers - 1}, teacher layers "
+                f"0..{teacher_layers - 1})")
+    return pairs
+
+
+__all__ = ["find_backbone", "transformer_terms", "uniform_layer_map"]

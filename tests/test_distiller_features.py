@@ -1,0 +1,277 @@
+"""`Distiller` with feature terms: training equals an independent
+GradientTape loop (with schedules), the student runs once per step,
+projections stay out of the student, hooks and cached features."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kd_keras
+from kd_keras.schedules import Linear
+from kd_keras.schedules import Step
+
+BATCH, EPOCHS, LR = 16, 2, 0.1
+
+
+def make_models(seed=0):
+    keras.utils.set_random_seed(seed)
+    teacher = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(16, activation="relu", name="t_hidden"),
+        keras.layers.Dense(4, name="t_logits")], name="teacher")
+    student = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="tanh", name="s_hidden"),
+        keras.layers.Dense(4, name="s_logits")], name="student")
+    return teacher, student
+
+
+def make_data(n=50, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = rng.integers(0, 4, size=n).astype("int32")
+    y[::3] = -1
+    w = rng.uniform(0.5, 2.0, size=n).astype("float32")
+    return x, y, w
+
+
+def terms(mse_weight=0.5):
+    return [
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="mse",
+                                     weight=mse_weight),
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="cosine",
+                                     weight=0.3, name="cos")]
+
+
+def reference(teacher, params, x, y, w, alpha, mse_weight, temperature=2.0):
+    """An independent float64 GradientTape loop of the documented loss;
+    `alpha` and `mse_weight` are functions of the progress k / steps."""
+    params = [tf.Variable(np.asarray(p, np.float64)) for p in params]
+    w1, b1, w2, b2, p1, c1, p2, c2 = params
+    steps = EPOCHS * -(-len(x) // BATCH)
+    k = 0
+    for _ in range(EPOCHS):
+        for start in range(0, len(x), BATCH):
+            xb = tf.constant(x[start:start + BATCH], tf.float64)
+            yb, wb = y[start:start + BATCH], w[start:start + BATCH]
+            t_hidden = tf.nn.relu(xb @ teacher.layers[0].kernel.numpy().astype(
+                np.float64) + teacher.layers[0].bias.numpy())
+            t = tf.cast(teacher(xb, training=False), tf.float64) / temperature
+            a, m = alpha(k / steps), mse_weight(k / steps)
+            with tf.GradientTape() as tape:
+                h = tf.tanh(xb @ w1 + b1)
+                s = (h @ w2 + b2) / temperature
+                p = tf.nn.softmax(t)
+                kl = tf.reduce_sum(p * (tf.math.log(p) - tf.nn.log_softmax(s)),
+                                   -1)
+                soft = tf.reduce_sum(kl * temperature**2 * wb) / len(xb)
+                mask = yb >= 0
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=np.where(mask, yb, 0), logits=s * temperature)
+                hard = tf.reduce_sum(ce * mask * wb) / max(mask.sum(), 1)
+                mse = tf.reduce_mean((h @ p1 + c1 - t_hidden) ** 2, -1)
+                sc = h @ p2 + c2
+                cos = 1 - tf.reduce_sum(sc * t_hidden, -1) / (
+                    tf.norm(sc, axis=-1) * tf.norm(t_hidden, axis=-1))
+                loss = (a * hard + (1 - a) * soft
+                        + m * tf.reduce_sum(mse * wb) / len(xb)
+                        + 0.3 * tf.reduce_sum(cos * wb) / len(xb))
+            for v, g in zip(params, tape.gradient(loss, params)):
+                v.assign_sub(LR * g)
+            k += 1
+    return [v.numpy() for v in params]
+
+
+def run(alpha, mse_weight, x, y, w):
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher, student,
+                                   features=terms(mse_weight))
+    distiller.compile(optimizer=keras.optimizers.SGD(LR), alpha=alpha,
+                      temperature=2.0)
+    init = [v.numpy() for v in student.weights + [
+        w for p in distiller.projections for w in p.weights]]
+    history = distiller.fit(x, y, sample_weight=w, batch_size=BATCH,
+                            epochs=EPOCHS, shuffle=False, verbose=0)
+    got = [v.numpy() for v in student.weights + [
+        w for p in distiller.projections for w in p.weights]]
+    return teacher, init, got, history.history
+
+
+def test_fit_with_feature_terms_equals_gradient_tape_loop():
+    x, y, w = make_data()
+    teacher, init, got, history = run(0.3, 0.5, x, y, w)
+    want = reference(teacher, init, x, y, w, lambda p: 0.3, lambda p: 0.5)
+    assert not np.allclose(got[0], init[0])
+    assert not np.allclose(got[4], init[4])  # The projections train too.
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, atol=1e-5)
+    assert set(history) == {"loss", "student_loss", "distillation_loss",
+                            "s_hidden_mse", "cos"}
+
+
+def test_schedules_change_the_values_used_inside_train_step():
+    x, y, w = make_data()
+    alpha, mse_weight = Linear(0.8, 0.0), Step([0.0, 2.0], [0.5])
+    teacher, init, got, history = run(alpha, mse_weight, x, y, w)
+    want = reference(teacher, init, x, y, w, lambda p: 0.8 * (1 - p),
+                     lambda p: 0.0 if p < 0.5 else 2.0)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, atol=1e-5)
+    # Constant schedules would give other weights.
+    _, _, constant, _ = run(0.8, 0.0, x, y, w)
+    assert not np.allclose(constant[0], got[0], atol=1e-4)
+    # Logged: the value of the epoch's last step (steps 3 and 7 of 8).
+    np.testing.assert_allclose(history["alpha"], [0.8 * 5 / 8, 0.8 / 8],
+                               rtol=1e-6)
+    assert history["s_hidden_mse_weight"] == [0.0, 2.0]
+    assert "cos_weight" not in history  # Constant: not logged.
+
+
+class CountCalls(keras.layers.Layer):
+    """Identity that counts its executions in a variable."""
+
+    def build(self, input_shape):
+        self.calls = self.add_weight(shape=(), initializer="zeros",
+                                     trainable=False, name="calls")
+
+    def call(self, x):
+        with tf.control_dependencies([self.calls.assign_add(1.0)]):
+            return tf.identity(x)
+
+
+def test_student_and_teacher_run_once_per_step():
+    teacher = keras.Sequential([
+        keras.Input((6,)), CountCalls(name="count"),
+        keras.layers.Dense(16, name="t_hidden"), keras.layers.Dense(4)])
+    student = keras.Sequential([
+        keras.Input((6,)), CountCalls(name="count"),
+        keras.layers.Dense(8, name="s_hidden"), keras.layers.Dense(4)])
+    distiller = kd_keras.Distiller(teacher, student, features=[
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden"),
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="cosine")])
+    distiller.compile(optimizer="sgd")
+    x, y, _ = make_data(n=40)
+    distiller.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    steps = 2 * 5
+    assert float(student.get_layer("count").calls.numpy()) == steps
+    assert float(teacher.get_layer("count").calls.numpy()) == steps
+
+
+@pytest.mark.slow
+def test_projections_stay_out_of_the_saved_student(tmp_path):
+    teacher, student = make_models()
+    _, bare = make_models()
+    distiller = kd_keras.Distiller(teacher, student, features=terms())
+    distiller.compile(optimizer="adam")
+    x, y, _ = make_data()
+    distiller.fit(x, y, epochs=1, verbose=0)
+    assert len(distiller.projections) == 2
+    assert len(distiller.trainable_weights) == (
+        len(student.trainable_weights) + 4)
+    assert distiller.student.count_params() == bare.count_params()
+    path = tmp_path / "student.keras"
+    distiller.student.save(path)
+    code = (
+        "import json, sys, keras\n"
+        f"m = keras.saving.load_model({str(path)!r}, safe_mode=True)\n"
+        "assert not any(k.startswith('kd_keras') for k in sys.modules)\n"
+        "print(json.dumps([len(m.weights), m.count_params(),"
+        " [l.name for l in m.layers]]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True, timeout=300)
+    weights, params, names = json.loads(out.stdout.strip().splitlines()[-1])
+    assert weights == len(bare.weights)
+    assert params == bare.count_params()
+    assert names == ["s_hidden", "s_logits"]
+
+
+class HookedStudent(keras.Model):
+    """A subclassed student declaring its features."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="tanh")
+        self.out = keras.layers.Dense(4)
+
+    def call(self, x, training=False):
+        return self.out(self.hidden(x))
+
+    def call_with_features(self, x, training=None):
+        h = self.hidden(x)
+        return self.out(h), {"hidden": h}
+
+
+def test_subclassed_student_with_the_hook_equals_sequential():
+    x, y, w = make_data()
+    teacher, student = make_models()
+    hooked = HookedStudent()
+    hooked(x[:1])
+    student_init = student.get_weights()
+    hooked.set_weights(student_init)
+    sequential = kd_keras.Distiller(teacher, student, features=[
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", name="f")])
+    sequential.compile(optimizer=keras.optimizers.SGD(LR))
+    projection_init = sequential.projections[0].get_weights()
+    sequential.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1,
+                   shuffle=False, verbose=0)
+
+    distiller = kd_keras.Distiller(teacher, hooked, features=[
+        kd_keras.FeatureDistillation("t_hidden", "hidden", name="f")])
+    distiller.compile(optimizer=keras.optimizers.SGD(LR))
+    assert not distiller.projections[0].built  # Widths known at a step.
+    distiller.fit(x[:1], y[:1], epochs=1, verbose=0)
+    hooked.set_weights(student_init)
+    distiller.projections[0].set_weights(projection_init)
+    distiller.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1,
+                  shuffle=False, verbose=0)
+    for a, b in zip(student.get_weights() + sequential.projections[0]
+                    .get_weights(), hooked.get_weights()
+                    + distiller.projections[0].get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_bad_hook_key_names_close_matches():
+    teacher, _ = make_models()
+    hooked = HookedStudent()
+    hooked(np.zeros((1, 6), "float32"))
+    distiller = kd_keras.Distiller(teacher, hooked, features=[
+        kd_keras.FeatureDistillation("t_hidden", "hiden")])
+    distiller.compile(optimizer="sgd")
+    x, y, _ = make_data()
+    with pytest.raises(kd_keras.errors.UsageError,
+                       match=r"^student_layer: .*returned no feature 'hiden' "
+                             r"\(close matches: hidden\)$"):
+        distiller.fit(x, y, epochs=1, verbose=0)
+
+
+def test_cached_teacher_features_equal_online_training():
+    x, y, w = make_data()
+    teacher, student = make_models()
+    init = student.get_weights()
+    online = kd_keras.Distiller(teacher, student, features=terms())
+    online.compile(optimizer=keras.optimizers.SGD(LR))
+    projections = [v.numpy() for p in online.projections for v in p.weights]
+    online.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1,
+               shuffle=False, verbose=0)
+
+    hidden = keras.Model(teacher.inputs, teacher.get_layer("t_hidden").output)
+    targets = {"labels": y, "teacher_logits": teacher.predict(x, verbose=0),
+               "teacher_features": {"t_hidden": hidden.predict(x, verbose=0)}}
+    _, student2 = make_models()
+    student2.set_weights(init)
+    offline = kd_keras.Distiller(None, student2, features=terms())
+    offline.compile(optimizer=keras.optimizers.SGD(LR))
+    ds = tf.data.Dataset.from_tensor_slices((x, targets, w)).batch(BATCH)
+    offline.fit(ds.take(1), epochs=1, verbose=0)  # builds the projections
+    student2.set_weights(init)
+    for v, value in zip([v for p in offline.projections for v in p.weights],
+                        projections):
+        v.assign(value)
+    offline.fit(ds, epochs=1, verbose=0)
+    for a, b in zip(student.weights, student2.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)

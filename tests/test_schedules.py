@@ -1,0 +1,106 @@
+"""Schedules: values against their formulas, checks, serialization, and the
+training progress `Distiller` feeds them."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kd_keras
+from kd_keras import schedules
+from kd_keras.errors import UsageError
+from kd_keras.training_progress import TrainingProgress
+
+P = np.linspace(0.0, 1.0, 11)
+
+
+@pytest.mark.parametrize("schedule, formula", [
+    (schedules.Constant(0.3), lambda p: 0.3),
+    (schedules.Linear(0.9, 0.1), lambda p: 0.9 - 0.8 * p),
+    (schedules.Cosine(4.0, 1.0),
+     lambda p: 1.0 + 3.0 * (1 + math.cos(math.pi * p)) / 2),
+    (schedules.Step([3.0, 2.0, 1.0], [0.25, 0.5]),
+     lambda p: 3.0 if p < 0.25 else 2.0 if p < 0.5 else 1.0),
+])
+def test_values_follow_their_formula(schedule, formula):
+    got = [float(schedule(tf.constant(p, "float32"))) for p in P]
+    np.testing.assert_allclose(got, [formula(p) for p in P], atol=1e-6)
+    low, high = schedule.bounds()
+    assert low == pytest.approx(min(got), abs=1e-6)
+    assert high == pytest.approx(max(got), abs=1e-6)
+    # Progress outside [0, 1] is clipped.
+    assert float(schedule(1.5)) == pytest.approx(formula(1.0), abs=1e-6)
+    copy = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(schedule))
+    assert copy == schedule
+
+
+def test_get_reads_numbers_dicts_and_refuses_the_rest():
+    assert schedules.get(2) == schedules.Constant(2.0)
+    assert schedules.get({"type": "step", "values": [1, 0],
+                          "boundaries": [0.5]}) == schedules.Step([1, 0],
+                                                                  [0.5])
+    for bad, match in (
+            ({"type": "expo"}, r"^alpha: unknown schedule 'expo' \(known: "
+                               r"constant, cosine, linear, step\)$"),
+            ({"type": "linear", "begin": 1}, r"^alpha: bad arguments for a "
+                                             r"linear schedule"),
+            ("linear", r"^alpha: unknown schedule 'linear'"),
+            ({"type": "step", "values": [1, 2], "boundaries": [1.5]},
+             r"^alpha: step: boundaries: expected increasing fractions"),
+            ({"type": "step", "values": [1], "boundaries": [0.5]},
+             r"^alpha: step: values: expected 2 values"),
+            ([1, 2], r"^alpha: expected a number or a kd_keras.schedules")):
+        with pytest.raises(UsageError, match=match):
+            schedules.get(bad, "alpha")
+
+
+def test_progress_counts_the_steps_of_this_fit():
+    progress = TrainingProgress()
+    assert float(progress.value(tf.constant(5, "int64"))) == 0.0  # no fit yet
+    progress.start.assign(4)
+    progress.total.assign(8)
+    got = [float(progress.value(tf.constant(i, "int64"))) for i in (4, 6, 12,
+                                                                     20)]
+    assert got == [0.0, 0.25, 1.0, 1.0]
+
+
+def fit_alpha_log(epochs, initial_epoch=0, dataset=False, distiller=None):
+    if distiller is None:
+        keras.utils.set_random_seed(0)
+        teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        student = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        distiller = kd_keras.Distiller(teacher, student)
+        distiller.compile(optimizer="sgd", alpha=schedules.Linear(0.0, 1.0))
+    x = np.ones((8, 3), "float32")
+    y = np.zeros(8, "int32")
+    data = dict(x=x, y=y, batch_size=2)
+    if dataset:  # A dataset of unknown length.
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).filter(
+            lambda a, b: True)
+        data = dict(x=ds)
+    history = distiller.fit(epochs=epochs, initial_epoch=initial_epoch,
+                            verbose=0, **data)
+    return distiller, history.history["alpha"]
+
+
+def test_distiller_progress_with_initial_epoch_and_unknown_length():
+    # 4 steps per epoch, 2 epochs: the last step of each epoch is at 3/8, 7/8.
+    distiller, alpha = fit_alpha_log(2)
+    np.testing.assert_allclose(alpha, [3 / 8, 7 / 8], rtol=1e-6)
+    # Resuming at epoch 1 of 2 continues where the schedule stood.
+    _, alpha = fit_alpha_log(2, initial_epoch=1)
+    np.testing.assert_allclose(alpha, [7 / 8], rtol=1e-6)
+    # Unknown length: 0 during the first epoch, then measured in optimizer
+    # iterations (Keras counts one more per epoch for such data: 5 for 4
+    # batches, so the epochs end at 9/15 and 14/15).
+    unknown, alpha = fit_alpha_log(3, dataset=True)
+    assert int(unknown.optimizer.iterations) == 15
+    np.testing.assert_allclose(alpha, [0.0, 9 / 15, 14 / 15], rtol=1e-6)
+    # After fit, evaluate uses the final value.
+    result = distiller.evaluate(np.ones((4, 3), "float32"),
+                                np.zeros(4, "int32"), return_dict=True,
+                                verbose=0)
+    assert result["alpha"] == pytest.approx(1.0)
