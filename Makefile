@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -n 2 --durations=15
+
+# The quick tier (under 2 minutes on 2 cores): everything not marked `slow`.
+test-fast: setup
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/throughput.py

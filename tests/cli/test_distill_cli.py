@@ -52,6 +52,7 @@ def test_bad_input_one_line_error_nothing_written(case, tmp_path, teacher_path, 
     assert not os.path.exists(out) and not os.path.exists(out + ".partial")
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path, teacher_path):
     config, expected = _cases(tmp_path, teacher_path)["missing label column"]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
@@ -105,6 +106,7 @@ sys.exit(main(["distill", sys.argv[1]]))
 """
 
 
+@pytest.mark.slow
 def test_an_unexpected_exception_keeps_its_traceback(tmp_path, teacher_path):
     config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(tmp_path / "o"))
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")

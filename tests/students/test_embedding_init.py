@@ -162,6 +162,7 @@ def test_pca_cannot_give_more_axes_than_the_table_has():
         pca_embeddings(_table(width=12), 13)
 
 
+@pytest.mark.slow
 def test_factorised_tiny_bert_saves_loads_and_exports_to_tflite(tmp_path):
     """The ALBERT-style student round-trips through `.keras` (safe mode) and
     converts to TFLite with the Keras logits (verified by `export_model`)."""

@@ -44,6 +44,7 @@ def _raw_logits(teacher, texts):
     return teacher(tf.constant(list(texts))).numpy()
 
 
+@pytest.mark.slow
 def test_top_layers_route_reproduces_the_pipeline_sequence(small_init_bert_dir, rng):
     """The sequence `kd_keras.pipeline.teacher_stage.tune_top_layers` ran
     (which `make demo`'s 81.71% comes from), by hand, gives the same logits."""
@@ -134,6 +135,7 @@ def test_head_route_reuses_the_feature_cache(small_init_bert_dir, rng, tmp_path,
         np.testing.assert_array_equal(again.logits[split], first.logits[split])
 
 
+@pytest.mark.slow
 def test_full_route_trains_every_layer_with_a_seeded_shuffle(small_init_bert_dir, rng):
     texts, labels = _splits(rng, (32, 8, 8))
 
@@ -164,6 +166,7 @@ def test_full_route_trains_every_layer_with_a_seeded_shuffle(small_init_bert_dir
     assert np.abs(other.logits["test"] - adapted.logits["test"]).max() > 1e-4
 
 
+@pytest.mark.slow
 def test_fine_tune_is_the_same_path(small_init_bert_dir, rng):
     texts, labels = _splits(rng, (40, 0, 10))
     teacher = _build(small_init_bert_dir)
@@ -179,6 +182,7 @@ def test_fine_tune_is_the_same_path(small_init_bert_dir, rng):
                   num_trainable_layers=0, verbose=0)
 
 
+@pytest.mark.slow
 def test_validation_may_be_absent(small_init_bert_dir, rng):
     texts, labels = _splits(rng, (24, 0, 0))
     adapted = adapt_text_teacher(

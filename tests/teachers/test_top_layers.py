@@ -9,7 +9,8 @@ from kd_keras.teachers import fine_tune
 from tests.teachers.test_transfer import _sentiment_task
 
 
-@pytest.fixture(params=["mean", "cls", "pooled"])
+@pytest.fixture(params=["mean", pytest.param("cls", marks=pytest.mark.slow),
+                        pytest.param("pooled", marks=pytest.mark.slow)])
 def teacher(request, small_init_bert_dir):
     return build_text_teacher(small_init_bert_dir, num_classes=2,
                               sequence_length=12, pooling=request.param)
@@ -35,6 +36,7 @@ def test_predict_from_the_cache_equals_the_teacher_on_raw_strings(teacher, rng):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_trains_only_the_top_blocks_and_learns_the_task(small_init_bert_dir, rng):
     teacher = build_text_teacher(small_init_bert_dir, 2, sequence_length=12,
                                  pooling="mean")
@@ -65,6 +67,7 @@ def test_fit_trains_only_the_top_blocks_and_learns_the_task(small_init_bert_dir,
     assert test_accuracy >= 0.9
 
 
+@pytest.mark.slow
 def test_unlabeled_texts_are_skipped(small_init_bert_dir, rng):
     teacher = build_text_teacher(small_init_bert_dir, 2, sequence_length=12)
     texts, labels = _sentiment_task(rng, 48)
@@ -96,6 +99,7 @@ def test_bad_arguments_are_named(teacher, rng):
         tuner.fit_head("train", np.full(8, -1))
 
 
+@pytest.mark.slow
 def test_fine_tune_with_top_layers_goes_through_the_tuner(small_init_bert_dir, rng):
     teacher = build_text_teacher(small_init_bert_dir, 2, sequence_length=12)
     texts, labels = _sentiment_task(rng, 32)

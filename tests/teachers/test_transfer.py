@@ -89,6 +89,7 @@ def test_fit_head_on_frozen_features_learns_the_task(teacher, rng, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_fine_tune_trains_only_the_top_layers(teacher, rng):
     train_x, train_y = _sentiment_task(rng, 32)
     backbone = teacher.classifier.get_layer("backbone")

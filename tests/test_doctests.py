@@ -1,0 +1,57 @@
+"""The `>>>` examples in the docstrings of every `kd_keras` module run as
+tests, one per module (ELLIPSIS and NORMALIZE_WHITESPACE on).
+
+Examples that need heavy set-up are marked `# doctest: +SKIP` where they
+stand. The only module left out is `kd_keras.__main__`: importing it runs the
+command line.
+"""
+
+import doctest
+import importlib
+import os
+import pkgutil
+
+import pytest
+
+import kd_keras
+
+NOT_IMPORTABLE = {"kd_keras.__main__"}
+
+
+def _module_names(path, package):
+    """Every module under `path`, found on disk without importing it (so a
+    package that fails to import is one failing test, not missing ones)."""
+    names = [package]
+    for info in pkgutil.iter_modules([path]):
+        name = f"{package}.{info.name}"
+        if info.ispkg:
+            names += _module_names(os.path.join(path, info.name), name)
+        else:
+            names.append(name)
+    return names
+
+
+MODULES = sorted(set(_module_names(kd_keras.__path__[0], "kd_keras")) - NOT_IMPORTABLE)
+OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
+    if not tests:
+        pytest.skip(f"{name} has no docstring examples")
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    report = []
+    for test in tests:
+        runner.run(test, out=report.append)
+    failed, attempted = runner.summarize(verbose=False)
+    assert failed == 0, f"{failed} of {attempted} examples failed:\n" + "".join(report)
+
+
+def test_the_walk_finds_the_modules_with_examples():
+    """A guard on the collection itself: the modules are found, and these
+    are known to hold examples."""
+    for name in ("kd_keras.data.text_dataset", "kd_keras.data.builtin",
+                 "kd_keras.cache.topk", "kd_keras.errors"):
+        assert name in MODULES
