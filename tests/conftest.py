@@ -62,3 +62,19 @@ def _fresh_keras_state():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """The one 2-replica `MirroredStrategy` of the test process.
+
+    A second MirroredStrategy in the same process reuses the first one's
+    collective instance keys, and its all-reduces of gradients of another
+    size abort ("Shape mismatch in the collective instance"), so every test
+    shares this one.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2
+    strategy = tf.distribute.MirroredStrategy(devices)
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

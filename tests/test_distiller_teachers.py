@@ -119,10 +119,8 @@ def test_onnx_teacher_equals_its_keras_model_and_its_cache(
     assert_same(online, cached, atol=1e-6)
 
 
-def test_onnx_teacher_under_mirrored_strategy(with_keras_model, onnx_path):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices)
-    assert strategy.num_replicas_in_sync == 2
+def test_onnx_teacher_under_mirrored_strategy(with_keras_model, onnx_path, mirrored_strategy):
+    strategy = mirrored_strategy
     assert_same(train(load_teacher(onnx_path), strategy=strategy),
                 with_keras_model)
 

@@ -92,9 +92,9 @@ def test_other_inputs_are_refused(built):
         cache.as_dataset(x, y[:99])
 
 
-def test_distributes_under_mirrored_strategy(built):
+def test_distributes_under_mirrored_strategy(built, mirrored_strategy):
     cache, teacher, x, y = built
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy
     ds = cache.as_dataset(x, y, sample_weight=np.arange(N, dtype="float32"), batch_size=20, shuffle=True, seed=1)
     seen = []
     for xb, targets, tag in strategy.experimental_distribute_dataset(ds):

@@ -38,17 +38,9 @@ def assert_same(result, reference, features):
         np.testing.assert_allclose(history[key], ref_history[key], atol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def mirrored():
-    # One strategy for the module: a second MirroredStrategy in the same
-    # process reuses the first one's collective instance keys, and its
-    # all-reduces of gradients of another size abort ("Shape mismatch in
-    # the collective instance").
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2
-    strategy = tf.distribute.MirroredStrategy(devices)
-    assert strategy.num_replicas_in_sync == 2
-    return strategy
+@pytest.fixture
+def mirrored(mirrored_strategy):
+    return mirrored_strategy  # One per process: see tests/conftest.py.
 
 
 @pytest.mark.parametrize("features", [False, True],
