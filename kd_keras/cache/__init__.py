@@ -11,6 +11,17 @@ distiller.fit(ds, epochs=5)
 cache = kd_keras.cache.load("cache_dir/")
 ```
 
+With feature terms, the cache also stores the teacher outputs they name
+(per token or pooled, float32 or float16) and the batches carry them:
+
+```python
+terms = [kd_keras.FeatureDistillation("t_hidden", "s_hidden")]
+cache = kd_keras.cache.cache_teacher_outputs(teacher, x, "cache_dir/",
+                                             features=terms, feature_dtype="float16")
+distiller = kd_keras.Distiller(teacher=None, student=student, features=terms)
+distiller.fit(cache.as_dataset(x, y, batch_size=64), epochs=5)
+```
+
 Modules: `builder` (the streaming, resumable build), `shards` (its public
 steps, for builders that compute shards elsewhere), `metadata` (the typed,
 validated `metadata.json`), `store` (shard files, checksums, clean-up),

@@ -1,4 +1,5 @@
-"""`cache_teacher_outputs`: run a teacher once over the inputs, keep its logits.
+"""`cache_teacher_outputs`: run a teacher once over the inputs, keep its logits
+(and, when asked, the intermediate outputs that feature terms name).
 
 The build streams: the inputs are read one shard at a time (`shard_size`
 examples), the teacher runs on `batch_size` examples at a time, and each
@@ -13,10 +14,20 @@ uninterrupted build.
 
 The steps (open, write a shard, record it, finalize) are public in
 `kd_keras.cache.shards` for builders that compute shards elsewhere.
+
+With `features=[...]` (layer specs or `kd_keras.FeatureDistillation`
+terms), each teacher call also returns those layers' outputs, from the same
+forward pass as the logits (`kd_keras.feature_views.FeatureView`), and every
+shard stores them next to the logits, per example as the layer gives them
+(`[n, seq, width]` per token, `[n, width]` pooled), in float32 or float16.
+`TeacherCache.as_dataset` then yields them as the targets'
+`"teacher_features"`, keyed by the names as given, which is what
+`kd_keras.Distiller(teacher=None, features=terms)` reads.
 """
 
 import os
 
+import keras
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -30,16 +41,96 @@ from kd_keras.errors import UsageError
 DEFAULT_SHARD_SIZE = 16384
 
 
-def _forward(teacher):
+def feature_names(features):
+    """The names under which `features` are cached.
+
+    Args:
+        features: `None`, or a list of layer specs (strings) and
+            `kd_keras.FeatureDistillation` terms (each gives its
+            `teacher_layer`, as written).
+
+    Returns:
+        A tuple of distinct names, in order.
+
+    Example:
+
+    >>> import kd_keras
+    >>> feature_names(["t_hidden", kd_keras.FeatureDistillation("t_hidden", "s")])
+    ('t_hidden',)
+    """
+    from kd_keras.features import FeatureDistillation
+    from kd_keras.features import teacher_feature_keys
+
+    if features is None:
+        return ()
+    if isinstance(features, (str, FeatureDistillation)) or not isinstance(
+            features, (list, tuple)):
+        raise UsageError(f"features: expected a list of layer names or "
+                         f"FeatureDistillation terms, got {features!r}")
+    names = []
+    for i, item in enumerate(features):
+        if isinstance(item, FeatureDistillation):
+            item = teacher_feature_keys([item])[0]
+        elif not isinstance(item, str) or not item.strip(":/"):
+            raise UsageError(f"features[{i}]: expected a layer name or path, or a "
+                             f"FeatureDistillation, got {item!r}")
+        names.append(item)
+    return tuple(dict.fromkeys(names))
+
+
+def _feature_forward(teacher, names):
+    """`fn(x) -> (logits, {name: float32 array})` from one compiled pass."""
+    import tensorflow as tf
+
+    from kd_keras.feature_views import FeatureView
+    from kd_keras.feature_views import has_hook
+    from kd_keras.feature_views import is_graph
+    from kd_keras.feature_views import resolve
+
+    model = getattr(teacher, "model", None)
+    if not isinstance(model, keras.Model) or not (is_graph(model) or has_hook(model)):
+        raise UsageError(
+            f"features: the teacher ({type(teacher).__name__}) cannot give intermediate "
+            "outputs; use a Functional or Sequential keras.Model teacher, or one with "
+            "call_with_features")
+    refs = [resolve(model, name, f"features[{i}]") for i, name in enumerate(names)]
+    view = FeatureView(model, refs, "teacher")
+    # No AutoGraph: Keras layers need none, and a bad name in a hook's dict
+    # then stops with its own one-line UsageError, not a StagingError.
+    compiled = tf.function(lambda x: view(x, training=False), reduce_retracing=True,
+                           autograph=False)
+
+    def forward(x):
+        logits, features = compiled(x)
+        return (np.asarray(logits, dtype=np.float32),
+                {n: np.asarray(f, dtype=np.float32) for n, f in zip(names, features)})
+
+    return forward
+
+
+def teacher_forward(teacher, features=()):
     """The teacher's batch function; a compiled one for plain Keras teachers.
 
     `KerasTeacher.predict_on_batch` calls the model eagerly, which for a
     transformer is several times slower than the graph the online Distiller
     runs; the same call under `tf.function` gives the same logits faster.
     Teachers with their own `predict_on_batch` are called as they are.
+
+    Args:
+        teacher: a `kd_keras.teachers.Teacher`.
+        features: names of teacher layers (see `kd_keras.feature_views`);
+            then the function returns `(logits, {name: array})` from one
+            forward pass, and the teacher must be a Keras model that can
+            give them.
+
+    Returns:
+        `fn(x) -> logits` (float32 `[batch, num_classes]`), or with
+        `features`, `fn(x) -> (logits, {name: float32 array})`.
     """
     from kd_keras.teachers.base import KerasTeacher
 
+    if features:
+        return _feature_forward(teacher, tuple(features))
     if type(teacher).predict_on_batch is not KerasTeacher.predict_on_batch:
         return teacher.predict_on_batch
     import tensorflow as tf
@@ -49,13 +140,25 @@ def _forward(teacher):
     return lambda x: np.asarray(compiled(x), dtype=np.float32)
 
 
-def _teacher_logits(forward, inputs, chunk, batch_size, num_classes, progress):
+def _teacher_outputs(forward, inputs, chunk, batch_size, num_classes, progress, names):
+    """The logits of one shard, and `{name: features}` (`None` without)."""
     n = len(next(iter(chunk.values())))
-    outputs = []
+    outputs, features = [], {name: [] for name in names}
     for start in range(0, n, batch_size):
         batch = {k: v[start : start + batch_size] for k, v in chunk.items()}
-        logits = np.asarray(forward(inputs.structure(batch)))
+        logits = forward(inputs.structure(batch))
         rows = len(next(iter(batch.values())))
+        if names:
+            logits, found = logits
+            for name in names:
+                value = found[name]
+                if value.ndim < 2 or value.shape[0] != rows:
+                    raise UsageError(
+                        f"features: the teacher's {name!r} has the shape "
+                        f"{list(value.shape)} for a batch of {rows} examples; expected "
+                        f"[{rows}, ...]")
+                features[name].append(value)
+        logits = np.asarray(logits)
         if logits.ndim != 2 or logits.shape[0] != rows:
             raise UsageError(
                 f"teacher: returned logits of shape {list(logits.shape)} for a batch "
@@ -68,7 +171,16 @@ def _teacher_logits(forward, inputs, chunk, batch_size, num_classes, progress):
         num_classes = logits.shape[1]
         outputs.append(logits.astype(np.float32, copy=False))
         progress.update(rows)
-    return np.concatenate(outputs, axis=0)
+    if not names:
+        return np.concatenate(outputs, axis=0), None
+    try:
+        features = {k: np.concatenate(v, axis=0) for k, v in features.items()}
+    except ValueError:  # Batches of other shapes (e.g. unpadded tokens).
+        shapes = sorted({str(list(a.shape[1:])) for v in features.values() for a in v})
+        raise UsageError(f"features: the teacher's features change shape from batch to "
+                         f"batch ({', '.join(shapes)}); pad the inputs to one length"
+                         ) from None
+    return np.concatenate(outputs, axis=0), features
 
 
 def _inputs_mismatch(directory, metadata, index, shard_size, count, spec):
@@ -104,6 +216,8 @@ def cache_teacher_outputs(
     top_k=None,
     overwrite=False,
     verbose=1,
+    features=None,
+    feature_dtype="float32",
 ):
     """Runs `teacher` once over `x` and stores its logits in `directory`.
 
@@ -127,6 +241,16 @@ def cache_teacher_outputs(
             `kd_keras.cache.topk` for the error this introduces).
         overwrite: delete an existing cache in `directory` and rebuild.
         verbose: 1 shows a progress bar with ETA, 0 shows nothing.
+        features: also store these teacher outputs: a list of layer specs
+            (`"t_hidden"`, `"backbone/transformer_layer_1"`, `":input"`,
+            `":attention"`; see `kd_keras.feature_views`) or
+            `kd_keras.FeatureDistillation` terms (their `teacher_layer`).
+            They are stored per example as the layer gives them, under the
+            names as written. The teacher must be a Functional or
+            Sequential Keras model, or one with `call_with_features`.
+        feature_dtype: `"float32"`, or `"float16"` to halve their size
+            (rounded to nearest; a value beyond float16's range is a
+            `UsageError`).
 
     Returns:
         A `TeacherCache`.
@@ -134,7 +258,8 @@ def cache_teacher_outputs(
     Raises:
         UsageError: for bad arguments, or if `directory` holds a cache from
             another teacher, from other, reordered or fewer/more inputs, or
-            with another `shard_size`/`top_k` (and `overwrite` is False).
+            with another `shard_size`/`top_k`/`features`/`feature_dtype`
+            (and `overwrite` is False).
         DataError: if `directory/metadata.json` is damaged (also with
             `overwrite`: only a folder the cache recognises as its own is
             cleared). Both are `ValueError`s.
@@ -147,19 +272,32 @@ def cache_teacher_outputs(
     >>> cache = cache_teacher_outputs(teacher, x, tempfile.mkdtemp(), verbose=0)
     >>> cache.count, cache.num_classes
     (100, 3)
+
+    With the teacher's hidden layer, for feature terms:
+
+    >>> teacher = keras.Sequential([keras.Input((4,)),
+    ...     keras.layers.Dense(8, name="t_hidden"), keras.layers.Dense(3)])
+    >>> cache = cache_teacher_outputs(teacher, x, tempfile.mkdtemp(), verbose=0,
+    ...                               features=["t_hidden"], feature_dtype="float16")
+    >>> cache.features("t_hidden").shape, cache.features("t_hidden").dtype
+    ((100, 8), dtype('float16'))
     """
     from kd_keras.teachers.base import as_teacher
 
     shards_lib.check_positive("batch_size", batch_size)
     shards_lib.check_positive("shard_size", shard_size)
     shards_lib.check_positive("top_k", top_k, optional=True)
+    names = feature_names(features)
     teacher = as_teacher(teacher)
     inputs = Inputs(x)
     if inputs.count == 0:
         raise UsageError("x: has no examples; there is nothing to cache")
     directory = os.fspath(directory)
+    # Resolve the feature layers before anything is written.
+    forward = teacher_forward(teacher, names) if names else None
     metadata = shards_lib.start_build(
-        directory, teacher.fingerprint(), shard_size, top_k, overwrite=overwrite
+        directory, teacher.fingerprint(), shard_size, top_k, overwrite=overwrite,
+        features=names, feature_dtype=feature_dtype,
     )
     if metadata.complete:
         if inputs.count is not None and inputs.count != metadata.count:
@@ -168,7 +306,7 @@ def cache_teacher_outputs(
         _verify_inputs_only(directory, metadata, inputs)
         if all(store.check_shard(directory, s) is None for s in metadata.shards):
             return TeacherCache(directory, metadata, verify=False)
-    metadata = _build(teacher, inputs, directory, metadata, batch_size, verbose)
+    metadata = _build(teacher, inputs, directory, metadata, batch_size, verbose, forward)
     return TeacherCache(directory, metadata, verify=False)
 
 
@@ -189,11 +327,12 @@ def _verify_inputs_only(directory, metadata, inputs):
         raise _count_mismatch(directory, metadata, count)
 
 
-def _build(teacher, inputs, directory, metadata, batch_size, verbose):
+def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=None):
     """Computes the missing or damaged shards; returns the complete metadata."""
     shard_size = metadata.shard_size
     recorded = {s.index: s for s in metadata.shards}
-    forward = _forward(teacher)
+    names = metadata.feature_names
+    forward = forward or teacher_forward(teacher, names)
     progress = tqdm(
         total=inputs.count,
         unit="ex",
@@ -215,11 +354,13 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose):
             if old is not None and store.check_shard(directory, old) is None:
                 progress.update(n)
             else:
-                logits = _teacher_logits(
-                    forward, inputs, chunk, batch_size, metadata.num_classes, progress
+                logits, features = _teacher_outputs(
+                    forward, inputs, chunk, batch_size, metadata.num_classes, progress,
+                    names,
                 )
                 result = shards_lib.write_shard(
-                    directory, index, chunk, logits, metadata.top_k, inputs_sha256=digest
+                    directory, index, chunk, logits, metadata.top_k, inputs_sha256=digest,
+                    features=features, feature_dtype=metadata.feature_dtype,
                 )
                 metadata = shards_lib.record_shard(directory, metadata, result)
             num_shards = index + 1

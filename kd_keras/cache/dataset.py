@@ -3,6 +3,8 @@
 Each element is `(x_batch, {"labels": y_batch, "teacher_logits":
 logits_batch})`, or with sample weights `(x_batch, {...}, weight_batch)`:
 the offline data interface of `kd_keras.Distiller(teacher=None, ...)`.
+A cache of teacher features adds `"teacher_features": {name: batch}` (in
+the cache's `feature_dtype`; the Distiller computes in float32).
 
 How the logits follow their examples:
 
@@ -25,9 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.cache.inputs import Inputs
-from kd_keras.distiller import LABELS_KEY
-from kd_keras.distiller import TEACHER_LOGITS_KEY
 from kd_keras.errors import UsageError
+from kd_keras.targets import LABELS_KEY
+from kd_keras.targets import TEACHER_FEATURES_KEY
+from kd_keras.targets import TEACHER_LOGITS_KEY
 
 
 def _per_example(name, value, count):
@@ -56,8 +59,10 @@ def _to_tf_compatible(array):
     return np.ascontiguousarray(array)
 
 
-def _structure(batch, labels, logits, weights):
+def _structure(batch, labels, logits, weights, names=(), features=()):
     targets = {LABELS_KEY: labels, TEACHER_LOGITS_KEY: logits}
+    if names:
+        targets[TEACHER_FEATURES_KEY] = dict(zip(names, features))
     if weights is None:
         return batch, targets
     return batch, targets, weights
@@ -74,6 +79,7 @@ def make_dataset(
     shuffle_buffer=10000,
     drop_remainder=False,
     verify=True,
+    features=None,
 ):
     """Builds the batched dataset of examples, labels and cached logits.
 
@@ -97,6 +103,10 @@ def make_dataset(
             digests (`TeacherCache.check_inputs`); a mismatch raises
             `UsageError` (a `ValueError`). With `False` only the example
             count is checked.
+        features: which cached teacher features to yield under
+            `"teacher_features"`: `None` for all the cache holds, or a list
+            of their names or `kd_keras.FeatureDistillation` terms (their
+            `teacher_layer`); `[]` for none.
 
     Returns:
         A `tf.data.Dataset`.
@@ -115,6 +125,7 @@ def make_dataset(
                     or isinstance(shuffle_buffer, bool) or shuffle_buffer < 1):
         raise UsageError(
             f"shuffle_buffer: must be a positive integer, got {shuffle_buffer!r}")
+    names = _feature_names(cache, features)
     inputs = Inputs(x)
     if verify:
         cache.check_inputs(x)
@@ -128,16 +139,31 @@ def make_dataset(
     if inputs.is_dataset or isinstance(y, tf.data.Dataset) or isinstance(
         sample_weight, tf.data.Dataset
     ):
-        ds = _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer)
+        ds = _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer,
+                     names)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     else:
         ds = _indexed(
-            cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder
+            cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder,
+            names,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder):
+def _feature_names(cache, features):
+    """The cached features to yield, checked against the cache."""
+    from kd_keras.cache.builder import feature_names
+
+    if features is None:
+        return cache.feature_names
+    names = feature_names(features)
+    for name in names:
+        cache.gather_features(name, [])  # A UsageError for an unknown name.
+    return names
+
+
+def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder,
+             names=()):
     leaves = inputs.arrays
     keys = sorted(leaves)
     if y is None:
@@ -154,11 +180,15 @@ def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_re
         else:
             picked = [np.asarray(c[indices]) for c in columns]
         picked = [_to_tf_compatible(p) for p in picked]
-        return picked + [cache.gather(indices)]
+        return picked + [cache.gather(indices)] + [
+            np.ascontiguousarray(cache.gather_features(name, indices)) for name in names]
 
+    feature_dtype = tf.as_dtype(cache.feature_dtype)
     touts = [_tf_dtype(np.asarray(c[:1])) for c in columns] + [tf.float32]
+    touts += [feature_dtype] * len(names)
     shapes = [tuple(np.asarray(c[:1]).shape[1:]) for c in columns]
     shapes.append((cache.num_classes,))
+    shapes += [tuple(cache.feature_shapes[name]) for name in names]
     batch_dim = batch_size if drop_remainder else None
 
     def to_batch(indices):
@@ -166,11 +196,11 @@ def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_re
         tensors = [
             tf.ensure_shape(t, (batch_dim,) + s) for t, s in zip(tensors, shapes)
         ]
-        n = len(keys)
+        n, m = len(keys), len(columns)
         batch = dict(zip(keys, tensors[:n]))
         batch = inputs.structure(batch)
         weights = tensors[n + 1] if sample_weight is not None else None
-        return _structure(batch, tensors[n], tensors[-1], weights)
+        return _structure(batch, tensors[n], tensors[m], weights, names, tensors[m + 1:])
 
     ds = tf.data.Dataset.range(cache.count)
     if shuffle:
@@ -185,7 +215,7 @@ def _column_dataset(value, count):
     return tf.data.Dataset.from_tensor_slices(_to_tf_compatible(value))
 
 
-def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer):
+def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer, names=()):
     if inputs.is_dataset:
         x_ds = x
     else:
@@ -197,16 +227,23 @@ def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer):
     else:
         y_ds = _column_dataset(y, cache.count)
 
-    def read_shard(index):
-        logits = tf.numpy_function(cache.shard_logits, [index], tf.float32)
-        return tf.ensure_shape(logits, (None, cache.num_classes))
+    def read(index):
+        return [cache.shard_logits(index)] + [
+            cache.shard_features(name, index) for name in names]
 
-    logits_ds = (
+    def read_shard(index):
+        arrays = tf.numpy_function(
+            read, [index], [tf.float32] + [tf.as_dtype(cache.feature_dtype)] * len(names))
+        shapes = [(cache.num_classes,)] + [cache.feature_shapes[n] for n in names]
+        return tuple(tf.ensure_shape(a, (None, *s)) for a, s in zip(arrays, shapes))
+
+    # Each element: (logits, *features) of one example.
+    teacher_ds = (
         tf.data.Dataset.range(len(cache.metadata.shards))
         .map(read_shard)
         .unbatch()
     )
-    parts = [x_ds, y_ds, logits_ds]
+    parts = [x_ds, y_ds, teacher_ds]
     if sample_weight is not None:
         parts.append(_column_dataset(sample_weight, cache.count))
     ds = tf.data.Dataset.zip(tuple(parts)).apply(
@@ -217,6 +254,7 @@ def _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer):
 
     def restructure(*elem):
         weights = elem[3] if len(elem) == 4 else None
-        return _structure(elem[0], elem[1], elem[2], weights)
+        logits, *features = elem[2]
+        return _structure(elem[0], elem[1], logits, weights, names, features)
 
     return ds.map(restructure)

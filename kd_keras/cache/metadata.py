@@ -12,6 +12,12 @@ system. Anything else is a one-line `DataError`:
 An unfinished build (`"complete": false`, with the shards written so far) is
 not damage: `cache_teacher_outputs` resumes it.
 
+A cache of teacher features (`cache_teacher_outputs(..., features=[...])`)
+also lists them, in order, as `"features": [{"name": ..., "shape": [...]}]`
+with their `"feature_dtype"`; feature `j` of shard `i` is the file
+`feature<j>-<i>.npy` (its name never reaches the file system). A cache
+without features has neither key, as before.
+
 Example:
 
 >>> m = CacheMetadata(teacher_fingerprint="t", shard_size=4, top_k=None)
@@ -36,14 +42,30 @@ METADATA = "metadata.json"
 LOGITS_DTYPE = "float32"
 DENSE_ARRAYS = ("logits",)
 TOP_K_ARRAYS = ("indices", "lse_rest", "values")
+# How cached teacher features may be stored; the first is the default.
+FEATURE_DTYPES = ("float32", "float16")
 # Every shard file name the cache writes, and nothing else.
-SHARD_FILE_PATTERN = re.compile(r"(logits|values|indices|lse_rest)-(\d{5,})\.npy")
+SHARD_FILE_PATTERN = re.compile(
+    r"(logits|values|indices|lse_rest|feature(?:0|[1-9]\d*))-(\d{5,})\.npy")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def array_names(top_k):
-    """The arrays of one shard: dense logits, or the three top-k parts."""
-    return DENSE_ARRAYS if top_k is None else TOP_K_ARRAYS
+def feature_array(position):
+    """The array name of the cache's feature number `position`.
+
+    Example:
+
+    >>> feature_array(2)
+    'feature2'
+    """
+    return f"feature{position}"
+
+
+def array_names(top_k, num_features=0):
+    """The arrays of one shard: dense logits, or the three top-k parts, then
+    one array per cached feature."""
+    logits = DENSE_ARRAYS if top_k is None else TOP_K_ARRAYS
+    return logits + tuple(feature_array(j) for j in range(num_features))
 
 
 def shard_filename(array_name, index):
@@ -64,6 +86,22 @@ class ShardFile:
     name: str
     size_bytes: int
     sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """One cached teacher feature.
+
+    Attributes:
+        name: its key in the batches' `targets["teacher_features"]`: the
+            layer spec as the terms write it (e.g. `"t_hidden"` or
+            `"backbone/transformer_layer_1"`).
+        shape: its per-example shape (`[seq, width]` per token, `[width]`
+            pooled), or `None` until the first shard is written.
+    """
+
+    name: str
+    shape: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +137,18 @@ class CacheMetadata:
     shards: tuple = ()
     logits_dtype: str = LOGITS_DTYPE
     format_version: int = FORMAT_VERSION
+    features: tuple = ()
+    feature_dtype: str = FEATURE_DTYPES[0]
 
     @property
     def done(self):
         """Examples in the shards written so far."""
         return sum(s.count for s in self.shards)
+
+    @property
+    def feature_names(self):
+        """The cached features' names, in order."""
+        return tuple(f.name for f in self.features)
 
     def to_json(self):
         """The JSON object written to `metadata.json`."""
@@ -121,6 +166,12 @@ class CacheMetadata:
         ]
         fields = dataclasses.asdict(self)
         fields["shards"] = shards
+        if self.features:
+            fields["features"] = [
+                {"name": f.name, "shape": None if f.shape is None else list(f.shape)}
+                for f in self.features]
+        else:  # A cache without features reads as before.
+            del fields["features"], fields["feature_dtype"]
         return fields
 
 
@@ -184,7 +235,37 @@ class _Checker:
                 self.fail(field + ".dtype", f"expected a dtype name, found {_show(dtype)}")
         return value
 
-    def shard(self, raw, i, shard_size, top_k):
+    def features(self, raw):
+        """The optional `features` and `feature_dtype` keys."""
+        dtype = raw.get("feature_dtype", FEATURE_DTYPES[0])
+        if dtype not in FEATURE_DTYPES:
+            self.fail("feature_dtype", f"expected one of {_show(list(FEATURE_DTYPES))}, "
+                      f"found {_show(dtype)}")
+        value = raw.get("features", [])
+        if not isinstance(value, list):
+            self.fail("features", f"expected a list, found {_show(value)}")
+        features = []
+        for j, entry in enumerate(value):
+            field = f"features[{j}]"
+            entry = self.mapping(entry, field)
+            name = self.get(entry, "name", field + ".")
+            shape = self.get(entry, "shape", field + ".")
+            if sorted(entry) != ["name", "shape"]:
+                self.fail(field, f"expected the keys [\"name\", \"shape\"], found "
+                          f"{_show(sorted(entry))}")
+            if not isinstance(name, str) or not name:
+                self.fail(field + ".name", f"expected a non-empty string, found {_show(name)}")
+            if name in (f.name for f in features):
+                self.fail(field + ".name", f"{_show(name)} is listed twice")
+            if shape is not None:
+                if not isinstance(shape, list):
+                    self.fail(field + ".shape", f"expected a list or null, found {_show(shape)}")
+                shape = tuple(self.integer(d, f"{field}.shape[{k}]", 1)
+                              for k, d in enumerate(shape))
+            features.append(FeatureSpec(name=name, shape=shape))
+        return tuple(features), dtype
+
+    def shard(self, raw, i, shard_size, top_k, num_features=0):
         field = f"shards[{i}]"
         raw = self.mapping(raw, field)
         get = lambda key: self.get(raw, key, field + ".")  # noqa: E731
@@ -192,7 +273,7 @@ class _Checker:
         count = self.integer(get("count"), field + ".count", 1, shard_size)
         inputs_sha256 = self.digest(get("inputs_sha256"), field + ".inputs_sha256")
         files_raw = self.mapping(get("files"), field + ".files")
-        expected = array_names(top_k)
+        expected = array_names(top_k, num_features)
         if sorted(files_raw) != sorted(expected):
             self.fail(f"{field}.files", f"expected arrays {_show(list(expected))}, "
                       f"found {_show(sorted(files_raw))}")
@@ -231,6 +312,9 @@ class _Checker:
                       "missing (null) in a cache with shards")
         if m.count is not None and m.done > m.count:
             self.fail("count", f"{m.count}, but the shards hold {m.done} examples")
+        for j, feature in enumerate(m.features):
+            if m.shards and feature.shape is None:
+                self.fail(f"features[{j}].shape", "missing (null) in a cache with shards")
         if not m.complete:
             return
         for key in ("count", "num_classes", "input_spec", "inputs_fingerprint"):
@@ -290,6 +374,7 @@ def from_json(raw, path):
     top_k = check.optional_integer(raw["top_k"], "top_k", 1)
     if not isinstance(raw["shards"], list):
         check.fail("shards", f"expected a list, found {_show(raw['shards'])}")
+    features, feature_dtype = check.features(raw)
     metadata = CacheMetadata(
         teacher_fingerprint=teacher,
         shard_size=shard_size,
@@ -300,7 +385,10 @@ def from_json(raw, path):
         input_spec=check.input_spec(raw["input_spec"]),
         count=check.optional_integer(raw["count"], "count", 1),
         num_classes=check.optional_integer(raw["num_classes"], "num_classes", 1),
-        shards=tuple(check.shard(s, i, shard_size, top_k) for i, s in enumerate(raw["shards"])),
+        shards=tuple(check.shard(s, i, shard_size, top_k, len(features))
+                     for i, s in enumerate(raw["shards"])),
+        features=features,
+        feature_dtype=feature_dtype,
     )
     check.consistency(metadata)
     return metadata

@@ -9,7 +9,8 @@ byte for byte:
    so the driver can skip them (`metadata.shards`).
 2. `shard_ranges` (driver): the rows `[start, stop)` of every shard.
 3. `write_shard` (worker): writes shard `i` for the teacher logits of rows
-   `[start, stop)` and returns a `ShardResult`. A worker only writes that
+   `[start, stop)` (and, for a cache of features, the teacher's features
+   of those rows) and returns a `ShardResult`. A worker only writes that
    shard's own files; it never touches `metadata.json`.
 4. `record_shard` (driver): adds a finished shard to `metadata.json`
    (atomically), so a killed build resumes from it.
@@ -54,11 +55,16 @@ class ShardResult:
         shard: the `Shard` entry for `metadata.json`.
         input_spec: `fingerprint.chunk_spec` of its inputs.
         num_classes: the teacher's number of classes.
+        features: the `FeatureSpec`s (names and per-example shapes) of the
+            features it holds, in order; `()` for logits only.
+        feature_dtype: how they are stored.
     """
 
     shard: meta.Shard
     input_spec: dict
     num_classes: int
+    features: tuple = ()
+    feature_dtype: str = meta.FEATURE_DTYPES[0]
 
 
 def check_positive(name, value, optional=False):
@@ -88,7 +94,40 @@ def _short(digest):
     return digest[:12] + "…"
 
 
-def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k):
+def check_features(features, feature_dtype):
+    """Validates the names of the features to cache and their dtype.
+
+    Args:
+        features: a sequence of distinct, non-empty strings.
+        feature_dtype: one of `metadata.FEATURE_DTYPES`.
+
+    Returns:
+        The names as a tuple.
+
+    Example:
+
+    >>> check_features(["t_hidden"], "float16")
+    ('t_hidden',)
+    """
+    if isinstance(features, (str, bytes)) or not isinstance(features, (list, tuple)):
+        raise UsageError(f"features: expected a list of layer names, got {features!r}")
+    for i, name in enumerate(features):
+        if not isinstance(name, str) or not name.strip(":/"):
+            raise UsageError(f"features[{i}]: expected a layer name or path, got {name!r}")
+        if name in features[:i]:
+            raise UsageError(f"features[{i}]: {name!r} is listed twice")
+    if feature_dtype not in meta.FEATURE_DTYPES:
+        known = ", ".join(repr(d) for d in meta.FEATURE_DTYPES)
+        raise UsageError(f"feature_dtype: must be one of {known}, got {feature_dtype!r}")
+    return tuple(features)
+
+
+def _describe_features(names, dtype):
+    return f"features={list(names)} ({dtype})" if names else "no features"
+
+
+def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k,
+                      features=(), feature_dtype=meta.FEATURE_DTYPES[0]):
     """Refuses to reuse a cache made by another teacher or other settings."""
     if metadata.teacher_fingerprint != teacher_fingerprint:
         raise UsageError(
@@ -103,9 +142,16 @@ def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_
                 f"{directory}: the cache there was built with {name}={cached}, not "
                 f"{name}={given}; pass the same {name}, or overwrite=True to rebuild"
             )
+    cached = (metadata.feature_names, metadata.feature_dtype if metadata.features else None)
+    if cached != (tuple(features), feature_dtype if features else None):
+        raise UsageError(
+            f"{directory}: the cache there was built with "
+            f"{_describe_features(*cached)}, not {_describe_features(features, feature_dtype)}; "
+            "pass the same features and feature_dtype, or overwrite=True to rebuild")
 
 
-def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrite=False):
+def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrite=False,
+                features=(), feature_dtype=meta.FEATURE_DTYPES[0]):
     """Opens the cache in `directory` for building, or starts a new one.
 
     Args:
@@ -115,6 +161,9 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
         top_k: `None` for dense logits, else the top-k compression.
         overwrite: delete an existing cache there first (only the files a
             cache writes).
+        features: the names of the teacher features to store next to the
+            logits (the keys of `targets["teacher_features"]`), in order.
+        feature_dtype: `"float32"` or `"float16"`, how they are stored.
 
     Returns:
         The `CacheMetadata` to build on: the existing one (complete, or an
@@ -122,12 +171,14 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
 
     Raises:
         UsageError: bad arguments, `directory` is a file, or it holds a
-            cache of another teacher, `shard_size` or `top_k`.
+            cache of another teacher, `shard_size`, `top_k`, features or
+            `feature_dtype`.
         DataError: its `metadata.json` is damaged (even with `overwrite`:
             a folder whose metadata is not the cache's own is left alone).
     """
     check_positive("shard_size", shard_size)
     check_positive("top_k", top_k, optional=True)
+    features = check_features(features, feature_dtype)
     if not isinstance(teacher_fingerprint, str) or not teacher_fingerprint:
         raise UsageError(
             f"teacher_fingerprint: must be a non-empty string, got {teacher_fingerprint!r}")
@@ -144,11 +195,14 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
         metadata = None
     store.remove_stale_temp_files(directory)
     if metadata is not None:
-        _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k)
+        _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k,
+                          features, feature_dtype)
         return metadata
     return meta.CacheMetadata(
         teacher_fingerprint=teacher_fingerprint, shard_size=int(shard_size),
-        top_k=None if top_k is None else int(top_k))
+        top_k=None if top_k is None else int(top_k),
+        features=tuple(meta.FeatureSpec(name) for name in features),
+        feature_dtype=feature_dtype if features else meta.FEATURE_DTYPES[0])
 
 
 def _compress(logits, top_k):
@@ -157,7 +211,34 @@ def _compress(logits, top_k):
     return topk_lib.compress(logits, top_k)
 
 
-def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None):
+def _feature_arrays(features, feature_dtype, count):
+    """`(FeatureSpec with shape, array in feature_dtype)` per feature."""
+    if not isinstance(features, dict):
+        raise UsageError(f"features: expected a dict {{name: array}}, got "
+                         f"{type(features).__name__}")
+    check_features(list(features), feature_dtype)
+    out = []
+    for name, array in features.items():
+        array = np.asarray(array)
+        if array.ndim < 2 or array.shape[0] != count or array.dtype.kind != "f":
+            raise UsageError(
+                f"features[{name!r}]: {array.dtype} {list(array.shape)} for {count} rows; "
+                f"expected floats [{count}, ...] with at least one axis per example")
+        if 0 in array.shape[1:]:
+            raise UsageError(f"features[{name!r}]: empty shape {list(array.shape)}")
+        with np.errstate(over="ignore"):
+            stored = array.astype(feature_dtype, copy=False)
+        if not np.array_equal(np.isfinite(stored), np.isfinite(array)):
+            raise UsageError(
+                f"features[{name!r}]: values beyond {feature_dtype}'s range (largest "
+                f"{float(np.nanmax(np.abs(array[np.isfinite(array)]))):.4g}); use "
+                "feature_dtype='float32'")
+        out.append((meta.FeatureSpec(name, tuple(int(d) for d in array.shape[1:])), stored))
+    return out
+
+
+def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None,
+                features=None, feature_dtype=meta.FEATURE_DTYPES[0]):
     """Writes shard `index` of a cache: the teacher logits of some rows.
 
     Args:
@@ -169,6 +250,11 @@ def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None):
         top_k: the cache's `top_k` (`None` for dense logits).
         inputs_sha256: `fingerprint.chunk_digest` of the rows, if already
             computed.
+        features: for a cache of features, `{name: array}` with the
+            teacher's features of those rows (`[len(rows), ...]`, float), in
+            the order of the cache's `features`; `None` for logits only.
+        feature_dtype: the cache's `feature_dtype`; the features are cast
+            to it (`UsageError` if a value overflows float16).
 
     Returns:
         A `ShardResult` for `record_shard`.
@@ -188,11 +274,16 @@ def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None):
     if top_k is not None:
         topk_lib.check_k(top_k, num_classes)
     logits = logits.astype(np.float32, copy=False)
-    files = store.write_arrays(directory, int(index), _compress(logits, top_k))
+    stored = _feature_arrays(features or {}, feature_dtype, inputs.count)
+    arrays = _compress(logits, top_k)
+    arrays.update((meta.feature_array(j), a) for j, (_, a) in enumerate(stored))
+    files = store.write_arrays(directory, int(index), arrays)
     shard = meta.Shard(
         index=int(index), count=inputs.count,
         inputs_sha256=inputs_sha256 or fp.chunk_digest(leaves), files=files)
-    return ShardResult(shard=shard, input_spec=fp.chunk_spec(leaves), num_classes=num_classes)
+    return ShardResult(shard=shard, input_spec=fp.chunk_spec(leaves), num_classes=num_classes,
+                       features=tuple(spec for spec, _ in stored),
+                       feature_dtype=feature_dtype if stored else meta.FEATURE_DTYPES[0])
 
 
 def record_shard(directory, metadata, result):
@@ -207,8 +298,8 @@ def record_shard(directory, metadata, result):
         The new `CacheMetadata` (not complete until `finalize`).
 
     Raises:
-        UsageError: if the shard's inputs spec, class count or size do not
-            fit the cache.
+        UsageError: if the shard's inputs spec, class count, size or
+            features do not fit the cache.
     """
     shard = result.shard
     where = f"{directory}: shard {shard.index}"
@@ -221,11 +312,21 @@ def record_shard(directory, metadata, result):
     if metadata.num_classes is not None and result.num_classes != metadata.num_classes:
         raise UsageError(f"{where}: the teacher returned {result.num_classes} classes; "
                          f"the cache holds {metadata.num_classes}")
+    names = tuple(f.name for f in result.features)
+    if names != metadata.feature_names or (
+            names and result.feature_dtype != metadata.feature_dtype):
+        raise UsageError(
+            f"{where}: holds {_describe_features(names, result.feature_dtype)}; the cache "
+            f"holds {_describe_features(metadata.feature_names, metadata.feature_dtype)}")
+    for cached, given in zip(metadata.features, result.features):
+        if cached.shape is not None and cached.shape != given.shape:
+            raise UsageError(f"{where}: feature {given.name!r} has the per-example shape "
+                             f"{list(given.shape)}; the cache holds {list(cached.shape)}")
     shards = {s.index: s for s in metadata.shards}
     shards[shard.index] = shard
     metadata = dataclasses.replace(
         metadata, complete=False, input_spec=result.input_spec,
-        num_classes=result.num_classes,
+        num_classes=result.num_classes, features=result.features,
         shards=tuple(shards[i] for i in sorted(shards)))
     store.write_metadata(directory, metadata)
     return metadata

@@ -11,7 +11,9 @@ A cache directory holds
   written.
 - one `.npy` file per shard and array: `logits-00000.npy` (float32
   `[n, C]`), or for top-k compression `values-00000.npy`,
-  `indices-00000.npy` and `lse_rest-00000.npy`.
+  `indices-00000.npy` and `lse_rest-00000.npy`; and with teacher features
+  `feature0-00000.npy`, `feature1-00000.npy`, ... (`[n, *feature shape]`
+  in the cache's `feature_dtype`, in the order of `metadata.features`).
 
 Every file is written to a temporary name in the same directory and moved
 into place with `os.replace`, so a killed process never leaves a
@@ -156,19 +158,23 @@ def check_shard(directory, shard, checksums=True):
     return None
 
 
-def _expected_arrays(shard, num_classes, top_k):
+def _expected_arrays(shard, num_classes, top_k, features=(), feature_dtype="float32"):
     """`{name: (dtype, shape)}` of a shard's arrays."""
     n = shard.count
     if top_k is None:
-        return {"logits": ("float32", (n, num_classes))}
-    return {
-        "values": ("float32", (n, top_k)),
-        "indices": ("int32", (n, top_k)),
-        "lse_rest": ("float32", (n,)),
-    }
+        expected = {"logits": ("float32", (n, num_classes))}
+    else:
+        expected = {
+            "values": ("float32", (n, top_k)),
+            "indices": ("int32", (n, top_k)),
+            "lse_rest": ("float32", (n,)),
+        }
+    for j, feature in enumerate(features):
+        expected[meta.feature_array(j)] = (feature_dtype, (n, *feature.shape))
+    return expected
 
 
-def open_shard(directory, shard, num_classes, top_k):
+def open_shard(directory, shard, num_classes, top_k, features=(), feature_dtype="float32"):
     """Memory-maps a shard's arrays (read-only) after checking their type.
 
     Args:
@@ -176,6 +182,9 @@ def open_shard(directory, shard, num_classes, top_k):
         shard: a `Shard`.
         num_classes: the cache's number of classes.
         top_k: the cache's `top_k` (`None` for dense logits).
+        features: the cache's `metadata.features` (`FeatureSpec`s with
+            shapes).
+        feature_dtype: the cache's `metadata.feature_dtype`.
 
     Returns:
         `{array name: np.ndarray}`.
@@ -184,7 +193,7 @@ def open_shard(directory, shard, num_classes, top_k):
         DataError: if a file is not a `.npy` array of the recorded dtype and
             shape.
     """
-    expected = _expected_arrays(shard, num_classes, top_k)
+    expected = _expected_arrays(shard, num_classes, top_k, features, feature_dtype)
     arrays = {}
     for name, _, path in _shard_paths(directory, shard):
         if os.path.islink(path):

@@ -1,5 +1,6 @@
 """`TeacherCache`: a complete cache on disk, read lazily; and `load`."""
 
+import difflib
 import os
 
 import numpy as np
@@ -68,6 +69,9 @@ class TeacherCache:
     Attributes:
         directory, metadata, count, num_classes, shard_size, top_k,
         teacher_fingerprint, inputs_fingerprint, input_spec.
+        feature_names: the cached teacher features' names (`()` for logits
+            only); `feature_shapes`: `{name: per-example shape}`;
+            `feature_dtype`: `"float32"` or `"float16"`.
     """
 
     def __init__(self, directory, metadata, verify=True):
@@ -86,6 +90,9 @@ class TeacherCache:
         self.teacher_fingerprint = metadata.teacher_fingerprint
         self.inputs_fingerprint = metadata.inputs_fingerprint
         self.input_spec = metadata.input_spec
+        self.feature_names = metadata.feature_names
+        self.feature_shapes = {f.name: f.shape for f in metadata.features}
+        self.feature_dtype = metadata.feature_dtype
         self._shards = metadata.shards
         for shard in self._shards:
             problem = store.check_shard(directory, shard, checksums=verify)
@@ -101,6 +108,9 @@ class TeacherCache:
 
     def __repr__(self):
         compression = f", top_k={self.top_k}" if self.top_k else ""
+        if self.feature_names:
+            compression += (f", features={list(self.feature_names)} "
+                            f"({self.feature_dtype})")
         return (
             f"<TeacherCache {self.directory!r}: {self.count} examples, "
             f"{self.num_classes} classes{compression}>"
@@ -110,9 +120,30 @@ class TeacherCache:
         arrays = self._open.get(index)
         if arrays is None:
             arrays = self._open[index] = store.open_shard(
-                self.directory, self._shards[index], self.num_classes, self.top_k
+                self.directory, self._shards[index], self.num_classes, self.top_k,
+                self.metadata.features, self.feature_dtype,
             )
         return arrays
+
+    def _feature_array(self, name):
+        """The shard array name of feature `name`."""
+        if name in self.feature_names:
+            return meta.feature_array(self.feature_names.index(name))
+        if not self.feature_names:
+            raise UsageError(f"name: the cache in {self.directory} holds no teacher "
+                             "features; build it with cache_teacher_outputs(..., "
+                             "features=[...])")
+        close = difflib.get_close_matches(str(name), self.feature_names, n=3, cutoff=0.5)
+        raise UsageError(
+            f"name: no feature {name!r} in the cache in {self.directory} (it holds: "
+            f"{', '.join(close or self.feature_names)})")
+
+    def _check_shard_index(self, index):
+        index = int(index)
+        if not 0 <= index < len(self._shards):
+            raise IndexError(f"shard {index} out of range for a cache of "
+                             f"{len(self._shards)} shards")
+        return index
 
     def _dense(self, arrays):
         if self.top_k is None:
@@ -129,11 +160,40 @@ class TeacherCache:
 
     def shard_logits(self, index):
         """Dense float32 logits of one shard, `[shard count, C]`."""
-        index = int(index)
-        if not 0 <= index < len(self._shards):
-            raise IndexError(f"shard {index} out of range for a cache of "
-                             f"{len(self._shards)} shards")
-        return self._dense(self._shard(index))
+        return self._dense(self._shard(self._check_shard_index(index)))
+
+    def shard_features(self, name, index):
+        """Feature `name` of one shard, `[shard count, *shape]`, as stored
+        (`feature_dtype`)."""
+        array = self._feature_array(name)
+        return np.asarray(self._shard(self._check_shard_index(index))[array])
+
+    def features(self, name, start=0, stop=None):
+        """The cached teacher feature `name` of examples `start` to `stop`.
+
+        Args:
+            name: one of `feature_names` (the layer spec as given to
+                `cache_teacher_outputs`).
+            start: first example.
+            stop: one past the last example; default: the end.
+
+        Returns:
+            An array `[stop - start, *feature_shapes[name]]` in the cache's
+            `feature_dtype`.
+
+        Raises:
+            UsageError: if the cache holds no feature `name`.
+        """
+        stop = self.count if stop is None else min(stop, self.count)
+        return self.gather_features(name, np.arange(start, stop))
+
+    def gather_features(self, name, indices):
+        """Feature `name` of the examples at `indices` (any order), as
+        stored; row i for indices[i]."""
+        array = self._feature_array(name)
+        return self._gather(
+            indices, self.feature_shapes[name], self.feature_dtype,
+            lambda arrays, rows: np.asarray(arrays[array][rows]))
 
     def logits(self, start=0, stop=None):
         """Dense float32 logits of examples `start` to `stop` (in order).
@@ -157,6 +217,13 @@ class TeacherCache:
         Returns:
             float32 array `[len(indices), num_classes]`, row i for indices[i].
         """
+        return self._gather(
+            indices, (self.num_classes,), np.float32,
+            lambda arrays, rows: self._dense({k: arrays[k][rows] for k in
+                                              meta.array_names(self.top_k)}))
+
+    def _gather(self, indices, shape, dtype, read):
+        """`read(shard arrays, rows)` for the examples at `indices`."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(indices) and (indices.min() < 0 or indices.max() >= self.count):
             raise IndexError(
@@ -167,16 +234,14 @@ class TeacherCache:
         first, last = (shard_ids[0], shard_ids[-1]) if len(indices) else (0, 0)
         if first == last and (len(indices) < 2 or np.all(np.diff(rows) == 1)):
             # One shard, consecutive rows: a slice, no fancy indexing.
-            arrays = self._shard(int(first)) if len(indices) else None
-            if arrays is None:
-                return np.zeros((0, self.num_classes), np.float32)
+            if not len(indices):
+                return np.zeros((0, *shape), dtype)
             lo = int(rows[0])
-            return self._dense({k: v[lo : lo + len(rows)] for k, v in arrays.items()})
-        out = np.empty((len(indices), self.num_classes), np.float32)
+            return read(self._shard(int(first)), slice(lo, lo + len(rows)))
+        out = np.empty((len(indices), *shape), dtype)
         for shard_id in np.unique(shard_ids):
             mask = shard_ids == shard_id
-            arrays = self._shard(int(shard_id))
-            out[mask] = self._dense({k: v[rows[mask]] for k, v in arrays.items()})
+            out[mask] = read(self._shard(int(shard_id)), rows[mask])
         return out
 
     def check_inputs(self, x):
@@ -239,8 +304,10 @@ class TeacherCache:
         shuffle_buffer=10000,
         drop_remainder=False,
         verify=True,
+        features=None,
     ):
-        """A `tf.data.Dataset` of `(x, {"labels", "teacher_logits"})` batches.
+        """A `tf.data.Dataset` of `(x, {"labels", "teacher_logits"})` batches
+        (plus `"teacher_features"` when the cache holds features).
 
         See `kd_keras.cache.dataset.make_dataset` for the arguments; this is
         the data to pass to `kd_keras.Distiller(teacher=None, ...).fit`.
@@ -263,4 +330,5 @@ class TeacherCache:
             shuffle_buffer=shuffle_buffer,
             drop_remainder=drop_remainder,
             verify=verify,
+            features=features,
         )

@@ -1,10 +1,12 @@
 """Text teachers: raw strings in, logits out, tokenized in the graph."""
 
+import dataclasses
 import os
 
 import keras
 import keras_hub
 
+from kd_keras import feature_views
 from kd_keras.errors import UsageError
 from kd_keras.teachers.bert import load_bert_teacher
 from kd_keras.teachers.checkpoints import read_json
@@ -17,6 +19,15 @@ class TextTeacher(keras.Model):
     A subclassed model rather than a functional one so that it saves to and
     loads from `.keras` (with `safe_mode=True`): a functional model would
     call the tokenizer before its vocabulary asset is restored.
+
+    Feature terms and the teacher-output cache read its intermediate
+    outputs through `call_with_features` (see `kd_keras.feature_views`),
+    named by their path under the classifier, e.g.
+    `"classifier/backbone/transformer_layer_1"` (hidden states `[batch,
+    seq, hidden]`), `"classifier/backbone/transformer_layer_0:input"` (the
+    embedding output), `"classifier/backbone/transformer_layer_1:attention"`
+    (`[batch, heads, seq, seq]`) or `"classifier/pooling"` (`[batch,
+    hidden]`); `feature_names()` lists them all.
 
     Args:
         preprocessor: a KerasHub text classifier preprocessor (strings to
@@ -36,6 +47,8 @@ class TextTeacher(keras.Model):
         super().__init__(**kwargs)
         self.preprocessor = preprocessor
         self.classifier = classifier
+        # The classifier's FeatureView and feature names, made when first asked.
+        self._view = self._refs = self._names = None
 
     def tokens(self, text):
         """Returns the classifier's token dict for a `[batch]` string tensor."""
@@ -48,6 +61,62 @@ class TextTeacher(keras.Model):
 
     def call(self, text, training=False):
         return self.classifier(self.tokens(text), training=training)
+
+    def _feature_refs(self):
+        """`LayerRef`s of every intermediate output the hook offers: each
+        layer's (single-tensor) output, and the input and attention
+        probabilities of each attention layer (a transformer layer)."""
+        refs = []
+        for path, layer in feature_views.layer_paths(self.classifier).items():
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            if isinstance(getattr(layer, "output", None), keras.KerasTensor):
+                refs.append(feature_views.LayerRef(tuple(path.split("/"))))
+            try:
+                attention = feature_views.resolve(
+                    self.classifier, f"{path}:{feature_views.ATTENTION}", "teacher_layer")
+            except UsageError:  # Not an attention layer.
+                continue
+            refs.append(dataclasses.replace(attention, part=feature_views.INPUT))
+            refs.append(attention)
+        return refs
+
+    def feature_names(self):
+        """The names `call_with_features` returns, in layer order.
+
+        Example:
+
+        >>> build_text_teacher("path/to/minilm", 2).feature_names()[:2]  # doctest: +SKIP
+        ['classifier/backbone/token_embedding', 'classifier/backbone/position_embedding']
+        """
+        if self._names is None:
+            prefix = self.classifier.name
+            self._refs = self._feature_refs()
+            self._names = [f"{prefix}/{ref.key}" for ref in self._refs]
+        return list(self._names)
+
+    def call_with_features(self, text, training=False):
+        """Returns `(logits, {name: tensor})` from one forward pass.
+
+        The hook `kd_keras.Distiller` (feature terms) and
+        `kd_keras.cache.cache_teacher_outputs(features=...)` use: a term
+        names one of `feature_names()` as its `teacher_layer`.
+
+        Args:
+            text: a `[batch]` string tensor.
+            training: passed to the classifier's layers.
+
+        Returns:
+            The logits `[batch, num_classes]` and a dict of every
+            intermediate output, e.g. `"classifier/pooling"` `[batch,
+            hidden]` and `"classifier/backbone/transformer_layer_0"`
+            `[batch, sequence_length, hidden]`.
+        """
+        names = self.feature_names()
+        if self._view is None:
+            self._view = feature_views.FeatureView(self.classifier, self._refs, "teacher")
+        logits, features = self._view(self.tokens(text), training=training)
+        return logits, dict(zip(names, features))
 
     def build(self, input_shape=None):
         # The classifier is built; the preprocessor has no weights.

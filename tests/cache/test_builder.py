@@ -156,6 +156,7 @@ def test_bad_arguments(tmp_path):
         load(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_and_equals_an_uninterrupted_build(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
