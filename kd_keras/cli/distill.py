@@ -1,5 +1,6 @@
 """`kd-keras distill CONFIG.yaml [--resume] [--output DIR]`."""
 
+import json
 import os
 import sys
 
@@ -35,7 +36,9 @@ def run(args):
     """Validates the config, runs the job, prints the results; returns 0.
 
     An interrupted or crashed run keeps `OUTPUT.partial/` and says how to
-    resume it; bad input removes it (resuming would fail the same way).
+    resume it; bad input removes it (resuming would fail the same way). A
+    run whose export set an artifact aside is published: its results are
+    printed, then the one-line error (exit status 2).
     """
     from kd_keras.config import load_config
 
@@ -43,10 +46,18 @@ def run(args):
     output = os.path.abspath(cfg.output)
 
     from kd_keras.pipeline import run_distill
+    from kd_keras.pipeline.export_stage import ArtifactsRejected
     from kd_keras.pipeline.report import results_table
 
     try:
         results = run_distill(cfg, output=output, resume=args.resume)
+    except ArtifactsRejected:  # Published: show its results, then the one line.
+        results_file = os.path.join(output, "results.json")
+        if os.path.isfile(results_file):
+            with open(results_file, encoding="utf-8") as f:
+                print(results_table(summary_rows(json.load(f))))
+            print(f"results: {results_file}")
+        raise
     except (KdKerasError, SystemExit):
         raise
     except BaseException:

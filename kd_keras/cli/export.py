@@ -17,7 +17,9 @@ def register(subparsers):
             "Export MODEL.keras (loaded with safe_mode=True) to every format and "
             "quantization asked for, run each artifact in its own runtime against "
             "the Keras logits, and write OUT_DIR/report.json, report.md and "
-            "report.png. The export is atomic: on any failure nothing is left."
+            "report.png. The export is atomic: on any failure nothing is left. "
+            "The model must take numeric inputs and return one output, "
+            "[batch, classes] logits; data must be finite."
         ),
     )
     parser.add_argument("model", metavar="MODEL.keras", help="the trained model")
@@ -97,6 +99,7 @@ def run(args):
     from kd_keras.export import export_model
     from kd_keras.export import load_model
     from kd_keras.export.inputs import as_input_dict
+    from kd_keras.export.inputs import check_logits_output
     from kd_keras.export.inputs import load_array_file
     from kd_keras.export.inputs import model_input_specs
     from kd_keras.export.onnx import MAX_OPSET
@@ -108,7 +111,8 @@ def run(args):
     for fmt in formats:  # A missing optional package stops before any work.
         require_format(fmt)
     model = load_model(args.model)
-    specs = model_input_specs(model)
+    specs = model_input_specs(model, what=args.model)
+    check_logits_output(model, what=args.model)
     representative = None
     if args.representative_data:
         what = f"--representative-data {args.representative_data!r}"

@@ -1,4 +1,4 @@
-"""`kd-keras verify OUT_DIR`: re-run every artifact listed in report.json."""
+"""`kd-keras verify OUT_DIR`: re-run every artifact of an export folder."""
 
 import os
 
@@ -14,8 +14,11 @@ def register(subparsers):
             "Re-run every artifact in OUT_DIR/report.json in its own runtime on "
             "the stored validation data and compare with the stored Keras "
             "logits. Fails (exit 1) if an artifact is missing, altered "
-            "(sha256), no longer runs, or misses its tolerance. Artifact paths are "
-            "relative to report.json, so a moved or copied folder verifies too."
+            "(sha256), no longer runs, misses its tolerance, or is a .tflite, "
+            ".onnx or SavedModel in OUT_DIR that report.json does not list "
+            "(rejected/ is skipped); an export with no artifact at all is an "
+            "error (exit 2). Artifact paths are relative to report.json, so a "
+            "moved or copied folder verifies too."
         ),
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="an export directory")

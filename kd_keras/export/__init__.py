@@ -4,7 +4,8 @@
   TFLite/LiteRT and ONNX, each quantized as asked, run in its own runtime
   and compared with the Keras logits; writes `report.json`/`.md`/`.png`
   (artifact paths stored relative to `report.json`, so the folder can move).
-- `verify_export(out_dir)`: re-runs everything listed in `report.json`.
+- `verify_export(out_dir)`: re-runs every artifact in the folder against
+  `report.json` (one it does not list fails; `rejected/` is skipped).
 - `FORMATS`, `QUANTIZATIONS`: the names both accept (owned by
   `kd_keras.export.formats`).
 - `WordPiecePreprocessor`: the pipeline's tokenizer (`WordPieceEncoder`) as
@@ -24,7 +25,7 @@ import importlib
 _ATTRIBUTES = {
     "ExportMismatchError": "kd_keras.export.exporter",
     "export_model": "kd_keras.export.exporter",
-    "load_model": "kd_keras.export.exporter",
+    "load_model": "kd_keras.export.loading",
     "FORMATS": "kd_keras.export.formats",
     "QUANTIZATIONS": "kd_keras.export.formats",
     "FastWordpiecePreprocessor": "kd_keras.export.text",

@@ -14,6 +14,7 @@ Layout of `out_dir`:
     tflite/model_text.tflite        tokenizer in-graph (tflite_text=True)
     onnx/model[_<quantization>].onnx
     verification/validation.npz     inputs, labels and Keras logits
+    rejected/<path>                 with reject_mismatch: what missed its tolerance
     report.json, report.md, report.png
 
 Artifact paths are stored in `report.json` relative to it (so the folder can
@@ -28,11 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kd_keras.errors import DataError
-from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
+from kd_keras.export import inventory
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
+from kd_keras.export import rejected as rejected_lib
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import text_export
@@ -45,6 +47,8 @@ from kd_keras.export.formats import check_choices
 from kd_keras.export.formats import require_format
 from kd_keras.export.inputs import as_input_dict
 from kd_keras.export.inputs import call_model
+from kd_keras.export.inputs import check_logits_output
+from kd_keras.export.inputs import check_logits_shape
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
@@ -52,28 +56,6 @@ from kd_keras.export.inputs import synthetic_inputs
 
 class ExportMismatchError(VerificationError):
     """An artifact missed its tolerance against the Keras model."""
-
-
-def load_model(path):
-    """Loads a `.keras` file with `safe_mode=True`, with one-line errors.
-
-    Example:
-
-    >>> load_model("missing.keras")
-    Traceback (most recent call last):
-    ...
-    kd_keras.errors.MissingFileError: missing.keras: model file does not exist
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: model file does not exist")
-    if not path.endswith(".keras"):
-        raise UsageError(f"{path}: not a .keras model file")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as e:
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: cannot load the model ({detail})") from None
 
 
 def _split_validation(validation_data):
@@ -114,6 +96,7 @@ def export_model(
     select_tf_ops=False,
     opset=onnx_export.DEFAULT_OPSET,
     allow_mismatch=False,
+    reject_mismatch=False,
     latency_runs=30,
 ):
     """Exports `model` to every format × quantization, verifies and reports.
@@ -157,10 +140,22 @@ def export_model(
         opset: ONNX opset (≤ 18, default 17).
         allow_mismatch: keep the export even if an artifact misses its
             tolerance (the report marks it `"passed": false`).
+        reject_mismatch: keep the export but move each artifact that misses
+            its tolerance to `rejected/<path>`, listed in the report under
+            `rejected` (the caller decides whether that is an error).
+            Without either, a mismatch raises `ExportMismatchError` and
+            nothing is written.
         latency_runs: timed calls per batch size and artifact.
 
     Returns:
         The report dict, also written to `out_dir/report.json`.
+
+    Raises:
+        UsageError: a model that is not `[batch, classes]` logits (several
+            outputs, no class axis, one class) or takes strings.
+        DataError: data of the wrong shape, or holding NaN or inf.
+        ExportMismatchError: an artifact missed its tolerance (neither
+            `allow_mismatch` nor `reject_mismatch`).
 
     Example:
 
@@ -182,6 +177,7 @@ def export_model(
     if latency_runs is None or not isinstance(latency_runs, int) or latency_runs < 0:
         raise UsageError(f"latency_runs: must be an int >= 0, got {latency_runs!r}")
     specs = model_input_specs(model)
+    check_logits_output(model)
     needs_calibration = "int8" in quantization and (
         "tflite" in formats or "onnx" in formats
     )
@@ -207,6 +203,7 @@ def export_model(
                 f"{len(y_val)} labels"
             )
     reference = keras_logits(model, specs, val)
+    check_logits_shape((None,) + reference.shape[1:], f"model {model.name!r}")
     if labels is not None:
         labels = [str(l) for l in labels]
         if len(labels) != reference.shape[-1]:
@@ -315,17 +312,17 @@ def export_model(
                 )
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
-        failures = [
-            f"{a['format']}/{a['quantization']}"
-            f"{'/text' if a.get('validation') == 'text' else ''}: {r}"
-            for a in artifacts
-            for r in a["failures"]
-        ]
-        if failures and not allow_mismatch:
+        failures = rejected_lib.failure_lines(artifacts)
+        if failures and not (allow_mismatch or reject_mismatch):
             raise ExportMismatchError(
                 "; ".join(failures)
                 + " (allow_mismatch=True / --allow-mismatch keeps the export)"
             )
+        rejected = []
+        if failures and not allow_mismatch:
+            artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
+        earlier = inventory.earlier_versions(
+            tmp, [a["path"] for a in artifacts], out_dir, verify_lib.sha256_path)
         validation_path = verify_lib.save_validation(tmp, validation_sets)
         report = {
             "reference": {
@@ -347,6 +344,8 @@ def export_model(
                 "sha256": verify_lib.sha256_path(validation_path),
             },
             "skipped": skipped,
+            "rejected": rejected,
+            "earlier_versions": earlier,
         }
         report_lib.write_report(report, tmp)
         output_dir.commit(tmp, out_dir)

@@ -1,10 +1,11 @@
-"""Model input signatures and the data fed to exported artifacts.
+"""Model signatures and the data fed to exported artifacts.
 
 Every exported artifact takes the same named inputs as the Keras model: one
-`InputSpec` per model input, with a dynamic batch dimension. The helpers here
+`InputSpec` per model input, with a dynamic batch dimension, and returns one
+output, `[batch, classes]` logits (`check_logits_output`). The helpers here
 read those specs from a model and check user data (representative data for
 int8 calibration, validation data for verification) against them, failing with
-one line that names the offending input.
+one line that names the offending input: wrong shapes, strings, NaN or inf.
 """
 
 import dataclasses
@@ -43,15 +44,25 @@ class InputSpec:
         return cls(d["name"], tuple(d["shape"]), d["dtype"])
 
 
-def model_input_specs(model):
+def _model_name(model, what):
+    return what if what is not None else f"model {model.name!r}"
+
+
+def model_input_specs(model, what=None):
     """Returns the `InputSpec`s of a built Keras model, in call order.
 
     Args:
         model: a functional or Sequential `keras.Model` (anything with
             `model.inputs`).
+        what: how error messages name the model (default `model 'NAME'`;
+            the command line passes the `.keras` file).
 
     Returns:
         A list of `InputSpec`; the batch dimension is `None`.
+
+    Raises:
+        UsageError: no symbolic inputs, duplicate names, or an input that
+            takes strings (export the id model with a `text_preprocessor`).
 
     Example:
 
@@ -60,10 +71,11 @@ def model_input_specs(model):
     >>> model_input_specs(m)[0].shape
     (None, 8)
     """
+    what = _model_name(model, what)
     inputs = getattr(model, "inputs", None)
     if not inputs:
         raise UsageError(
-            f"model {model.name!r}: has no symbolic inputs; build it with "
+            f"{what}: has no symbolic inputs; build it with "
             "keras.Input(...) (functional or Sequential) before exporting"
         )
     struct = getattr(model, "_inputs_struct", None)
@@ -74,12 +86,89 @@ def model_input_specs(model):
         tensors = list(inputs)
         names = [t.name for t in tensors]
     if len(set(names)) != len(names):
-        raise UsageError(f"model {model.name!r}: duplicate input names {names}")
+        raise UsageError(f"{what}: duplicate input names {names}")
     specs = []
     for name, t in zip(names, tensors):
+        try:
+            dtype = np.dtype(t.dtype)
+        except TypeError:  # "string": NumPy has no such dtype.
+            dtype = np.dtype(object)
+        if dtype.kind in "OSU":
+            raise UsageError(
+                f"{what}: input {name!r} takes strings ({t.dtype}); exported "
+                "models take numeric inputs (token ids): export the id model "
+                "with export_model(..., text_preprocessor=...) for raw-text artifacts"
+            )
         shape = (None,) + tuple(t.shape[1:])
-        specs.append(InputSpec(name, shape, np.dtype(t.dtype).name))
+        specs.append(InputSpec(name, shape, dtype.name))
     return specs
+
+
+def check_logits_output(model, what=None):
+    """Checks that `model` has one output, `[batch, classes]` logits.
+
+    Every artifact is compared with the model on its arg-max and logits, and
+    the report counts its classes: an output of any other shape would make
+    those numbers meaningless.
+
+    Args:
+        model: a built `keras.Model`.
+        what: how error messages name the model (default `model 'NAME'`).
+
+    Returns:
+        The number of classes, or None when the class axis is dynamic.
+
+    Raises:
+        UsageError: several outputs, an output without a class axis (or
+            with more axes), or fewer than 2 classes.
+
+    Example:
+
+    >>> import keras
+    >>> x = keras.Input((4,), name="x")
+    >>> check_logits_output(keras.Model(x, keras.layers.Dense(3)(x)))
+    3
+    >>> check_logits_output(keras.Model(x, keras.layers.Reshape((2, 2))(x), name="m"))
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: model 'm': output has shape ('batch', 2, 2); expected [batch, classes] logits
+    """
+    what = _model_name(model, what)
+    outputs = getattr(model, "outputs", None)
+    struct = getattr(model, "_outputs_struct", None)
+    if isinstance(struct, dict) or (outputs is not None and len(outputs) != 1):
+        names = list(struct) if isinstance(struct, dict) else [t.name for t in outputs or ()]
+        raise UsageError(
+            f"{what}: has {len(names)} outputs {names}; export takes a model with "
+            "one output, [batch, classes] logits"
+        )
+    if not outputs:
+        return None
+    return check_logits_shape(tuple(outputs[0].shape), what)
+
+
+def check_logits_shape(shape, what):
+    """Checks a logits shape (batch first); returns the class count or None.
+
+    Example:
+
+    >>> check_logits_shape((None, 1), "model")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: model: output has shape ('batch', 1): 1 class; expected [batch, classes] logits with at least 2 classes
+    """
+    shown = tuple("batch" if i == 0 else d for i, d in enumerate(shape))
+    if len(shape) != 2:
+        raise UsageError(
+            f"{what}: output has shape {shown}; expected [batch, classes] logits"
+        )
+    classes = shape[1]
+    if classes is not None and classes < 2:
+        raise UsageError(
+            f"{what}: output has shape {shown}: {classes} class; expected "
+            "[batch, classes] logits with at least 2 classes"
+        )
+    return classes
 
 
 def call_model(model, specs, inputs):
@@ -187,7 +276,17 @@ def as_input_dict(x, specs, what):
                 f"others have {batch}"
             )
         batch = a.shape[0]
+        if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all():
+            bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+            raise DataError(
+                f"{what}: input {spec.name!r} holds NaN or inf in {int(bad.sum())} "
+                f"example(s) (the first is example {int(np.argmax(bad))})"
+            )
         out[spec.name] = a.astype(spec.dtype, copy=False)
+        if out[spec.name].dtype.kind == "f" and not np.isfinite(out[spec.name]).all():
+            raise DataError(
+                f"{what}: input {spec.name!r} overflows {spec.dtype} (values too large)"
+            )
     if not batch:
         raise DataError(f"{what}: holds no examples")
     return out

@@ -1,25 +1,37 @@
 """The atomic export directory: build beside it, then rename into place.
 
-`staging_dir(out_dir)` creates a temporary directory next to `out_dir`
-(same filesystem, so the final rename is atomic) and carries over what an
-earlier export left there, except the files this export regenerates:
-earlier SavedModel versions are hard-linked, never rewritten.
-`commit(tmp, out_dir)` swaps it in; on failure the caller removes `tmp` and
-nothing is left behind.
+`staging_dir(out_dir)` creates a hidden folder next to `out_dir` (same
+filesystem, so the final rename is atomic), `.OUT.tmp-XXXXXXXX`, with the
+usual umask permissions, and carries over what an earlier export left
+there, except the files this export regenerates: earlier SavedModel
+versions are hard-linked, never rewritten. `commit(tmp, out_dir)` swaps it
+in; on failure the caller removes `tmp` and nothing is left behind.
+
+A staging folder holds the marker file `STAGING_MARKER` (the process that
+made it) until it is committed. A folder left by a killed export is removed
+by the next export into the same parent, recognised by that marker (never
+by its name alone) and only when the process that made it is gone.
 """
 
+import json
 import os
+import secrets
 import shutil
-import tempfile
+import socket
 
 from kd_keras.errors import UsageError
 
-GENERATED = ("tflite", "onnx", "verification", "report.json", "report.md", "report.png")
+GENERATED = ("tflite", "onnx", "verification", "rejected", "report.json", "report.md",
+             "report.png")
+STAGING_MARKER = ".kd_keras_export_staging"
 
 
 def staging_dir(out_dir):
     """Returns a new temporary directory beside `out_dir`, seeded with the
     earlier export's SavedModel versions and extra files.
+
+    Staging folders that killed exports left beside `out_dir` are removed
+    first (`remove_abandoned`).
 
     Example:
 
@@ -32,14 +44,15 @@ def staging_dir(out_dir):
     base = os.path.basename(os.path.abspath(out_dir))
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+        remove_abandoned(parent, base)
+        tmp = _new_folder(parent, f".{base}.tmp-")
     except OSError as e:
         raise UsageError(
             f"{out_dir}: output directory is not writable ({e.strerror})"
         ) from None
     if os.path.isdir(out_dir):  # Keep earlier SavedModel versions and extras.
         for entry in os.listdir(out_dir):
-            if entry in GENERATED:
+            if entry in GENERATED or entry == STAGING_MARKER:
                 continue
             src, dst = os.path.join(out_dir, entry), os.path.join(tmp, entry)
             if os.path.isdir(src):
@@ -47,6 +60,58 @@ def staging_dir(out_dir):
             else:
                 _link_or_copy(src, dst)
     return tmp
+
+
+def _new_folder(parent, prefix):
+    """Creates `parent/prefix<random>` with the umask's permissions (unlike
+    `tempfile.mkdtemp`, which makes it 0700) and the staging marker."""
+    for _ in range(100):
+        path = os.path.join(parent, prefix + secrets.token_hex(4))
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        with open(os.path.join(path, STAGING_MARKER), "w") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        return path
+    raise FileExistsError(f"no free staging folder name in {parent}")
+
+
+def _abandoned(path):
+    """True when `path` is a staging folder whose process is gone."""
+    try:
+        with open(os.path.join(path, STAGING_MARKER)) as f:
+            owner = json.load(f)
+        pid, host = owner["pid"], owner["host"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return False  # Not ours, or not readable: never touched.
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_abandoned(parent, base):
+    """Removes `.BASE.tmp-*` / `.BASE.old-*` folders in `parent` that carry
+    the staging marker of a process that no longer runs.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for entry in sorted(os.listdir(parent)):
+        if not entry.startswith((f".{base}.tmp-", f".{base}.old-")):
+            continue
+        path = os.path.join(parent, entry)
+        if os.path.isdir(path) and not os.path.islink(path) and _abandoned(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _link_or_copy(src, dst):
@@ -58,11 +123,17 @@ def _link_or_copy(src, dst):
 
 def commit(tmp, out_dir):
     """Replaces `out_dir` with `tmp` (two renames; the old tree is removed)."""
+    marker = os.path.join(tmp, STAGING_MARKER)
+    with open(marker) as f:
+        owner = f.read()
+    os.remove(marker)
     if os.path.isdir(out_dir):
         head, base = os.path.split(tmp)
         old = os.path.join(head, base.replace(".tmp-", ".old-", 1))
         os.rename(out_dir, old)
         os.rename(tmp, out_dir)
+        with open(os.path.join(old, STAGING_MARKER), "w") as f:
+            f.write(owner)  # Ours now: removable if this process is killed here.
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, out_dir)

@@ -11,7 +11,10 @@ Each artifact's `path` is stored relative to the report's folder (e.g.
 `tflite/model_int8.tflite`), so an export folder can be moved or copied and
 still verified; every reader resolves it with `resolve_path`, which refuses
 absolute paths and `..`. Each artifact also records `sha256`, batch-32
-latencies, its `tolerance` and whether it `passed`.
+latencies, its `tolerance` and whether it `passed`. `rejected` lists the
+artifacts set aside in `rejected/` for missing their tolerance (with their
+`failures`), `earlier_versions` the SavedModel versions earlier exports
+left (checked by checksum only).
 
 `read_report(out_dir)` checks a stored report and returns a `StoredReport`
 of `ArtifactRecord`s; a damaged report is a one-line `DataError`.
@@ -73,9 +76,11 @@ def with_paths_under(report, out_dir):
     """A copy of `report` whose artifact paths are joined onto `out_dir`
     (the form `export_model` returns)."""
     report = dict(report)
-    report["artifacts"] = [
-        {**a, "path": os.path.join(out_dir, a["path"])} for a in report["artifacts"]
-    ]
+    for key in ("artifacts", "rejected", "earlier_versions"):
+        if key in report:
+            report[key] = [
+                {**a, "path": os.path.join(out_dir, a["path"])} for a in report[key]
+            ]
     return report
 
 
@@ -92,6 +97,8 @@ class ArtifactRecord:
         size_bytes: its size at export time (None if not recorded).
         validation: the stored validation set it is checked on.
         signature: the signature it runs (None: `serving_default`).
+        earlier: a SavedModel version an earlier export left, checked by
+            its checksum only.
     """
 
     format: str
@@ -102,11 +109,13 @@ class ArtifactRecord:
     size_bytes: int = None
     validation: str = "model"
     signature: str = None
+    earlier: bool = False
 
     @property
     def name(self):
         text = "/text" if self.validation == "text" else ""
-        return f"{self.format}/{self.quantization}{text}"
+        earlier = " (earlier version)" if self.earlier else ""
+        return f"{self.format}/{self.quantization}{text}{earlier}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +127,14 @@ class StoredReport:
         reference_accuracy: the Keras model's accuracy, or None.
         validation_sha256: checksum of the stored validation data.
         artifacts: a tuple of `ArtifactRecord`.
+        earlier_versions: a tuple of `ArtifactRecord` (`earlier=True`).
     """
 
     directory: str
     reference_accuracy: float
     validation_sha256: str
     artifacts: tuple
+    earlier_versions: tuple = ()
 
 
 def _field(mapping, key, types, file, at="", optional=False):
@@ -206,11 +217,22 @@ def read_report(out_dir):
                 signature=_field(entry, "signature", (str,), path, at, optional=True),
             )
         )
+    earlier = []
+    for i, entry in enumerate(
+        _field(raw, "earlier_versions", (list,), path, optional=True) or ()
+    ):
+        at = f"earlier_versions[{i}]"
+        rel = _field(entry, "path", (str,), path, at)
+        earlier.append(ArtifactRecord(
+            format="saved_model", quantization="none", path=rel,
+            full_path=resolve_path(out_dir, rel, f"{path}: {at}.path"),
+            sha256=_field(entry, "sha256", (str,), path, at), earlier=True))
     return StoredReport(
         directory=out_dir,
         reference_accuracy=None if accuracy is None else float(accuracy),
         validation_sha256=validation_sha,
         artifacts=tuple(artifacts),
+        earlier_versions=tuple(earlier),
     )
 
 
@@ -284,6 +306,19 @@ def write_markdown(report, path, chart_name="report.png"):
         markdown_table(report["artifacts"]),
         "",
     ]
+    if report.get("rejected"):
+        lines += ["Rejected (missed their tolerance; set aside in `rejected/`):", ""]
+        lines += [
+            f"- `{a['path']}` ({a['format']}/{a['quantization']}"
+            f"{'/text' if a.get('validation') == 'text' else ''}): "
+            + ("; ".join(a.get("failures") or ()) or "shares its file with a failed one")
+            for a in report["rejected"]
+        ]
+        lines.append("")
+    if report.get("earlier_versions"):
+        lines += ["Earlier SavedModel versions kept (checked by checksum):", ""]
+        lines += [f"- `{a['path']}`" for a in report["earlier_versions"]]
+        lines.append("")
     if report.get("skipped"):
         lines += ["Skipped (format has no such quantization):", ""]
         lines += [f"- {s['format']}/{s['quantization']}" for s in report["skipped"]]
@@ -330,8 +365,9 @@ def write_report(report, out_dir):
 
     Artifact paths in `report` must already be relative to `out_dir`.
     """
-    for i, a in enumerate(report["artifacts"]):
-        resolve_path(out_dir, a["path"], f"artifacts[{i}].path")  # Relative only.
+    for key in ("artifacts", "rejected", "earlier_versions"):
+        for i, a in enumerate(report.get(key, ())):
+            resolve_path(out_dir, a["path"], f"{key}[{i}].path")  # Relative only.
     with open(os.path.join(out_dir, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
     write_chart(report, os.path.join(out_dir, "report.png"))

@@ -11,7 +11,8 @@ One loop serves all formats (`kd_keras.export.runtimes` supplies only
 
 and checks the tolerance of its quantization (`TOLERANCES`).
 `verify_export(out_dir)` re-runs all of it from `report.json` and the stored
-validation data, after checking each artifact's SHA-256.
+validation data, after checking each artifact's SHA-256, and fails every
+artifact file in the folder that the report does not list.
 """
 
 import dataclasses
@@ -26,6 +27,8 @@ from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import VerificationError
 from kd_keras.export.inputs import num_examples, slice_inputs
+from kd_keras.export.inventory import artifact_files
+from kd_keras.export.inventory import same_path
 from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import ArtifactRecord
 from kd_keras.export.report import read_report
@@ -261,22 +264,27 @@ class ArtifactCheck:
 
 
 def verify_export(out_dir, latency_runs=10):
-    """Re-runs every artifact listed in `out_dir/report.json`.
+    """Re-runs every artifact of `out_dir` against `out_dir/report.json`.
 
     Artifact paths in the report are relative to its folder, so a moved or
     copied export folder verifies where it now is. An artifact fails when
     it is missing, its SHA-256 changed, it no longer loads or runs, or it
-    misses its tolerance.
+    misses its tolerance. Every `.tflite`, `.onnx` and SavedModel in the
+    folder (except `rejected/`) is checked: one the report does not list
+    fails. Earlier SavedModel versions are checked by their SHA-256.
 
     Args:
         out_dir: a directory written by `export_model`.
         latency_runs: timed calls per batch size (0 skips latency).
 
     Returns:
-        A list of `ArtifactCheck`, one per artifact, in report order.
+        A list of `ArtifactCheck`: one per listed artifact, in report order,
+        then the earlier versions, then the unlisted files.
 
     Raises:
         MissingFileError: no `report.json`, or no stored validation data.
+        VerificationError: neither the report nor the folder holds any
+            artifact.
         DataError: a damaged `report.json` (bad JSON, missing field, unsafe
             path).
         VerificationError: the stored validation data was altered.
@@ -297,7 +305,38 @@ def verify_export(out_dir, latency_runs=10):
         raise VerificationError(
             f"{validation}: stored validation data was altered (sha256)"
         )
+    found = artifact_files(out_dir)
+    if not report.artifacts and not found:
+        raise VerificationError(
+            f"{os.path.join(out_dir, REPORT_FILE)}: no artifacts to verify (the report "
+            "lists none and the folder holds none)"
+        )
     sets = load_validation(out_dir)
+    checks = []
+    for artifact in report.earlier_versions:
+        checks.append(_checksum_only(artifact))
+    listed = [a.path for a in report.artifacts + report.earlier_versions]
+    for fmt, path in found:
+        if not any(same_path(path, p) for p in listed):
+            record = ArtifactRecord(fmt, "?", path, os.path.join(out_dir, *path.split("/")),
+                                    sha256=None)
+            checks.append(ArtifactCheck(
+                record, None, (f"{path}: not listed in {REPORT_FILE} (unverified artifact)",)))
+    return _listed_checks(report, sets, latency_runs) + checks
+
+
+def _checksum_only(artifact):
+    """An earlier SavedModel version: present and unchanged."""
+    if not os.path.exists(artifact.full_path):
+        return ArtifactCheck(artifact, None, (f"{artifact.name}: {artifact.path} is missing",))
+    if sha256_path(artifact.full_path) != artifact.sha256:
+        return ArtifactCheck(
+            artifact, None, (f"{artifact.name}: {artifact.path} was altered (sha256)",))
+    return ArtifactCheck(artifact, None, ())
+
+
+def _listed_checks(report, sets, latency_runs):
+    out_dir = report.directory
     checks = []
     for artifact in report.artifacts:
         name, shown = artifact.name, artifact.path

@@ -10,6 +10,12 @@ sentences against the student fed with the pipeline's own ids for them.
 The export is written into `OUTPUT.partial/export/`; its report stores
 paths relative to itself, so the folder stays valid once the run is renamed
 to `OUTPUT`.
+
+An artifact that misses its tolerance does not cost the run: it is set
+aside in `export/rejected/` (named in the report and in `results.json`),
+the run is published, and then `rejection_error` ends it with one line
+naming the artifact, what was measured against which tolerance, and the
+key that keeps it anyway (`export.allow_mismatch: true`).
 """
 
 import os
@@ -17,11 +23,26 @@ import shutil
 
 import numpy as np
 
+from kd_keras.errors import VerificationError
 from kd_keras.export import export_model
+from kd_keras.export.rejected import describe
 from kd_keras.pipeline.workdir import read_json
 
 STAGE = "export"
 CALIBRATION_EXAMPLES = 200
+
+
+class ArtifactsRejected(VerificationError):
+    """Artifacts missed their tolerance and were set aside; the run itself
+    is published (raised after publication).
+
+    Attributes:
+        output: the published run's folder.
+    """
+
+    def __init__(self, message, output):
+        super().__init__(message)
+        self.output = output
 
 
 def export_student(cfg, data, student, run):
@@ -34,7 +55,9 @@ def export_student(cfg, data, student, run):
         run: the `RunDir`.
 
     Returns:
-        The export report (a dict), or `None` when the config has no export.
+        The export report as stored (artifact paths relative to the export
+        folder; `rejected` lists what was set aside), or `None` when the
+        config has no export.
     """
     if cfg.export is None:
         return None
@@ -46,13 +69,47 @@ def export_student(cfg, data, student, run):
     rng = np.random.default_rng(cfg.seed)
     train = data.ids["train"]
     chosen = rng.permutation(len(train))[:CALIBRATION_EXAMPLES]
-    report = export_model(
+    export_model(
         student, run.file("export"), formats=tuple(cfg.export.formats),
         quantization=tuple(cfg.export.quantization), representative_data=train[chosen],
         validation_data=(data.ids["test"], data.labels["test"]),
-        labels=list(data.dataset.label_names), **_text_options(cfg, data, student, chosen))
+        labels=list(data.dataset.label_names), allow_mismatch=cfg.export.allow_mismatch,
+        reject_mismatch=True, **_text_options(cfg, data, student, chosen))
     run.finish(STAGE)
-    return report
+    return read_json(report_path)
+
+
+def rejection_error(report, output):
+    """The error that ends a published run whose export set artifacts aside.
+
+    Args:
+        report: the export report (`export_student`'s), or None.
+        output: the published run's folder.
+
+    Returns:
+        An `ArtifactsRejected` to raise, or None when nothing was rejected.
+
+    Example:
+
+    >>> r = {"rejected": [{"format": "tflite", "quantization": "int8",
+    ...       "path": "rejected/tflite/model_int8.tflite",
+    ...       "failures": ["top1_agreement 0.9500 < 0.98"]}]}
+    >>> print(rejection_error(r, "runs/x"))  # doctest: +NORMALIZE_WHITESPACE
+    export: tflite/int8 failed verification (top1_agreement 0.9500 < 0.98), set aside as
+    runs/x/export/rejected/tflite/model_int8.tflite; the rest of the run is published in
+    runs/x; to keep such artifacts set export.allow_mismatch: true
+    """
+    failed = [a for a in (report or {}).get("rejected") or () if a.get("failures")]
+    if not failed:
+        return None
+    parts = [
+        f"{describe(a)} failed verification ({', '.join(a['failures'])}), set aside as "
+        f"{os.path.join(output, 'export', *a['path'].split('/'))}"
+        for a in failed
+    ]
+    return ArtifactsRejected(
+        f"export: {'; '.join(parts)}; the rest of the run is published in {output}; "
+        "to keep such artifacts set export.allow_mismatch: true", output)
 
 
 def _text_options(cfg, data, student, chosen):

@@ -2,11 +2,15 @@
 
 Accuracies are measured on the test split. `results.json` has the shape of
 the public contract (`labels`, `teacher`, `student`,
-`student_without_distillation`, `export`) plus `details`.
+`student_without_distillation`, `export`) plus `details`. Artifact paths
+in `details` are relative to the run folder (`export/tflite/model.tflite`),
+so they hold wherever the run is published or moved; `details.rejected`
+names the artifacts the export set aside (`export/rejected/...`) and why.
 """
 
 import os
 
+from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import report
 from kd_keras.pipeline.teacher_stage import teacher_inputs
 from kd_keras.pipeline.training_stage import accuracy
@@ -60,10 +64,24 @@ def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, expor
         "seed": cfg.seed,
     }
     if export_report:
-        results["details"]["artifacts"] = report.artifact_summary(export_report)
+        artifacts = report.artifact_summary(export_report)
+        for row in artifacts:
+            row["path"] = _in_run(row["path"])
+        results["details"]["artifacts"] = artifacts
+        results["details"]["rejected"] = [
+            {"format": a["format"], "quantization": a["quantization"],
+             "input": "text" if a.get("validation") == "text" else "ids",
+             "path": _in_run(a["path"]), "failures": a.get("failures", [])}
+            for a in export_report.get("rejected", [])]
     baseline_history = baseline.history if baseline else None
     report.plot_curves(distilled.history, baseline_history, run.file("training_curves.png"))
     write_json(run.file("history.json"),
                {"distill": distilled.history, "baseline": baseline_history})
     write_json(run.file("results.json"), results)
     return results
+
+
+def _in_run(path):
+    """An artifact path from the export report (relative to the export
+    folder), relative to the run folder, with `/`."""
+    return f"{export_stage.STAGE}/{path}"

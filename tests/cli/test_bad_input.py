@@ -125,7 +125,8 @@ def case_teacher_class_count(tmp, base):
 def case_corrupt_keras_file(tmp, base):
     model = tmp / "corrupt.keras"
     model.write_bytes(b"PK\x03\x04 this is not a keras archive")
-    return ["export", str(model), str(tmp / "out")], "corrupt.keras"
+    return ["export", str(model), str(tmp / "out")], \
+        "corrupt.keras: cannot load the model (damaged .keras archive: not a zip file)"
 
 
 def case_negative_latency_runs(tmp, base):
@@ -139,10 +140,54 @@ def case_report_missing_fields(tmp, base):
     return ["verify", str(export)], "report.json"
 
 
+def _keras_file(tmp, name, outputs=None, inputs=None):
+    """Saves a small functional model (on 4 float features by default)."""
+    inputs = inputs if inputs is not None else keras.Input((4,), name="features")
+    model = keras.Model(inputs, outputs(inputs) if outputs else keras.layers.Dense(3)(inputs))
+    path = tmp / name
+    model.save(str(path))
+    return str(path)
+
+
+def case_export_multi_output(tmp, base):
+    model = _keras_file(tmp, "multi.keras", lambda x: [keras.layers.Dense(3)(x),
+                                                       keras.layers.Dense(2)(x)])
+    return ["export", model, str(tmp / "out")], "multi.keras: has 2 outputs"
+
+
+def case_export_string_input(tmp, base):
+    # kd-keras export takes id models; raw-text artifacts come from
+    # export_model(..., text_preprocessor=...) on the id model.
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
+    vectorize.adapt(["a b c", "d e f"])
+    model = _keras_file(tmp, "text.keras", lambda t: keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(vectorize(t)))),
+        inputs=keras.Input((), dtype="string", name="text"))
+    return ["export", model, str(tmp / "out")], "text.keras: input 'text' takes strings"
+
+
+def case_export_nan_calibration(tmp, base):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    x[3, 1] = np.nan
+    np.save(tmp / "calib.npy", x)
+    return ["export", _keras_file(tmp, "good.keras"), str(tmp / "out"), "--formats", "onnx",
+            "--quantization", "int8", "--representative-data", str(tmp / "calib.npy")], \
+        "calib.npy': input 'features' holds NaN or inf in 1 example(s)"
+
+
+def case_export_no_class_axis(tmp, base):
+    model = _keras_file(tmp, "flat.keras",
+                        lambda x: keras.layers.Reshape(())(keras.layers.Dense(1)(x)))
+    return ["export", model, str(tmp / "out")], \
+        "flat.keras: output has shape ('batch',); expected [batch, classes] logits"
+
+
 CASES = [case_lr_inf, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
          case_merged_label_spellings, case_one_class, case_teacher_class_count,
-         case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields]
+         case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields,
+         case_export_multi_output, case_export_string_input, case_export_nan_calibration,
+         case_export_no_class_axis]
 
 
 def run_cli(args, cwd):

@@ -60,7 +60,8 @@ def test_export_then_verify_then_tamper(digits_files, capsys, tmp_path):
     "args, message",
     [
         (["missing.keras"], "{root}/missing.keras: model file does not exist"),
-        (["broken.keras"], "{root}/broken.keras: cannot load the model ("),
+        (["broken.keras"],
+         "{root}/broken.keras: cannot load the model (damaged .keras archive: not a zip file)"),
         (["student.keras", "--formats", "tfjs"],
          "--formats: unknown value 'tfjs' (known: saved_model, tflite, onnx)"),
         (["student.keras", "--quantization", "int3"], "--quantization: unknown value 'int3'"),

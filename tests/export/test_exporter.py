@@ -185,3 +185,55 @@ def test_unwritable_output_directory(tmp_path):
         export_model(_tiny_model(), blocker / "out", formats=("onnx",))
     assert str(info.value).startswith(str(blocker / "out") + ": ")
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+# Issue 12, item 5: only [batch, classes] logits from numeric, finite inputs.
+
+
+def _model(kind):
+    x = keras.Input((4,), name="features")
+    if kind == "no_class_axis":
+        return keras.Model(x, keras.layers.Reshape(())(keras.layers.Dense(1)(x)), name="m")
+    if kind == "sequence":
+        return keras.Model(x, keras.layers.Reshape((2, 2))(x), name="m")
+    if kind == "one_logit":
+        return keras.Model(x, keras.layers.Dense(1)(x), name="m")
+    if kind == "two_outputs":
+        return keras.Model(x, [keras.layers.Dense(3)(x), keras.layers.Dense(2)(x)], name="m")
+    text = keras.Input((), dtype="string", name="text")
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
+    vectorize.adapt(["a b c", "d e f"])
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(vectorize(text)))
+    return keras.Model(text, keras.layers.Dense(2)(h), name="m")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("no_class_axis", r"^model 'm': output has shape \('batch',\); expected \[batch, classes\]"),
+    ("sequence", r"^model 'm': output has shape \('batch', 2, 2\); expected \[batch, classes\]"),
+    ("one_logit", r"^model 'm': output has shape \('batch', 1\): 1 class; expected"),
+    ("two_outputs", r"^model 'm': has 2 outputs \["),
+    ("string_input", r"^model 'm': input 'text' takes strings \(string\); exported models take"),
+])
+def test_a_model_that_is_not_batch_by_classes_logits_is_refused(tmp_path, kind, message):
+    # Without the check, a [batch] output "passed" every artifact and the
+    # report counted the validation rows as classes.
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    with pytest.raises(UsageError, match=message) as info:
+        export_model(_model(kind), tmp_path / "out", formats=("onnx",), validation_data=x)
+    assert "\n" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_data_is_refused(tmp_path, bad):
+    # Before: an AssertionError from onnxruntime's int8 calibration.
+    clean = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    x = clean.copy()
+    x[7, 2] = bad
+    for key in ("representative_data", "validation_data"):
+        data = {"representative_data": clean, "validation_data": clean, key: x}
+        with pytest.raises(DataError, match=f"^{key}: input 'features' holds NaN or inf in 1 "
+                                            r"example\(s\) \(the first is example 7\)"):
+            export_model(_tiny_model(), tmp_path / "out", formats=("onnx",),
+                         quantization=("int8",), **data)
+    assert os.listdir(tmp_path) == []

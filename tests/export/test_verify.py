@@ -170,3 +170,83 @@ def test_altered_validation_data_is_refused(export_copy):
         f.write(b"\0")
     with pytest.raises(VerificationError, match="validation.npz: stored validation data was altered"):
         verify_export(copy)
+
+
+# Issue 12, item 8: verify checks the folder, not only what the report lists.
+
+
+def test_an_emptied_report_fails_every_artifact_it_no_longer_lists(export_copy):
+    copy, _ = export_copy
+    with open(os.path.join(copy, "report.json")) as f:
+        stored = sorted({a["path"] for a in json.load(f)["artifacts"]})
+    assert len(stored) == 8  # SavedModel, 4 TFLite, 3 ONNX.
+    _edit_report(copy, lambda r: r.update(artifacts=[]))
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    assert sorted(f.split(":")[0] for f in failures) == stored
+    assert all(f.endswith(": not listed in report.json (unverified artifact)") for f in failures)
+
+
+def test_a_tampered_file_whose_entry_was_removed_fails(export_copy, capsys):
+    from kd_keras.cli import main
+
+    copy, _ = export_copy
+    with open(os.path.join(copy, "tflite", "model_int8.tflite"), "ab") as f:
+        f.write(b"\0")
+    _edit_report(copy, lambda r: r.update(
+        artifacts=[a for a in r["artifacts"] if a["path"] != "tflite/model_int8.tflite"]))
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    assert failures == [
+        "tflite/model_int8.tflite: not listed in report.json (unverified artifact)"]
+    assert main(["verify", copy, "--latency-runs", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED tflite/model_int8.tflite: not listed" in out and "match" not in out
+
+
+def test_no_artifacts_at_all_is_an_error(export_copy, capsys):
+    from kd_keras.cli import main
+
+    copy, _ = export_copy
+    for folder in ("saved_model", "tflite", "onnx"):
+        shutil.rmtree(os.path.join(copy, folder))
+    _edit_report(copy, lambda r: r.update(artifacts=[]))
+    with pytest.raises(VerificationError, match="report.json: no artifacts to verify"):
+        verify_export(copy, latency_runs=0)
+    assert main(["verify", copy]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no artifacts to verify" in err[0], err
+
+
+def test_rejected_artifacts_are_not_verified_but_a_dropped_in_model_is(export_copy):
+    copy, _ = export_copy
+    os.makedirs(os.path.join(copy, "rejected", "tflite"))
+    shutil.copy(os.path.join(copy, "tflite", "model_int8.tflite"),
+                os.path.join(copy, "rejected", "tflite", "model_int8.tflite"))
+    assert all(c.passed for c in verify_export(copy, latency_runs=0))
+    shutil.copy(os.path.join(copy, "onnx", "model.onnx"), os.path.join(copy, "extra.onnx"))
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    assert failures == ["extra.onnx: not listed in report.json (unverified artifact)"]
+
+
+def test_earlier_savedmodel_versions_are_listed_and_checked(tmp_path):
+    import keras
+
+    from kd_keras.export import export_model
+    from kd_keras.export.verify import sha256_path
+
+    x = keras.Input((4,), name="features")
+    model = keras.Model(x, keras.layers.Dense(3)(x), name="tiny")
+    out = str(tmp_path / "out")
+    export_model(model, out, formats=("saved_model",), latency_runs=0)
+    v1 = os.path.join(out, "saved_model", "tiny", "1")
+    digest = sha256_path(v1)
+    report = export_model(model, out, formats=("saved_model",), latency_runs=0)
+    assert report["earlier_versions"] == [{"format": "saved_model", "quantization": "none",
+                                           "path": v1, "sha256": digest}]
+    checks = verify_export(out, latency_runs=0)
+    assert [(c.artifact.path, c.passed) for c in checks] == [
+        ("saved_model/tiny/2", True), ("saved_model/tiny/1", True)]
+    with open(os.path.join(v1, "variables", "variables.data-00000-of-00001"), "ab") as f:
+        f.write(b"\0")
+    failures = sum((list(c.failures) for c in verify_export(out, latency_runs=0)), [])
+    assert failures == [
+        "saved_model/none (earlier version): saved_model/tiny/1 was altered (sha256)"]

@@ -95,6 +95,9 @@ def published(output):
     results.pop("export", None)
     for artifact in results["details"].get("artifacts") or []:
         artifact.pop("latency_ms_p50", None)
+        # The text TFLite file records where its temporary SavedModel was, so
+        # its size depends on the output path, not on what was trained.
+        artifact.pop("size_bytes", None)
     with open(os.path.join(output, "history.json")) as f:
         history = json.load(f)
     weights = {}

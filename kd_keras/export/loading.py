@@ -1,0 +1,64 @@
+"""`load_model`: a `.keras` file, loaded safely, or one line saying why not."""
+
+import os
+import zipfile
+
+import keras
+
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
+
+
+def load_model(path):
+    """Loads a `.keras` file with `safe_mode=True`, with one-line errors.
+
+    Example:
+
+    >>> load_model("missing.keras")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.MissingFileError: missing.keras: model file does not exist
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: model file does not exist")
+    if not path.endswith(".keras"):
+        raise UsageError(f"{path}: not a .keras model file")
+    damaged = _damaged_archive(path)
+    if damaged:
+        raise DataError(f"{path}: cannot load the model (damaged .keras archive: {damaged})")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot load the model ({detail})") from None
+
+
+def _damaged_archive(path):
+    """Why `path` is not a readable `.keras` zip archive, or None.
+
+    Keras reports an unreadable archive as "File not found", which misleads
+    when the file is right there.
+
+    Example:
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(suffix=".keras") as f:
+    ...     _ = f.write(b"PK\\x03\\x04 truncated"); f.flush()
+    ...     _damaged_archive(f.name)
+    'not a zip file'
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return "not a zip file"
+    except (OSError, EOFError) as e:
+        return str(e) or type(e).__name__
+    if bad is not None:
+        return f"{bad} fails its CRC check"
+    if "config.json" not in names:
+        return "no config.json inside"
+    return None
