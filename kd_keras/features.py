@@ -138,6 +138,40 @@ def teacher_feature_keys(features):
     return tuple(dict.fromkeys(term.teacher_layer for term in features))
 
 
+def feature_names(features):
+    """The names under which `features` are cached.
+
+    Args:
+        features: `None`, or a list of layer specs (strings) and
+            `kd_keras.FeatureDistillation` terms (each gives its
+            `teacher_layer`, as written).
+
+    Returns:
+        A tuple of distinct names, in order.
+
+    Example:
+
+    >>> feature_names(["t_hidden", FeatureDistillation("t_hidden", "s")])
+    ('t_hidden',)
+    """
+    if features is None:
+        return ()
+    if isinstance(features, (str, FeatureDistillation)) or not isinstance(
+            features, (list, tuple)):
+        raise UsageError(f"features: expected a list of layer names or "
+                         f"FeatureDistillation terms, got {features!r}")
+    names = []
+    for i, item in enumerate(features):
+        if isinstance(item, FeatureDistillation):
+            item = teacher_feature_keys([item])[0]
+        elif not isinstance(item, str) or not item.strip(":/"):
+            raise UsageError(f"features[{i}]: expected a layer name or path, or a "
+                             f"FeatureDistillation, got {item!r}")
+        names.append(item)
+    return tuple(dict.fromkeys(names))
+
+
+
 class FeatureSet:
     """The feature terms of one `Distiller`.
 

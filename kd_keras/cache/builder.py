@@ -37,45 +37,9 @@ from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
 from kd_keras.errors import UsageError
+from kd_keras.features import feature_names
 
 DEFAULT_SHARD_SIZE = 16384
-
-
-def feature_names(features):
-    """The names under which `features` are cached.
-
-    Args:
-        features: `None`, or a list of layer specs (strings) and
-            `kd_keras.FeatureDistillation` terms (each gives its
-            `teacher_layer`, as written).
-
-    Returns:
-        A tuple of distinct names, in order.
-
-    Example:
-
-    >>> import kd_keras
-    >>> feature_names(["t_hidden", kd_keras.FeatureDistillation("t_hidden", "s")])
-    ('t_hidden',)
-    """
-    from kd_keras.features import FeatureDistillation
-    from kd_keras.features import teacher_feature_keys
-
-    if features is None:
-        return ()
-    if isinstance(features, (str, FeatureDistillation)) or not isinstance(
-            features, (list, tuple)):
-        raise UsageError(f"features: expected a list of layer names or "
-                         f"FeatureDistillation terms, got {features!r}")
-    names = []
-    for i, item in enumerate(features):
-        if isinstance(item, FeatureDistillation):
-            item = teacher_feature_keys([item])[0]
-        elif not isinstance(item, str) or not item.strip(":/"):
-            raise UsageError(f"features[{i}]: expected a layer name or path, or a "
-                             f"FeatureDistillation, got {item!r}")
-        names.append(item)
-    return tuple(dict.fromkeys(names))
 
 
 def _feature_forward(teacher, names):

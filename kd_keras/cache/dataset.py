@@ -152,7 +152,7 @@ def make_dataset(
 
 def _feature_names(cache, features):
     """The cached features to yield, checked against the cache."""
-    from kd_keras.cache.builder import feature_names
+    from kd_keras.features import feature_names
 
     if features is None:
         return cache.feature_names
