@@ -119,6 +119,7 @@ def test_onnx_teacher_equals_its_keras_model_and_its_cache(
     assert_same(online, cached, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_onnx_teacher_under_mirrored_strategy(with_keras_model, onnx_path, mirrored_strategy):
     strategy = mirrored_strategy
     assert_same(train(load_teacher(onnx_path), strategy=strategy),

@@ -20,6 +20,17 @@ def first_time(marker):
     return True
 
 
+def train_context():
+    """Ray Train's context in a training worker, `None` elsewhere (the
+    baseline trains in the driver)."""
+    import ray.train
+
+    try:
+        return ray.train.get_context()
+    except RuntimeError:
+        return None
+
+
 class DyingTeacher(KerasTeacher):
     """A Keras teacher whose process exits at its `die_at`-th batch, once."""
 
@@ -35,17 +46,21 @@ class DyingTeacher(KerasTeacher):
 
 
 class DieAtEpoch(keras.callbacks.Callback):
-    """Kills the Ray Train worker of rank `rank` at the start of `epoch`, once."""
+    """Kills the Ray Train worker of rank `rank` at the start of `epoch`,
+    once; every worker appends the epochs it starts to `marker.rank-R`."""
 
     def __init__(self, marker, epoch, rank=1):
         super().__init__()
         self.marker, self.epoch, self.rank = marker, epoch, rank
 
     def on_epoch_begin(self, epoch, logs=None):
-        import ray.train
-
-        if (epoch == self.epoch and ray.train.get_context().get_world_rank() == self.rank
-                and first_time(self.marker)):
+        context = train_context()
+        if context is None:
+            return
+        rank = context.get_world_rank()
+        with open(f"{self.marker}.rank-{rank}", "a") as f:
+            f.write(f"{epoch}\n")
+        if epoch == self.epoch and rank == self.rank and first_time(self.marker):
             os._exit(1)
 
 
@@ -57,9 +72,9 @@ class RecordWorkers(keras.callbacks.Callback):
         self.folder = folder
 
     def on_train_begin(self, logs=None):
-        import ray.train
-
-        context = ray.train.get_context()
+        context = train_context()
+        if context is None:
+            return
         replicas = self.model.distribute_strategy.num_replicas_in_sync
         name = (f"rank-{context.get_world_rank()}-of-{context.get_world_size()}"
                 f"-replicas-{replicas}")

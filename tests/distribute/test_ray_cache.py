@@ -9,6 +9,7 @@ import pytest
 
 from kd_keras.cache import cache_teacher_outputs
 from kd_keras.cache import load
+from kd_keras.errors import UsageError
 from tests.distribute import ray_faults
 
 ray = pytest.importorskip("ray")
@@ -30,7 +31,7 @@ def local_ray():
 
 def _teacher():
     keras.utils.set_random_seed(1)
-    return keras.Sequential([keras.Input((6,)),
+    return keras.Sequential([keras.Input((6,), name="x"),
                              keras.layers.Dense(16, activation="relu", name="hidden"),
                              keras.layers.Dense(4, name="logits")], name="teacher")
 
@@ -93,12 +94,13 @@ def test_an_actor_that_dies_mid_build_still_gives_the_identical_cache(tmp_path, 
 def test_a_teacher_loaded_per_actor_must_match_the_fingerprint(tmp_path):
     path = str(tmp_path / "t.keras")
     _teacher().save(path)
-    from kd_keras.teachers import load_teacher
-
     import functools
 
+    from kd_keras.teachers import load_teacher
+
     out = tmp_path / "cache"
-    with pytest.raises(Exception, match="differs from the driver's"):
+    with pytest.raises(UsageError, match=r"^teacher: the copy loaded on a Ray worker differs "
+                                         r"from the driver's .*same teacher files$"):
         ray_cache_teacher_outputs(functools.partial(load_teacher, path), _x(200), out,
                                   cluster=CLUSTER, shard_size=128, verbose=0,
                                   fingerprint="0" * 64)

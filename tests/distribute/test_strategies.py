@@ -93,6 +93,7 @@ def train_from_cached_features(strategy):
     return [v.numpy() for v in distiller.trainable_weights], history.history
 
 
+@pytest.mark.slow
 def test_cached_features_under_mirrored_strategy(mirrored):
     want = train_from_cached_features(tf.distribute.get_strategy())
     got = train_from_cached_features(mirrored)

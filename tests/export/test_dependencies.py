@@ -79,6 +79,7 @@ def test_verify_without_an_optional_package(tmp_path, monkeypatch):
     assert str(info.value) == f"ONNX verification needs onnxruntime: {EXPORT}"
 
 
+@pytest.mark.slow
 def test_importing_kd_keras_export_loads_no_converter_or_runtime():
     code = (
         "import sys, kd_keras.export as e; e.export_model; e.verify_export; "

@@ -109,6 +109,7 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
     np.testing.assert_allclose(history["loss"][0], expected, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_word_replacement_copies_use_the_teachers_nearest_words():
     """`distill.augment.replace_prob`: every replaced word is among the 10
     nearest whole words of the original by cosine similarity of MiniLM's
@@ -142,3 +143,42 @@ def test_word_replacement_copies_use_the_teachers_nearest_words():
                 assert b in [vocab[j] for j in np.argsort(-sims)[:10]], (a, b)
                 replaced += 1
     assert replaced > 50
+
+
+@pytest.mark.slow
+def test_feature_terms_and_schedules_from_the_config(tmp_path):
+    """`distill.features` and `distill.schedules` reach the Distiller: the
+    history has the term and the scheduled alpha, alpha moves as the linear
+    schedule says, and the saved student is the bare student (no projection)."""
+    from kd_keras.data import WordPieceEncoder
+    from kd_keras.teachers import minilm_dir
+    from pipeline import resume_helpers as rh
+
+    train = rh.sentences(64, seed=0)
+    rh.write_tsv(tmp_path / "train.tsv", train)
+    rh.write_tsv(tmp_path / "test.tsv", rh.sentences(16, seed=1))
+    enc = WordPieceEncoder(os.path.join(minilm_dir(), "vocab.txt"), 12)
+    teacher = keras.Sequential([
+        keras.Input((12,), dtype="int32"), keras.layers.Embedding(enc.vocab_size, 6),
+        keras.layers.GlobalAveragePooling1D(name="pooled"), keras.layers.Dense(2)])
+    teacher.save(str(tmp_path / "teacher.keras"))
+    config = rh.write_config(
+        tmp_path / "f.yaml", str(tmp_path), {"model": str(tmp_path / "teacher.keras")},
+        str(tmp_path / "out"),
+        export={"formats": ["tflite"], "quantization": ["none"], "text": False},
+        distill={"epochs": 2, "baseline": True, "early_stopping": None,
+                 "features": [{"teacher_layer": "pooled", "student_layer": "features",
+                               "weight": 0.5, "name": "pooled_mse"}],
+                 "schedules": {"alpha": {"type": "linear", "start": 0.5, "end": 0.1}}})
+    results = run_distill(load_config(config))
+    with open(tmp_path / "out" / "history.json") as f:
+        history = json.load(f)["distill"]
+    assert len(history["pooled_mse"]) == 2 and all(v > 0 for v in history["pooled_mse"])
+    assert history["alpha"][0] > history["alpha"][1] >= 0.1 - 1e-6  # from 0.5 towards 0.1
+    student = keras.saving.load_model(str(tmp_path / "out" / "student.keras"), safe_mode=True)
+    baseline = keras.saving.load_model(
+        str(tmp_path / "out" / "student_without_distillation.keras"), safe_mode=True)
+    assert student.count_params() == baseline.count_params() == results["student"]["params"]
+    with open(tmp_path / "out" / "export" / "report.json") as f:
+        report = json.load(f)
+    assert report["reference"]["params"] == baseline.count_params()  # no projection exported

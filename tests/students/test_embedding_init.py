@@ -95,6 +95,7 @@ def _minilm_table():
     return load_file(path)["embeddings.word_embeddings.weight"]
 
 
+@pytest.mark.slow
 def test_minilm_initialised_tiny_bert_is_over_ten_times_smaller():
     from kd_keras.students import teacher_word_embeddings
     from kd_keras.teachers import minilm_dir

@@ -98,6 +98,7 @@ def test_head_route_logits_are_features_times_the_head(small_init_bert_dir, rng)
     assert not teacher.trainable
 
 
+@pytest.mark.slow
 def test_head_route_ignores_unlabeled_texts(small_init_bert_dir, rng):
     texts, labels = _splits(rng, (40, 0, 0))
     extra, _ = _sentiment_task(rng, 15)

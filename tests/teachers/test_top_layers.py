@@ -22,6 +22,7 @@ def _full_logits(teacher, texts):
     return teacher(tf.constant(list(texts))).numpy()
 
 
+@pytest.mark.slow
 def test_predict_from_the_cache_equals_the_teacher_on_raw_strings(teacher, rng):
     texts, labels = _sentiment_task(rng, 40)
     texts[3] = "Good " * 20  # longer than the sequence length: truncated
