@@ -281,7 +281,7 @@ def main():
                         help="write the JSON here instead of results/<name>.json")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change the demo config, e.g. --set distill.augment.copies=4 "
-                             "(dotted config key; VALUE is read as YAML; null is ignored)")
+                             "(dotted config key; VALUE is read as YAML, so null switches a section off)")
     parser.add_argument("--cache-dir", default=os.path.join(ROOT, "runs", ".kd_keras_cache"),
                         help="where frozen teacher features are cached across runs "
                              "(the head route; default runs/.kd_keras_cache)")

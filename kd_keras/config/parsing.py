@@ -62,6 +62,11 @@ def _build(cls, given, path):
                 values[name] = section()
             else:
                 values[name] = _build(section, {} if value is None else value, here)
+        elif meta.get("items") is not None:
+            _check(isinstance(value, list), ".".join(here), "a list", value)
+            values[name] = tuple(
+                _build(meta["items"], item, path + (f"{name}[{i}]",))
+                for i, item in enumerate(value))
         elif meta.get("free_form"):
             _check(isinstance(value, dict), ".".join(here), "a mapping", value)
             values[name] = dict(value)
@@ -253,6 +258,7 @@ def _validate_distill(d):
         _check(_is_number(v) and 0 <= v < 1, f"distill.augment.{key}", "a number in [0, 1)", v)
     _check(_is_int(a.max_ngram) and a.max_ngram >= 1, "distill.augment.max_ngram",
            "a positive integer", a.max_ngram)
+    _validate_feature_terms(d)
     es = d.early_stopping
     if es is not None:
         _check(_is_int(es.patience) and es.patience >= 0, "distill.early_stopping.patience",
@@ -270,6 +276,40 @@ def _validate_distribute(d):
         raise ConfigError(str(e)) from None
 
 
+SCHEDULED = ("alpha", "temperature")
+
+
+def _validate_feature_terms(d):
+    """`distill.features` and `distill.schedules`, checked by the objects
+    that will use them (`kd_keras.FeatureDistillation`, `kd_keras.schedules`)."""
+    from kd_keras import schedules
+    from kd_keras.errors import KdKerasError
+    from kd_keras.features import FeatureDistillation
+
+    for i, term in enumerate(d.features):
+        key = f"distill.features[{i}]"
+        for field in ("teacher_layer", "student_layer"):
+            _check(isinstance(getattr(term, field), str) and getattr(term, field),
+                   f"{key}.{field}", "a layer name or path", getattr(term, field))
+        _check(isinstance(term.loss, str), f"{key}.loss", "a loss name", term.loss)
+        try:
+            FeatureDistillation(**dataclasses.asdict(term))
+        except KdKerasError as e:
+            message = str(e).split(": ", 1)[-1]
+            raise ConfigError(f"{key}.{str(e).split(':', 1)[0].split('.')[-1]}: {message}") \
+                from None
+    names = [FeatureDistillation(**dataclasses.asdict(t)).name for t in d.features]
+    _check(len(set(names)) == len(names), "distill.features", "terms with distinct names",
+           names)
+    for key, value in d.schedules.items():
+        _check(key in SCHEDULED, f"distill.schedules.{key}",
+               f"one of {', '.join(SCHEDULED)}", key)
+        try:
+            schedules.get(value, f"distill.schedules.{key}")
+        except KdKerasError as e:
+            raise ConfigError(str(e)) from None
+
+
 def _validate_export(e):
     if e is None:
         return
@@ -282,6 +322,8 @@ def _validate_export(e):
                and len(set(v)) == len(v), f"export.{key}",
                f"a non-empty list of distinct values among {', '.join(allowed)}", v)
     _check(isinstance(e.text, bool), "export.text", "true or false", e.text)
+    _check(isinstance(e.allow_mismatch, bool), "export.allow_mismatch", "true or false",
+           e.allow_mismatch)
 
 
 def _resolve(path, base):

@@ -104,6 +104,21 @@ class EarlyStoppingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureTermConfig:
+    """One item of `distill.features:` (a `kd_keras.FeatureDistillation`).
+
+    `weight` is a number or a schedule mapping (`kd_keras.schedules`).
+    """
+
+    teacher_layer: str = ""
+    student_layer: str = ""
+    loss: str = "mse"
+    weight: object = 1.0
+    projection: Optional[str] = "auto"
+    name: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DistillConfig:
     """`distill:` the student's training, distilled and baseline alike."""
 
@@ -119,17 +134,24 @@ class DistillConfig:
     early_stopping: Optional[EarlyStoppingConfig] = dataclasses.field(
         default=None, metadata={"section": EarlyStoppingConfig, "optional": True})
     augment: AugmentConfig = _section(AugmentConfig)
+    features: tuple = dataclasses.field(default=(), metadata={"items": FeatureTermConfig})
+    # `alpha` and `temperature` as schedules over training progress.
+    schedules: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """`export:` the artifacts to write and verify (`null` skips export).
     `text`: also the raw-sentence artifacts (the SavedModel's `serving_text`,
-    `tflite/model_text*.tflite`), tokenizer inside."""
+    `tflite/model_text*.tflite`), tokenizer inside. `allow_mismatch`: keep
+    an artifact that misses its verification tolerance where it is (its
+    report entry says `passed: false`); by default it is set aside in
+    `export/rejected/` and the run, published, exits with an error."""
 
     formats: tuple = FORMATS
     quantization: tuple = ("none", "int8")
     text: bool = True
+    allow_mismatch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,13 @@ TPUs: build a `tf.distribute.TPUStrategy` yourself,
 and build and compile the `Distiller` in its scope. The loss shares of
 `Distiller` use replica all-reduces, which TPUs support; give the dataset a
 fixed batch size (`drop_remainder=True`), as TPUs require static shapes.
+
+Beyond one machine, Ray (`pip install "kd_keras[ray]"`, config
+`distribute: {engine: ray}`): `RayCluster` names the cluster and the workers'
+resources (`ray_cluster`), `ray_cache_teacher_outputs` builds the teacher
+cache on a Ray Data actor pool (`ray_data`), and `fit_on_ray` trains on Ray
+Train workers under `MultiWorkerMirroredStrategy` (`ray_train`). Ray itself
+is imported only when one of them runs.
 """
 
 import json
@@ -25,11 +32,16 @@ import os
 
 import tensorflow as tf
 
+from kd_keras.distribute.ray_cluster import RayCluster
+from kd_keras.distribute.ray_data import ray_cache_teacher_outputs
+from kd_keras.distribute.ray_train import fit_on_ray
 from kd_keras.distribute.workarounds import DistributedFitMixin
 from kd_keras.distribute.workarounds import global_sum
 from kd_keras.distribute.workarounds import is_multi_worker
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+# `distribute.engine`: this process, or a Ray cluster.
+ENGINES = ("local", "ray")
 
 
 def get_strategy(name="auto"):
@@ -86,9 +98,13 @@ def describe_environment():
 
 __all__ = [
     "DistributedFitMixin",
+    "ENGINES",
+    "RayCluster",
     "STRATEGIES",
     "describe_environment",
+    "fit_on_ray",
     "get_strategy",
     "global_sum",
     "is_multi_worker",
+    "ray_cache_teacher_outputs",
 ]

@@ -66,6 +66,9 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     Raises:
         KdKerasError: bad input (the partial run is removed: resuming would
             fail the same way).
+        ArtifactsRejected: an exported artifact missed its tolerance; it is
+            set aside in `OUTPUT/export/rejected/` and the rest of the run
+            is published before this is raised.
 
     Example:
 
@@ -104,8 +107,9 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         progress.update()
         strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
         step("distill")
-        distilled = training_stage.train_student(cfg, data, run, "distill", logits, strategy,
-                                                 extra_callbacks)
+        distilled = training_stage.train_student(
+            cfg, data, run, "distill", logits, strategy, extra_callbacks,
+            teacher_features=teacher_stage.teacher_features(cfg, run))
         progress.update()
         step("baseline")
         baseline = None
@@ -131,4 +135,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
             progress.close()
     progress.update()
     progress.close()
+    rejected = export_stage.rejection_error(report, output)
+    if rejected is not None:  # Raised once the run is published, never discarded.
+        raise rejected
     return results

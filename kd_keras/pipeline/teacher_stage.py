@@ -17,6 +17,7 @@ Two routes, as the config says:
 """
 
 import dataclasses
+import functools
 import os
 from typing import Optional
 
@@ -149,6 +150,16 @@ def teacher_inputs(state, data, split):
 
 def _predict(cfg, state, data, run, split):
     x = teacher_inputs(state, data, split)
+    if cfg.distribute.engine == "ray" and len(x):  # The cache is how Ray hands logits back.
+        from kd_keras import distribute
+
+        source = state.teacher if cfg.teacher.model is None else functools.partial(
+            teachers.load_teacher, cfg.teacher.model)  # Each actor loads the file.
+        cache = distribute.ray_cache_teacher_outputs(
+            source, x, run.file("cache", f"logits-{split}"),
+            cluster=distribute.RayCluster.from_config(cfg.distribute), batch_size=256,
+            verbose=cfg.verbose, fingerprint=state.teacher.fingerprint())
+        return np.asarray(cache.logits(), np.float32)
     if cfg.distill.cache_teacher:
         cache = cache_lib.cache_teacher_outputs(
             state.teacher, x, run.file("cache", f"logits-{split}"), batch_size=256,
@@ -158,6 +169,52 @@ def _predict(cfg, state, data, run, split):
         return np.zeros((0, data.num_classes), np.float32)
     return np.concatenate([np.asarray(state.teacher.predict_on_batch(x[i:i + 256]))
                            for i in range(0, len(x), 256)]).astype(np.float32)
+
+
+def _features_file(run):
+    return run.file("teacher_features.npz")
+
+
+def _compute_features(cfg, data, state):
+    """The teacher outputs that `distill.features` name, for every split."""
+    import tensorflow as tf
+
+    from kd_keras.feature_views import FeatureView
+    from kd_keras.feature_views import resolve
+
+    if state.model is None:
+        raise ConfigError(f"distill.features: needs a Keras teacher; {cfg.teacher.model} "
+                          "gives logits only")
+    keys = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+    view = FeatureView(state.model, [resolve(state.model, k, "teacher_layer") for k in keys],
+                       "teacher")
+    features = {}
+    for split in SPLITS:
+        x = teacher_inputs(state, data, split)
+        parts = [[] for _ in keys]
+        for i in range(0, len(x), 64):
+            batch = x[i:i + 64]
+            batch = tf.constant(list(batch)) if batch.dtype == object else batch
+            _, values = view(batch, training=False)
+            for part, value in zip(parts, values):
+                part.append(np.asarray(value, np.float32))
+        for key, part in zip(keys, parts):
+            features[f"{split}|{key}"] = (np.concatenate(part) if part
+                                          else np.zeros((0,), np.float32))
+    return features
+
+
+def teacher_features(cfg, run):
+    """The saved teacher features: dict split -> {teacher_layer: array},
+    or `None` when the config names no feature terms."""
+    if not cfg.distill.features:
+        return None
+    flat = _load_npz(_features_file(run))
+    out = {split: {} for split in SPLITS}
+    for key, value in flat.items():
+        split, layer = key.split("|", 1)
+        out[split][layer] = value
+    return out
 
 
 def teacher_outputs(cfg, data, state, run):
@@ -180,6 +237,8 @@ def teacher_outputs(cfg, data, state, run):
             raise ConfigError(
                 f"teacher.model: {source} outputs {found} logits but the data has "
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
+    if cfg.distill.features:
+        _save_npz(_features_file(run), _compute_features(cfg, data, state))
     _save_npz(path, logits)
     run.finish(OUTPUTS)
     return logits

@@ -24,14 +24,15 @@ import numpy as np
 import tensorflow as tf
 
 import kd_keras
-from kd_keras.distiller import LABELS_KEY
-from kd_keras.distiller import TEACHER_LOGITS_KEY
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
+from kd_keras.targets import LABELS_KEY
+from kd_keras.targets import TEACHER_FEATURES_KEY
+from kd_keras.targets import TEACHER_LOGITS_KEY
 
 ACCURACY = "sparse_categorical_accuracy"
 KINDS = ("distill", "baseline")
@@ -223,9 +224,12 @@ def _compiled(cfg, kind, num_classes, vocab_size):
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return student
-    distiller = kd_keras.Distiller(teacher=None, student=student)
-    distiller.compile(optimizer=optimizer, metrics=[ACCURACY], alpha=d.alpha,
-                      temperature=d.temperature, distillation_loss_fn=d.loss)
+    features = [kd_keras.FeatureDistillation(**dataclasses.asdict(t)) for t in d.features]
+    distiller = kd_keras.Distiller(teacher=None, student=student, features=features or None)
+    distiller.compile(optimizer=optimizer, metrics=[ACCURACY],
+                      alpha=d.schedules.get("alpha", d.alpha),
+                      temperature=d.schedules.get("temperature", d.temperature),
+                      distillation_loss_fn=d.loss)
     return distiller
 
 
@@ -263,7 +267,7 @@ def _check_backup(folder):
 
 
 def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
-                  extra_callbacks=None):
+                  extra_callbacks=None, teacher_features=None):
     """Stage 4 (`kind="distill"`) or 5 (`kind="baseline"`).
 
     Args:
@@ -273,6 +277,8 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         kind: `"distill"` (labels plus `teacher_logits`) or `"baseline"`
             (the labeled examples alone).
         teacher_logits: dict split -> logits, for `"distill"`.
+        teacher_features: dict split -> {teacher_layer: array}, for the
+            `distill.features` terms.
         strategy: a `tf.distribute.Strategy` (default: the current one).
         extra_callbacks: Keras callbacks added to the fit.
 
@@ -284,6 +290,9 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
     saved, log = run.file(SAVED_NAMES[kind]), run.file(f"history-{kind}.json")
     if run.done(kind) is not None:
         return TrainedStudent(keras.saving.load_model(saved, safe_mode=True), read_json(log))
+    if cfg.distribute.engine == "ray" and kind == "distill":  # See _train_on_ray.
+        return _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks,
+                             teacher_features)
     strategy = strategy or tf.distribute.get_strategy()
     ids, labels = data.ids, data.labels
     keras.utils.set_random_seed(cfg.seed)
@@ -295,6 +304,9 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         keep = np.ones(len(labels["train"]), bool)
         targets = {s: {LABELS_KEY: labels[s], TEACHER_LOGITS_KEY: teacher_logits[s]}
                    for s in ("train", "validation")}
+        if teacher_features is not None:
+            for s in ("train", "validation"):
+                targets[s][TEACHER_FEATURES_KEY] = teacher_features[s]
     else:
         keep = labels["train"] >= 0
         targets = {s: labels[s] for s in ("train", "validation")}
@@ -317,6 +329,40 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
     history = read_json(log) if os.path.isfile(log) else {}
     run.finish(kind, {"epochs": len(history.get("loss", []))})
     return TrainedStudent(student, history)
+
+
+def _train_on_worker(payload, strategy, folder, callbacks):
+    """One Ray Train worker: this training, in the worker's own folder."""
+    from kd_keras.distribute.ray_train import WorkerDir
+
+    cfg, data, kind, teacher_logits, extra, teacher_features = payload
+    train_student(cfg, data, WorkerDir(folder), kind, teacher_logits, strategy,
+                  [*extra, *callbacks], teacher_features)
+
+
+def _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks, teacher_features):
+    """`train_student` on Ray Train workers (`kd_keras.distribute.fit_on_ray`):
+    each runs `train_student` under `MultiWorkerMirroredStrategy`, resuming
+    from the last epoch's checkpoint when a worker was replaced; the first
+    worker's student, history and TensorBoard logs come back into `run`.
+
+    The baseline stays in this process: a plain Keras model cannot `fit`
+    under that strategy (the Keras bugs `kd_keras.distribute.workarounds`
+    works around for the Distiller only)."""
+    from kd_keras import distribute
+
+    build_student(cfg, data.num_classes, data.vocab_size)  # Bad options fail here, once.
+    local = dataclasses.replace(
+        cfg, distribute=dataclasses.replace(cfg.distribute, engine="local"))
+    saved, log = SAVED_NAMES[kind], f"history-{kind}.json"
+    distribute.fit_on_ray(
+        _train_on_worker,
+        (local, data, kind, teacher_logits, tuple(extra_callbacks or ()), teacher_features),
+        distribute.RayCluster.from_config(cfg.distribute), run.file("backup", f"{kind}-ray"),
+        run.file(), keep=(saved, log, os.path.join("logs", kind)), name=kind)
+    history = read_json(run.file(log))
+    run.finish(kind, {"epochs": len(history.get("loss", []))})
+    return TrainedStudent(keras.saving.load_model(run.file(saved), safe_mode=True), history)
 
 
 def accuracy(model, x, y, batch_size=256):

@@ -1,0 +1,220 @@
+"""Where Ray jobs run: the cluster settings and the connection to it.
+
+`RayCluster` is the Python equivalent of the config's `distribute:` section
+with `engine: ray`; `connect(cluster)` attaches this process to the cluster
+(or starts a local one) before anything is written, so a cluster that cannot
+be reached is a one-line `UsageError` within seconds:
+
+- `address="auto"`: the running cluster this machine knows (`RAY_ADDRESS`,
+  or the one `ray start --head` started here), else a new local one;
+- `address="HOST:PORT"` (a head node's GCS port, 6379 by default) or
+  `"ray://HOST:PORT"` (Ray Client, 10001): that cluster, which must answer
+  within `CONNECT_TIMEOUT_S`.
+
+A process already connected (`ray.init` called earlier, as the tests do)
+keeps its connection whatever the address.
+
+Example:
+
+>>> cluster = RayCluster(workers=2, cpus_per_worker=1)
+>>> cluster.actor_resources()
+{'num_cpus': 1.0, 'num_gpus': 0.0}
+>>> parse_address("ray://head.example:10001")
+('head.example', 10001)
+>>> RayCluster(workers=0)
+Traceback (most recent call last):
+...
+kd_keras.errors.UsageError: distribute.workers: must be a positive integer, got 0
+"""
+
+import dataclasses
+import socket
+
+from kd_keras.errors import KdKerasError
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
+
+EXTRA = "ray"
+AUTO = "auto"
+CONNECT_TIMEOUT_S = 10.0
+DEFAULT_GCS_PORT = 6379
+DEFAULT_CLIENT_PORT = 10001
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_amount(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RayCluster:
+    """The Ray cluster and the resources of each worker.
+
+    Attributes:
+        address: `"auto"`, `"HOST:PORT"` or `"ray://HOST:PORT"` (see the
+            module doc).
+        workers: cache-building actors and training workers.
+        cpus_per_worker: CPUs each worker reserves; it also sets the worker's
+            TensorFlow thread pools.
+        gpus_per_worker: GPUs each worker reserves (0 for CPU only).
+    """
+
+    address: str = AUTO
+    workers: int = 2
+    cpus_per_worker: float = 1
+    gpus_per_worker: float = 0
+
+    def __post_init__(self):
+        check_settings(self.address, self.workers, self.cpus_per_worker,
+                       self.gpus_per_worker)
+
+    @classmethod
+    def from_config(cls, distribute):
+        """The cluster of a config's `DistributeConfig`."""
+        return cls(address=distribute.address, workers=distribute.workers,
+                   cpus_per_worker=distribute.cpus_per_worker,
+                   gpus_per_worker=distribute.gpus_per_worker)
+
+    def actor_resources(self):
+        """`num_cpus`/`num_gpus` keyword arguments of one worker."""
+        return {"num_cpus": float(self.cpus_per_worker),
+                "num_gpus": float(self.gpus_per_worker)}
+
+    @property
+    def threads(self):
+        """TensorFlow threads per worker: its CPUs, at least one."""
+        return max(1, int(self.cpus_per_worker))
+
+
+def check_settings(address, workers, cpus_per_worker, gpus_per_worker,
+                   prefix="distribute."):
+    """Raises `UsageError` naming the first bad setting (as a config key)."""
+    def bad(key, what, value):
+        raise UsageError(f"{prefix}{key}: must be {what}, got {value!r}")
+
+    if not isinstance(address, str) or not address.strip():
+        bad("address", '"auto", "HOST:PORT" or "ray://HOST:PORT"', address)
+    if address != AUTO:
+        parse_address(address)
+    if not _is_count(workers):
+        bad("workers", "a positive integer", workers)
+    if not _is_amount(cpus_per_worker) or cpus_per_worker == 0:
+        bad("cpus_per_worker", "a positive number", cpus_per_worker)
+    if not _is_amount(gpus_per_worker):
+        bad("gpus_per_worker", "a non-negative number", gpus_per_worker)
+
+
+def parse_address(address):
+    """`(host, port)` of a cluster address (`HOST:PORT` or `ray://HOST:PORT`).
+
+    Raises:
+        UsageError: naming `distribute.address`.
+    """
+    client = address.startswith("ray://")
+    rest = address[len("ray://"):] if client else address
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = rest, str(DEFAULT_CLIENT_PORT if client else DEFAULT_GCS_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise UsageError(f"distribute.address: must be \"auto\", \"HOST:PORT\" or "
+                         f"\"ray://HOST:PORT\", got {address!r}")
+    return host, int(port)
+
+
+def _check_reachable(address, timeout):
+    host, port = parse_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        reason = "timed out" if isinstance(e, socket.timeout) else (e.strerror or str(e))
+        raise UsageError(
+            f"distribute.address: cannot reach a Ray cluster at {address} ({reason}); "
+            "start one with `ray start --head`, or use address: auto") from None
+
+
+def user_error(error):
+    """The `KdKerasError` a Ray worker raised, found inside the errors Ray
+    wraps it in (`None` when the failure is something else).
+
+    Example:
+
+    >>> try:
+    ...     try:
+    ...         raise UsageError("x: bad")
+    ...     except UsageError as e:
+    ...         raise RuntimeError("task failed") from e
+    ... except RuntimeError as wrapped:
+    ...     print(user_error(wrapped))
+    x: bad
+    """
+    seen, stack = set(), [error]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, KdKerasError):
+            return e
+        # Ray's wrappers: RayTaskError.cause, Ray Train's worker_failures and
+        # UserExceptionWithTraceback (which keeps the error as _base_exc).
+        stack += [e.__cause__, e.__context__, getattr(e, "cause", None),
+                  getattr(e, "_base_exc", None)]
+        failures = getattr(e, "worker_failures", None) or {}
+        stack += list(failures.values()) if isinstance(failures, dict) else list(failures)
+    return None
+
+
+def set_threads(threads):
+    """Sizes this process's TensorFlow thread pools (call it before
+    TensorFlow runs anything; later it changes nothing)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran in this process.
+        pass
+
+
+def connect(cluster, timeout=CONNECT_TIMEOUT_S):
+    """Connects this process to `cluster` (see the module doc).
+
+    Args:
+        cluster: a `RayCluster`.
+        timeout: seconds to wait for a named address to answer.
+
+    Returns:
+        The `ray` module, connected.
+
+    Raises:
+        MissingDependencyError: Ray is not installed (names
+            `pip install "kd_keras[ray]"`).
+        UsageError: the address cannot be reached (nothing is written).
+    """
+    ray = require("ray", EXTRA, "distribute.engine: ray")
+    if ray.is_initialized():
+        return ray
+    quiet = {"logging_level": "ERROR", "log_to_driver": False,
+             "configure_logging": True}
+    if cluster.address == AUTO:
+        try:
+            ray.init(address=AUTO, **quiet)
+        except ConnectionError:  # No cluster running here: start a local one.
+            ray.init(include_dashboard=False, **quiet)
+        return ray
+    _check_reachable(cluster.address, timeout)
+    try:
+        ray.init(address=cluster.address, **quiet)
+    except (ConnectionError, TimeoutError) as e:
+        raise UsageError(f"distribute.address: cannot connect to the Ray cluster at "
+                         f"{cluster.address} ({str(e).splitlines()[0]})") from None
+    return ray
+
+
+__all__ = ["AUTO", "RayCluster", "check_settings", "connect", "parse_address", "set_threads",
+           "user_error"]
