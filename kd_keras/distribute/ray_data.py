@@ -52,9 +52,10 @@ from kd_keras.distribute.ray_cluster import RayCluster
 from kd_keras.distribute.ray_cluster import connect
 from kd_keras.distribute.ray_cluster import set_threads
 from kd_keras.distribute.ray_cluster import user_error
+from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 
-INDEX, RESULT, PID, PEAK_RSS = "index", "result", "pid", "peak_rss"
+INDEX, RESULT, ERROR, PID, PEAK_RSS = "index", "result", "error", "pid", "peak_rss"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +91,23 @@ class ShardWriter:
 
     def __init__(self, teacher, chunks, directory, fingerprint, batch_size, top_k,
                  is_dict, threads):
+        set_threads(threads)
+        self.chunks, self.directory, self.top_k = chunks, directory, top_k
+        self.batch_size, self.is_dict = batch_size, is_dict
+        # A user error is handed back as a result row: Ray keeps only the
+        # text of an exception raised while an actor starts.
+        self.error = None
+        try:
+            self.forward = self._load(teacher, fingerprint)
+        except KdKerasError as e:
+            self.error = e
+
+    @staticmethod
+    def _load(teacher, fingerprint):
         import ray
 
         from kd_keras.teachers.base import as_teacher
 
-        set_threads(threads)
         loaded = ray.get(teacher[0])
         if callable(loaded) and not isinstance(loaded, keras.Model) and not hasattr(
                 loaded, "predict_on_batch"):
@@ -105,9 +118,7 @@ class ShardWriter:
                 "teacher: the copy loaded on a Ray worker differs from the driver's "
                 f"(fingerprint {loaded.fingerprint()[:12]}…, expected {fingerprint[:12]}…); "
                 "every node must see the same teacher files")
-        self.forward = teacher_forward(loaded)
-        self.chunks, self.directory, self.top_k = chunks, directory, top_k
-        self.batch_size, self.is_dict = batch_size, is_dict
+        return teacher_forward(loaded)
 
     def logits(self, chunk):
         """The teacher's float32 logits for one shard, `batch_size` at a time."""
@@ -128,17 +139,24 @@ class ShardWriter:
     def __call__(self, batch):
         import ray
 
-        results = []
+        results, errors = [], []
         for index in batch[INDEX]:
-            index = int(index)
-            chunk = ray.get(self.chunks[index])
-            result = shards_lib.write_shard(self.directory, index, chunk,
-                                            self.logits(chunk), self.top_k)
-            results.append(pickle.dumps(result))
+            result, error = b"", b""
+            try:
+                if self.error is not None:
+                    raise self.error
+                chunk = ray.get(self.chunks[int(index)])
+                result = pickle.dumps(shards_lib.write_shard(
+                    self.directory, int(index), chunk, self.logits(chunk), self.top_k))
+            except KdKerasError as e:
+                error = pickle.dumps(e)
+            results.append(result)
+            errors.append(error)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
         n = len(results)
         return {INDEX: np.asarray(batch[INDEX]), RESULT: np.asarray(results, dtype=object),
-                PID: np.full(n, os.getpid()), PEAK_RSS: np.full(n, peak)}
+                ERROR: np.asarray(errors, dtype=object), PID: np.full(n, os.getpid()),
+                PEAK_RSS: np.full(n, peak)}
 
 
 def _split(inputs, directory, metadata, count):
@@ -279,6 +297,8 @@ def _run(ray, teacher, inputs, directory, metadata, ranges, pending, cluster, ba
                     desc="Caching teacher outputs (Ray)", disable=not verbose)
     with progress:
         for row in _rows(dataset):
+            if row[ERROR]:
+                raise pickle.loads(row[ERROR])
             result = pickle.loads(row[RESULT])
             metadata = shards_lib.record_shard(directory, metadata, result)
             progress.update(result.shard.count)

@@ -90,6 +90,10 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
 
     step("data")
     try:
+        if cfg.distribute.engine == "ray":  # An unreachable cluster fails before any work.
+            from kd_keras.distribute import ray_cluster
+
+            ray_cluster.connect(kd_keras.distribute.RayCluster.from_config(cfg.distribute))
         data = data_stage.prepare_data(cfg)
         run = RunDir(output, cfg, resume=resume)
     except BaseException:
