@@ -258,6 +258,8 @@ def _validate_distill(d):
         _check(_is_number(v) and 0 <= v < 1, f"distill.augment.{key}", "a number in [0, 1)", v)
     _check(_is_int(a.max_ngram) and a.max_ngram >= 1, "distill.augment.max_ngram",
            "a positive integer", a.max_ngram)
+    _check(isinstance(a.per_epoch, bool), "distill.augment.per_epoch", "true or false",
+           a.per_epoch)
     _validate_feature_terms(d)
     es = d.early_stopping
     if es is not None:

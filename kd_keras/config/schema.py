@@ -87,13 +87,21 @@ class StudentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """`distill.augment:` unlabeled perturbed copies of the training texts."""
+    """`distill.augment:` unlabeled perturbed copies of the training texts.
+
+    The teacher labels every copy once. `per_epoch: false` trains on all the
+    copies in every epoch; `per_epoch: true` trains each epoch on the
+    original texts plus one copy of each, copy `epoch % copies + 1`, so the
+    student meets a fresh perturbation per epoch, with the teacher's
+    outputs for exactly that perturbation (consistent teaching, Beyer et
+    al. 2022), at the cost of one copy per epoch rather than all of them."""
 
     copies: int = 0
     word_dropout: float = 0.1
     ngram_prob: float = 0.25
     max_ngram: int = 5
     replace_prob: float = 0.0
+    per_epoch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

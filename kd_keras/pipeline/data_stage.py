@@ -82,6 +82,7 @@ def load_data(cfg):
     if d.labels_fraction < 1:
         data = data.with_label_fraction(d.labels_fraction, seed=cfg.seed)
     augment = dataclasses.asdict(cfg.distill.augment)
+    augment.pop("per_epoch")  # How training uses the copies, not how they are made.
     if augment["copies"]:
         if augment["replace_prob"] > 0:
             augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])

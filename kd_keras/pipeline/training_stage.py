@@ -162,7 +162,35 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             return [f[f"w{i}"] for i in range(len(f.files))]
 
 
-def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable):
+def epoch_rows(n, views, epoch):
+    """The rows one epoch trains on, before shuffling.
+
+    Args:
+        n: the number of rows, `views + 1` equal blocks when `views` is set:
+            the original examples, then each perturbed copy of them.
+        views: `None` (every row, every epoch) or the number of copies.
+        epoch: the epoch (an int or an int64 tensor).
+
+    Returns:
+        An int64 tensor: `0..n-1`, or the originals plus copy
+        `epoch % views + 1`.
+
+    Example:
+
+    >>> [int(i) for i in epoch_rows(6, 2, 1)]
+    [0, 1, 4, 5]
+    """
+    rows = tf.range(n, dtype=tf.int64)
+    if views is None:
+        return rows
+    if n % (views + 1):
+        raise ValueError(f"views: {n} rows are not {views + 1} equal blocks")
+    block = n // (views + 1)
+    view = tf.math.floormod(tf.cast(epoch, tf.int64), views) + 1
+    return tf.concat([rows[:block], view * block + rows[:block]], 0)
+
+
+def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable, views=None):
     """Batches of `(x, targets)` in an order that depends only on
     `(seed, epoch)`.
 
@@ -172,6 +200,9 @@ def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable):
         batch_size: the global batch size.
         seed: the shuffle seed.
         epoch_variable: an int64 `tf.Variable` holding the epoch.
+        views: `None`, or the number of perturbed copies that follow the
+            originals in `x` (`distill.augment.per_epoch`): each epoch then
+            takes the originals and one copy (`epoch_rows`).
 
     Returns:
         A `tf.data.Dataset`.
@@ -179,10 +210,12 @@ def epoch_shuffled_dataset(x, targets, batch_size, seed, epoch_variable):
     n = len(x)
     x = tf.constant(x)
     targets = tf.nest.map_structure(tf.constant, targets)
+    epoch_rows(n, views, 0)  # Refuses a layout that is not equal blocks.
 
     def order(_):
         key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch_variable, tf.int64)])
-        return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+        rows = epoch_rows(n, views, epoch_variable)
+        return tf.random.experimental.stateless_shuffle(rows, seed=key)
 
     def gather(idx):
         return tf.gather(x, idx), tf.nest.map_structure(lambda t: tf.gather(t, idx), targets)
@@ -311,8 +344,10 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         keep = labels["train"] >= 0
         targets = {s: labels[s] for s in ("train", "validation")}
     train_targets = tf.nest.map_structure(lambda t: t[keep], targets["train"])
+    augment = cfg.distill.augment
+    views = augment.copies if kind == "distill" and augment.per_epoch and augment.copies else None
     train = epoch_shuffled_dataset(ids["train"][keep], train_targets,
-                                   cfg.distill.batch_size, cfg.seed, epoch)
+                                   cfg.distill.batch_size, cfg.seed, epoch, views)
     validation = tf.data.Dataset.from_tensor_slices(
         (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
     callbacks = _callbacks(cfg, run, kind, epoch, len(ids["validation"]) > 0,

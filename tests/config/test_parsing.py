@@ -63,6 +63,7 @@ def test_config_objects_are_frozen_and_round_trip():
         ("distill", {"augment": {"word_dropout": 1.0}}, "distill.augment.word_dropout"),
         ("distill", {"augment": {"mask": 0.1}}, "distill.augment.mask: unknown key"),
         ("distill", {"augment": {"replace_prob": 1.0}}, "distill.augment.replace_prob"),
+        ("distill", {"augment": {"per_epoch": "yes"}}, "distill.augment.per_epoch"),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):
