@@ -175,8 +175,21 @@ def _features_file(run):
     return run.file("teacher_features.npz")
 
 
-def _compute_features(cfg, data, state):
-    """The teacher outputs that `distill.features` name, for every split."""
+def compute_features(cfg, data, state):
+    """The teacher outputs that `distill.features` name, for every split.
+
+    Args:
+        cfg: the `RunConfig` (its `distill.features` name the layers).
+        data: the `PreparedData`.
+        state: the `TeacherState` (a Keras teacher).
+
+    Returns:
+        A dict split -> {teacher_layer: float32 array}, as `teacher_features`
+        reads them back.
+
+    Raises:
+        ConfigError: the teacher is not a Keras model.
+    """
     import tensorflow as tf
 
     from kd_keras.feature_views import FeatureView
@@ -198,9 +211,8 @@ def _compute_features(cfg, data, state):
             _, values = view(batch, training=False)
             for part, value in zip(parts, values):
                 part.append(np.asarray(value, np.float32))
-        for key, part in zip(keys, parts):
-            features[f"{split}|{key}"] = (np.concatenate(part) if part
-                                          else np.zeros((0,), np.float32))
+        features[split] = {key: (np.concatenate(part) if part else np.zeros((0,), np.float32))
+                           for key, part in zip(keys, parts)}
     return features
 
 
@@ -238,7 +250,10 @@ def teacher_outputs(cfg, data, state, run):
                 f"teacher.model: {source} outputs {found} logits but the data has "
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
     if cfg.distill.features:
-        _save_npz(_features_file(run), _compute_features(cfg, data, state))
+        features = compute_features(cfg, data, state)
+        _save_npz(_features_file(run), {f"{split}|{layer}": value
+                                        for split, per_layer in features.items()
+                                        for layer, value in per_layer.items()})
     _save_npz(path, logits)
     run.finish(OUTPUTS)
     return logits
