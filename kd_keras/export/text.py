@@ -14,7 +14,26 @@ import tensorflow as tf
 from kd_keras.errors import UsageError
 
 
-class FastWordpiecePreprocessor(keras.layers.Layer):
+class _IdsPreprocessor(keras.layers.Layer):
+    """What both preprocessors hold and serialise: subclasses set
+    `vocabulary` and `sequence_length`."""
+
+    def __init__(self, input_name, lowercase, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.input_name = input_name
+        self.lowercase = lowercase
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.vocabulary,
+            "sequence_length": self.sequence_length,
+            "input_name": self.input_name,
+            "lowercase": self.lowercase,
+        }
+
+
+class FastWordpiecePreprocessor(_IdsPreprocessor):
     """Strings to padded WordPiece ids, TFLite-convertible.
 
     Args:
@@ -33,7 +52,7 @@ class FastWordpiecePreprocessor(keras.layers.Layer):
     def __init__(
         self, vocabulary, sequence_length, input_name="token_ids", lowercase=True, **kwargs
     ):
-        super().__init__(trainable=False, **kwargs)
+        super().__init__(input_name, lowercase, **kwargs)
         import tensorflow_text as tf_text
 
         if isinstance(vocabulary, str):
@@ -41,8 +60,6 @@ class FastWordpiecePreprocessor(keras.layers.Layer):
                 vocabulary = [line.rstrip("\n") for line in f]
         self.vocabulary = list(vocabulary)
         self.sequence_length = int(sequence_length)
-        self.input_name = input_name
-        self.lowercase = lowercase
         self._tokenizer = tf_text.FastBertTokenizer(
             self.vocabulary,
             token_out_type=tf.int32,
@@ -54,17 +71,9 @@ class FastWordpiecePreprocessor(keras.layers.Layer):
         ids = self._tokenizer.tokenize(text)
         return {self.input_name: ids.to_tensor(shape=[None, self.sequence_length])}
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "vocabulary": self.vocabulary,
-            "sequence_length": self.sequence_length,
-            "input_name": self.input_name,
-            "lowercase": self.lowercase,
-        }
 
 
-class WordPiecePreprocessor(keras.layers.Layer):
+class WordPiecePreprocessor(_IdsPreprocessor):
     """Strings to the pipeline's packed WordPiece ids, TFLite-convertible.
 
     The in-graph twin of `kd_keras.data.WordPieceEncoder` (KerasHub's
@@ -93,7 +102,7 @@ class WordPiecePreprocessor(keras.layers.Layer):
     def __init__(
         self, vocabulary, sequence_length, input_name="token_ids", lowercase=True, **kwargs
     ):
-        super().__init__(trainable=False, **kwargs)
+        super().__init__(input_name, lowercase, **kwargs)
         import tensorflow_text as tf_text
 
         from kd_keras.data import WordPieceEncoder
@@ -107,8 +116,6 @@ class WordPiecePreprocessor(keras.layers.Layer):
         tokenizer = encoder.tokenizer
         self.vocabulary = encoder.vocabulary
         self.sequence_length = encoder.sequence_length
-        self.input_name = input_name
-        self.lowercase = lowercase
         self.start_id = int(tokenizer.cls_token_id)
         self.end_id = int(tokenizer.sep_token_id)
         self.pad_id = int(tokenizer.pad_token_id)
@@ -139,11 +146,3 @@ class WordPiecePreprocessor(keras.layers.Layer):
         end = tf.one_hot(used + 1, self.sequence_length, dtype=tf.int32)
         return {self.input_name: packed + end * (self.end_id - self.pad_id)}
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "vocabulary": self.vocabulary,
-            "sequence_length": self.sequence_length,
-            "input_name": self.input_name,
-            "lowercase": self.lowercase,
-        }
