@@ -40,7 +40,31 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-# name -> (changes to the demo config, what it needs besides the logits)
+from arguments import add_output_arguments  # noqa: E402
+from arguments import results_path  # noqa: E402
+
+# The teacher's pooled sentence vector taught to the student's `features`
+# layer (a learned projection to the teacher's width, dropped at export).
+POOLED_TERM = {"teacher_layer": "classifier/pooling", "student_layer": "features",
+               "loss": "cosine", "weight": 1.0}
+# The factorised tiny_bert (1.3M parameters), at the teacher's sequence
+# length so that its tokens line up with the teacher's for the TinyBERT terms:
+# student layer j learns teacher layer 3j+2's hidden states (MSE, through a
+# projection) and attention maps (KL, the teacher's 12 heads averaged into
+# the student's 2).
+TINY_BERT = {"architecture": "tiny_bert", "sequence_length": 64,
+             "options": {"embedding_dim": 32, "embedding_init": "minilm"}}
+TINY_BERT_TERMS = [
+    {"teacher_layer": f"classifier/backbone/transformer_layer_{t}{suffix}",
+     "student_layer": f"tiny_bert_backbone/group_{j}_inner_layer_0{suffix}",
+     "loss": loss, "weight": 1.0, "name": f"{kind}_{j}"}
+    for j, t in ((0, 2), (1, 5))
+    for suffix, loss, kind in (("", "mse", "hidden"), (":attention", "attention_kl", "attention"))]
+REPLACE_10 = {"copies": 10, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}
+
+# name -> (changes to the demo config, "embedding_init" or None). Augmented
+# copies (`distill.augment`) and feature terms (`distill.features`) are read
+# from the variant's config and labelled by the fixed teacher.
 VARIANTS = {
     "demo config": ({}, None),
     "T=3": ({"distill": {"temperature": 3.0}}, None),
@@ -49,10 +73,24 @@ VARIANTS = {
     "alpha=0.5": ({"distill": {"alpha": 0.5}}, None),
     "logit_mse, alpha=0": ({"distill": {"loss": "logit_mse", "alpha": 0.0}}, None),
     "20 epochs, patience 5": ({"distill": {"epochs": 20, "early_stopping": {"patience": 5}}}, None),
-    "augment 2 copies": ({"distill": {"augment": {"copies": 2}}}, "augment"),
+    "augment 2 copies": ({"distill": {"augment": {"copies": 2}}}, None),
     "augment 4 copies, replace words": ({"distill": {"augment": {
-        "copies": 4, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}}}, "augment"),
+        "copies": 4, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}}}, None),
     "MiniLM embedding init": ({}, "embedding_init"),
+    "+ pooled features (cosine)": ({"distill": {"features": [POOLED_TERM]}}, None),
+    "+ alpha schedule 0.5 to 0": ({"distill": {"schedules": {
+        "alpha": {"type": "linear", "start": 0.5, "end": 0.0}}}}, None),
+    "+ temperature schedule 4 to 1": ({"distill": {"schedules": {
+        "temperature": {"type": "linear", "start": 4.0, "end": 1.0}}}}, None),
+    "augment 10 copies, replace words": ({"distill": {"augment": REPLACE_10}}, None),
+    "augment 10 copies, replace words, one per epoch": (
+        {"distill": {"augment": dict(REPLACE_10, per_epoch=True)}}, None),
+    "tiny_bert, logits only": ({"student": TINY_BERT}, None),
+    "tiny_bert + hidden/attention terms": (
+        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
+    "augment 10 copies, one per epoch, 30 epochs": (
+        {"distill": {"augment": dict(REPLACE_10, per_epoch=True), "epochs": 30,
+                     "early_stopping": {"patience": 10}}}, None),
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
@@ -85,8 +123,8 @@ def base_raw(args):
     raw = yaml.safe_load(DEMO_CONFIG)
     if args.data:
         raw["data"] = {"train": os.path.abspath(args.data)}
-    raw = apply_overrides(raw, {"distill.epochs": args.epochs,
-                                "data.max_examples": args.max_examples})
+    given = {"distill.epochs": args.epochs, "data.max_examples": args.max_examples}
+    raw = apply_overrides(raw, {k: v for k, v in given.items() if v is not None})
     raw["verbose"] = 0
     return raw
 
@@ -123,6 +161,7 @@ class FixedTeacher:
         from kd_keras.pipeline.workdir import RunDir
 
         self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
+        self._labelled = {}  # augmented texts -> the teacher's logits on them
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
@@ -163,11 +202,26 @@ class FixedTeacher:
         data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
         n = len(self.data.dataset.texts["train"])
         assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
-        copies = list(data.dataset.texts["train"][n:])
-        print(f"teacher: labelling {len(copies)} augmented copies")
-        extra = self.teacher_model().predict(tf.constant(copies), batch_size=128, verbose=1)
+        copies = tuple(data.dataset.texts["train"][n:])
+        if copies not in self._labelled:
+            print(f"teacher: labelling {len(copies)} augmented copies")
+            self._labelled[copies] = self.teacher_model().predict(
+                tf.constant(list(copies)), batch_size=128, verbose=1)
+        extra = self._labelled[copies]
         logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
         return data, logits
+
+    def features(self, cfg, data):
+        """The teacher outputs that `cfg.distill.features` name on `data`
+        (dict split -> {teacher_layer: array}), by the CLI's own
+        `teacher_stage.compute_features`."""
+        import types
+
+        from kd_keras.pipeline import teacher_stage
+
+        state = types.SimpleNamespace(model=self.teacher_model(), reads_ids=False)
+        print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
+        return teacher_stage.compute_features(cfg, data, state)
 
 
 def _embedding_setter(weights):
@@ -183,9 +237,9 @@ def _embedding_setter(weights):
     return SetEmbedding()
 
 
-def run_variant(cfg, data, logits, seed, embedding=None, distill=True):
-    """Test accuracy of the student alone (`distill=False`) or distilled,
-    for one seed, trained by `training_stage.train_student`."""
+def train_variant(cfg, data, logits, seed, embedding=None, distill=True, features=None):
+    """The student (`keras.Model`) trained alone (`distill=False`) or
+    distilled, for one seed, by `training_stage.train_student`."""
     import kd_keras
     from kd_keras.pipeline import training_stage
     from kd_keras.pipeline.workdir import RunDir
@@ -197,8 +251,55 @@ def run_variant(cfg, data, logits, seed, embedding=None, distill=True):
         run = RunDir(os.path.join(work, "run"), cfg)
         kind = "distill" if distill else "baseline"
         trained = training_stage.train_student(cfg, data, run, kind,
-                                               logits if distill else None, strategy, extra)
-        return training_stage.accuracy(trained.model, data.ids["test"], data.labels["test"])
+                                               logits if distill else None, strategy, extra,
+                                               teacher_features=features if distill else None)
+        return trained.model
+
+
+def run_variant(cfg, data, logits, seed, embedding=None, distill=True, features=None):
+    """Test accuracy of the student alone (`distill=False`) or distilled,
+    for one seed (`train_variant`)."""
+    from kd_keras.pipeline import training_stage
+
+    model = train_variant(cfg, data, logits, seed, embedding, distill, features)
+    return training_stage.accuracy(model, data.ids["test"], data.labels["test"])
+
+
+def seed_wins(row, reference):
+    """`"w/n"`: on how many of the shared seeds `row`'s kd beats `reference`'s.
+
+    Example:
+
+    >>> ref = {"runs": [{"seed": 0, "kd": 0.5}, {"seed": 1, "kd": 0.6}]}
+    >>> seed_wins({"runs": [{"seed": 0, "kd": 0.7}, {"seed": 1, "kd": 0.6}]}, ref)
+    '1/2'
+    """
+    if reference is None or row is reference:
+        return "-"
+    theirs = {r["seed"]: r["kd"] for r in reference["runs"]}
+    shared = [r for r in row["runs"] if r["seed"] in theirs]
+    return f"{sum(r['kd'] > theirs[r['seed']] for r in shared)}/{len(shared)}"
+
+
+def write_results(args, teacher, base, rows):
+    """Writes the JSON (atomically), keeping the rows of variants not run
+    this time when the teacher and seeds are the same; returns
+    `(path, rows written)`."""
+    from kd_keras.config import to_dict
+
+    out = results_path(args)
+    if os.path.exists(out):
+        with open(out) as f:
+            previous = json.load(f)
+        if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
+            rows = {name: rows.get(name) or previous["variants"][name] for name in VARIANTS
+                    if name in rows or name in previous["variants"]}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".tmp", "w") as f:
+        json.dump({"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
+                   "variants": rows}, f, indent=1)
+    os.replace(out + ".tmp", out)
+    return out, rows
 
 
 def main():
@@ -220,14 +321,11 @@ def main():
                              "built-in data; read as the config key data.train")
     parser.add_argument("--max-examples", type=int, default=None, metavar="N",
                         help="cap each split at N examples (data.max_examples), for a quick run")
-    parser.add_argument("--name", default="kd_ablation", help="writes results/<name>.json")
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="write the JSON here instead of results/<name>.json")
+    add_output_arguments(parser, "kd_ablation")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm.auto import tqdm
 
-    from kd_keras.config import to_dict
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import training_stage
@@ -242,52 +340,47 @@ def main():
         fixed = FixedTeacher(base, data, args.run, work)
     teacher = training_stage.logits_accuracy(fixed.logits["test"], data.labels["test"])
 
-    base_alone = {}  # seed -> the demo config's student alone, computed once
+    alone_runs = {}  # (student and its training, seed) -> the student alone
     rows = {}
     for name in tqdm(args.variants, desc="ablation", unit="variant"):
         changes, needs = VARIANTS[name]
         cfg = variant_config(raw, changes)
-        v_data, v_logits, embedding = data, fixed.logits, None
-        if needs == "augment":
+        # The ids are the student's: a variant with its own sequence length
+        # encodes the same split again.
+        own_data = (data if cfg.student_sequence_length == base.student_sequence_length
+                    else data_stage.prepare_data(cfg))
+        v_data, v_logits, embedding, features = own_data, fixed.logits, None, None
+        if cfg.distill.augment.copies:
             v_data, v_logits = fixed.augmented(cfg)
-        elif needs == "embedding_init":
+        if cfg.distill.features:
+            features = fixed.features(cfg, v_data)
+        if needs == "embedding_init":
             embedding = minilm_embedding_pca(cfg, cfg.student.options.get("embedding_dim", 64))
-        # The student alone only changes when its own training changes.
-        own_alone = needs == "embedding_init" or bool(
-            changes.get("distill", {}).keys() & set(STUDENT_TRAINING_KEYS))
+        # The student alone only changes with the student or its own training.
+        alone_key = (needs, repr(cfg.student),
+                     repr([getattr(cfg.distill, k) for k in STUDENT_TRAINING_KEYS]))
         runs = []
         for seed in args.seeds:
-            if own_alone:
-                alone = run_variant(cfg, data, fixed.logits, seed, embedding, distill=False)
-            else:
-                if seed not in base_alone:
-                    base_alone[seed] = run_variant(base, data, fixed.logits, seed,
-                                                   distill=False)
-                alone = base_alone[seed]
-            kd = run_variant(cfg, v_data, v_logits, seed, embedding)
+            if (alone_key, seed) not in alone_runs:
+                alone_runs[alone_key, seed] = run_variant(cfg, own_data, fixed.logits, seed,
+                                                          embedding, distill=False)
+            alone = alone_runs[alone_key, seed]
+            kd = run_variant(cfg, v_data, v_logits, seed, embedding, features=features)
             runs.append({"seed": seed, "alone": alone, "kd": kd})
         alone = float(np.mean([r["alone"] for r in runs]))
         kd = float(np.mean([r["kd"] for r in runs]))
         rows[name] = {"changes": changes, "alone": alone, "kd": kd, "gain": kd - alone,
                       "kd_over_teacher": kd / teacher, "runs": runs}
+        # Written after every variant: a long run keeps what it finished.
+        out, merged = write_results(args, teacher, base, rows)
 
-    out = os.path.abspath(args.out or os.path.join(HERE, "results", f"{args.name}.json"))
-    if os.path.exists(out):  # keep the rows of variants not run this time
-        with open(out) as f:
-            previous = json.load(f)
-        if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
-            rows = {name: rows.get(name) or previous["variants"][name] for name in VARIANTS
-                    if name in rows or name in previous["variants"]}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump({"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
-                   "variants": rows}, f, indent=1)
-    os.replace(out + ".tmp", out)
-    print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {args.seeds}")
-    print(f"{'variant':<34}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}")
-    for name, r in rows.items():
-        print(f"{name:<34}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
-              f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}")
+    print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {args.seeds}; "
+          "wins: seeds on which kd beats the demo config's kd")
+    print(f"{'variant':<50}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}{'wins':>6}")
+    for name, r in merged.items():
+        print(f"{name:<50}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
+              f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}"
+              f"{seed_wins(r, merged.get('demo config')):>6}")
     print(f"wrote {out}")
 
 

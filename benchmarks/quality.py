@@ -49,6 +49,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from arguments import add_output_arguments  # noqa: E402
+from arguments import add_set_argument  # noqa: E402
+from arguments import results_path  # noqa: E402
+
 # Keys of the config that do not change what a run computes.
 _NOT_COMPARED = ("output", "verbose", "seed")
 
@@ -191,29 +195,42 @@ def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
 def measure_latency(cfg, data, teacher, student, tmp):
     """Exports the teacher as a SavedModel and the student to int8 TFLite
     (the CLI's export stage), then times both in a one-thread subprocess."""
-    import tensorflow as tf
-
     from kd_keras.config import ExportConfig
     from kd_keras.pipeline import export_stage
     from kd_keras.pipeline.workdir import RunDir
 
-    teacher(tf.constant(data.dataset.texts["test"][:2]))  # export needs a called model
     teacher_dir = os.path.join(tmp, "teacher_sm")
+    save_teacher(teacher, data.dataset.texts["test"][:2], teacher_dir)
+    export_cfg = cfg.replace(export=ExportConfig(formats=("tflite",), quantization=("int8",)))
+    run = RunDir(os.path.join(tmp, "student"), export_cfg)
+    report = export_stage.export_student(export_cfg, data, student, run)
+    tfl = os.path.join(run.file("export"), report["artifacts"][0]["path"])
+    return one_thread_latency(teacher_dir, tfl, data.dataset.texts["test"][0],
+                              data.ids["test"][0])
+
+
+def save_teacher(teacher, texts, path):
+    """Saves the teacher (raw strings in) as the SavedModel `latency` times;
+    `texts`: a few sentences to call it on first (export needs a called model)."""
+    import tensorflow as tf
+
+    teacher(tf.constant(list(texts)))
     serve = tf.function(lambda text: teacher(text, training=False),
                         input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     module = tf.Module()
     module.teacher = teacher
     module.serve = serve
-    tf.saved_model.save(module, teacher_dir, signatures={"serving_default": serve})
-    export_cfg = cfg.replace(export=ExportConfig(formats=("tflite",), quantization=("int8",)))
-    run = RunDir(os.path.join(tmp, "student"), export_cfg)
-    report = export_stage.export_student(export_cfg, data, student, run)
-    tfl = os.path.join(run.file("export"), report["artifacts"][0]["path"])
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+
+
+def one_thread_latency(teacher_dir, tflite_path, text, ids):
+    """`latency` run in a subprocess started with one thread; adds `speedup`
+    (teacher ms / student ms)."""
     env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
                OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--latency", teacher_dir, tfl,
-         data.dataset.texts["test"][0], json.dumps(data.ids["test"][0].tolist())],
+        [sys.executable, os.path.abspath(__file__), "--latency", teacher_dir, tflite_path,
+         text, json.dumps(np.asarray(ids).tolist())],
         capture_output=True, text=True, env=env, check=True)
     lat = json.loads(proc.stdout.strip().splitlines()[-1])
     lat["speedup"] = lat["teacher_saved_model_ms"] / lat["student_tflite_int8_ms"]
@@ -236,7 +253,7 @@ def untrained(cfg):
     return cfg, data, teacher, student
 
 
-def _parse_overrides(parser, items):
+def parse_overrides(parser, items):
     import yaml
 
     overrides = {}
@@ -276,12 +293,8 @@ def main():
                              "built-in data; read as the config key data.train")
     parser.add_argument("--max-examples", type=int, default=None, metavar="N",
                         help="cap each split at N examples (data.max_examples), for a quick run")
-    parser.add_argument("--name", default="quality", help="writes results/<name>.json")
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="write the JSON here instead of results/<name>.json")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change the demo config, e.g. --set distill.augment.copies=4 "
-                             "(dotted config key; VALUE is read as YAML, so null switches a section off)")
+    add_output_arguments(parser, "quality")
+    add_set_argument(parser, "the demo config")
     parser.add_argument("--cache-dir", default=os.path.join(ROOT, "runs", ".kd_keras_cache"),
                         help="where frozen teacher features are cached across runs "
                              "(the head route; default runs/.kd_keras_cache)")
@@ -302,7 +315,7 @@ def main():
     from kd_keras.config import to_dict
     from kd_keras.errors import KdKerasError
 
-    args.overrides = _parse_overrides(parser, args.set)
+    args.overrides = parse_overrides(parser, args.set)
     raw = base_raw(args)
     try:
         base = run_config(raw, 0, 1.0)
@@ -310,7 +323,7 @@ def main():
         parser.error(str(e))
     fingerprint = {k: v for k, v in to_dict(base).items() if k not in _NOT_COMPARED}
     fingerprint["data"].pop("labels_fraction")
-    out = os.path.abspath(args.out or os.path.join(HERE, "results", f"{args.name}.json"))
+    out = results_path(args)
     partial_path = os.path.splitext(out)[0] + ".partial.json"
     if args.only_latency and not os.path.exists(out):
         parser.error(f"--only-latency: {out} not found; run the benchmark first")

@@ -6,6 +6,7 @@ else runs on the first device, as it would without the split.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -25,6 +26,21 @@ except RuntimeError:  # Already initialised by an earlier import.
     pass
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
+
+
+def load_benchmark(name):
+    """Imports `benchmarks/<name>.py` (a script, not a package) as a module;
+    its folder goes on `sys.path` for the scripts it imports in turn."""
+    import importlib.util
+
+    if BENCHMARKS not in sys.path:
+        sys.path.insert(0, BENCHMARKS)
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_builtin_file(filename, path):

@@ -1,32 +1,18 @@
 """Tests for benchmarks/throughput.py and benchmarks/timing.py (not timings:
 the helpers' bookkeeping and the soft-loss comparison the script prints)."""
 
-import importlib.util
-import os
-import sys
 
 import keras
 import numpy as np
 from scipy.special import softmax
 from scipy.stats import entropy
 
-from conftest import REPO_ROOT
-
-BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
+from conftest import load_benchmark
 
 
-def _load(name):
-    if BENCHMARKS not in sys.path:
-        sys.path.insert(0, BENCHMARKS)  # throughput.py imports timing.py
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", os.path.join(BENCHMARKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-throughput = _load("throughput")
-timing = _load("timing")
+throughput = load_benchmark("throughput")
+timing = load_benchmark("timing")
 
 
 def test_numpy_reference_matches_scipy(rng):

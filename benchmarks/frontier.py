@@ -1,0 +1,307 @@
+"""Accuracy against int8 latency against size: which distilled student to ship.
+
+Distils several students (STUDENTS: the demo's text CNN, a ~4x smaller one,
+a BiGRU, a factorised tiny BERT with MiniLM-initialised embeddings, an MLP)
+from one fixed teacher (`kd_ablation.FixedTeacher`: the demo's, adapted here
+once, or a finished demo run's with `--run runs/demo`), each over several
+seeds alone and distilled (`kd_ablation.train_variant`, i.e. the CLI's
+`training_stage.train_student`), with the demo config's distill settings.
+The first seed's distilled student is exported to int8 TFLite and ONNX by
+the CLI's export stage (verified; an artifact that misses its tolerance is
+kept and reported, as `export.allow_mismatch: true` does), and its int8
+TFLite file is timed next to the teacher's SavedModel, one example, one
+thread (`quality.one_thread_latency`).
+
+Answers: the smallest student (by parameters) whose mean distilled accuracy
+reaches 97% of the teacher's, and which students are on the Pareto front of
+parameters, int8 latency and accuracy.
+
+    python benchmarks/frontier.py                          # all students, seeds 0 1 2
+    python benchmarks/frontier.py --run runs/demo          # reuse `make demo`'s teacher
+    python benchmarks/frontier.py --students text_cnn bigru --seeds 0 --set distill.alpha=0.5
+    python benchmarks/frontier.py --max-examples 60 --epochs 1 --seeds 0 \\
+        --students text_cnn_small --out /tmp/f.json --png /tmp/f.png   # smoke test
+
+Prints a markdown table, writes benchmarks/results/frontier.json (or --out)
+and a plot, benchmarks/results/frontier.png (or --png; --no-plot skips it).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+# name -> changes to the demo config's `student:` section.
+STUDENTS = {
+    "text_cnn": {},
+    "text_cnn_small": {"options": {"embedding_dim": 16, "filters": 50}},
+    "bigru": {"architecture": "bigru"},
+    "tiny_bert": {"architecture": "tiny_bert",
+                  "options": {"embedding_dim": 32, "embedding_init": "minilm"}},
+    "mlp": {"architecture": "mlp"},
+}
+TARGET = 0.97  # the fraction of the teacher's accuracy a student must reach
+LINES = (0.97, 0.98)  # drawn on the plot
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One student on the frontier (accuracies are fractions; None: not measured)."""
+
+    name: str
+    params: int
+    kd: float  # mean distilled test accuracy
+    alone: Optional[float] = None  # mean test accuracy trained on labels alone
+    latency_ms: Optional[float] = None  # int8 TFLite, one example, one thread
+    speedup: Optional[float] = None  # teacher SavedModel ms / latency_ms
+    int8_bytes: Optional[int] = None
+    int8_accuracy: Optional[float] = None
+    int8_passed: Optional[bool] = None
+
+
+def smallest_meeting(points, teacher, fraction=TARGET):
+    """The name of the student with the fewest parameters whose distilled
+    accuracy is at least `fraction` of the teacher's, or None.
+
+    Example:
+
+    >>> pts = [Point("a", 100, 0.70), Point("b", 50, 0.78), Point("c", 10, 0.60)]
+    >>> smallest_meeting(pts, teacher=0.80)
+    'b'
+    >>> smallest_meeting(pts, teacher=0.80, fraction=0.99) is None
+    True
+    """
+    meeting = [p for p in points if p.kd >= fraction * teacher]
+    return min(meeting, key=lambda p: p.params).name if meeting else None
+
+
+def pareto(points):
+    """Names of the students no other beats: none has at most their
+    parameters and int8 latency (unmeasured counts as infinite) and at
+    least their accuracy, better in one. Sorted by parameters.
+
+    Example:
+
+    >>> pts = [Point("big", 100, 0.80, latency_ms=2.0), Point("mid", 50, 0.78, latency_ms=1.0),
+    ...        Point("worse", 60, 0.70, latency_ms=1.5), Point("tiny", 10, 0.60)]
+    >>> pareto(pts)
+    ['tiny', 'mid', 'big']
+    """
+    def key(p):
+        return (p.params, np.inf if p.latency_ms is None else p.latency_ms, -p.kd)
+
+    def dominates(a, b):
+        return all(x <= y for x, y in zip(a, b)) and a != b
+
+    keys = {p.name: key(p) for p in points}
+    front = [p for p in points if not any(dominates(keys[q.name], keys[p.name]) for q in points)]
+    return [p.name for p in sorted(front, key=lambda p: p.params)]
+
+
+def _cell(value, form):
+    return "-" if value is None else form.format(value)
+
+
+def markdown_table(points, teacher, teacher_params, teacher_ms=None):
+    """The frontier as a markdown table, teacher first, students by parameters.
+
+    Example:
+
+    >>> print(markdown_table([Point("cnn", 500_000, 0.76, 0.74, 0.05, 200.0, 520_000,
+    ...                             0.755, True)], 0.80, 22_000_000, 10.0))
+    | model | params | alone | distilled | kd/teacher | int8 KiB | int8 acc | verified | int8 ms | speed-up |
+    |---|---:|---:|---:|---:|---:|---:|---|---:|---:|
+    | teacher (SavedModel) | 22,000,000 | - | 80.00% | 100.0% | - | - | - | 10.00 | 1x |
+    | cnn | 500,000 | 74.00% | 76.00% | 95.0% | 508 | 75.50% | yes | 0.050 | 200x |
+    """
+    rows = ["| model | params | alone | distilled | kd/teacher | int8 KiB | int8 acc | verified "
+            "| int8 ms | speed-up |", "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+            f"| teacher (SavedModel) | {teacher_params:,} | - | {100 * teacher:.2f}% | 100.0% "
+            f"| - | - | - | {_cell(teacher_ms, '{:.2f}')} | 1x |"]
+    for p in sorted(points, key=lambda p: p.params):
+        verified = {None: "-", True: "yes", False: "NO"}[p.int8_passed]
+        rows.append(
+            f"| {p.name} | {p.params:,} | {_cell(p.alone and 100 * p.alone, '{:.2f}%')} "
+            f"| {100 * p.kd:.2f}% | {p.kd / teacher:.1%} "
+            f"| {_cell(p.int8_bytes and p.int8_bytes / 1024, '{:.0f}')} "
+            f"| {_cell(p.int8_accuracy and 100 * p.int8_accuracy, '{:.2f}%')} | {verified} "
+            f"| {_cell(p.latency_ms, '{:.3f}')} | {_cell(p.speedup, '{:.0f}x')} |")
+    return "\n".join(rows)
+
+
+def write_png(points, teacher, path):
+    """The frontier plot (atomically): x int8 latency (log), y distilled
+    accuracy, marker area ~ parameters; the teacher and its 97%/98% as lines.
+    Students without a latency are left out.
+    """
+    import matplotlib  # a dependency of kd_keras (its reports' plots)
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    shown = [p for p in points if p.latency_ms is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    biggest = max([p.params for p in shown] or [1])
+    for p in shown:
+        ax.scatter(p.latency_ms, 100 * p.kd, s=40 + 800 * p.params / biggest, alpha=0.6)
+        ax.annotate(f"{p.name}\n{p.params / 1e6:.2f}M", (p.latency_ms, 100 * p.kd),
+                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.axhline(100 * teacher, color="k", label=f"teacher {100 * teacher:.1f}%")
+    for fraction, style in zip(LINES, (":", "--")):
+        ax.axhline(100 * fraction * teacher, color="gray", linestyle=style,
+                   label=f"{fraction:.0%} of teacher")
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.15)
+    ax.set(xlabel="int8 TFLite latency (ms, 1 example, 1 thread)",
+           ylabel="distilled test accuracy (%)", title="students: accuracy vs latency vs size")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def export_int8(cfg, data, student, folder):
+    """Exports `student` to int8 TFLite and int8 ONNX (the CLI's export stage,
+    mismatches kept); per format its report entry, or `{"error": ...}`."""
+    from kd_keras.config import ExportConfig
+    from kd_keras.pipeline import export_stage
+    from kd_keras.pipeline.workdir import RunDir
+
+    out = {}
+    os.makedirs(folder, exist_ok=True)
+    for fmt in ("tflite", "onnx"):
+        export = ExportConfig(formats=(fmt,), quantization=("int8",), text=False,
+                              allow_mismatch=True)
+        run = RunDir(os.path.join(folder, fmt), cfg.replace(export=export))
+        try:
+            (art,) = export_stage.export_student(cfg.replace(export=export), data, student,
+                                                 run)["artifacts"]
+        except Exception as e:  # a failed artifact is a result, not a crash
+            out[fmt] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            continue
+        keep = ("size_bytes", "passed", "failures", "top1_agreement", "accuracy",
+                "max_abs_diff", "latency_ms_p50", "recipe")
+        out[fmt] = {k: art[k] for k in keep if k in art}
+        out[fmt]["file"] = os.path.join(run.file("export"), art["path"])
+    return out
+
+
+def main():
+    from kd_ablation import FixedTeacher, train_variant, variant_config
+    from quality import base_raw, one_thread_latency, parse_overrides, save_teacher
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default=None, metavar="DIR",
+                        help="a finished demo run (teacher.weights.h5, teacher_logits.npz)")
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the demo's")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="a labelled text file instead of the built-in data (data.train)")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
+                        help="cap each split at N examples, for a quick run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the demo config, e.g. --set distill.alpha=0.5")
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "frontier.json"))
+    parser.add_argument("--png", default=os.path.join(HERE, "results", "frontier.png"))
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import yaml
+
+    from kd_keras.config import to_dict
+    from kd_keras.demo import DEMO_CONFIG
+    from kd_keras.errors import KdKerasError
+    from kd_keras.errors import require
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import training_stage
+
+    if args.epochs is None:
+        args.epochs = yaml.safe_load(DEMO_CONFIG)["distill"]["epochs"]
+    args.builtin, args.overrides = None, parse_overrides(parser, args.set)
+    raw = base_raw(args)
+    try:
+        configs = {n: variant_config(raw, {"student": STUDENTS[n]}) for n in args.students}
+    except KdKerasError as e:
+        parser.error(str(e))
+    base = next(iter(configs.values()))
+    data = data_stage.prepare_data(base)  # the demo's split (seed 0); students share it
+    test_x, test_y = data.ids["test"], data.labels["test"]
+    work = tempfile.mkdtemp(prefix="kd_frontier_")
+    points, rows, teacher_ms = [], {}, []
+    try:
+        fixed = FixedTeacher(base, data, args.run, work)
+        teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
+        teacher_model = fixed.teacher_model()
+        teacher_dir = os.path.join(work, "teacher_sm")
+        if not args.no_latency:
+            save_teacher(teacher_model, data.dataset.texts["test"][:2], teacher_dir)
+        for name, cfg in configs.items():
+            runs, first = [], None
+            for seed in args.seeds:
+                alone = training_stage.accuracy(
+                    train_variant(cfg, data, fixed.logits, seed, distill=False), test_x, test_y)
+                student = train_variant(cfg, data, fixed.logits, seed)
+                first = student if first is None else first
+                runs.append({"seed": seed, "alone": alone,
+                             "kd": training_stage.accuracy(student, test_x, test_y)})
+                print(f"{name} seed {seed}: alone {alone:.4f}, kd {runs[-1]['kd']:.4f}")
+            exported = export_int8(cfg, data, first, os.path.join(work, name))
+            tfl, lat = exported["tflite"], {}
+            if "file" in tfl and not args.no_latency:
+                try:
+                    lat = one_thread_latency(teacher_dir, tfl["file"],
+                                             data.dataset.texts["test"][0], test_x[0])
+                    teacher_ms.append(lat["teacher_saved_model_ms"])
+                except Exception as e:  # report, keep the accuracies
+                    lat = {"error": f"{type(e).__name__}: {getattr(e, 'stderr', e)}"[-500:]}
+            point = Point(
+                name, int(first.count_params()), float(np.mean([r["kd"] for r in runs])),
+                float(np.mean([r["alone"] for r in runs])),
+                lat.get("student_tflite_int8_ms"), lat.get("speedup"), tfl.get("size_bytes"),
+                tfl.get("accuracy"), tfl.get("passed"))
+            points.append(point)
+            for art in exported.values():
+                art.pop("file", None)
+            rows[name] = dict(dataclasses.asdict(point), kd_over_teacher=point.kd / teacher,
+                              student=STUDENTS[name], runs=runs, int8=exported, latency=lat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    t_ms = float(np.median(teacher_ms)) if teacher_ms else None
+    result = {
+        "teacher": {"accuracy": teacher, "params": int(teacher_model.count_params()),
+                    "saved_model_ms": t_ms},
+        "seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
+        "data": to_dict(base.data), "distill": to_dict(base.distill),
+        "target": TARGET, "smallest_meeting_target": smallest_meeting(points, teacher),
+        "pareto": pareto(points), "students": rows}
+    out = os.path.abspath(args.out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(out + ".tmp", out)
+    print("\n" + markdown_table(points, teacher, result["teacher"]["params"], t_ms))
+    print(f"\nsmallest student with >= {TARGET:.0%} of the teacher's accuracy: "
+          f"{result['smallest_meeting_target']}; Pareto front: {', '.join(result['pareto'])}")
+    print(f"wrote {out}")
+    if not args.no_plot:
+        os.makedirs(os.path.dirname(os.path.abspath(args.png)), exist_ok=True)
+        write_png(points, teacher, args.png)
+        print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()
