@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
+from kd_keras.export import int8_recipes
 from kd_keras.export import inventory
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
@@ -108,7 +109,10 @@ def export_model(
         quantization: any of `"none"`, `"dynamic"`, `"float16"`, `"int8"`.
             Each applies to the formats that have it (SavedModel is always
             float32, ONNX has no float16); skipped pairs are listed in the
-            report under `skipped`.
+            report under `skipped`. An int8 artifact is built with the
+            first recipe that keeps the decisions on the calibration data
+            (full int8, then some ops in float, then dynamic range; see
+            `kd_keras.export.int8_recipes`), named in its `recipe`.
         representative_data: calibration inputs (array or dict by input name);
             required for `"int8"`.
         validation_data: `(x, y)`, `x`, or a dict of inputs plus `"y"`. The
@@ -254,7 +258,7 @@ def export_model(
                     if "text" in validation_sets else None
                 ),
             )
-        onnx_proto = None
+        onnx_proto = calib_reference = None
         for fmt, q in plan:
             progress.set_postfix_str(f"{fmt}/{q}")
             suffix = "" if q == "none" else f"_{q}"
@@ -262,19 +266,30 @@ def export_model(
                 path = sm_dir
             elif fmt == "tflite":
                 path = os.path.join(tmp, "tflite", f"model{suffix}.tflite")
-                flatbuffer = tflite_export.convert_saved_model(
-                    sm_dir,
-                    q,
-                    calib,
-                    integer_io=integer_io,
-                    select_tf_ops=select_tf_ops,
-                )
-                tflite_export.write_tflite(path, flatbuffer, q, labels=labels)
+
+                def write(recipe, path=path, q=q):
+                    flatbuffer = tflite_export.convert_saved_model(
+                        sm_dir, recipe.quantization, calib, integer_io=integer_io,
+                        select_tf_ops=select_tf_ops, float_ops=recipe.float_ops,
+                    )
+                    extra = {} if q != "int8" else {"recipe": recipe.name}
+                    tflite_export.write_tflite(path, flatbuffer, q, labels=labels, **extra)
             else:
                 if onnx_proto is None:
                     onnx_proto = onnx_export.convert_model(model, specs, opset)
                 path = os.path.join(tmp, "onnx", f"model{suffix}.onnx")
-                onnx_export.write_onnx(onnx_proto, path, q, calib)
+
+                def write(recipe, path=path):
+                    onnx_export.write_onnx(onnx_proto, path, recipe.quantization, calib,
+                                           quantized_ops=recipe.quantized_ops)
+            recipe = None
+            if fmt != "saved_model" and q == "int8":
+                if calib_reference is None:
+                    calib_reference = keras_logits(model, specs, calib)
+                recipe = int8_recipes.build_int8(
+                    fmt, path, write, calib, calib_reference, integer_io)
+            elif fmt != "saved_model":
+                write(int8_recipes.Int8Recipe(q, q))
             progress.update(1)
             rel = os.path.relpath(path, tmp)
             entry = {
@@ -283,6 +298,8 @@ def export_model(
                 "path": _portable(rel),
                 "size_bytes": output_dir.size_bytes(path),
             }
+            if recipe is not None:
+                entry["recipe"] = recipe.name
             entry.update(
                 verify_lib.verify_artifact(
                     fmt, path, q, val, reference, y_val, ref_accuracy,

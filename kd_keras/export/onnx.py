@@ -142,7 +142,9 @@ class _Calibration:
         return next(self._items, None)
 
 
-def write_onnx(proto, path, quantization="none", representative_data=None):
+def write_onnx(
+    proto, path, quantization="none", representative_data=None, quantized_ops=None
+):
     """Writes `proto` to `path`, quantized with ONNX Runtime if asked.
 
     Args:
@@ -150,6 +152,9 @@ def write_onnx(proto, path, quantization="none", representative_data=None):
         path: the `.onnx` file to write.
         quantization: `"none"`, `"dynamic"` or `"int8"` (static).
         representative_data: `{input name: array}`; required for `"int8"`.
+        quantized_ops: with `"int8"`, the ONNX op types to quantize (e.g.
+            `("MatMul", "Gemm")`; the others stay float), or None for every
+            op type ONNX Runtime can quantize.
 
     Returns:
         `path`, after checking it opens in an ONNX Runtime session.
@@ -189,6 +194,9 @@ def write_onnx(proto, path, quantization="none", representative_data=None):
                     activation_type=q.QuantType.QInt8,
                     weight_type=q.QuantType.QInt8,
                     per_channel=True,
+                    op_types_to_quantize=(
+                        None if quantized_ops is None else list(quantized_ops)
+                    ),
                 )
         finally:
             logging.disable(logging.NOTSET)

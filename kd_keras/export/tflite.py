@@ -63,6 +63,7 @@ def convert_saved_model(
     select_tf_ops=False,
     tftext_custom_ops=False,
     signature="serving_default",
+    float_ops=(),
 ):
     """Converts one SavedModel signature to a TFLite flatbuffer.
 
@@ -78,6 +79,10 @@ def convert_saved_model(
         tftext_custom_ops: keep TF-Text ops as custom ops (int8 calibrates
             with their kernels, so `representative_data` may be raw text).
         signature: the signature to convert.
+        float_ops: with `"int8"`, TFLite builtin op names (e.g.
+            `"SOFTMAX"`) kept in float, with int8 tensors between the others
+            (selective quantization through
+            `tf.lite.experimental.QuantizationDebugger`); float I/O only.
 
     Returns:
         The flatbuffer as `bytes`.
@@ -108,6 +113,10 @@ def convert_saved_model(
             representative_data
         )
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io and float_ops:
+            raise UsageError(
+                "integer_io: cannot be combined with float_ops (float I/O only)"
+            )
         if integer_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -127,6 +136,8 @@ def convert_saved_model(
         with warnings.catch_warnings():
             # Calibration runs TF's own deprecated tf.lite.Interpreter.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            if quantization == "int8" and float_ops:
+                return _selective_int8(converter, representative_data, float_ops)
             return converter.convert()
     except Exception as e:  # ConverterError carries the MLIR diagnostics.
         message = str(e)
@@ -143,6 +154,24 @@ def convert_saved_model(
         raise UnsupportedOpError(
             f"tflite/{quantization}: conversion failed: {first.strip()[:300]}"
         ) from e
+
+
+def _selective_int8(converter, representative_data, float_ops):
+    """Calibrates once, then quantizes all but the `float_ops`."""
+    names = list(representative_data)
+
+    def debug_dataset():  # The debugger feeds inputs as a list, in order.
+        for example in _representative_dataset(representative_data)():
+            yield [example[n] for n in names]
+
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=debug_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=list(float_ops)
+        ),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def tensor_details(model_path_or_bytes, tftext_custom_ops=False, signature="serving_default"):
