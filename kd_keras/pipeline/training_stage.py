@@ -343,10 +343,12 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
     else:
         keep = labels["train"] >= 0
         targets = {s: labels[s] for s in ("train", "validation")}
-    train_targets = tf.nest.map_structure(lambda t: t[keep], targets["train"])
+    train_targets = (targets["train"] if keep.all()  # no copy of big feature targets
+                     else tf.nest.map_structure(lambda t: t[keep], targets["train"]))
     augment = cfg.distill.augment
     views = augment.copies if kind == "distill" and augment.per_epoch and augment.copies else None
-    train = epoch_shuffled_dataset(ids["train"][keep], train_targets,
+    train = epoch_shuffled_dataset(ids["train"][keep] if not keep.all() else ids["train"],
+                                   train_targets,
                                    cfg.distill.batch_size, cfg.seed, epoch, views)
     validation = tf.data.Dataset.from_tensor_slices(
         (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
