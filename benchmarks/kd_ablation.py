@@ -83,6 +83,9 @@ VARIANTS = {
         "alpha": {"type": "linear", "start": 0.5, "end": 0.0}}}}, None),
     "+ temperature schedule 4 to 1": ({"distill": {"schedules": {
         "temperature": {"type": "linear", "start": 4.0, "end": 1.0}}}}, None),
+    "augment 4 copies, replace words, one per epoch": ({"distill": {"augment": {
+        "copies": 4, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3,
+        "per_epoch": True}}}, None),
     "augment 10 copies, replace words": ({"distill": {"augment": REPLACE_10}}, None),
     "augment 10 copies, replace words, one per epoch": (
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True)}}, None),
@@ -285,6 +288,18 @@ def seed_wins(row, reference):
     return f"{sum(r['kd'] > theirs[r['seed']] for r in shared)}/{len(shared)}"
 
 
+def print_table(rows, teacher, seeds):
+    """Prints the variants' table (mean of `seeds`; wins: the seeds on which
+    a variant's kd beats the "demo config" row's kd)."""
+    print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {seeds}; "
+          "wins: seeds on which kd beats the demo config's kd")
+    print(f"{'variant':<50}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}{'wins':>6}")
+    for name, r in rows.items():
+        print(f"{name:<50}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
+              f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}"
+              f"{seed_wins(r, rows.get('demo config')):>6}")
+
+
 def write_results(args, teacher, base, rows):
     """Writes the JSON (atomically), keeping the rows of variants not run
     this time when the teacher and seeds are the same; returns
@@ -326,7 +341,14 @@ def main():
     parser.add_argument("--max-examples", type=int, default=None, metavar="N",
                         help="cap each split at N examples (data.max_examples), for a quick run")
     add_output_arguments(parser, "kd_ablation")
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the results file and exit")
     args = parser.parse_args()
+    if args.table:
+        with open(results_path(args)) as f:
+            saved = json.load(f)
+        print_table(saved["variants"], saved["teacher"], saved["seeds"])
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm.auto import tqdm
 
@@ -378,13 +400,7 @@ def main():
         # Written after every variant: a long run keeps what it finished.
         out, merged = write_results(args, teacher, base, rows)
 
-    print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {args.seeds}; "
-          "wins: seeds on which kd beats the demo config's kd")
-    print(f"{'variant':<50}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}{'wins':>6}")
-    for name, r in merged.items():
-        print(f"{name:<50}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
-              f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}"
-              f"{seed_wins(r, merged.get('demo config')):>6}")
+    print_table(merged, teacher, args.seeds)
     print(f"wrote {out}")
 
 
