@@ -97,6 +97,9 @@ def acquire_lock(output):
     """
     path = f"{output}{LOCK_SUFFIX}"
     host = socket.gethostname()
+    # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
+    # clone) is created, as publishing OUTPUT would create it anyway.
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -9,6 +9,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
 from kd_keras.pipeline.workdir import MARKER
 from kd_keras.pipeline.workdir import RunDir
+from kd_keras.pipeline.workdir import release_lock
 
 CFG = parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}})
 
@@ -124,3 +125,13 @@ def test_builtin_data_with_one_training_class_is_one_line():
                                         "training split"):
         check_classes(type(data)(data.texts, only_in_test, [*data.label_names, "new"]),
                       "rt_polarity")
+
+
+def test_an_output_whose_parent_folder_does_not_exist_yet(tmp_path):
+    # A fresh clone has no runs/ folder: `make demo` writes runs/demo.
+    out = tmp_path / "runs" / "demo"
+    run = RunDir(str(out), CFG, resume=False)
+    run.finish("data", {"n": 1})
+    run.publish()
+    release_lock(str(out))
+    assert (out / MARKER).is_file() and sorted(os.listdir(tmp_path / "runs")) == ["demo"]
