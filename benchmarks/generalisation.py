@@ -234,6 +234,20 @@ def print_table(rows):
                   f"distilled {100 * f['distilled']:.1f}% ({f['kd_over_teacher']:.1%} of teacher)")
 
 
+def write_rows(out, rows):
+    """Writes `rows` to `out` atomically, keeping the rows of datasets not
+    run this time; returns `(out, the rows written)`."""
+    if os.path.exists(out):
+        with open(out) as f:
+            previous = json.load(f)["datasets"]
+        rows = {n: rows.get(n) or previous[n] for n in DATASETS if n in rows or n in previous}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".tmp", "w") as f:
+        json.dump({"datasets": rows}, f, indent=1)
+    os.replace(out + ".tmp", out)
+    return out, rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=None,
@@ -273,17 +287,9 @@ def main():
     rows = {}
     for name in tqdm(names, desc="generalisation", unit="dataset"):
         rows[name] = run_dataset(name, configs[name], args, tqdm)
+        out, merged = write_rows(results_path(args), rows)  # after each dataset
 
-    out = results_path(args)
-    if os.path.exists(out):  # keep the rows of datasets not run this time
-        with open(out) as f:
-            previous = json.load(f)["datasets"]
-        rows = {n: rows.get(n) or previous[n] for n in DATASETS if n in rows or n in previous}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump({"datasets": rows}, f, indent=1)
-    os.replace(out + ".tmp", out)
-    print_table(rows)
+    print_table(merged)
     print(f"mean of seeds per row (teacher: seed 0, fixed); wrote {out}")
 
 
