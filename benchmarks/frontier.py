@@ -248,12 +248,14 @@ def main():
         teacher_dir = os.path.join(work, "teacher_sm")
         if not args.no_latency:
             save_teacher(teacher_model, data.dataset.texts["test"][:2], teacher_dir)
+        # The recipe's feature terms (the demo's pooled-vector term), shared.
+        features = fixed.features(base, data) if base.distill.features else None
         for name, cfg in configs.items():
             runs, first = [], None
             for seed in args.seeds:
                 alone = training_stage.accuracy(
                     train_variant(cfg, data, fixed.logits, seed, distill=False), test_x, test_y)
-                student = train_variant(cfg, data, fixed.logits, seed)
+                student = train_variant(cfg, data, fixed.logits, seed, features=features)
                 first = student if first is None else first
                 runs.append({"seed": seed, "alone": alone,
                              "kd": training_stage.accuracy(student, test_x, test_y)})

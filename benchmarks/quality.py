@@ -143,7 +143,9 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     state = teacher_stage.adapt_teacher(cfg, data, run, cache_dir)
     logits = teacher_stage.teacher_outputs(cfg, data, state, run)
     strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
-    distilled = training_stage.train_student(cfg, data, run, "distill", logits, strategy)
+    distilled = training_stage.train_student(cfg, data, run, "distill", logits, strategy,
+                                             teacher_features=teacher_stage.teacher_features(
+                                                 cfg, run))
     alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy)
     test_x, test_y = data.ids["test"], data.labels["test"]
     row = {"teacher": training_stage.logits_accuracy(logits["test"], test_y),
