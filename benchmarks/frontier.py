@@ -224,7 +224,6 @@ def main():
     from kd_keras.config import to_dict
     from kd_keras.demo import DEMO_CONFIG
     from kd_keras.errors import KdKerasError
-    from kd_keras.errors import require
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import training_stage
 
