@@ -1,11 +1,11 @@
-"""`training_stage.epoch_shuffled_dataset`: which rows each epoch sees."""
+"""`epoch_data.epoch_shuffled_dataset`: which rows each epoch sees."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kd_keras.pipeline.training_stage import epoch_rows
-from kd_keras.pipeline.training_stage import epoch_shuffled_dataset
+from kd_keras.pipeline.epoch_data import epoch_rows
+from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 
 
 def _epoch(ds, epoch_variable, epoch):
