@@ -1,4 +1,5 @@
-"""Command-line arguments the benchmark scripts share.
+"""Command-line arguments the benchmark scripts share, and how they write
+their JSON results.
 
 Example:
 
@@ -11,7 +12,9 @@ Example:
 ('quality.json', ['distill.alpha=0.5'])
 """
 
+import json
 import os
+import tempfile
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -32,3 +35,26 @@ def add_set_argument(parser, what):
 def results_path(args):
     """The absolute path of the JSON a run writes (`--out` or `--name`)."""
     return os.path.abspath(args.out or os.path.join(RESULTS, f"{args.name}.json"))
+
+
+def write_json(path, payload):
+    """Writes `payload` as JSON to `path` through a temporary file in the same
+    folder, so a reader never sees half a file; creates the folder."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def merge_rows(rows, previous, names):
+    """`rows` completed by the `previous` rows of names not run this time,
+    in the order of `names`.
+
+    Example:
+
+    >>> merge_rows({"b": 2}, {"a": 1, "b": 0}, ["a", "b", "c"])
+    {'a': 1, 'b': 2}
+    """
+    return {n: rows[n] if n in rows else previous[n] for n in names
+            if n in rows or n in previous}

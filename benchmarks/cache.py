@@ -58,6 +58,7 @@ sys.path.insert(0, REPO_ROOT)
 import kd_keras  # noqa: E402
 from kd_keras.cache import cache_teacher_outputs  # noqa: E402
 from kd_keras.data.builtin import BUILTIN_DIR  # noqa: E402
+from arguments import write_json  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 SEQUENCE_LENGTH = 48
@@ -338,12 +339,8 @@ def main():
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print("goals:", ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in results["goals"].items()))
-    os.makedirs(RESULTS, exist_ok=True)
     out = os.path.join(RESULTS, "cache.json")
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, out)
+    write_json(out, results)
     print(f"wrote {os.path.relpath(out, REPO_ROOT)}")
 
 

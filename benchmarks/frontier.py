@@ -28,7 +28,6 @@ and a plot, benchmarks/results/frontier.png (or --png; --no-plot skips it).
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -39,6 +38,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+from arguments import write_json  # noqa: E402
 
 # name -> changes to the demo config's `student:` section.
 STUDENTS = {
@@ -290,10 +291,7 @@ def main():
         "target": TARGET, "smallest_meeting_target": smallest_meeting(points, teacher),
         "pareto": pareto(points), "students": rows}
     out = os.path.abspath(args.out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(out + ".tmp", out)
+    write_json(out, result)
     print("\n" + markdown_table(points, teacher, result["teacher"]["params"], t_ms))
     print(f"\nsmallest student with >= {TARGET:.0%} of the teacher's accuracy: "
           f"{result['smallest_meeting_target']}; Pareto front: {', '.join(result['pareto'])}")

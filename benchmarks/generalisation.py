@@ -43,7 +43,9 @@ sys.path.insert(0, ROOT)
 
 from arguments import add_output_arguments  # noqa: E402
 from arguments import add_set_argument  # noqa: E402
+from arguments import merge_rows  # noqa: E402
 from arguments import results_path  # noqa: E402
+from arguments import write_json  # noqa: E402
 
 from kd_ablation import FixedTeacher  # noqa: E402
 from kd_ablation import run_variant  # noqa: E402
@@ -239,12 +241,8 @@ def write_rows(out, rows):
     run this time; returns `(out, the rows written)`."""
     if os.path.exists(out):
         with open(out) as f:
-            previous = json.load(f)["datasets"]
-        rows = {n: rows.get(n) or previous[n] for n in DATASETS if n in rows or n in previous}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump({"datasets": rows}, f, indent=1)
-    os.replace(out + ".tmp", out)
+            rows = merge_rows(rows, json.load(f)["datasets"], DATASETS)
+    write_json(out, {"datasets": rows})
     return out, rows
 
 

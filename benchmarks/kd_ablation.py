@@ -41,7 +41,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from arguments import add_output_arguments  # noqa: E402
+from arguments import merge_rows  # noqa: E402
 from arguments import results_path  # noqa: E402
+from arguments import write_json  # noqa: E402
 
 # The teacher's pooled sentence vector taught to the student's `features`
 # layer (a learned projection to the teacher's width, dropped at export).
@@ -311,13 +313,9 @@ def write_results(args, teacher, base, rows):
         with open(out) as f:
             previous = json.load(f)
         if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
-            rows = {name: rows.get(name) or previous["variants"][name] for name in VARIANTS
-                    if name in rows or name in previous["variants"]}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump({"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
-                   "variants": rows}, f, indent=1)
-    os.replace(out + ".tmp", out)
+            rows = merge_rows(rows, previous["variants"], VARIANTS)
+    write_json(out, {"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
+                     "variants": rows})
     return out, rows
 
 

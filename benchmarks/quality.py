@@ -52,6 +52,7 @@ sys.path.insert(0, ROOT)
 from arguments import add_output_arguments  # noqa: E402
 from arguments import add_set_argument  # noqa: E402
 from arguments import results_path  # noqa: E402
+from arguments import write_json  # noqa: E402
 
 # Keys of the config that do not change what a run computes.
 _NOT_COMPARED = ("output", "verbose", "seed")
@@ -374,10 +375,7 @@ def main():
     result = {"seeds": args.seeds, "epochs": args.epochs, "data": data_config,
               "teacher": to_dict(base.teacher), "distill": to_dict(base.distill),
               "overrides": args.set, "summary": summary, "runs": rows, "latency": lat}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(out + ".tmp", out)
+    write_json(out, result)
     if os.path.exists(partial_path):
         os.remove(partial_path)
 

@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import write_json  # noqa: E402
+from arguments import write_json  # noqa: E402
 
 from kd_keras.data.builtin import load_rt_polarity  # noqa: E402
 from kd_keras.teachers import Adaptation  # noqa: E402

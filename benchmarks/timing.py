@@ -1,5 +1,5 @@
 """Timing helpers for the benchmarks: per-epoch wall time from a Keras
-callback, interleaved rounds, medians and paired ratios, atomic JSON output.
+callback, interleaved rounds, medians and paired ratios.
 
 Example:
 
@@ -8,10 +8,7 @@ Example:
     summarize({"fit": timer.times[1:]}, num_samples=len(x))
 """
 
-import json
-import os
 import statistics
-import tempfile
 import time
 
 import keras
@@ -98,12 +95,3 @@ def summarize(times, num_samples):
             "samples_per_second": num_samples / median,
         }
     return out
-
-
-def write_json(path, payload):
-    """Writes `payload` as JSON to `path` through a temporary file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
