@@ -224,11 +224,10 @@ class FixedTeacher:
         """The teacher outputs that `cfg.distill.features` name on `data`
         (dict split -> {teacher_layer: array}), by the CLI's own
         `teacher_stage.compute_features`."""
-        import types
-
         from kd_keras.pipeline import teacher_stage
 
-        state = types.SimpleNamespace(model=self.teacher_model(), reads_ids=False)
+        state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
+                                           params=None, route="fixed", reads_ids=False)
         print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
         return teacher_stage.compute_features(cfg, data, state)
 

@@ -204,15 +204,19 @@ def compute_features(cfg, data, state):
     features = {}
     for split in SPLITS:
         x = teacher_inputs(state, data, split)
-        parts = [[] for _ in keys]
+        # Filled in place: per-token features are large, and a list of batches
+        # plus their concatenation would briefly hold them twice.
+        arrays = [np.zeros((0,), np.float32)] * len(keys)
         for i in range(0, len(x), 64):
             batch = x[i:i + 64]
             batch = tf.constant(list(batch)) if batch.dtype == object else batch
             _, values = view(batch, training=False)
-            for part, value in zip(parts, values):
-                part.append(np.asarray(value, np.float32))
-        features[split] = {key: (np.concatenate(part) if part else np.zeros((0,), np.float32))
-                           for key, part in zip(keys, parts)}
+            for j, value in enumerate(values):
+                value = np.asarray(value, np.float32)
+                if i == 0:
+                    arrays[j] = np.empty((len(x),) + value.shape[1:], np.float32)
+                arrays[j][i:i + len(value)] = value
+        features[split] = dict(zip(keys, arrays))
     return features
 
 
