@@ -2,7 +2,7 @@
 
 Distils several students (STUDENTS: the demo's text CNN, a ~4x smaller one,
 a BiGRU, a factorised tiny BERT with MiniLM-initialised embeddings, an MLP)
-from one fixed teacher (`kd_ablation.FixedTeacher`: the demo's, adapted here
+from one fixed teacher (`fixed_teacher.FixedTeacher`: the demo's, adapted here
 once, or a finished demo run's with `--run runs/demo`), each over several
 seeds alone and distilled (`kd_ablation.train_variant`, i.e. the CLI's
 `training_stage.train_student`), with the demo config's distill settings.
@@ -199,7 +199,8 @@ def export_int8(cfg, data, student, folder):
 
 
 def main():
-    from kd_ablation import FixedTeacher, train_variant, variant_config
+    from fixed_teacher import FixedTeacher
+    from kd_ablation import train_variant, variant_config
     from quality import base_raw, one_thread_latency, parse_overrides, save_teacher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -11,7 +11,7 @@ rt_polarity) runs unchanged except for its `data:` section (and `output`):
   the training texts are unlabeled transfer data).
 
 Per dataset, the teacher is adapted once (seed 0) and held fixed
-(`kd_ablation.FixedTeacher`: `teacher_stage.adapt_teacher` and
+(`fixed_teacher.FixedTeacher`: `teacher_stage.adapt_teacher` and
 `teacher_outputs` on the prepared data, so that, as in the CLI, it also
 labels the recipe's `distill.augment` copies; `FixedTeacher.features` for
 its `distill.features` terms); the student is trained alone and distilled
@@ -47,7 +47,7 @@ from arguments import merge_rows  # noqa: E402
 from arguments import results_path  # noqa: E402
 from arguments import write_json  # noqa: E402
 
-from kd_ablation import FixedTeacher  # noqa: E402
+from fixed_teacher import FixedTeacher  # noqa: E402
 from kd_ablation import run_variant  # noqa: E402
 from quality import parse_overrides  # noqa: E402
 

@@ -44,6 +44,7 @@ from arguments import add_output_arguments  # noqa: E402
 from arguments import merge_rows  # noqa: E402
 from arguments import results_path  # noqa: E402
 from arguments import write_json  # noqa: E402
+from fixed_teacher import FixedTeacher  # noqa: E402
 
 # The teacher's pooled sentence vector taught to the student's `features`
 # layer (a learned projection to the teacher's width, dropped at export).
@@ -64,6 +65,9 @@ TINY_BERT_TERMS = [
      "loss": "mse", "weight": 1.0, "name": f"hidden_{j}"}
     for j, t in ((0, 2), (1, 5))]
 REPLACE_10 = {"copies": 10, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}
+# Tang et al.'s mix: each copy is a random n-gram of its sentence (p = 0.25)
+# or the sentence with words dropped (p = 0.1) and replaced by neighbours (p = 0.3).
+MIXED = {"word_dropout": 0.1, "ngram_prob": 0.25, "replace_prob": 0.3}
 
 # name -> (changes to the demo config, "embedding_init" or None). Augmented
 # copies (`distill.augment`) and feature terms (`distill.features`) are read
@@ -94,6 +98,10 @@ VARIANTS = {
     "tiny_bert, logits only": ({"student": TINY_BERT}, None),
     "tiny_bert + hidden-state terms": (
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
+    "+ pooled features, augment 10 mixed copies": (
+        {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
+    "+ pooled features, augment 20 mixed copies": (
+        {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=20)}}, None),
     "augment 10 copies, one per epoch, 30 epochs": (
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True), "epochs": 30,
                      "early_stopping": {"patience": 10}}}, None),
@@ -159,77 +167,6 @@ def minilm_embedding_pca(cfg, dim):
     _, _, vt = np.linalg.svd(centered, full_matrices=False)
     projected = centered @ vt[:dim].T
     return (projected / projected.std() * 0.05).astype(np.float32)
-
-
-class FixedTeacher:
-    """The teacher every variant distils from: adapted here once with the
-    CLI's stages, or loaded from a finished run (`run_dir`)."""
-
-    def __init__(self, cfg, data, run_dir, work):
-        from kd_keras.pipeline import teacher_stage
-        from kd_keras.pipeline.workdir import RunDir
-
-        self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
-        self._labelled = {}  # augmented texts -> the teacher's logits on them
-        if run_dir is None:
-            run = RunDir(os.path.join(work, "teacher"), cfg)
-            state = teacher_stage.adapt_teacher(cfg, data, run, None)
-            self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
-            self.model = state.model
-            return
-        from kd_keras.data import SPLITS
-
-        path = os.path.join(run_dir, "teacher_logits.npz")
-        if not os.path.exists(path):
-            sys.exit(f"error: --run: {path} not found; run `make demo` first, or leave "
-                     "--run out to adapt the teacher here")
-        with np.load(path) as f:
-            self.logits = {s: f[s] for s in SPLITS}
-        if any(len(self.logits[s]) != len(data.labels[s]) for s in SPLITS):
-            sys.exit(f"error: --run: {path} does not belong to this data split "
-                     "(the demo's, seed 0, without --max-examples or --data)")
-
-    def teacher_model(self):
-        """The adapted teacher (a `TextTeacher`, raw strings in)."""
-        if self.model is None:
-            from kd_keras import teachers
-
-            t = self.cfg.teacher
-            self.model = teachers.build_text_teacher(
-                teachers.resolve_backbone(t.backbone), self.data.num_classes,
-                sequence_length=t.sequence_length, pooling=t.pooling)
-            self.model.load_weights(os.path.join(self.run_dir, "teacher.weights.h5"))
-        return self.model
-
-    def augmented(self, cfg):
-        """A variant's `PreparedData` (train split plus its augmented copies)
-        and the teacher's logits on it."""
-        import tensorflow as tf
-
-        from kd_keras.pipeline import data_stage
-
-        data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
-        n = len(self.data.dataset.texts["train"])
-        assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
-        copies = tuple(data.dataset.texts["train"][n:])
-        if copies not in self._labelled:
-            print(f"teacher: labelling {len(copies)} augmented copies")
-            self._labelled[copies] = self.teacher_model().predict(
-                tf.constant(list(copies)), batch_size=128, verbose=1)
-        extra = self._labelled[copies]
-        logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
-        return data, logits
-
-    def features(self, cfg, data):
-        """The teacher outputs that `cfg.distill.features` name on `data`
-        (dict split -> {teacher_layer: array}), by the CLI's own
-        `teacher_stage.compute_features`."""
-        from kd_keras.pipeline import teacher_stage
-
-        state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
-                                           params=None, route="fixed", reads_ids=False)
-        print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
-        return teacher_stage.compute_features(cfg, data, state)
 
 
 def _embedding_setter(weights):
@@ -374,8 +311,8 @@ def main():
                     else data_stage.prepare_data(cfg))
         v_data, v_logits, embedding, features = own_data, fixed.logits, None, None
         if cfg.distill.augment.copies:
-            v_data, v_logits = fixed.augmented(cfg)
-        if cfg.distill.features:
+            v_data, v_logits, features = fixed.augmented(cfg)
+        elif cfg.distill.features:
             features = fixed.features(cfg, v_data)
         if needs == "embedding_init":
             embedding = minilm_embedding_pca(cfg, cfg.student.options.get("embedding_dim", 64))

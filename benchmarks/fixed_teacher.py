@@ -1,0 +1,128 @@
+"""The one teacher a benchmark's variants all distil from.
+
+`FixedTeacher` adapts the configured teacher once with the CLI's own stages
+(`teacher_stage.adapt_teacher`, `teacher_stage.teacher_outputs`), or loads a
+finished run's (`teacher.weights.h5` and `teacher_logits.npz`, written by
+`make demo`), and then labels whatever the variants need: the augmented
+copies of `distill.augment` and the teacher layers of `distill.features`,
+both in one forward pass per batch (`kd_keras.feature_views.FeatureView`),
+kept in memory so variants that share copies label them once.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+BATCH = 128  # texts per teacher forward pass
+
+
+class FixedTeacher:
+    """The teacher every variant distils from: adapted here once with the
+    CLI's stages, or loaded from a finished run (`run_dir`).
+
+    Args:
+        cfg: the base `RunConfig` (its teacher section).
+        data: the base `PreparedData` (the split every variant shares).
+        run_dir: a finished run of the same config and split, or `None`.
+        work: a scratch folder for the adaptation.
+    """
+
+    def __init__(self, cfg, data, run_dir, work):
+        from kd_keras.pipeline import teacher_stage
+        from kd_keras.pipeline.workdir import RunDir
+
+        self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
+        self._labelled = {}  # (texts, layers) -> the teacher's logits and layers on them
+        if run_dir is None:
+            run = RunDir(os.path.join(work, "teacher"), cfg)
+            state = teacher_stage.adapt_teacher(cfg, data, run, None)
+            self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+            self.model = state.model
+            return
+        from kd_keras.data import SPLITS
+
+        path = os.path.join(run_dir, "teacher_logits.npz")
+        if not os.path.exists(path):
+            sys.exit(f"error: --run: {path} not found; run `make demo` first, or leave "
+                     "--run out to adapt the teacher here")
+        with np.load(path) as f:
+            self.logits = {s: f[s] for s in SPLITS}
+        if any(len(self.logits[s]) != len(data.labels[s]) for s in SPLITS):
+            sys.exit(f"error: --run: {path} does not belong to this data split "
+                     "(the demo's, seed 0, without --max-examples or --data)")
+
+    def teacher_model(self):
+        """The adapted teacher (a `TextTeacher`, raw strings in)."""
+        if self.model is None:
+            from kd_keras import teachers
+
+            t = self.cfg.teacher
+            self.model = teachers.build_text_teacher(
+                teachers.resolve_backbone(t.backbone), self.data.num_classes,
+                sequence_length=t.sequence_length, pooling=t.pooling)
+            self.model.load_weights(os.path.join(self.run_dir, "teacher.weights.h5"))
+        return self.model
+
+    def outputs(self, texts, layers=()):
+        """The teacher's logits and named layers on `texts`, one pass.
+
+        Args:
+            texts: a list of strings.
+            layers: teacher layer names (`distill.features` `teacher_layer`s).
+
+        Returns:
+            `(logits, {layer: float32 array})`, one row per text.
+        """
+        import tensorflow as tf
+        from tqdm.auto import tqdm
+
+        from kd_keras.feature_views import FeatureView
+        from kd_keras.feature_views import resolve
+
+        key = (tuple(texts), tuple(layers))
+        if key not in self._labelled:
+            model = self.teacher_model()
+            view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers],
+                               "teacher")
+            run = tf.function(lambda batch: view(batch, training=False), reduce_retracing=True)
+            logits, values = [], [[] for _ in layers]
+            for i in tqdm(range(0, len(texts), BATCH), desc="teacher: labelling",
+                          unit="batch", mininterval=10):
+                out, found = run(tf.constant(list(texts[i:i + BATCH])))
+                logits.append(np.asarray(out, np.float32))
+                for part, value in zip(values, found):
+                    part.append(np.asarray(value, np.float32))
+            self._labelled[key] = (np.concatenate(logits),
+                                   {k: np.concatenate(v) for k, v in zip(layers, values)})
+        return self._labelled[key]
+
+    def augmented(self, cfg):
+        """A variant's `PreparedData` (train split plus its augmented copies),
+        the teacher's logits on it and its `distill.features` targets (or
+        `None`)."""
+        from kd_keras.pipeline import data_stage
+
+        data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
+        n = len(self.data.dataset.texts["train"])
+        assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
+        layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+        extra, extra_features = self.outputs(list(data.dataset.texts["train"][n:]), layers)
+        logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
+        if not layers:
+            return data, logits, None
+        features = self.features(cfg, self.data)
+        features["train"] = {k: np.concatenate([features["train"][k], extra_features[k]])
+                             for k in layers}
+        return data, logits, features
+
+    def features(self, cfg, data):
+        """The teacher outputs that `cfg.distill.features` name on `data`
+        (dict split -> {teacher_layer: array}), by the CLI's own
+        `teacher_stage.compute_features`."""
+        from kd_keras.pipeline import teacher_stage
+
+        state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
+                                           params=None, route="fixed", reads_ids=False)
+        print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
+        return teacher_stage.compute_features(cfg, data, state)
