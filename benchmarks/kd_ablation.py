@@ -100,6 +100,9 @@ VARIANTS = {
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
     "+ pooled features, augment 10 mixed copies": (
         {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
+    "+ pooled features, augment 10 mixed copies, 300 filters": (
+        {"student": {"options": {"filters": 300}},
+         "distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
     "+ pooled features, augment 20 mixed copies": (
         {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=20)}}, None),
     "augment 10 copies, one per epoch, 30 epochs": (
