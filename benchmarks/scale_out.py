@@ -27,7 +27,6 @@ identical (checked). The table goes to stdout, the numbers to
 
 import argparse
 import functools
-import gzip
 import json
 import os
 import platform
@@ -45,7 +44,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
-RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, HERE)
+from arguments import RESULTS  # noqa: E402
+
 CONFIGS = ("in_process", "ray_1", "ray_2")
 SHARD_SIZE, BATCH_SIZE, SEQUENCE_LENGTH = 1024, 128, 64
 GOAL_OVERHEAD, GOAL_SPEEDUP = 0.15, 1.7
@@ -55,12 +56,9 @@ def sentences(n):
     """`n` rt-polarity sentences (the shipped copy, repeated as needed)."""
     import numpy as np
 
-    from kd_keras.data.builtin import BUILTIN_DIR
+    from kd_keras.data.builtin import rt_polarity_sentences
 
-    texts = []
-    for name in ("rt-polarity.neg", "rt-polarity.pos"):
-        with gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8") as f:
-            texts += [line.strip() for line in f if line.strip()]
+    texts, _ = rt_polarity_sentences()
     return np.asarray([texts[i % len(texts)] for i in range(n)], dtype=object)
 
 

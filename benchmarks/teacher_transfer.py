@@ -31,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from arguments import RESULTS  # noqa: E402
 from arguments import write_json  # noqa: E402
 
 from kd_keras.data.builtin import load_rt_polarity  # noqa: E402
@@ -39,7 +40,6 @@ from kd_keras.teachers import adapt_text_teacher  # noqa: E402
 from kd_keras.teachers import build_text_teacher  # noqa: E402
 from kd_keras.teachers import minilm_dir  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def accuracy(teacher, texts, labels, batch_size=64):

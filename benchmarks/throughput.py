@@ -51,10 +51,10 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kd_keras  # noqa: E402
+from arguments import RESULTS  # noqa: E402
 from arguments import write_json  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TEMPERATURE = 3.0
 ALPHA = 0.1
 NUM_CLASSES = 10

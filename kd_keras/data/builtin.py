@@ -38,6 +38,24 @@ def _read_lines(filename):
         return [line.strip() for line in f if line.strip()]
 
 
+def rt_polarity_sentences():
+    """The built-in movie reviews in file order: every negative sentence,
+    then every positive one.
+
+    Returns:
+        `(texts, labels)`: a list of strings and an int32 array (0 neg, 1 pos).
+
+    Example:
+
+    >>> texts, labels = rt_polarity_sentences()
+    >>> len(texts), int(labels.sum())
+    (10662, 5331)
+    """
+    neg = _read_lines("rt-polarity.neg.gz")
+    pos = _read_lines("rt-polarity.pos.gz")
+    return neg + pos, np.array([0] * len(neg) + [1] * len(pos), np.int32)
+
+
 def _read_tsv(filename):
     """Texts and label names of a shipped `text<TAB>label` file."""
     texts, labels = [], []
@@ -81,10 +99,7 @@ def load_rt_polarity(max_examples=None, seed=0, split=(0.8, 0.1, 0.1)):
     >>> ds.label_names, sum(ds.sizes().values())
     (['neg', 'pos'], 10662)
     """
-    neg = _read_lines("rt-polarity.neg.gz")
-    pos = _read_lines("rt-polarity.pos.gz")
-    texts = neg + pos
-    labels = np.array([0] * len(neg) + [1] * len(pos), np.int32)
+    texts, labels = rt_polarity_sentences()
     parts = {
         name: ([texts[j] for j in idx], labels[idx])
         for name, idx in zip(SPLITS, split_indices(len(texts), split, seed))
