@@ -109,6 +109,16 @@ VARIANTS = {
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True), "epochs": 30,
                      "early_stopping": {"patience": 10}}}, None),
 }
+# variant -> the variant it adds one thing to (the "step" column).
+STEPS = {
+    "+ pooled features (cosine)": "demo config",
+    "+ alpha schedule 0.5 to 0": "demo config",
+    "+ temperature schedule 4 to 1": "demo config",
+    "+ pooled features, augment 10 mixed copies": "+ pooled features (cosine)",
+    "+ pooled features, augment 10 mixed copies, 300 filters":
+        "+ pooled features, augment 10 mixed copies",
+    "+ pooled features, augment 20 mixed copies": "+ pooled features, augment 10 mixed copies",
+}
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
 
@@ -230,15 +240,19 @@ def seed_wins(row, reference):
 
 
 def print_table(rows, teacher, seeds):
-    """Prints the variants' table (mean of `seeds`; wins: the seeds on which
-    a variant's kd beats the "demo config" row's kd)."""
+    """Prints the variants' table (mean of `seeds`). "wins": the seeds on
+    which a variant's kd beats the "demo config" row's kd; "step": the same
+    against the row it adds one thing to (`STEPS`)."""
     print(f"\nteacher {100 * teacher:.2f}% (fixed); mean of seeds {seeds}; "
-          "wins: seeds on which kd beats the demo config's kd")
-    print(f"{'variant':<50}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}{'wins':>6}")
+          "wins: seeds on which kd beats the demo config's kd; step: the same against "
+          "the row it adds one thing to")
+    print(f"{'variant':<56}{'alone':>8}{'kd':>8}{'kd-alone':>10}{'kd/teacher':>12}"
+          f"{'wins':>6}{'step':>6}")
     for name, r in rows.items():
-        print(f"{name:<50}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
+        step = seed_wins(r, rows.get(STEPS[name])) if name in STEPS else "-"
+        print(f"{name:<56}{100 * r['alone']:>7.2f}%{100 * r['kd']:>7.2f}%"
               f"{100 * r['gain']:>+8.2f}pt{r['kd_over_teacher']:>11.1%}"
-              f"{seed_wins(r, rows.get('demo config')):>6}")
+              f"{seed_wins(r, rows.get('demo config')):>6}{step:>6}")
 
 
 def write_results(args, teacher, base, rows):
