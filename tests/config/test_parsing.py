@@ -160,12 +160,9 @@ def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
     assert cfg.data.builtin == "ag_news"
     with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
         augmented = yaml.safe_load(f)
-    assert {k for k in demo if demo[k] != augmented.get(k)} == {"student", "distill", "output"}
+    assert {k for k in demo if demo[k] != augmented.get(k)} == {"distill", "output"}
     assert {k for k in demo["distill"]
             if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
-    assert {k for k in {**demo["student"], **augmented["student"]}
-            if demo["student"].get(k) != augmented["student"].get(k)} == {"options"}
     augmented = validate_config(augmented)
     assert (augmented.distill.augment.copies, augmented.distill.augment.ngram_prob,
             augmented.distill.augment.replace_prob) == (10, 0.25, 0.3)
-    assert augmented.student.options == {"filters": 300}
