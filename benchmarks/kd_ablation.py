@@ -103,6 +103,9 @@ VARIANTS = {
     "+ pooled features, augment 10 mixed copies, 300 filters": (
         {"student": {"options": {"filters": 300}},
          "distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
+    "+ pooled features, 10 mixed copies, one per epoch": (
+        {"distill": {"features": [POOLED_TERM],
+                     "augment": dict(MIXED, copies=10, per_epoch=True)}}, None),
     "+ pooled features, augment 20 mixed copies": (
         {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=20)}}, None),
     "augment 10 copies, one per epoch, 30 epochs": (
@@ -118,6 +121,8 @@ STEPS = {
     "+ pooled features, augment 10 mixed copies, 300 filters":
         "+ pooled features, augment 10 mixed copies",
     "+ pooled features, augment 20 mixed copies": "+ pooled features, augment 10 mixed copies",
+    "+ pooled features, 10 mixed copies, one per epoch":
+        "+ pooled features, augment 10 mixed copies",
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
