@@ -34,6 +34,7 @@ class FixedTeacher:
 
         self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
         self._labelled = {}  # (texts, layers) -> the teacher's logits and layers on them
+        self._original_features = {}  # layers -> their values on the base data's splits
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
@@ -111,7 +112,9 @@ class FixedTeacher:
         logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
         if not layers:
             return data, logits, None
-        features = self.features(cfg, self.data)
+        if layers not in self._original_features:  # shared by the variants
+            self._original_features[layers] = self.features(cfg, self.data)
+        features = dict(self._original_features[layers])
         features["train"] = {k: np.concatenate([features["train"][k], extra_features[k]])
                              for k in layers}
         return data, logits, features
