@@ -5,7 +5,7 @@
 finished run's (`teacher.weights.h5` and `teacher_logits.npz`, written by
 `make demo`), and then labels whatever the variants need: the augmented
 copies of `distill.augment` and the teacher layers of `distill.features`,
-both in one forward pass per batch (`kd_keras.feature_views.FeatureView`),
+both in one forward pass (the CLI's own `teacher_stage.run_teacher`),
 kept in memory so variants that share copies label them once.
 """
 
@@ -73,29 +73,16 @@ class FixedTeacher:
             layers: teacher layer names (`distill.features` `teacher_layer`s).
 
         Returns:
-            `(logits, {layer: float32 array})`, one row per text.
+            A `teacher_stage.TeacherPass`, one row per text (the CLI's own
+            `teacher_stage.run_teacher`), kept for the next variant.
         """
-        import tensorflow as tf
-        from tqdm.auto import tqdm
-
-        from kd_keras.feature_views import FeatureView
-        from kd_keras.feature_views import resolve
+        from kd_keras.pipeline import teacher_stage
 
         key = (tuple(texts), tuple(layers))
         if key not in self._labelled:
-            model = self.teacher_model()
-            view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers],
-                               "teacher")
-            run = tf.function(lambda batch: view(batch, training=False), reduce_retracing=True)
-            logits, values = [], [[] for _ in layers]
-            for i in tqdm(range(0, len(texts), BATCH), desc="teacher: labelling",
-                          unit="batch", mininterval=10):
-                out, found = run(tf.constant(list(texts[i:i + BATCH])))
-                logits.append(np.asarray(out, np.float32))
-                for part, value in zip(values, found):
-                    part.append(np.asarray(value, np.float32))
-            self._labelled[key] = (np.concatenate(logits),
-                                   {k: np.concatenate(v) for k, v in zip(layers, values)})
+            x = np.asarray(texts, dtype=object)
+            self._labelled[key] = teacher_stage.run_teacher(
+                self.teacher_model(), x, layers, BATCH, desc="teacher: labelling")
         return self._labelled[key]
 
     def augmented(self, cfg):
@@ -108,14 +95,14 @@ class FixedTeacher:
         n = len(self.data.dataset.texts["train"])
         assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
         layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
-        extra, extra_features = self.outputs(list(data.dataset.texts["train"][n:]), layers)
-        logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra]))
+        extra = self.outputs(list(data.dataset.texts["train"][n:]), layers)
+        logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra.logits]))
         if not layers:
             return data, logits, None
         if layers not in self._original_features:  # shared by the variants
             self._original_features[layers] = self.features(cfg, self.data)
         features = dict(self._original_features[layers])
-        features["train"] = {k: np.concatenate([features["train"][k], extra_features[k]])
+        features["train"] = {k: np.concatenate([features["train"][k], extra.layers[k]])
                              for k in layers}
         return data, logits, features
 
@@ -128,4 +115,5 @@ class FixedTeacher:
         state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
                                            params=None, route="fixed", reads_ids=False)
         print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
-        return teacher_stage.compute_features(cfg, data, state)
+        return {split: p.layers
+                for split, p in teacher_stage.compute_features(cfg, data, state).items()}

@@ -84,12 +84,33 @@ def _load_npz(path):
         return {k: f[k] for k in f.files}
 
 
+def _adaptation_inputs(cfg, data):
+    """What the adaptation reads: `(texts, labels, labels_everything)`.
+
+    With `distill.features`, `teacher_outputs` runs the whole teacher over
+    every split anyway and that one pass gives the logits too, so the
+    adaptation reads only what it fits and validates on: the labelled
+    training rows and the validation split. Each unlabeled row (the
+    `distill.augment` copies, the rest of `data.labels_fraction`) then goes
+    through the teacher once instead of twice.
+    """
+    texts, labels = data.dataset.texts, data.labels
+    if not cfg.distill.features:
+        return texts, labels, True
+    keep = np.asarray(labels["train"]) >= 0
+    return ({"train": np.asarray(texts["train"], object)[keep],
+             "validation": texts["validation"]},
+            {"train": np.asarray(labels["train"])[keep], "validation": labels["validation"]},
+            False)
+
+
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
     t = cfg.teacher
     model = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,
         sequence_length=t.sequence_length, pooling=t.pooling)
     weights, logits_file = run.file("teacher.weights.h5"), run.file("adapted_logits.npz")
+    texts, labels, labels_everything = _adaptation_inputs(cfg, data)
     record = run.done(ADAPTATION)
     if record is not None:
         model.load_weights(weights)
@@ -97,7 +118,7 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
         logits, route = _load_npz(logits_file), record["route"]
     else:
         adapted = teachers.adapt_text_teacher(
-            model, data.dataset.texts, data.labels, adaptation_of(cfg),
+            model, texts, labels, adaptation_of(cfg),
             feature_cache_dir=feature_cache_dir, verbose=cfg.verbose)
         model.save_weights(weights + ".tmp.weights.h5")
         os.replace(weights + ".tmp.weights.h5", weights)
@@ -106,7 +127,7 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
         run.finish(ADAPTATION, {"route": route})
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
-                        logits=logits)
+                        logits=logits if labels_everything else None)
 
 
 def adapt_teacher(cfg, data, run, feature_cache_dir):
@@ -175,8 +196,72 @@ def _features_file(run):
     return run.file("teacher_features.npz")
 
 
+@dataclasses.dataclass(frozen=True)
+class TeacherPass:
+    """The teacher's logits and named layers on one input array, from one
+    forward pass.
+
+    Attributes:
+        logits: float32 `[n, num_classes]`.
+        layers: dict teacher_layer -> float32 `[n, ...]`.
+    """
+
+    logits: np.ndarray
+    layers: dict
+
+
+def run_teacher(model, x, layers=(), batch_size=64, desc=None):
+    """One forward pass of a Keras teacher over `x` that keeps its logits
+    and the layers `layers` name, filled into preallocated arrays (per-token
+    layers are large: a list of batches plus their concatenation would
+    briefly hold them twice).
+
+    Args:
+        model: the teacher `keras.Model` (raw strings or ids in).
+        x: the inputs, a NumPy array (strings as an object array).
+        layers: teacher layer names, as `distill.features` spells them.
+        batch_size: inputs per forward pass.
+        desc: a progress-bar label, or `None` for no bar.
+
+    Returns:
+        A `TeacherPass` (arrays of shape `(0,)` when `x` is empty).
+
+    Example:
+
+    >>> import keras
+    >>> inputs = keras.Input((3,))
+    >>> hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    >>> out = run_teacher(model, np.ones((5, 3), "float32"), ["hidden"], batch_size=2)
+    >>> out.logits.shape, out.layers["hidden"].shape
+    ((5, 2), (5, 4))
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from kd_keras.feature_views import FeatureView
+    from kd_keras.feature_views import resolve
+
+    layers = list(layers)
+    view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers], "teacher")
+    forward = tf.function(lambda batch: view(batch, training=False), reduce_retracing=True)
+    arrays = [np.zeros((0,), np.float32)] * (1 + len(layers))  # logits, then the layers
+    starts = range(0, len(x), batch_size)
+    for i in tqdm(starts, desc=desc, unit="batch", disable=desc is None, mininterval=10):
+        batch = x[i:i + batch_size]
+        batch = tf.constant(list(batch)) if batch.dtype == object else batch
+        logits, values = forward(batch)
+        for j, value in enumerate([logits, *values]):
+            value = np.asarray(value, np.float32)
+            if i == 0:
+                arrays[j] = np.empty((len(x),) + value.shape[1:], np.float32)
+            arrays[j][i:i + len(value)] = value
+    return TeacherPass(logits=arrays[0], layers=dict(zip(layers, arrays[1:])))
+
+
 def compute_features(cfg, data, state):
-    """The teacher outputs that `distill.features` name, for every split.
+    """The teacher's logits and the outputs that `distill.features` name,
+    for every split, in one forward pass per split (`run_teacher`).
 
     Args:
         cfg: the `RunConfig` (its `distill.features` name the layers).
@@ -184,40 +269,18 @@ def compute_features(cfg, data, state):
         state: the `TeacherState` (a Keras teacher).
 
     Returns:
-        A dict split -> {teacher_layer: float32 array}, as `teacher_features`
-        reads them back.
+        A dict split -> `TeacherPass`.
 
     Raises:
         ConfigError: the teacher is not a Keras model.
     """
-    import tensorflow as tf
-
-    from kd_keras.feature_views import FeatureView
-    from kd_keras.feature_views import resolve
-
     if state.model is None:
         raise ConfigError(f"distill.features: needs a Keras teacher; {cfg.teacher.model} "
                           "gives logits only")
     keys = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
-    view = FeatureView(state.model, [resolve(state.model, k, "teacher_layer") for k in keys],
-                       "teacher")
-    features = {}
-    for split in SPLITS:
-        x = teacher_inputs(state, data, split)
-        # Filled in place: per-token features are large, and a list of batches
-        # plus their concatenation would briefly hold them twice.
-        arrays = [np.zeros((0,), np.float32)] * len(keys)
-        for i in range(0, len(x), 64):
-            batch = x[i:i + 64]
-            batch = tf.constant(list(batch)) if batch.dtype == object else batch
-            _, values = view(batch, training=False)
-            for j, value in enumerate(values):
-                value = np.asarray(value, np.float32)
-                if i == 0:
-                    arrays[j] = np.empty((len(x),) + value.shape[1:], np.float32)
-                arrays[j][i:i + len(value)] = value
-        features[split] = dict(zip(keys, arrays))
-    return features
+    return {split: run_teacher(state.model, teacher_inputs(state, data, split), keys,
+                               desc=f"teacher: features [{split}]" if cfg.verbose else None)
+            for split in SPLITS}
 
 
 def teacher_features(cfg, run):
@@ -245,7 +308,15 @@ def teacher_outputs(cfg, data, state, run):
     path = run.file("teacher_logits.npz")
     if run.done(OUTPUTS) is not None:
         return _load_npz(path)
-    logits = state.logits or {s: _predict(cfg, state, data, run, s) for s in SPLITS}
+    passes = None
+    if state.logits is None and cfg.teacher.backbone is not None and cfg.distill.features:
+        # The adaptation labelled only what it fitted on (`_adaptation_inputs`):
+        # the features' pass gives every split's logits too.
+        passes = compute_features(cfg, data, state)
+        logits = {s: p.logits if len(p.logits) else np.zeros((0, data.num_classes), np.float32)
+                  for s, p in passes.items()}
+    else:
+        logits = state.logits or {s: _predict(cfg, state, data, run, s) for s in SPLITS}
     for split in SPLITS:
         found = logits[split].shape[-1] if logits[split].ndim == 2 else logits[split].shape
         if found != data.num_classes:
@@ -254,10 +325,10 @@ def teacher_outputs(cfg, data, state, run):
                 f"teacher.model: {source} outputs {found} logits but the data has "
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
     if cfg.distill.features:
-        features = compute_features(cfg, data, state)
+        passes = passes or compute_features(cfg, data, state)
         _save_npz(_features_file(run), {f"{split}|{layer}": value
-                                        for split, per_layer in features.items()
-                                        for layer, value in per_layer.items()})
+                                        for split, p in passes.items()
+                                        for layer, value in p.layers.items()})
     _save_npz(path, logits)
     run.finish(OUTPUTS)
     return logits

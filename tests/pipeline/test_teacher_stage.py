@@ -1,7 +1,10 @@
-"""`teacher_stage.compute_features`: the named teacher outputs, every row."""
+"""`teacher_stage`: the named teacher outputs on every row, and one teacher
+pass for the unlabeled rows of a backbone run with feature terms."""
 
-import numpy as np
+import os
+
 import keras
+import numpy as np
 
 from kd_keras.config import parse_config
 from kd_keras.data import SPLITS
@@ -12,14 +15,14 @@ from kd_keras.pipeline.teacher_stage import compute_features
 
 
 def test_compute_features_equals_numpy_on_every_row(tmp_path):
-    """Pooled `[n, d]` and per-token `[n, seq, d]` outputs of an ids teacher
-    equal the NumPy float64 lookup, across batch boundaries (150 rows is
-    two full batches of 64 and a tail of 22)."""
+    """Logits, pooled `[n, d]` and per-token `[n, seq, d]` outputs of an ids
+    teacher equal the NumPy float64 lookup, across batch boundaries (150
+    rows is two full batches of 64 and a tail of 22)."""
     vocab, seq, dim = 50, 7, 5
     ids_in = keras.Input((seq,), dtype="int32")
     tokens = keras.layers.Embedding(vocab, dim, name="tokens")(ids_in)
     pooled = keras.layers.GlobalAveragePooling1D(name="pooled")(tokens)
-    teacher = keras.Model(ids_in, keras.layers.Dense(2)(pooled))
+    teacher = keras.Model(ids_in, keras.layers.Dense(2, name="head")(pooled))
     (tmp_path / "train.tsv").write_text("a good film\t1\n")
     teacher.save(str(tmp_path / "t.keras"))
     cfg = parse_config({
@@ -41,9 +44,66 @@ def test_compute_features_equals_numpy_on_every_row(tmp_path):
     features = compute_features(cfg, data, state)
 
     table = np.asarray(teacher.get_layer("tokens").get_weights()[0], np.float64)
+    kernel, bias = (np.asarray(w, np.float64) for w in teacher.get_layer("head").get_weights())
     for split in SPLITS:
         looked_up = table[ids[split]]
-        assert set(features[split]) == {"pooled", "tokens"}
-        assert features[split]["tokens"].dtype == np.float32
-        np.testing.assert_allclose(features[split]["tokens"], looked_up, atol=1e-6)
-        np.testing.assert_allclose(features[split]["pooled"], looked_up.mean(1), atol=1e-6)
+        layers = features[split].layers
+        assert set(layers) == {"pooled", "tokens"}
+        assert layers["tokens"].dtype == np.float32
+        np.testing.assert_allclose(layers["tokens"], looked_up, atol=1e-6)
+        np.testing.assert_allclose(layers["pooled"], looked_up.mean(1), atol=1e-6)
+        np.testing.assert_allclose(features[split].logits, looked_up.mean(1) @ kernel + bias,
+                                   atol=1e-5)
+
+
+def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkeypatch):
+    """With feature terms, the adaptation sees only the labelled training
+    rows and the validation split; the features' one pass labels the rest,
+    and every split's logits equal the saved teacher's own `predict` on the
+    raw strings (Keras's path, not `run_teacher`)."""
+    from kd_keras import teachers
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import teacher_stage
+    from kd_keras.pipeline.workdir import RunDir
+    from pipeline import resume_helpers as rh
+    from teachers.conftest import save_tiny_bert
+
+    bert = str(tmp_path / "bert")
+    save_tiny_bert(bert, initializer_range=0.02)
+    rh.write_tsv(tmp_path / "train.tsv", rh.sentences(60, seed=0))
+    rh.write_tsv(tmp_path / "test.tsv", rh.sentences(20, seed=1))
+    cfg = parse_config({
+        "data": {"train": "train.tsv", "test": "test.tsv", "labels_fraction": 0.5},
+        "teacher": {"backbone": bert, "sequence_length": 16, "fine_tune": {
+            "train_backbone": True, "top_layers": 1, "epochs": 1, "batch_size": 16}},
+        "student": {"sequence_length": 12},
+        "distill": {"augment": {"copies": 2},
+                    "features": [{"teacher_layer": "classifier/pooling",
+                                  "student_layer": "features"}]},
+        "verbose": 0}, base_dir=str(tmp_path))
+    data = data_stage.prepare_data(cfg)
+    seen = []
+    adapt = teachers.adapt_text_teacher
+
+    def recording(model, texts, labels, *args, **kwargs):
+        seen.append({s: list(t) for s, t in texts.items()})
+        return adapt(model, texts, labels, *args, **kwargs)
+
+    monkeypatch.setattr(teachers, "adapt_text_teacher", recording)
+    run = RunDir(str(tmp_path / "run"), cfg)
+    state = teacher_stage.adapt_teacher(cfg, data, run, None)
+    logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+
+    train, labels = data.dataset.texts["train"], data.labels["train"]
+    assert (labels < 0).sum() > len(labels) // 2  # the copies and the masked half
+    assert seen == [{"train": [t for t, y in zip(train, labels) if y >= 0],
+                     "validation": list(data.dataset.texts["validation"])}]
+    again = teachers.build_text_teacher(bert, data.num_classes, sequence_length=16)
+    again.load_weights(os.path.join(run.path, "teacher.weights.h5"))
+    for split in SPLITS:
+        expected = again.predict(np.asarray(data.dataset.texts[split], object), verbose=0)
+        assert logits[split].shape == (len(data.labels[split]), 2)
+        np.testing.assert_allclose(logits[split], expected, atol=1e-4)
+    saved = teacher_stage.teacher_features(cfg, run)
+    assert {s: len(v["classifier/pooling"]) for s, v in saved.items()} == {
+        s: len(data.labels[s]) for s in SPLITS}
