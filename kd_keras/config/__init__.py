@@ -2,16 +2,16 @@
 
 `load_config(path)` reads a YAML file (with `yaml.safe_load` semantics) into a
 `RunConfig` whose sections are frozen dataclasses (`schema`); every key and
-value is checked before any work starts (`parsing`), and a bad one raises
+value is checked before any work starts (`parsing`; `loading` reads the file), and a bad one raises
 `ConfigError` with a one-line message naming the key.
 """
 
-from kd_keras.config.parsing import apply_overrides
-from kd_keras.config.parsing import changed_keys
-from kd_keras.config.parsing import check_files
-from kd_keras.config.parsing import load_config
+from kd_keras.config.loading import apply_overrides
+from kd_keras.config.loading import changed_keys
+from kd_keras.config.loading import check_files
+from kd_keras.config.loading import load_config
+from kd_keras.config.loading import read_yaml
 from kd_keras.config.parsing import parse_config
-from kd_keras.config.parsing import read_yaml
 from kd_keras.config.schema import AugmentConfig
 from kd_keras.config.schema import DataConfig
 from kd_keras.config.schema import DistillConfig

@@ -3,9 +3,7 @@ import os
 import pytest
 
 from kd_keras.config import ConfigError
-from kd_keras.config import load_config
 from kd_keras.config import validate_config
-from kd_keras.errors import MissingFileError
 
 BASE = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
 
@@ -92,55 +90,6 @@ def test_export_and_early_stopping_switches():
     cfg = validate_config(dict(BASE, export=False, distill={"early_stopping": True}))
     assert cfg.export is None
     assert cfg.distill.early_stopping.patience == 2
-
-
-def test_load_config_resolves_paths_and_reports_yaml_errors(tmp_path):
-    (tmp_path / "train.tsv").write_text("a\tb\n")
-    good = tmp_path / "good.yaml"
-    good.write_text("data: {train: train.tsv}\nteacher: {model: t.keras}\n")
-    with pytest.raises(MissingFileError, match="teacher.model: file not found: .*t.keras"):
-        load_config(str(good))
-    (tmp_path / "t.keras").write_text("")
-    cfg = load_config(str(good), overrides={"output": "elsewhere"})
-    assert cfg.data.train == os.path.join(str(tmp_path), "train.tsv")
-    assert cfg.output == "elsewhere"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("data:\n  train: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: cannot parse YAML \(line"):
-        load_config(str(bad))
-    with pytest.raises(MissingFileError, match="missing.yaml: config file not found"):
-        load_config(str(tmp_path / "missing.yaml"))
-
-
-def test_yaml_aliases_and_huge_files_are_refused(tmp_path):
-    bomb = tmp_path / "bomb.yaml"
-    bomb.write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
-                    'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
-                    'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n')
-    with pytest.raises(ConfigError) as e:
-        load_config(str(bomb))
-    assert "aliases are not supported" in str(e.value) and len(str(e.value)) < 200
-    big = tmp_path / "big.yaml"
-    big.write_text("# " + "x" * (1 << 20) + "\n")
-    with pytest.raises(ConfigError, match="larger than"):
-        load_config(str(big))
-
-
-def test_a_bom_before_the_config_is_ignored(tmp_path):
-    (tmp_path / "t.keras").write_text("")
-    path = tmp_path / "bom.yaml"
-    path.write_bytes("\ufeffdata: {builtin: rt_polarity}\nteacher: {model: t.keras}\n".encode())
-    assert load_config(str(path)).data.builtin == "rt_polarity"
-
-
-def test_changed_keys_and_overrides():
-    from kd_keras.config import apply_overrides
-    from kd_keras.config import changed_keys
-    from kd_keras.config import to_dict
-
-    a = validate_config(BASE)
-    b = validate_config(apply_overrides(BASE, {"distill.alpha": 0.5, "teacher.fine_tune.epochs": 1}))
-    assert changed_keys(to_dict(a), to_dict(b)) == ["distill.alpha", "teacher.fine_tune.epochs"]
 
 
 def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():

@@ -1,0 +1,133 @@
+"""A YAML config file -> `RunConfig`: safe reading, overrides, file checks.
+
+`read_yaml` parses a file with a `yaml.SafeLoader` that also refuses
+aliases and files over 1 MiB; `apply_overrides` sets dotted keys (the CLI's
+`--set`); `load_config` hands the mapping to
+`kd_keras.config.parsing.parse_config` (paths relative to the file's folder)
+and checks that every input file it names exists.
+"""
+
+import os
+
+import yaml
+
+from kd_keras.config.parsing import parse_config
+from kd_keras.errors import ConfigError
+from kd_keras.errors import MissingFileError
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def check_files(cfg):
+    """Checks that every input file the config names exists.
+
+    Raises:
+        MissingFileError: naming the config key and the path.
+    """
+    checks = [(f"data.{k}", getattr(cfg.data, k)) for k in ("train", "validation", "test")]
+    checks += [("teacher.model", cfg.teacher.model),
+               ("student.vocabulary", cfg.student.vocabulary)]
+    for key, path in checks:
+        if path is not None and not os.path.exists(path):
+            raise MissingFileError(f"{key}: file not found: {path}")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses anchors and aliases: a config has no use
+    for them, and nested aliases blow a small file up exponentially."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases are not supported (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path):
+    """Parses a YAML config file safely (no aliases, at most 1 MiB).
+
+    Raises:
+        MissingFileError: the file does not exist.
+        ConfigError: naming the file (and line) when it cannot be parsed.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: config file not found")
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            raw = yaml.load(f, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0] or "invalid YAML"
+        raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a YAML mapping, got {type(raw).__name__}")
+    return dict(raw or {})
+
+
+def load_config(path, overrides=None):
+    """Reads, validates and completes a YAML config file.
+
+    Args:
+        path: the YAML file.
+        overrides: optional dotted keys replacing the file's values, e.g.
+            `{"output": "elsewhere", "distill.epochs": 2}`.
+
+    Returns:
+        A validated `RunConfig`.
+
+    Raises:
+        MissingFileError: the config or an input file is missing.
+        ConfigError: unparsable YAML (naming the file and line) or a bad key.
+    """
+    raw = apply_overrides(read_yaml(path), overrides)
+    cfg = parse_config(raw, base_dir=os.path.dirname(os.path.abspath(path)))
+    check_files(cfg)
+    return cfg
+
+
+def apply_overrides(raw, overrides):
+    """A copy of a raw config mapping with dotted keys set.
+
+    Example:
+
+    >>> apply_overrides({"distill": {"epochs": 5}}, {"distill.epochs": 2, "export": None})
+    {'distill': {'epochs': 2}, 'export': None}
+    """
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def changed_keys(old, new, prefix=""):
+    """The dotted keys whose values differ between two plain config dicts.
+
+    Example:
+
+    >>> changed_keys({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 4}, "d": 5})
+    ['a.c', 'd']
+    """
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
