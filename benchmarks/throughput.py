@@ -29,9 +29,7 @@ cost of intermediate-layer distillation over logits only.
 
 The script also prints the soft loss of `keras.distillation.LogitsDistillation`
 with its default `loss="kl_divergence"` next to a float64 NumPy reference
-KL(softmax(t/T) || softmax(s/T)) * T**2 on the same logits: `keras.losses.get`
-returns the plain `kl_divergence` function, which fails the `KLDivergence`
-instance check, so that default applies KL to the (clipped) scaled logits
+(`loss_check.py`): that default applies KL to the clipped scaled logits
 rather than to probabilities, and can even go negative.
 
 Results go to a table on stdout and to `benchmarks/results/throughput.json`.
@@ -53,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kd_keras  # noqa: E402
 from arguments import RESULTS  # noqa: E402
 from arguments import write_json  # noqa: E402
+from loss_check import loss_comparison, print_loss_comparison  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
 TEMPERATURE = 3.0
@@ -227,51 +226,6 @@ def make_methods(teacher, student_weights, x, y, batch_size):
                      "feature": ours_feature}
 
 
-def numpy_soft_kl(teacher_logits, student_logits, temperature):
-    """float64 reference: KL(softmax(t/T) || softmax(s/T)) * T**2 per example."""
-
-    def log_softmax(z):
-        z = z - z.max(axis=-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-    t = np.asarray(teacher_logits, np.float64) / temperature
-    s = np.asarray(student_logits, np.float64) / temperature
-    log_p, log_q = log_softmax(t), log_softmax(s)
-    return (np.exp(log_p) * (log_p - log_q)).sum(axis=-1) * temperature**2
-
-
-def loss_comparison(teacher, student, x):
-    """Soft losses of the anchor's default, its KLDivergence form, kd_keras
-    and the NumPy reference, on the same teacher and student logits."""
-    t = teacher.predict(x, verbose=0)
-    s = student.predict(x, verbose=0)
-    default = keras.distillation.LogitsDistillation(temperature=TEMPERATURE)
-    instance = keras.distillation.LogitsDistillation(
-        temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
-    )
-    # An untrained student too: far from the teacher, where the default's
-    # logits-as-probabilities error is largest.
-    far = np.random.default_rng(1).normal(0, 2, size=t.shape).astype("float32")
-    # The teacher's logits plus a constant: the same softmax, so the true KL
-    # is exactly 0, but the default compares the logits themselves.
-    shifted = t + 3.0
-    rows = {}
-    cases = (("trained student", s), ("random logits", far),
-             ("teacher logits + 3 (same softmax, KL = 0)", shifted))
-    for label, student_logits in cases:
-        rows[label] = {
-            "numpy_float64_reference": float(
-                numpy_soft_kl(t, student_logits, TEMPERATURE).mean()),
-            "kd_keras.losses.soft_target_kl": float(np.mean(
-                kd_keras.losses.soft_target_kl(t, student_logits, TEMPERATURE))),
-            "keras LogitsDistillation() default": float(
-                default.compute_loss(t, student_logits)),
-            "keras LogitsDistillation(loss=KLDivergence())": float(
-                instance.compute_loss(t, student_logits)),
-        }
-    return rows
-
-
 def paired_ratios(times):
     """Median over rounds of per-round time ratios. Methods of one round run
     back to back, so a ratio cancels most of the machine-load drift that
@@ -338,12 +292,8 @@ def print_report(result):
           f"{goals['kd_keras_vs_keras_speedup']:.3f}x "
           f"(goal >= 1: {'met' if goals['speedup_met'] else 'MISSED'})")
     print()
-    print(f"soft loss at T={TEMPERATURE} (mean over "
-          f"{result['loss_comparison_examples']} examples)")
-    for label, row in result["loss_comparison"].items():
-        print(f"  {label}:")
-        for name, value in row.items():
-            print(f"    {name:<48}{value:>12.6f}")
+    print_loss_comparison(result["loss_comparison"], TEMPERATURE,
+                          result["loss_comparison_examples"])
 
 
 def main(argv=None):
@@ -443,7 +393,7 @@ def main(argv=None):
         },
         "loss_comparison_examples": n_loss,
         "loss_comparison": loss_comparison(
-            teacher, models["kd_keras"].student, x[:n_loss]),
+            teacher, models["kd_keras"].student, x[:n_loss], TEMPERATURE),
     }
     print_report(result)
     write_json(args.output, result)
