@@ -123,6 +123,7 @@ STEPS = {
     "+ pooled features, augment 20 mixed copies": "+ pooled features, augment 10 mixed copies",
     "+ pooled features, 10 mixed copies, one per epoch":
         "+ pooled features, augment 10 mixed copies",
+    "tiny_bert + hidden-state terms": "tiny_bert, logits only",
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
