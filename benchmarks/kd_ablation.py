@@ -95,9 +95,6 @@ VARIANTS = {
     "augment 10 copies, replace words": ({"distill": {"augment": REPLACE_10}}, None),
     "augment 10 copies, replace words, one per epoch": (
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True)}}, None),
-    "tiny_bert, logits only": ({"student": TINY_BERT}, None),
-    "tiny_bert + hidden-state terms": (
-        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
     "+ pooled features, augment 10 mixed copies": (
         {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
     "+ pooled features, augment 10 mixed copies, 300 filters": (
@@ -111,6 +108,9 @@ VARIANTS = {
     "augment 10 copies, one per epoch, 30 epochs": (
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True), "epochs": 30,
                      "early_stopping": {"patience": 10}}}, None),
+    "tiny_bert, logits only": ({"student": TINY_BERT}, None),
+    "tiny_bert + hidden-state terms": (
+        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
 }
 # variant -> the variant it adds one thing to (the "step" column).
 STEPS = {

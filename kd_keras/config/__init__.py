@@ -1,9 +1,10 @@
 """The `kd-keras distill` configuration: typed, frozen, validated once.
 
 `load_config(path)` reads a YAML file (with `yaml.safe_load` semantics) into a
-`RunConfig` whose sections are frozen dataclasses (`schema`); every key and
-value is checked before any work starts (`parsing`; `loading` reads the file), and a bad one raises
-`ConfigError` with a one-line message naming the key.
+`RunConfig` whose sections are frozen dataclasses (`schema`); `loading` reads
+the file and every key and value is checked before any work starts
+(`parsing`), and a bad one raises `ConfigError` with a one-line message
+naming the key.
 """
 
 from kd_keras.config.loading import apply_overrides

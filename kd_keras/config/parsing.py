@@ -19,7 +19,7 @@ import os
 
 from kd_keras.config import schema
 from kd_keras.errors import ConfigError
-from kd_keras.errors import MissingFileError
+
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)

@@ -7,8 +7,11 @@ Two routes, as the config says:
   adapted by `kd_keras.teachers.adapt_text_teacher`, the one adaptation path
   that library users and the benchmarks call too (an exact head on frozen
   features, its top blocks fine-tuned, or the whole backbone). The adapted
-  weights and logits are saved in `OUTPUT.partial/`, so `--resume` never
-  adapts a teacher twice.
+  weights (and its logits, without feature terms) are saved in
+  `OUTPUT.partial/`, so `--resume` never adapts a teacher twice. With
+  `distill.features`, the adaptation reads only the labelled training rows
+  and the validation split, and stage 3's one pass over every split gives
+  the logits and the features together (`run_teacher`).
 - `teacher.model`: a ready teacher (`.keras`, SavedModel, ONNX, ...) loaded
   with `kd_keras.teachers.load_teacher`; it reads raw strings or, when its
   input is integer, the same WordPiece ids as the student. Its logits are
@@ -43,7 +46,9 @@ class TeacherState:
         params: its parameter count, when known.
         route: how it was obtained, for the results.
         reads_ids: True when it reads the student's WordPiece ids.
-        logits: logits per split that the adaptation already computed.
+        logits: logits per split that the adaptation already computed
+            (`None` when stage 3's feature pass computes them: a backbone
+            route with `distill.features`).
     """
 
     teacher: object
@@ -115,19 +120,22 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
     if record is not None:
         model.load_weights(weights)
         model.trainable = False
-        logits, route = _load_npz(logits_file), record["route"]
+        logits = _load_npz(logits_file) if labels_everything else None
+        route = record["route"]
     else:
         adapted = teachers.adapt_text_teacher(
             model, texts, labels, adaptation_of(cfg),
             feature_cache_dir=feature_cache_dir, verbose=cfg.verbose)
         model.save_weights(weights + ".tmp.weights.h5")
         os.replace(weights + ".tmp.weights.h5", weights)
-        logits, route = adapted.logits, adapted.route
-        _save_npz(logits_file, logits)
+        route = adapted.route
+        logits = adapted.logits if labels_everything else None  # else partial
+        if logits is not None:
+            _save_npz(logits_file, logits)
         run.finish(ADAPTATION, {"route": route})
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
-                        logits=logits if labels_everything else None)
+                        logits=logits)
 
 
 def adapt_teacher(cfg, data, run, feature_cache_dir):
@@ -279,7 +287,7 @@ def compute_features(cfg, data, state):
                           "gives logits only")
     keys = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
     return {split: run_teacher(state.model, teacher_inputs(state, data, split), keys,
-                               desc=f"teacher: features [{split}]" if cfg.verbose else None)
+                               desc=f"teacher: logits + features [{split}]" if cfg.verbose else None)
             for split in SPLITS}
 
 

@@ -50,7 +50,15 @@ def workspace(tmp_path_factory):
             "train_backbone": True, "top_layers": 1, "epochs": 1, "batch_size": 16}},
         "head": {"backbone": bert},
     }
+    # With a feature term the backbone route labels its data in the features'
+    # pass (the adaptation reads the labelled rows only): resuming after the
+    # adaptation must not take the adaptation's partial logits.
+    routes["top_layers_features"] = routes["top_layers"]
     return root, routes
+
+
+ROUTE_SECTIONS = {"top_layers_features": {"distill": {"features": [
+    {"teacher_layer": "classifier/pooling", "student_layer": "features"}]}}}
 
 
 _REFERENCE = {}
@@ -59,7 +67,7 @@ _REFERENCE = {}
 def _config(workspace, route, folder, output, export):
     root, routes = workspace
     return rh.write_config(folder / f"{route}-{export}.yaml", str(root), routes[route], output,
-                           **({} if export else {"export": None}))
+                           **ROUTE_SECTIONS.get(route, {}), **({} if export else {"export": None}))
 
 
 def reference(workspace, route, export=False):
@@ -123,6 +131,7 @@ def _interrupted(workspace, route, tmp_path, monkeypatch, interrupt, export=Fals
     *[("model", b) for b in BOUNDARIES],
     *[("top_layers", b) for b in BOUNDARIES],
     ("head", "teacher_adaptation"), ("head", "distill"),
+    ("top_layers_features", "teacher_adaptation"), ("top_layers_features", "teacher_outputs"),
 ])
 def test_interruption_at_a_stage_boundary(workspace, route, boundary, tmp_path, monkeypatch):
     export = boundary in ("baseline", "export")

@@ -90,6 +90,14 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
         return adapt(model, texts, labels, *args, **kwargs)
 
     monkeypatch.setattr(teachers, "adapt_text_teacher", recording)
+    passes = []
+    run_teacher = teacher_stage.run_teacher
+
+    def counted(model, x, *args, **kwargs):
+        passes.append(len(x))
+        return run_teacher(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_stage, "run_teacher", counted)
     run = RunDir(str(tmp_path / "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, None)
     logits = teacher_stage.teacher_outputs(cfg, data, state, run)
@@ -98,6 +106,7 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
     assert (labels < 0).sum() > len(labels) // 2  # the copies and the masked half
     assert seen == [{"train": [t for t, y in zip(train, labels) if y >= 0],
                      "validation": list(data.dataset.texts["validation"])}]
+    assert passes == [len(data.labels[s]) for s in SPLITS]  # one pass per split
     again = teachers.build_text_teacher(bert, data.num_classes, sequence_length=16)
     again.load_weights(os.path.join(run.path, "teacher.weights.h5"))
     for split in SPLITS:
