@@ -7,6 +7,7 @@ from kd_keras.students.common import check_int
 from kd_keras.students.common import check_ints
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import check_text_arguments
+from kd_keras.students.common import features_layer
 from kd_keras.students.common import token_ids_input
 
 
@@ -39,6 +40,9 @@ def mlp(
     Returns:
         A `keras.Model` outputting `[batch, num_classes]` logits. Its float
         input is named `"features"`; the last hidden layer is `dense_{i}`.
+        On token ids, the layer a feature-distillation term can name is
+        `"features"`: the last hidden layer's output (the averaged
+        embedding without hidden layers), before dropout.
 
     Raises:
         ConfigError: a bad argument, named as `student.options.<argument>`,
@@ -50,6 +54,9 @@ def mlp(
     >>> m = mlp(10, input_shape=(64,), hidden_units=(32,))
     >>> m(np.zeros((2, 64), "float32")).shape
     TensorShape([2, 10])
+    >>> text = mlp(2, vocab_size=100, sequence_length=8, hidden_units=(16,))
+    >>> text.get_layer("features").output.shape
+    (None, 16)
     """
     check_int("num_classes", num_classes)
     hidden_units = check_ints("hidden_units", hidden_units, allow_empty=True)
@@ -69,8 +76,13 @@ def mlp(
         input_shape = check_ints("input_shape", input_shape)
         inputs = keras.Input(shape=tuple(input_shape), name="features")
         x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    text = bool(vocab_size and sequence_length)
+    if text and not hidden_units:
+        x = features_layer()(x)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        if text and i == len(hidden_units) - 1:
+            x = features_layer()(x)
         x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=name)

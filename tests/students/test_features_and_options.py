@@ -15,6 +15,8 @@ FEATURE_STUDENTS = [
     ("bigru", dict(SMALL, units=8), 16),
     ("tiny_bert", dict(SMALL, hidden_dim=16, intermediate_dim=32), 16),
     ("tiny_bert", dict(SMALL, hidden_dim=16, intermediate_dim=32, embedding_dim=4), 16),
+    ("mlp", dict(SMALL, hidden_units=(12, 8)), 8),
+    ("mlp", dict(SMALL, hidden_units=(), embedding_dim=6), 6),
 ]
 
 
