@@ -6,6 +6,10 @@ rt_polarity) runs unchanged except for its `data:` section (and `output`):
 - `sst2`: SST-2 from a folder given with `--sst2` (`train.tsv`, 60,614
   phrases; `dev.tsv`, 6,735, the validation split; `test.tsv`, the 872
   sentences of GLUE's dev set, the test split; TSV, header `sentence<TAB>label`);
+- `sst2_10k_labels`: the same files with `data.labels_fraction: 0.165`:
+  the teacher and the student alone see a seeded 10,001 labelled phrases,
+  the other 50,613 training phrases are unlabeled transfer data that the
+  teacher labels for the distilled student (the few-labels case);
 - `ag_news`: the built-in AG News topics (4 classes), all labels;
 - `ag_news_10`: the same with `data.labels_fraction: 0.1` (the other 90% of
   the training texts are unlabeled transfer data).
@@ -56,9 +60,13 @@ SST2_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 DATASETS = {
     "sst2": {"format": "tsv", "header": True, "text_column": "sentence",
              "label_column": "label"},
+    "sst2_10k_labels": {"format": "tsv", "header": True, "text_column": "sentence",
+                        "label_column": "label", "labels_fraction": 0.165},
     "ag_news": {"builtin": "ag_news"},
     "ag_news_10": {"builtin": "ag_news", "labels_fraction": 0.1},
 }
+# The datasets read from the `--sst2` folder.
+SST2_DATASETS = ("sst2", "sst2_10k_labels")
 # Published SST-2 test (GLUE dev) accuracies, for comparison.
 REFERENCES = {"sst2": {
     "Tang et al. 2019, BiLSTM from BERT-large": {"teacher": 0.949, "alone": 0.867,
@@ -79,9 +87,11 @@ def data_section(name, sst2_dir=None):
     {'builtin': 'ag_news', 'labels_fraction': 0.1}
     >>> data_section("sst2", "d")["validation"]
     'd/dev.tsv'
+    >>> data_section("sst2_10k_labels", "d")["labels_fraction"]
+    0.165
     """
     section = dict(DATASETS[name])
-    if name == "sst2":
+    if name in SST2_DATASETS:
         section.update({k: os.path.join(sst2_dir, f) for k, f in SST2_FILES.items()})
     return section
 
@@ -153,7 +163,13 @@ def goals(name, row):
     >>> goals("ag_news", {"kd_over_teacher": 0.98, "gain": 0.02})
     {}
     """
-    return {goal: bool(test(row)) for goal, test in GOALS.items()} if name in REFERENCES else {}
+    return ({goal: bool(test(row)) for goal, test in GOALS.items()}
+            if _reference_key(name) in REFERENCES else {})
+
+
+def _reference_key(name):
+    """The `REFERENCES` key of a dataset: every SST-2 variant is SST-2."""
+    return "sst2" if name in SST2_DATASETS else name
 
 
 def references(name):
@@ -165,7 +181,7 @@ def references(name):
     0.9914346895074947
     """
     return {who: dict(f, kd_over_teacher=f["distilled"] / f["teacher"])
-            for who, f in REFERENCES.get(name, {}).items()}
+            for who, f in REFERENCES.get(_reference_key(name), {}).items()}
 
 
 def _relative(section):
@@ -216,18 +232,18 @@ def run_dataset(name, cfg, args, tqdm):
                teacher_backbone=cfg.teacher.backbone,
                data=_relative(to_dict(cfg.data)), config=os.path.relpath(args.config, ROOT),
                overrides=args.set, max_train=args.max_train, epochs=cfg.distill.epochs)
-    if name in REFERENCES:
+    if _reference_key(name) in REFERENCES:
         row.update(references=references(name), goals=goals(name, row))
     return row
 
 
 def print_table(rows):
-    print(f"\n{'dataset':<12}{'train':>8}{'teacher':>9}{'alone':>9}{'kd':>9}{'kd-alone':>10}"
+    print(f"\n{'dataset':<16}{'train':>8}{'teacher':>9}{'alone':>9}{'kd':>9}{'kd-alone':>10}"
           f"{'kd/teacher':>12}  goals")
     for name, r in rows.items():
         marks = ", ".join(f"{g}: {'met' if ok else 'MISSED'}"
                           for g, ok in r.get("goals", {}).items())
-        print(f"{name:<12}{r['sizes']['train']:>8}{100 * r['teacher']:>8.2f}%"
+        print(f"{name:<16}{r['sizes']['train']:>8}{100 * r['teacher']:>8.2f}%"
               f"{100 * r['alone']:>8.2f}%{100 * r['kd']:>8.2f}%{100 * r['gain']:>+8.2f}pt"
               f"{r['kd_over_teacher']:>11.1%}  {marks or '-'}")
         for who, f in r.get("references", {}).items():
@@ -268,9 +284,10 @@ def main():
     from kd_keras.errors import KdKerasError
 
     args.config = os.path.abspath(args.config)
-    names = args.datasets or [n for n in DATASETS if n != "sst2" or args.sst2]
-    if "sst2" in names and not args.sst2:
-        parser.error("--datasets sst2: needs --sst2 DIR (a folder with "
+    names = args.datasets or [n for n in DATASETS if n not in SST2_DATASETS or args.sst2]
+    needs_sst2 = [n for n in names if n in SST2_DATASETS]
+    if needs_sst2 and not args.sst2:
+        parser.error(f"--datasets {' '.join(needs_sst2)}: needs --sst2 DIR (a folder with "
                      f"{', '.join(SST2_FILES.values())})")
     if args.max_train is not None and args.max_train < 1:
         parser.error(f"--max-train: expected a positive integer, got {args.max_train}")

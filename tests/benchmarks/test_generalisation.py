@@ -23,7 +23,7 @@ def _sst2_folder(path):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["ag_news", "ag_news_10", "sst2"])
+@pytest.mark.parametrize("name", ["ag_news", "ag_news_10", "sst2", "sst2_10k_labels"])
 def test_only_the_data_section_changes(name, tmp_path):
     from kd_keras.config import load_config
     from kd_keras.config import to_dict
@@ -33,13 +33,35 @@ def test_only_the_data_section_changes(name, tmp_path):
     for section in ("teacher", "student", "distill", "export", "distribute"):
         assert to_dict(getattr(cfg, section)) == to_dict(getattr(recipe, section)), section
     assert cfg.seed == 0 and cfg.data != recipe.data
-    expected_fraction = 0.1 if name == "ag_news_10" else 1.0
+    expected_fraction = {"ag_news_10": 0.1, "sst2_10k_labels": 0.165}.get(name, 1.0)
     assert cfg.data.labels_fraction == expected_fraction
-    if name == "sst2":
+    if name.startswith("sst2"):
         assert (cfg.data.train, cfg.data.validation, cfg.data.test) == tuple(
             os.path.join(str(tmp_path), f) for f in ("train.tsv", "dev.tsv", "test.tsv"))
     else:
         assert cfg.data.builtin == "ag_news"
+
+
+def test_every_sst2_row_is_marked_against_the_published_figures():
+    row = {"kd_over_teacher": 0.975, "gain": 0.031}
+    for name in ("sst2", "sst2_10k_labels"):
+        assert gen.goals(name, row) == {"distilled >= 97% of teacher": True,
+                                        "distilled >= alone + 3 points": True}
+        assert set(gen.references(name)) == set(gen.REFERENCES["sst2"])
+    assert gen.goals("ag_news_10", row) == {} and gen.references("ag_news_10") == {}
+
+
+def test_sst2_labels_fraction_leaves_10k_labels():
+    # SST-2's 60,614 training phrases (26,786 negative, 33,828 positive), masked
+    # by the pipeline's own few-label rule: the row's name promises 10k labels.
+    from kd_keras.data import TextDataset
+
+    labels = np.repeat([0, 1], [26786, 33828])
+    ds = TextDataset({"train": [""] * len(labels), "validation": [], "test": []},
+                     {"train": labels, "validation": [], "test": []}, ["0", "1"])
+    fraction = gen.DATASETS["sst2_10k_labels"]["labels_fraction"]
+    kept = ds.with_label_fraction(fraction).labels["train"]
+    assert 9990 <= np.sum(kept >= 0) <= 10010
 
 
 def test_epochs_and_overrides_apply_after_the_data(tmp_path):
