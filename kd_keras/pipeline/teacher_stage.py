@@ -304,6 +304,18 @@ def teacher_features(cfg, run):
     return out
 
 
+def _features_give_logits(cfg, state):
+    """Whether the features' one pass (`compute_features`) also gives the
+    logits, so that the teacher runs once: on the backbone route, whose
+    adaptation labelled only what it fitted on (`_adaptation_inputs`), and
+    for a ready Keras teacher unless its logits go through the cache or Ray
+    (which keep their own files)."""
+    if state.logits is not None or not cfg.distill.features or state.model is None:
+        return False
+    return cfg.teacher.backbone is not None or (
+        not cfg.distill.cache_teacher and cfg.distribute.engine != "ray")
+
+
 def teacher_outputs(cfg, data, state, run):
     """Stage 3: the teacher's logits for every split, saved for resume.
 
@@ -317,9 +329,7 @@ def teacher_outputs(cfg, data, state, run):
     if run.done(OUTPUTS) is not None:
         return _load_npz(path)
     passes = None
-    if state.logits is None and cfg.teacher.backbone is not None and cfg.distill.features:
-        # The adaptation labelled only what it fitted on (`_adaptation_inputs`):
-        # the features' pass gives every split's logits too.
+    if _features_give_logits(cfg, state):
         passes = compute_features(cfg, data, state)
         logits = {s: p.logits if len(p.logits) else np.zeros((0, data.num_classes), np.float32)
                   for s, p in passes.items()}

@@ -116,3 +116,53 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
     saved = teacher_stage.teacher_features(cfg, run)
     assert {s: len(v["classifier/pooling"]) for s, v in saved.items()} == {
         s: len(data.labels[s]) for s in SPLITS}
+
+
+def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monkeypatch):
+    """A ready Keras teacher with feature terms and `cache_teacher: false`:
+    the features' pass gives the logits (one pass per split, no
+    `predict_on_batch`); with the cache on, the logits come from the
+    cache's own files. Both equal the teacher's own `predict` on the ids."""
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import teacher_stage
+    from kd_keras.pipeline.workdir import RunDir
+    from pipeline import resume_helpers as rh
+
+    rh.write_tsv(tmp_path / "train.tsv", rh.sentences(40, seed=0))
+    seq = 10
+    ids_in = keras.Input((seq,), dtype="int32")
+    tokens = keras.layers.Embedding(30522, 4, name="tokens")(ids_in)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pooled")(tokens)
+    keras.Model(ids_in, keras.layers.Dense(2)(pooled)).save(str(tmp_path / "t.keras"))
+    passes = []
+    run_teacher = teacher_stage.run_teacher
+
+    def counted(model, x, *args, **kwargs):
+        passes.append(len(x))
+        return run_teacher(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_stage, "run_teacher", counted)
+    for cache in (False, True):
+        cfg = parse_config({
+            "data": {"train": "train.tsv"}, "teacher": {"model": "t.keras"},
+            "student": {"sequence_length": seq},
+            "distill": {"cache_teacher": cache, "features": [
+                {"teacher_layer": "pooled", "student_layer": "features"}]},
+            "verbose": 0}, base_dir=str(tmp_path))
+        data = data_stage.prepare_data(cfg)
+        run = RunDir(str(tmp_path / f"run-{cache}"), cfg)
+        state = teacher_stage.adapt_teacher(cfg, data, run, None)
+        predicted = []
+        monkeypatch.setattr(state.teacher, "predict_on_batch",
+                            lambda x, f=state.teacher.predict_on_batch: predicted.append(len(x))
+                            or f(x))
+        passes.clear()
+        logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+
+        assert passes == [len(data.labels[s]) for s in SPLITS]  # the features' pass
+        if not cache:
+            assert predicted == []  # no second pass for the logits
+        assert os.path.isdir(os.path.join(run.path, "cache")) == cache
+        for split in SPLITS:
+            np.testing.assert_allclose(
+                logits[split], state.model.predict(data.ids[split], verbose=0), atol=1e-5)
