@@ -1,5 +1,6 @@
 """`teacher_stage`: the named teacher outputs on every row, and one teacher
-pass for the unlabeled rows of a backbone run with feature terms."""
+pass for the unlabeled rows of a backbone run with feature terms and for a
+ready teacher with feature terms."""
 
 import os
 
