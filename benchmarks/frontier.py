@@ -172,6 +172,36 @@ def write_png(points, teacher, path):
     os.replace(tmp, path)
 
 
+def frontier_json(teacher, teacher_params, teacher_ms, points, rows, left, meta):
+    """The JSON a run writes, from the students measured so far.
+
+    Args:
+        teacher: the teacher's test accuracy.
+        teacher_params: its parameter count.
+        teacher_ms: its SavedModel latencies, one per timed student (the
+            median is kept).
+        points: the measured students' `Point`s.
+        rows: dict student -> its JSON row.
+        left: the students still to measure (empty once the run is done).
+        meta: the run's settings (seeds, epochs, data, ...), copied in.
+
+    Returns:
+        A JSON-ready dict.
+
+    Example:
+
+    >>> result = frontier_json(0.8, 1000, [20.0, 30.0], [Point("a", 10, 0.79)],
+    ...                        {"a": {}}, ["b"], {"seeds": [0]})
+    >>> result["teacher"], result["smallest_meeting_target"], result["students_left"]
+    ({'accuracy': 0.8, 'params': 1000, 'saved_model_ms': 25.0}, 'a', ['b'])
+    """
+    t_ms = float(np.median(teacher_ms)) if teacher_ms else None
+    return {"teacher": {"accuracy": teacher, "params": teacher_params, "saved_model_ms": t_ms},
+            **meta, "target": TARGET,
+            "smallest_meeting_target": smallest_meeting(points, teacher),
+            "pareto": pareto(points), "students": rows, "students_left": list(left)}
+
+
 def export_int8(cfg, data, student, folder):
     """Exports `student` to int8 TFLite and int8 ONNX (the CLI's export stage,
     mismatches kept); per format its report entry, or `{"error": ...}`."""
@@ -240,6 +270,9 @@ def main():
     base = next(iter(configs.values()))
     data = data_stage.prepare_data(base)  # the demo's split (seed 0); students share it
     test_x, test_y = data.ids["test"], data.labels["test"]
+    out = os.path.abspath(args.out)
+    meta = {"seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
+            "data": to_dict(base.data), "distill": to_dict(base.distill)}
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     points, rows, teacher_ms = [], {}, []
     try:
@@ -280,19 +313,15 @@ def main():
                 art.pop("file", None)
             rows[name] = dict(dataclasses.asdict(point), kd_over_teacher=point.kd / teacher,
                               student=STUDENTS[name], runs=runs, int8=exported, latency=lat)
+            # After each student, so that a crash later keeps the students done.
+            result = frontier_json(teacher, int(teacher_model.count_params()), teacher_ms,
+                                   points, rows, [n for n in configs if n not in rows], meta)
+            write_json(out, result)
+            print(f"wrote {out} ({len(rows)} of {len(configs)} students)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    t_ms = float(np.median(teacher_ms)) if teacher_ms else None
-    result = {
-        "teacher": {"accuracy": teacher, "params": int(teacher_model.count_params()),
-                    "saved_model_ms": t_ms},
-        "seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
-        "data": to_dict(base.data), "distill": to_dict(base.distill),
-        "target": TARGET, "smallest_meeting_target": smallest_meeting(points, teacher),
-        "pareto": pareto(points), "students": rows}
-    out = os.path.abspath(args.out)
-    write_json(out, result)
+    t_ms = result["teacher"]["saved_model_ms"]
     print("\n" + markdown_table(points, teacher, result["teacher"]["params"], t_ms))
     print(f"\nsmallest student with >= {TARGET:.0%} of the teacher's accuracy: "
           f"{result['smallest_meeting_target']}; Pareto front: {', '.join(result['pareto'])}")

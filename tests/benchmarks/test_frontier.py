@@ -115,5 +115,5 @@ def test_main_tiny_run(tmp_path):
     assert isinstance(row["int8"]["tflite"]["passed"], bool)
     assert row["int8_bytes"] == row["int8"]["tflite"]["size_bytes"] > 0
     assert row["latency_ms"] > 0 and result["teacher"]["saved_model_ms"] > 0
-    assert result["pareto"] == ["text_cnn_small"]
+    assert result["pareto"] == ["text_cnn_small"] and result["students_left"] == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
