@@ -41,6 +41,7 @@ import numpy as np
 
 from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import metadata as meta
+from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
@@ -189,7 +190,7 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
         os.makedirs(directory, exist_ok=True)
     except OSError as e:
         raise UsageError(f"{directory}: cannot create the cache folder ({e.strerror})") from None
-    metadata = meta.read(directory)
+    metadata = metadata_reader.read(directory)
     if metadata is not None and overwrite:
         store.remove_cache_files(directory)
         metadata = None

@@ -123,7 +123,7 @@ def write_arrays(directory, index, arrays):
 
 
 def _shard_paths(directory, shard):
-    # The names follow from the index; `metadata.read` checked that the
+    # The names follow from the index; `metadata_reader.read` checked that the
     # recorded ones are the same.
     for name, entry in shard.files.items():
         yield name, entry, os.path.join(directory, meta.shard_filename(name, shard.index))

@@ -7,6 +7,7 @@ import numpy as np
 
 from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import metadata as meta
+from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
@@ -45,7 +46,7 @@ def load(directory, verify=True):
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise MissingFileError(f"{directory}: no such cache folder")
-    metadata = meta.read(directory)
+    metadata = metadata_reader.read(directory)
     if metadata is None:
         raise MissingFileError(
             f"{meta.metadata_path(directory)}: not found; {directory} holds no "
@@ -63,7 +64,7 @@ class TeacherCache:
 
     Args:
         directory: the cache directory.
-        metadata: its `CacheMetadata` (validated by `metadata.read`).
+        metadata: its `CacheMetadata` (validated by `metadata_reader.read`).
         verify: check every shard's checksum now.
 
     Attributes:

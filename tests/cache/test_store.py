@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kd_keras.cache import metadata
+from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 from kd_keras.errors import DataError
 
@@ -20,7 +21,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
 
     with pytest.raises(OSError, match="disk full"):
         store._atomic_write(metadata.metadata_path(d), explode)
-    assert metadata.read(d) == META
+    assert metadata_reader.read(d) == META
     assert os.listdir(d) == ["metadata.json"]
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from kd_keras.cache import cache_teacher_outputs
 from kd_keras.cache import load
 from kd_keras.cache import metadata
+from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 
 from .cache_helpers import LinearTeacher
@@ -46,7 +47,7 @@ def test_check_inputs_streams_datasets(built):
 
 
 def test_incomplete_cache_is_not_opened(built, tmp_path):
-    meta = metadata.read(str(tmp_path))
+    meta = metadata_reader.read(str(tmp_path))
     store.write_metadata(str(tmp_path), dataclasses.replace(meta, complete=False))
     with pytest.raises(ValueError, match="incomplete .*resume"):
         load(tmp_path)
