@@ -15,6 +15,21 @@ from kd_keras.pipeline.teacher_stage import TeacherState
 from kd_keras.pipeline.teacher_stage import compute_features
 
 
+def _count_passes(monkeypatch):
+    """Records the row count of each `teacher_stage.run_teacher` call."""
+    from kd_keras.pipeline import teacher_stage
+
+    passes = []
+    run_teacher = teacher_stage.run_teacher
+
+    def counted(model, x, *args, **kwargs):
+        passes.append(len(x))
+        return run_teacher(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_stage, "run_teacher", counted)
+    return passes
+
+
 def test_compute_features_equals_numpy_on_every_row(tmp_path):
     """Logits, pooled `[n, d]` and per-token `[n, seq, d]` outputs of an ids
     teacher equal the NumPy float64 lookup, across batch boundaries (150
@@ -91,14 +106,7 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
         return adapt(model, texts, labels, *args, **kwargs)
 
     monkeypatch.setattr(teachers, "adapt_text_teacher", recording)
-    passes = []
-    run_teacher = teacher_stage.run_teacher
-
-    def counted(model, x, *args, **kwargs):
-        passes.append(len(x))
-        return run_teacher(model, x, *args, **kwargs)
-
-    monkeypatch.setattr(teacher_stage, "run_teacher", counted)
+    passes = _count_passes(monkeypatch)
     run = RunDir(str(tmp_path / "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, None)
     logits = teacher_stage.teacher_outputs(cfg, data, state, run)
@@ -135,14 +143,7 @@ def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monke
     tokens = keras.layers.Embedding(30522, 4, name="tokens")(ids_in)
     pooled = keras.layers.GlobalAveragePooling1D(name="pooled")(tokens)
     keras.Model(ids_in, keras.layers.Dense(2)(pooled)).save(str(tmp_path / "t.keras"))
-    passes = []
-    run_teacher = teacher_stage.run_teacher
-
-    def counted(model, x, *args, **kwargs):
-        passes.append(len(x))
-        return run_teacher(model, x, *args, **kwargs)
-
-    monkeypatch.setattr(teacher_stage, "run_teacher", counted)
+    passes = _count_passes(monkeypatch)
     for cache in (False, True):
         cfg = parse_config({
             "data": {"train": "train.tsv"}, "teacher": {"model": "t.keras"},
