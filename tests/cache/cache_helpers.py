@@ -35,3 +35,31 @@ class LinearTeacher(Teacher):
 
 def make_inputs(count=320, in_dim=6, seed=1):
     return np.random.default_rng(seed).normal(size=(count, in_dim)).astype(np.float32)
+
+
+DELETE = object()  # `json_edit`'s value that deletes the key
+
+
+def json_edit(*path, value=DELETE):
+    """Returns a function that sets `raw[path...] = value` in parsed JSON
+    (`DELETE` deletes the key), for damaging a cache's metadata.
+
+    Example:
+
+    >>> raw = {"a": [{"b": 1}]}
+    >>> json_edit("a", 0, "b", value=2)(raw); raw
+    {'a': [{'b': 2}]}
+    >>> json_edit("a", 0, "b")(raw); raw
+    {'a': [{}]}
+    """
+
+    def edit(raw):
+        *parents, last = path
+        for key in parents:
+            raw = raw[key]
+        if value is DELETE:
+            del raw[last]
+        else:
+            raw[last] = value
+
+    return edit

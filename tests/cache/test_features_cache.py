@@ -20,6 +20,7 @@ from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 
 from .cache_helpers import LinearTeacher
+from .cache_helpers import json_edit
 
 N, SEQ, DIM, WIDTH, CLASSES = 70, 5, 6, 8, 3
 FEATURES = ["t_tokens", "t_pooled"]
@@ -289,19 +290,7 @@ def test_shard_steps_with_features_equal_the_one_process_build(tmp_path):
 
 # --------------------------------------------------------------- metadata
 
-_DELETE = object()
-
-
-def _edit(*path, value=_DELETE):
-    def edit(raw):
-        *parents, last = path
-        for key in parents:
-            raw = raw[key]
-        if value is _DELETE:
-            del raw[last]
-        else:
-            raw[last] = value
-    return edit
+_edit = json_edit
 
 
 METADATA_CASES = [

@@ -15,7 +15,9 @@ from kd_keras.cache import cache_teacher_outputs
 from kd_keras.cache import load
 from kd_keras.errors import DataError
 
+from .cache_helpers import DELETE
 from .cache_helpers import LinearTeacher
+from .cache_helpers import json_edit
 from .cache_helpers import make_inputs
 
 X = make_inputs(100)
@@ -29,21 +31,11 @@ def template(tmp_path_factory):
 
 
 def _set(path, value):
-    """Returns a function that sets `raw[path...] = value` (None deletes)."""
-
-    def edit(raw):
-        *parents, last = path
-        for key in parents:
-            raw = raw[key]
-        if value is _DELETE:
-            del raw[last]
-        else:
-            raw[last] = value
-
-    return edit
+    """`json_edit` with the path as one tuple (`_DELETE` deletes the key)."""
+    return json_edit(*path, value=value)
 
 
-_DELETE = object()
+_DELETE = DELETE
 _FILE0 = ("shards", 0, "files", "logits")
 _HEX = "ab" * 32
 
