@@ -53,16 +53,22 @@ POOLED_TERM = {"teacher_layer": "classifier/pooling", "student_layer": "features
 # The factorised tiny_bert (1.3M parameters), at the teacher's sequence
 # length so that its tokens line up with the teacher's for the TinyBERT
 # hidden-state terms: student layer j learns teacher layer 3j+2's hidden
-# states (MSE, through a learned 128 -> 384 projection). The attention terms
-# are left out here: the teacher's attention maps for the training split
-# take 3.4 GB in float32 per layer pair, more than this 24 GB machine holds
-# beside the other benchmarks.
+# states (MSE, through a learned 128 -> 384 projection).
 TINY_BERT = {"architecture": "tiny_bert", "sequence_length": 64,
              "options": {"embedding_dim": 32, "embedding_init": "minilm"}}
 TINY_BERT_TERMS = [
     {"teacher_layer": f"classifier/backbone/transformer_layer_{t}",
      "student_layer": f"tiny_bert_backbone/group_{j}_inner_layer_0",
      "loss": "mse", "weight": 1.0, "name": f"hidden_{j}"}
+    for j, t in ((0, 2), (1, 5))]
+# TinyBERT's attention terms on the same layer pairs: KL between the
+# attention probabilities, the teacher's 12 heads averaged in groups down to
+# the student's. The teacher's maps for every split take 2.1 GB per layer
+# in float32: run this row on an otherwise idle machine.
+TINY_BERT_ATTENTION = [
+    {"teacher_layer": f"classifier/backbone/transformer_layer_{t}:attention",
+     "student_layer": f"tiny_bert_backbone/group_{j}_inner_layer_0:attention",
+     "loss": "attention_kl", "weight": 1.0, "name": f"attention_{j}"}
     for j, t in ((0, 2), (1, 5))]
 REPLACE_10 = {"copies": 10, "word_dropout": 0.0, "ngram_prob": 0.0, "replace_prob": 0.3}
 # Tang et al.'s mix: each copy is a random n-gram of its sentence (p = 0.25)
@@ -111,6 +117,9 @@ VARIANTS = {
     "tiny_bert, logits only": ({"student": TINY_BERT}, None),
     "tiny_bert + hidden-state terms": (
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
+    "tiny_bert + hidden-state and attention terms": (
+        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS + TINY_BERT_ATTENTION}},
+        None),
 }
 # variant -> the variant it adds one thing to (the "step" column).
 STEPS = {
@@ -124,6 +133,7 @@ STEPS = {
     "+ pooled features, 10 mixed copies, one per epoch":
         "+ pooled features, augment 10 mixed copies",
     "tiny_bert + hidden-state terms": "tiny_bert, logits only",
+    "tiny_bert + hidden-state and attention terms": "tiny_bert + hidden-state terms",
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
