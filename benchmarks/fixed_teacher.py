@@ -34,7 +34,7 @@ class FixedTeacher:
 
         self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
         self._labelled = {}  # (texts, layers) -> the teacher's logits and layers on them
-        self._original_features = {}  # layers -> their values on the base data's splits
+        self._original_features = {}  # (layers, dtype) -> their values on the base data's splits
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
@@ -65,12 +65,13 @@ class FixedTeacher:
             self.model.load_weights(os.path.join(self.run_dir, "teacher.weights.h5"))
         return self.model
 
-    def outputs(self, texts, layers=()):
+    def outputs(self, texts, layers=(), feature_dtype="float32"):
         """The teacher's logits and named layers on `texts`, one pass.
 
         Args:
             texts: a list of strings.
             layers: teacher layer names (`distill.features` `teacher_layer`s).
+            feature_dtype: the layers' dtype (`distill.feature_dtype`).
 
         Returns:
             A `teacher_stage.TeacherPass`, one row per text (the CLI's own
@@ -78,11 +79,12 @@ class FixedTeacher:
         """
         from kd_keras.pipeline import teacher_stage
 
-        key = (tuple(texts), tuple(layers))
+        key = (tuple(texts), tuple(layers), feature_dtype)
         if key not in self._labelled:
             x = np.asarray(texts, dtype=object)
             self._labelled[key] = teacher_stage.run_teacher(
-                self.teacher_model(), x, layers, BATCH, desc="teacher: labelling")
+                self.teacher_model(), x, layers, BATCH, desc="teacher: labelling",
+                feature_dtype=feature_dtype)
         return self._labelled[key]
 
     def augmented(self, cfg):
@@ -95,13 +97,14 @@ class FixedTeacher:
         n = len(self.data.dataset.texts["train"])
         assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
         layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
-        extra = self.outputs(list(data.dataset.texts["train"][n:]), layers)
+        dtype = cfg.distill.feature_dtype
+        extra = self.outputs(list(data.dataset.texts["train"][n:]), layers, dtype)
         logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra.logits]))
         if not layers:
             return data, logits, None
-        if layers not in self._original_features:  # shared by the variants
-            self._original_features[layers] = self.features(cfg, self.data)
-        features = dict(self._original_features[layers])
+        if (layers, dtype) not in self._original_features:  # shared by the variants
+            self._original_features[layers, dtype] = self.features(cfg, self.data)
+        features = dict(self._original_features[layers, dtype])
         features["train"] = {k: np.concatenate([features["train"][k], extra.layers[k]])
                              for k in layers}
         return data, logits, features

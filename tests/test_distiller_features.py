@@ -275,3 +275,31 @@ def test_cached_teacher_features_equal_online_training():
     offline.fit(ds, epochs=1, verbose=0)
     for a, b in zip(student.weights, student2.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+def test_float16_cached_features_train_as_their_float32_values():
+    """Teacher features held in float16 (`distill.feature_dtype: float16`)
+    train exactly as float32 targets with the same (rounded) values: the
+    terms cast them to float32, nothing else changes. The float32 path is
+    checked against the float64 loop above."""
+    x, y, w = make_data()
+    teacher, student = make_models()
+    init = student.get_weights()
+    hidden = keras.Model(teacher.inputs, teacher.get_layer("t_hidden").output)
+    half = hidden.predict(x, verbose=0).astype(np.float16)
+    assert np.abs(half.astype(np.float32) - hidden.predict(x, verbose=0)).max() > 0
+    logits = teacher.predict(x, verbose=0)
+    weights = []
+    for values in (half, half.astype(np.float32)):
+        student.set_weights(init)
+        keras.utils.set_random_seed(5)  # the projections' initial weights
+        distiller = kd_keras.Distiller(None, student, features=terms())
+        distiller.compile(optimizer=keras.optimizers.SGD(LR))
+        targets = {"labels": y, "teacher_logits": logits, "teacher_features": {"t_hidden": values}}
+        ds = tf.data.Dataset.from_tensor_slices((x, targets, w)).batch(BATCH)
+        assert ds.element_spec[1]["teacher_features"]["t_hidden"].dtype == values.dtype
+        distiller.fit(ds, epochs=EPOCHS, verbose=0)
+        weights.append([v.numpy() for v in student.weights])
+    assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(weights[0], init))  # it trained
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -227,6 +227,7 @@ def _check_student_options(s, builder):
 
 
 def _validate_distill(d):
+    from kd_keras.cache.metadata import FEATURE_DTYPES
     from kd_keras.losses import NAMES as DISTILLATION_LOSSES
 
     _check(_is_int(d.epochs) and d.epochs >= 0, "distill.epochs", "a non-negative integer",
@@ -256,6 +257,8 @@ def _validate_distill(d):
            "a positive integer", a.max_ngram)
     _check(isinstance(a.per_epoch, bool), "distill.augment.per_epoch", "true or false",
            a.per_epoch)
+    _check(d.feature_dtype in FEATURE_DTYPES, "distill.feature_dtype",
+           f"one of {', '.join(FEATURE_DTYPES)}", d.feature_dtype)
     _validate_feature_terms(d)
     es = d.early_stopping
     if es is not None:

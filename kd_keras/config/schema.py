@@ -143,6 +143,9 @@ class DistillConfig:
         default=None, metadata={"section": EarlyStoppingConfig, "optional": True})
     augment: AugmentConfig = _section(AugmentConfig)
     features: tuple = dataclasses.field(default=(), metadata={"items": FeatureTermConfig})
+    # How the teacher's feature targets are held (`float16` halves per-token
+    # and attention targets; the losses compute in float32).
+    feature_dtype: str = "float32"
     # `alpha` and `temperature` as schedules over training progress.
     schedules: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
 

@@ -218,7 +218,7 @@ class TeacherPass:
     layers: dict
 
 
-def run_teacher(model, x, layers=(), batch_size=64, desc=None):
+def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="float32"):
     """One forward pass of a Keras teacher over `x` that keeps its logits
     and the layers `layers` name, filled into preallocated arrays (per-token
     layers are large: a list of batches plus their concatenation would
@@ -230,6 +230,8 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None):
         layers: teacher layer names, as `distill.features` spells them.
         batch_size: inputs per forward pass.
         desc: a progress-bar label, or `None` for no bar.
+        feature_dtype: the dtype the layers are held in (`"float16"`
+            halves them); the logits stay float32.
 
     Returns:
         A `TeacherPass` (arrays of shape `(0,)` when `x` is empty).
@@ -253,7 +255,8 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None):
     layers = list(layers)
     view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers], "teacher")
     forward = tf.function(lambda batch: view(batch, training=False), reduce_retracing=True)
-    arrays = [np.zeros((0,), np.float32)] * (1 + len(layers))  # logits, then the layers
+    dtypes = [np.float32] + [np.dtype(feature_dtype)] * len(layers)  # logits, then the layers
+    arrays = [np.zeros((0,), dtype) for dtype in dtypes]
     starts = range(0, len(x), batch_size)
     for i in tqdm(starts, desc=desc, unit="batch", disable=desc is None, mininterval=10):
         batch = x[i:i + batch_size]
@@ -262,7 +265,7 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None):
         for j, value in enumerate([logits, *values]):
             value = np.asarray(value, np.float32)
             if i == 0:
-                arrays[j] = np.empty((len(x),) + value.shape[1:], np.float32)
+                arrays[j] = np.empty((len(x),) + value.shape[1:], dtypes[j])
             arrays[j][i:i + len(value)] = value
     return TeacherPass(logits=arrays[0], layers=dict(zip(layers, arrays[1:])))
 
@@ -272,7 +275,8 @@ def compute_features(cfg, data, state):
     for every split, in one forward pass per split (`run_teacher`).
 
     Args:
-        cfg: the `RunConfig` (its `distill.features` name the layers).
+        cfg: the `RunConfig` (its `distill.features` name the layers,
+            `distill.feature_dtype` their dtype).
         data: the `PreparedData`.
         state: the `TeacherState` (a Keras teacher).
 
@@ -287,7 +291,8 @@ def compute_features(cfg, data, state):
                           "gives logits only")
     keys = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
     return {split: run_teacher(state.model, teacher_inputs(state, data, split), keys,
-                               desc=f"teacher: logits + features [{split}]" if cfg.verbose else None)
+                               desc=f"teacher: logits + features [{split}]" if cfg.verbose else None,
+                               feature_dtype=cfg.distill.feature_dtype)
             for split in SPLITS}
 
 

@@ -62,6 +62,8 @@ def test_config_objects_are_frozen_and_round_trip():
         ("distill", {"augment": {"mask": 0.1}}, "distill.augment.mask: unknown key"),
         ("distill", {"augment": {"replace_prob": 1.0}}, "distill.augment.replace_prob"),
         ("distill", {"augment": {"per_epoch": "yes"}}, "distill.augment.per_epoch"),
+        ("distill", {"feature_dtype": "float64"},
+         "distill.feature_dtype: must be one of float32, float16, got 'float64'"),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):

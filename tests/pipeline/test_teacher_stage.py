@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from kd_keras.config import parse_config
 from kd_keras.data import SPLITS
@@ -30,10 +31,13 @@ def _count_passes(monkeypatch):
     return passes
 
 
-def test_compute_features_equals_numpy_on_every_row(tmp_path):
+@pytest.mark.parametrize("feature_dtype", ["float32", "float16"])
+def test_compute_features_equals_numpy_on_every_row(tmp_path, feature_dtype):
     """Logits, pooled `[n, d]` and per-token `[n, seq, d]` outputs of an ids
     teacher equal the NumPy float64 lookup, across batch boundaries (150
-    rows is two full batches of 64 and a tail of 22)."""
+    rows is two full batches of 64 and a tail of 22); with
+    `distill.feature_dtype: float16` the layers are held rounded to float16
+    and the logits stay float32."""
     vocab, seq, dim = 50, 7, 5
     ids_in = keras.Input((seq,), dtype="int32")
     tokens = keras.layers.Embedding(vocab, dim, name="tokens")(ids_in)
@@ -45,7 +49,8 @@ def test_compute_features_equals_numpy_on_every_row(tmp_path):
         "data": {"train": "train.tsv"}, "teacher": {"model": "t.keras"},
         "distill": {"features": [
             {"teacher_layer": "pooled", "student_layer": "features"},
-            {"teacher_layer": "tokens", "student_layer": "embedding", "name": "tok"}]}},
+            {"teacher_layer": "tokens", "student_layer": "embedding", "name": "tok"}],
+            "feature_dtype": feature_dtype}},
         base_dir=str(tmp_path))
     rng = np.random.default_rng(0)
     sizes = {"train": 150, "validation": 64, "test": 3}
@@ -65,9 +70,12 @@ def test_compute_features_equals_numpy_on_every_row(tmp_path):
         looked_up = table[ids[split]]
         layers = features[split].layers
         assert set(layers) == {"pooled", "tokens"}
-        assert layers["tokens"].dtype == np.float32
-        np.testing.assert_allclose(layers["tokens"], looked_up, atol=1e-6)
-        np.testing.assert_allclose(layers["pooled"], looked_up.mean(1), atol=1e-6)
+        assert layers["tokens"].dtype == layers["pooled"].dtype == np.dtype(feature_dtype)
+        assert features[split].logits.dtype == np.float32
+        # float16 keeps 11 significant bits: within one unit in the last place.
+        tol = {"rtol": 2.0 ** -10, "atol": 1e-7} if feature_dtype == "float16" else {"atol": 1e-6}
+        np.testing.assert_allclose(layers["tokens"], looked_up, **tol)
+        np.testing.assert_allclose(layers["pooled"], looked_up.mean(1), **tol)
         np.testing.assert_allclose(features[split].logits, looked_up.mean(1) @ kernel + bias,
                                    atol=1e-5)
 
