@@ -121,6 +121,10 @@ VARIANTS = {
     "tiny_bert + hidden-state and attention terms": (
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS + TINY_BERT_ATTENTION,
                                            "feature_dtype": "float16"}}, None),
+    # The control for the row above: only the targets' dtype changes.
+    "tiny_bert + hidden-state terms, float16 targets": (
+        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS,
+                                           "feature_dtype": "float16"}}, None),
 }
 # variant -> the variant it adds one thing to (the "step" column).
 STEPS = {
@@ -135,6 +139,7 @@ STEPS = {
         "+ pooled features, augment 10 mixed copies",
     "tiny_bert + hidden-state terms": "tiny_bert, logits only",
     "tiny_bert + hidden-state and attention terms": "tiny_bert + hidden-state terms",
+    "tiny_bert + hidden-state terms, float16 targets": "tiny_bert + hidden-state terms",
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
