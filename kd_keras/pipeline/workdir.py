@@ -10,6 +10,7 @@ recognised as a kd_keras run by its marker file `MARKER`. An `OUTPUT` that
 exists without it (a user's folder, a file) is refused, never touched.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import socket
 import time
 
 from kd_keras.config import changed_keys
+from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
@@ -52,6 +54,40 @@ def _fingerprint(cfg):
     for key in _NOT_FINGERPRINTED:
         content.pop(key, None)
     return content
+
+
+def _added_at_its_default(key, old, new):
+    """True when dotted `key` is missing from `old` (written by a kd_keras
+    that did not have it yet) and `new` holds the schema's default for it:
+    a run from before a config key existed resumes as long as the key keeps
+    its default.
+
+    Example:
+
+    >>> _added_at_its_default("distill.feature_dtype", {"distill": {}},
+    ...                       {"distill": {"feature_dtype": "float32"}})
+    True
+    >>> _added_at_its_default("distill.feature_dtype", {"distill": {}},
+    ...                       {"distill": {"feature_dtype": "float16"}})
+    False
+    """
+    *sections, last = key.split(".")
+    cls = RunConfig
+    for part in sections:  # down the nested sections' dataclasses
+        factory = getattr(_field(cls, part), "default_factory", None)
+        if not dataclasses.is_dataclass(factory):
+            return False
+        cls, old, new = factory, old.get(part), new.get(part)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            return False
+    field = _field(cls, last)
+    return (last not in old and field is not None
+            and field.default is not dataclasses.MISSING and new.get(last) == field.default)
+
+
+def _field(cls, name):
+    """The dataclass field `name` of `cls`, or `None`."""
+    return next((f for f in dataclasses.fields(cls) if f.name == name), None)
 
 
 def check_output(output):
@@ -185,7 +221,8 @@ class RunDir:
         except (OSError, ValueError):
             raise UsageError(f"--resume: {self.path}/{CONFIG_FILE} is missing or damaged; "
                              "run without --resume to start over") from None
-        changed = changed_keys(old, fingerprint)
+        changed = [k for k in changed_keys(old, fingerprint)
+                   if not _added_at_its_default(k, old, fingerprint)]
         if changed:
             raise ConfigError(
                 f"--resume: the config changed since the interrupted run ({', '.join(changed)}); "

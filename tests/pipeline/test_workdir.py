@@ -36,6 +36,31 @@ def test_resume_with_a_changed_config_names_the_keys(tmp_path):
         RunDir(str(tmp_path / "other"), CFG, resume=True)
 
 
+def test_a_run_from_before_a_config_key_resumes_while_the_key_keeps_its_default(tmp_path):
+    """An interrupted run whose config.json predates `distill.feature_dtype`
+    (and a whole section's worth of keys) resumes at the defaults; a
+    non-default value of the new key, or a change to an old one, is refused."""
+    import json
+
+    out = str(tmp_path / "run")
+    run = RunDir(out, CFG)
+    run.finish("data")
+    path = run.file("config.json")
+    with open(path) as f:
+        old = json.load(f)
+    del old["distill"]["feature_dtype"]
+    del old["distill"]["augment"]["per_epoch"]
+    with open(path, "w") as f:
+        json.dump(old, f)
+    assert RunDir(out, CFG, resume=True).done("data") is not None
+    for distill in ({"feature_dtype": "float16"}, {"alpha": 0.5},
+                    {"augment": {"per_epoch": True}}):
+        changed = parse_config({"data": {"builtin": "rt_polarity"},
+                                "teacher": {"backbone": "minilm"}, "distill": distill})
+        with pytest.raises(ConfigError, match="the config changed since"):
+            RunDir(out, changed, resume=True)
+
+
 def test_publish_replaces_an_earlier_run_only(tmp_path):
     out = tmp_path / "run"
     first = RunDir(str(out), CFG)
