@@ -7,8 +7,8 @@ rt_polarity) runs unchanged except for its `data:` section (and `output`):
   phrases; `dev.tsv`, 6,735, the validation split; `test.tsv`, the 872
   sentences of GLUE's dev set, the test split; TSV, header `sentence<TAB>label`);
 - `sst2_10k_labels`: the same files with `data.labels_fraction: 0.165`:
-  the teacher and the student alone see a seeded 10,001 labelled phrases,
-  the other 50,613 training phrases are unlabeled transfer data that the
+  the teacher and the student alone see a seeded 10,002 labelled phrases,
+  the other 50,612 training phrases are unlabeled transfer data that the
   teacher labels for the distilled student (the few-labels case);
 - `ag_news`: the built-in AG News topics (4 classes), all labels;
 - `ag_news_10`: the same with `data.labels_fraction: 0.1` (the other 90% of

@@ -16,7 +16,8 @@ Two routes, as the config says:
   with `kd_keras.teachers.load_teacher`; it reads raw strings or, when its
   input is integer, the same WordPiece ids as the student. Its logits are
   computed through `kd_keras.cache` (`distill.cache_teacher`), which resumes
-  a pass that was interrupted.
+  a pass that was interrupted; with `distill.features`, no cache and the
+  local engine, the features' one pass gives them instead.
 """
 
 import dataclasses
@@ -233,6 +234,9 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
         feature_dtype: the dtype the layers are held in (`"float16"`
             halves them); the logits stay float32.
 
+    Raises:
+        ConfigError: a layer's values do not fit in float16.
+
     Returns:
         A `TeacherPass` (arrays of shape `(0,)` when `x` is empty).
 
@@ -266,8 +270,21 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
             value = np.asarray(value, np.float32)
             if i == 0:
                 arrays[j] = np.empty((len(x),) + value.shape[1:], dtypes[j])
-            arrays[j][i:i + len(value)] = value
+            with np.errstate(over="ignore"):  # float16 overflow is refused just below
+                arrays[j][i:i + len(value)] = value
+            held = arrays[j][i:i + len(value)]
+            if j and dtypes[j] == np.float16 and not np.isfinite(held).all():
+                _overflow(layers[j - 1], value)
     return TeacherPass(logits=arrays[0], layers=dict(zip(layers, arrays[1:])))
+
+
+def _overflow(layer, value):
+    """Refuses float16 targets that overflowed (float16 holds |x| <= 65504)."""
+    if np.isfinite(value).all():  # finite in float32: too large for float16
+        raise ConfigError(
+            f"distill.feature_dtype: float16 cannot hold the teacher layer {layer!r} "
+            f"(values up to {np.abs(value).max():.4g}; float16 holds at most 65504); "
+            "use float32")
 
 
 def compute_features(cfg, data, state):
@@ -290,8 +307,9 @@ def compute_features(cfg, data, state):
         raise ConfigError(f"distill.features: needs a Keras teacher; {cfg.teacher.model} "
                           "gives logits only")
     keys = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+    desc = "teacher: logits + features [{}]" if cfg.verbose else None
     return {split: run_teacher(state.model, teacher_inputs(state, data, split), keys,
-                               desc=f"teacher: logits + features [{split}]" if cfg.verbose else None,
+                               desc=desc and desc.format(split),
                                feature_dtype=cfg.distill.feature_dtype)
             for split in SPLITS}
 
