@@ -172,6 +172,18 @@ def write_png(points, teacher, path):
     os.replace(tmp, path)
 
 
+def partial_path(out):
+    """Where a run keeps its students until it has measured them all.
+
+    Example:
+
+    >>> partial_path("results/frontier.json")
+    'results/frontier.partial.json'
+    """
+    root, ext = os.path.splitext(out)
+    return f"{root}.partial{ext}"
+
+
 def frontier_json(teacher, teacher_params, teacher_ms, points, rows, left, meta):
     """The JSON a run writes, from the students measured so far.
 
@@ -313,13 +325,16 @@ def main():
                 art.pop("file", None)
             rows[name] = dict(dataclasses.asdict(point), kd_over_teacher=point.kd / teacher,
                               student=STUDENTS[name], runs=runs, int8=exported, latency=lat)
-            # After each student, so that a crash later keeps the students done.
+            # After each student, beside the last complete results, so that
+            # a crash later keeps both the students done and those results.
             result = frontier_json(teacher, int(teacher_model.count_params()), teacher_ms,
                                    points, rows, [n for n in configs if n not in rows], meta)
-            write_json(out, result)
-            print(f"wrote {out} ({len(rows)} of {len(configs)} students)")
+            write_json(partial_path(out), result)
+            print(f"wrote {partial_path(out)} ({len(rows)} of {len(configs)} students)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    write_json(out, result)
+    os.remove(partial_path(out))
 
     t_ms = result["teacher"]["saved_model_ms"]
     print("\n" + markdown_table(points, teacher, result["teacher"]["params"], t_ms))

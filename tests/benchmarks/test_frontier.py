@@ -106,6 +106,7 @@ def test_main_tiny_run(tmp_path):
          "--png", str(png)], check=True, env=env, capture_output=True, text=True,
         timeout=900)
     result = json.loads(out.read_text())
+    assert not os.path.exists(tmp_path / "f.partial.json")  # removed once complete
     row = result["students"]["text_cnn_small"]
     # embedding 30522 x 16, conv widths 3, 4, 5 with 50 filters, dense 150 -> 2.
     expected = 30522 * 16 + sum(k * 16 * 50 + 50 for k in (3, 4, 5)) + 150 * 2 + 2
