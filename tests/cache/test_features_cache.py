@@ -290,35 +290,33 @@ def test_shard_steps_with_features_equal_the_one_process_build(tmp_path):
 
 # --------------------------------------------------------------- metadata
 
-_edit = json_edit
-
-
 METADATA_CASES = [
-    ("features text", _edit("features", value="t_tokens"),
+    ("features text", json_edit("features", value="t_tokens"),
      'features: expected a list, found "t_tokens"'),
-    ("entry number", _edit("features", 0, value=7), "features[0]: expected a JSON object, found 7"),
-    ("no name", _edit("features", 0, "name"), "features[0].name: missing"),
-    ("extra key", _edit("features", 0, "file", value="../x"),
+    ("entry number", json_edit("features", 0, value=7),
+     "features[0]: expected a JSON object, found 7"),
+    ("no name", json_edit("features", 0, "name"), "features[0].name: missing"),
+    ("extra key", json_edit("features", 0, "file", value="../x"),
      'features[0]: expected the keys ["name", "shape"], found ["file", "name", "shape"]'),
-    ("empty name", _edit("features", 1, "name", value=""),
+    ("empty name", json_edit("features", 1, "name", value=""),
      'features[1].name: expected a non-empty string, found ""'),
-    ("name twice", _edit("features", 1, "name", value="t_tokens"),
+    ("name twice", json_edit("features", 1, "name", value="t_tokens"),
      'features[1].name: "t_tokens" is listed twice'),
-    ("shape text", _edit("features", 0, "shape", value="5x8"),
+    ("shape text", json_edit("features", 0, "shape", value="5x8"),
      'features[0].shape: expected a list or null, found "5x8"'),
-    ("shape zero", _edit("features", 0, "shape", value=[5, 0]),
+    ("shape zero", json_edit("features", 0, "shape", value=[5, 0]),
      "features[0].shape[1]: expected an integer >= 1, found 0"),
-    ("shape null", _edit("features", 1, "shape", value=None),
+    ("shape null", json_edit("features", 1, "shape", value=None),
      "features[1].shape: missing (null) in a cache with shards"),
-    ("dtype", _edit("feature_dtype", value="float64"),
+    ("dtype", json_edit("feature_dtype", value="float64"),
      'feature_dtype: expected one of ["float32", "float16"], found "float64"'),
     ("dropped feature", lambda raw: raw["features"].pop(),
      'shards[0].files: expected arrays ["logits", "feature0"], found ["feature0", '
      '"feature1", "logits"]'),
-    ("missing file", _edit("shards", 2, "files", "feature1"),
+    ("missing file", json_edit("shards", 2, "files", "feature1"),
      'shards[2].files: expected arrays ["logits", "feature0", "feature1"], found '
      '["feature0", "logits"]'),
-    ("parent path", _edit("shards", 0, "files", "feature1", "file", value="../victim.npy"),
+    ("parent path", json_edit("shards", 0, "files", "feature1", "file", value="../victim.npy"),
      'shards[0].files.feature1.file: expected "feature1-00000.npy", found "../victim.npy"'),
 ]
 

@@ -31,11 +31,10 @@ def template(tmp_path_factory):
 
 
 def _set(path, value):
-    """`json_edit` with the path as one tuple (`_DELETE` deletes the key)."""
+    """`json_edit` with the path as one tuple (`DELETE` deletes the key)."""
     return json_edit(*path, value=value)
 
 
-_DELETE = DELETE
 _FILE0 = ("shards", 0, "files", "logits")
 _HEX = "ab" * 32
 
@@ -48,12 +47,12 @@ CASES = [
     ("list", lambda text: b"[1, 2]", "expected a JSON object, found [1, 2]"),
     ("null", lambda text: b"null", "expected a JSON object, found null"),
     ("string", lambda text: b'"cache"', 'expected a JSON object, found "cache"'),
-    ("no version", _set(("format_version",), _DELETE),
+    ("no version", _set(("format_version",), DELETE),
      "not a kd_keras teacher-output cache (no format_version)"),
     ("version text", _set(("format_version",), "1"),
      'format_version: expected an integer >= 0, found "1"'),
-    ("no shards key", _set(("shards",), _DELETE), "shards: missing"),
-    ("no count key", _set(("count",), _DELETE), "count: missing"),
+    ("no shards key", _set(("shards",), DELETE), "shards: missing"),
+    ("no count key", _set(("count",), DELETE), "count: missing"),
     ("complete text", _set(("complete",), "yes"), 'complete: expected true or false, found "yes"'),
     ("negative count", _set(("count",), -5), "count: expected an integer >= 1, found -5"),
     ("float count", _set(("count",), 1.5), "count: expected an integer >= 1, found 1.5"),
@@ -86,7 +85,7 @@ CASES = [
     ("spec text", _set(("input_spec",), "x"), 'input_spec: expected a non-empty JSON object, found "x"'),
     ("shards dict", _set(("shards",), {"0": 1}), 'shards: expected a list, found {"0": 1}'),
     ("shard number", _set(("shards", 0), 5), "shards[0]: expected a JSON object, found 5"),
-    ("shard no files", _set(("shards", 0, "files"), _DELETE), "shards[0].files: missing"),
+    ("shard no files", _set(("shards", 0, "files"), DELETE), "shards[0].files: missing"),
     ("shard index text", _set(("shards", 0, "index"), "0"),
      'shards[0].index: expected an integer >= 0, found "0"'),
     ("shard index twice", _set(("shards", 1, "index"), 0),
