@@ -118,12 +118,12 @@ VARIANTS = {
     "tiny_bert, logits only": ({"student": TINY_BERT}, None),
     "tiny_bert + hidden-state terms": (
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS}}, None),
-    "tiny_bert + hidden-state and attention terms": (
-        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS + TINY_BERT_ATTENTION,
-                                           "feature_dtype": "float16"}}, None),
-    # The control for the row above: only the targets' dtype changes.
+    # The hidden-state row with float16 targets: the control for the next row.
     "tiny_bert + hidden-state terms, float16 targets": (
         {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS,
+                                           "feature_dtype": "float16"}}, None),
+    "tiny_bert + hidden-state and attention terms": (
+        {"student": TINY_BERT, "distill": {"features": TINY_BERT_TERMS + TINY_BERT_ATTENTION,
                                            "feature_dtype": "float16"}}, None),
 }
 # variant -> the variant it adds one thing to (the "step" column).
@@ -138,8 +138,9 @@ STEPS = {
     "+ pooled features, 10 mixed copies, one per epoch":
         "+ pooled features, augment 10 mixed copies",
     "tiny_bert + hidden-state terms": "tiny_bert, logits only",
-    "tiny_bert + hidden-state and attention terms": "tiny_bert + hidden-state terms",
     "tiny_bert + hidden-state terms, float16 targets": "tiny_bert + hidden-state terms",
+    "tiny_bert + hidden-state and attention terms":
+        "tiny_bert + hidden-state terms, float16 targets",
 }
 # Config keys whose change also changes the student trained on labels alone.
 STUDENT_TRAINING_KEYS = ("epochs", "early_stopping", "learning_rate", "batch_size")
