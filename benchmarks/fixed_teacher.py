@@ -33,13 +33,16 @@ class FixedTeacher:
         from kd_keras.pipeline.workdir import RunDir
 
         self.cfg, self.data, self.run_dir, self.model = cfg, data, run_dir, None
-        self._labelled = {}  # (texts, layers) -> the teacher's logits and layers on them
+        self._labelled = {}  # (texts, layers, dtype) -> the teacher's logits and layers on them
         self._original_features = {}  # (layers, dtype) -> their values on the base data's splits
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
             self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
             self.model = state.model
+            if cfg.distill.features:  # the same pass gave them: kept for `features`
+                self._original_features[_feature_key(cfg)] = teacher_stage.teacher_features(
+                    cfg, run)
             return
         from kd_keras.data import SPLITS
 
@@ -96,15 +99,12 @@ class FixedTeacher:
         data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
         n = len(self.data.dataset.texts["train"])
         assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
-        layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
-        dtype = cfg.distill.feature_dtype
+        layers, dtype = _feature_key(cfg)
         extra = self.outputs(list(data.dataset.texts["train"][n:]), layers, dtype)
         logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra.logits]))
         if not layers:
             return data, logits, None
-        if (layers, dtype) not in self._original_features:  # shared by the variants
-            self._original_features[layers, dtype] = self.features(cfg, self.data)
-        features = dict(self._original_features[layers, dtype])
+        features = dict(self.features(cfg, self.data))  # shared by the variants
         features["train"] = {k: np.concatenate([features["train"][k], extra.layers[k]])
                              for k in layers}
         return data, logits, features
@@ -112,11 +112,24 @@ class FixedTeacher:
     def features(self, cfg, data):
         """The teacher outputs that `cfg.distill.features` name on `data`
         (dict split -> {teacher_layer: array}), by the CLI's own
-        `teacher_stage.compute_features`."""
+        `teacher_stage.compute_features`; on the base data, computed once
+        (or taken from the adaptation's own teacher-output stage)."""
         from kd_keras.pipeline import teacher_stage
 
+        key = _feature_key(cfg)
+        if data is self.data and key in self._original_features:
+            return self._original_features[key]
         state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
                                            params=None, route="fixed", reads_ids=False)
         print(f"teacher: features {[t.teacher_layer for t in cfg.distill.features]}")
-        return {split: p.layers
-                for split, p in teacher_stage.compute_features(cfg, data, state).items()}
+        features = {split: p.layers
+                    for split, p in teacher_stage.compute_features(cfg, data, state).items()}
+        if data is self.data:
+            self._original_features[key] = features
+        return features
+
+
+def _feature_key(cfg):
+    """`(teacher layers, dtype)` of a config's feature terms."""
+    layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+    return layers, cfg.distill.feature_dtype

@@ -206,10 +206,10 @@ def run_dataset(name, cfg, args, tqdm):
     print(f"{name}: {data.dataset.sizes()}; adapting the teacher "
           f"({teacher_stage.adaptation_of(cfg).method}, seed 0)")
     t = time.perf_counter()
-    # Adapted on the prepared data, as in the CLI: it also labels the augmented copies.
-    no_features = dataclasses.replace(cfg.distill, features=())  # computed once, below
+    # Adapted on the prepared data, as in the CLI: one teacher pass labels every
+    # row (the augmented copies too) and gives the feature targets.
     with tempfile.TemporaryDirectory() as work:
-        fixed = FixedTeacher(cfg.replace(verbose=1, distill=no_features), data, None, work)
+        fixed = FixedTeacher(cfg.replace(verbose=1), data, None, work)
     features = fixed.features(cfg, data) if cfg.distill.features else None
     seconds["teacher"] = time.perf_counter() - t
     teacher = training_stage.logits_accuracy(fixed.logits["test"], data.labels["test"])
