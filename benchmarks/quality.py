@@ -104,7 +104,8 @@ def keras_builtin_distill(cfg, data, teacher_logits):
     gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0),
                                    output_shape=(num_classes,))(x_in)
     teacher = keras.Model(x_in, gathered)
-    core = training_stage.build_student(cfg, num_classes, data.vocab_size)
+    core = training_stage.build_student(cfg, num_classes, data.vocab_size,
+                                        ids["train"][labels["train"] >= 0])
     s_in = keras.Input((seq + 1,), dtype="int32")
     student = keras.Model(s_in, core(s_in[:, :seq]))
     distiller = keras.distillation.Distiller(
@@ -252,7 +253,8 @@ def untrained(cfg):
     teacher = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,
         sequence_length=t.sequence_length, pooling=t.pooling)
-    student = training_stage.build_student(cfg, data.num_classes, data.vocab_size)
+    student = training_stage.build_student(cfg, data.num_classes, data.vocab_size,
+                                           data.ids["train"])
     return cfg, data, teacher, student
 
 

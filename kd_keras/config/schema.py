@@ -77,11 +77,14 @@ class StudentConfig:
     """`student:` a built-in architecture or `package.module:function`.
 
     `options` are the builder's keyword arguments (a read-only mapping).
+    `prune_vocabulary: true` gives the embedding a row only for the ids the
+    training rows use (`kd_keras.students.vocabulary`).
     """
 
     architecture: str = "text_cnn"
     sequence_length: Optional[int] = None
     vocabulary: Optional[str] = None
+    prune_vocabulary: bool = False
     options: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
 
 

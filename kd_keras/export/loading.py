@@ -5,6 +5,8 @@ import zipfile
 
 import keras
 
+import kd_keras.students.vocabulary  # noqa: F401  (registers VocabularyMap for loading)
+
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError

@@ -31,6 +31,8 @@ from kd_keras.errors import one_line
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
+from kd_keras.students.vocabulary import prune_vocabulary
+from kd_keras.students.vocabulary import used_vocabulary
 from kd_keras.targets import LABELS_KEY
 from kd_keras.targets import TEACHER_FEATURES_KEY
 from kd_keras.targets import TEACHER_LOGITS_KEY
@@ -163,8 +165,16 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             return [f[f"w{i}"] for i in range(len(f.files))]
 
 
-def build_student(cfg, num_classes, vocab_size):
+def build_student(cfg, num_classes, vocab_size, train_ids=None):
     """Builds the configured student for token-id inputs.
+
+    Args:
+        cfg: the `RunConfig`.
+        num_classes: the number of logits.
+        vocab_size: the size of the ids' vocabulary.
+        train_ids: the ids of the rows the student trains on; with
+            `student.prune_vocabulary: true` its embedding gets a row for
+            each id they use only (`kd_keras.students.prune_vocabulary`).
 
     Raises:
         ConfigError: an image student, or option values it cannot be built
@@ -176,9 +186,18 @@ def build_student(cfg, num_classes, vocab_size):
             "student.architecture: small_cnn is an image model; use text_cnn, "
             "bigru, tiny_bert or mlp for text data")
     builder = kd_keras.students.get_student(s.architecture)
-    try:
-        return builder(num_classes, vocab_size=vocab_size,
+
+    def build(size):
+        return builder(num_classes, vocab_size=size,
                        sequence_length=cfg.student_sequence_length, **s.options)
+
+    vocabulary = None
+    if s.prune_vocabulary:
+        if train_ids is None:
+            raise ValueError("student.prune_vocabulary: build_student needs train_ids")
+        vocabulary = used_vocabulary(train_ids, vocab_size)
+    try:
+        return build(vocab_size) if vocabulary is None else prune_vocabulary(build, vocabulary)
     except KdKerasError:  # The builder named the option itself.
         raise
     except (ValueError, TypeError) as e:  # The builder or a layer refused an option.
@@ -188,9 +207,9 @@ def build_student(cfg, num_classes, vocab_size):
                           f"{s.options}: {one_line(e)}") from e
 
 
-def _compiled(cfg, kind, num_classes, vocab_size):
+def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     d = cfg.distill
-    student = build_student(cfg, num_classes, vocab_size)
+    student = build_student(cfg, num_classes, vocab_size, train_ids)
     optimizer = keras.optimizers.Adam(d.learning_rate)
     if kind == "baseline":
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
@@ -267,27 +286,27 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
                              teacher_features)
     strategy = strategy or tf.distribute.get_strategy()
     ids, labels = data.ids, data.labels
+    keep = (np.ones(len(labels["train"]), bool) if kind == "distill"
+            else labels["train"] >= 0)
+    train_ids = ids["train"] if keep.all() else ids["train"][keep]
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        model = _compiled(cfg, kind, data.num_classes, data.vocab_size)
+        model = _compiled(cfg, kind, data.num_classes, data.vocab_size, train_ids)
         model(ids["train"][:1])  # BackupAndRestore needs a built model.
     if kind == "distill":
-        keep = np.ones(len(labels["train"]), bool)
         targets = {s: {LABELS_KEY: labels[s], TEACHER_LOGITS_KEY: teacher_logits[s]}
                    for s in ("train", "validation")}
         if teacher_features is not None:
             for s in ("train", "validation"):
                 targets[s][TEACHER_FEATURES_KEY] = teacher_features[s]
     else:
-        keep = labels["train"] >= 0
         targets = {s: labels[s] for s in ("train", "validation")}
     train_targets = (targets["train"] if keep.all()  # no copy of big feature targets
                      else tf.nest.map_structure(lambda t: t[keep], targets["train"]))
     augment = cfg.distill.augment
     views = augment.copies if kind == "distill" and augment.per_epoch and augment.copies else None
-    train = epoch_shuffled_dataset(ids["train"][keep] if not keep.all() else ids["train"],
-                                   train_targets,
+    train = epoch_shuffled_dataset(train_ids, train_targets,
                                    cfg.distill.batch_size, cfg.seed, epoch, views)
     validation = tf.data.Dataset.from_tensor_slices(
         (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
@@ -327,7 +346,8 @@ def _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks, teacher
     works around for the Distiller only)."""
     from kd_keras import distribute
 
-    build_student(cfg, data.num_classes, data.vocab_size)  # Bad options fail here, once.
+    # Bad options fail here, once.
+    build_student(cfg, data.num_classes, data.vocab_size, data.ids["train"])
     local = dataclasses.replace(
         cfg, distribute=dataclasses.replace(cfg.distribute, engine="local"))
     saved, log = SAVED_NAMES[kind], f"history-{kind}.json"

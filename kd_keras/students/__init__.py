@@ -34,6 +34,10 @@ parameter count nor the initial weights. `mlp` and `small_cnn` have no
 a teacher's, reduced by PCA (`pca_embeddings`, `initial_embeddings`;
 `teacher_word_embeddings` reads all-MiniLM-L6-v2's).
 
+`prune_vocabulary(build, used_vocabulary(train_ids, vocab_size))` gives any
+id-reading student an embedding row for the ids its training rows use only,
+behind a `VocabularyMap` (config: `student.prune_vocabulary: true`).
+
 `build_student("package.module:function", ...)` calls your own builder.
 """
 
@@ -49,3 +53,6 @@ from kd_keras.students.registry import get_student
 from kd_keras.students.small_cnn import small_cnn
 from kd_keras.students.text_cnn import text_cnn
 from kd_keras.students.tiny_bert import tiny_bert
+from kd_keras.students.vocabulary import VocabularyMap
+from kd_keras.students.vocabulary import prune_vocabulary
+from kd_keras.students.vocabulary import used_vocabulary

@@ -64,6 +64,11 @@ def test_config_objects_are_frozen_and_round_trip():
         ("distill", {"augment": {"per_epoch": "yes"}}, "distill.augment.per_epoch"),
         ("distill", {"feature_dtype": "float64"},
          "distill.feature_dtype: must be one of float32, float16, got 'float64'"),
+        ("student", {"prune_vocabulary": "yes"},
+         "student.prune_vocabulary: must be true or false, got 'yes'"),
+        ("student", {"architecture": "tiny_bert", "prune_vocabulary": True,
+                     "options": {"embedding_dim": 8, "embedding_init": "minilm"}},
+         "student.prune_vocabulary: cannot be combined with student.options.embedding_init"),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):

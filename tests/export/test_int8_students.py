@@ -6,7 +6,8 @@ int8 only, and both artifacts are run here, outside kd_keras's runtimes
 (the LiteRT interpreter and an ONNX Runtime session opened directly): their
 top-1 decisions must agree with the Keras model's on >= 98% of the held-out
 sentences and lose at most one point of accuracy, computed with NumPy.
-Without the int8 recipes (`kd_keras.export.int8_recipes`) the transformer
+The text CNN is also exported with a pruned vocabulary
+(`student.prune_vocabulary`). Without the int8 recipes (`kd_keras.export.int8_recipes`) the transformer
 student's full int8 artifacts agreed on about 81% of them in both formats
 (measured with 32 ids).
 """
@@ -20,6 +21,8 @@ import pytest
 
 from kd_keras.export import export_model
 from kd_keras.students import build_student
+from kd_keras.students import prune_vocabulary
+from kd_keras.students import used_vocabulary
 from kd_keras.students.registry import TEXT_STUDENTS
 
 pytestmark = pytest.mark.slow
@@ -35,10 +38,16 @@ OPTIONS = {
 }
 
 
-def _trained(architecture, data):
+def _trained(architecture, data, pruned=False):
     keras.utils.set_random_seed(0)
-    model = build_student(architecture, 2, vocab_size=VOCAB, sequence_length=SEQ_LEN,
-                          **OPTIONS[architecture])
+
+    def build(size):
+        return build_student(architecture, 2, vocab_size=size, sequence_length=SEQ_LEN,
+                             **OPTIONS[architecture])
+
+    x = data["x_train"][:TRAIN, :SEQ_LEN]
+    model = (prune_vocabulary(build, used_vocabulary(x, VOCAB)) if pruned
+             else build(VOCAB))
     model.compile(keras.optimizers.Adam(3e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(data["x_train"][:TRAIN, :SEQ_LEN], data["y_train"][:TRAIN], epochs=3,
@@ -62,10 +71,13 @@ def _onnx_logits(path, ids):
                            for i in range(0, len(ids), 32)])
 
 
-@pytest.mark.parametrize("architecture", TEXT_STUDENTS)
-def test_int8_artifacts_keep_the_decisions(architecture, rt_polarity, tmp_path):
+@pytest.mark.parametrize("architecture, pruned",
+                         [(a, False) for a in TEXT_STUDENTS] + [("text_cnn", True)])
+def test_int8_artifacts_keep_the_decisions(architecture, pruned, rt_polarity, tmp_path):
+    """`pruned`: the text CNN behind a `VocabularyMap` (its table is an
+    int32 gather in both formats)."""
     data = rt_polarity
-    model = _trained(architecture, data)
+    model = _trained(architecture, data, pruned)
     x_val, y_val = data["x_val"][:, :SEQ_LEN], data["y_val"]
     report = export_model(
         model, tmp_path / "export", formats=("tflite", "onnx"), quantization=("int8",),

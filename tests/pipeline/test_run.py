@@ -182,3 +182,45 @@ def test_feature_terms_and_schedules_from_the_config(tmp_path):
     with open(tmp_path / "out" / "export" / "report.json") as f:
         report = json.load(f)
     assert report["reference"]["params"] == baseline.count_params()  # no projection exported
+
+
+def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
+    """`student.prune_vocabulary: true`: the distilled student's table has a
+    row per id of every training row (unlabeled ones included) plus one;
+    the student alone, which trains on the labelled rows only, per id of
+    those; both are saved as students that read the full vocabulary."""
+    import tensorflow as tf
+
+    from kd_keras.config import validate_config
+    from kd_keras.data import TextDataset
+    from kd_keras.pipeline import PreparedData
+    from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.workdir import RunDir
+
+    cfg = validate_config({
+        "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+        "student": {"sequence_length": 8, "prune_vocabulary": True,
+                    "options": {"embedding_dim": 4, "filters": 2}},
+        "distill": {"epochs": 1, "batch_size": 16}, "verbose": 0})
+    rng = np.random.default_rng(0)
+    ids = {s: rng.integers(1, 50, (n, 8)).astype("int32")
+           for s, n in (("train", 32), ("validation", 8), ("test", 8))}
+    ids["train"][24:] += 50  # Unlabeled rows, with ids of their own.
+    labels = {s: rng.integers(0, 2, len(x)) for s, x in ids.items()}
+    labels["train"][24:] = -1
+    teacher = {s: rng.standard_normal((len(x), 2)).astype("float32") for s, x in ids.items()}
+    dataset = TextDataset(texts={s: [""] * len(x) for s, x in ids.items()}, labels=labels,
+                          label_names=["a", "b"])
+    data = PreparedData(dataset=dataset, ids=ids, vocab_size=100, vocabulary="unused")
+    run = RunDir(str(tmp_path / "run"), cfg)
+    strategy = tf.distribute.get_strategy()
+    distilled = training_stage.train_student(cfg, data, run, "distill", teacher, strategy).model
+    alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy).model
+    for model, rows in ((distilled, ids["train"]), (alone, ids["train"][:24])):
+        table = model.get_layer("vocabulary_map").table.numpy()
+        used = np.unique(rows)
+        rows_of_embedding = model.get_layer("text_cnn").get_layer("embedding").input_dim
+        assert rows_of_embedding == len(used) + 1
+        np.testing.assert_array_equal(table[used], np.arange(len(used)))
+        assert (np.delete(table, used) == len(used)).all()
+        assert model.predict(ids["test"], verbose=0).shape == (8, 2)

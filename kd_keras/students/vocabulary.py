@@ -1,0 +1,131 @@
+"""A student's vocabulary pruned to the ids its training rows use.
+
+A text student reads WordPiece ids of the teacher's vocabulary (30,522 for
+MiniLM), but a training set uses a fraction of them (19,587 of 30,522 for
+the movie reviews with their 10 copies). The rows of the other ids are never
+trained: they stay at their random start and add noise at test time. With
+`student.prune_vocabulary: true`, `prune_vocabulary` builds the student's
+embedding for the used ids only, plus one shared row for every id the
+training rows never use, and puts a `VocabularyMap` layer in front of it. The
+saved and exported student still reads the full vocabulary's ids, so
+tokenizers, exports and serving clients do not change; the parameters freed
+can buy a wider embedding under the same size budget.
+
+Example:
+
+>>> import numpy as np
+>>> vocabulary = used_vocabulary(np.array([[5, 7, 0], [7, 9, 0]]), vocab_size=12)
+>>> vocabulary.size, vocabulary.table.tolist()
+(5, [0, 4, 4, 4, 4, 1, 4, 2, 4, 3, 4, 4])
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from kd_keras.errors import ConfigError
+
+PRUNE_KEY = "student.prune_vocabulary"
+
+
+@dataclasses.dataclass(frozen=True)
+class UsedVocabulary:
+    """The map from full-vocabulary ids to pruned embedding rows.
+
+    Attributes:
+        table: int32 `[full vocab_size]`: row `i` is the pruned row of id
+            `i`; the used ids get `0 .. size - 2` in increasing id order and
+            every other id the last row, `size - 1`.
+        size: the pruned vocabulary's size (used ids plus the shared row).
+    """
+
+    table: np.ndarray
+    size: int
+
+
+def used_vocabulary(train_ids, vocab_size):
+    """The `UsedVocabulary` of the ids in `train_ids`.
+
+    Args:
+        train_ids: int array of the training rows' ids (any shape).
+        vocab_size: the full vocabulary's size (every id is below it).
+
+    Returns:
+        A `UsedVocabulary`.
+    """
+    used = np.unique(np.asarray(train_ids))
+    if used.size and (used[0] < 0 or used[-1] >= vocab_size):
+        raise ValueError(f"ids must be in [0, {vocab_size}), got {used[0]} .. {used[-1]}")
+    table = np.full(vocab_size, used.size, np.int32)
+    table[used] = np.arange(used.size, dtype=np.int32)
+    return UsedVocabulary(table=table, size=int(used.size) + 1)
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class VocabularyMap(keras.layers.Layer):
+    """Maps full-vocabulary ids to pruned embedding rows (`UsedVocabulary`).
+
+    The table is a non-trainable int32 weight, so it is saved with the
+    model and exports as one gather (a builtin op in TFLite and ONNX).
+
+    Args:
+        vocab_size: the full vocabulary's size (the table's length).
+    """
+
+    def __init__(self, vocab_size, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.vocab_size,), dtype="int32",
+                                     initializer="zeros", trainable=False, name="table")
+
+    def call(self, ids):
+        return keras.ops.take(self.table, keras.ops.cast(ids, "int32"), axis=0)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size}
+
+
+def prune_vocabulary(build, vocabulary):
+    """A student on the pruned vocabulary, reading full-vocabulary ids.
+
+    Args:
+        build: `vocab_size -> keras.Model`, the student's builder with every
+            other argument bound; its model must take one int32 id input.
+        vocabulary: the `UsedVocabulary`.
+
+    Returns:
+        A `keras.Model` with the same input and outputs as `build`'s, whose
+        layers are a `VocabularyMap` named `"vocabulary_map"` and the student
+        built for `vocabulary.size` ids (its layers keep their names, so a
+        feature term's `student_layer: features` still finds its layer).
+
+    Raises:
+        ConfigError: the student does not take one int32 id input.
+
+    Example:
+
+    >>> from kd_keras.students import text_cnn
+    >>> vocabulary = used_vocabulary(np.array([[5, 7, 0]]), vocab_size=100)
+    >>> m = prune_vocabulary(lambda n: text_cnn(2, vocab_size=n, sequence_length=8,
+    ...                                         embedding_dim=4, filters=2), vocabulary)
+    >>> m.get_layer("text_cnn").get_layer("embedding").input_dim
+    4
+    >>> m(np.array([[5, 7, 0, 99, 99, 99, 99, 99]])).shape
+    TensorShape([1, 2])
+    """
+    student = build(vocabulary.size)
+    inputs = student.inputs
+    if len(inputs) != 1 or inputs[0].dtype not in ("int32", "int64"):
+        raise ConfigError(f"{PRUNE_KEY}: needs a student with one integer id input; "
+                          f"{student.name!r} takes {[(t.name, t.dtype) for t in inputs]}")
+    ids = keras.Input(shape=inputs[0].shape[1:], dtype=inputs[0].dtype, name=inputs[0].name)
+    mapping = VocabularyMap(len(vocabulary.table), name="vocabulary_map")
+    outputs = student(mapping(ids))
+    mapping.table.assign(vocabulary.table)
+    return keras.Model(ids, outputs, name=f"{student.name}_pruned")

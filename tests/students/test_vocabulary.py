@@ -1,0 +1,86 @@
+"""`kd_keras.students.vocabulary`: a student pruned to the ids its training
+rows use computes what the same student on the full vocabulary computes when
+each id's row is the row its pruned id was given, is saved and loaded safely,
+and refuses a student without an id input by name."""
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.errors import ConfigError
+from kd_keras.export.loading import load_model
+from kd_keras.students import mlp
+from kd_keras.students import prune_vocabulary
+from kd_keras.students import text_cnn
+from kd_keras.students import used_vocabulary
+from kd_keras.students.vocabulary import VocabularyMap
+
+VOCAB, SEQ = 200, 10
+OPTIONS = {"sequence_length": SEQ, "embedding_dim": 6, "filters": 4, "dropout": 0.0}
+
+
+def _train_ids():
+    rng = np.random.default_rng(0)
+    return rng.choice(np.arange(0, VOCAB, 3), size=(40, SEQ)).astype("int32")
+
+
+def _pruned(train_ids):
+    return prune_vocabulary(lambda n: text_cnn(2, vocab_size=n, **OPTIONS),
+                            used_vocabulary(train_ids, VOCAB))
+
+
+def test_the_table_numbers_the_used_ids_in_order_and_shares_one_row_for_the_rest():
+    train = _train_ids()
+    vocabulary = used_vocabulary(train, VOCAB)
+    used = sorted(set(train.ravel().tolist()))
+    assert vocabulary.size == len(used) + 1
+    for i in range(VOCAB):
+        expected = used.index(i) if i in used else len(used)
+        assert vocabulary.table[i] == expected, i
+    with pytest.raises(ValueError, match=r"\[0, 200\)"):
+        used_vocabulary(np.array([[1, 200]]), VOCAB)
+
+
+def test_a_pruned_student_computes_the_full_students_logits():
+    """Reference: the plain `text_cnn` on all 200 ids, its embedding row `i`
+    set to the pruned row of `i`, every other weight copied."""
+    train = _train_ids()
+    keras.utils.set_random_seed(1)
+    pruned = _pruned(train)
+    inner = pruned.get_layer("text_cnn")
+    table = pruned.get_layer("vocabulary_map").table.numpy()
+    full = text_cnn(2, vocab_size=VOCAB, **OPTIONS)
+    weights = [w.numpy() for w in inner.weights]
+    full.set_weights([weights[0][table]] + weights[1:])
+    ids = np.random.default_rng(2).integers(0, VOCAB, (16, SEQ)).astype("int32")
+    assert (ids % 3 != 0).any()  # Ids no training row uses: they share the last row.
+    np.testing.assert_allclose(pruned.predict(ids, verbose=0), full.predict(ids, verbose=0),
+                               atol=1e-6)
+    emb = inner.get_layer("embedding").embeddings.shape
+    assert tuple(emb) == (len(np.unique(train)) + 1, 6)
+    # The parameters: the pruned table, the rest of the CNN and the int32 map.
+    assert pruned.count_params() == full.count_params() - (VOCAB - emb[0]) * 6 + VOCAB
+
+
+def test_a_pruned_student_is_saved_and_loaded_with_safe_mode(tmp_path):
+    pruned = _pruned(_train_ids())
+    path = str(tmp_path / "student.keras")
+    pruned.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded.get_layer("vocabulary_map"), VocabularyMap)
+    ids = np.random.default_rng(3).integers(0, VOCAB, (8, SEQ)).astype("int32")
+    np.testing.assert_array_equal(loaded.predict(ids, verbose=0), pruned.predict(ids, verbose=0))
+    assert loaded.get_layer("text_cnn").get_layer("features") is not None
+
+
+def test_a_student_without_an_id_input_is_refused_by_name():
+    vocabulary = used_vocabulary(_train_ids(), VOCAB)
+    with pytest.raises(ConfigError, match=r"^student.prune_vocabulary: needs a student with "
+                                          r"one integer id input"):
+        prune_vocabulary(lambda n: mlp(2, input_shape=(4,)), vocabulary)
+
+
+def test_a_feature_term_finds_the_pruned_students_features_layer():
+    from kd_keras.feature_views import resolve
+
+    assert resolve(_pruned(_train_ids()), "features", "student_layer").key == "text_cnn/features"
