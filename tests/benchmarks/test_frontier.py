@@ -118,3 +118,40 @@ def test_main_tiny_run(tmp_path):
     assert row["latency_ms"] > 0 and result["teacher"]["saved_model_ms"] > 0
     assert result["pareto"] == ["text_cnn_small"] and result["students_left"] == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _results_file(path, teacher=0.8, seeds=(0, 1, 2), left=()):
+    point = {"params": 10, "kd": 0.7, "alone": 0.6, "latency_ms": 0.1, "speedup": 200.0,
+             "int8_bytes": 12, "int8_accuracy": 0.69, "int8_passed": True}
+    rows = {name: dict(point, name=name, latency={"teacher_saved_model_ms": ms})
+            for name, ms in (("text_cnn", 20.0), ("mlp", 30.0))}
+    path.write_text(json.dumps({"teacher": {"accuracy": teacher}, "seeds": list(seeds),
+                                "students": rows, "students_left": list(left)}))
+    return str(path)
+
+
+def test_a_run_of_some_students_keeps_the_others_of_the_same_settings(tmp_path):
+    path = _results_file(tmp_path / "f.json")
+    points, rows, teacher_ms = frontier.kept_students(path, 0.8, {"seeds": [0, 1, 2]}, ["mlp"])
+    assert list(rows) == ["text_cnn"] and teacher_ms == [20.0]
+    assert points == [Point("text_cnn", 10, 0.7, 0.6, 0.1, 200.0, 12, 0.69, True)]
+    for changed in ({"teacher": 0.81}, {"seeds": (0,)}, {"left": ["bigru"]}):
+        path = _results_file(tmp_path / "g.json", **changed)
+        assert frontier.kept_students(path, 0.8, {"seeds": [0, 1, 2]}, ["mlp"]) == ([], {}, [])
+
+
+def test_results_from_before_a_config_key_compare_with_its_default():
+    """`_current_form`: a results file written before `distill.feature_dtype`
+    existed reads as the same settings as today's default config."""
+    import types
+
+    from kd_keras.config import to_dict
+
+    ablation = load_benchmark("kd_ablation")
+    raw = ablation.base_raw(types.SimpleNamespace(data=None, epochs=None, max_examples=None))
+    cfg = ablation.variant_config(raw, {})
+    old = dict(to_dict(cfg.distill))
+    del old["feature_dtype"]
+    now = frontier._current_form(raw, {"data": to_dict(cfg.data), "distill": old})
+    assert now["distill"] == to_dict(cfg.distill)
+    assert now["data"] == to_dict(cfg.data)
