@@ -112,7 +112,7 @@ VARIANTS = {
                      "augment": dict(MIXED, copies=10, per_epoch=True)}}, None),
     "+ pooled features, augment 20 mixed copies": (
         {"distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=20)}}, None),
-    # The embedding gets rows for the 19,587 ids the training rows and their
+    # The embedding gets rows for the 19,586 ids the training rows and their
     # copies use only (of 30,522); at 100 dimensions the student has the
     # same size budget as the full table at 64 (2.1M parameters).
     "+ pooled, 10 mixed copies, pruned vocabulary, 100 dims": (

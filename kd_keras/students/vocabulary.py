@@ -1,7 +1,7 @@
 """A student's vocabulary pruned to the ids its training rows use.
 
 A text student reads WordPiece ids of the teacher's vocabulary (30,522 for
-MiniLM), but a training set uses a fraction of them (19,587 of 30,522 for
+MiniLM), but a training set uses a fraction of them (19,586 of 30,522 for
 the movie reviews with their 10 copies). The rows of the other ids are never
 trained: they stay at their random start and add noise at test time. With
 `student.prune_vocabulary: true`, `prune_vocabulary` builds the student's
