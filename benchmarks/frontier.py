@@ -191,12 +191,21 @@ def partial_path(out):
 
 
 def kept_students(out, teacher, meta, measuring, current_form=lambda previous: previous):
-    """The students of a complete earlier run at `out` that this run does
-    not measure, when that run had the same teacher accuracy and settings
-    (`meta`): `(points, rows, teacher_ms)`, else nothing.
+    """The students of a complete earlier run that this run does not measure.
 
-    `current_form` maps the earlier file to today's form (its config
-    sections with the keys added since then at their defaults).
+    Args:
+        out: the earlier results file (it may not exist).
+        teacher: this run's teacher accuracy; the earlier run's must equal it.
+        meta: this run's settings (seeds, epochs, data, ...); the earlier
+            run's must equal them.
+        measuring: the students this run measures.
+        current_form: maps the earlier file to today's form (its config
+            sections with the keys added since then at their defaults).
+
+    Returns:
+        `(points, rows, teacher_ms)` of the kept students, each still
+        defined as in `STUDENTS`; nothing when the file is missing,
+        incomplete, from other settings or unreadable (then it says why).
 
     Example:
 
@@ -205,14 +214,19 @@ def kept_students(out, teacher, meta, measuring, current_form=lambda previous: p
     """
     if not os.path.isfile(out):
         return [], {}, []
-    with open(out) as f:
-        previous = current_form(json.load(f))
-    same = (previous["teacher"]["accuracy"] == teacher and not previous.get("students_left")
-            and all(previous.get(k) == v for k, v in meta.items()))
-    rows = {n: r for n, r in previous["students"].items()
-            if same and n in STUDENTS and n not in measuring}
-    points = [Point(n, **{f.name: r[f.name] for f in dataclasses.fields(Point)[1:]})
-              for n, r in rows.items()]
+    try:
+        with open(out) as f:
+            previous = current_form(json.load(f))
+        same = (previous["teacher"]["accuracy"] == teacher and not previous.get("students_left")
+                and all(previous.get(k) == v for k, v in meta.items()))
+        rows = {n: r for n, r in previous["students"].items()
+                if same and n not in measuring and r.get("student") == STUDENTS.get(n)}
+        points = [Point(n, **{f.name: r[f.name] for f in dataclasses.fields(Point)[1:]})
+                  for n, r in rows.items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # ConfigError too
+        print(f"{out}: not merged, it cannot be read as a frontier run "
+              f"({type(e).__name__}: {e})")
+        return [], {}, []
     teacher_ms = [r["latency"]["teacher_saved_model_ms"] for r in rows.values()
                   if "teacher_saved_model_ms" in r.get("latency", {})]
     return points, rows, teacher_ms
@@ -225,7 +239,9 @@ def _current_form(raw, previous):
     from kd_keras.config import to_dict
 
     cfg = variant_config(dict(raw, data=previous["data"], distill=previous["distill"]), {})
-    return dict(previous, data=to_dict(cfg.data), distill=to_dict(cfg.distill))
+    # Files from before `no_latency` was recorded were all timed.
+    return dict(previous, data=to_dict(cfg.data), distill=to_dict(cfg.distill),
+                no_latency=previous.get("no_latency", False))
 
 
 def frontier_json(teacher, teacher_params, teacher_ms, points, rows, left, meta):
@@ -328,7 +344,8 @@ def main():
     test_x, test_y = data.ids["test"], data.labels["test"]
     out = os.path.abspath(args.out)
     meta = {"seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
-            "data": to_dict(base.data), "distill": to_dict(base.distill)}
+            "no_latency": args.no_latency, "data": to_dict(base.data),
+            "distill": to_dict(base.distill)}
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     try:
         fixed = FixedTeacher(base, data, args.run, work)
@@ -336,6 +353,8 @@ def main():
         # A run of some students keeps the others of the last complete run.
         points, rows, teacher_ms = kept_students(out, teacher, meta, list(configs),
                                                  lambda previous: _current_form(raw, previous))
+        kept = list(rows)
+        meta["kept"] = kept  # the students taken from the earlier results file
         teacher_model = fixed.teacher_model()
         teacher_dir = os.path.join(work, "teacher_sm")
         if not args.no_latency:
@@ -376,7 +395,8 @@ def main():
             result = frontier_json(teacher, int(teacher_model.count_params()), teacher_ms,
                                    points, rows, [n for n in configs if n not in rows], meta)
             write_json(partial_path(out), result)
-            print(f"wrote {partial_path(out)} ({len(rows)} of {len(configs)} students)")
+            print(f"wrote {partial_path(out)} ({len(rows) - len(kept)} of {len(configs)} "
+                  f"students measured, {len(kept)} kept)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_json(out, result)

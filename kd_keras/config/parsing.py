@@ -194,6 +194,7 @@ def _validate_teacher(t):
 
 def _validate_student(s):
     from kd_keras.students import get_student
+    from kd_keras.students.vocabulary import PRUNE_KEY
 
     try:
         builder = get_student(s.architecture)
@@ -205,10 +206,10 @@ def _validate_student(s):
            "an integer in [4, 4096] or null", v)
     _check(s.vocabulary is None or (isinstance(s.vocabulary, str) and s.vocabulary),
            "student.vocabulary", "a vocab.txt path", s.vocabulary)
-    _check(isinstance(s.prune_vocabulary, bool), "student.prune_vocabulary", "true or false",
+    _check(isinstance(s.prune_vocabulary, bool), PRUNE_KEY, "true or false",
            s.prune_vocabulary)
     if s.prune_vocabulary and s.options.get("embedding_init") is not None:
-        raise ConfigError("student.prune_vocabulary: cannot be combined with "
+        raise ConfigError(f"{PRUNE_KEY}: cannot be combined with "
                           "student.options.embedding_init (a table for the full vocabulary)")
     for key, value in s.options.items():
         _check(isinstance(key, str) and key.isidentifier(), "student.options",

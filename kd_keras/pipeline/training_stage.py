@@ -3,7 +3,8 @@
 `train_student(cfg, data, run, kind)` trains the configured student either
 with the teacher's logits (`kind="distill"`, through `kd_keras.Distiller`)
 or on the labeled examples alone (`kind="baseline"`, the same student, the
-same budget). Both resume from their last finished epoch, and a resumed run
+same budget; with `student.prune_vocabulary` each gets the table of the rows
+it trains on). Both resume from their last finished epoch, and a resumed run
 ends with exactly the weights and history of an uninterrupted one:
 
 - weights and optimizer state come back through `keras.callbacks.
@@ -31,6 +32,7 @@ from kd_keras.errors import one_line
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
+from kd_keras.students.vocabulary import PRUNE_KEY
 from kd_keras.students.vocabulary import prune_vocabulary
 from kd_keras.students.vocabulary import used_vocabulary
 from kd_keras.targets import LABELS_KEY
@@ -194,7 +196,7 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
     vocabulary = None
     if s.prune_vocabulary:
         if train_ids is None:
-            raise ValueError("student.prune_vocabulary: build_student needs train_ids")
+            raise ValueError(f"{PRUNE_KEY}: build_student needs train_ids")
         vocabulary = used_vocabulary(train_ids, vocab_size)
     try:
         return build(vocab_size) if vocabulary is None else prune_vocabulary(build, vocabulary)

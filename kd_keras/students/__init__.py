@@ -53,6 +53,7 @@ from kd_keras.students.registry import get_student
 from kd_keras.students.small_cnn import small_cnn
 from kd_keras.students.text_cnn import text_cnn
 from kd_keras.students.tiny_bert import tiny_bert
+from kd_keras.students.vocabulary import UsedVocabulary
 from kd_keras.students.vocabulary import VocabularyMap
 from kd_keras.students.vocabulary import prune_vocabulary
 from kd_keras.students.vocabulary import used_vocabulary

@@ -2,14 +2,14 @@
 
 A text student reads WordPiece ids of the teacher's vocabulary (30,522 for
 MiniLM), but a training set uses a fraction of them (19,586 of 30,522 for
-the movie reviews with their 10 copies). The rows of the other ids are never
-trained: they stay at their random start and add noise at test time. With
-`student.prune_vocabulary: true`, `prune_vocabulary` builds the student's
-embedding for the used ids only, plus one shared row for every id the
-training rows never use, and puts a `VocabularyMap` layer in front of it. The
-saved and exported student still reads the full vocabulary's ids, so
-tokenizers, exports and serving clients do not change; the parameters freed
-can buy a wider embedding under the same size budget.
+the movie reviews with their 10 copies), and the rows of the other ids are
+never trained. With `student.prune_vocabulary: true`, `prune_vocabulary`
+builds the student's embedding for the used ids only, plus one row shared by
+every id the training rows never use (untrained too, as their own rows would
+be), and puts a `VocabularyMap` layer in front of it: a third fewer
+parameters for the demo's text CNN. The saved and exported student still
+reads the full vocabulary's ids, so tokenizers and the export inputs do not
+change; the model is named after the student with `_pruned` appended.
 
 Example:
 
@@ -53,6 +53,9 @@ def used_vocabulary(train_ids, vocab_size):
 
     Returns:
         A `UsedVocabulary`.
+
+    Raises:
+        ValueError: an id outside `[0, vocab_size)`.
     """
     used = np.unique(np.asarray(train_ids))
     if used.size and (used[0] < 0 or used[-1] >= vocab_size):
@@ -71,6 +74,14 @@ class VocabularyMap(keras.layers.Layer):
 
     Args:
         vocab_size: the full vocabulary's size (the table's length).
+
+    Example:
+
+    >>> layer = VocabularyMap(4)
+    >>> layer.build((None, 2))
+    >>> _ = layer.table.assign(np.array([0, 2, 2, 1], "int32"))
+    >>> layer(np.array([[3, 1]])).numpy().tolist()
+    [[1, 2]]
     """
 
     def __init__(self, vocab_size, **kwargs):
@@ -96,7 +107,7 @@ def prune_vocabulary(build, vocabulary):
 
     Args:
         build: `vocab_size -> keras.Model`, the student's builder with every
-            other argument bound; its model must take one int32 id input.
+            other argument bound; its model must take one integer id input.
         vocabulary: the `UsedVocabulary`.
 
     Returns:

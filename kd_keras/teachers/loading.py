@@ -33,6 +33,7 @@ def load_keras_file(path):
     from kd_keras.teachers import ensemble  # noqa: F401
     from kd_keras.teachers import saved_model  # noqa: F401
     from kd_keras.teachers import text  # noqa: F401
+    from kd_keras.students import vocabulary  # noqa: F401  (a pruned student as teacher)
 
     try:
         return keras.saving.load_model(path, safe_mode=True)

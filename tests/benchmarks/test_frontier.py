@@ -123,7 +123,8 @@ def test_main_tiny_run(tmp_path):
 def _results_file(path, teacher=0.8, seeds=(0, 1, 2), left=()):
     point = {"params": 10, "kd": 0.7, "alone": 0.6, "latency_ms": 0.1, "speedup": 200.0,
              "int8_bytes": 12, "int8_accuracy": 0.69, "int8_passed": True}
-    rows = {name: dict(point, name=name, latency={"teacher_saved_model_ms": ms})
+    rows = {name: dict(point, name=name, student=frontier.STUDENTS[name],
+                       latency={"teacher_saved_model_ms": ms})
             for name, ms in (("text_cnn", 20.0), ("mlp", 30.0))}
     path.write_text(json.dumps({"teacher": {"accuracy": teacher}, "seeds": list(seeds),
                                 "students": rows, "students_left": list(left)}))
@@ -138,6 +139,19 @@ def test_a_run_of_some_students_keeps_the_others_of_the_same_settings(tmp_path):
     for changed in ({"teacher": 0.81}, {"seeds": (0,)}, {"left": ["bigru"]}):
         path = _results_file(tmp_path / "g.json", **changed)
         assert frontier.kept_students(path, 0.8, {"seeds": [0, 1, 2]}, ["mlp"]) == ([], {}, [])
+    # A student whose definition changed since is measured again, not kept.
+    results = json.loads((tmp_path / "f.json").read_text())
+    results["students"]["text_cnn"]["student"] = {"options": {"filters": 7}}
+    (tmp_path / "h.json").write_text(json.dumps(results))
+    kept = frontier.kept_students(str(tmp_path / "h.json"), 0.8, {"seeds": [0, 1, 2]}, ["mlp"])
+    assert kept == ([], {}, [])
+
+
+def test_an_unreadable_results_file_is_not_merged(tmp_path, capsys):
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({"teacher": {"accuracy": 0.8}}))  # no "students"
+    assert frontier.kept_students(str(path), 0.8, {}, ["mlp"]) == ([], {}, [])
+    assert "not merged" in capsys.readouterr().out
 
 
 def test_results_from_before_a_config_key_compare_with_its_default():
