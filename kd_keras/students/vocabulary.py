@@ -95,9 +95,6 @@ class VocabularyMap(keras.layers.Layer):
     def call(self, ids):
         return keras.ops.take(self.table, keras.ops.cast(ids, "int32"), axis=0)
 
-    def compute_output_spec(self, ids):
-        return keras.KerasTensor(ids.shape, dtype="int32")
-
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size}
 
