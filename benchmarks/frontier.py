@@ -19,6 +19,10 @@ parameters, int8 latency and accuracy.
     python benchmarks/frontier.py                          # all students, seeds 0 1 2
     python benchmarks/frontier.py --run runs/demo          # reuse `make demo`'s teacher
     python benchmarks/frontier.py --students text_cnn bigru --seeds 0 --set distill.alpha=0.5
+    python benchmarks/frontier.py --run runs/demo --set distill.augment.copies=10 \\
+        --set distill.augment.replace_prob=0.3 --students text_cnn_small text_cnn_pruned \\
+        text_cnn --out benchmarks/results/frontier_augmented.json \\
+        --png benchmarks/results/frontier_augmented.png   # demo_augmented.yaml's recipe
     python benchmarks/frontier.py --max-examples 60 --epochs 1 --seeds 0 \\
         --students text_cnn_small --out /tmp/f.json --png /tmp/f.png   # smoke test
 
@@ -35,7 +39,6 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Optional
 
 import numpy as np
 
@@ -43,6 +46,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from arguments import write_json  # noqa: E402
+from frontier_points import TARGET  # noqa: E402
+from frontier_points import Point  # noqa: E402
+from frontier_points import markdown_table  # noqa: E402
+from frontier_points import pareto  # noqa: E402
+from frontier_points import smallest_meeting  # noqa: E402
+from frontier_points import write_png  # noqa: E402
 
 # name -> changes to the demo config's `student:` section.
 STUDENTS = {
@@ -56,128 +65,6 @@ STUDENTS = {
     # (`student.prune_vocabulary`: 12,900 of 30,522 on the demo's split).
     "text_cnn_pruned": {"prune_vocabulary": True},
 }
-TARGET = 0.97  # the fraction of the teacher's accuracy a student must reach
-LINES = (0.97, 0.98)  # drawn on the plot
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    """One student on the frontier (accuracies are fractions; None: not measured)."""
-
-    name: str
-    params: int
-    kd: float  # mean distilled test accuracy
-    alone: Optional[float] = None  # mean test accuracy trained on labels alone
-    latency_ms: Optional[float] = None  # int8 TFLite, one example, one thread
-    speedup: Optional[float] = None  # teacher SavedModel ms / latency_ms
-    int8_bytes: Optional[int] = None
-    int8_accuracy: Optional[float] = None
-    int8_passed: Optional[bool] = None
-
-
-def smallest_meeting(points, teacher, fraction=TARGET):
-    """The name of the student with the fewest parameters whose distilled
-    accuracy is at least `fraction` of the teacher's, or None.
-
-    Example:
-
-    >>> pts = [Point("a", 100, 0.70), Point("b", 50, 0.78), Point("c", 10, 0.60)]
-    >>> smallest_meeting(pts, teacher=0.80)
-    'b'
-    >>> smallest_meeting(pts, teacher=0.80, fraction=0.99) is None
-    True
-    """
-    meeting = [p for p in points if p.kd >= fraction * teacher]
-    return min(meeting, key=lambda p: p.params).name if meeting else None
-
-
-def pareto(points):
-    """Names of the students no other beats: none has at most their
-    parameters and int8 latency (unmeasured counts as infinite) and at
-    least their accuracy, better in one. Sorted by parameters.
-
-    Example:
-
-    >>> pts = [Point("big", 100, 0.80, latency_ms=2.0), Point("mid", 50, 0.78, latency_ms=1.0),
-    ...        Point("worse", 60, 0.70, latency_ms=1.5), Point("tiny", 10, 0.60)]
-    >>> pareto(pts)
-    ['tiny', 'mid', 'big']
-    """
-    def key(p):
-        return (p.params, np.inf if p.latency_ms is None else p.latency_ms, -p.kd)
-
-    def dominates(a, b):
-        return all(x <= y for x, y in zip(a, b)) and a != b
-
-    keys = {p.name: key(p) for p in points}
-    front = [p for p in points if not any(dominates(keys[q.name], keys[p.name]) for q in points)]
-    return [p.name for p in sorted(front, key=lambda p: p.params)]
-
-
-def _cell(value, form):
-    return "-" if value is None else form.format(value)
-
-
-def markdown_table(points, teacher, teacher_params, teacher_ms=None):
-    """The frontier as a markdown table, teacher first, students by parameters.
-
-    Example:
-
-    >>> print(markdown_table([Point("cnn", 500_000, 0.76, 0.74, 0.05, 200.0, 520_000,
-    ...                             0.755, True)], 0.80, 22_000_000, 10.0))
-    | model | params | alone | distilled | kd/teacher | int8 KiB | int8 acc | verified | int8 ms | speed-up |
-    |---|---:|---:|---:|---:|---:|---:|---|---:|---:|
-    | teacher (SavedModel) | 22,000,000 | - | 80.00% | 100.0% | - | - | - | 10.00 | 1x |
-    | cnn | 500,000 | 74.00% | 76.00% | 95.0% | 508 | 75.50% | yes | 0.050 | 200x |
-    """
-    rows = ["| model | params | alone | distilled | kd/teacher | int8 KiB | int8 acc | verified "
-            "| int8 ms | speed-up |", "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-            f"| teacher (SavedModel) | {teacher_params:,} | - | {100 * teacher:.2f}% | 100.0% "
-            f"| - | - | - | {_cell(teacher_ms, '{:.2f}')} | 1x |"]
-    for p in sorted(points, key=lambda p: p.params):
-        verified = {None: "-", True: "yes", False: "NO"}[p.int8_passed]
-        rows.append(
-            f"| {p.name} | {p.params:,} | {_cell(p.alone and 100 * p.alone, '{:.2f}%')} "
-            f"| {100 * p.kd:.2f}% | {p.kd / teacher:.1%} "
-            f"| {_cell(p.int8_bytes and p.int8_bytes / 1024, '{:.0f}')} "
-            f"| {_cell(p.int8_accuracy and 100 * p.int8_accuracy, '{:.2f}%')} | {verified} "
-            f"| {_cell(p.latency_ms, '{:.3f}')} | {_cell(p.speedup, '{:.0f}x')} |")
-    return "\n".join(rows)
-
-
-def write_png(points, teacher, path):
-    """The frontier plot (atomically): x int8 latency (log), y distilled
-    accuracy, marker area ~ parameters; the teacher and its 97%/98% as lines.
-    Students without a latency are left out.
-    """
-    import matplotlib  # a dependency of kd_keras (its reports' plots)
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    shown = [p for p in points if p.latency_ms is not None]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    biggest = max([p.params for p in shown] or [1])
-    for p in shown:
-        ax.scatter(p.latency_ms, 100 * p.kd, s=40 + 800 * p.params / biggest, alpha=0.6)
-        ax.annotate(f"{p.name}\n{p.params / 1e6:.2f}M", (p.latency_ms, 100 * p.kd),
-                    textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.axhline(100 * teacher, color="k", label=f"teacher {100 * teacher:.1f}%")
-    for fraction, style in zip(LINES, (":", "--")):
-        ax.axhline(100 * fraction * teacher, color="gray", linestyle=style,
-                   label=f"{fraction:.0%} of teacher")
-    ax.set_xscale("log")
-    ax.margins(x=0.25, y=0.15)
-    ax.set(xlabel="int8 TFLite latency (ms, 1 example, 1 thread)",
-           ylabel="distilled test accuracy (%)", title="students: accuracy vs latency vs size")
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def partial_path(out):
     """Where a run keeps its students until it has measured them all.
 
@@ -230,6 +117,13 @@ def kept_students(out, teacher, meta, measuring, current_form=lambda previous: p
     teacher_ms = [r["latency"]["teacher_saved_model_ms"] for r in rows.values()
                   if "teacher_saved_model_ms" in r.get("latency", {})]
     return points, rows, teacher_ms
+
+
+def without_copies(cfg):
+    """`cfg` without `distill.augment` copies: the split that a finished
+    run's teacher outputs (`--run`) and the students alone use."""
+    augment = dataclasses.replace(cfg.distill.augment, copies=0)
+    return cfg.replace(distill=dataclasses.replace(cfg.distill, augment=augment))
 
 
 def _current_form(raw, previous):
@@ -340,7 +234,9 @@ def main():
     except KdKerasError as e:
         parser.error(str(e))
     base = next(iter(configs.values()))
-    data = data_stage.prepare_data(base)  # the demo's split (seed 0); students share it
+    # The demo's split (seed 0), which the students share; a recipe with
+    # augmented copies (`--set distill.augment.copies=10`) adds them below.
+    data = data_stage.prepare_data(without_copies(base))
     test_x, test_y = data.ids["test"], data.labels["test"]
     out = os.path.abspath(args.out)
     meta = {"seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
@@ -348,7 +244,7 @@ def main():
             "distill": to_dict(base.distill)}
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     try:
-        fixed = FixedTeacher(base, data, args.run, work)
+        fixed = FixedTeacher(without_copies(base), data, args.run, work)
         teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
         # A run of some students keeps the others of the last complete run.
         points, rows, teacher_ms = kept_students(out, teacher, meta, list(configs),
@@ -359,14 +255,21 @@ def main():
         teacher_dir = os.path.join(work, "teacher_sm")
         if not args.no_latency:
             save_teacher(teacher_model, data.dataset.texts["test"][:2], teacher_dir)
-        # The recipe's feature terms (the demo's pooled-vector term), shared.
-        features = fixed.features(base, data) if base.distill.features else None
+        # What the distilled students train on, shared: the split plus the
+        # recipe's copies, the teacher's logits and the recipe's feature
+        # terms (the demo's pooled-vector term). The students alone train
+        # on the split's labels.
+        kd_data, kd_logits, features = data, fixed.logits, None
+        if base.distill.augment.copies:
+            kd_data, kd_logits, features = fixed.augmented(base)
+        elif base.distill.features:
+            features = fixed.features(base, data)
         for name, cfg in configs.items():
             runs, first = [], None
             for seed in args.seeds:
                 alone = training_stage.accuracy(
                     train_variant(cfg, data, fixed.logits, seed, distill=False), test_x, test_y)
-                student = train_variant(cfg, data, fixed.logits, seed, features=features)
+                student = train_variant(cfg, kd_data, kd_logits, seed, features=features)
                 first = student if first is None else first
                 runs.append({"seed": seed, "alone": alone,
                              "kd": training_stage.accuracy(student, test_x, test_y)})
