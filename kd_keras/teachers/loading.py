@@ -2,43 +2,14 @@
 
 import json
 import os
-import zipfile
 
 import keras
 
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.model_files import load_model
 from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
-
-
-def load_keras_file(path):
-    """Loads a `.keras` file with `safe_mode=True`.
-
-    Args:
-        path: the `.keras` file.
-
-    Returns:
-        The `keras.Model`.
-
-    Raises:
-        MissingFileError: the file does not exist.
-        UsageError: the file is not a readable Keras archive; the message
-            names the file.
-    """
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: no such .keras file")
-    # Registers the kd_keras classes saved teachers use (text teachers, BERT
-    # encoders and pooling, ensembles).
-    from kd_keras.teachers import ensemble  # noqa: F401
-    from kd_keras.teachers import saved_model  # noqa: F401
-    from kd_keras.teachers import text  # noqa: F401
-    from kd_keras.students import vocabulary  # noqa: F401  (a pruned student as teacher)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{path}: not a valid .keras model ({e})") from e
 
 
 def _hf_config(path):
@@ -56,7 +27,7 @@ def load_teacher(source, **options):
     |--------------------------------------------|--------------------------|----------|
     | a `keras.Model` or a `Teacher`             | as is                    | yes      |
     | a list/tuple of sources                    | `EnsembleTeacher`        | if all are |
-    | `*.keras` file                             | `keras.saving.load_model(safe_mode=True)` | yes |
+    | `*.keras` file                             | `kd_keras.model_files.load_model` (`safe_mode=True`) | yes |
     | SavedModel directory (`saved_model.pb`)    | `SavedModelTeacher`      | yes      |
     | `*.onnx` file                              | `OnnxTeacher` (ONNX Runtime) | no   |
     | Hugging Face BERT checkpoint dir, KerasHub preset or `hf://` URI | `load_bert_teacher` | yes |
@@ -107,7 +78,7 @@ def load_teacher(source, **options):
         return TransformersTeacher(source, **options)
     if source.endswith(".keras"):
         _no_options(source, options)
-        return KerasTeacher(load_keras_file(source))
+        return KerasTeacher(load_model(source))
     if source.endswith(".onnx"):
         from kd_keras.teachers.onnx_teacher import OnnxTeacher
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import ConfigError
-from kd_keras.export.loading import load_model
+from kd_keras.model_files import load_model
 from kd_keras.students import mlp
 from kd_keras.students import prune_vocabulary
 from kd_keras.students import text_cnn

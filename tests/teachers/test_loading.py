@@ -133,6 +133,11 @@ def test_bad_sources_are_refused_naming_them(tmp_path):
         (tmp_path / name).write_bytes(b"\x00not a model")
         with pytest.raises(ValueError, match=name):
             load_teacher(str(tmp_path / name))
+    # A teacher file fails as a student file does (one loader, one message).
+    with pytest.raises(ValueError) as refused:
+        load_teacher(str(tmp_path / "corrupt.keras"))
+    assert str(refused.value) == (f"{tmp_path / 'corrupt.keras'}: cannot load the model "
+                                  "(damaged .keras archive: not a zip file)")
     with pytest.raises(ValueError, match="unexpected option"):
         model_path = str(tmp_path / "m.keras")
         _mlp().save(model_path)

@@ -1,11 +1,14 @@
-"""`load_model`: a `.keras` file, loaded safely, or one line saying why not."""
+"""`load_model`: a `.keras` file, loaded safely, or one line saying why not.
+
+The one loader of `.keras` files, for students (`kd-keras export` and
+`verify`) and teachers (`teacher.model: FILE.keras`) alike. It registers the
+kd_keras classes a saved model may hold before Keras reads the file.
+"""
 
 import os
 import zipfile
 
 import keras
-
-import kd_keras.students.vocabulary  # noqa: F401  (registers VocabularyMap for loading)
 
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
@@ -14,6 +17,21 @@ from kd_keras.errors import UsageError
 
 def load_model(path):
     """Loads a `.keras` file with `safe_mode=True`, with one-line errors.
+
+    The kd_keras classes that saved students and teachers hold (a pruned
+    vocabulary's `VocabularyMap`, text teachers with their BERT encoder and
+    pooling, ensembles, SavedModel layers) are registered first.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        UsageError: the name does not end in `.keras`.
+        DataError: the archive is damaged or Keras cannot load it.
 
     Example:
 
@@ -30,11 +48,21 @@ def load_model(path):
     damaged = _damaged_archive(path)
     if damaged:
         raise DataError(f"{path}: cannot load the model (damaged .keras archive: {damaged})")
+    _register_classes()
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: cannot load the model ({detail})") from None
+
+
+def _register_classes():
+    """Imports the modules whose classes a kd_keras `.keras` file may hold
+    (each registers its classes with Keras when imported)."""
+    from kd_keras.students import vocabulary  # noqa: F401
+    from kd_keras.teachers import ensemble  # noqa: F401
+    from kd_keras.teachers import saved_model  # noqa: F401
+    from kd_keras.teachers import text  # noqa: F401
 
 
 def _damaged_archive(path):
