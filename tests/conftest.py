@@ -29,6 +29,24 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
 
 
+def run_docstring_examples(module, name):
+    """Runs the `>>>` examples of `module` (ELLIPSIS and NORMALIZE_WHITESPACE
+    on) and fails with the doctest report if any fails; skips a module
+    without examples."""
+    import doctest
+
+    tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
+    if not tests:
+        pytest.skip(f"{name} has no docstring examples")
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for test in tests:
+        runner.run(test, out=report.append)
+    failed, attempted = runner.summarize(verbose=False)
+    assert failed == 0, f"{failed} of {attempted} examples failed:\n" + "".join(report)
+
+
 def load_benchmark(name):
     """Imports `benchmarks/<name>.py` (a script, not a package) as a module;
     its folder goes on `sys.path` for the scripts it imports in turn."""

@@ -6,7 +6,6 @@ stand. The only module left out is `kd_keras.__main__`: importing it runs the
 command line.
 """
 
-import doctest
 import importlib
 import os
 import pkgutil
@@ -14,6 +13,7 @@ import pkgutil
 import pytest
 
 import kd_keras
+from conftest import run_docstring_examples
 
 NOT_IMPORTABLE = {"kd_keras.__main__"}
 
@@ -32,21 +32,11 @@ def _module_names(path, package):
 
 
 MODULES = sorted(set(_module_names(kd_keras.__path__[0], "kd_keras")) - NOT_IMPORTABLE)
-OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
-    if not tests:
-        pytest.skip(f"{name} has no docstring examples")
-    runner = doctest.DocTestRunner(optionflags=OPTIONS)
-    report = []
-    for test in tests:
-        runner.run(test, out=report.append)
-    failed, attempted = runner.summarize(verbose=False)
-    assert failed == 0, f"{failed} of {attempted} examples failed:\n" + "".join(report)
+    run_docstring_examples(importlib.import_module(name), name)
 
 
 def test_the_walk_finds_the_modules_with_examples():

@@ -2,14 +2,13 @@
 one per script that has any (as `tests/test_doctests.py` does for
 `kd_keras`)."""
 
-import doctest
 import os
 
 import pytest
 
 from conftest import BENCHMARKS
 from conftest import load_benchmark
-
+from conftest import run_docstring_examples
 
 
 def _has_examples(name):
@@ -19,20 +18,11 @@ def _has_examples(name):
 
 SCRIPTS = sorted(n for n in (f[:-3] for f in os.listdir(BENCHMARKS) if f.endswith(".py"))
                  if _has_examples(n))
-OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_docstring_examples(name):
-    module = load_benchmark(name)
-    tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
-    assert tests, f"benchmarks/{name}.py: its examples were not found"
-    runner = doctest.DocTestRunner(optionflags=OPTIONS)
-    report = []
-    for test in tests:
-        runner.run(test, out=report.append)
-    failed, attempted = runner.summarize(verbose=False)
-    assert failed == 0, f"{failed} of {attempted} examples failed:\n" + "".join(report)
+    run_docstring_examples(load_benchmark(name), name)
 
 
 def test_the_scripts_with_examples_are_found():
