@@ -65,6 +65,8 @@ STUDENTS = {
     # (`student.prune_vocabulary`: 12,900 of 30,522 on the demo's split).
     "text_cnn_pruned": {"prune_vocabulary": True},
 }
+
+
 def partial_path(out):
     """Where a run keeps its students until it has measured them all.
 

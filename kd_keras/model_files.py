@@ -1,7 +1,8 @@
 """`load_model`: a `.keras` file, loaded safely, or one line saying why not.
 
-The one loader of `.keras` files, for students (`kd-keras export` and
-`verify`) and teachers (`teacher.model: FILE.keras`) alike. It registers the
+The one loader of `.keras` files, for students (`kd-keras export`) and
+teachers (`teacher.model: FILE.keras`, `kd_keras.teachers.load_teacher`)
+alike. It registers the
 kd_keras classes a saved model may hold before Keras reads the file.
 """
 

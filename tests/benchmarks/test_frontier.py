@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -102,3 +103,55 @@ def test_without_copies_changes_only_the_copies():
     expected = to_dict(cfg)
     expected["distill"]["augment"]["copies"] = 0
     assert to_dict(plain) == expected
+
+
+@pytest.mark.slow
+def test_a_recipe_with_copies_distils_on_them(tmp_path):
+    """`--run` with a recipe that has `distill.augment.copies`: the finished
+    run's teacher outputs cover the split, and the copies are labelled by
+    its teacher. The distilled students train on the split plus its copies:
+    the pruned student's embedding has a row for each id that the sentences
+    or their copies use (word replacement brings ids the sentences lack),
+    plus the row the other ids share."""
+    from kd_keras import teachers
+    from kd_keras.pipeline import data_stage
+
+    sets = {"distill.augment.copies": 2, "distill.augment.replace_prob": 0.5}
+    quality = load_benchmark("quality")
+    kd_ablation = load_benchmark("kd_ablation")
+    args = types.SimpleNamespace(data=None, builtin=None, epochs=1, max_examples=60,
+                                 overrides=sets)
+    cfg = kd_ablation.variant_config(quality.base_raw(args), {})
+    # A finished run of the split without copies: its teacher's weights
+    # (the adapted head left at its initial values) and its logits.
+    split = data_stage.prepare_data(frontier.without_copies(cfg))
+    run = tmp_path / "run"
+    run.mkdir()
+    t = cfg.teacher
+    teacher = teachers.build_text_teacher(teachers.resolve_backbone(t.backbone),
+                                          split.num_classes, sequence_length=t.sequence_length,
+                                          pooling=t.pooling)
+    teacher.save_weights(str(run / "teacher.weights.h5"))
+    np.savez(run / "teacher_logits.npz", **{
+        s: np.random.default_rng(0).normal(size=(len(y), 2)).astype(np.float32)
+        for s, y in split.labels.items()})
+
+    out = tmp_path / "f.json"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "frontier.py"), "--run", str(run),
+         "--max-examples", "60", "--epochs", "1", "--seeds", "0", "--students",
+         "text_cnn_pruned", "--no-latency", "--no-plot", "--out", str(out)]
+        + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
+        check=True, env=env, capture_output=True, text=True, timeout=900)
+    row = json.loads(out.read_text())["students"]["text_cnn_pruned"]
+
+    ids = data_stage.prepare_data(cfg).ids["train"]
+    sentences = len(split.ids["train"])
+    assert len(ids) == 3 * sentences  # the sentences, then 2 blocks of copies
+    used, used_by_sentences = len(np.unique(ids)), len(np.unique(ids[:sentences]))
+    assert used > used_by_sentences  # the copies bring ids of their own
+    # The text CNN's layers with `used + 1` embedding rows, and the id table
+    # (one int32 per vocabulary id), which `count_params` counts too.
+    layers = (used + 1) * 64 + sum(k * 64 * 100 + 100 for k in (3, 4, 5)) + 300 * 2 + 2
+    assert row["params"] == layers + 30522

@@ -83,8 +83,8 @@ def test_write_png(tmp_path):
     points = [Point("a", 100_000, 0.70, latency_ms=0.01), Point("b", 500_000, 0.76,
                                                                  latency_ms=0.1),
               Point("c", 2_000_000, 0.78, latency_ms=1.0)]
-    path = str(tmp_path / "points_module.png")
+    path = str(tmp_path / "frontier.png")
     points_module.write_png(points, 0.80, path)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert os.listdir(tmp_path) == ["points_module.png"]  # no temporary file left
+    assert os.listdir(tmp_path) == ["frontier.png"]  # no temporary file left
