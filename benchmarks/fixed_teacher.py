@@ -90,6 +90,16 @@ class FixedTeacher:
                 feature_dtype=feature_dtype)
         return self._labelled[key]
 
+    def distillation_inputs(self, cfg, data):
+        """What a config's distilled student trains on: `(data, logits,
+        features)`, i.e. `data` plus the config's `distill.augment` copies
+        (`augmented`), the teacher's logits on it and its `distill.features`
+        targets (or `None`)."""
+        if cfg.distill.augment.copies:
+            return self.augmented(cfg)
+        features = self.features(cfg, data) if cfg.distill.features else None
+        return data, self.logits, features
+
     def augmented(self, cfg):
         """A variant's `PreparedData` (train split plus its augmented copies),
         the teacher's logits on it and its `distill.features` targets (or

@@ -238,7 +238,8 @@ def main():
     base = next(iter(configs.values()))
     # The demo's split (seed 0), which the students share; a recipe with
     # augmented copies (`--set distill.augment.copies=10`) adds them below.
-    data = data_stage.prepare_data(without_copies(base))
+    plain = without_copies(base)
+    data = data_stage.prepare_data(plain)
     test_x, test_y = data.ids["test"], data.labels["test"]
     out = os.path.abspath(args.out)
     meta = {"seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
@@ -246,7 +247,7 @@ def main():
             "distill": to_dict(base.distill)}
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     try:
-        fixed = FixedTeacher(without_copies(base), data, args.run, work)
+        fixed = FixedTeacher(plain, data, args.run, work)
         teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
         # A run of some students keeps the others of the last complete run.
         points, rows, teacher_ms = kept_students(out, teacher, meta, list(configs),
@@ -261,11 +262,7 @@ def main():
         # recipe's copies, the teacher's logits and the recipe's feature
         # terms (the demo's pooled-vector term). The students alone train
         # on the split's labels.
-        kd_data, kd_logits, features = data, fixed.logits, None
-        if base.distill.augment.copies:
-            kd_data, kd_logits, features = fixed.augmented(base)
-        elif base.distill.features:
-            features = fixed.features(base, data)
+        kd_data, kd_logits, features = fixed.distillation_inputs(base, data)
         for name, cfg in configs.items():
             runs, first = [], None
             for seed in args.seeds:

@@ -362,11 +362,8 @@ def main():
         # encodes the same split again.
         own_data = (data if cfg.student_sequence_length == base.student_sequence_length
                     else data_stage.prepare_data(cfg))
-        v_data, v_logits, embedding, features = own_data, fixed.logits, None, None
-        if cfg.distill.augment.copies:
-            v_data, v_logits, features = fixed.augmented(cfg)
-        elif cfg.distill.features:
-            features = fixed.features(cfg, v_data)
+        v_data, v_logits, features = fixed.distillation_inputs(cfg, own_data)
+        embedding = None
         if needs == "embedding_init":
             embedding = minilm_embedding_pca(cfg, cfg.student.options.get("embedding_dim", 64))
         # The student alone only changes with the student or its own training.

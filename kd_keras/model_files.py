@@ -2,8 +2,8 @@
 
 The one loader of `.keras` files, for students (`kd-keras export`) and
 teachers (`teacher.model: FILE.keras`, `kd_keras.teachers.load_teacher`)
-alike. It registers the
-kd_keras classes a saved model may hold before Keras reads the file.
+alike. It registers the kd_keras classes a saved model may hold before
+Keras reads the file.
 """
 
 import os
