@@ -186,7 +186,7 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
     if s.architecture == "small_cnn":
         raise ConfigError(
             "student.architecture: small_cnn is an image model; use text_cnn, "
-            "bigru, tiny_bert or mlp for text data")
+            "dilated_cnn, bigru, tiny_bert or mlp for text data")
     builder = kd_keras.students.get_student(s.architecture)
 
     def build(size):

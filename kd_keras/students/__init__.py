@@ -5,22 +5,24 @@ Every builder has the signature
 and checks its arguments: a bad one stops it with a one-line `ConfigError`
 naming `student.options.<argument>`.
 
-| name        | input                          | notes                          |
-|-------------|--------------------------------|--------------------------------|
-| `text_cnn`  | int32 WordPiece ids            | Kim-style CNN, ~2M params      |
-| `bigru`     | int32 WordPiece ids            | unrolled bidirectional GRU     |
-| `tiny_bert` | int32 WordPiece ids            | 2-layer KerasHub BERT; optional|
-|             |                                | factorised (ALBERT) embeddings |
-| `mlp`       | ids (bag of words) or features | dense layers                   |
-| `small_cnn` | float images                   | 2-D conv blocks                |
+| name          | input                          | notes                          |
+|---------------|--------------------------------|--------------------------------|
+| `text_cnn`    | int32 WordPiece ids            | Kim-style CNN, ~2M params      |
+| `dilated_cnn` | int32 WordPiece ids            | text CNN + dilated conv stack  |
+| `bigru`       | int32 WordPiece ids            | unrolled bidirectional GRU     |
+| `tiny_bert`   | int32 WordPiece ids            | 2-layer KerasHub BERT; optional|
+|               |                                | factorised (ALBERT) embeddings |
+| `mlp`         | ids (bag of words) or features | dense layers                   |
+| `small_cnn`   | float images                   | 2-D conv blocks                |
 
 Layers that a feature-distillation term can name (`student_layer=`):
 
-- `"features"` in `text_cnn`, `bigru` and `tiny_bert`: the pooled
-  representation that feeds the classifier, `[batch, width]` with width
-  `filters * len(kernel_sizes)`, `2 * units` and `hidden_dim` respectively.
-- `"embedding"` in `text_cnn`, `bigru` and `mlp` (ids): the token
-  embeddings, `[batch, sequence_length, embedding_dim]`.
+- `"features"` in `text_cnn`, `dilated_cnn`, `bigru` and `tiny_bert`: the
+  pooled representation that feeds the classifier, `[batch, width]` with
+  width `filters * len(kernel_sizes)` (plus `deep_filters * len(dilations)`
+  in `dilated_cnn`), `2 * units` and `hidden_dim` respectively.
+- `"embedding"` in `text_cnn`, `dilated_cnn`, `bigru` and `mlp` (ids): the
+  token embeddings, `[batch, sequence_length, embedding_dim]`.
 - `tiny_bert`'s hidden states, `[batch, sequence_length, hidden_dim]`:
   layer `transformer_layer_{i}` inside `"tiny_bert_backbone"`
   (`group_{i}_inner_layer_0` when `embedding_dim` is set).
@@ -43,6 +45,7 @@ behind a `VocabularyMap` (config: `student.prune_vocabulary: true`).
 
 from kd_keras.students.bigru import bigru
 from kd_keras.students.common import FEATURES_LAYER
+from kd_keras.students.dilated_cnn import dilated_cnn
 from kd_keras.students.embedding_init import initial_embeddings
 from kd_keras.students.embedding_init import pca_embeddings
 from kd_keras.students.embedding_init import teacher_word_embeddings

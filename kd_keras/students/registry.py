@@ -5,6 +5,7 @@ import importlib
 from kd_keras.errors import ConfigError
 
 from kd_keras.students.bigru import bigru
+from kd_keras.students.dilated_cnn import dilated_cnn
 from kd_keras.students.mlp import mlp
 from kd_keras.students.small_cnn import small_cnn
 from kd_keras.students.text_cnn import text_cnn
@@ -12,20 +13,21 @@ from kd_keras.students.tiny_bert import tiny_bert
 
 BUILTIN_STUDENTS = {
     "text_cnn": text_cnn,
+    "dilated_cnn": dilated_cnn,
     "bigru": bigru,
     "tiny_bert": tiny_bert,
     "mlp": mlp,
     "small_cnn": small_cnn,
 }
-TEXT_STUDENTS = ("text_cnn", "bigru", "tiny_bert", "mlp")
+TEXT_STUDENTS = ("text_cnn", "dilated_cnn", "bigru", "tiny_bert", "mlp")
 
 
 def get_student(architecture):
     """Returns the builder function named by `architecture`.
 
     Args:
-        architecture: a built-in name (`text_cnn`, `bigru`, `tiny_bert`,
-            `mlp`, `small_cnn`) or `"package.module:function"`.
+        architecture: a built-in name (`text_cnn`, `dilated_cnn`, `bigru`,
+            `tiny_bert`, `mlp`, `small_cnn`) or `"package.module:function"`.
 
     Returns:
         A callable `(num_classes, vocab_size=..., sequence_length=...,

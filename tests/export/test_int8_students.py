@@ -32,6 +32,7 @@ SEQ_LEN = 16
 TRAIN = 4000
 OPTIONS = {
     "text_cnn": {"embedding_dim": 32, "filters": 32},
+    "dilated_cnn": {"embedding_dim": 32, "filters": 32, "deep_filters": 32},
     "bigru": {"embedding_dim": 16, "units": 8},
     "tiny_bert": {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64},
     "mlp": {"hidden_units": (32,), "embedding_dim": 32},
@@ -99,7 +100,7 @@ def test_int8_artifacts_keep_the_decisions(architecture, pruned, rt_polarity, tm
         assert drop <= 0.01 + 1e-9, (fmt, artifact["recipe"], drop)
         assert artifact["passed"], artifact["failures"]
         assert artifact["top1_agreement"] == pytest.approx(agreement)
-    if architecture == "text_cnn":  # Full integer where full integer holds.
+    if architecture in ("text_cnn", "dilated_cnn"):  # Full integer where it holds.
         assert artifacts["tflite"]["recipe"] == artifacts["onnx"]["recipe"] == "full int8"
     sidecar = os.path.splitext(artifacts["tflite"]["path"])[0] + ".json"
     with open(sidecar) as f:

@@ -12,6 +12,7 @@ from kd_keras.students import build_student
 SMALL = dict(vocab_size=120, sequence_length=10)
 FEATURE_STUDENTS = [
     ("text_cnn", dict(SMALL), 3 * 100),
+    ("dilated_cnn", dict(SMALL, deep_filters=8), 3 * 100 + 2 * 8),
     ("bigru", dict(SMALL, units=8), 16),
     ("tiny_bert", dict(SMALL, hidden_dim=16, intermediate_dim=32), 16),
     ("tiny_bert", dict(SMALL, hidden_dim=16, intermediate_dim=32, embedding_dim=4), 16),
@@ -35,8 +36,8 @@ def test_features_layer_feeds_the_classifier(name, kwargs, width):
 
 
 def test_tiny_bert_hidden_states_are_nameable():
-    plain = build_student("tiny_bert", 2, **FEATURE_STUDENTS[2][1])
-    factorised = build_student("tiny_bert", 2, **FEATURE_STUDENTS[3][1])
+    plain = build_student("tiny_bert", 2, **FEATURE_STUDENTS[3][1])
+    factorised = build_student("tiny_bert", 2, **FEATURE_STUDENTS[4][1])
     for model, block in ((plain, "transformer_layer_1"), (factorised, "group_1_inner_layer_0")):
         layer = model.get_layer("tiny_bert_backbone").get_layer(block)
         # The backbone's own inputs have no fixed length.

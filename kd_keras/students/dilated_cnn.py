@@ -1,0 +1,107 @@
+"""`dilated_cnn`: a text CNN with a stack of dilated convolutions on top.
+
+The text CNN (`text_cnn`) sees n-grams of at most `max(kernel_sizes)`
+tokens and max-pools them over the sentence, so it cannot tell "despite a
+powerful portrayal, ... suffers from an overly deliberate pace" from its
+parts. Here the parallel n-gram convolutions keep every position
+(`padding="same"`) and feed a stack of dilated convolutions (dilation 2,
+then 4 by default), whose receptive field grows to
+`max(kernel_sizes) + (deep_kernel - 1) * sum(dilations)` tokens (15 at the
+defaults). Every level is max-pooled over the sentence, and the pooled
+vectors together feed the classifier.
+
+On the movie reviews, at the teacher's sequence length, the text CNN loses
+most against its teacher on long sentences; this student is the one meant
+for them (`benchmarks/kd_ablation.py`).
+"""
+
+import keras
+
+from kd_keras.students.common import check_int
+from kd_keras.students.common import check_ints
+from kd_keras.students.common import check_rate
+from kd_keras.students.common import check_text_arguments
+from kd_keras.students.common import features_layer
+from kd_keras.students.common import token_ids_input
+
+
+def dilated_cnn(
+    num_classes,
+    vocab_size=30522,
+    sequence_length=64,
+    embedding_dim=64,
+    filters=100,
+    kernel_sizes=(3, 4, 5),
+    deep_filters=128,
+    dilations=(2, 4),
+    deep_kernel=3,
+    dropout=0.5,
+    name="dilated_cnn",
+):
+    """Builds the dilated text CNN (see the module).
+
+    embedding -> parallel Conv1D (`kernel_sizes`, same padding) ->
+    concatenated -> one Conv1D per entry of `dilations` (`deep_filters`,
+    `deep_kernel`, that dilation), each on the previous one's output ->
+    every level max-pooled over the positions and concatenated -> logits.
+    Only builtin TFLite ops, so it converts to int8 TFLite and ONNX as is.
+
+    Layers a feature-distillation term can name: `"features"`, the pooled
+    `[batch, filters * len(kernel_sizes) + deep_filters * len(dilations)]`
+    vector that feeds the classifier (before dropout); `"embedding"`, the
+    `[batch, sequence_length, embedding_dim]` token embeddings.
+
+    Args:
+        num_classes: number of output logits.
+        vocab_size: size of the WordPiece vocabulary (ids are `< vocab_size`).
+        sequence_length: length of the int32 id sequences.
+        embedding_dim: width of the token embedding.
+        filters: number of filters per n-gram kernel size.
+        kernel_sizes: the n-gram widths of the parallel convolutions.
+        deep_filters: number of filters of each dilated convolution.
+        dilations: the dilation rate of each stacked convolution, bottom
+            first; empty for none (then it is a same-padded text CNN).
+        deep_kernel: the kernel width of the dilated convolutions.
+        dropout: dropout rate before the output layer.
+        name: the model's name.
+
+    Returns:
+        A `keras.Model` mapping int32 `[batch, sequence_length]` ids to
+        float32 `[batch, num_classes]` logits.
+
+    Raises:
+        ConfigError: a bad argument, named as `student.options.<argument>`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = dilated_cnn(2, vocab_size=100, sequence_length=8)
+    >>> m(np.ones((3, 8), "int32")).shape
+    TensorShape([3, 2])
+    >>> m.get_layer("features").output.shape
+    (None, 556)
+    """
+    check_text_arguments(num_classes, vocab_size, sequence_length)
+    check_int("embedding_dim", embedding_dim)
+    check_int("filters", filters)
+    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
+    check_int("deep_filters", deep_filters)
+    dilations = check_ints("dilations", dilations, allow_empty=True)
+    check_int("deep_kernel", deep_kernel)
+    check_rate("dropout", dropout)
+    ids = token_ids_input(sequence_length)
+    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    grams = [keras.layers.Conv1D(filters, k, padding="same", activation="relu",
+                                 name=f"conv_{k}")(x) for k in kernel_sizes]
+    h = grams[0] if len(grams) == 1 else keras.layers.Concatenate(name="ngrams")(grams)
+    pooled = [keras.layers.GlobalMaxPooling1D(name="max_pool_ngrams")(h)]
+    for i, rate in enumerate(dilations):
+        h = keras.layers.Conv1D(deep_filters, deep_kernel, dilation_rate=rate,
+                                padding="same", activation="relu",
+                                name=f"dilated_conv_{i}")(h)
+        pooled.append(keras.layers.GlobalMaxPooling1D(name=f"max_pool_dilated_{i}")(h))
+    x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="concat")(pooled)
+    x = features_layer()(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(ids, logits, name=name)
