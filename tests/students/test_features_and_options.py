@@ -36,8 +36,8 @@ def test_features_layer_feeds_the_classifier(name, kwargs, width):
 
 
 def test_tiny_bert_hidden_states_are_nameable():
-    plain = build_student("tiny_bert", 2, **FEATURE_STUDENTS[3][1])
-    factorised = build_student("tiny_bert", 2, **FEATURE_STUDENTS[4][1])
+    plain, factorised = (build_student("tiny_bert", 2, **kwargs)
+                         for name, kwargs, _ in FEATURE_STUDENTS if name == "tiny_bert")
     for model, block in ((plain, "transformer_layer_1"), (factorised, "group_1_inner_layer_0")):
         layer = model.get_layer("tiny_bert_backbone").get_layer(block)
         # The backbone's own inputs have no fixed length.
