@@ -64,6 +64,8 @@ STUDENTS = {
     # The text CNN's embedding with rows for the training rows' ids only
     # (`student.prune_vocabulary`: 12,900 of 30,522 on the demo's split).
     "text_cnn_pruned": {"prune_vocabulary": True},
+    # The text CNN with dilated convolutions on top (n-grams across 17 tokens).
+    "dilated_cnn": {"architecture": "dilated_cnn"},
 }
 
 

@@ -116,7 +116,13 @@ def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
     assert cfg.data.builtin == "ag_news"
     with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
         augmented = yaml.safe_load(f)
-    assert {k for k in demo if demo[k] != augmented.get(k)} == {"distill", "output"}
+    # The best recipe: the demo's plus the copies (distill.augment) and its
+    # own student (architecture and sequence length) only.
+    assert {k for k in demo if demo[k] != augmented.get(k)} - {"student"} == {"distill",
+                                                                            "output"}
+    assert {k for k in demo["student"] | augmented["student"]
+            if demo["student"].get(k) != augmented["student"].get(k)} <= {
+        "architecture", "sequence_length"}
     assert {k for k in demo["distill"]
             if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
     augmented = validate_config(augmented)
