@@ -22,7 +22,7 @@ parameters, int8 latency and accuracy.
     python benchmarks/frontier.py --run runs/demo --set distill.augment.copies=10 \\
         --set distill.augment.replace_prob=0.3 --students text_cnn_small text_cnn_pruned \\
         text_cnn --out benchmarks/results/frontier_augmented.json \\
-        --png benchmarks/results/frontier_augmented.png   # demo_augmented.yaml's recipe
+        --png benchmarks/results/frontier_augmented.png   # demo_augmented.yaml's copies
     python benchmarks/frontier.py --max-examples 60 --epochs 1 --seeds 0 \\
         --students text_cnn_small --out /tmp/f.json --png /tmp/f.png   # smoke test
 
