@@ -14,10 +14,9 @@ sentence, and the pooled vectors together feed the classifier.
 import keras
 
 from kd_keras.errors import ConfigError
+from kd_keras.students.common import check_cnn_arguments
 from kd_keras.students.common import check_int
 from kd_keras.students.common import check_ints
-from kd_keras.students.common import check_rate
-from kd_keras.students.common import check_text_arguments
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
@@ -80,17 +79,14 @@ def dilated_cnn(
     >>> m.get_layer("features").output.shape
     (None, 556)
     """
-    check_text_arguments(num_classes, vocab_size, sequence_length)
-    check_int("embedding_dim", embedding_dim)
-    check_int("filters", filters)
-    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
+    kernel_sizes = check_cnn_arguments(num_classes, vocab_size, sequence_length,
+                                       embedding_dim, filters, kernel_sizes, dropout)
     if len(set(kernel_sizes)) != len(kernel_sizes):
         raise ConfigError(f"{option_key('kernel_sizes')}: must not repeat a width, "
                           f"got {list(kernel_sizes)}")
     check_int("deep_filters", deep_filters)
     dilations = check_ints("dilations", dilations, allow_empty=True)
     check_int("deep_kernel", deep_kernel)
-    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     grams = [keras.layers.Conv1D(filters, k, padding="same", activation="relu",

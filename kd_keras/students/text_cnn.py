@@ -3,10 +3,7 @@
 import keras
 
 from kd_keras.errors import ConfigError
-from kd_keras.students.common import check_int
-from kd_keras.students.common import check_ints
-from kd_keras.students.common import check_rate
-from kd_keras.students.common import check_text_arguments
+from kd_keras.students.common import check_cnn_arguments
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
@@ -58,14 +55,11 @@ def text_cnn(
     >>> m.get_layer("features").output.shape
     (None, 300)
     """
-    check_text_arguments(num_classes, vocab_size, sequence_length)
-    check_int("embedding_dim", embedding_dim)
-    check_int("filters", filters)
-    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
+    kernel_sizes = check_cnn_arguments(num_classes, vocab_size, sequence_length,
+                                       embedding_dim, filters, kernel_sizes, dropout)
     if max(kernel_sizes) > sequence_length:
         raise ConfigError(f"{option_key('kernel_sizes')}: must be at most sequence_length "
                           f"({sequence_length}), got {list(kernel_sizes)}")
-    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     pooled = []
