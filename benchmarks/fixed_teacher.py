@@ -143,3 +143,71 @@ def _feature_key(cfg):
     """`(teacher layers, dtype)` of a config's feature terms."""
     layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
     return layers, cfg.distill.feature_dtype
+
+
+def outputs_key(cfg, max_train=None):
+    """A short hash of everything a fixed teacher's outputs depend on: the
+    teacher and data sections, the augmented copies, the feature layers and
+    their dtype, the seed and a training subsample (`max_train`).
+
+    Example:
+
+    >>> from kd_keras.config import RunConfig
+    >>> cfg = RunConfig()
+    >>> outputs_key(cfg) == outputs_key(cfg), outputs_key(cfg) == outputs_key(cfg, 10)
+    (True, False)
+    """
+    import hashlib
+    import json
+
+    from kd_keras.config import to_dict
+
+    d = to_dict(cfg)
+    content = {"teacher": d["teacher"], "data": d["data"],
+               "augment": d["distill"]["augment"], "features": _feature_key(cfg),
+               "seed": cfg.seed, "max_train": max_train}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def save_outputs(path, logits, features=None):
+    """Writes a fixed teacher's logits (split -> array) and feature targets
+    (split -> {teacher_layer: array}, or `None`) to `path` (`.npz`), through
+    a temporary file, so that a later run can skip the teacher."""
+    arrays = {f"logits|{s}": v for s, v in logits.items()}
+    for split, layers in (features or {}).items():
+        arrays.update({f"features|{split}|{k}": v for k, v in layers.items()})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.tmp", "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(f"{path}.tmp", path)
+
+
+def load_outputs(path, data):
+    """`(logits, features or None)` as `save_outputs` wrote them, checked
+    against `data`: one row per text of each split.
+
+    Example:
+
+    >>> import tempfile, types
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
+    >>> save_outputs(path, {"train": np.ones((2, 2)), "test": np.ones((1, 2))})
+    >>> data = types.SimpleNamespace(labels={"train": [0, 1], "test": [1]})
+    >>> logits, features = load_outputs(path, data)
+    >>> logits["train"].shape, features
+    ((2, 2), None)
+    """
+    logits, features = {}, {}
+    with np.load(path, allow_pickle=False) as f:
+        for key in f.files:
+            kind, split, *layer = key.split("|", 2)
+            if kind == "logits":
+                logits[split] = f[key]
+            else:
+                features.setdefault(split, {})[layer[0]] = f[key]
+    for split, rows in data.labels.items():
+        found = len(logits[split]) if split in logits else None
+        if found != len(rows):
+            sys.exit(f"error: {path}: the saved teacher has {found} rows for {split}, "
+                     f"the data {len(rows)}; delete the file to adapt the teacher again")
+    return logits, features or None

@@ -24,6 +24,8 @@ SST-2 rows are compared with published figures and marked against the goals.
 
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2        # all, seeds 0 1 2
     python benchmarks/generalisation.py --datasets ag_news ag_news_10
+    python benchmarks/generalisation.py --sst2 ../shared/data/sst2 --datasets sst2 \\
+        --keep-teacher runs/teachers --set student.options.filters=200   # the saved teacher
     python benchmarks/generalisation.py --datasets ag_news --seeds 0 --epochs 1 \\
         --max-train 200 --out /tmp/generalisation.json                  # smoke test
 
@@ -51,6 +53,7 @@ from arguments import merge_rows  # noqa: E402
 from arguments import results_path  # noqa: E402
 from arguments import write_json  # noqa: E402
 
+import fixed_teacher  # noqa: E402
 from fixed_teacher import FixedTeacher  # noqa: E402
 from kd_ablation import run_variant  # noqa: E402
 from quality import parse_overrides  # noqa: E402
@@ -206,20 +209,30 @@ def run_dataset(name, cfg, args, tqdm):
     print(f"{name}: {data.dataset.sizes()}; adapting the teacher "
           f"({teacher_stage.adaptation_of(cfg).method}, seed 0)")
     t = time.perf_counter()
-    # Adapted on the prepared data, as in the CLI: one teacher pass labels every
-    # row (the augmented copies too) and gives the feature targets.
-    with tempfile.TemporaryDirectory() as work:
-        fixed = FixedTeacher(cfg.replace(verbose=1), data, None, work)
-    features = fixed.features(cfg, data) if cfg.distill.features else None
+    kept = (os.path.join(args.keep_teacher,
+                         f"{name}-{fixed_teacher.outputs_key(cfg, args.max_train)}.npz")
+            if args.keep_teacher else None)
+    if kept and os.path.exists(kept):
+        print(f"{name}: the teacher's outputs from {kept}")
+        logits, features = fixed_teacher.load_outputs(kept, data)
+    else:
+        # Adapted on the prepared data, as in the CLI: one teacher pass labels every
+        # row (the augmented copies too) and gives the feature targets.
+        with tempfile.TemporaryDirectory() as work:
+            fixed = FixedTeacher(cfg.replace(verbose=1), data, None, work)
+        logits = fixed.logits
+        features = fixed.features(cfg, data) if cfg.distill.features else None
+        if kept:
+            fixed_teacher.save_outputs(kept, logits, features)
     seconds["teacher"] = time.perf_counter() - t
-    teacher = training_stage.logits_accuracy(fixed.logits["test"], data.labels["test"])
+    teacher = training_stage.logits_accuracy(logits["test"], data.labels["test"])
     runs, seconds["alone"], seconds["distill"] = [], 0.0, 0.0
     for seed in tqdm(args.seeds, desc=f"{name} students", unit="seed"):
         t = time.perf_counter()
-        alone = run_variant(cfg, data, fixed.logits, seed, distill=False)
+        alone = run_variant(cfg, data, logits, seed, distill=False)
         seconds["alone"] += time.perf_counter() - t
         t = time.perf_counter()
-        kd = run_variant(cfg, data, fixed.logits, seed, features=features)
+        kd = run_variant(cfg, data, logits, seed, features=features)
         seconds["distill"] += time.perf_counter() - t
         runs.append({"seed": seed, "alone": alone, "kd": kd})
     row = summary(teacher, runs)
@@ -275,6 +288,10 @@ def main():
                         help="a seeded random N training texts, for a quick run")
     parser.add_argument("--epochs", type=int, default=None,
                         help="student epochs (default: the recipe's)")
+    parser.add_argument("--keep-teacher", default=None, metavar="DIR",
+                        help="save each dataset's adapted-teacher outputs here, and reuse "
+                             "them when the teacher, data, copies and --max-train match "
+                             "(to compare students without adapting the teacher again)")
     add_set_argument(parser, "the recipe")
     add_output_arguments(parser, "generalisation")
     args = parser.parse_args()
