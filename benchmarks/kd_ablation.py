@@ -133,6 +133,10 @@ VARIANTS = {
     "+ pooled, 10 mixed copies, sequence 64, dilated CNN": (
         {"student": {"architecture": "dilated_cnn", "sequence_length": 64},
          "distill": {"features": [POOLED_TERM], "augment": dict(MIXED, copies=10)}}, None),
+    # The same student without the copies: the `make demo` recipe's cost.
+    "+ pooled features, sequence 64, dilated CNN": (
+        {"student": {"architecture": "dilated_cnn", "sequence_length": 64},
+         "distill": {"features": [POOLED_TERM]}}, None),
     "augment 10 copies, one per epoch, 30 epochs": (
         {"distill": {"augment": dict(REPLACE_10, per_epoch=True), "epochs": 30,
                      "early_stopping": {"patience": 10}}}, None),
@@ -166,6 +170,7 @@ STEPS = {
     "+ pooled, 10 mixed copies, sequence 64": "+ pooled features, augment 10 mixed copies",
     "+ pooled, 10 mixed copies, sequence 64, dilated CNN":
         "+ pooled, 10 mixed copies, sequence 64",
+    "+ pooled features, sequence 64, dilated CNN": "+ pooled features, sequence 64",
     "tiny_bert + hidden-state terms": "tiny_bert, logits only",
     "tiny_bert + hidden-state terms, float16 targets": "tiny_bert + hidden-state terms",
     "tiny_bert + hidden-state and attention terms":
