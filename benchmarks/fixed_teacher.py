@@ -41,7 +41,7 @@ class FixedTeacher:
             self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
             self.model = state.model
             if cfg.distill.features:  # the same pass gave them: kept for `features`
-                self._original_features[_feature_key(cfg)] = teacher_stage.teacher_features(
+                self._original_features[feature_key(cfg)] = teacher_stage.teacher_features(
                     cfg, run)
             return
         from kd_keras.data import SPLITS
@@ -109,7 +109,7 @@ class FixedTeacher:
         data = data_stage.prepare_data(cfg)  # the pipeline's own augmentation (seed 0)
         n = len(self.data.dataset.texts["train"])
         assert list(data.dataset.texts["train"][:n]) == list(self.data.dataset.texts["train"])
-        layers, dtype = _feature_key(cfg)
+        layers, dtype = feature_key(cfg)
         extra = self.outputs(list(data.dataset.texts["train"][n:]), layers, dtype)
         logits = dict(self.logits, train=np.concatenate([self.logits["train"], extra.logits]))
         if not layers:
@@ -126,7 +126,7 @@ class FixedTeacher:
         (or taken from the adaptation's own teacher-output stage)."""
         from kd_keras.pipeline import teacher_stage
 
-        key = _feature_key(cfg)
+        key = feature_key(cfg)
         if data is self.data and key in self._original_features:
             return self._original_features[key]
         state = teacher_stage.TeacherState(teacher=None, model=self.teacher_model(),
@@ -139,23 +139,24 @@ class FixedTeacher:
         return features
 
 
-def _feature_key(cfg):
+def feature_key(cfg):
     """`(teacher layers, dtype)` of a config's feature terms."""
     layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
     return layers, cfg.distill.feature_dtype
 
 
 def outputs_key(cfg, max_train=None):
-    """A short hash of everything a fixed teacher's outputs depend on: the
-    teacher and data sections, the augmented copies, the feature layers and
-    their dtype, the seed and a training subsample (`max_train`).
+    """A short hash of what a fixed teacher's outputs depend on: the teacher
+    and data sections, the augmentation options, the feature terms' teacher
+    layers and dtype, the seed and a training subsample (`max_train`). It
+    names the file; `save_outputs` also records the texts themselves.
 
     Example:
 
     >>> from kd_keras.config import RunConfig
     >>> cfg = RunConfig()
-    >>> outputs_key(cfg) == outputs_key(cfg), outputs_key(cfg) == outputs_key(cfg, 10)
-    (True, False)
+    >>> outputs_key(cfg) == outputs_key(cfg, 10)
+    False
     """
     import hashlib
     import json
@@ -164,50 +165,96 @@ def outputs_key(cfg, max_train=None):
 
     d = to_dict(cfg)
     content = {"teacher": d["teacher"], "data": d["data"],
-               "augment": d["distill"]["augment"], "features": _feature_key(cfg),
+               "augment": d["distill"]["augment"], "features": feature_key(cfg),
                "seed": cfg.seed, "max_train": max_train}
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def save_outputs(path, logits, features=None):
+def data_fingerprint(data):
+    """A sha256 of every split's texts and labels, in order (a
+    `PreparedData`, or anything with `.dataset.texts` and `.labels`).
+
+    Example:
+
+    >>> import types
+    >>> def d(texts):
+    ...     return types.SimpleNamespace(dataset=types.SimpleNamespace(
+    ...         texts={"train": texts}), labels={"train": np.zeros(len(texts), int)})
+    >>> data_fingerprint(d(["a", "b"])) == data_fingerprint(d(["b", "a"]))
+    False
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for split in sorted(data.labels):
+        digest.update(split.encode() + b"\0")
+        for text in data.dataset.texts[split]:
+            digest.update(str(text).encode() + b"\0")
+        digest.update(np.asarray(data.labels[split], dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def save_outputs(path, logits, features, data):
     """Writes a fixed teacher's logits (split -> array) and feature targets
-    (split -> {teacher_layer: array}, or `None`) to `path` (`.npz`), through
-    a temporary file, so that a later run can skip the teacher."""
+    (split -> {teacher_layer: array}, or `None`) on `data` to `path`
+    (`.npz`, with `data_fingerprint(data)`), through a temporary file in the
+    same folder, so that a later run can skip the teacher."""
+    import tempfile
+
     arrays = {f"logits|{s}": v for s, v in logits.items()}
     for split, layers in (features or {}).items():
         arrays.update({f"features|{split}|{k}": v for k, v in layers.items()})
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(f"{path}.tmp", "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(f"{path}.tmp", path)
+    arrays["fingerprint"] = np.array(data_fingerprint(data))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
-def load_outputs(path, data):
-    """`(logits, features or None)` as `save_outputs` wrote them, checked
-    against `data`: one row per text of each split.
+def load_outputs(path, data, layers=()):
+    """`(logits, features or None)` as `save_outputs` wrote them; exits with
+    one line unless they were computed on `data` (the same texts and labels)
+    for the feature `layers` named.
 
     Example:
 
     >>> import tempfile, types
+    >>> data = types.SimpleNamespace(dataset=types.SimpleNamespace(
+    ...     texts={"train": ["a", "b"], "test": ["c"]}), labels={"train": [0, 1], "test": [1]})
     >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
-    >>> save_outputs(path, {"train": np.ones((2, 2)), "test": np.ones((1, 2))})
-    >>> data = types.SimpleNamespace(labels={"train": [0, 1], "test": [1]})
+    >>> save_outputs(path, {"train": np.ones((2, 2)), "test": np.ones((1, 2))}, None, data)
     >>> logits, features = load_outputs(path, data)
     >>> logits["train"].shape, features
     ((2, 2), None)
     """
+    def fail(why):
+        sys.exit(f"error: {path}: {why}; delete the file to adapt the teacher again")
+
     logits, features = {}, {}
-    with np.load(path, allow_pickle=False) as f:
-        for key in f.files:
-            kind, split, *layer = key.split("|", 2)
-            if kind == "logits":
-                logits[split] = f[key]
-            else:
-                features.setdefault(split, {})[layer[0]] = f[key]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        fail(f"not a saved teacher ({type(e).__name__}: {e})")
+    if str(arrays.pop("fingerprint", "")) != data_fingerprint(data):
+        fail("the saved teacher labelled other texts or labels than this run's data")
+    for key, value in arrays.items():
+        kind, *rest = key.split("|")
+        if kind == "logits" and len(rest) == 1:
+            logits[rest[0]] = value
+        elif kind == "features" and len(rest) == 2:
+            features.setdefault(rest[0], {})[rest[1]] = value
+        else:
+            fail(f"unexpected array {key!r}")
     for split, rows in data.labels.items():
-        found = len(logits[split]) if split in logits else None
-        if found != len(rows):
-            sys.exit(f"error: {path}: the saved teacher has {found} rows for {split}, "
-                     f"the data {len(rows)}; delete the file to adapt the teacher again")
+        for name, found in [("logits", logits.get(split))] + [
+                (layer, features.get(split, {}).get(layer)) for layer in layers]:
+            if found is None or len(found) != len(rows):
+                fail(f"no {name} for the {len(rows)} {split} rows")
     return logits, features or None

@@ -25,7 +25,9 @@ SST-2 rows are compared with published figures and marked against the goals.
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2        # all, seeds 0 1 2
     python benchmarks/generalisation.py --datasets ag_news ag_news_10
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2 --datasets sst2 \\
-        --keep-teacher runs/teachers --set student.options.filters=200   # the saved teacher
+        --keep-teacher runs/teachers                    # saves the teacher's outputs
+    python benchmarks/generalisation.py --sst2 ../shared/data/sst2 --datasets sst2 \\
+        --keep-teacher runs/teachers --set student.options.filters=200 --out /tmp/g.json
     python benchmarks/generalisation.py --datasets ag_news --seeds 0 --epochs 1 \\
         --max-train 200 --out /tmp/generalisation.json                  # smoke test
 
@@ -206,16 +208,17 @@ def run_dataset(name, cfg, args, tqdm):
     data = subsample_train(data_stage.prepare_data(cfg), args.max_train,
                            cfg.distill.augment.copies)
     seconds["data"] = time.perf_counter() - t
-    print(f"{name}: {data.dataset.sizes()}; adapting the teacher "
-          f"({teacher_stage.adaptation_of(cfg).method}, seed 0)")
     t = time.perf_counter()
     kept = (os.path.join(args.keep_teacher,
                          f"{name}-{fixed_teacher.outputs_key(cfg, args.max_train)}.npz")
             if args.keep_teacher else None)
     if kept and os.path.exists(kept):
-        print(f"{name}: the teacher's outputs from {kept}")
-        logits, features = fixed_teacher.load_outputs(kept, data)
+        print(f"{name}: {data.dataset.sizes()}; the teacher's outputs from {kept}")
+        layers, _ = fixed_teacher.feature_key(cfg)
+        logits, features = fixed_teacher.load_outputs(kept, data, layers)
     else:
+        print(f"{name}: {data.dataset.sizes()}; adapting the teacher "
+              f"({teacher_stage.adaptation_of(cfg).method}, seed 0)")
         # Adapted on the prepared data, as in the CLI: one teacher pass labels every
         # row (the augmented copies too) and gives the feature targets.
         with tempfile.TemporaryDirectory() as work:
@@ -223,7 +226,7 @@ def run_dataset(name, cfg, args, tqdm):
         logits = fixed.logits
         features = fixed.features(cfg, data) if cfg.distill.features else None
         if kept:
-            fixed_teacher.save_outputs(kept, logits, features)
+            fixed_teacher.save_outputs(kept, logits, features, data)
     seconds["teacher"] = time.perf_counter() - t
     teacher = training_stage.logits_accuracy(logits["test"], data.labels["test"])
     runs, seconds["alone"], seconds["distill"] = [], 0.0, 0.0
@@ -244,7 +247,8 @@ def run_dataset(name, cfg, args, tqdm):
                adaptation=dataclasses.asdict(teacher_stage.adaptation_of(cfg)),
                teacher_backbone=cfg.teacher.backbone,
                data=_relative(to_dict(cfg.data)), config=os.path.relpath(args.config, ROOT),
-               overrides=args.set, max_train=args.max_train, epochs=cfg.distill.epochs)
+               overrides=args.set, max_train=args.max_train, epochs=cfg.distill.epochs,
+               teacher_outputs=os.path.relpath(kept, ROOT) if kept else None)
     if _reference_key(name) in REFERENCES:
         row.update(references=references(name), goals=goals(name, row))
     return row
@@ -290,8 +294,10 @@ def main():
                         help="student epochs (default: the recipe's)")
     parser.add_argument("--keep-teacher", default=None, metavar="DIR",
                         help="save each dataset's adapted-teacher outputs here, and reuse "
-                             "them when the teacher, data, copies and --max-train match "
-                             "(to compare students without adapting the teacher again)")
+                             "them when the teacher and data sections, the augmentation, "
+                             "the feature terms' teacher layers, the seed, --max-train and "
+                             "the texts match (to compare students without adapting the "
+                             "teacher again)")
     add_set_argument(parser, "the recipe")
     add_output_arguments(parser, "generalisation")
     args = parser.parse_args()
@@ -308,6 +314,13 @@ def main():
                      f"{', '.join(SST2_FILES.values())})")
     if args.max_train is not None and args.max_train < 1:
         parser.error(f"--max-train: expected a positive integer, got {args.max_train}")
+    if args.keep_teacher:  # checked before the teacher stage, not after it
+        try:
+            os.makedirs(args.keep_teacher, exist_ok=True)
+        except OSError as e:
+            parser.error(f"--keep-teacher {args.keep_teacher}: {e.strerror}")
+        if not os.access(args.keep_teacher, os.W_OK):
+            parser.error(f"--keep-teacher {args.keep_teacher}: not a writable folder")
     sst2_dir = os.path.abspath(args.sst2) if args.sst2 else None
     overrides = parse_overrides(parser, args.set)
     try:  # Every config is checked before anything runs.

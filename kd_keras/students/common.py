@@ -112,8 +112,9 @@ def check_text_arguments(num_classes, vocab_size, sequence_length):
 
 
 def check_cnn_arguments(num_classes, vocab_size, sequence_length, embedding_dim,
-                        filters, kernel_sizes, dropout):
-    """Checks the arguments the convolutional text students share.
+                        filters, kernel_sizes):
+    """Checks the arguments the convolutional text students share (their
+    `dropout` comes last, after each builder's own checks).
 
     Returns:
         `kernel_sizes` as a tuple of ints.
@@ -123,15 +124,13 @@ def check_cnn_arguments(num_classes, vocab_size, sequence_length, embedding_dim,
 
     Example:
 
-    >>> check_cnn_arguments(2, 100, 8, 16, 10, [3, 4], 0.5)
+    >>> check_cnn_arguments(2, 100, 8, 16, 10, [3, 4])
     (3, 4)
     """
     check_text_arguments(num_classes, vocab_size, sequence_length)
     check_int("embedding_dim", embedding_dim)
     check_int("filters", filters)
-    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
-    check_rate("dropout", dropout)
-    return kernel_sizes
+    return check_ints("kernel_sizes", kernel_sizes)
 
 
 def token_ids_input(sequence_length, name="token_ids"):

@@ -17,6 +17,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.students.common import check_cnn_arguments
 from kd_keras.students.common import check_int
 from kd_keras.students.common import check_ints
+from kd_keras.students.common import check_rate
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
@@ -80,13 +81,14 @@ def dilated_cnn(
     (None, 556)
     """
     kernel_sizes = check_cnn_arguments(num_classes, vocab_size, sequence_length,
-                                       embedding_dim, filters, kernel_sizes, dropout)
+                                       embedding_dim, filters, kernel_sizes)
     if len(set(kernel_sizes)) != len(kernel_sizes):
         raise ConfigError(f"{option_key('kernel_sizes')}: must not repeat a width, "
                           f"got {list(kernel_sizes)}")
     check_int("deep_filters", deep_filters)
     dilations = check_ints("dilations", dilations, allow_empty=True)
     check_int("deep_kernel", deep_kernel)
+    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     grams = [keras.layers.Conv1D(filters, k, padding="same", activation="relu",

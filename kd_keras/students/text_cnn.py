@@ -4,6 +4,7 @@ import keras
 
 from kd_keras.errors import ConfigError
 from kd_keras.students.common import check_cnn_arguments
+from kd_keras.students.common import check_rate
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
@@ -56,10 +57,11 @@ def text_cnn(
     (None, 300)
     """
     kernel_sizes = check_cnn_arguments(num_classes, vocab_size, sequence_length,
-                                       embedding_dim, filters, kernel_sizes, dropout)
+                                       embedding_dim, filters, kernel_sizes)
     if max(kernel_sizes) > sequence_length:
         raise ConfigError(f"{option_key('kernel_sizes')}: must be at most sequence_length "
                           f"({sequence_length}), got {list(kernel_sizes)}")
+    check_rate("dropout", dropout)
     ids = token_ids_input(sequence_length)
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     pooled = []

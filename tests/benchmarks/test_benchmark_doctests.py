@@ -26,5 +26,5 @@ def test_docstring_examples(name):
 
 
 def test_the_scripts_with_examples_are_found():
-    assert {"arguments", "frontier", "frontier_points", "generalisation",
+    assert {"arguments", "fixed_teacher", "frontier", "frontier_points", "generalisation",
             "kd_ablation"} <= set(SCRIPTS)

@@ -24,16 +24,20 @@ def _outputs():
     return logits, features
 
 
-def _data(logits):
-    return types.SimpleNamespace(labels={s: np.zeros(len(v)) for s, v in logits.items()})
+def _data(logits, texts=None):
+    texts = texts or {s: [f"{s} text {i}" for i in range(len(v))] for s, v in logits.items()}
+    return types.SimpleNamespace(dataset=types.SimpleNamespace(texts=texts),
+                                 labels={s: np.arange(len(v)) % 2 for s, v in texts.items()})
 
 
 def test_outputs_come_back_bit_for_bit(tmp_path):
     logits, features = _outputs()
     path = str(tmp_path / "teachers" / "sst2-abc.npz")
-    fixed_teacher.save_outputs(path, logits, features)
+    os.makedirs(tmp_path / "teachers")
+    fixed_teacher.save_outputs(path, logits, features, _data(logits))
     assert os.listdir(tmp_path / "teachers") == ["sst2-abc.npz"]  # no temporary file left
-    got_logits, got_features = fixed_teacher.load_outputs(path, _data(logits))
+    got_logits, got_features = fixed_teacher.load_outputs(path, _data(logits),
+                                                          ["classifier/pooling"])
     assert set(got_logits) == set(logits) and set(got_features) == set(features)
     for split in logits:
         np.testing.assert_array_equal(got_logits[split], logits[split])
@@ -41,14 +45,31 @@ def test_outputs_come_back_bit_for_bit(tmp_path):
                                       features[split]["classifier/pooling"])
 
 
-def test_outputs_for_other_data_are_refused(tmp_path):
+def test_outputs_on_other_texts_are_refused(tmp_path):
     logits, _ = _outputs()
     path = str(tmp_path / "t.npz")
-    fixed_teacher.save_outputs(path, logits)
-    data = _data(dict(logits, train=np.zeros((6, 2))))
-    with pytest.raises(SystemExit, match=r"t\.npz: the saved teacher has 5 rows for train, "
-                                         r"the data 6"):
-        fixed_teacher.load_outputs(path, data)
+    fixed_teacher.save_outputs(path, logits, None, _data(logits))
+    same_rows = _data(logits)
+    same_rows.dataset.texts["train"] = same_rows.dataset.texts["train"][::-1]  # reordered
+    with pytest.raises(SystemExit, match=r"t\.npz: the saved teacher labelled other texts"):
+        fixed_teacher.load_outputs(path, same_rows)
+    relabelled = _data(logits)
+    relabelled.labels["test"] = 1 - relabelled.labels["test"]
+    with pytest.raises(SystemExit, match="other texts or labels"):
+        fixed_teacher.load_outputs(path, relabelled)
+
+
+def test_missing_feature_layers_and_damaged_files_get_one_line(tmp_path):
+    logits, features = _outputs()
+    path = str(tmp_path / "t.npz")
+    fixed_teacher.save_outputs(path, logits, features, _data(logits))
+    with pytest.raises(SystemExit, match=r"no other/layer for the 5 train rows"):
+        fixed_teacher.load_outputs(path, _data(logits), ["other/layer"])
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"not an npz file")
+    with pytest.raises(SystemExit, match=r"damaged\.npz: not a saved teacher") as e:
+        fixed_teacher.load_outputs(str(damaged), _data(logits))
+    assert "\n" not in str(e.value)
 
 
 def test_the_key_follows_the_teacher_and_data_not_the_student():

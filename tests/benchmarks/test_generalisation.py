@@ -158,3 +158,16 @@ def test_table_prints_marks(capsys):
     assert "distilled >= 97% of teacher: met" in out
     assert "distilled >= alone + 3 points: MISSED" not in out  # 8 points: met
     assert "TinyBERT4" in out and out.count("published") == 2
+
+
+def test_an_unwritable_keep_teacher_folder_stops_before_the_teacher(tmp_path, monkeypatch,
+                                                                     capsys):
+    a_file = tmp_path / "teachers"
+    a_file.write_text("not a folder")
+    monkeypatch.setattr("sys.argv", ["generalisation.py", "--datasets", "ag_news",
+                                     "--keep-teacher", str(a_file)])
+    with pytest.raises(SystemExit) as e:
+        gen.main()
+    assert e.value.code == 2
+    assert f"--keep-teacher {a_file}: File exists" in capsys.readouterr().err
+    assert a_file.read_text() == "not a folder"
