@@ -14,7 +14,8 @@ Example:
 
 import json
 import os
-import tempfile
+
+from kd_keras.atomic_files import atomic_path
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -41,10 +42,8 @@ def write_json(path, payload):
     """Writes `payload` as JSON to `path` through a temporary file in the same
     folder, so a reader never sees half a file; creates the folder."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def merge_rows(rows, previous, names):

@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from kd_keras.atomic_files import atomic_path
+
 BATCH = 128  # texts per teacher forward pass
 
 
@@ -200,21 +202,12 @@ def save_outputs(path, logits, features, data):
     (split -> {teacher_layer: array}, or `None`) on `data` to `path`
     (`.npz`, with `data_fingerprint(data)`), through a temporary file in the
     same folder, so that a later run can skip the teacher."""
-    import tempfile
-
     arrays = {f"logits|{s}": v for s, v in logits.items()}
     for split, layers in (features or {}).items():
         arrays.update({f"features|{split}|{k}": v for k, v in layers.items()})
     arrays["fingerprint"] = np.array(data_fingerprint(data))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_outputs(path, data, layers=()):

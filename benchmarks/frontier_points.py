@@ -7,10 +7,11 @@ teacher's accuracy, `pareto` the students no other beats, and
 """
 
 import dataclasses
-import os
 from typing import Optional
 
 import numpy as np
+
+from kd_keras.atomic_files import atomic_path
 
 TARGET = 0.97  # the fraction of the teacher's accuracy a student must reach
 LINES = (0.97, 0.98)  # drawn on the plot
@@ -128,7 +129,8 @@ def write_png(points, teacher, path):
            ylabel="distilled test accuracy (%)", title="students: accuracy vs latency vs size")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)

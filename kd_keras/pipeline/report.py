@@ -1,6 +1,6 @@
 """Run reports: the training-curves PNG and the summary table."""
 
-import os
+from kd_keras.atomic_files import atomic_path
 
 
 def plot_curves(distill_history, baseline_history, path):
@@ -35,10 +35,11 @@ def plot_curves(distill_history, baseline_history, path):
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80)
+    finally:
+        plt.close(fig)
 
 
 def keras_latency_ms(model, example, runs=20):

@@ -22,7 +22,6 @@ Two routes, as the config says:
 
 import dataclasses
 import functools
-import os
 from typing import Optional
 
 import keras
@@ -30,6 +29,7 @@ import numpy as np
 
 from kd_keras import cache as cache_lib
 from kd_keras import teachers
+from kd_keras.atomic_files import atomic_path
 from kd_keras.data import SPLITS
 from kd_keras.errors import ConfigError
 
@@ -80,9 +80,8 @@ def _strings(texts):
 
 
 def _save_npz(path, arrays):
-    with open(f"{path}.tmp", "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(f"{path}.tmp", path)
 
 
 def _load_npz(path):
@@ -127,8 +126,8 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
         adapted = teachers.adapt_text_teacher(
             model, texts, labels, adaptation_of(cfg),
             feature_cache_dir=feature_cache_dir, verbose=cfg.verbose)
-        model.save_weights(weights + ".tmp.weights.h5")
-        os.replace(weights + ".tmp.weights.h5", weights)
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
+            model.save_weights(tmp)
         route = adapted.route
         logits = adapted.logits if labels_everything else None  # else partial
         if logits is not None:

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import kd_keras
+from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
@@ -145,9 +146,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         has_weights = self.best_weights is not None
         if has_weights and self.best_epoch == epoch:
             path = self._weights_file(epoch)
-            with open(f"{path}.tmp", "wb") as f:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez(f, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
-            os.replace(f"{path}.tmp", path)
         best = None if self.best is None else float(self.best)
         self._states.append({"wait": self.wait, "best": best, "best_epoch": self.best_epoch,
                              "has_weights": has_weights,

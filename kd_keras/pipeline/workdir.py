@@ -17,6 +17,7 @@ import shutil
 import socket
 import time
 
+from kd_keras.atomic_files import atomic_path
 from kd_keras.config import changed_keys
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
@@ -33,10 +34,8 @@ _NOT_FINGERPRINTED = ("verbose", "output")
 
 def write_json(path, content):
     """Writes JSON atomically (a temporary file, then a rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(content, f, indent=2)
-    os.replace(tmp, path)
 
 
 def read_json(path):
