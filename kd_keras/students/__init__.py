@@ -32,8 +32,9 @@ dropout; it is a weightless `Identity` layer, so it changes neither the
 parameter count nor the initial weights. `mlp` and `small_cnn` have no
 `"features"` layer (`mlp`'s float input is named `"features"`).
 
-`tiny_bert(embedding_dim=..., embedding_init=...)` starts its word table from
-a teacher's, reduced by PCA (`pca_embeddings`, `initial_embeddings`;
+`tiny_bert(embedding_dim=..., embedding_init=...)` and
+`dilated_cnn(embedding_init=...)` start their word table from a teacher's,
+reduced by PCA (`pca_embeddings`, `initial_embeddings`;
 `teacher_word_embeddings` reads all-MiniLM-L6-v2's).
 
 `prune_vocabulary(build, used_vocabulary(train_ids, vocab_size))` gives any

@@ -9,6 +9,10 @@ then 4 by default), whose receptive field grows to
 `max(kernel_sizes) + (deep_kernel - 1) * sum(dilations)` tokens (17 at the
 defaults, against 5 for the text CNN). Every level is max-pooled over the
 sentence, and the pooled vectors together feed the classifier.
+
+`embedding_init` starts the token embedding from a teacher's word
+embeddings, reduced to `embedding_dim` by PCA
+(`kd_keras.students.embedding_init`), as `tiny_bert` does.
 """
 
 import keras
@@ -21,6 +25,7 @@ from kd_keras.students.common import check_rate
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
 from kd_keras.students.common import token_ids_input
+from kd_keras.students.embedding_init import initial_embeddings
 
 
 def dilated_cnn(
@@ -34,6 +39,7 @@ def dilated_cnn(
     dilations=(2, 4),
     deep_kernel=3,
     dropout=0.5,
+    embedding_init=None,
     name="dilated_cnn",
 ):
     """Builds the dilated text CNN (see the module).
@@ -61,6 +67,10 @@ def dilated_cnn(
             first; empty for none (then it is a same-padded text CNN).
         deep_kernel: the kernel width of the dilated convolutions.
         dropout: dropout rate before the output layer.
+        embedding_init: `None` (random), a `[vocab_size, d]` array with
+            `d >= embedding_dim` (reduced by PCA when wider), or a teacher
+            backbone name (`"minilm"`, a checkpoint folder or a KerasHub
+            preset) whose word embeddings are read.
         name: the model's name.
 
     Returns:
@@ -89,8 +99,11 @@ def dilated_cnn(
     dilations = check_ints("dilations", dilations, allow_empty=True)
     check_int("deep_kernel", deep_kernel)
     check_rate("dropout", dropout)
+    table = (None if embedding_init is None
+             else initial_embeddings(embedding_init, vocab_size, embedding_dim))
     ids = token_ids_input(sequence_length)
-    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+    x = embedding(ids)
     grams = [keras.layers.Conv1D(filters, k, padding="same", activation="relu",
                                  name=f"conv_{k}")(x) for k in kernel_sizes]
     h = grams[0] if len(grams) == 1 else keras.layers.Concatenate(name="ngrams")(grams)
@@ -104,4 +117,6 @@ def dilated_cnn(
     x = features_layer()(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
+    if table is not None:
+        embedding.embeddings.assign(table)
     return keras.Model(ids, logits, name=name)

@@ -1,5 +1,5 @@
-"""Factorised tiny_bert embeddings and their PCA start from a teacher's table,
-checked against an independent float64 NumPy reference (an eigendecomposition
+"""Factorised tiny_bert embeddings, and tiny_bert's and dilated_cnn's PCA
+start from a teacher's table, checked against an independent float64 NumPy reference (an eigendecomposition
 of the covariance, not the SVD the code uses)."""
 
 import os
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import ConfigError
+from kd_keras.students import dilated_cnn
 from kd_keras.students import pca_embeddings
 from kd_keras.students import tiny_bert
 
@@ -76,6 +77,29 @@ def test_table_of_the_right_width_is_used_as_is_and_bert_uses_hidden_width():
                       intermediate_dim=32, embedding_init=wide)
     np.testing.assert_allclose(_token_table(model), _reference_pca(wide, 16),
                                atol=1e-5, rtol=0)
+
+
+def test_dilated_cnn_starts_from_the_pca_of_the_given_table():
+    table = _table(width=12)
+    random_start = dilated_cnn(2, vocab_size=120, sequence_length=10, embedding_dim=4)
+    model = dilated_cnn(2, vocab_size=120, sequence_length=10, embedding_dim=4,
+                        embedding_init=table)
+    got = np.asarray(model.get_layer("embedding").embeddings)
+    np.testing.assert_allclose(got, _reference_pca(table, 4), atol=1e-5, rtol=0)
+    assert model.count_params() == random_start.count_params()
+    narrow = _table(width=4)
+    model = dilated_cnn(2, vocab_size=120, sequence_length=10, embedding_dim=4,
+                        embedding_init=narrow)
+    np.testing.assert_array_equal(np.asarray(model.get_layer("embedding").embeddings), narrow)
+
+
+def test_bad_dilated_cnn_embedding_init_gets_one_line_error():
+    with pytest.raises(ConfigError) as info:
+        dilated_cnn(2, vocab_size=120, sequence_length=10, embedding_dim=4,
+                    embedding_init=np.zeros((10, 8)))
+    assert str(info.value) == (
+        "student.options.embedding_init: has 10 rows but the vocabulary has 120 tokens "
+        "(shape (10, 8), expected [120, >= 4])")
 
 
 def test_default_tiny_bert_is_unfactorised_and_unchanged():
