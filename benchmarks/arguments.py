@@ -41,7 +41,7 @@ def results_path(args):
 def write_json(path, payload):
     """Writes `payload` as JSON to `path` through a temporary file in the same
     folder, so a reader never sees half a file; creates the folder."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(payload, f, indent=1)
 

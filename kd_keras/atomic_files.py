@@ -1,10 +1,13 @@
 """`atomic_path`: write a file through a temporary file beside it, then rename.
 
-A reader, or a run resumed after a kill, sees the old file or the new one,
-never half of one. The temporary file is `.NAME.tmp-XXXXXXXX` in the same
-folder (so the rename stays on one filesystem), created with the usual
-permissions (`0o666` less the umask, as `open` gives), and removed if the
-write fails. The cache (`kd_keras.cache.store`), the export folders
+A reader, or a run resumed after a crash, sees the old file or the new one,
+never half of one (nothing is synced to disk, so a power loss is not
+covered). The temporary file is `.NAME.tmp-XXXXXXXX` plus an optional suffix
+in the same folder, so the rename stays on one filesystem; it is created with
+the usual permissions (`0o666` less the umask, as `open` gives) and removed
+if the write fails. A process killed mid-write leaves it behind:
+`remove_leftovers` deletes such files from a folder that kd_keras owns (a
+resumed run folder). The cache (`kd_keras.cache.store`), the export folders
 (`kd_keras.export.output_dir`) and the warmup file keep their own variants:
 they sync to disk or recognise their leftovers by name.
 
@@ -21,21 +24,33 @@ Example:
 
 import contextlib
 import os
+import re
 import secrets
+
+_LEFTOVER = re.compile(r"\..+\.tmp-[0-9a-f]{8}(\.[A-Za-z0-9_.]+)?")
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yields a new empty temporary path beside `path`, renamed onto `path`
     when the block ends; removed instead if the block raises.
 
+    The temporary file is created, closed and reopened by name by the
+    writer, so it belongs in a folder that only this user writes (a run
+    folder, the results folder), not a shared one.
+
     Args:
         path: the file to write (its folder must exist).
         suffix: the temporary name's ending, for writers that choose the
             format from it (`".png"` for matplotlib, `".weights.h5"` for
-            Keras).
+            Keras); letters, digits, `_` and `.` only.
 
     Returns:
         A context manager whose value is the temporary path.
+
+    Raises:
+        OSError: the folder is missing or cannot be written (before the
+            block runs), or the rename fails (the temporary is removed).
 
     Example:
 
@@ -49,7 +64,8 @@ def atomic_path(path, suffix=""):
     >>> os.listdir(os.path.dirname(path))
     []
     """
-    folder, name = os.path.split(os.path.abspath(path))
+    target = os.path.abspath(path)
+    folder, name = os.path.split(target)
     while True:
         tmp = os.path.join(folder, f".{name}.tmp-{secrets.token_hex(4)}{suffix}")
         try:
@@ -59,8 +75,54 @@ def atomic_path(path, suffix=""):
             continue
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def is_leftover(name):
+    """Whether a file name is one `atomic_path` gives its temporary files.
+
+    Args:
+        name: a file name (no folder).
+
+    Returns:
+        `True` for `.NAME.tmp-XXXXXXXX` with an optional suffix.
+
+    Example:
+
+    >>> is_leftover(".stages.json.tmp-0a1b2c3d"), is_leftover("stages.json")
+    (True, False)
+    """
+    return bool(_LEFTOVER.fullmatch(name))
+
+
+def remove_leftovers(folder):
+    """Deletes the temporary files that killed writers left anywhere under
+    `folder`. Call it only on a folder kd_keras owns and holds the lock of.
+
+    Args:
+        folder: the folder to clean.
+
+    Returns:
+        The sorted paths removed.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for name in (".w.h5.tmp-0a1b2c3d.weights.h5", "w.h5", "notes.tmp"):
+    ...     open(os.path.join(folder, name), "w").close()
+    >>> [os.path.basename(p) for p in remove_leftovers(folder)], sorted(os.listdir(folder))
+    (['.w.h5.tmp-0a1b2c3d.weights.h5'], ['notes.tmp', 'w.h5'])
+    """
+    removed = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if is_leftover(name):
+                path = os.path.join(root, name)
+                os.remove(path)
+                removed.append(path)
+    return sorted(removed)

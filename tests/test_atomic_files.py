@@ -35,10 +35,20 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["result.json"]
 
 
-def test_a_writer_that_removed_its_temporary_still_gets_its_error(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        with atomic_path(tmp_path / "a.npz") as tmp:
-            os.remove(tmp)
+def test_a_failed_rename_is_raised_and_removes_the_temporary(tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()  # a folder: os.replace cannot put a file there
+    with pytest.raises(OSError):
+        with atomic_path(target) as tmp:
+            _write(tmp, "x")
+    assert os.listdir(tmp_path) == ["taken"]
+
+
+def test_an_interrupt_removes_the_temporary(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "a.json") as tmp:
+            _write(tmp, "half")
+            raise KeyboardInterrupt
     assert os.listdir(tmp_path) == []
 
 
@@ -56,13 +66,29 @@ def test_the_suffix_ends_the_temporary_name_and_names_are_unique(tmp_path):
 
 
 def test_permissions_are_those_open_gives(tmp_path):
-    # The reference: a file created by open() under the same umask.
-    reference = tmp_path / "by_open"
-    _write(reference, "x")
-    with atomic_path(tmp_path / "by_atomic_path") as tmp:
-        _write(tmp, "x")
+    # The reference: a file created by open() under the same umask; 022, so
+    # that mkstemp's 0600 would differ from it.
+    old = os.umask(0o022)
+    try:
+        reference = tmp_path / "by_open"
+        _write(reference, "x")
+        with atomic_path(tmp_path / "by_atomic_path") as tmp:
+            _write(tmp, "x")
+    finally:
+        os.umask(old)
     mode = stat.S_IMODE(os.stat(tmp_path / "by_atomic_path").st_mode)
-    assert mode == stat.S_IMODE(os.stat(reference).st_mode)
+    assert mode == stat.S_IMODE(os.stat(reference).st_mode) == 0o644
+
+
+def test_a_relative_path_is_written_where_it_named_when_the_block_began(tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    with atomic_path("a.json") as tmp:
+        _write(tmp, "x")
+        os.chdir(tmp_path / "elsewhere")
+    assert (tmp_path / "a.json").read_text() == "x"
+    assert os.listdir(tmp_path / "elsewhere") == []
 
 
 def test_a_missing_folder_is_an_error_before_the_block(tmp_path):

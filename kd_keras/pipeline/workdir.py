@@ -18,6 +18,7 @@ import socket
 import time
 
 from kd_keras.atomic_files import atomic_path
+from kd_keras.atomic_files import remove_leftovers
 from kd_keras.config import changed_keys
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
@@ -206,6 +207,7 @@ class RunDir:
             if not is_run_folder(self.path):
                 raise UsageError(f"--resume: no interrupted run to resume at {self.path}")
             self._check_same_config(fingerprint)
+            remove_leftovers(self.path)  # the killed run's half-written files
         elif os.path.lexists(self.path):
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)

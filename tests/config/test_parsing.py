@@ -69,6 +69,11 @@ def test_config_objects_are_frozen_and_round_trip():
         ("student", {"architecture": "tiny_bert", "prune_vocabulary": True,
                      "options": {"embedding_dim": 8, "embedding_init": "minilm"}},
          "student.prune_vocabulary: cannot be combined with student.options.embedding_init"),
+        ("student", {"architecture": "dilated_cnn", "prune_vocabulary": True,
+                     "options": {"embedding_init": "minilm"}},
+         "student.prune_vocabulary: cannot be combined with student.options.embedding_init"),
+        ("student", {"architecture": "text_cnn", "options": {"embedding_init": "minilm"}},
+         "student.options.embedding_init: not an option of text_cnn (known: "),
     ],
 )
 def test_bad_values_name_the_key(section, values, message):
@@ -76,6 +81,12 @@ def test_bad_values_name_the_key(section, values, message):
         validate_config(_with(section, **values))
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_dilated_cnn_takes_a_teacher_embedding_init():
+    cfg = validate_config(_with("student", architecture="dilated_cnn",
+                                options={"embedding_init": "minilm"}))
+    assert cfg.student.options == {"embedding_init": "minilm"}
 
 
 def test_top_level_and_source_errors():

@@ -160,3 +160,26 @@ def test_an_output_whose_parent_folder_does_not_exist_yet(tmp_path):
     run.publish()
     release_lock(str(out))
     assert (out / MARKER).is_file() and sorted(os.listdir(tmp_path / "runs")) == ["demo"]
+
+
+def test_a_resume_removes_what_killed_writers_left_and_nothing_else(tmp_path):
+    from kd_keras.atomic_files import atomic_path
+
+    out = str(tmp_path / "run")
+    run = RunDir(out, CFG)
+    run.finish("data")
+    os.makedirs(run.file("early_stopping"))
+    # Writers killed mid-write: their blocks never end (the context managers
+    # are kept alive, as a killed process never closes them).
+    writers = [atomic_path(run.file("early_stopping", "best-3.npz")),
+               atomic_path(run.file("teacher.weights.h5"), suffix=".weights.h5")]
+    killed, killed_weights = [w.__enter__() for w in writers]
+    kept = [run.file("notes.tmp"), run.file(".hidden"), run.file("stages.json.tmp"),
+            run.file("early_stopping", "best-2.npz")]
+    for path in kept:
+        open(path, "w").close()
+    assert os.path.exists(killed) and os.path.exists(killed_weights)
+    again = RunDir(out, CFG, resume=True)
+    assert not os.path.exists(killed) and not os.path.exists(killed_weights)
+    assert all(os.path.exists(path) for path in kept)
+    assert again.done("data") == {}
