@@ -238,6 +238,8 @@ def run_dataset(name, cfg, args, tqdm):
         kd = run_variant(cfg, data, logits, seed, features=features)
         seconds["distill"] += time.perf_counter() - t
         runs.append({"seed": seed, "alone": alone, "kd": kd})
+        print(f"{name} seed {seed}: teacher {100 * teacher:.2f}%, alone {100 * alone:.2f}%, "
+              f"distilled {100 * kd:.2f}%", flush=True)
     row = summary(teacher, runs)
     n_rows = len(data.labels["train"])
     n_texts = n_rows // (cfg.distill.augment.copies + 1)
