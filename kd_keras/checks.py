@@ -1,4 +1,5 @@
-"""Input checks of `Distiller`: class dimensions, labels, finiteness.
+"""Input checks of `Distiller`: class dimensions, labels, finiteness, and
+that teachers and students give logits, not probabilities.
 
 In-graph checks build their `Assert` only in the failing branch of a
 `tf.cond`, so they cost nothing while the inputs are valid, and the weight
@@ -11,6 +12,8 @@ import re
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kd_keras.errors import UsageError
 
 LABEL_ERROR = "kd_keras: label out of range"
 NONFINITE_ERROR = "kd_keras: non-finite"
@@ -36,6 +39,107 @@ def check_class_dims(teacher, student):
             f"{student.output_shape}"
         )
     return s if s is not None else t
+
+
+def final_softmax(model):
+    """The name of the layer that ends `model` in a softmax, or `None`.
+
+    A model whose output layer is `keras.layers.Softmax`, an `Activation`
+    of softmax, or any layer built with `activation="softmax"` gives
+    probabilities. kd_keras distils, exports and verifies logits, so such a
+    model is refused rather than taken for one that gives logits.
+
+    Args:
+        model: a `keras.Model` (anything else gives `None`).
+
+    Returns:
+        The output layer's name, or `None` when it is not a softmax (or the
+        model has no single known output layer).
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> final_softmax(keras.Model(x, keras.layers.Dense(3, activation="softmax", name="p")(x)))
+    'p'
+    >>> final_softmax(keras.Model(x, keras.layers.Dense(3)(x))) is None
+    True
+    """
+    outputs = getattr(model, "outputs", None) if isinstance(model, keras.Model) else None
+    if not outputs or len(outputs) != 1:
+        return None
+    history = getattr(outputs[0], "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    while isinstance(layer, keras.Model) and layer is not model:  # a nested model
+        inner = getattr(layer, "outputs", None)
+        if not inner or len(inner) != 1:
+            return None
+        layer = getattr(getattr(inner[0], "_keras_history", None), "operation", None)
+    if isinstance(layer, keras.layers.Softmax):
+        return layer.name
+    activation = getattr(layer, "activation", None)
+    if activation is keras.activations.softmax or activation == "softmax":
+        return layer.name
+    return None
+
+
+def looks_like_probabilities(values, atol=1e-3):
+    """True when every row of `values` is non-negative and sums to 1.
+
+    Logits of a trained model are almost never all non-negative with rows
+    summing to 1; probabilities always are. With one row or one class the
+    test says nothing and gives `False`.
+
+    Args:
+        values: a `[examples, classes]` array.
+        atol: how far from 1 a row's sum may be.
+
+    Returns:
+        A bool.
+
+    Example:
+
+    >>> looks_like_probabilities(np.array([[0.2, 0.8], [0.5, 0.5]]))
+    True
+    >>> looks_like_probabilities(np.array([[0.2, 0.8], [1.5, -0.5]]))
+    False
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] < 2 or values.shape[1] < 2:
+        return False
+    return bool(np.all(values >= 0)
+                and np.all(np.abs(values.sum(axis=1) - 1.0) <= atol))
+
+
+PROBABILITIES_HINT = ("kd_keras needs logits: drop the final softmax (log-probabilities "
+                      "are valid logits too)")
+
+
+def check_gives_logits(what, model=None, values=None):
+    """Refuses a model that ends in a softmax or outputs that look like
+    probabilities (see `final_softmax` and `looks_like_probabilities`).
+
+    Args:
+        what: how the message names the model (`"teacher.model: t.keras"`).
+        model: a `keras.Model` to check by its output layer, or `None`.
+        values: `[examples, classes]` outputs to check, or `None`.
+
+    Raises:
+        UsageError: one line naming `what` and how to fix it.
+
+    Example:
+
+    >>> check_gives_logits("teacher", values=np.array([[0.2, 0.8], [0.5, 0.5]]))
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: teacher: outputs probabilities (every row is non-negative and sums to 1); kd_keras needs logits: drop the final softmax (log-probabilities are valid logits too)
+    """
+    layer = final_softmax(model) if model is not None else None
+    if layer is not None:
+        raise UsageError(f"{what}: ends in a softmax (layer {layer!r}), so it outputs "
+                         f"probabilities; {PROBABILITIES_HINT}")
+    if values is not None and looks_like_probabilities(values):
+        raise UsageError(f"{what}: outputs probabilities (every row is non-negative and "
+                         f"sums to 1); {PROBABILITIES_HINT}")
 
 
 def check_static_classes(logits, expected, what):

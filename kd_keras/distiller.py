@@ -104,6 +104,8 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
 
             teacher = graph_teacher(teacher, checks.output_classes(student))
             self._outside_graph = isinstance(teacher, NumpyFunctionTeacher)
+        checks.check_gives_logits("teacher", model=teacher)
+        checks.check_gives_logits("student", model=student)
         if teacher is not None:
             teacher.trainable = False
         self.teacher = teacher

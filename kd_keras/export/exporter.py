@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from kd_keras.checks import check_gives_logits
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
@@ -208,6 +209,7 @@ def export_model(
             )
     reference = keras_logits(model, specs, val)
     check_logits_shape((None,) + reference.shape[1:], f"model {model.name!r}")
+    check_gives_logits(f"model {model.name!r}", values=reference)
     if labels is not None:
         labels = [str(l) for l in labels]
         if len(labels) != reference.shape[-1]:

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.checks import check_gives_logits
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
@@ -144,6 +145,7 @@ def check_logits_output(model, what=None):
         )
     if not outputs:
         return None
+    check_gives_logits(what, model=model)
     return check_logits_shape(tuple(outputs[0].shape), what)
 
 

@@ -4,8 +4,14 @@
 filesystem, so the final rename is atomic), `.OUT.tmp-XXXXXXXX`, with the
 usual umask permissions, and carries over what an earlier export left
 there, except the files this export regenerates: earlier SavedModel
-versions are hard-linked, never rewritten. `commit(tmp, out_dir)` swaps it
+versions are hard-linked, never rewritten. `commit(tmp, out_dir)` records
+every file of the new export in its marker `EXPORT_MARKER` and swaps it
 in; on failure the caller removes `tmp` and nothing is left behind.
+
+An existing `out_dir` is replaced only when kd_keras wrote all of it
+(`kd_keras.ownership.check_replaceable`): a folder without the marker, a
+file the marker does not list (a user's notes, a symlink), an edited
+report or a symlinked `out_dir` stops the export before any work.
 
 A staging folder holds the marker file `STAGING_MARKER` (the process that
 made it) until it is committed. A folder left by a killed export is removed
@@ -20,10 +26,13 @@ import shutil
 import socket
 
 from kd_keras.errors import UsageError
+from kd_keras.ownership import check_replaceable
+from kd_keras.ownership import write_marker
 
 GENERATED = ("tflite", "onnx", "verification", "rejected", "report.json", "report.md",
              "report.png")
 STAGING_MARKER = ".kd_keras_export_staging"
+EXPORT_MARKER = ".kd_keras_export"
 
 
 def staging_dir(out_dir):
@@ -38,8 +47,7 @@ def staging_dir(out_dir):
     >>> tmp = staging_dir("out")  # doctest: +SKIP
     """
     out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageError(f"{out_dir}: output directory exists and is a file")
+    check_replaceable(out_dir, EXPORT_MARKER, "out_dir")
     parent = os.path.dirname(os.path.abspath(out_dir))
     base = os.path.basename(os.path.abspath(out_dir))
     try:
@@ -52,7 +60,7 @@ def staging_dir(out_dir):
         ) from None
     if os.path.isdir(out_dir):  # Keep earlier SavedModel versions and extras.
         for entry in os.listdir(out_dir):
-            if entry in GENERATED or entry == STAGING_MARKER:
+            if entry in GENERATED or entry in (STAGING_MARKER, EXPORT_MARKER):
                 continue
             src, dst = os.path.join(out_dir, entry), os.path.join(tmp, entry)
             if os.path.isdir(src):
@@ -127,6 +135,8 @@ def commit(tmp, out_dir):
     with open(marker) as f:
         owner = f.read()
     os.remove(marker)
+    write_marker(tmp, EXPORT_MARKER, {"kd_keras_export": 1})
+    check_replaceable(out_dir, EXPORT_MARKER, "out_dir")  # Nothing of a user's appeared since.
     if os.path.isdir(out_dir):
         head, base = os.path.split(tmp)
         old = os.path.join(head, base.replace(".tmp-", ".old-", 1))

@@ -31,6 +31,7 @@ from kd_keras.pipeline import results_stage
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training_stage
 from kd_keras.pipeline.workdir import RunDir
+from kd_keras.pipeline.workdir import check_inputs_outside
 from kd_keras.pipeline.workdir import check_output
 
 STAGES = ("data", teacher_stage.ADAPTATION, teacher_stage.OUTPUTS, "distill", "baseline",
@@ -81,6 +82,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     """
     output = os.path.abspath(output or cfg.output)
     check_output(output)
+    check_inputs_outside(cfg, output)
     progress = tqdm(total=len(STAGES), desc="kd-keras distill", unit="stage",
                     disable=not cfg.verbose)
     keras.utils.set_random_seed(cfg.seed)
@@ -100,6 +102,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         progress.leave = False  # An error message starts on a clean line.
         progress.close()
         raise
+    finished = False
     try:
         _record_data(run, data)
         progress.update()
@@ -128,9 +131,11 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         results = results_stage.write_results(cfg, data, teacher, logits, distilled, baseline,
                                               report, run)
         shutil.rmtree(run.file("backup"), ignore_errors=True)
+        finished = True  # A refused publish keeps the finished run for `--resume`.
         run.publish()
     except KdKerasError:
-        run.discard()
+        if not finished:
+            run.discard()
         raise
     finally:
         run.close()

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from kd_keras import cache as cache_lib
+from kd_keras import checks
 from kd_keras import teachers
 from kd_keras.atomic_files import atomic_path
 from kd_keras.data import SPLITS
@@ -155,6 +156,7 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
         return _adapt_backbone(cfg, data, run, feature_cache_dir)
     teacher = teachers.load_teacher(cfg.teacher.model)
     model = getattr(teacher, "model", None)
+    checks.check_gives_logits(f"teacher.model: {cfg.teacher.model}", model=model)
     reads_ids = False
     if model is not None:
         first = keras.tree.flatten(model.inputs)[0]
@@ -364,6 +366,8 @@ def teacher_outputs(cfg, data, state, run):
             raise ConfigError(
                 f"teacher.model: {source} outputs {found} logits but the data has "
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
+    checks.check_gives_logits(f"teacher.model: {cfg.teacher.model or cfg.teacher.backbone}",
+                              values=np.concatenate([logits[s] for s in SPLITS]))
     if cfg.distill.features:
         passes = passes or compute_features(cfg, data, state)
         _save_npz(_features_file(run), {f"{split}|{layer}": value

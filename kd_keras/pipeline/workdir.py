@@ -5,9 +5,12 @@ completion there (`stages.json`), with the config it ran under
 (`config.json`), so `--resume` skips finished stages and refuses a changed
 config. When the last stage is done, the folder is renamed to `OUTPUT`.
 
-kd_keras only deletes or replaces what it wrote itself: a folder is
-recognised as a kd_keras run by its marker file `MARKER`. An `OUTPUT` that
-exists without it (a user's folder, a file) is refused, never touched.
+kd_keras only deletes or replaces what it wrote itself: a published run
+lists its files in its marker file `MARKER` (`kd_keras.ownership`). An
+`OUTPUT` that exists without it (a user's folder, a file), that holds a
+file the marker does not list, or that is a symlink is refused before any
+work, and never touched; so is a config whose inputs (data, teacher,
+vocabulary, cache) lie inside the `OUTPUT` it would replace.
 """
 
 import dataclasses
@@ -24,6 +27,8 @@ from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
+from kd_keras.ownership import check_replaceable
+from kd_keras.ownership import write_marker
 
 MARKER = ".kd_keras_run"
 LOCK_SUFFIX = ".lock"
@@ -94,13 +99,14 @@ def check_output(output):
     """Refuses an `OUTPUT` that kd_keras may not replace.
 
     Raises:
-        UsageError: `output` is a file, or a folder that is not a kd_keras run.
+        UsageError: `output` is a file, a symlink, a folder that is not a
+            kd_keras run, or a run holding a file kd_keras did not write.
     """
-    if os.path.lexists(output) and not is_run_folder(output):
-        what = "a folder" if os.path.isdir(output) else "a file"
-        raise UsageError(
-            f"output: {output} is {what} that kd_keras did not write (no {MARKER}); "
-            "choose a new path or remove it yourself")
+    check_replaceable(output, MARKER, "output")
+    partial = f"{output}.partial"
+    if os.path.islink(partial):
+        raise UsageError(f"output: {partial} is a symlink, not a kd_keras run; remove it "
+                         "yourself")
     parent = os.path.dirname(output) or "."
     while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
         parent = os.path.dirname(parent)  # The nearest folder that exists.
@@ -108,6 +114,45 @@ def check_output(output):
         raise UsageError(f"output: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"output: cannot write in {parent} (permission denied)")
+
+
+def input_paths(cfg):
+    """`(config key, path)` of every input file or folder a config names.
+
+    Example:
+
+    >>> import kd_keras.config as c
+    >>> input_paths(c.RunConfig(data=c.DataConfig(train="t.tsv")))
+    [('data.train', 't.tsv')]
+    """
+    paths = [(f"data.{k}", getattr(cfg.data, k)) for k in ("train", "validation", "test")]
+    paths += [("teacher.model", cfg.teacher.model), ("student.vocabulary", cfg.student.vocabulary),
+              ("distill.cache_dir", cfg.distill.cache_dir)]
+    backbone = cfg.teacher.backbone
+    if backbone is not None and os.path.exists(backbone):
+        paths.append(("teacher.backbone", backbone))
+    return [(key, path) for key, path in paths if path is not None]
+
+
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_inputs_outside(cfg, output):
+    """Refuses a config whose inputs lie inside the run it would replace:
+    publishing the new run would delete them (a second-round distillation
+    from `OUTPUT/student.keras` into the same `OUTPUT`, say).
+
+    Raises:
+        UsageError: naming the key, the input and `output`.
+    """
+    for key, path in input_paths(cfg):
+        for folder in (output, f"{output}.partial"):
+            if _inside(path, folder):
+                raise UsageError(
+                    f"{key}: {path} lies inside {folder}, which this run replaces; copy "
+                    "it elsewhere or choose another output")
 
 
 def _alive(pid):
@@ -140,12 +185,14 @@ def acquire_lock(output):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                other = read_json(path)
-            except (OSError, ValueError):
-                other = {}
-            pid = other.get("pid") if isinstance(other, dict) else None
-            mine = other.get("host") == host and isinstance(pid, int)
+            other = _read_lock(path)
+            pid = other.get("pid")
+            if not isinstance(pid, int):
+                raise UsageError(
+                    f"output: the lock file {path} names no process (empty or damaged), so "
+                    f"no live kd-keras run is known to hold it; if none is writing {output}, "
+                    f"remove {path} and run again") from None
+            mine = other.get("host") == host
             if mine and (pid == os.getpid() or not _alive(pid)):
                 os.remove(path)
                 continue
@@ -156,6 +203,21 @@ def acquire_lock(output):
             json.dump({"pid": os.getpid(), "host": host, "started": time.time()}, f)
         return path
     raise UsageError(f"output: cannot take the lock {path}")
+
+
+def _read_lock(path):
+    """A lock file's JSON object, `{}` when it is empty or damaged; read
+    twice, since a new lock is empty for the moment before its owner writes."""
+    for attempt in range(2):
+        try:
+            other = read_json(path)
+            if isinstance(other, dict):
+                return other
+        except (OSError, ValueError):
+            pass
+        if attempt == 0:
+            time.sleep(0.2)
+    return {}
 
 
 def release_lock(output):
@@ -200,7 +262,8 @@ class RunDir:
 
     def _open(self, cfg, resume):
         fingerprint = _fingerprint(cfg)
-        if os.path.lexists(self.path) and not is_run_folder(self.path):
+        if os.path.lexists(self.path) and (os.path.islink(self.path)
+                                           or not is_run_folder(self.path)):
             raise UsageError(f"output: {self.path} exists and is not a kd_keras run; "
                              "remove it yourself")
         if resume:
@@ -214,7 +277,18 @@ class RunDir:
         write_json(os.path.join(self.path, MARKER), {"kd_keras_run": 1})
         write_json(os.path.join(self.path, CONFIG_FILE), fingerprint)
         stages = os.path.join(self.path, STAGES_FILE)
-        self._stages = read_json(stages) if resume and os.path.isfile(stages) else {}
+        self._stages = self._read_stages(stages) if resume and os.path.lexists(stages) else {}
+
+    @staticmethod
+    def _read_stages(path):
+        try:
+            stages = read_json(path)
+        except (OSError, ValueError, RecursionError):
+            stages = None
+        if not isinstance(stages, dict) or not all(
+                isinstance(v, dict) for v in stages.values()):
+            raise UsageError(f"--resume: {path} is damaged; run without --resume to start over")
+        return stages
 
     def _check_same_config(self, fingerprint):
         try:
@@ -245,10 +319,18 @@ class RunDir:
     def publish(self):
         """Renames `OUTPUT.partial/` to `OUTPUT`, replacing an earlier run.
 
-        An earlier run at `OUTPUT` is first renamed aside, then deleted once
-        the new one is in place; anything else at `OUTPUT` is refused.
+        The marker records every file of the new run. An earlier run at
+        `OUTPUT` is first renamed aside, then deleted once the new one is in
+        place; anything else at `OUTPUT`, or a file that appeared in the
+        earlier run since it was published, is refused and the finished
+        run stays in `OUTPUT.partial/` (`--resume` publishes it).
         """
-        check_output(self.output)
+        write_marker(self.path, MARKER, {"kd_keras_run": 1})
+        try:
+            check_output(self.output)
+        except UsageError as e:
+            raise UsageError(f"{e}; the finished run waits in {self.path}: run again with "
+                             "--resume to publish it") from None
         old = None
         if os.path.lexists(self.output):
             old = f"{self.output}.old-{os.getpid()}-{int(time.time())}"
