@@ -1,0 +1,317 @@
+"""The MediaPipe text-classifier artifact: raw text in, on-device.
+
+MediaPipe Tasks' `TextClassifier` (Android, iOS, web, Python) reads a TFLite
+model whose metadata names a BERT WordPiece tokenizer and the class names;
+it tokenizes natively, so the model itself needs builtin ops only.
+`write_mediapipe_classifier` wraps a student (int32 ids -> logits) in the
+three-input BERT signature MediaPipe feeds (`input_word_ids`, `input_mask`,
+`input_type_ids`, each int32 `[1, L]`, `L` the student's sequence length),
+multiplies the ids by the mask (so padding is id 0, as the pipeline pads,
+whatever MediaPipe puts there) and returns softmax probabilities.
+
+MediaPipe's tokenizer (`BertPreprocessorCalculator`) packs
+`[CLS] wordpieces [SEP] 0 0 ...` truncated to `L` with `[SEP]` kept last,
+as the pipeline's `WordPieceEncoder` does, but it lowercases ASCII letters
+only and neither strips accents nor splits symbols the way KerasHub does;
+`docs/mediapipe.md` measures where the ids differ.
+
+The metadata is written here, with the flatbuffer classes MediaPipe's wheel
+ships (`metadata_schema_py_generated`, `schema_py_generated`, pure Python),
+not with its `metadata_writers`: their populator imports a compiled module
+(`_pywrap_metadata_version`, only used to compute the minimum parser
+version) that the 1.2.3 wheel does not ship, so they fail on import. What
+the populator does is small and documented in MediaPipe's metadata schema:
+the `ModelMetadata` flatbuffer (identifier `M001`) goes into a model buffer
+listed under the model's `metadata` as `TFLITE_METADATA`, and the associated
+files (`vocab.txt`, `labels.txt`) are appended to the model as a zip
+archive. The minimum parser version is the one MediaPipe's
+`metadata_version.cc` computes for what this metadata uses: 1.1.0, for the
+input process unit with `BertTokenizerOptions` (its `VOCABULARY` file alone
+needs 1.0.1).
+"""
+
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+
+from kd_keras.errors import UsageError
+from kd_keras.errors import require
+
+# The inputs, in MediaPipe's names: tensors `serving_default_<name>:0`, the
+# names MediaPipe Model Maker's BERT classifiers use.
+INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+# The tensor metadata names MediaPipe finds the three inputs by.
+_METADATA_NAMES = {"input_word_ids": "ids", "input_mask": "mask",
+                   "input_type_ids": "segment_ids"}
+OUTPUT = "probabilities"
+VOCAB_FILE = "vocab.txt"
+LABELS_FILE = "labels.txt"
+MIN_PARSER_VERSION = "1.1.0"
+QUANTIZATIONS = ("none", "int8")
+EXTRA = "mobile"
+# TFLite builtins an int8 artifact keeps in float.
+FLOAT_OPS = ("SOFTMAX",)
+FEATURE = "The MediaPipe text classifier"
+
+
+def require_mediapipe():
+    """Imports `mediapipe`, or stops with the `pip install` line naming the
+    `mobile` extra (`MissingDependencyError`)."""
+    return require("mediapipe", EXTRA, FEATURE)
+
+
+def _schemas():
+    require_mediapipe()
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as metadata_fb
+    from mediapipe.tasks.metadata import schema_py_generated as schema_fb
+
+    return metadata_fb, schema_fb
+
+
+def sequence_length(student):
+    """The student's static id length `L` (its one int input is `[batch, L]`).
+
+    Raises:
+        UsageError: the student does not take one int `[batch, L]` input.
+    """
+    inputs = student.inputs
+    if (len(inputs) != 1 or str(inputs[0].dtype) not in ("int32", "int64")
+            or len(inputs[0].shape) != 2 or inputs[0].shape[1] is None):
+        raise UsageError(
+            f"model {student.name!r}: the MediaPipe text classifier needs one int "
+            f"[batch, L] id input, got {[(t.name, str(t.dtype), tuple(t.shape)) for t in inputs]}")
+    return int(inputs[0].shape[1])
+
+
+def mask_from_ids(ids):
+    """The `input_mask` MediaPipe feeds for pipeline ids: 1 up to `[SEP]`.
+
+    The pipeline pads with id 0 after `[SEP]`, so the mask is `ids != 0`.
+    """
+    return (np.asarray(ids) != 0).astype(np.int32)
+
+
+def bert_inputs(ids):
+    """The three MediaPipe inputs for `[n, L]` pipeline ids, as MediaPipe's
+    tokenizer would fill them (segment ids all 0)."""
+    ids = np.asarray(ids, np.int32)
+    return {"input_word_ids": ids, "input_mask": mask_from_ids(ids),
+            "input_type_ids": np.zeros_like(ids)}
+
+
+def _write_saved_model(student, length, directory):
+    import keras
+    import tensorflow as tf
+
+    dtype = student.inputs[0].dtype
+    archive = keras.export.ExportArchive()
+    archive.track(student)
+
+    def serve(input_word_ids, input_mask, input_type_ids):
+        # Padding is id 0 whatever MediaPipe pads with; segment ids are 0 for
+        # one sentence and the students have no segment embedding.
+        del input_type_ids
+        ids = tf.cast(input_word_ids * input_mask, dtype)
+        logits = tf.cast(student(ids, training=False), tf.float32)
+        return {OUTPUT: tf.nn.softmax(logits, axis=-1)}
+
+    archive.add_endpoint(
+        "serving_default", serve,
+        input_signature=[tf.TensorSpec([1, length], tf.int32, name=n) for n in INPUTS])
+    archive.write_out(directory, verbose=False)
+    return directory
+
+
+def convert(student, quantization="none", representative_ids=None):
+    """The student in MediaPipe's BERT signature as a TFLite flatbuffer
+    (builtin ops only), without metadata.
+
+    Args:
+        student: a `keras.Model` on `[batch, L]` int ids -> logits.
+        quantization: `"none"` or `"int8"`.
+        representative_ids: `[n, L]` pipeline ids; required for `"int8"`.
+
+    Returns:
+        `bytes`.
+    """
+    from kd_keras.export import tflite as tflite_export
+
+    if quantization not in QUANTIZATIONS:
+        raise UsageError(f"quantization: the MediaPipe artifact has no {quantization!r} "
+                         f"(known: {', '.join(QUANTIZATIONS)})")
+    length = sequence_length(student)
+    calibration = None
+    if quantization == "int8":
+        if representative_ids is None:
+            raise UsageError("representative_ids: required by quantization 'int8'")
+        calibration = bert_inputs(representative_ids)
+        if calibration["input_word_ids"].ndim != 2 or \
+                calibration["input_word_ids"].shape[1] != length:
+            raise UsageError(f"representative_ids: expected [n, {length}] ids, got shape "
+                             f"{calibration['input_word_ids'].shape}")
+    scratch = tempfile.mkdtemp(prefix="kd_keras_mediapipe_")
+    try:
+        saved_model = _write_saved_model(student, length, os.path.join(scratch, "sm"))
+        # Softmax stays in float: int8 probabilities come in steps of 1/256,
+        # and close classes would tie.
+        return tflite_export.convert_saved_model(
+            saved_model, quantization, calibration,
+            float_ops=FLOAT_OPS if quantization == "int8" else ())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tensor_metadata(metadata_fb, name, description, label_file=None):
+    tensor = metadata_fb.TensorMetadataT()
+    tensor.name = name
+    tensor.description = description
+    content = metadata_fb.ContentT()
+    content.contentProperties = metadata_fb.FeaturePropertiesT()
+    content.contentPropertiesType = metadata_fb.ContentProperties.FeatureProperties
+    tensor.content = content
+    tensor.stats = metadata_fb.StatsT()
+    if label_file is not None:
+        tensor.stats.max, tensor.stats.min = [1.0], [0.0]
+        labels = metadata_fb.AssociatedFileT()
+        labels.name = label_file
+        labels.description = "The class names, one a line, in class-id order."
+        labels.type = metadata_fb.AssociatedFileType.TENSOR_AXIS_LABELS
+        tensor.associatedFiles = [labels]
+    return tensor
+
+
+def metadata_buffer(input_tensor_names):
+    """The `ModelMetadata` flatbuffer of the classifier.
+
+    Args:
+        input_tensor_names: the model's input tensor names, in its order.
+
+    Returns:
+        `bytes` with the `M001` identifier.
+    """
+    import flatbuffers
+
+    metadata_fb, _ = _schemas()
+    inputs = []
+    for tensor_name in input_tensor_names:
+        key = next((k for k in INPUTS if k in tensor_name), None)
+        if key is None:
+            raise UsageError(f"MediaPipe export: unexpected input tensor {tensor_name!r}")
+        inputs.append(_tensor_metadata(metadata_fb, _METADATA_NAMES[key], {
+            "input_word_ids": "Tokenized ids of the input text.",
+            "input_mask": "Mask with 1 for real tokens and 0 for padding tokens.",
+            "input_type_ids": "0 for the first sequence, 1 for the second sequence if exists.",
+        }[key]))
+    vocab = metadata_fb.AssociatedFileT()
+    vocab.name = VOCAB_FILE
+    vocab.description = "WordPiece vocabulary, one token a line."
+    vocab.type = metadata_fb.AssociatedFileType.VOCABULARY
+    tokenizer = metadata_fb.ProcessUnitT()
+    tokenizer.optionsType = metadata_fb.ProcessUnitOptions.BertTokenizerOptions
+    tokenizer.options = metadata_fb.BertTokenizerOptionsT()
+    tokenizer.options.vocabFile = [vocab]
+
+    subgraph = metadata_fb.SubGraphMetadataT()
+    subgraph.inputTensorMetadata = inputs
+    subgraph.outputTensorMetadata = [
+        _tensor_metadata(metadata_fb, OUTPUT, "Probabilities of the classes.", LABELS_FILE)]
+    subgraph.inputProcessUnits = [tokenizer]
+    model = metadata_fb.ModelMetadataT()
+    model.name = "TextClassifier"
+    model.description = "Classifies a sentence into known classes (kd_keras student)."
+    model.subgraphMetadata = [subgraph]
+    model.minParserVersion = MIN_PARSER_VERSION
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), b"M001")
+    return bytes(builder.Output())
+
+
+def input_tensor_names(flatbuffer):
+    """The names of a TFLite model's subgraph-0 inputs, in order."""
+    _, schema_fb = _schemas()
+    subgraph = schema_fb.Model.GetRootAs(flatbuffer, 0).Subgraphs(0)
+    return [subgraph.Tensors(subgraph.Inputs(i)).Name().decode("utf-8")
+            for i in range(subgraph.InputsLength())]
+
+
+def with_metadata(flatbuffer, vocabulary, labels):
+    """Puts the metadata and the associated files into a TFLite model.
+
+    Args:
+        flatbuffer: the model (`convert`'s bytes).
+        vocabulary: the `vocab.txt` path.
+        labels: the class names, in class-id order.
+
+    Returns:
+        `bytes`: the model with `TFLITE_METADATA`, then a zip of
+        `vocab.txt` and `labels.txt`.
+    """
+    import flatbuffers
+
+    _, schema_fb = _schemas()
+    model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAs(flatbuffer, 0))
+    buffer = schema_fb.BufferT()
+    buffer.data = np.frombuffer(metadata_buffer(input_tensor_names(flatbuffer)), np.uint8)
+    model.buffers = list(model.buffers or []) + [buffer]
+    entry = schema_fb.MetadataT()
+    entry.name = "TFLITE_METADATA"
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or [])
+                      if m.name not in (b"TFLITE_METADATA", "TFLITE_METADATA")] + [entry]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), b"TFL3")
+    out = io.BytesIO(bytes(builder.Output()))
+    out.seek(0, io.SEEK_END)
+    with open(vocabulary, "rb") as f:
+        vocab_bytes = f.read()
+    with zipfile.ZipFile(out, "a") as archive:
+        archive.writestr(VOCAB_FILE, vocab_bytes)
+        archive.writestr(LABELS_FILE, "".join(f"{l}\n" for l in labels))
+    return out.getvalue()
+
+
+def write_mediapipe_classifier(student, vocabulary, labels, path, quantization="none",
+                               representative_ids=None):
+    """Writes `student` (a keras.Model on [batch, L] int32 WordPiece ids -> logits) as a
+    MediaPipe TextClassifier model: three int32 [1, L] inputs input_word_ids, input_mask,
+    input_type_ids; softmax probabilities out; builtin TFLite ops only; metadata with the
+    BERT tokenizer (the `vocabulary` vocab.txt path, WordPiece) and the class names `labels`.
+    quantization: "none" or "int8" (int8 calibrated on `representative_ids`, [n, L] ids).
+    Returns the path written.
+
+    Raises:
+        MissingDependencyError: `mediapipe` is not installed (the `mobile`
+            extra).
+        UsageError: a student without one `[batch, L]` id input, labels
+            that do not match its classes, a quantization MediaPipe lacks.
+        UnsupportedOpError: an op that is not a TFLite builtin.
+
+    Example:
+
+    >>> write_mediapipe_classifier(student, "vocab.txt", ["neg", "pos"],
+    ...                            "out/model.tflite")  # doctest: +SKIP
+    'out/model.tflite'
+    """
+    require_mediapipe()
+    sequence_length(student)
+    labels = [str(l) for l in labels]
+    classes = student.outputs[0].shape[-1]
+    if classes is not None and len(labels) != classes:
+        raise UsageError(f"labels: {len(labels)} names but the model outputs {classes} classes")
+    bad = [l for l in labels if not l.strip() or "\n" in l or "\r" in l]
+    if bad:
+        raise UsageError(f"labels: {bad[0]!r} cannot be a MediaPipe class name (one a line)")
+    if not os.path.isfile(vocabulary):
+        from kd_keras.errors import MissingFileError
+
+        raise MissingFileError(f"{vocabulary}: vocab.txt not found")
+    model = with_metadata(convert(student, quantization, representative_ids), vocabulary, labels)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(model)
+    return path
