@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench clean browser web
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,30 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The browser page's test (tests/export/test_web_page.py) needs Debian's
+# headless Chromium (Playwright cannot download its own here) and the page's
+# npm packages. Each step runs only when its result is missing or stale.
+WEB := export/web
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+# After `web`: both may call apt-get, which takes one caller at a time.
+browser: web
+	@test -n "$$KD_KERAS_CHROMIUM" || command -v chromium-headless-shell >/dev/null \
+	  || command -v chromium >/dev/null \
+	  || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium-headless-shell; }
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(APT_INSTALL) nodejs npm; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(WEB)/node_modules/.installed
+
 demo: setup
 	$(PY) -m kd_keras.demo
 
-test: setup
+test: setup web browser
 	$(PY) -m pytest -q -n 2 --durations=15
 
 # The quick tier (under 2 minutes on 2 cores): everything not marked `slow`.
@@ -34,4 +54,4 @@ bench: setup
 	$(PY) benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules
