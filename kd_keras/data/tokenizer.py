@@ -9,11 +9,65 @@ time beyond this function.
 
 import numpy as np
 
+from kd_keras.errors import DataError
+from kd_keras.errors import MissingFileError
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+"""The tokens a BERT WordPiece vocabulary must hold (KerasHub's
+`BertTokenizer` packs and pads with them)."""
+
 
 def load_vocabulary(path):
-    """Reads a WordPiece `vocab.txt` (one token a line) into a list."""
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    """Reads a WordPiece `vocab.txt` (UTF-8 text, one token a line).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The tokens, a list of strings (row `i` is token `i`).
+
+    Raises:
+        MissingFileError: no such file.
+        DataError: naming the file: it is a folder, binary or not UTF-8.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            tokens = [line.rstrip("\n") for line in f]
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: no such vocabulary file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a vocab.txt") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a vocab.txt: not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                        f"at offset {e.start}); expected one token a line") from None
+    if any("\x00" in token for token in tokens):
+        raise DataError(f"{path}: not a vocab.txt: a binary file (it holds NUL bytes); "
+                        "expected one token a line")
+    return tokens
+
+
+def check_vocabulary(tokens, source):
+    """Refuses a vocabulary without BERT's special tokens.
+
+    Args:
+        tokens: the list of tokens.
+        source: what to name in the message (the file, or "vocabulary").
+
+    Raises:
+        DataError: naming `source` and the first missing token.
+
+    Example:
+
+    >>> check_vocabulary(["[PAD]", "good"], "vocab.txt")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.DataError: vocab.txt: not a BERT WordPiece vocabulary: no [UNK] token (it needs [PAD], [UNK], [CLS], [SEP], [MASK])
+    """
+    present = set(tokens)
+    missing = [t for t in SPECIAL_TOKENS if t not in present]
+    if missing:
+        raise DataError(f"{source}: not a BERT WordPiece vocabulary: no {missing[0]} token "
+                        f"(it needs {', '.join(SPECIAL_TOKENS)})")
 
 
 class WordPieceEncoder:
@@ -35,9 +89,11 @@ class WordPieceEncoder:
     def __init__(self, vocabulary, sequence_length=64, lowercase=True):
         import keras_hub
 
+        source = "vocabulary"
         if isinstance(vocabulary, str):
-            vocabulary = load_vocabulary(vocabulary)
+            source, vocabulary = vocabulary, load_vocabulary(vocabulary)
         self.vocabulary = list(vocabulary)
+        check_vocabulary(self.vocabulary, source)
         self.sequence_length = int(sequence_length)
         self.tokenizer = keras_hub.tokenizers.BertTokenizer(
             vocabulary=self.vocabulary, lowercase=lowercase

@@ -33,6 +33,12 @@ from kd_keras import teachers
 from kd_keras.atomic_files import atomic_path
 from kd_keras.data import SPLITS
 from kd_keras.errors import ConfigError
+from kd_keras.errors import KdKerasError
+from kd_keras.errors import one_line
+from kd_keras.pipeline.ready_teacher import check_teacher_inputs
+from kd_keras.pipeline.stage_files import load_npz
+from kd_keras.pipeline.stage_files import resumed
+from kd_keras.pipeline.stage_files import save_npz
 
 ADAPTATION = "teacher_adaptation"
 OUTPUTS = "teacher_outputs"
@@ -80,16 +86,6 @@ def _strings(texts):
     return np.asarray([str(t) for t in texts], dtype=object)
 
 
-def _save_npz(path, arrays):
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _load_npz(path):
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
 def _adaptation_inputs(cfg, data):
     """What the adaptation reads: `(texts, labels, labels_everything)`.
 
@@ -119,9 +115,9 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
     texts, labels, labels_everything = _adaptation_inputs(cfg, data)
     record = run.done(ADAPTATION)
     if record is not None:
-        model.load_weights(weights)
+        resumed(weights, model.load_weights)
         model.trainable = False
-        logits = _load_npz(logits_file) if labels_everything else None
+        logits = resumed(logits_file, load_npz) if labels_everything else None
         route = record["route"]
     else:
         adapted = teachers.adapt_text_teacher(
@@ -132,7 +128,7 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
         route = adapted.route
         logits = adapted.logits if labels_everything else None  # else partial
         if logits is not None:
-            _save_npz(logits_file, logits)
+            save_npz(logits_file, logits)
         run.finish(ADAPTATION, {"route": route})
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
@@ -154,14 +150,15 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
     """
     if cfg.teacher.backbone is not None:
         return _adapt_backbone(cfg, data, run, feature_cache_dir)
-    teacher = teachers.load_teacher(cfg.teacher.model)
+    try:
+        teacher = teachers.load_teacher(cfg.teacher.model)
+    except KdKerasError as e:  # Names the file; say which key holds it.
+        raise type(e)(f"teacher.model: {one_line(e)}") from None
     model = getattr(teacher, "model", None)
     checks.check_gives_logits(f"teacher.model: {cfg.teacher.model}", model=model)
-    reads_ids = False
-    if model is not None:
-        first = keras.tree.flatten(model.inputs)[0]
-        reads_ids = "int" in str(first.dtype)
-        length = first.shape[1] if reads_ids and len(first.shape) == 2 else None
+    reads_ids = check_teacher_inputs(teacher, cfg.teacher.model)
+    if reads_ids:
+        length = teachers.input_specs(teacher)[0][2][1]
         if length is not None and length != cfg.student_sequence_length:
             raise ConfigError(
                 f"student.sequence_length: the teacher {cfg.teacher.model} reads {length} "
@@ -320,7 +317,7 @@ def teacher_features(cfg, run):
     or `None` when the config names no feature terms."""
     if not cfg.distill.features:
         return None
-    flat = _load_npz(_features_file(run))
+    flat = resumed(_features_file(run), load_npz)
     out = {split: {} for split in SPLITS}
     for key, value in flat.items():
         split, layer = key.split("|", 1)
@@ -351,7 +348,7 @@ def teacher_outputs(cfg, data, state, run):
     """
     path = run.file("teacher_logits.npz")
     if run.done(OUTPUTS) is not None:
-        return _load_npz(path)
+        return resumed(path, load_npz)
     passes = None
     if _features_give_logits(cfg, state):
         passes = compute_features(cfg, data, state)
@@ -370,9 +367,9 @@ def teacher_outputs(cfg, data, state, run):
                               values=np.concatenate([logits[s] for s in SPLITS]))
     if cfg.distill.features:
         passes = passes or compute_features(cfg, data, state)
-        _save_npz(_features_file(run), {f"{split}|{layer}": value
-                                        for split, p in passes.items()
-                                        for layer, value in p.layers.items()})
-    _save_npz(path, logits)
+        save_npz(_features_file(run), {f"{split}|{layer}": value
+                                       for split, p in passes.items()
+                                       for layer, value in p.layers.items()})
+    save_npz(path, logits)
     run.finish(OUTPUTS)
     return logits

@@ -33,6 +33,8 @@ from kd_keras.errors import one_line
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
+from kd_keras.students.registry import check_logits_shape
+from kd_keras.students.registry import check_student
 from kd_keras.students.vocabulary import PRUNE_KEY
 from kd_keras.students.vocabulary import prune_vocabulary
 from kd_keras.students.vocabulary import used_vocabulary
@@ -190,8 +192,9 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
     builder = kd_keras.students.get_student(s.architecture)
 
     def build(size):
-        return builder(num_classes, vocab_size=size,
-                       sequence_length=cfg.student_sequence_length, **s.options)
+        model = builder(num_classes, vocab_size=size,
+                        sequence_length=cfg.student_sequence_length, **s.options)
+        return check_student(model, s.architecture, num_classes)
 
     vocabulary = None
     if s.prune_vocabulary:
@@ -295,7 +298,9 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
     with strategy.scope():
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         model = _compiled(cfg, kind, data.num_classes, data.vocab_size, train_ids)
-        model(ids["train"][:1])  # BackupAndRestore needs a built model.
+        logits = model(ids["train"][:1])  # BackupAndRestore needs a built model.
+    # A subclassed student declares no outputs: its first call shows them.
+    check_logits_shape(logits.shape, cfg.student.architecture, data.num_classes)
     if kind == "distill":
         targets = {s: {LABELS_KEY: labels[s], TEACHER_LOGITS_KEY: teacher_logits[s]}
                    for s in ("train", "validation")}

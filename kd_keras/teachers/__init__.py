@@ -40,6 +40,7 @@ from kd_keras.teachers.features import backbone_features
 from kd_keras.teachers.graph import NumpyFunctionTeacher
 from kd_keras.teachers.graph import graph_teacher
 from kd_keras.teachers.head import solve_head
+from kd_keras.teachers.loading import input_specs
 from kd_keras.teachers.loading import load_teacher
 from kd_keras.teachers.onnx_teacher import OnnxTeacher
 from kd_keras.teachers.saved_model import SavedModelTeacher

@@ -16,6 +16,7 @@ import keras_hub
 
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.teachers.checkpoints import MINILM_NAMES
 from kd_keras.teachers.checkpoints import read_json
 
 
@@ -141,10 +142,17 @@ def load_bert_backbone(source):
                     f"{source}: model_type '{config['model_type']}' is not "
                     "BERT; load it with runtime='torch' instead")
             hidden_act = config.get("hidden_act", "gelu")
+    presets = keras_hub.models.BertBackbone.presets
+    if "://" not in source and not os.path.exists(source) and source not in presets:
+        raise UsageError(
+            f"{source}: unknown backbone; known: {', '.join(MINILM_NAMES)} (the installed "
+            f"all-MiniLM-L6-v2), the KerasHub presets {', '.join(sorted(presets))}, a local "
+            "checkpoint folder, or an hf:// or kaggle:// URI")
     try:
         converted = keras_hub.models.BertBackbone.from_preset(source)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise UsageError(f"{source}: cannot load a BERT backbone ({e})") from e
+    except (ValueError, FileNotFoundError, KeyError) as e:  # KerasHub's are multi-line.
+        raise UsageError(f"{source}: cannot load a BERT backbone ({' '.join(str(e).split())})"
+                         ) from e
     encoder = BertEncoder(hidden_act=hidden_act, **converted.get_config())
     encoder.set_weights(converted.get_weights())
     return encoder

@@ -110,3 +110,46 @@ def load_teacher(source, **options):
 def _no_options(source, options):
     if options:
         raise UsageError(f"{source}: unexpected option(s) {sorted(options)}")
+
+
+_ONNX_DTYPES = {"float": "float32", "double": "float64", "float16": "float16"}
+
+
+def input_specs(teacher):
+    """The inputs a teacher declares, to check them before running it.
+
+    Args:
+        teacher: a `Teacher` or a `keras.Model`.
+
+    Returns:
+        A list of `(name, dtype, shape)`, one per input, with `None` for the
+        batch and other free dimensions (e.g. `[("ids", "int32", (None,
+        64))]`); `None` when the teacher declares none (a subclassed Keras
+        model, a `transformers` teacher, which reads raw strings).
+
+    Example:
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2)])
+    >>> input_specs(m)
+    [('x', 'float32', (None, 4))]
+    """
+    from kd_keras.teachers.onnx_teacher import OnnxTeacher
+    from kd_keras.teachers.text import TextTeacher
+
+    model = teacher.model if isinstance(teacher, Teacher) else teacher
+    if isinstance(model, TextTeacher):  # Subclassed: it tokenizes raw strings.
+        return [("text", "string", (None,))]
+    if isinstance(model, keras.Model):
+        inputs = getattr(model, "inputs", None)  # Subclassed models have none.
+        if not inputs:
+            return None
+        return [(t.name, str(t.dtype), tuple(t.shape)) for t in keras.tree.flatten(inputs)]
+    if isinstance(teacher, OnnxTeacher):
+        specs = []
+        for i in teacher.session.get_inputs():
+            dtype = i.type[len("tensor("):-1] if i.type.startswith("tensor(") else i.type
+            shape = tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape)
+            specs.append((i.name, _ONNX_DTYPES.get(dtype, dtype), shape))
+        return specs
+    return None

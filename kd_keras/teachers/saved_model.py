@@ -7,6 +7,7 @@ import keras
 
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.teachers.base import KerasTeacher
 
 
@@ -73,6 +74,19 @@ class SignatureLayer(keras.layers.TFSMLayer):
         return config
 
 
+def _check_variables(path):
+    """Refuses a SavedModel whose `variables/` folder is missing (a
+    `saved_model.pb` copied without it): TensorFlow writes
+    `variables/variables.index` even for a model without variables."""
+    index = os.path.join(path, "variables", "variables.index")
+    if not os.path.isfile(index):
+        what = "variables/variables.index" if os.path.isdir(
+            os.path.join(path, "variables")) else "the variables/ folder"
+        raise MissingFileError(f"{path}: incomplete SavedModel: {what} is missing (the "
+                               "weights; copy the whole SavedModel folder, not saved_model.pb "
+                               "alone)")
+
+
 def _input_specs(layer):
     """Returns the endpoint's input `tf.TensorSpec`s: a dict for a signature
     with named inputs, or a single spec."""
@@ -110,6 +124,7 @@ class SavedModelTeacher(KerasTeacher):
     def __init__(self, path, call_endpoint="serving_default", output_key=None):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise MissingFileError(f"{path}: no saved_model.pb, not a SavedModel")
+        _check_variables(path)
         self.path = path
         self.call_endpoint = call_endpoint
         self.output_key = output_key
@@ -117,8 +132,11 @@ class SavedModelTeacher(KerasTeacher):
             layer = SignatureLayer(
                 path, call_endpoint=call_endpoint, output_key=output_key
             )
+        except FileNotFoundError as e:  # A variables shard is missing.
+            raise MissingFileError(f"{path}: incomplete SavedModel, a file is missing "
+                                   f"({one_line(e)}); copy the whole folder") from None
         except ValueError as e:
-            raise UsageError(f"{path}: cannot load the SavedModel ({e})") from e
+            raise UsageError(f"{path}: cannot load the SavedModel ({one_line(e)})") from e
         specs = _input_specs(layer)
 
         def to_input(name, spec):

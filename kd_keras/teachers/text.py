@@ -7,6 +7,8 @@ import keras
 import keras_hub
 
 from kd_keras import feature_views
+from kd_keras.data.tokenizer import check_vocabulary
+from kd_keras.data.tokenizer import load_vocabulary
 from kd_keras.errors import UsageError
 from kd_keras.teachers.bert import load_bert_teacher
 from kd_keras.teachers.checkpoints import read_json
@@ -155,7 +157,11 @@ def _tokenizer(backbone_dir):
     config_path = os.path.join(backbone_dir, "tokenizer_config.json")
     if os.path.isfile(config_path):
         lowercase = bool(read_json(config_path).get("do_lower_case", True))
-    return keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=lowercase)
+    # Read and checked here (one line naming the file), stripped as KerasHub
+    # strips the lines of a vocabulary file it reads itself.
+    tokens = [token.rstrip() for token in load_vocabulary(vocab)]
+    check_vocabulary(tokens, vocab)
+    return keras_hub.models.BertTokenizer(vocabulary=tokens, lowercase=lowercase)
 
 
 def build_text_teacher(
