@@ -5,6 +5,7 @@ import os
 import sys
 
 from kd_keras.errors import KdKerasError
+from kd_keras.errors import UsageError
 
 
 def register(subparsers):
@@ -42,7 +43,10 @@ def run(args):
     """
     from kd_keras.config import load_config
 
-    cfg = load_config(args.config, overrides={"output": args.output} if args.output else None)
+    if args.output is not None and not args.output.strip():
+        raise UsageError(f"--output: must be a folder path, got {args.output!r}")
+    cfg = load_config(args.config,
+                      overrides=None if args.output is None else {"output": args.output})
     output = os.path.abspath(cfg.output)
 
     from kd_keras.pipeline import run_distill
@@ -64,7 +68,8 @@ def run(args):
         if os.path.isdir(f"{output}.partial"):
             print(f"kd-keras distill: the unfinished run is kept in {output}.partial; "
                   f"continue it with: kd-keras distill {args.config} --resume"
-                  + (f" --output {args.output}" if args.output else ""), file=sys.stderr)
+                  + ("" if args.output is None else f" --output {args.output}"),
+                  file=sys.stderr)
         raise
     print(results_table(summary_rows(results)))
     print(f"results: {os.path.join(output, 'results.json')}")

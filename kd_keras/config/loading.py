@@ -1,13 +1,15 @@
 """A YAML config file -> `RunConfig`: safe reading, overrides, file checks.
 
 `read_yaml` parses a file with a `yaml.SafeLoader` that also refuses
-aliases and files over 1 MiB; `apply_overrides` sets dotted keys (the CLI's
+aliases, duplicate keys and files over 1 MiB (a folder, FIFO or device is
+refused without being opened for reading); `apply_overrides` sets dotted keys (the CLI's
 `--set`); `load_config` hands the mapping to
 `kd_keras.config.parsing.parse_config` (paths relative to the file's folder)
 and checks that every input file it names exists.
 """
 
 import os
+import stat
 
 import yaml
 
@@ -32,9 +34,14 @@ def check_files(cfg):
             raise MissingFileError(f"{key}: file not found: {path}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping gives one key twice."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that refuses anchors and aliases: a config has no use
-    for them, and nested aliases blow a small file up exponentially."""
+    """`yaml.SafeLoader` that refuses anchors and aliases (a config has no use
+    for them, and nested aliases blow a small file up exponentially) and a
+    key given twice in a mapping (where the last one would silently win)."""
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -42,22 +49,72 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.YAMLError(f"YAML aliases are not supported (line {event.start_mark.line + 1})")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<:` merges; the keys given next override its keys.
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(f"line {line}: duplicate key {key!r} (first "
+                                            f"given on line {seen[key]})")
+                except TypeError:  # Unhashable: the SafeLoader refuses it next.
+                    continue
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _problem(info):
+    """What makes a file with this `os.stat` result no config file, if anything."""
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not a config file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_size > MAX_CONFIG_BYTES:
+        return f"config file larger than {MAX_CONFIG_BYTES} bytes"
+    return None
+
+
+def _open_regular(path):
+    """`path` opened for reading once it is known to be a regular file: a
+    FIFO or device is never opened (and, should one replace the file in
+    between, it is opened without blocking and never read)."""
+    try:
+        problem = _problem(os.stat(path))
+        if problem is None:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingFileError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    if problem is None:
+        problem = _problem(os.fstat(fd))
+        if problem is not None:
+            os.close(fd)
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}")
+    os.set_blocking(fd, True)
+    return open(fd, encoding="utf-8-sig")
+
 
 def read_yaml(path):
-    """Parses a YAML config file safely (no aliases, at most 1 MiB).
+    """Parses a YAML config file safely (no aliases, no duplicate keys, at
+    most 1 MiB).
 
     Raises:
         MissingFileError: the file does not exist.
-        ConfigError: naming the file (and line) when it cannot be parsed.
+        ConfigError: naming the file (and line) when it is not a regular
+            file or cannot be parsed.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: config file not found")
-    if os.path.getsize(path) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with _open_regular(path) as f:
             raw = yaml.load(f, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -10,31 +10,38 @@ validate: defaults live in the schema.
 
 Relative input paths (data files, `teacher.model`, `teacher.backbone`,
 `student.vocabulary`, `distill.cache_dir`) are resolved against the config
-file's folder; `output` is relative to the current directory.
+file's folder; `output` is relative to the current directory; `~` is the
+home folder in each of them.
+
+An integer is a number wherever the schema declares a float (it becomes a
+float, as Keras wants). A key that the configured route does not read
+(`teacher.fine_tune` with a ready `teacher.model`, the file options with
+`data.builtin`) is an error unless its value is the default.
 """
 
 import dataclasses
 import math
 import os
+from typing import Optional
 
 from kd_keras.config import schema
+from kd_keras.config.terms import TEMPERATURE_RANGE
+from kd_keras.config.terms import validate_feature_terms
+from kd_keras.config.values import as_float as _as_float
+from kd_keras.config.values import check as _check
+from kd_keras.config.values import is_int as _is_int
+from kd_keras.config.values import is_number as _is_number
 from kd_keras.errors import ConfigError
 
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check(cond, key, what, value):
-    if not cond:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        raise ConfigError(f"{key}: must be {what}, got {shown}")
+MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are 32-bit.
+_FLOATS = (float, Optional[float], "float", "Optional[float]")  # (as annotations, too)
+# Keys that a route never reads (not an error when given their default).
+_UNUSED = (
+    ("data", "builtin", ("validation", "test", "format", "header", "text_column",
+                         "label_column", "labels"),
+     "a built-in dataset has its own splits and labels"),
+    ("teacher", "model", ("fine_tune", "pooling"), "a ready teacher is used as it is"),
+)
 
 
 def _build(cls, given, path):
@@ -51,13 +58,14 @@ def _build(cls, given, path):
             raise ConfigError(f"{'.'.join(here)}: unknown key (known: {known})")
         meta = fields[name].metadata
         section = meta.get("section")
-        if section is not None:
-            if meta.get("optional") and value in (None, False):
-                values[name] = None
-            elif value is True and meta.get("optional"):
-                values[name] = section()
-            else:
-                values[name] = _build(section, {} if value is None else value, here)
+        if section is not None and meta.get("optional"):
+            # Only null and false switch a section off (not 0, "" or []).
+            _check(value is None or isinstance(value, (bool, dict)), ".".join(here),
+                   "a mapping, true, null or false", value)
+            values[name] = (None if value is None or value is False
+                            else section() if value is True else _build(section, value, here))
+        elif section is not None:
+            values[name] = _build(section, {} if value is None else value, here)
         elif meta.get("items") is not None:
             _check(isinstance(value, list), ".".join(here), "a list", value)
             values[name] = tuple(
@@ -99,7 +107,38 @@ def parse_config(raw, base_dir="."):
     """
     cfg = _build(schema.RunConfig, {} if raw is None else raw, ())
     validate(cfg)
-    return _resolve_paths(cfg, base_dir)
+    _check_unused(raw or {}, cfg)
+    return _resolve_paths(_with_floats(cfg), base_dir)
+
+
+def _with_floats(config):
+    """A config object with every integer in a float field as a float (for
+    Keras, which wants a float learning rate), once validated (messages show
+    the value as written)."""
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = _with_floats(value)
+        elif f.type in _FLOATS and _is_int(value):
+            changes[f.name] = _as_float(value)
+    return dataclasses.replace(config, **changes)
+
+
+def _check_unused(raw, cfg):
+    """Refuses a key that the configured route does not read when the raw
+    mapping sets it to anything but its default (a default value changes
+    nothing, so `to_dict` output still reads back)."""
+    for section, route, keys, why in _UNUSED:
+        built = getattr(cfg, section)
+        if getattr(built, route) is None:
+            continue
+        given = raw.get(section) or {}
+        default = type(built)()
+        for key in keys:
+            if key in given and getattr(built, key) != getattr(default, key):
+                raise ConfigError(f"{section}.{key}: not used with {section}.{route} "
+                                  f"({why}); remove it")
 
 
 def validate(cfg):
@@ -120,7 +159,8 @@ def validate(cfg):
     _validate_distribute(cfg.distribute)
     _check(isinstance(cfg.output, str) and cfg.output.strip(), "output", "a folder path",
            cfg.output)
-    _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", "a non-negative integer", cfg.seed)
+    _check(_is_int(cfg.seed) and 0 <= cfg.seed <= MAX_SEED, "seed",
+           f"an integer in [0, {MAX_SEED}]", cfg.seed)
     _check(cfg.verbose in (0, 1, 2) and not isinstance(cfg.verbose, bool), "verbose",
            "0, 1 or 2", cfg.verbose)
 
@@ -148,6 +188,7 @@ def _validate_data(d):
         _check((_is_int(v) and v >= 0) or (isinstance(v, str) and v), f"data.{key}",
                "a column index (>= 0) or name", v)
     if d.labels is not None:
+        _check_boolean_labels(d.labels)
         _check(isinstance(d.labels, tuple) and len(d.labels) >= 2
                and all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in d.labels)
                and len(set(map(str, d.labels))) == len(d.labels),
@@ -159,10 +200,20 @@ def _validate_data(d):
     _check(isinstance(s, tuple) and len(s) == 3 and all(_is_number(f) and f > 0 for f in s)
            and abs(sum(s) - 1) < 1e-6, "data.split",
            "three positive fractions summing to 1 (train, validation, test)", s)
-    _check(d.split_seed is None or (_is_int(d.split_seed) and d.split_seed >= 0),
-           "data.split_seed", "a non-negative integer or null", d.split_seed)
+    _check(d.split_seed is None or (_is_int(d.split_seed) and 0 <= d.split_seed <= MAX_SEED),
+           "data.split_seed", f"an integer in [0, {MAX_SEED}] or null", d.split_seed)
     f = d.labels_fraction
     _check(_is_number(f) and 0 < f <= 1, "data.labels_fraction", "a number in (0, 1]", f)
+
+
+def _check_boolean_labels(labels):
+    """YAML reads unquoted `no`, `yes`, `off`, `on` as booleans: say so."""
+    for i, label in enumerate(labels if isinstance(labels, tuple) else ()):
+        if isinstance(label, bool):
+            raise ConfigError(
+                f"data.labels[{i}]: read as the boolean {str(label).lower()} (YAML reads "
+                f"unquoted {'yes, on and true' if label else 'no, off and false'} so); "
+                f"quote the class name, e.g. '{'yes' if label else 'no'}'")
 
 
 def _validate_teacher(t):
@@ -242,8 +293,9 @@ def _validate_distill(d):
            "a positive integer", d.batch_size)
     _check(_is_number(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
            d.alpha)
-    _check(_is_number(d.temperature) and d.temperature > 0, "distill.temperature",
-           "a positive number", d.temperature)
+    low, high = TEMPERATURE_RANGE
+    _check(_is_number(d.temperature) and low <= d.temperature <= high, "distill.temperature",
+           f"a number in [{low:g}, {high:g}]", d.temperature)
     _check(d.loss in DISTILLATION_LOSSES, "distill.loss",
            f"one of {', '.join(DISTILLATION_LOSSES)}", d.loss)
     _check(_is_number(d.learning_rate) and 0 < d.learning_rate <= 10, "distill.learning_rate",
@@ -265,7 +317,7 @@ def _validate_distill(d):
            a.per_epoch)
     _check(d.feature_dtype in FEATURE_DTYPES, "distill.feature_dtype",
            f"one of {', '.join(FEATURE_DTYPES)}", d.feature_dtype)
-    _validate_feature_terms(d)
+    validate_feature_terms(d)
     es = d.early_stopping
     if es is not None:
         _check(_is_int(es.patience) and es.patience >= 0, "distill.early_stopping.patience",
@@ -281,40 +333,6 @@ def _validate_distribute(d):
         check_settings(d.address, d.workers, d.cpus_per_worker, d.gpus_per_worker)
     except ValueError as e:  # Already names the distribute.* key.
         raise ConfigError(str(e)) from None
-
-
-SCHEDULED = ("alpha", "temperature")
-
-
-def _validate_feature_terms(d):
-    """`distill.features` and `distill.schedules`, checked by the objects
-    that will use them (`kd_keras.FeatureDistillation`, `kd_keras.schedules`)."""
-    from kd_keras import schedules
-    from kd_keras.errors import KdKerasError
-    from kd_keras.features import FeatureDistillation
-
-    for i, term in enumerate(d.features):
-        key = f"distill.features[{i}]"
-        for field in ("teacher_layer", "student_layer"):
-            _check(isinstance(getattr(term, field), str) and getattr(term, field),
-                   f"{key}.{field}", "a layer name or path", getattr(term, field))
-        _check(isinstance(term.loss, str), f"{key}.loss", "a loss name", term.loss)
-        try:
-            FeatureDistillation(**dataclasses.asdict(term))
-        except KdKerasError as e:
-            message = str(e).split(": ", 1)[-1]
-            raise ConfigError(f"{key}.{str(e).split(':', 1)[0].split('.')[-1]}: {message}") \
-                from None
-    names = [FeatureDistillation(**dataclasses.asdict(t)).name for t in d.features]
-    _check(len(set(names)) == len(names), "distill.features", "terms with distinct names",
-           names)
-    for key, value in d.schedules.items():
-        _check(key in SCHEDULED, f"distill.schedules.{key}",
-               f"one of {', '.join(SCHEDULED)}", key)
-        try:
-            schedules.get(value, f"distill.schedules.{key}")
-        except KdKerasError as e:
-            raise ConfigError(str(e)) from None
 
 
 def _validate_export(e):
@@ -334,9 +352,10 @@ def _validate_export(e):
 
 
 def _resolve(path, base):
-    if path is None or os.path.isabs(path):
+    if path is None:
         return path
-    return os.path.normpath(os.path.join(base, path))
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
 
 
 def _resolve_paths(cfg, base_dir):
@@ -355,4 +374,4 @@ def _resolve_paths(cfg, base_dir):
     distill = dataclasses.replace(cfg.distill,
                                   cache_dir=_resolve(cfg.distill.cache_dir, base_dir))
     return dataclasses.replace(cfg, data=data, teacher=teacher, student=student,
-                               distill=distill)
+                               distill=distill, output=os.path.expanduser(cfg.output))

@@ -183,8 +183,8 @@ class DistributeConfig:
     engine: str = "local"
     address: str = "auto"
     workers: int = 2
-    cpus_per_worker: float = 1
-    gpus_per_worker: float = 0
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

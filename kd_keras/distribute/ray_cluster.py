@@ -92,18 +92,26 @@ class RayCluster:
 def check_settings(address, workers, cpus_per_worker, gpus_per_worker,
                    prefix="distribute."):
     """Raises `UsageError` naming the first bad setting (as a config key)."""
+    import math
+
     def bad(key, what, value):
         raise UsageError(f"{prefix}{key}: must be {what}, got {value!r}")
+
+    def finite(value):  # Not inf, nan, nor an integer beyond a float's range.
+        try:
+            return math.isfinite(value)
+        except OverflowError:
+            return False
 
     if not isinstance(address, str) or not address.strip():
         bad("address", '"auto", "HOST:PORT" or "ray://HOST:PORT"', address)
     if address != AUTO:
         parse_address(address)
-    if not _is_count(workers):
+    if not _is_count(workers) or not finite(workers):
         bad("workers", "a positive integer", workers)
-    if not _is_amount(cpus_per_worker) or cpus_per_worker == 0:
+    if not _is_amount(cpus_per_worker) or cpus_per_worker == 0 or not finite(cpus_per_worker):
         bad("cpus_per_worker", "a positive number", cpus_per_worker)
-    if not _is_amount(gpus_per_worker):
+    if not _is_amount(gpus_per_worker) or not finite(gpus_per_worker):
         bad("gpus_per_worker", "a non-negative number", gpus_per_worker)
 
 
