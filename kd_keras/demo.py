@@ -96,8 +96,22 @@ def main(argv=None):
     parser.add_argument("--output", default=None, help="output folder (default runs/demo)")
     parser.add_argument("--max-examples", type=int, default=None, help="cap per split, for a quick run")
     parser.add_argument("--epochs", type=int, default=None, help="distillation epochs")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's native log lines (hidden by default)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kd_keras.cli.quiet import native_logs_hidden
+    from kd_keras.errors import KdKerasError
+    from kd_keras.errors import one_line
+
+    try:  # As the `kd-keras` commands: quiet, and one line for bad input.
+        with native_logs_hidden(enabled=not args.verbose):
+            return _run(args)
+    except KdKerasError as e:
+        print(f"{parser.prog}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
     from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.report import results_table

@@ -63,7 +63,7 @@ def native_logs_hidden(enabled=True):
     if not enabled:
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Errors too: e.g. cuInit's.
     for name in ("absl", "tensorflow"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:

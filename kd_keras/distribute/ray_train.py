@@ -34,7 +34,7 @@ Example:
 def train_fn(payload, strategy, folder, callbacks):
     with strategy.scope():
         model = build_and_compile()
-    model.fit(make_dataset(payload), epochs=5, callbacks=[
+    model.fit(make_dataset(payload), epochs=5, shuffle=False, callbacks=[
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")),
         *callbacks])
     if is_chief: model.save(os.path.join(folder, "model.keras"))

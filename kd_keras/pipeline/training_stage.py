@@ -325,7 +325,7 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         model.set_weights(stopped)
     else:
         model.fit(train, validation_data=validation, epochs=cfg.distill.epochs,
-                  callbacks=callbacks, verbose=cfg.verbose)
+                  callbacks=callbacks, verbose=cfg.verbose, shuffle=False)  # see epoch_data
     student = model.student if kind == "distill" else model
     student.save(saved)
     history = read_json(log) if os.path.isfile(log) else {}
