@@ -31,6 +31,7 @@ from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
+from kd_keras.pipeline.stage_files import resumed
 from kd_keras.pipeline.workdir import read_json
 from kd_keras.pipeline.workdir import write_json
 from kd_keras.students.registry import check_logits_shape
@@ -91,7 +92,7 @@ class EpochLog(keras.callbacks.Callback):
         self._first = True
 
     def on_train_begin(self, logs=None):
-        self.history = read_json(self.path) if os.path.isfile(self.path) else {}
+        self.history = resumed(self.path, read_json) if os.path.isfile(self.path) else {}
         self._first = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -128,7 +129,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         os.makedirs(self.state_dir, exist_ok=True)
-        self._states = read_json(self._state_file()) if os.path.isfile(self._state_file()) else []
+        state = self._state_file()
+        self._states = resumed(state, read_json) if os.path.isfile(state) else []
         self._first = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -140,8 +142,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             state = self._states[-1]
             self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
             if state["has_weights"]:
-                with np.load(self._weights_file(self.best_epoch)) as f:
-                    self.best_weights = [f[f"w{i}"] for i in range(len(f.files))]
+                self.best_weights = resumed(self._weights_file(self.best_epoch), _weights)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -161,12 +162,21 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         """The final weights of a training that stopped early but was
         interrupted before it could finish, else `None`."""
         path = os.path.join(state_dir, "early_stopping.json")
-        states = read_json(path) if os.path.isfile(path) else []
+        states = resumed(path, read_json) if os.path.isfile(path) else []
         if not states or not states[-1]["stopped"] or not states[-1]["has_weights"]:
             return None
-        best = os.path.join(state_dir, f"best-{states[-1]['best_epoch']}.npz")
-        with np.load(best) as f:
-            return [f[f"w{i}"] for i in range(len(f.files))]
+        return resumed(os.path.join(state_dir, f"best-{states[-1]['best_epoch']}.npz"),
+                       _weights)
+
+
+def _weights(path):
+    """The weights `ResumableEarlyStopping` saved, as a list of arrays."""
+    with np.load(path, allow_pickle=False) as f:
+        return [f[f"w{i}"] for i in range(len(f.files))]
+
+
+def _student(path):
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def build_student(cfg, num_classes, vocab_size, train_ids=None):
@@ -285,7 +295,7 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
     saved, log = run.file(SAVED_NAMES[kind]), run.file(f"history-{kind}.json")
     if run.done(kind) is not None:
-        return TrainedStudent(keras.saving.load_model(saved, safe_mode=True), read_json(log))
+        return TrainedStudent(resumed(saved, _student), resumed(log, read_json))
     if cfg.distribute.engine == "ray" and kind == "distill":  # See _train_on_ray.
         return _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks,
                              teacher_features)

@@ -16,10 +16,11 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
 
 
 def ids_teacher(num_classes=2, length=SEQUENCE_LENGTH):
-    """An untrained teacher that reads `[batch, length]` int32 ids."""
+    """An untrained teacher that reads `[batch, length]` int32 ids (its
+    sentence vector is the layer `pooled`)."""
     return keras.Sequential([
         keras.Input((length,), dtype="int32"), keras.layers.Embedding(len(VOCAB), 4),
-        keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(num_classes)])
+        keras.layers.GlobalAveragePooling1D(name="pooled"), keras.layers.Dense(num_classes)])
 
 
 def make_world(root):
