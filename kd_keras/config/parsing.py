@@ -245,6 +245,7 @@ def _validate_teacher(t):
 
 def _validate_student(s):
     from kd_keras.students import get_student
+    from kd_keras.students.vocabulary import MIN_COUNT_KEY
     from kd_keras.students.vocabulary import PRUNE_KEY
 
     try:
@@ -259,6 +260,11 @@ def _validate_student(s):
            "student.vocabulary", "a vocab.txt path", s.vocabulary)
     _check(isinstance(s.prune_vocabulary, bool), PRUNE_KEY, "true or false",
            s.prune_vocabulary)
+    _check(_is_int(s.vocabulary_min_count) and 1 <= s.vocabulary_min_count <= 1_000_000,
+           MIN_COUNT_KEY, "an integer in [1, 1000000]", s.vocabulary_min_count)
+    if s.vocabulary_min_count > 1 and not s.prune_vocabulary:
+        raise ConfigError(f"{MIN_COUNT_KEY}: needs {PRUNE_KEY}: true (it prunes the rarer ids "
+                          "of the pruned vocabulary)")
     if s.prune_vocabulary and s.options.get("embedding_init") is not None:
         raise ConfigError(f"{PRUNE_KEY}: cannot be combined with "
                           "student.options.embedding_init (a table for the full vocabulary)")

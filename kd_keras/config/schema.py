@@ -78,13 +78,15 @@ class StudentConfig:
 
     `options` are the builder's keyword arguments (a read-only mapping).
     `prune_vocabulary: true` gives the embedding a row only for the ids the
-    training rows use (`kd_keras.students.vocabulary`).
+    training rows use (`kd_keras.students.vocabulary`), and with
+    `vocabulary_min_count: N` only for those they use at least N times.
     """
 
     architecture: str = "text_cnn"
     sequence_length: Optional[int] = None
     vocabulary: Optional[str] = None
     prune_vocabulary: bool = False
+    vocabulary_min_count: int = 1
     options: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
 
 

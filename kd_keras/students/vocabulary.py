@@ -6,7 +6,8 @@ the movie reviews with their 10 copies), and the rows of the other ids are
 never trained. With `student.prune_vocabulary: true`, `prune_vocabulary`
 builds the student's embedding for the used ids only, plus one row shared by
 every id the training rows never use (untrained too, as their own rows would
-be), and puts a `VocabularyMap` layer in front of it: a third fewer
+be; with `student.vocabulary_min_count: N`, also by the ids used fewer than
+N times), and puts a `VocabularyMap` layer in front of it: a third fewer
 parameters for the demo's text CNN. The saved and exported student still
 reads the full vocabulary's ids, so tokenizers and the export inputs do not
 change; the model is named after the student with `_pruned` appended.
@@ -27,6 +28,7 @@ import numpy as np
 from kd_keras.errors import ConfigError
 
 PRUNE_KEY = "student.prune_vocabulary"
+MIN_COUNT_KEY = "student.vocabulary_min_count"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,22 +46,32 @@ class UsedVocabulary:
     size: int
 
 
-def used_vocabulary(train_ids, vocab_size):
+def used_vocabulary(train_ids, vocab_size, min_count=1):
     """The `UsedVocabulary` of the ids in `train_ids`.
 
     Args:
         train_ids: int array of the training rows' ids (any shape).
         vocab_size: the full vocabulary's size (every id is below it).
+        min_count: how often an id must occur in `train_ids` to get a row
+            of its own; rarer ids share the last row with the unused ones
+            (`student.vocabulary_min_count`: a smaller table, for a model
+            small enough to ship in an app).
 
     Returns:
         A `UsedVocabulary`.
 
     Raises:
         ValueError: an id outside `[0, vocab_size)`.
+
+    Example:
+
+    >>> used_vocabulary(np.array([[5, 7, 0], [7, 9, 0]]), 12, min_count=2).table.tolist()
+    [0, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2]
     """
-    used = np.unique(np.asarray(train_ids))
+    used, counts = np.unique(np.asarray(train_ids), return_counts=True)
     if used.size and (used[0] < 0 or used[-1] >= vocab_size):
         raise ValueError(f"ids must be in [0, {vocab_size}), got {used[0]} .. {used[-1]}")
+    used = used[counts >= min_count]
     table = np.full(vocab_size, used.size, np.int32)
     table[used] = np.arange(used.size, dtype=np.int32)
     return UsedVocabulary(table=table, size=int(used.size) + 1)
@@ -69,11 +81,15 @@ def used_vocabulary(train_ids, vocab_size):
 class VocabularyMap(keras.layers.Layer):
     """Maps full-vocabulary ids to pruned embedding rows (`UsedVocabulary`).
 
-    The table is a non-trainable int32 weight, so it is saved with the
+    The table is a non-trainable integer weight, so it is saved with the
     model and exports as one gather (a builtin op in TFLite and ONNX).
+    `prune_vocabulary` makes it int16 when the pruned rows fit, which halves
+    what it adds to an exported model (61 KB instead of 122 KB for MiniLM's
+    30,522 ids); the rows it gives are int32, as an embedding reads them.
 
     Args:
         vocab_size: the full vocabulary's size (the table's length).
+        table_dtype: `"int32"` or `"int16"` (rows below 32,768).
 
     Example:
 
@@ -84,19 +100,24 @@ class VocabularyMap(keras.layers.Layer):
     [[1, 2]]
     """
 
-    def __init__(self, vocab_size, **kwargs):
+    def __init__(self, vocab_size, table_dtype="int32", **kwargs):
         super().__init__(**kwargs)
+        if table_dtype not in ("int32", "int16"):
+            raise ValueError(f"table_dtype: must be int32 or int16, got {table_dtype!r}")
         self.vocab_size = int(vocab_size)
+        self.table_dtype = table_dtype
 
     def build(self, input_shape):
-        self.table = self.add_weight(shape=(self.vocab_size,), dtype="int32",
+        self.table = self.add_weight(shape=(self.vocab_size,), dtype=self.table_dtype,
                                      initializer="zeros", trainable=False, name="table")
 
     def call(self, ids):
-        return keras.ops.take(self.table, keras.ops.cast(ids, "int32"), axis=0)
+        rows = keras.ops.take(self.table, keras.ops.cast(ids, "int32"), axis=0)
+        return rows if self.table_dtype == "int32" else keras.ops.cast(rows, "int32")
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size}
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "table_dtype": self.table_dtype}
 
 
 def prune_vocabulary(build, vocabulary):
@@ -133,7 +154,8 @@ def prune_vocabulary(build, vocabulary):
         raise ConfigError(f"{PRUNE_KEY}: needs a student with one integer id input; "
                           f"{student.name!r} takes {[(t.name, t.dtype) for t in inputs]}")
     ids = keras.Input(shape=inputs[0].shape[1:], dtype=inputs[0].dtype, name=inputs[0].name)
-    mapping = VocabularyMap(len(vocabulary.table), name="vocabulary_map")
+    table_dtype = "int16" if vocabulary.size <= np.iinfo(np.int16).max + 1 else "int32"
+    mapping = VocabularyMap(len(vocabulary.table), table_dtype, name="vocabulary_map")
     outputs = student(mapping(ids))
     mapping.table.assign(vocabulary.table)
     return keras.Model(ids, outputs, name=f"{student.name}_pruned")

@@ -58,7 +58,7 @@ def test_a_pruned_student_computes_the_full_students_logits():
                                atol=1e-6)
     emb = inner.get_layer("embedding").embeddings.shape
     assert tuple(emb) == (len(np.unique(train)) + 1, 6)
-    # The parameters: the pruned table, the rest of the CNN and the int32 map.
+    # The parameters: the pruned table, the rest of the CNN and the map.
     assert pruned.count_params() == full.count_params() - (VOCAB - emb[0]) * 6 + VOCAB
 
 
@@ -84,3 +84,51 @@ def test_a_feature_term_finds_the_pruned_students_features_layer():
     from kd_keras.feature_views import resolve
 
     assert resolve(_pruned(_train_ids()), "features", "student_layer").key == "text_cnn/features"
+
+
+def test_min_count_keeps_the_ids_used_often_enough_against_a_python_count():
+    from collections import Counter
+
+    train = np.random.default_rng(4).integers(0, VOCAB, (30, SEQ)).astype("int32")
+    counts = Counter(train.ravel().tolist())
+    for min_count in (1, 2, 3):
+        kept = sorted(i for i, c in counts.items() if c >= min_count)
+        vocabulary = used_vocabulary(train, VOCAB, min_count=min_count)
+        assert vocabulary.size == len(kept) + 1
+        expected = [kept.index(i) if i in kept else len(kept) for i in range(VOCAB)]
+        assert vocabulary.table.tolist() == expected
+
+
+def test_the_map_is_int16_and_exports_as_a_builtin_gather(tmp_path):
+    """An int16 table halves the map in an exported model; LiteRT runs it
+    with builtin ops and gives the Keras logits."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kd_keras.export import export_model
+
+    pruned = _pruned(_train_ids())
+    assert pruned.get_layer("vocabulary_map").table.dtype == "int16"
+    ids = np.random.default_rng(5).integers(0, VOCAB, (8, SEQ)).astype("int32")
+    report = export_model(pruned, tmp_path / "out", formats=("tflite",),
+                          representative_data=ids, validation_data=(ids, None),
+                          latency_runs=0)
+    (entry,) = report["artifacts"]
+    interpreter = Interpreter(model_path=entry["path"])
+    interpreter.allocate_tensors()
+    assert any(t["dtype"] == np.int16 for t in interpreter.get_tensor_details())
+    run = interpreter.get_signature_runner()
+    logits = np.concatenate([run(token_ids=ids[i:i + 1])["logits"] for i in range(len(ids))])
+    np.testing.assert_allclose(logits, pruned.predict(ids, verbose=0), atol=1e-5)
+
+
+def test_min_count_needs_prune_vocabulary_in_the_config():
+    from kd_keras.config import parse_config
+
+    raw = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
+    cfg = parse_config({**raw, "student": {"prune_vocabulary": True, "vocabulary_min_count": 3}})
+    assert cfg.student.vocabulary_min_count == 3
+    with pytest.raises(ConfigError, match="^student.vocabulary_min_count: needs "
+                                          "student.prune_vocabulary: true"):
+        parse_config({**raw, "student": {"vocabulary_min_count": 3}})
+    with pytest.raises(ConfigError, match="^student.vocabulary_min_count: must be an integer"):
+        parse_config({**raw, "student": {"prune_vocabulary": True, "vocabulary_min_count": 0}})

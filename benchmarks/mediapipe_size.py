@@ -1,0 +1,184 @@
+"""How small a distilled text classifier can ship: MediaPipe int8 size against accuracy.
+
+For one dataset (the demo's movie reviews, or AG News with all its labels),
+distils the demo recipe's student in several sizes (`POINTS`: the word table
+pruned to the ids the training rows use, to those used at least N times, and
+narrower) from one fixed teacher (`fixed_teacher.FixedTeacher`), over several
+seeds, with the CLI's own training (`kd_ablation.train_variant`). Each seed's
+student is written as an int8 MediaPipe text classifier
+(`kd_keras.export.mediapipe_model.write_mediapipe_classifier`, the teacher's
+WordPiece vocabulary in its metadata) and run by MediaPipe's own
+`TextClassifier` on the raw test sentences, which it tokenizes itself.
+
+Answers: the smallest point whose file is at most `TARGET_BYTES` and whose
+mean MediaPipe test accuracy is within `TOLERANCE` of the same recipe's
+full-vocabulary artifact (the `full` point).
+
+    python benchmarks/mediapipe_size.py --dataset rt_polarity
+    python benchmarks/mediapipe_size.py --dataset ag_news
+    python benchmarks/mediapipe_size.py --max-examples 300 --epochs 1 --seeds 0 \\
+        --points full min5_d32 --out /tmp/size.json          # smoke test
+
+Prints a markdown table and writes benchmarks/results/mediapipe_size_<dataset>.json
+(or --out).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from arguments import write_json  # noqa: E402
+
+TARGET_BYTES = 600 * 1024
+TOLERANCE = 0.005  # accuracy, as a fraction: 0.5 points
+CALIBRATION_ROWS = 500
+
+# name -> changes to the demo config's `student:` section.
+POINTS = {
+    "full": {},
+    "pruned": {"prune_vocabulary": True},
+    "min2_d48": {"prune_vocabulary": True, "vocabulary_min_count": 2,
+                 "options": {"embedding_dim": 48}},
+    "min3_d32": {"prune_vocabulary": True, "vocabulary_min_count": 3,
+                 "options": {"embedding_dim": 32}},
+    "min5_d32": {"prune_vocabulary": True, "vocabulary_min_count": 5,
+                 "options": {"embedding_dim": 32}},
+    "min2_d24": {"prune_vocabulary": True, "vocabulary_min_count": 2,
+                 "options": {"embedding_dim": 24}},
+}
+
+
+def mediapipe_predictions(path, texts, label_names):
+    """Class ids that MediaPipe's Python `TextClassifier` gives `texts`."""
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from mediapipe.tasks.python.text import text_classifier
+
+    options = text_classifier.TextClassifierOptions(
+        base_options=BaseOptions(model_asset_path=path))
+    index = {name: i for i, name in enumerate(label_names)}
+    with text_classifier.TextClassifier.create_from_options(options) as classifier:
+        return np.array([index[classifier.classify(str(t)).classifications[0]
+                               .categories[0].category_name] for t in texts])
+
+
+def smallest_meeting(rows, reference):
+    """The name of the smallest point within budget and tolerance, or None.
+
+    Example:
+
+    >>> rows = {"a": {"size_bytes": 2_000_000, "mediapipe_accuracy": 0.78},
+    ...         "b": {"size_bytes": 500_000, "mediapipe_accuracy": 0.776},
+    ...         "c": {"size_bytes": 400_000, "mediapipe_accuracy": 0.77}}
+    >>> smallest_meeting(rows, 0.78)
+    'b'
+    """
+    meeting = [(r["size_bytes"], n) for n, r in rows.items()
+               if r["size_bytes"] <= TARGET_BYTES
+               and r["mediapipe_accuracy"] >= reference - TOLERANCE - 1e-12]
+    return min(meeting)[1] if meeting else None
+
+
+def markdown_table(rows, reference):
+    lines = ["| point | parameters | int8 MediaPipe file | MediaPipe accuracy (per seed) "
+             "| Keras accuracy | agreement | vs full |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    for name, r in rows.items():
+        seeds = " / ".join(f"{a:.2%}" for a in r["per_seed"]["mediapipe_accuracy"])
+        lines.append(
+            f"| {name} | {r['params']:,} | {r['size_bytes'] / 1024:,.0f} KB | "
+            f"{r['mediapipe_accuracy']:.2%} ({seeds}) | {r['keras_accuracy']:.2%} | "
+            f"{r['agreement']:.4f} | {100 * (r['mediapipe_accuracy'] - reference):+.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    from fixed_teacher import FixedTeacher
+    from kd_ablation import train_variant
+    from kd_ablation import variant_config
+    from quality import base_raw
+    from quality import parse_overrides
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="rt_polarity", choices=["rt_polarity", "ag_news"])
+    parser.add_argument("--points", nargs="+", default=list(POINTS), choices=list(POINTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the demo's")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
+                        help="cap each split at N examples, for a quick run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the demo config, e.g. --set distill.alpha=0.5")
+    parser.add_argument("--out", default=None, metavar="PATH")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kd_keras.config import to_dict
+    from kd_keras.export.mediapipe_model import write_mediapipe_classifier
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import training_stage
+
+    out = os.path.abspath(args.out or os.path.join(
+        HERE, "results", f"mediapipe_size_{args.dataset}.json"))
+    args.data, args.builtin = None, args.dataset
+    args.overrides = parse_overrides(parser, args.set)
+    raw = base_raw(args)
+    configs = {n: variant_config(raw, {"student": POINTS[n]}) for n in args.points}
+    base = next(iter(configs.values()))
+    data = data_stage.prepare_data(base)
+    texts, test_y = data.dataset.texts["test"], data.labels["test"]
+    names = [str(n) for n in data.dataset.label_names]
+    calibration = data.ids["train"][:CALIBRATION_ROWS]
+    work = tempfile.mkdtemp(prefix="kd_mediapipe_size_")
+    rows = {}
+    try:
+        fixed = FixedTeacher(base, data, None, work)
+        teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
+        print(f"teacher: {teacher:.4f}")
+        kd_data, kd_logits, features = fixed.distillation_inputs(base, data)
+        for name, cfg in configs.items():
+            per_seed = {"keras_accuracy": [], "mediapipe_accuracy": [], "agreement": []}
+            for seed in args.seeds:
+                student = train_variant(cfg, kd_data, kd_logits, seed, features=features)
+                keras_pred = np.asarray(student.predict(data.ids["test"], verbose=0)).argmax(-1)
+                path = os.path.join(work, f"{name}-{seed}.tflite")
+                write_mediapipe_classifier(student, data.vocabulary, names, path,
+                                           quantization="int8", representative_ids=calibration)
+                predicted = mediapipe_predictions(path, texts, names)
+                per_seed["keras_accuracy"].append(float(np.mean(keras_pred == test_y)))
+                per_seed["mediapipe_accuracy"].append(float(np.mean(predicted == test_y)))
+                per_seed["agreement"].append(float(np.mean(predicted == keras_pred)))
+                size = os.path.getsize(path)
+                print(f"{name} seed {seed}: {size / 1024:.0f} KB, MediaPipe "
+                      f"{per_seed['mediapipe_accuracy'][-1]:.4f}, Keras "
+                      f"{per_seed['keras_accuracy'][-1]:.4f}", flush=True)
+            rows[name] = {"student": POINTS[name], "params": int(student.count_params()),
+                          "size_bytes": size, "per_seed": per_seed,
+                          **{k: float(np.mean(v)) for k, v in per_seed.items()}}
+            write_json(out + ".partial.json", {"rows": rows})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    reference = rows["full"]["mediapipe_accuracy"] if "full" in rows else None
+    result = {"dataset": args.dataset, "teacher_accuracy": teacher, "seeds": args.seeds,
+              "epochs": base.distill.epochs, "overrides": args.set,
+              "max_examples": args.max_examples, "target_bytes": TARGET_BYTES,
+              "tolerance": TOLERANCE, "distill": to_dict(base.distill),
+              "reference": "full", "reference_accuracy": reference,
+              "smallest_meeting_target": (smallest_meeting(rows, reference)
+                                          if reference is not None else None),
+              "points": rows}
+    write_json(out, result)
+    os.remove(out + ".partial.json")
+    if reference is not None:
+        print("\n" + markdown_table(rows, reference))
+        print(f"\nsmallest point <= {TARGET_BYTES // 1024} KB within "
+              f"{100 * TOLERANCE:.1f} points of full: {result['smallest_meeting_target']}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
