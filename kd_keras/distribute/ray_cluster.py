@@ -9,7 +9,8 @@ be reached is a one-line `UsageError` within seconds:
   or the one `ray start --head` started here), else a new local one;
 - `address="HOST:PORT"` (a head node's GCS port, 6379 by default) or
   `"ray://HOST:PORT"` (Ray Client, 10001): that cluster, which must answer
-  within `CONNECT_TIMEOUT_S`.
+  a Ray request within `CONNECT_TIMEOUT_S` (a port that is open but not
+  Ray's is refused too: `ray.init` would retry it forever).
 
 A process already connected (`ray.init` called earlier, as the tests do)
 keeps its connection whatever the address.
@@ -36,7 +37,7 @@ from kd_keras.errors import require
 
 EXTRA = "ray"
 AUTO = "auto"
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 DEFAULT_GCS_PORT = 6379
 DEFAULT_CLIENT_PORT = 10001
 
@@ -145,6 +146,64 @@ def _check_reachable(address, timeout):
             "start one with `ray start --head`, or use address: auto") from None
 
 
+def _channel(target):
+    """A gRPC channel to `target` as Ray opens one (TLS and token
+    authentication as configured), or a plain one."""
+    import grpc
+
+    try:
+        from ray._private.grpc_utils import init_grpc_channel
+    except ImportError:  # Another Ray version: its settings are not known here.
+        return grpc.insecure_channel(target)
+    return init_grpc_channel(target)
+
+
+def _check_speaks_ray(address, timeout):
+    """Asks the server at `address` one Ray question within `timeout` seconds:
+    the cluster id (a head node's GCS) or a ping (a Ray Client server).
+
+    A port that accepts connections but is not Ray's (another service, or a
+    socket that never answers) would make `ray.init` retry forever.
+
+    Raises:
+        UsageError: naming `distribute.address` and what the server did.
+    """
+    import grpc
+
+    host, port = parse_address(address)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if address.startswith("ray://"):
+        from ray.core.generated import ray_client_pb2 as pb
+        from ray.core.generated import ray_client_pb2_grpc as rpc
+
+        def ask(channel):
+            rpc.RayletDriverStub(channel).ClusterInfo(
+                pb.ClusterInfoRequest(type=pb.ClusterInfoType.PING), timeout=timeout)
+    else:
+        from ray.core.generated import gcs_service_pb2 as pb
+        from ray.core.generated import gcs_service_pb2_grpc as rpc
+
+        def ask(channel):
+            rpc.NodeInfoGcsServiceStub(channel).GetClusterId(pb.GetClusterIdRequest(),
+                                                             timeout=timeout)
+    channel = _channel(target)
+    try:
+        ask(channel)
+    except grpc.RpcError as e:
+        code = e.code()
+        # A Ray server that wants credentials is a Ray server: `ray.init` says what it wants.
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return
+        found = (f"no answer within {timeout:g} s" if code == grpc.StatusCode.DEADLINE_EXCEEDED
+                 else code.name.lower().replace("_", " "))
+        raise UsageError(
+            f"distribute.address: {address} does not answer as a Ray cluster ({found}); "
+            "give a head node's GCS address (HOST:6379) or ray://HOST:10001, or use "
+            "address: auto") from None
+    finally:
+        channel.close()
+
+
 def user_error(error):
     """The `KdKerasError` a Ray worker raised, found inside the errors Ray
     wraps it in (`None` when the failure is something else).
@@ -216,6 +275,7 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
             ray.init(include_dashboard=False, **quiet)
         return ray
     _check_reachable(cluster.address, timeout)
+    _check_speaks_ray(cluster.address, timeout)
     try:
         ray.init(address=cluster.address, **quiet)
     except (ConnectionError, TimeoutError) as e:
