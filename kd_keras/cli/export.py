@@ -2,6 +2,7 @@
 
 import os
 
+from kd_keras.cli.verify import whole_number
 from kd_keras.errors import UsageError
 from kd_keras.export.formats import FORMATS
 from kd_keras.export.formats import QUANTIZATIONS
@@ -71,7 +72,7 @@ def register(subparsers):
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (7..18)")
     parser.add_argument(
-        "--latency-runs", type=int, default=30, help="timed calls per batch size"
+        "--latency-runs", type=whole_number, default=30, help="timed calls per batch size"
     )
     parser.add_argument(
         "--allow-mismatch",
@@ -94,8 +95,9 @@ def run(args):
     quantization = check_choices(
         " ".join(args.quantization), "--quantization", QUANTIZATIONS
     )
-    if args.latency_runs < 0:
-        raise UsageError(f"--latency-runs: must be >= 0, got {args.latency_runs}")
+    from kd_keras.export.verify import check_latency_runs
+
+    latency_runs = check_latency_runs(args.latency_runs, "--latency-runs")
     from kd_keras.export import export_model
     from kd_keras.export import load_model
     from kd_keras.export.inputs import as_input_dict
@@ -110,6 +112,11 @@ def run(args):
         raise UsageError("--representative-data: required by --quantization int8")
     for fmt in formats:  # A missing optional package stops before any work.
         require_format(fmt)
+    if os.path.isdir(args.model):
+        raise UsageError(
+            f"{args.model}: is a folder (a SavedModel?); kd-keras export takes a .keras file")
+    if os.path.exists(args.model) and not os.path.isfile(args.model):
+        raise UsageError(f"{args.model}: not a regular file; kd-keras export takes a .keras file")
     model = load_model(args.model)
     specs = model_input_specs(model, what=args.model)
     check_logits_output(model, what=args.model)
@@ -141,7 +148,7 @@ def run(args):
         select_tf_ops=args.select_tf_ops,
         opset=args.opset,
         allow_mismatch=args.allow_mismatch,
-        latency_runs=args.latency_runs,
+        latency_runs=latency_runs,
     )
     from kd_keras.export.report import markdown_table
 

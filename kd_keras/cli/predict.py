@@ -6,9 +6,9 @@ TF-Text custom ops (`--runtime tflite`). `OUTPUT_OR_ARTIFACT` is a
 `kd-keras distill` output folder, an export folder (with `report.json`), a
 SavedModel folder (`saved_model/<name>` or one of its versions) or a
 `.tflite` file. Prints one line per sentence: class, probability, sentence.
+Sentences must be UTF-8 text.
 """
 
-import json
 import os
 
 from kd_keras.errors import DataError
@@ -64,6 +64,25 @@ def _from_report(export_dir, runtime, quantization):
         f"raw-text artifact (it has {have})")
 
 
+def export_folder(path):
+    """The export folder that the folder `path` names, or None.
+
+    `path` itself when it holds `report.json`, else its `export/` (a
+    `kd-keras distill` output) when that does. `predict` and `verify`
+    accept either.
+
+    Args:
+        path: a folder.
+
+    Returns:
+        The folder holding `report.json`, or None.
+    """
+    for folder in (path, os.path.join(path, "export")):
+        if os.path.lexists(os.path.join(folder, "report.json")):
+            return folder
+    return None
+
+
 def resolve(path, runtime=None, quantization="none"):
     """The `(runtime, path)` of the raw-text model `path` points at.
 
@@ -83,9 +102,9 @@ def resolve(path, runtime=None, quantization="none"):
         if runtime == "saved_model":
             raise UsageError(f"--runtime saved_model: {path} is a TFLite file")
         return "tflite", path
-    for export_dir in (os.path.join(path, "export"), path):
-        if os.path.isfile(os.path.join(export_dir, "report.json")):
-            return _from_report(export_dir, runtime, quantization)
+    export_dir = export_folder(path)
+    if export_dir is not None:
+        return _from_report(export_dir, runtime, quantization)
     version = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else None
     version = version or _latest_version(path)
     if version is None:
@@ -137,29 +156,56 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _labels_beside(path):
+def _labels_beside(path, num_classes):
     """Class names from the TFLite sidecar, when the model has no `classes`."""
+    from kd_keras.export.report import read_json_file
+
     sidecar = os.path.splitext(path)[0] + ".json"
-    if os.path.isfile(sidecar):
-        with open(sidecar, encoding="utf-8") as f:
-            return json.load(f).get("labels")
-    return None
+    if not os.path.lexists(sidecar):
+        return None
+    labels = read_json_file(sidecar).get("labels")  # Capped, never a FIFO.
+    if labels is None:
+        return None
+    if not (isinstance(labels, list) and len(labels) == num_classes
+            and all(isinstance(name, str) for name in labels)):
+        raise DataError(
+            f"{sidecar}: labels: expected {num_classes} class names, got {labels!r:.80}")
+    return labels
+
+
+def _checked_sentences(sentences):
+    """The sentences as str, each valid UTF-8 (a command line carries
+    undecodable bytes as surrogate escapes)."""
+    checked = []
+    for i, sentence in enumerate(sentences, 1):
+        try:
+            if isinstance(sentence, bytes):
+                sentence = sentence.decode("utf-8")
+            sentence.encode("utf-8")
+        except UnicodeError as e:
+            raise DataError(
+                f"SENTENCE {i}: not valid UTF-8 text (at position {e.start}); "
+                "sentences must be UTF-8") from None
+        checked.append(sentence)
+    return checked
 
 
 def predictions(path, sentences, runtime=None, quantization="none"):
     """`(class name, probability)` per sentence, from the artifact `path`."""
     import numpy as np
 
+    sentences = _checked_sentences(sentences)
     runtime, model_path = resolve(path, runtime, quantization)
     run_model = _run_saved_model if runtime == "saved_model" else _run_tflite
-    out = run_model(model_path, list(sentences))
+    out = run_model(model_path, sentences)
     probabilities = np.asarray(out["probabilities"], np.float64)
     ids = probabilities.argmax(-1)
     names = [str(i) for i in range(probabilities.shape[-1])]
     if "classes" in out:
         classes = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in out["classes"]]
     else:
-        names = (_labels_beside(model_path) if runtime == "tflite" else None) or names
+        names = (_labels_beside(model_path, len(names)) if runtime == "tflite"
+                 else None) or names
         classes = [names[i] for i in ids]
     return [(c, float(probabilities[i, ids[i]])) for i, c in enumerate(classes)]
 

@@ -5,12 +5,16 @@ Every exported artifact takes the same named inputs as the Keras model: one
 output, `[batch, classes]` logits (`check_logits_output`). The helpers here
 read those specs from a model and check user data (representative data for
 int8 calibration, validation data for verification) against them, failing with
-one line that names the offending input: wrong shapes, strings, NaN or inf.
+one line that names the offending input: wrong shapes, strings, NaN or inf,
+ids outside the table of the layer that looks them up (`InputSpec.vocabulary_size`),
+or arrays of pickled Python objects.
 """
 
 import dataclasses
 import os
+import re
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,11 +32,16 @@ class InputSpec:
         name: the input's name, used by every artifact's signature.
         shape: tuple with `None` for the batch (and any dynamic) dimension.
         dtype: NumPy dtype name, e.g. `"float32"` or `"int32"`.
+        vocabulary_size: for ids that the model looks up in a table (an
+            `Embedding`, a pruned student's `VocabularyMap`, through nested
+            models), the smallest such table's size: valid ids are
+            `0..vocabulary_size - 1`. None when no such layer reads it.
     """
 
     name: str
     shape: tuple
     dtype: str
+    vocabulary_size: int = None
 
     def tensor_spec(self):
         return tf.TensorSpec(self.shape, tf.as_dtype(self.dtype), name=self.name)
@@ -101,8 +110,37 @@ def model_input_specs(model, what=None):
                 "with export_model(..., text_preprocessor=...) for raw-text artifacts"
             )
         shape = (None,) + tuple(t.shape[1:])
-        specs.append(InputSpec(name, shape, dtype.name))
+        size = _table_size(model, t) if dtype.kind in "iu" else None
+        specs.append(InputSpec(name, shape, dtype.name, size))
     return specs
+
+
+def _table_size(model, tensor, depth=0):
+    """The size of the smallest table that `tensor`, an input of `model`,
+    indexes directly (an `Embedding` or `VocabularyMap`, KerasHub's token
+    embedding, looked up through nested models), or None."""
+    from kd_keras.students.vocabulary import VocabularyMap
+
+    sizes = []
+    for op in getattr(model, "_operations", None) or getattr(model, "layers", ()):
+        for node in getattr(op, "_inbound_nodes", ()):
+            args = list(getattr(getattr(node, "arguments", None), "keras_tensors", ()))
+            positions = [i for i, t in enumerate(args) if t is tensor]
+            if not positions:
+                continue
+            token = getattr(op, "token_embedding", None)  # TokenAndPositionEmbedding
+            if isinstance(op, keras.layers.Embedding):
+                sizes.append(int(op.input_dim))
+            elif isinstance(token, keras.layers.Embedding):
+                sizes.append(int(token.input_dim))
+            elif isinstance(op, VocabularyMap):
+                sizes.append(int(op.vocab_size))
+            elif isinstance(op, keras.Model) and depth < 8:
+                inner = list(getattr(op, "inputs", None) or ())
+                if len(inner) == len(args):
+                    sizes += [s for s in (_table_size(op, inner[i], depth + 1)
+                                          for i in positions) if s is not None]
+    return min(sizes) if sizes else None
 
 
 def check_logits_output(model, what=None):
@@ -173,12 +211,31 @@ def check_logits_shape(shape, what):
     return classes
 
 
+# TensorFlow's message for an id outside a lookup table (`tf.gather` on CPU).
+_OUT_OF_RANGE = re.compile(r"indices\[[\d,]*\] = (-?\d+) is not in \[0, (\d+)\)")
+
+
 def call_model(model, specs, inputs):
-    """Calls `model` on a `{name: tensor}` dict, in the model's own structure."""
-    if isinstance(getattr(model, "_inputs_struct", None), dict):
-        return model(dict(inputs), training=False)
-    flat = [inputs[s.name] for s in specs]
-    return model(flat[0] if len(flat) == 1 else flat, training=False)
+    """Calls `model` on a `{name: tensor}` dict, in the model's own structure.
+
+    Raises:
+        DataError: an id outside a table the model looks it up in, which
+            `as_input_dict` could not tell from the model's layers.
+    """
+    try:
+        if isinstance(getattr(model, "_inputs_struct", None), dict):
+            return model(dict(inputs), training=False)
+        flat = [inputs[s.name] for s in specs]
+        return model(flat[0] if len(flat) == 1 else flat, training=False)
+    except tf.errors.InvalidArgumentError as e:
+        match = _OUT_OF_RANGE.search(str(e))
+        if match is None:
+            raise
+        value, size = int(match.group(1)), int(match.group(2))
+        names = [k for k, v in inputs.items() if np.any(np.asarray(v) == value)] or ["?"]
+        raise DataError(
+            f"input {names[0]!r}: holds id {value}, but a layer of the model looks "
+            f"ids up in a table of {size} (ids 0..{size - 1})") from None
 
 
 def load_array_file(path, what):
@@ -196,13 +253,17 @@ def load_array_file(path, what):
         raise MissingFileError(f"{what}: file does not exist")
     try:
         data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:  # Its arrays are read (and refused) here.
+                return {k: data[k] for k in data.files}
+        return data
     except Exception as e:
+        if isinstance(e, ValueError) and "allow_pickle" in str(e):
+            raise DataError(
+                f"{what}: holds pickled Python objects (an object array), which are "
+                "never loaded; save numeric arrays") from None
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{what}: not a readable .npy/.npz file ({detail})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            return {k: data[k] for k in data.files}
-    return data
 
 
 def as_input_dict(x, specs, what):
@@ -284,6 +345,7 @@ def as_input_dict(x, specs, what):
                 f"{what}: input {spec.name!r} holds NaN or inf in {int(bad.sum())} "
                 f"example(s) (the first is example {int(np.argmax(bad))})"
             )
+        _check_ids(a, spec, what)
         out[spec.name] = a.astype(spec.dtype, copy=False)
         if out[spec.name].dtype.kind == "f" and not np.isfinite(out[spec.name]).all():
             raise DataError(
@@ -292,6 +354,22 @@ def as_input_dict(x, specs, what):
     if not batch:
         raise DataError(f"{what}: holds no examples")
     return out
+
+
+def _check_ids(a, spec, what):
+    """Refuses ids outside `0..spec.vocabulary_size - 1` (negative ones
+    would silently index from the end in Keras)."""
+    size = getattr(spec, "vocabulary_size", None)
+    if size is None or not a.size or a.dtype.kind not in "iuf":
+        return
+    flat = a.reshape(len(a), -1)
+    bad = (flat < 0) | (flat >= size)
+    if bad.any():
+        example, position = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{what}: input {spec.name!r} holds id {flat[example, position].item()!r} "
+            f"(example {example}); the model looks its ids up in a table of {size} "
+            f"(ids 0..{size - 1})")
 
 
 def slice_inputs(inputs, start, stop):

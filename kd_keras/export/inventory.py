@@ -21,6 +21,10 @@ Example:
 
 import os
 
+from kd_keras.errors import KdKerasError
+from kd_keras.export.report import check_inside
+from kd_keras.export.report import read_json_file
+
 REJECTED_DIR = "rejected"
 SAVED_MODEL_FILE = "saved_model.pb"
 FILE_FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
@@ -35,12 +39,21 @@ def artifact_files(out_dir):
     Returns:
         Sorted `(format, path)` pairs; `path` is relative to `out_dir`, with
         `/` separators, as `report.json` stores it.
+
+    Raises:
+        DataError: a symlink whose real path leaves `out_dir`, or an
+            artifact that is not a regular file (`report.check_inside`).
     """
     found = []
     for root, dirs, files in os.walk(out_dir):
         rel_root = os.path.relpath(root, out_dir)
         if rel_root == ".":
             dirs[:] = [d for d in dirs if d != REJECTED_DIR]
+        for name in dirs + files:  # Symlinks are not followed here: checked.
+            full = os.path.join(root, name)
+            if os.path.islink(full) or (
+                    name in files and os.path.splitext(name)[1].lower() in FILE_FORMATS):
+                check_inside(out_dir, full, full)
         if SAVED_MODEL_FILE in files and rel_root != ".":
             found.append(("saved_model", _portable(rel_root)))
             dirs[:] = []  # Its variables and assets are part of it.
@@ -99,13 +112,10 @@ def earlier_versions(staging, listed, previous_dir, checksum):
 def _recorded_checksums(previous_dir):
     """`{normalised path: sha256}` of the SavedModels an earlier report
     lists (empty when there is none or it is unreadable)."""
-    import json
-
     try:
-        with open(os.path.join(previous_dir, "report.json"), encoding="utf-8") as f:
-            old = json.load(f)
+        old = read_json_file(os.path.join(previous_dir, "report.json"), root=previous_dir)
         entries = list(old.get("artifacts", [])) + list(old.get("earlier_versions", []))
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (KdKerasError, OSError, TypeError):
         return {}
     out = {}
     for e in entries:

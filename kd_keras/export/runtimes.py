@@ -7,7 +7,6 @@ core: TensorFlow (a `Session` with one thread, as TF Serving runs a
 SavedModel), the LiteRT interpreter, and ONNX Runtime.
 """
 
-import json
 import os
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import FORMATS
+from kd_keras.export.report import read_json_file
 
 LOGITS = "logits"
 SIGNATURE = "serving_default"
@@ -95,9 +95,8 @@ class LiteRTRuntime(Runtime):
 
         sidecar = os.path.splitext(path)[0] + ".json"
         custom, signature = False, self.signature or SIGNATURE
-        if os.path.isfile(sidecar):
-            with open(sidecar) as f:
-                meta = json.load(f)
+        if os.path.lexists(sidecar):  # Read within limits: a FIFO never ends.
+            meta = read_json_file(sidecar)
             custom = bool(meta.get("tftext_custom_ops"))
             signature = meta.get("signature", signature)
         if custom:

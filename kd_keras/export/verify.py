@@ -18,6 +18,7 @@ artifact file in the folder that the report does not list.
 import dataclasses
 import hashlib
 import os
+import stat
 import time
 
 import numpy as np
@@ -25,13 +26,17 @@ import numpy as np
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
+from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
+from kd_keras.export.inputs import load_array_file
 from kd_keras.export.inputs import num_examples, slice_inputs
 from kd_keras.export.inventory import artifact_files
 from kd_keras.export.inventory import same_path
+from kd_keras.export.output_dir import size_bytes
 from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import ArtifactRecord
 from kd_keras.export.report import read_report
+from kd_keras.export.report import resolve_path
 from kd_keras.export.runtimes import load_runtime
 
 # Logit tolerances per quantization. Full-precision artifacts must match the
@@ -43,6 +48,9 @@ TOLERANCES = {
     "int8": {"min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
 }
 LATENCY_BATCHES = (1, 32)
+# Timed calls per batch size: enough for stable percentiles many times over;
+# more only makes a verification that never ends.
+MAX_LATENCY_RUNS = 10_000
 # Logits are compared in batches of this size. Dynamically quantized models
 # compute activation ranges per batch, so the batch is part of the protocol.
 BATCH_SIZE = 32
@@ -92,6 +100,27 @@ def accuracy(logits, labels):
     if not mask.any():
         return None
     return float(np.mean(np.asarray(logits).argmax(-1)[mask] == labels[mask]))
+
+
+def check_latency_runs(runs, what="latency_runs"):
+    """Checks a count of timed calls: an integer in 0..`MAX_LATENCY_RUNS`.
+
+    Example:
+
+    >>> check_latency_runs(10**20, "--latency-runs")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: --latency-runs: must be at most 10000 (timed calls per batch size), got 100000000000000000000
+    """
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)):
+        raise UsageError(f"{what}: must be an integer in 0..{MAX_LATENCY_RUNS}, got {runs!r}")
+    if runs < 0:
+        raise UsageError(f"{what}: must be >= 0, got {runs}")
+    if runs > MAX_LATENCY_RUNS:
+        raise UsageError(
+            f"{what}: must be at most {MAX_LATENCY_RUNS} (timed calls per batch size), "
+            f"got {runs}")
+    return int(runs)
 
 
 def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3):
@@ -164,6 +193,7 @@ def verify_artifact(
         A dict with the metrics, latencies, `tolerance`, `passed` and
         `failures`.
     """
+    latency_runs = check_latency_runs(latency_runs)
     runtime = load_runtime(format, path, signature)
     entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
     entry["quantization"] = quantization
@@ -192,6 +222,8 @@ def sha256_path(path):
                 digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
                 digest.update(sha256_path(full).encode("ascii"))
         return digest.hexdigest()
+    if not stat.S_ISREG(os.stat(path).st_mode):  # A FIFO or /dev/zero never ends.
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket)")
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
@@ -226,19 +258,21 @@ def save_validation(out_dir, sets):
 
 def load_validation(out_dir):
     """Returns `{set name: (inputs, reference_logits, labels)}`."""
-    path = os.path.join(out_dir, VALIDATION_FILE)
+    path = resolve_path(out_dir, VALIDATION_FILE, out_dir)
+    data = load_array_file(path, path)  # No pickles; a damaged file is one line.
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected an .npz archive, found a single array")
     sets = {}
-    with np.load(path, allow_pickle=False) as data:
-        for key in data.files:
-            name, _, rest = key.partition("/")
-            inputs, ref, labels = sets.get(name, ({}, None, None))
-            if rest.startswith("input/"):
-                inputs[rest[len("input/") :]] = data[key]
-            elif rest == "reference_logits":
-                ref = data[key]
-            elif rest == "labels":
-                labels = data[key]
-            sets[name] = (inputs, ref, labels)
+    for key, value in data.items():
+        name, _, rest = key.partition("/")
+        inputs, ref, labels = sets.get(name, ({}, None, None))
+        if rest.startswith("input/"):
+            inputs[rest[len("input/") :]] = value
+        elif rest == "reference_logits":
+            ref = value
+        elif rest == "labels":
+            labels = value
+        sets[name] = (inputs, ref, labels)
     return sets
 
 
@@ -252,11 +286,14 @@ class ArtifactCheck:
             the artifact is missing, altered or could not run.
         failures: one-line reasons, each starting with `format/quantization`;
             empty when it passed.
+        size_bytes: the artifact's size as measured now (None when it is
+            missing); a report whose `size_bytes` differs fails.
     """
 
     artifact: ArtifactRecord
     metrics: dict
     failures: tuple
+    size_bytes: int = None
 
     @property
     def passed(self):
@@ -268,10 +305,11 @@ def verify_export(out_dir, latency_runs=10):
 
     Artifact paths in the report are relative to its folder, so a moved or
     copied export folder verifies where it now is. An artifact fails when
-    it is missing, its SHA-256 changed, it no longer loads or runs, or it
-    misses its tolerance. Every `.tflite`, `.onnx` and SavedModel in the
-    folder (except `rejected/`) is checked: one the report does not list
-    fails. Earlier SavedModel versions are checked by their SHA-256.
+    it is missing, its SHA-256 changed, its recorded size is not its size,
+    it no longer loads or runs, or it misses its tolerance. Every
+    `.tflite`, `.onnx` and SavedModel in the folder (except `rejected/`) is
+    checked: one the report does not list fails. Earlier SavedModel
+    versions are checked by their SHA-256.
 
     Args:
         out_dir: a directory written by `export_model`.
@@ -286,7 +324,9 @@ def verify_export(out_dir, latency_runs=10):
         VerificationError: neither the report nor the folder holds any
             artifact.
         DataError: a damaged `report.json` (bad JSON, missing field, unsafe
-            path).
+            path), a symlink out of the folder or a file that is not a
+            regular file, damaged stored validation data.
+        UsageError: `latency_runs` is not an integer in 0..`MAX_LATENCY_RUNS`.
         VerificationError: the stored validation data was altered.
         MissingDependencyError: a runtime the report needs is not installed.
 
@@ -297,8 +337,9 @@ def verify_export(out_dir, latency_runs=10):
     True
     """
     out_dir = os.fspath(out_dir)
+    latency_runs = check_latency_runs(latency_runs)
     report = read_report(out_dir)
-    validation = os.path.join(out_dir, VALIDATION_FILE)
+    validation = resolve_path(out_dir, VALIDATION_FILE, out_dir)
     if not os.path.isfile(validation):
         raise MissingFileError(f"{validation}: stored validation data is missing")
     if sha256_path(validation) != report.validation_sha256:
@@ -321,7 +362,8 @@ def verify_export(out_dir, latency_runs=10):
             record = ArtifactRecord(fmt, "?", path, os.path.join(out_dir, *path.split("/")),
                                     sha256=None)
             checks.append(ArtifactCheck(
-                record, None, (f"{path}: not listed in {REPORT_FILE} (unverified artifact)",)))
+                record, None, (f"{path}: not listed in {REPORT_FILE} (unverified artifact)",),
+                size_bytes(record.full_path)))
     return _listed_checks(report, sets, latency_runs) + checks
 
 
@@ -329,10 +371,11 @@ def _checksum_only(artifact):
     """An earlier SavedModel version: present and unchanged."""
     if not os.path.exists(artifact.full_path):
         return ArtifactCheck(artifact, None, (f"{artifact.name}: {artifact.path} is missing",))
+    size = size_bytes(artifact.full_path)
     if sha256_path(artifact.full_path) != artifact.sha256:
         return ArtifactCheck(
-            artifact, None, (f"{artifact.name}: {artifact.path} was altered (sha256)",))
-    return ArtifactCheck(artifact, None, ())
+            artifact, None, (f"{artifact.name}: {artifact.path} was altered (sha256)",), size)
+    return ArtifactCheck(artifact, None, (), size)
 
 
 def _listed_checks(report, sets, latency_runs):
@@ -343,11 +386,16 @@ def _listed_checks(report, sets, latency_runs):
         if not os.path.exists(artifact.full_path):
             checks.append(ArtifactCheck(artifact, None, (f"{name}: {shown} is missing",)))
             continue
+        size = size_bytes(artifact.full_path)
         if sha256_path(artifact.full_path) != artifact.sha256:
             checks.append(
-                ArtifactCheck(artifact, None, (f"{name}: {shown} was altered (sha256)",))
+                ArtifactCheck(artifact, None, (f"{name}: {shown} was altered (sha256)",), size)
             )
             continue
+        # The report's other values are measured afresh; its size must agree.
+        wrong_size = () if artifact.size_bytes in (None, size) else (
+            f"{name}: {REPORT_FILE} gives size_bytes {artifact.size_bytes}, but {shown} "
+            f"has {size} bytes",)
         if artifact.validation not in sets:
             raise DataError(
                 f"{os.path.join(out_dir, REPORT_FILE)}: {name}: no stored "
@@ -375,8 +423,9 @@ def _listed_checks(report, sets, latency_runs):
             raise
         except Exception as e:  # A broken artifact is a verification failure.
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
-            checks.append(ArtifactCheck(artifact, None, (f"{name}: cannot run: {message}",)))
+            checks.append(ArtifactCheck(
+                artifact, None, wrong_size + (f"{name}: cannot run: {message}",), size))
             continue
-        failures = tuple(f"{name}: {r}" for r in fresh["failures"])
-        checks.append(ArtifactCheck(artifact, fresh, failures))
+        failures = wrong_size + tuple(f"{name}: {r}" for r in fresh["failures"])
+        checks.append(ArtifactCheck(artifact, fresh, failures, size))
     return checks

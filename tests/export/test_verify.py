@@ -90,15 +90,16 @@ def _edit_report(folder, edit):
 
 
 def test_verify_reruns_the_comparison(export_copy):
-    # An artifact swapped together with its checksum is still caught by
-    # the comparison against the stored Keras logits.
+    # An artifact swapped together with its checksum and size is still
+    # caught by the comparison against the stored Keras logits.
     copy, _ = export_copy
     src = os.path.join(copy, "tflite", "model_int8.tflite")
     shutil.copy(src, os.path.join(copy, "tflite", "model.tflite"))
 
     def swap(report):
         by_path = {a["path"]: a for a in report["artifacts"]}
-        by_path["tflite/model.tflite"]["sha256"] = by_path["tflite/model_int8.tflite"]["sha256"]
+        for key in ("sha256", "size_bytes"):
+            by_path["tflite/model.tflite"][key] = by_path["tflite/model_int8.tflite"][key]
 
     _edit_report(copy, swap)
     failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])

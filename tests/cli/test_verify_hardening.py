@@ -1,0 +1,205 @@
+"""`kd-keras verify` on hostile export folders: symlinks out of the folder,
+FIFOs and devices, damaged or oversized JSON, pickled validation data,
+report values that disagree with the files, unbounded latency runs, and
+targets that are a file or a `kd-keras distill` output.
+
+Each case is one line and exit 2 (or a FAILED line and exit 1 for an
+artifact that does not match its report), never a traceback or a hang."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.cli import main
+from kd_keras.export import export_model
+from kd_keras.export.verify import sha256_path
+
+TFLITE = os.path.join("tflite", "model.tflite")
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    """A tiny export (Dense on 4 floats, TFLite only) that each test copies."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, keras.layers.Dense(3)(x))
+    data = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    out = str(tmp_path_factory.mktemp("verify_hardening") / "export")
+    export_model(model, out, formats=("tflite",), validation_data=(data, None),
+                 latency_runs=0)
+    return out
+
+
+@pytest.fixture
+def copy(export_dir, tmp_path):
+    path = str(tmp_path / "export")
+    shutil.copytree(export_dir, path)
+    return path
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Fails a call that would hang (a read of /dev/zero, a FIFO, endless
+    latency runs) instead of hanging the suite."""
+    def stop(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _verify(capsys, *argv, seconds=60):
+    with deadline(seconds):
+        code = main(["verify", *map(str, argv), "--latency-runs", "0"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code, err, *parts):
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("kd-keras verify: error: "), err
+    for part in parts:
+        assert part in err, err
+
+
+def _edit_report(folder, change):
+    path = os.path.join(folder, "report.json")
+    with open(path) as f:
+        report = json.load(f)
+    change(report)
+    with open(path, "w") as f:
+        json.dump(report, f)
+
+
+def test_artifact_symlinked_out_of_the_folder(copy, tmp_path, capsys):
+    outside = str(tmp_path / "outside.tflite")
+    shutil.move(os.path.join(copy, TFLITE), outside)
+    os.symlink(outside, os.path.join(copy, TFLITE))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "artifacts[0].path: 'tflite/model.tflite': leads outside "
+                    "the export folder")
+
+
+def test_folder_symlinked_out_of_the_folder(copy, tmp_path, capsys):
+    outside = str(tmp_path / "outside")
+    shutil.move(os.path.join(copy, "tflite"), outside)
+    os.symlink(outside, os.path.join(copy, "tflite"))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "'tflite/model.tflite': leads outside the export folder")
+
+
+def test_artifact_symlinked_to_dev_zero_does_not_hang(copy, capsys):
+    os.remove(os.path.join(copy, TFLITE))
+    os.symlink("/dev/zero", os.path.join(copy, TFLITE))
+    code, _, err = _verify(capsys, copy, seconds=30)
+    _one_line_error(code, err, "leads outside the export folder (to /dev/zero)")
+
+
+@pytest.mark.parametrize("name", [TFLITE, "report.json",
+                                  os.path.join("verification", "validation.npz")])
+def test_fifo_is_not_a_regular_file(copy, capsys, name):
+    os.remove(os.path.join(copy, name))
+    os.mkfifo(os.path.join(copy, name))
+    code, _, err = _verify(capsys, copy, seconds=30)
+    _one_line_error(code, err, "not a regular file")
+
+
+def test_unlisted_symlinks_found_by_listing(copy, tmp_path, capsys):
+    # A file the report does not name, and a folder whose models the listing
+    # would otherwise never see, both pointing out of the export folder.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(os.path.join(copy, TFLITE), outside / "other.tflite")
+    os.symlink(outside / "other.tflite", os.path.join(copy, "tflite", "extra.tflite"))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "extra.tflite: leads outside the export folder")
+    os.remove(os.path.join(copy, "tflite", "extra.tflite"))
+    os.symlink(outside, os.path.join(copy, "onnx"))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "onnx: leads outside the export folder")
+
+
+def test_sidecar_symlinked_out_of_the_folder(copy, tmp_path, capsys):
+    sidecar = os.path.join(copy, "tflite", "model.json")
+    shutil.move(sidecar, tmp_path / "model.json")
+    os.symlink(tmp_path / "model.json", sidecar)
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "model.json: leads outside the export folder")
+
+
+def test_deeply_nested_report(copy, capsys):
+    with open(os.path.join(copy, "report.json"), "w") as f:
+        f.write("[" * 200_000)
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "report.json: not a readable JSON file (damaged: nested "
+                    "too deeply)")
+
+
+def test_oversized_report(copy, capsys, monkeypatch):
+    from kd_keras.export import report
+
+    monkeypatch.setattr(report, "MAX_JSON_BYTES", 100)
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "report.json: larger than 100 bytes")
+
+
+def test_pickled_validation_data(copy, capsys):
+    path = os.path.join(copy, "verification", "validation.npz")
+    np.savez(path, **{"model/input/x": np.array([object(), 1], dtype=object)})
+    digest = sha256_path(path)  # Consistent with the report: only the content is bad.
+    _edit_report(copy, lambda r: r["validation"].update(sha256=digest))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "validation.npz: holds pickled Python objects")
+
+
+def test_report_size_is_checked_not_echoed(copy, capsys):
+    _edit_report(copy, lambda r: r["artifacts"][0].update(size_bytes=10**30))
+    code, out, _ = _verify(capsys, copy)
+    size = os.path.getsize(os.path.join(copy, TFLITE))
+    assert code == 1, out
+    assert (f"FAILED tflite/none: report.json gives size_bytes {10**30}, but "
+            f"tflite/model.tflite has {size} bytes") in out
+    assert "GiB" not in out and f"{size / 1024:.1f} KiB" in out
+
+
+@pytest.mark.parametrize("runs, message", [
+    (10**20, "--latency-runs: must be at most 10000 (timed calls per batch size), got "
+             "100000000000000000000"),
+    (10_001, "--latency-runs: must be at most 10000"),
+    (-1, "--latency-runs: must be >= 0, got -1"),
+], ids=["1e20", "10001", "negative"])
+def test_latency_runs_are_bounded(export_dir, capsys, runs, message):
+    with deadline(60):
+        code = main(["verify", export_dir, "--latency-runs", str(runs)])
+    _one_line_error(code, capsys.readouterr().err, message)
+
+
+def test_latency_runs_must_be_a_whole_number(export_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", export_dir, "--latency-runs", "1e3"])
+    assert stop.value.code == 2
+    assert "argument --latency-runs: must be a whole number, got '1e3'" in capsys.readouterr().err
+
+
+def test_target_is_a_file(export_dir, capsys):
+    code, _, err = _verify(capsys, os.path.join(export_dir, "report.json"))
+    _one_line_error(code, err, "report.json: is a file; give the export folder")
+
+
+def test_run_folder_is_accepted(export_dir, tmp_path, capsys):
+    # A `kd-keras distill` output holds its export in export/, as predict accepts.
+    shutil.copytree(export_dir, tmp_path / "run" / "export")
+    code, out, err = _verify(capsys, tmp_path / "run")
+    assert code == 0, err
+    assert "all 1 artifact(s) match" in out
