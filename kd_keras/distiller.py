@@ -163,7 +163,9 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 `kd_keras.losses.per_example_fn` for every case.
             alpha: weight of the hard-label loss, in `[0, 1]`, or a
                 `kd_keras.schedules` schedule of such values.
-            temperature: softening temperature, `> 0`, or a schedule.
+            temperature: softening temperature, in
+                `kd_keras.losses.TEMPERATURE_RANGE` (0.01 to 100), or a
+                schedule.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
                 `steps_per_execution`, `run_eagerly`, ...). `loss` is not
                 accepted: use the two loss arguments.
@@ -174,9 +176,10 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 "distillation_loss_fn instead")
         self.alpha = schedules.number_or_schedule(
             alpha, "alpha", "must be in [0, 1]", low=0.0, high=1.0)
+        low, high = losses_module.TEMPERATURE_RANGE
         self.temperature = schedules.number_or_schedule(
-            temperature, "temperature", "must be > 0", low=0.0,
-            low_open=True)
+            temperature, "temperature", f"must be in [{low:g}, {high:g}]", low=low,
+            high=high)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
         self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)

@@ -251,6 +251,10 @@ _BY_NAME = {
 
 # The canonical loss names (the functions' own), without the short aliases.
 NAMES = tuple(dict.fromkeys(fn.__name__ for fn in _BY_NAME.values()))
+# The temperatures `Distiller.compile` and the config accept: outside them
+# the soft targets are one-hot or uniform in float32, and the T**2 scaling
+# of the loss overflows or vanishes.
+TEMPERATURE_RANGE = (0.01, 100.0)
 
 
 def get(identifier):

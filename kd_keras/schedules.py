@@ -71,9 +71,14 @@ class Schedule:
 
 
 def _number(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            not math.isfinite(value)):
-        raise UsageError(f"{what}: expected a finite number, got {value!r}")
+    try:  # an int too large for a float raises OverflowError
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and (
+            math.isfinite(float(value)))
+    except OverflowError:
+        finite = False
+    if not finite:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise UsageError(f"{what}: expected a finite number, got {shown}")
     return float(value)
 
 
@@ -228,7 +233,7 @@ def get(identifier, what="schedule"):
     if isinstance(identifier, dict):
         spec = dict(identifier)
         kind = spec.pop("type", None)
-        if kind not in SCHEDULES:
+        if not isinstance(kind, str) or kind not in SCHEDULES:
             raise UsageError(
                 f"{what}: unknown schedule {kind!r} (known: "
                 f"{', '.join(NAMES)})")
@@ -236,7 +241,7 @@ def get(identifier, what="schedule"):
             return SCHEDULES[kind](**spec)
         except TypeError as e:
             raise UsageError(f"{what}: bad arguments for a {kind} schedule "
-                             f"{sorted(spec)}: {e}") from None
+                             f"{sorted(map(str, spec))}: {e}") from None
         except UsageError as e:
             raise UsageError(f"{what}: {e}") from None
     if isinstance(identifier, str):

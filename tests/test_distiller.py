@@ -158,8 +158,15 @@ def test_bad_inputs_fail_before_training():
     for kwargs, match in (
             ({"alpha": 1.5}, r"^alpha: must be in \[0, 1\], got 1.5$"),
             ({"alpha": -0.1}, r"^alpha: must be in"),
-            ({"temperature": 0}, r"^temperature: must be > 0, got 0$"),
-            ({"temperature": -2.0}, r"^temperature: must be > 0"),
+            ({"temperature": 0}, r"^temperature: must be in \[0.01, 100\], got 0$"),
+            ({"temperature": -2.0}, r"^temperature: must be in \[0.01, 100\]"),
+            ({"temperature": 1e-300}, r"^temperature: must be in \[0.01, 100\], got 1e-300$"),
+            ({"temperature": 1e300}, r"^temperature: must be in \[0.01, 100\], got 1e\+300$"),
+            ({"temperature": {"type": [1]}}, r"^temperature: unknown schedule \[1\]"),
+            ({"temperature": {"type": "linear", 3: 4}}, r"^temperature: bad arguments for "
+                                                        r"a linear schedule \['3'\]"),
+            ({"temperature": {"type": "linear", "start": 10 ** 400, "end": 1}},
+             r"^temperature: linear: start: expected a finite number"),
             ({"loss": "mse"}, r"^loss: Distiller.compile takes "
                               r"student_loss_fn and distillation_loss_fn"),
             ({"weighted_metrics": ["acc"]}, r"^weighted_metrics: "),

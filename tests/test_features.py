@@ -252,5 +252,5 @@ def test_bad_input_gets_one_line_errors():
                    alpha={"type": "warp"})
     one_line_error(r"^alpha: must be <= 1, got Linear", distiller.compile,
                    alpha=kd_keras.schedules.Linear(0.5, 1.5))
-    one_line_error(r"^temperature: must be > 0, got Step", distiller.compile,
+    one_line_error(r"^temperature: must be >= 0.01, got Step", distiller.compile,
                    temperature=kd_keras.schedules.Step([2.0, 0.0], [0.5]))

@@ -18,9 +18,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
 
-# Temperatures outside it make the soft targets one-hot or uniform, and
-# overflow the T**2 scaling of the loss.
-TEMPERATURE_RANGE = (0.01, 100.0)
+from kd_keras.losses import TEMPERATURE_RANGE
 SCHEDULE_RANGES = {"alpha": (0.0, 1.0), "temperature": TEMPERATURE_RANGE}
 SCHEDULED = tuple(SCHEDULE_RANGES)
 
