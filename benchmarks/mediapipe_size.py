@@ -124,6 +124,12 @@ def main():
 
     out = os.path.abspath(args.out or os.path.join(
         HERE, "results", f"mediapipe_size_{args.dataset}.json"))
+    if args.epochs is None:
+        import yaml
+
+        from kd_keras.demo import DEMO_CONFIG
+
+        args.epochs = yaml.safe_load(DEMO_CONFIG)["distill"]["epochs"]
     args.data, args.builtin = None, args.dataset
     args.overrides = parse_overrides(parser, args.set)
     raw = base_raw(args)
