@@ -12,6 +12,7 @@ Layout of `out_dir`:
     saved_model/<name>/<version>/   TF Serving layout
     tflite/model[_<quantization>].tflite, .json sidecars, labels.txt
     tflite/model_text.tflite        tokenizer in-graph (tflite_text=True)
+    mediapipe/model[_int8].tflite   MediaPipe text classifier (mediapipe_vocabulary)
     onnx/model[_<quantization>].onnx
     verification/validation.npz     inputs, labels and Keras logits
     rejected/<path>                 with reject_mismatch: what missed its tolerance
@@ -34,6 +35,7 @@ from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
 from kd_keras.export import int8_recipes
 from kd_keras.export import inventory
+from kd_keras.export import mediapipe_export
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
 from kd_keras.export import rejected as rejected_lib
@@ -94,6 +96,7 @@ def export_model(
     validation_text=None,
     representative_text=None,
     text_reference_inputs=None,
+    mediapipe_vocabulary=None,
     integer_io=False,
     select_tf_ops=False,
     opset=onnx_export.DEFAULT_OPSET,
@@ -140,6 +143,12 @@ def export_model(
             artifacts are compared with the Keras model on these, so a
             tokenizer that differs from training's fails. Default: the
             preprocessor's output.
+        mediapipe_vocabulary: the `vocab.txt` of a text model's ids; also
+            writes MediaPipe's text classifier, `mediapipe/model.tflite`
+            and (with `"int8"`) `mediapipe/model_int8.tflite`, verified in
+            MediaPipe's `TextClassifier` on `validation_text` (see
+            `kd_keras.export.mediapipe_export`). Without `mediapipe` (the
+            `mobile` extra) they are skipped with one line.
         integer_io: int8 TFLite with integer input/output tensors.
         select_tf_ops: allow Flex ops in TFLite (off: fail, naming the op).
         opset: ONNX opset (≤ 18, default 17).
@@ -178,13 +187,16 @@ def export_model(
     quantization = check_choices(quantization, "quantization", QUANTIZATIONS)
     for fmt in formats:  # Missing optional packages stop before any work.
         require_format(fmt)
+    mediapipe_quantizations, mediapipe_skipped = mediapipe_export.plan(
+        model, mediapipe_vocabulary, quantization, validation_text, text_preprocessor,
+        text_reference_inputs)
     onnx_export.check_opset(opset)
     if latency_runs is None or not isinstance(latency_runs, int) or latency_runs < 0:
         raise UsageError(f"latency_runs: must be an int >= 0, got {latency_runs!r}")
     specs = model_input_specs(model)
     check_logits_output(model)
     needs_calibration = "int8" in quantization and (
-        "tflite" in formats or "onnx" in formats
+        "tflite" in formats or "onnx" in formats or "int8" in mediapipe_quantizations
     )
     if needs_calibration and representative_data is None:
         raise UsageError(
@@ -219,10 +231,11 @@ def export_model(
             )
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
     validation_sets = {"model": (val, reference, y_val)}
-    if tflite_text or (text_preprocessor is not None and validation_text is not None):
+    if tflite_text or mediapipe_quantizations or (
+            text_preprocessor is not None and validation_text is not None):
         validation_sets["text"] = text_export.text_validation(
             model, specs, text_preprocessor, validation_text, text_reference_inputs,
-            keras_logits,
+            keras_logits, needs_preprocessor=bool(tflite_text),
         )
     serving_name = saved_model_export.serving_name(model, name)
 
@@ -313,7 +326,7 @@ def export_model(
             progress.update(1)
         if "text" in validation_sets:
             text_set = validation_sets["text"]
-            if "saved_model" in formats:
+            if "saved_model" in formats and text_preprocessor is not None:
                 progress.set_postfix_str("saved_model/text")
                 artifacts.append(
                     text_export.saved_model_text_entry(tmp, sm_dir, text_set, latency_runs)
@@ -329,6 +342,12 @@ def export_model(
                         latency_runs,
                     )
                 )
+        for q in mediapipe_quantizations:
+            progress.set_postfix_str(f"mediapipe/{q}")
+            artifacts.append(mediapipe_export.export_entry(
+                tmp, model, mediapipe_vocabulary, labels, validation_sets["text"], q,
+                None if calib is None else calib[specs[0].name], latency_runs))
+        skipped += mediapipe_skipped
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
         failures = rejected_lib.failure_lines(artifacts)

@@ -32,6 +32,11 @@ SUPPORTED = {
     "tflite": QUANTIZATIONS,
     "onnx": tuple(q for q in QUANTIZATIONS if q != "float16"),
 }
+# The artifacts an export folder can hold: the formats above, and MediaPipe's
+# text classifier (`mediapipe/model[_int8].tflite`, written for text students
+# beside them, see `kd_keras.export.mediapipe_model`).
+MEDIAPIPE = "mediapipe"
+ARTIFACT_FORMATS = FORMATS + (MEDIAPIPE,)
 # (module, extra, feature): what each format imports beyond the core install.
 DEPENDENCIES = {
     "saved_model": (

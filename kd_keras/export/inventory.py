@@ -5,18 +5,23 @@ so a file the report does not list (an entry deleted, a model dropped in)
 is a failure rather than something silently served. An artifact is a
 `.tflite` or `.onnx` file, or a SavedModel folder (one holding
 `saved_model.pb`), anywhere in the folder except `rejected/`, where an
-export sets aside the artifacts that missed their tolerance.
+export sets aside the artifacts that missed their tolerance. A `.tflite`
+file under `mediapipe/` is MediaPipe's text classifier (format
+`"mediapipe"`).
 
 Example:
 
 >>> import os, tempfile
 >>> root = tempfile.mkdtemp()
->>> for p in ("tflite/model.tflite", "tflite/model.json",
+>>> for p in ("tflite/model.tflite", "tflite/model.json", "mediapipe/model.tflite",
 ...           "saved_model/m/1/saved_model.pb", "rejected/tflite/model_int8.tflite"):
 ...     os.makedirs(os.path.dirname(os.path.join(root, p)), exist_ok=True)
 ...     open(os.path.join(root, p), "w").close()
->>> artifact_files(root)
-[('saved_model', 'saved_model/m/1'), ('tflite', 'tflite/model.tflite')]
+>>> for fmt, path in artifact_files(root):
+...     print(fmt, path)
+mediapipe mediapipe/model.tflite
+saved_model saved_model/m/1
+tflite tflite/model.tflite
 """
 
 import os
@@ -28,6 +33,8 @@ from kd_keras.export.report import read_json_file
 REJECTED_DIR = "rejected"
 SAVED_MODEL_FILE = "saved_model.pb"
 FILE_FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+# A `.tflite` file in this top folder is MediaPipe's text classifier.
+MEDIAPIPE_DIR = "mediapipe"
 
 
 def artifact_files(out_dir):
@@ -60,6 +67,8 @@ def artifact_files(out_dir):
             continue
         for name in files:
             fmt = FILE_FORMATS.get(os.path.splitext(name)[1].lower())
+            if fmt == "tflite" and rel_root.split(os.sep)[0] == MEDIAPIPE_DIR:
+                fmt = "mediapipe"
             if fmt is not None:
                 found.append((fmt, _portable(os.path.join(rel_root, name))))
     return sorted(found, key=lambda item: item[1])

@@ -29,8 +29,8 @@ from kd_keras.errors import UsageError
 from kd_keras.ownership import check_replaceable
 from kd_keras.ownership import write_marker
 
-GENERATED = ("tflite", "onnx", "verification", "rejected", "report.json", "report.md",
-             "report.png")
+GENERATED = ("tflite", "onnx", "mediapipe", "verification", "rejected", "report.json",
+             "report.md", "report.png")
 STAGING_MARKER = ".kd_keras_export_staging"
 EXPORT_MARKER = ".kd_keras_export"
 

@@ -31,7 +31,7 @@ import stat
 
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
-from kd_keras.export.formats import FORMATS
+from kd_keras.export.formats import ARTIFACT_FORMATS
 from kd_keras.export.formats import QUANTIZATIONS
 
 REPORT_FILE = "report.json"
@@ -207,7 +207,7 @@ class ArtifactRecord:
     """One artifact as listed in a stored `report.json`.
 
     Attributes:
-        format: one of `FORMATS`.
+        format: one of `ARTIFACT_FORMATS`.
         quantization: one of `QUANTIZATIONS`.
         path: as stored, relative to the report's folder.
         full_path: `path` resolved against the report's folder.
@@ -305,7 +305,7 @@ def read_report(out_dir):
         fmt = _field(entry, "format", (str,), path, at)
         quantization = _field(entry, "quantization", (str,), path, at)
         for key, value, known in (
-            ("format", fmt, FORMATS), ("quantization", quantization, QUANTIZATIONS)
+            ("format", fmt, ARTIFACT_FORMATS), ("quantization", quantization, QUANTIZATIONS)
         ):
             if value not in known:
                 raise DataError(
@@ -436,8 +436,9 @@ def write_markdown(report, path, chart_name="report.png"):
         lines += [f"- `{a['path']}`" for a in report["earlier_versions"]]
         lines.append("")
     if report.get("skipped"):
-        lines += ["Skipped (format has no such quantization):", ""]
-        lines += [f"- {s['format']}/{s['quantization']}" for s in report["skipped"]]
+        lines += ["Skipped (format has no such quantization, unless a reason is given):", ""]
+        lines += [f"- {s['format']}/{s['quantization']}"
+                  + (f": {s['reason']}" if s.get("reason") else "") for s in report["skipped"]]
         lines.append("")
     lines += [f"![size, latency and accuracy per artifact]({chart_name})", ""]
     with open(path, "w", encoding="utf-8") as f:

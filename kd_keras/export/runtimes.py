@@ -4,7 +4,8 @@ Verification (`kd_keras.export.verify`) has a single loop for every format;
 a runtime only knows how to open its artifact and turn a batch of named
 inputs into float32 logits. Each runs single-threaded, as deployed on one
 core: TensorFlow (a `Session` with one thread, as TF Serving runs a
-SavedModel), the LiteRT interpreter, and ONNX Runtime.
+SavedModel), the LiteRT interpreter, and ONNX Runtime. MediaPipe's text
+classifier takes raw sentences and returns probabilities.
 """
 
 import os
@@ -34,6 +35,9 @@ class Runtime:
     """
 
     format = None
+    # True when `run` returns probabilities (compared with the softmax of
+    # the Keras logits) rather than logits.
+    returns_probabilities = False
 
     def __init__(self, signature=None):
         self.signature = signature
@@ -157,8 +161,45 @@ class OnnxRuntime(Runtime):
         return np.asarray(self._session.run([LOGITS], dict(inputs))[0], np.float32)
 
 
+class MediaPipeRuntime(Runtime):
+    """MediaPipe Tasks' `TextClassifier` (Python) on raw sentences: it
+    tokenizes with the vocabulary in the model's metadata and returns the
+    class probabilities, in class-id order (`returns_probabilities`)."""
+
+    format = "mediapipe"
+    returns_probabilities = True
+
+    def load(self, path):
+        require("mediapipe", "mobile", "MediaPipe verification")
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.text import text_classifier
+
+        self._classifier = text_classifier.TextClassifier.create_from_options(
+            text_classifier.TextClassifierOptions(
+                base_options=BaseOptions(model_asset_path=path)))
+        return self
+
+    def run(self, inputs):
+        (texts,) = inputs.values()
+        rows = []
+        for text in np.asarray(texts).ravel():
+            text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+            categories = self._classifier.classify(text).classifications[0].categories
+            row = np.zeros(len(categories), np.float32)
+            for category in categories:
+                row[category.index] = category.score
+            rows.append(row)
+        return np.stack(rows)
+
+    def __del__(self):
+        classifier = getattr(self, "_classifier", None)
+        if classifier is not None:
+            classifier.close()
+
+
 RUNTIMES = {
-    cls.format: cls for cls in (SavedModelRuntime, LiteRTRuntime, OnnxRuntime)
+    cls.format: cls
+    for cls in (SavedModelRuntime, LiteRTRuntime, OnnxRuntime, MediaPipeRuntime)
 }
 
 

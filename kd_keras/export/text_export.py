@@ -34,7 +34,7 @@ def as_texts(texts, what):
 
 
 def text_validation(model, specs, text_preprocessor, validation_text, reference_inputs,
-                    keras_logits):
+                    keras_logits, needs_preprocessor=True):
     """The `"text"` validation set: `({"text": sentences}, logits, labels)`.
 
     Args:
@@ -45,12 +45,14 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
         reference_inputs: the model inputs the texts stand for (e.g. the
             training pipeline's ids), or None for the preprocessor's output.
         keras_logits: `(model, specs, inputs) -> logits`.
+        needs_preprocessor: False when the texts feed only artifacts that
+            tokenize themselves (MediaPipe's), so `reference_inputs` do.
     """
     import tensorflow as tf
 
     from kd_keras.export.saved_model import text_features
 
-    if text_preprocessor is None:
+    if text_preprocessor is None and (needs_preprocessor or reference_inputs is None):
         raise UsageError("text_preprocessor: required by tflite_text=True")
     if validation_text is None:
         raise UsageError(

@@ -4,8 +4,10 @@ each artifact verified in its own runtime (`kd_keras.export.export_model`).
 With `export.text` (the default) the tokenizer ships inside: the
 SavedModel's `serving_text` signature and `tflite/model_text*.tflite` take
 raw sentences (`kd_keras.export.WordPiecePreprocessor`, the in-graph twin of
-the pipeline's `WordPieceEncoder`). They are verified on the raw test
-sentences against the student fed with the pipeline's own ids for them.
+the pipeline's `WordPieceEncoder`), and with TFLite, MediaPipe's text
+classifier `mediapipe/model[_int8].tflite` (the teacher's `vocab.txt` and the
+class names in its metadata). They are verified on the raw test sentences
+against the student fed with the pipeline's own ids for them.
 
 The export is written into `OUTPUT.partial/export/`; its report stores
 paths relative to itself, so the folder stays valid once the run is renamed
@@ -131,6 +133,9 @@ def _text_options(cfg, data, student, chosen):
         "validation_text": (list(texts["test"]), data.labels["test"]),
         "text_reference_inputs": data.ids["test"],
         "representative_text": [texts["train"][i] for i in chosen],
+        # MediaPipe's classifier is a TFLite model with the tokenizer in its
+        # metadata: written beside the TFLite files.
+        "mediapipe_vocabulary": data.vocabulary if "tflite" in formats else None,
     }
 
 

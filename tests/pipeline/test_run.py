@@ -52,7 +52,8 @@ def test_agnews_end_to_end_with_only_paths_changed(tmp_path, teacher_path, capsy
     with open(results["export"]) as f:
         report = json.load(f)
     formats = {(a["format"], a["quantization"]) for a in report["artifacts"]}
-    assert formats == {("saved_model", "none"), ("tflite", "none"), ("onnx", "none")}
+    assert formats == {("saved_model", "none"), ("tflite", "none"), ("onnx", "none"),
+                       ("mediapipe", "none")}
     for artifact in report["artifacts"]:
         assert not os.path.isabs(artifact["path"])  # relative to the report
         assert os.path.exists(os.path.join(out, "export", artifact["path"])), artifact["path"]
