@@ -29,6 +29,7 @@ kd_keras.errors.UsageError: distribute.workers: must be a positive integer, got 
 """
 
 import dataclasses
+import os
 import socket
 
 from kd_keras.errors import KdKerasError
@@ -134,16 +135,19 @@ def parse_address(address):
     return host, int(port)
 
 
-def _check_reachable(address, timeout):
+_UNSET = "set RAY_ADDRESS to a running cluster's address, or unset it"
+
+
+def _check_reachable(address, timeout, shown=None):
     host, port = parse_address(address)
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as e:
         reason = "timed out" if isinstance(e, socket.timeout) else (e.strerror or str(e))
-        raise UsageError(
-            f"distribute.address: cannot reach a Ray cluster at {address} ({reason}); "
-            "start one with `ray start --head`, or use address: auto") from None
+        hint = _UNSET if shown else "start one with `ray start --head`, or use address: auto"
+        raise UsageError(f"distribute.address: cannot reach a Ray cluster at "
+                         f"{shown or address} ({reason}); {hint}") from None
 
 
 def _channel(target):
@@ -158,12 +162,17 @@ def _channel(target):
     return init_grpc_channel(target)
 
 
-def _check_speaks_ray(address, timeout):
+def _check_speaks_ray(address, timeout, shown=None):
     """Asks the server at `address` one Ray question within `timeout` seconds:
     the cluster id (a head node's GCS) or a ping (a Ray Client server).
 
     A port that accepts connections but is not Ray's (another service, or a
     socket that never answers) would make `ray.init` retry forever.
+
+    Args:
+        address: `HOST:PORT` or `ray://HOST:PORT`.
+        timeout: seconds.
+        shown: how the message shows the address (default: `address`).
 
     Raises:
         UsageError: naming `distribute.address` and what the server did.
@@ -196,10 +205,10 @@ def _check_speaks_ray(address, timeout):
             return
         found = (f"no answer within {timeout:g} s" if code == grpc.StatusCode.DEADLINE_EXCEEDED
                  else code.name.lower().replace("_", " "))
-        raise UsageError(
-            f"distribute.address: {address} does not answer as a Ray cluster ({found}); "
-            "give a head node's GCS address (HOST:6379) or ray://HOST:10001, or use "
-            "address: auto") from None
+        hint = _UNSET if shown else ("give a head node's GCS address (HOST:6379) or "
+                                     "ray://HOST:10001, or use address: auto")
+        raise UsageError(f"distribute.address: {shown or address} does not answer as a Ray "
+                         f"cluster ({found}); {hint}") from None
     finally:
         channel.close()
 
@@ -269,6 +278,11 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
     quiet = {"logging_level": "ERROR", "log_to_driver": False,
              "configure_logging": True}
     if cluster.address == AUTO:
+        named = os.environ.get("RAY_ADDRESS", "").strip()  # What "auto" connects to first.
+        if named and named not in (AUTO, "local"):
+            shown = f"auto (RAY_ADDRESS={named})"
+            _check_reachable(named, timeout, shown)
+            _check_speaks_ray(named, timeout, shown)
         try:
             ray.init(address=AUTO, **quiet)
         except ConnectionError:  # No cluster running here: start a local one.

@@ -85,3 +85,18 @@ def test_a_run_whose_address_is_not_ray_stops_within_30_s(silent_port, tmp_path)
         "answer as a Ray cluster"), done.stderr[-3000:]
     assert elapsed < 30
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.partial")
+
+
+def test_auto_checks_the_address_ray_address_names(silent_port, monkeypatch):
+    """`address: auto` connects where `RAY_ADDRESS` points first."""
+    ray = pytest.importorskip("ray")
+    ray.shutdown()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{silent_port}")
+    start = time.monotonic()
+    with pytest.raises(UsageError) as info:
+        ray_cluster.connect(ray_cluster.RayCluster(), timeout=1)
+    assert time.monotonic() - start < 5 and not ray.is_initialized()
+    assert str(info.value) == (
+        f"distribute.address: auto (RAY_ADDRESS=127.0.0.1:{silent_port}) does not answer as "
+        "a Ray cluster (no answer within 1 s); set RAY_ADDRESS to a running cluster's "
+        "address, or unset it")
