@@ -4,7 +4,7 @@
 a SavedModel, a KerasHub preset or Hugging Face BERT checkpoint, a
 `transformers` model (PyTorch, optional `hf` extra) or an ONNX file.
 `as_teacher(obj)` wraps a `keras.Model` (or returns a `Teacher`) for the
-cache. `build_text_teacher` builds a text teacher on a pretrained backbone
+cache; `input_specs(teacher)` lists the inputs it declares. `build_text_teacher` builds a text teacher on a pretrained backbone
 (`resolve_backbone` maps the MiniLM aliases to its checkpoint) and
 `adapt_text_teacher` adapts it to a task, as an `Adaptation` says: an exact
 head on frozen features, the top blocks (`TopLayerTuner`) or the whole
