@@ -357,7 +357,9 @@ def with_metadata(flatbuffer, vocabulary, labels):
     out.seek(0, io.SEEK_END)
     with open(vocabulary, "rb") as f:
         vocab_bytes = f.read()
-    with zipfile.ZipFile(out, "a") as archive:
+    # Stored, not deflated: MediaPipe refuses a compressed archive (measured:
+    # "Expected uncompressed zip archive").
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(VOCAB_FILE, vocab_bytes)
         archive.writestr(LABELS_FILE, "".join(f"{l}\n" for l in labels))
     return out.getvalue()
