@@ -59,6 +59,19 @@ def register(subparsers):
         help="class names in class-id order, or one path to a text file with "
         "one name a line",
     )
+    parser.add_argument(
+        "--vocabulary",
+        metavar="VOCAB.txt",
+        help="the WordPiece vocab.txt a text model's ids come from: also writes the "
+        "raw-text artifacts (the SavedModel's serving_text, tflite/model_text*.tflite "
+        "and MediaPipe's mediapipe/model*.tflite), verified on --text-data",
+    )
+    parser.add_argument(
+        "--text-data",
+        metavar="FILE",
+        help="sentences for the raw-text artifacts, one a line, each optionally "
+        "followed by a TAB and its label (a class id, or a name of --labels)",
+    )
     parser.add_argument("--name", help="model name in the TF Serving layout")
     parser.add_argument(
         "--integer-io",
@@ -88,6 +101,86 @@ def _read_labels(values):
         with open(values[0], encoding="utf-8") as f:
             return [line.rstrip("\n") for line in f if line.strip()]
     return values
+
+
+def read_text_data(path, labels=None):
+    """Sentences and their labels from `--text-data`.
+
+    Args:
+        path: a UTF-8 file, one sentence a line, optionally `TAB label`.
+        labels: the class names, or None (labels are class ids).
+
+    Returns:
+        `(texts, y)`: a list of strings, and an int array of labels or None
+        when no line has one.
+
+    Raises:
+        DataError: naming the file and line (not UTF-8, no sentence, a label
+            on some lines only, an unknown label).
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.txt")
+    >>> _ = open(path, "w").write("good film\tpos\nbad film\tneg\n")
+    >>> read_text_data(path, ["neg", "pos"])
+    (['good film', 'bad film'], array([1, 0]))
+    """
+    import numpy as np
+
+    from kd_keras.errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (--text-data)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read --text-data ({e.strerror})") from None
+    rows = [(i, line.split("\t")) for i, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        raise DataError(f"{path}: no sentences (--text-data)")
+    texts, y = [], []
+    index = {name: i for i, name in enumerate(labels or ())}
+    for number, parts in rows:
+        if len(parts) > 2 or (len(parts) == 2) != (len(rows[0][1]) == 2):
+            raise DataError(f"{path}: line {number}: expected a sentence, or a sentence, a "
+                            "TAB and a label, the same on every line")
+        texts.append(parts[0])
+        if len(parts) == 2:
+            label = parts[1].strip()
+            if label in index:
+                y.append(index[label])
+            elif label.isdigit() and (labels is None or int(label) < len(labels)):
+                y.append(int(label))
+            else:
+                raise DataError(f"{path}: line {number}: unknown label {label!r}"
+                                + (f" (known: {', '.join(labels)})" if labels else ""))
+    return texts, (np.array(y) if y else None)
+
+
+def _text_options(args, specs, formats, labels):
+    """`export_model`'s raw-text arguments for `--vocabulary`."""
+    if args.vocabulary is None:
+        if args.text_data is not None:
+            raise UsageError("--text-data: needs --vocabulary (the vocab.txt of the ids)")
+        return {}
+    if args.text_data is None:
+        raise UsageError("--vocabulary: needs --text-data (sentences to verify the "
+                         "raw-text artifacts on)")
+    if len(specs) != 1 or specs[0].dtype not in ("int32", "int64") or len(specs[0].shape) != 2:
+        raise UsageError(f"--vocabulary: {args.model} is not a text model (one int "
+                         "[batch, length] input of token ids)")
+    from kd_keras.data.tokenizer import load_vocabulary
+    from kd_keras.export import WordPiecePreprocessor
+
+    load_vocabulary(args.vocabulary)  # one line for a missing or binary file
+    texts, y = read_text_data(args.text_data, labels)
+    preprocessor = WordPiecePreprocessor(args.vocabulary, specs[0].shape[1],
+                                         input_name=specs[0].name)
+    return {"text_preprocessor": preprocessor, "tflite_text": "tflite" in formats,
+            "validation_text": (texts, y),
+            "mediapipe_vocabulary": args.vocabulary if "tflite" in formats else None}
 
 
 def run(args):
@@ -135,6 +228,8 @@ def run(args):
             data = dict(data)
             labels = data.pop("y", data.pop("labels", None))
         validation = (as_input_dict(data, specs, what), labels)
+    labels = _read_labels(args.labels)
+    text_options = _text_options(args, specs, formats, labels)
     report = export_model(
         model,
         args.out_dir,
@@ -142,13 +237,14 @@ def run(args):
         quantization=quantization,
         representative_data=representative,
         validation_data=validation,
-        labels=_read_labels(args.labels),
+        labels=labels,
         name=args.name,
         integer_io=args.integer_io,
         select_tf_ops=args.select_tf_ops,
         opset=args.opset,
         allow_mismatch=args.allow_mismatch,
         latency_runs=latency_runs,
+        **text_options,
     )
     from kd_keras.export.report import markdown_table
 

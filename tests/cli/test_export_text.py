@@ -1,0 +1,78 @@
+"""`kd-keras export --vocabulary --text-data`: a text student exported by the
+command gets the raw-text artifacts, MediaPipe's included, verified on the
+sentences given."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.cli import main
+from kd_keras.data import WordPieceEncoder
+from kd_keras.students import text_cnn
+from kd_keras.teachers import minilm_dir
+
+SEQ = 16
+SENTENCES = ["a gorgeous, witty, moving film", "dull and far too long", "the plot is thin",
+             "i loved every minute of it", "an utter waste of time", "quietly brilliant",
+             "the actors seem bored", "a warm and funny story"] * 4
+
+
+@pytest.fixture(scope="module")
+def text_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text_export")
+    vocab = os.path.join(minilm_dir(), "vocab.txt")
+    keras.utils.set_random_seed(0)
+    model = text_cnn(2, vocab_size=30522, sequence_length=SEQ, embedding_dim=8, filters=8,
+                     dropout=0.0)
+    model.save(str(root / "student.keras"))
+    data = root / "sentences.tsv"
+    data.write_text("".join(f"{t}\t{['neg', 'pos'][i % 2]}\n" for i, t in enumerate(SENTENCES)))
+    return root, vocab, model
+
+
+def test_the_text_artifacts_are_written_and_match_numpy(text_export, capsys):
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from mediapipe.tasks.python.text import text_classifier
+
+    root, vocab, model = text_export
+    out = root / "out"
+    status = main(["export", str(root / "student.keras"), str(out), "--formats", "tflite",
+                   "--vocabulary", vocab, "--text-data", str(root / "sentences.tsv"),
+                   "--labels", "neg", "pos", "--latency-runs", "0"])
+    assert status == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    kinds = {(a["format"], a["quantization"], a.get("validation")) for a in report["artifacts"]}
+    assert {("mediapipe", "none", "text"), ("tflite", "none", "text")} <= kinds
+    assert all(a["passed"] for a in report["artifacts"])
+    # Reference: the Keras student on the pipeline's ids, softmax in float64.
+    logits = model.predict(WordPieceEncoder(vocab, SEQ)(SENTENCES[:8]), verbose=0)
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    expected = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    options = text_classifier.TextClassifierOptions(
+        base_options=BaseOptions(model_asset_path=str(out / "mediapipe" / "model.tflite")))
+    with text_classifier.TextClassifier.create_from_options(options) as classifier:
+        for text, row in zip(SENTENCES[:8], expected):
+            scores = {c.category_name: c.score
+                      for c in classifier.classify(text).classifications[0].categories}
+            np.testing.assert_allclose([scores["neg"], scores["pos"]], row, atol=1e-4)
+    assert main(["verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--text-data", "SENTENCES"], "--text-data: needs --vocabulary"),
+    (["--vocabulary", "VOCAB"], "--vocabulary: needs --text-data"),
+    (["--vocabulary", "VOCAB", "--text-data", "BAD"], "bad.tsv: line 2: unknown label 'maybe'"),
+])
+def test_text_options_are_checked_in_one_line(text_export, tmp_path, capsys, extra, message):
+    root, vocab, _ = text_export
+    (tmp_path / "bad.tsv").write_text("fine\tpos\nodd\tmaybe\n")
+    paths = {"SENTENCES": str(root / "sentences.tsv"), "VOCAB": vocab,
+             "BAD": str(tmp_path / "bad.tsv")}
+    status = main(["export", str(root / "student.keras"), str(tmp_path / "out"), "--formats",
+                   "tflite", "--labels", "neg", "pos"] + [paths.get(a, a) for a in extra])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert status == 2 and len(err) == 1 and message in err[0], err
+    assert not os.path.exists(tmp_path / "out")
