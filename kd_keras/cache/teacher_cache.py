@@ -68,8 +68,15 @@ class TeacherCache:
         verify: check every shard's checksum now.
 
     Attributes:
-        directory, metadata, count, num_classes, shard_size, top_k,
-        teacher_fingerprint, inputs_fingerprint, input_spec.
+        directory: the cache directory.
+        metadata: its `CacheMetadata`; the attributes below come from it.
+        count: the number of cached examples.
+        num_classes: the width of the cached logits.
+        shard_size: the number of examples per shard.
+        top_k: the logits kept per example, or `None` for all of them.
+        teacher_fingerprint: the fingerprint of the teacher that wrote it.
+        inputs_fingerprint: the fingerprint of the inputs it was built on.
+        input_spec: the inputs' names, shapes and dtypes.
         feature_names: the cached teacher features' names (`()` for logits
             only); `feature_shapes`: `{name: per-example shape}`;
             `feature_dtype`: `"float32"` or `"float16"`.
