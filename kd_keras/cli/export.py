@@ -104,7 +104,7 @@ def _read_labels(values):
 
 
 def read_text_data(path, labels=None):
-    """Sentences and their labels from `--text-data`.
+    r"""Sentences and their labels from `--text-data`.
 
     Args:
         path: a UTF-8 file, one sentence a line, optionally `TAB label`.
