@@ -191,8 +191,7 @@ def export_model(
         model, mediapipe_vocabulary, quantization, validation_text, text_preprocessor,
         text_reference_inputs)
     onnx_export.check_opset(opset)
-    if latency_runs is None or not isinstance(latency_runs, int) or latency_runs < 0:
-        raise UsageError(f"latency_runs: must be an int >= 0, got {latency_runs!r}")
+    latency_runs = verify_lib.check_latency_runs(latency_runs)
     specs = model_input_specs(model)
     check_logits_output(model)
     needs_calibration = "int8" in quantization and (

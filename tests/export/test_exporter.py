@@ -164,7 +164,8 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
          "^validation_data: 8 inputs but 7 labels"),
         ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
         ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
-        ({"latency_runs": -1}, UsageError, "^latency_runs: must be an int >= 0"),
+        ({"latency_runs": -1}, UsageError, "^latency_runs: must be >= 0, got -1"),
+        ({"latency_runs": 10**20}, UsageError, "^latency_runs: must be at most 10000"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error, message):
