@@ -158,7 +158,7 @@ def _first_line(error):
 
 def _labels_beside(path, num_classes):
     """Class names from the TFLite sidecar, when the model has no `classes`."""
-    from kd_keras.export.report import read_json_file
+    from kd_keras.export.safe_reading import read_json_file
 
     sidecar = os.path.splitext(path)[0] + ".json"
     if not os.path.lexists(sidecar):

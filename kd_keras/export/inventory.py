@@ -27,8 +27,8 @@ tflite tflite/model.tflite
 import os
 
 from kd_keras.errors import KdKerasError
-from kd_keras.export.report import check_inside
-from kd_keras.export.report import read_json_file
+from kd_keras.export.safe_reading import check_inside
+from kd_keras.export.safe_reading import read_json_file
 
 REJECTED_DIR = "rejected"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -49,7 +49,7 @@ def artifact_files(out_dir):
 
     Raises:
         DataError: a symlink whose real path leaves `out_dir`, or an
-            artifact that is not a regular file (`report.check_inside`).
+            artifact that is not a regular file (`safe_reading.check_inside`).
     """
     found = []
     for root, dirs, files in os.walk(out_dir):

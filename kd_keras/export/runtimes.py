@@ -15,7 +15,7 @@ import numpy as np
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import FORMATS
-from kd_keras.export.report import read_json_file
+from kd_keras.export.safe_reading import read_json_file
 
 LOGITS = "logits"
 SIGNATURE = "serving_default"

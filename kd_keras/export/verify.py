@@ -37,7 +37,7 @@ from kd_keras.export.output_dir import size_bytes
 from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import ArtifactRecord
 from kd_keras.export.report import read_report
-from kd_keras.export.report import resolve_path
+from kd_keras.export.safe_reading import resolve_path
 from kd_keras.export.runtimes import load_runtime
 
 # Logit tolerances per quantization. Full-precision artifacts must match the

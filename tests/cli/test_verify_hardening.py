@@ -147,9 +147,9 @@ def test_deeply_nested_report(copy, capsys):
 
 
 def test_oversized_report(copy, capsys, monkeypatch):
-    from kd_keras.export import report
+    from kd_keras.export import safe_reading
 
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", 100)
+    monkeypatch.setattr(safe_reading, "MAX_JSON_BYTES", 100)
     code, _, err = _verify(capsys, copy)
     _one_line_error(code, err, "report.json: larger than 100 bytes")
 
