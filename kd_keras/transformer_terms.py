@@ -89,11 +89,13 @@ def transformer_terms(teacher, student, layer_map="uniform", embeddings=1.0,
             layer the teacher layer it learns from (a list of 0-based
             indices, or a dict `{student_layer: teacher_layer}` for some
             layers only).
-        embeddings, hidden_states, attention: the weight (a number or a
-            `kd_keras.schedules` schedule) of each kind of term, or `None`
-            to leave that kind out.
-        teacher_backbone, student_backbone: the backbones' paths, when a
-            model holds several.
+        embeddings: the weight (a number or a `kd_keras.schedules`
+            schedule) of the embedding term, or `None` to leave it out.
+        hidden_states: the same for the hidden-state terms.
+        attention: the same for the attention terms.
+        teacher_backbone: the teacher backbone's path, when the teacher
+            holds several.
+        student_backbone: the same for the student.
 
     Returns:
         A list of `kd_keras.FeatureDistillation`.

@@ -218,7 +218,10 @@ def ray_cache_teacher_outputs(teacher, x, directory, cluster=None, batch_size=25
         directory: the cache folder, visible to every node.
         cluster: a `kd_keras.distribute.RayCluster` (default: a local one or
             the one running here, 2 workers of 1 CPU).
-        batch_size, shard_size, top_k, overwrite: as `cache_teacher_outputs`.
+        batch_size: as `cache_teacher_outputs`.
+        shard_size: as `cache_teacher_outputs`.
+        top_k: as `cache_teacher_outputs`.
+        overwrite: as `cache_teacher_outputs`.
         verbose: 1 shows a progress bar, 0 nothing.
         fingerprint: the teacher's fingerprint when `teacher` is a callable
             (else the driver loads it once to compute it). Each actor checks
