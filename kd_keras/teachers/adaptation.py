@@ -11,8 +11,6 @@ head. `adapt_text_teacher` adapts it in one of three ways, as an
 - `"top_layers"`: the top `top_layers` transformer blocks and the head are
   fine-tuned by `TopLayerTuner` on cached activations of the frozen blocks
   below, starting from the exact head (AdamW, warm-up then cosine decay).
-  On the built-in movie reviews, MiniLM's top 3 blocks for 2 epochs reach
-  81.7% test accuracy against 75.4% for the frozen head.
 - `"full"`: the exact head first, then the whole backbone trains end to end
   on raw strings through `keras.Model.fit` (Adam). Slow on a CPU.
 
