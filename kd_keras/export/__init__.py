@@ -30,7 +30,7 @@ _ATTRIBUTES = {
     "QUANTIZATIONS": "kd_keras.export.formats",
     "FastWordpiecePreprocessor": "kd_keras.export.text",
     "WordPiecePreprocessor": "kd_keras.export.text",
-    "TOLERANCES": "kd_keras.export.verify",
+    "TOLERANCES": "kd_keras.export.tolerances",
     "ArtifactCheck": "kd_keras.export.verify",
     "verify_export": "kd_keras.export.verify",
 }

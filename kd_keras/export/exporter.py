@@ -43,6 +43,7 @@ from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import text_export
 from kd_keras.export import tflite as tflite_export
+from kd_keras.export import validation_data as validation_lib
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import FORMATS
 from kd_keras.export.formats import QUANTIZATIONS
@@ -360,7 +361,7 @@ def export_model(
             artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
         earlier = inventory.earlier_versions(
             tmp, [a["path"] for a in artifacts], out_dir, verify_lib.sha256_path)
-        validation_path = verify_lib.save_validation(tmp, validation_sets)
+        validation_path = validation_lib.save_validation(tmp, validation_sets)
         report = {
             "reference": {
                 "accuracy": ref_accuracy,
@@ -377,7 +378,7 @@ def export_model(
                 "examples": num_examples(val),
                 "batch_size": verify_lib.BATCH_SIZE,
                 "labelled": y_val is not None,
-                "file": verify_lib.VALIDATION_FILE,
+                "file": validation_lib.VALIDATION_FILE,
                 "sha256": verify_lib.sha256_path(validation_path),
             },
             "skipped": skipped,

@@ -6,7 +6,7 @@ With `mediapipe_vocabulary` (the `vocab.txt` the student's ids come from),
 verified through MediaPipe's own runtime, the Python `TextClassifier`, on
 the raw validation sentences: its probabilities against the softmax of the
 Keras model fed the reference ids (the pipeline's own ids for the same
-sentences), with the tolerance `verify.FORMAT_TOLERANCES["mediapipe"]`.
+sentences), with the tolerance `tolerances.FORMAT_TOLERANCES["mediapipe"]`.
 Report entries have format `"mediapipe"` and validation `"text"`, so
 `kd-keras verify` re-runs them and a failing one goes to `rejected/`.
 

@@ -148,7 +148,7 @@ INT8_RECIPES = (
 )
 # What a calibrated recipe must reach on the representative ids to be kept.
 # MediaPipe's classifier must keep 99.5% of the Keras decisions
-# (`verify.FORMAT_TOLERANCES`), a quarter of the flips the other int8
+# (`tolerances.FORMAT_TOLERANCES`), a quarter of the flips the other int8
 # artifacts may make, so the logit error limit (`int8_recipes.logit_error`)
 # is tighter than theirs. Measured on five movie-review CNN students (text
 # and dilated CNNs, pruned or not): calibrated int8 with errors of

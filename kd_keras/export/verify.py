@@ -9,11 +9,12 @@ One loop serves all formats (`kd_keras.export.runtimes` supplies only
 - `accuracy`: against the labels, when given;
 - single-thread, warm latency at batch 1 and batch 32 (p50 and p95, ms);
 
-and checks the tolerance of its quantization (`TOLERANCES`; MediaPipe's
-classifier has its own, `FORMAT_TOLERANCES`).
+and checks the tolerance of its quantization (`kd_keras.export.tolerances`;
+MediaPipe's classifier has its own).
 `verify_export(out_dir)` re-runs all of it from `report.json` and the stored
-validation data, after checking each artifact's SHA-256, and fails every
-artifact file in the folder that the report does not list.
+validation data (`kd_keras.export.validation_data`), after checking each
+artifact's SHA-256, and fails every artifact file in the folder that the
+report does not list.
 """
 
 import dataclasses
@@ -29,7 +30,6 @@ from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
-from kd_keras.export.inputs import load_array_file
 from kd_keras.export.inputs import num_examples, slice_inputs
 from kd_keras.export.inventory import artifact_files
 from kd_keras.export.inventory import same_path
@@ -37,27 +37,13 @@ from kd_keras.export.output_dir import size_bytes
 from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import ArtifactRecord
 from kd_keras.export.report import read_report
-from kd_keras.export.safe_reading import resolve_path
 from kd_keras.export.runtimes import load_runtime
+from kd_keras.export.safe_reading import resolve_path
+from kd_keras.export.tolerances import check_tolerance
+from kd_keras.export.tolerances import tolerance
+from kd_keras.export.validation_data import VALIDATION_FILE
+from kd_keras.export.validation_data import load_validation
 
-# Logit tolerances per quantization. Full-precision artifacts must match the
-# Keras logits; quantized ones must keep the decisions.
-TOLERANCES = {
-    "none": {"max_abs_diff": 1e-4},
-    "float16": {"max_abs_diff": 1e-2},
-    "dynamic": {"min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
-    "int8": {"min_top1_agreement": 0.98, "max_accuracy_drop": 0.01},
-}
-# Formats held to other tolerances. MediaPipe's classifier tokenizes raw
-# text itself, slightly unlike the pipeline on rare input (docs/mediapipe.md),
-# so it is held to the Keras model's decisions and accuracy; its
-# `max_abs_diff` is between probabilities.
-FORMAT_TOLERANCES = {
-    "mediapipe": {
-        q: {"min_top1_agreement": 0.995, "max_accuracy_drop": 0.003}
-        for q in ("none", "int8")
-    },
-}
 LATENCY_BATCHES = (1, 32)
 # Timed calls per batch size: enough for stable percentiles many times over;
 # more only makes a verification that never ends.
@@ -166,41 +152,6 @@ def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3):
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
-def tolerance(format, quantization):
-    """The tolerance an artifact of `format` and `quantization` must meet.
-
-    Example:
-
-    >>> tolerance("tflite", "none")
-    {'max_abs_diff': 0.0001}
-    """
-    return FORMAT_TOLERANCES.get(format, TOLERANCES)[quantization]
-
-
-def check_tolerance(entry, reference_accuracy):
-    """Returns a list of reasons `entry` misses its tolerance (empty = pass);
-    the tolerance is its `tolerance`, else its quantization's."""
-    tol = entry.get("tolerance") or TOLERANCES[entry["quantization"]]
-    reasons = []
-    if "max_abs_diff" in tol and not entry["max_abs_diff"] <= tol["max_abs_diff"]:
-        reasons.append(
-            f"max_abs_diff {entry['max_abs_diff']:.3g} > {tol['max_abs_diff']:g}"
-        )
-    if "min_top1_agreement" in tol:
-        if not entry["top1_agreement"] >= tol["min_top1_agreement"]:
-            reasons.append(
-                f"top1_agreement {entry['top1_agreement']:.4f} < "
-                f"{tol['min_top1_agreement']}"
-            )
-        if reference_accuracy is not None and entry["accuracy"] is not None:
-            drop = reference_accuracy - entry["accuracy"]
-            if drop > tol["max_accuracy_drop"] + 1e-9:
-                reasons.append(
-                    f"accuracy drop {drop:.4f} > {tol['max_accuracy_drop']}"
-                )
-    return reasons
-
-
 def verify_artifact(
     format,
     path,
@@ -268,52 +219,6 @@ def sha256_path(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-VALIDATION_FILE = os.path.join("verification", "validation.npz")
-
-
-def save_validation(out_dir, sets):
-    """Stores what `verify_export` needs to re-run the comparison.
-
-    Args:
-        out_dir: the export directory.
-        sets: `{set name: (inputs, reference_logits, labels)}`; `"model"`
-            holds the model's inputs, `"text"` raw strings (if any).
-    """
-    path = os.path.join(out_dir, VALIDATION_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    arrays = {}
-    for name, (inputs, reference_logits, labels) in sets.items():
-        for k, v in inputs.items():
-            if v.dtype.kind in "OU":  # Strings as UTF-8 bytes (no pickle).
-                v = np.char.encode(v.astype(str), "utf-8")
-            arrays[f"{name}/input/{k}"] = v
-        arrays[f"{name}/reference_logits"] = reference_logits
-        if labels is not None:
-            arrays[f"{name}/labels"] = np.asarray(labels)
-    np.savez(path, **arrays)
-    return path
-
-
-def load_validation(out_dir):
-    """Returns `{set name: (inputs, reference_logits, labels)}`."""
-    path = resolve_path(out_dir, VALIDATION_FILE, out_dir)
-    data = load_array_file(path, path)  # No pickles; a damaged file is one line.
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected an .npz archive, found a single array")
-    sets = {}
-    for key, value in data.items():
-        name, _, rest = key.partition("/")
-        inputs, ref, labels = sets.get(name, ({}, None, None))
-        if rest.startswith("input/"):
-            inputs[rest[len("input/") :]] = value
-        elif rest == "reference_logits":
-            ref = value
-        elif rest == "labels":
-            labels = value
-        sets[name] = (inputs, ref, labels)
-    return sets
 
 
 @dataclasses.dataclass(frozen=True)

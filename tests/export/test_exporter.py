@@ -11,6 +11,7 @@ from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.export import ExportMismatchError
 from kd_keras.export import export_model
+from kd_keras.export import tolerances
 from kd_keras.export import verify as verify_lib
 
 MODELS = ("mlp", "cnn", "text_cnn", "two_inputs", "bert")
@@ -121,7 +122,7 @@ def _tiny_model():
 
 
 def test_mismatch_fails_the_export_and_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setitem(verify_lib.TOLERANCES, "float16", {"max_abs_diff": 0.0})
+    monkeypatch.setitem(tolerances.TOLERANCES, "float16", {"max_abs_diff": 0.0})
     model = _tiny_model()
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32") * 10
     out = tmp_path / "out"

@@ -23,7 +23,7 @@ from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import UsageError
 from kd_keras.export import export_model
 from kd_keras.export import mediapipe_model
-from kd_keras.export import verify as verify_lib
+from kd_keras.export import tolerances
 from kd_keras.export import verify_export
 from kd_keras.export.mediapipe_model import write_mediapipe_classifier
 from kd_keras.export.runtimes import MediaPipeRuntime
@@ -214,7 +214,7 @@ def test_export_model_verifies_and_rejects_mediapipe_artifacts(world, tmp_path, 
                                                                capsys):
     """Report entries of format mediapipe, re-run by `kd-keras verify`; one
     that misses its tolerance goes to `rejected/` as the others do."""
-    monkeypatch.setitem(verify_lib.FORMAT_TOLERANCES["mediapipe"], "int8",
+    monkeypatch.setitem(tolerances.FORMAT_TOLERANCES["mediapipe"], "int8",
                         {"min_top1_agreement": 1.01, "max_accuracy_drop": 0.003})
     out = str(tmp_path / "out")
     report = export_model(

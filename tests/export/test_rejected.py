@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kd_keras.export import export_model
-from kd_keras.export import verify as verify_lib
+from kd_keras.export import tolerances
 from kd_keras.export import verify_export
 
 # No artifact can agree with Keras on more than 100% of the examples: every
@@ -26,7 +26,7 @@ def _tiny_model():
 
 
 def test_export_sets_the_failed_artifacts_aside(tmp_path, monkeypatch):
-    monkeypatch.setitem(verify_lib.TOLERANCES, "int8", UNREACHABLE_INT8)
+    monkeypatch.setitem(tolerances.TOLERANCES, "int8", UNREACHABLE_INT8)
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     out = str(tmp_path / "out")
     report = export_model(_tiny_model(), out, formats=("tflite", "onnx"),
@@ -48,7 +48,7 @@ def test_export_sets_the_failed_artifacts_aside(tmp_path, monkeypatch):
     with open(os.path.join(out, "report.md")) as f:
         assert "`rejected/tflite/model_int8.tflite` (tflite/int8): top1_agreement" in f.read()
     # What was kept verifies; rejected/ is not part of the served layout.
-    monkeypatch.setitem(verify_lib.TOLERANCES, "int8", {"min_top1_agreement": 0.98,
+    monkeypatch.setitem(tolerances.TOLERANCES, "int8", {"min_top1_agreement": 0.98,
                                                         "max_accuracy_drop": 0.01})
     checks = verify_export(out, latency_runs=0)
     assert [c.artifact.path for c in checks] == ["tflite/model.tflite", "onnx/model.onnx"]
@@ -94,7 +94,7 @@ def _config(world, tmp_path, **export):
 def test_a_failed_int8_artifact_keeps_the_run(world, tmp_path, monkeypatch, capsys):
     from kd_keras.cli import main
 
-    monkeypatch.setitem(verify_lib.TOLERANCES, "int8", UNREACHABLE_INT8)
+    monkeypatch.setitem(tolerances.TOLERANCES, "int8", UNREACHABLE_INT8)
     config, out = _config(world, tmp_path)
     assert main(["distill", config]) == 2
     captured = capsys.readouterr()

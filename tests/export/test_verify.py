@@ -11,7 +11,7 @@ from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import VerificationError
 from kd_keras.export import verify_export
-from kd_keras.export.verify import check_tolerance
+from kd_keras.export.tolerances import check_tolerance
 from kd_keras.export.verify import compare
 
 

@@ -1,0 +1,62 @@
+"""The validation data an export stores for `kd-keras verify`.
+
+`export_model` keeps, in `verification/validation.npz`, each validation set
+an artifact was checked on (`"model"`: the model's own inputs; `"text"`:
+raw sentences, for the artifacts that take text) with the Keras model's
+logits and the labels, so `verify_export` can run the same comparison
+again later, anywhere. Strings are stored as UTF-8 bytes and the archive is
+read back without pickles.
+"""
+
+import os
+
+import numpy as np
+
+from kd_keras.errors import DataError
+from kd_keras.export.inputs import load_array_file
+from kd_keras.export.safe_reading import resolve_path
+
+VALIDATION_FILE = os.path.join("verification", "validation.npz")
+
+
+def save_validation(out_dir, sets):
+    """Stores what `verify_export` needs to re-run the comparison.
+
+    Args:
+        out_dir: the export directory.
+        sets: `{set name: (inputs, reference_logits, labels)}`; `"model"`
+            holds the model's inputs, `"text"` raw strings (if any).
+    """
+    path = os.path.join(out_dir, VALIDATION_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arrays = {}
+    for name, (inputs, reference_logits, labels) in sets.items():
+        for k, v in inputs.items():
+            if v.dtype.kind in "OU":  # Strings as UTF-8 bytes (no pickle).
+                v = np.char.encode(v.astype(str), "utf-8")
+            arrays[f"{name}/input/{k}"] = v
+        arrays[f"{name}/reference_logits"] = reference_logits
+        if labels is not None:
+            arrays[f"{name}/labels"] = np.asarray(labels)
+    np.savez(path, **arrays)
+    return path
+
+
+def load_validation(out_dir):
+    """Returns `{set name: (inputs, reference_logits, labels)}`."""
+    path = resolve_path(out_dir, VALIDATION_FILE, out_dir)
+    data = load_array_file(path, path)  # No pickles; a damaged file is one line.
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected an .npz archive, found a single array")
+    sets = {}
+    for key, value in data.items():
+        name, _, rest = key.partition("/")
+        inputs, ref, labels = sets.get(name, ({}, None, None))
+        if rest.startswith("input/"):
+            inputs[rest[len("input/") :]] = value
+        elif rest == "reference_logits":
+            ref = value
+        elif rest == "labels":
+            labels = value
+        sets[name] = (inputs, ref, labels)
+    return sets
