@@ -112,7 +112,7 @@ class MediaPipeIds:
         import tensorflow as tf
         from mediapipe.tasks.python.text import TextClassifier
 
-        from kd_keras.export import mediapipe_model
+        from kd_keras.export import mediapipe_metadata
         from kd_keras.export.tflite import convert_saved_model
 
         self.length = sequence_length
@@ -120,18 +120,18 @@ class MediaPipeIds:
         def echo(input_word_ids, input_mask, input_type_ids):
             del input_type_ids
             both = tf.concat([input_word_ids, input_mask], axis=-1)
-            return {mediapipe_model.OUTPUT: tf.cast(both, tf.float32)}
+            return {mediapipe_metadata.OUTPUT: tf.cast(both, tf.float32)}
 
         archive = keras.export.ExportArchive()
         archive.add_endpoint("serving_default", echo, input_signature=[
-            tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in mediapipe_model.INPUTS])
+            tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in mediapipe_metadata.INPUTS])
         self._folder = tempfile.mkdtemp(prefix="mediapipe_echo_")
         archive.write_out(os.path.join(self._folder, "sm"), verbose=False)
         flatbuffer = convert_saved_model(os.path.join(self._folder, "sm"))
         names = [str(i) for i in range(2 * sequence_length)]
         path = os.path.join(self._folder, "echo.tflite")
         with open(path, "wb") as f:
-            f.write(mediapipe_model.with_metadata(flatbuffer, vocabulary, names))
+            f.write(mediapipe_metadata.with_metadata(flatbuffer, vocabulary, names))
         self._classifier = TextClassifier.create_from_model_path(path)
 
     def __call__(self, texts):

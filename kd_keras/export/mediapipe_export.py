@@ -22,6 +22,7 @@ from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
+from kd_keras.export import mediapipe_metadata
 from kd_keras.export import mediapipe_model
 from kd_keras.export import output_dir
 from kd_keras.export import verify as verify_lib
@@ -57,7 +58,7 @@ def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
     skipped = [{"format": MEDIAPIPE, "quantization": q}
                for q in quantization if q not in mediapipe_model.QUANTIZATIONS]
     try:
-        mediapipe_model.require_mediapipe()
+        mediapipe_metadata.require_mediapipe()
     except MissingDependencyError as e:
         reason = one_line(e)
         print(f"export: skipped the MediaPipe artifacts: {reason}", file=sys.stderr)

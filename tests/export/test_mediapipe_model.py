@@ -22,6 +22,7 @@ from kd_keras.cli import main
 from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import UsageError
 from kd_keras.export import export_model
+from kd_keras.export import mediapipe_metadata
 from kd_keras.export import mediapipe_model
 from kd_keras.export import tolerances
 from kd_keras.export import verify_export
@@ -149,7 +150,7 @@ def test_builtin_ops_only_in_the_litert_interpreter(world, written, name):
     runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
     details = runner.get_input_details()
     assert {k: (list(v["shape"]), np.dtype(v["dtype"]).name) for k, v in details.items()} == {
-        k: ([1, SEQ_LEN], "int32") for k in mediapipe_model.INPUTS}
+        k: ([1, SEQ_LEN], "int32") for k in mediapipe_metadata.INPUTS}
     rows = range(0, len(world.ids), 7)
     got = np.concatenate([
         runner(**{k: v[i:i + 1] for k, v in mediapipe_model.bert_inputs(world.ids).items()})[
