@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 import distill_helpers
-from conftest import run_docstring_examples
 from kd_keras import checks
 from kd_keras.cli import main
 from kd_keras.errors import UsageError
-
-
-def test_docstring_examples():
-    run_docstring_examples(checks, "kd_keras.checks")
 
 
 def _softmax_models():

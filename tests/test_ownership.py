@@ -8,7 +8,6 @@ import keras
 import pytest
 
 import distill_helpers
-from conftest import run_docstring_examples
 from kd_keras.cli import main
 from kd_keras.config import RunConfig
 from kd_keras.errors import UsageError
@@ -49,12 +48,6 @@ def model_file(tmp_path_factory):
 def export(model_file, out):
     return main(["export", model_file, str(out), "--formats", "tflite",
                  "--latency-runs", "0"])
-
-
-def test_docstring_examples():
-    from kd_keras import ownership
-
-    run_docstring_examples(ownership, "kd_keras.ownership")
 
 
 def test_export_into_a_users_folder_is_refused_and_nothing_changes(tmp_path, model_file,
