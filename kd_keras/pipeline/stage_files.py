@@ -14,7 +14,6 @@ Traceback (most recent call last):
 kd_keras.errors.UsageError: --resume: ...teacher_logits.npz is missing or damaged; run without --resume to start over
 """
 
-import json
 import zipfile
 
 import numpy as np
@@ -41,18 +40,12 @@ def load_npz(path):
         return {k: f[k] for k in f.files}
 
 
-def read_json(path):
-    """Reads a JSON file."""
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def resumed(path, load):
     """Reads a file an interrupted run wrote, for `--resume`.
 
     Args:
         path: the file, inside `OUTPUT.partial/`.
-        load: `path -> value`, e.g. `load_npz` or `read_json`.
+        load: `path -> value`, e.g. `load_npz` or `workdir.read_json`.
 
     Returns:
         What `load` returns.
