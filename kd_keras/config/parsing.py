@@ -25,13 +25,13 @@ import os
 from typing import Optional
 
 from kd_keras.config import schema
-from kd_keras.config.terms import TEMPERATURE_RANGE
 from kd_keras.config.terms import validate_feature_terms
 from kd_keras.config.values import as_float as _as_float
 from kd_keras.config.values import check as _check
 from kd_keras.config.values import is_int as _is_int
 from kd_keras.config.values import is_number as _is_number
 from kd_keras.errors import ConfigError
+from kd_keras.losses import TEMPERATURE_RANGE
 
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are 32-bit.
 _FLOATS = (float, Optional[float], "float", "Optional[float]")  # (as annotations, too)

@@ -17,8 +17,8 @@ from kd_keras.config.values import is_number
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
-
 from kd_keras.losses import TEMPERATURE_RANGE
+
 SCHEDULE_RANGES = {"alpha": (0.0, 1.0), "temperature": TEMPERATURE_RANGE}
 SCHEDULED = tuple(SCHEDULE_RANGES)
 
@@ -108,5 +108,4 @@ def validate_feature_terms(d):
         check_schedule(value, f"distill.schedules.{key}", *SCHEDULE_RANGES[key])
 
 
-__all__ = ["SCHEDULED", "SCHEDULE_RANGES", "TEMPERATURE_RANGE", "check_schedule",
-           "validate_feature_terms"]
+__all__ = ["SCHEDULED", "SCHEDULE_RANGES", "check_schedule", "validate_feature_terms"]
