@@ -14,6 +14,7 @@ import yaml
 
 from conftest import REPO_ROOT
 from pipeline import resume_helpers as rh
+from pipeline import tiny_run
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +48,8 @@ def world(tmp_path_factory):
 
 
 def _config(tmp_path, base, **changes):
-    cfg = json.loads(json.dumps(base))
-    for dotted, value in changes.items():
-        node = cfg
-        keys = dotted.split(".")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
-    cfg.setdefault("output", str(tmp_path / "out"))
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    base = {"output": str(tmp_path / "out"), **base}
+    return tiny_run.write_config(tmp_path / "config.yaml", base, **changes)
 
 
 def _file(tmp_path, name, text):

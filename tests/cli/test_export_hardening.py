@@ -3,12 +3,14 @@ model's embedding table, pickled arrays, a SavedModel folder for MODEL, and
 unbounded latency runs. Each is one line naming the file, input or value,
 exit 2, and nothing written."""
 
+import functools
 import os
 
 import keras
 import numpy as np
 import pytest
 
+from cli.one_line import assert_one_line_error
 from kd_keras.cli import main
 from kd_keras.errors import DataError
 from kd_keras.export import export_model
@@ -44,11 +46,7 @@ def _export(capsys, *argv):
     return code, capsys.readouterr().err
 
 
-def _one_line_error(code, err, *parts):
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("kd-keras export: error: "), err
-    for part in parts:
-        assert part in err, err
+_one_line_error = functools.partial(assert_one_line_error, "export")
 
 
 @pytest.mark.parametrize("name, value", [("too_large", VOCABULARY + 2), ("negative", -1)])

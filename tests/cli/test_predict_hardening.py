@@ -2,6 +2,7 @@
 runtimes, and real bytes on the command line), a damaged TFLite sidecar,
 and a report whose SavedModel is a symlink out of the export folder."""
 
+import functools
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import keras
 import pytest
 
+from cli.one_line import assert_one_line_error
 from kd_keras.cli import main
 
 NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")  # As argv carries it.
@@ -49,10 +51,7 @@ def _predict(capsys, *argv):
     return code, *capsys.readouterr()
 
 
-def _one_line_error(code, err, message):
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("kd-keras predict: error: "), err
-    assert message in err, err
+_one_line_error = functools.partial(assert_one_line_error, "predict")
 
 
 @pytest.mark.parametrize("runtime", ["saved_model", "tflite"])

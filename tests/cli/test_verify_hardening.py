@@ -7,7 +7,7 @@ Each case is one line and exit 2 (or a FAILED line and exit 1 for an
 artifact that does not match its report), never a traceback or a hang."""
 
 import contextlib
-import json
+import functools
 import os
 import shutil
 import signal
@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import pytest
 
+from cli.one_line import assert_one_line_error
+from export.conftest import edit_report as _edit_report
 from kd_keras.cli import main
 from kd_keras.export import export_model
 from kd_keras.export.verify import sha256_path
@@ -66,20 +68,7 @@ def _verify(capsys, *argv, seconds=60):
     return code, out, err
 
 
-def _one_line_error(code, err, *parts):
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("kd-keras verify: error: "), err
-    for part in parts:
-        assert part in err, err
-
-
-def _edit_report(folder, change):
-    path = os.path.join(folder, "report.json")
-    with open(path) as f:
-        report = json.load(f)
-    change(report)
-    with open(path, "w") as f:
-        json.dump(report, f)
+_one_line_error = functools.partial(assert_one_line_error, "verify")
 
 
 def test_artifact_symlinked_out_of_the_folder(copy, tmp_path, capsys):

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from export.conftest import edit_report as _edit_report
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import VerificationError
@@ -78,15 +79,6 @@ def test_verify_catches_altered_and_missing_artifacts(export_copy):
         "tflite/int8: tflite/model_int8.tflite was altered (sha256)",
         "onnx/dynamic: onnx/model_dynamic.onnx is missing",
     ]
-
-
-def _edit_report(folder, edit):
-    path = os.path.join(folder, "report.json")
-    with open(path) as f:
-        report = json.load(f)
-    edit(report)
-    with open(path, "w") as f:
-        json.dump(report, f)
 
 
 def test_verify_reruns_the_comparison(export_copy):
