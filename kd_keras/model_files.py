@@ -31,7 +31,9 @@ def load_model(path):
 
     Raises:
         MissingFileError: the file does not exist.
-        UsageError: the name does not end in `.keras`.
+        UsageError: the name does not end in `.keras`, or the path is not a
+            regular file (a FIFO or a device would make a read that never
+            ends).
         DataError: the archive is damaged or Keras cannot load it.
 
     Example:
@@ -40,8 +42,17 @@ def load_model(path):
     Traceback (most recent call last):
     ...
     kd_keras.errors.MissingFileError: missing.keras: model file does not exist
+    >>> import tempfile
+    >>> fifo = os.path.join(tempfile.mkdtemp(), "model.keras")
+    >>> os.mkfifo(fifo)
+    >>> load_model(fifo)
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: ...model.keras: not a regular file; a model is a .keras file
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise UsageError(f"{path}: not a regular file; a model is a .keras file")
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: model file does not exist")
     if not path.endswith(".keras"):

@@ -208,8 +208,6 @@ def run(args):
     if os.path.isdir(args.model):
         raise UsageError(
             f"{args.model}: is a folder (a SavedModel?); kd-keras export takes a .keras file")
-    if os.path.exists(args.model) and not os.path.isfile(args.model):
-        raise UsageError(f"{args.model}: not a regular file; kd-keras export takes a .keras file")
     model = load_model(args.model)
     specs = model_input_specs(model, what=args.model)
     check_logits_output(model, what=args.model)
