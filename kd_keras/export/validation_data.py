@@ -6,6 +6,16 @@ raw sentences, for the artifacts that take text) with the Keras model's
 logits and the labels, so `verify_export` can run the same comparison
 again later, anywhere. Strings are stored as UTF-8 bytes and the archive is
 read back without pickles.
+
+Example:
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> sets = {"text": ({"text": np.array(["good film"])}, np.array([[0.1, 0.9]]), None)}
+>>> _ = save_validation(folder, sets)
+>>> inputs, logits, labels = load_validation(folder)["text"]
+>>> inputs["text"].tolist(), logits.tolist(), labels
+([b'good film'], [[0.1, 0.9]], None)
 """
 
 import os
@@ -26,6 +36,9 @@ def save_validation(out_dir, sets):
         out_dir: the export directory.
         sets: `{set name: (inputs, reference_logits, labels)}`; `"model"`
             holds the model's inputs, `"text"` raw strings (if any).
+
+    Returns:
+        The path of the file written.
     """
     path = os.path.join(out_dir, VALIDATION_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -43,7 +56,20 @@ def save_validation(out_dir, sets):
 
 
 def load_validation(out_dir):
-    """Returns `{set name: (inputs, reference_logits, labels)}`."""
+    """Reads what `save_validation` stored, trusting nothing in the file.
+
+    Args:
+        out_dir: the export directory.
+
+    Returns:
+        `{set name: (inputs, reference_logits, labels)}`; strings come back
+        as UTF-8 bytes, `labels` is None when none were stored.
+
+    Raises:
+        DataError: the file leads out of the folder or is not a regular
+            file, holds pickled objects, is damaged, or is a single array.
+        MissingFileError: there is no stored validation data.
+    """
     path = resolve_path(out_dir, VALIDATION_FILE, out_dir)
     data = load_array_file(path, path)  # No pickles; a damaged file is one line.
     if not isinstance(data, dict):
