@@ -31,7 +31,6 @@ from kd_keras.config.values import check as _check
 from kd_keras.config.values import is_int as _is_int
 from kd_keras.config.values import is_number as _is_number
 from kd_keras.errors import ConfigError
-from kd_keras.losses import TEMPERATURE_RANGE
 
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are 32-bit.
 _FLOATS = (float, Optional[float], "float", "Optional[float]")  # (as annotations, too)
@@ -292,6 +291,7 @@ def _check_student_options(s, builder):
 def _validate_distill(d):
     from kd_keras.cache.metadata import FEATURE_DTYPES
     from kd_keras.losses import NAMES as DISTILLATION_LOSSES
+    from kd_keras.losses import TEMPERATURE_RANGE
 
     _check(_is_int(d.epochs) and d.epochs >= 0, "distill.epochs", "a non-negative integer",
            d.epochs)

@@ -17,10 +17,17 @@ from kd_keras.config.values import is_number
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
-from kd_keras.losses import TEMPERATURE_RANGE
 
-SCHEDULE_RANGES = {"alpha": (0.0, 1.0), "temperature": TEMPERATURE_RANGE}
-SCHEDULED = tuple(SCHEDULE_RANGES)
+SCHEDULED = ("alpha", "temperature")
+
+
+def schedule_ranges():
+    """`{scheduled name: (low, high)}`; the temperature's range is the
+    losses' (imported here, not at module load: the config stays free of
+    TensorFlow until it validates)."""
+    from kd_keras.losses import TEMPERATURE_RANGE
+
+    return {"alpha": (0.0, 1.0), "temperature": TEMPERATURE_RANGE}
 
 
 def _under(key, message, prefix):
@@ -105,7 +112,7 @@ def validate_feature_terms(d):
     for key, value in d.schedules.items():
         check(key in SCHEDULED, f"distill.schedules.{key}", f"one of {', '.join(SCHEDULED)}",
               key)
-        check_schedule(value, f"distill.schedules.{key}", *SCHEDULE_RANGES[key])
+        check_schedule(value, f"distill.schedules.{key}", *schedule_ranges()[key])
 
 
-__all__ = ["SCHEDULED", "SCHEDULE_RANGES", "check_schedule", "validate_feature_terms"]
+__all__ = ["SCHEDULED", "check_schedule", "schedule_ranges", "validate_feature_terms"]
