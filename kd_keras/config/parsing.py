@@ -244,6 +244,7 @@ def _validate_teacher(t):
 
 def _validate_student(s):
     from kd_keras.students import get_student
+    from kd_keras.students.vocabulary import MAX_ROWS_KEY
     from kd_keras.students.vocabulary import MIN_COUNT_KEY
     from kd_keras.students.vocabulary import PRUNE_KEY
 
@@ -261,9 +262,14 @@ def _validate_student(s):
            s.prune_vocabulary)
     _check(_is_int(s.vocabulary_min_count) and 1 <= s.vocabulary_min_count <= 1_000_000,
            MIN_COUNT_KEY, "an integer in [1, 1000000]", s.vocabulary_min_count)
-    if s.vocabulary_min_count > 1 and not s.prune_vocabulary:
-        raise ConfigError(f"{MIN_COUNT_KEY}: needs {PRUNE_KEY}: true (it prunes the rarer ids "
-                          "of the pruned vocabulary)")
+    _check(s.vocabulary_max_rows is None or (_is_int(s.vocabulary_max_rows)
+                                             and 2 <= s.vocabulary_max_rows <= 10_000_000),
+           MAX_ROWS_KEY, "an integer in [2, 10000000] or null", s.vocabulary_max_rows)
+    for key, given in ((MIN_COUNT_KEY, s.vocabulary_min_count > 1),
+                       (MAX_ROWS_KEY, s.vocabulary_max_rows is not None)):
+        if given and not s.prune_vocabulary:
+            raise ConfigError(f"{key}: needs {PRUNE_KEY}: true (it prunes the rarer ids "
+                              "of the pruned vocabulary)")
     if s.prune_vocabulary and s.options.get("embedding_init") is not None:
         raise ConfigError(f"{PRUNE_KEY}: cannot be combined with "
                           "student.options.embedding_init (a table for the full vocabulary)")

@@ -79,7 +79,8 @@ class StudentConfig:
     `options` are the builder's keyword arguments (a read-only mapping).
     `prune_vocabulary: true` gives the embedding a row only for the ids the
     training rows use (`kd_keras.students.vocabulary`), and with
-    `vocabulary_min_count: N` only for those they use at least N times.
+    `vocabulary_min_count: N` only for those they use at least N times, and
+    with `vocabulary_max_rows: N` only for the N - 1 they use most.
     """
 
     architecture: str = "text_cnn"
@@ -87,6 +88,7 @@ class StudentConfig:
     vocabulary: Optional[str] = None
     prune_vocabulary: bool = False
     vocabulary_min_count: int = 1
+    vocabulary_max_rows: Optional[int] = None
     options: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
 
 

@@ -210,7 +210,8 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
     if s.prune_vocabulary:
         if train_ids is None:
             raise ValueError(f"{PRUNE_KEY}: build_student needs train_ids")
-        vocabulary = used_vocabulary(train_ids, vocab_size, s.vocabulary_min_count)
+        vocabulary = used_vocabulary(train_ids, vocab_size, s.vocabulary_min_count,
+                                     s.vocabulary_max_rows)
     try:
         return build(vocab_size) if vocabulary is None else prune_vocabulary(build, vocabulary)
     except KdKerasError:  # The builder named the option itself.

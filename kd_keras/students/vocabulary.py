@@ -7,7 +7,8 @@ never trained. With `student.prune_vocabulary: true`, `prune_vocabulary`
 builds the student's embedding for the used ids only, plus one row shared by
 every id the training rows never use (untrained too, as their own rows would
 be; with `student.vocabulary_min_count: N`, also by the ids used fewer than
-N times), and puts a `VocabularyMap` layer in front of it: a third fewer
+N times, and with `student.vocabulary_max_rows: N` by all but the N - 1 most
+used), and puts a `VocabularyMap` layer in front of it: a third fewer
 parameters for the demo's text CNN. The saved and exported student still
 reads the full vocabulary's ids, so tokenizers and the export inputs do not
 change; the model is named after the student with `_pruned` appended.
@@ -29,6 +30,7 @@ from kd_keras.errors import ConfigError
 
 PRUNE_KEY = "student.prune_vocabulary"
 MIN_COUNT_KEY = "student.vocabulary_min_count"
+MAX_ROWS_KEY = "student.vocabulary_max_rows"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,7 @@ class UsedVocabulary:
     size: int
 
 
-def used_vocabulary(train_ids, vocab_size, min_count=1):
+def used_vocabulary(train_ids, vocab_size, min_count=1, max_rows=None):
     """The `UsedVocabulary` of the ids in `train_ids`.
 
     Args:
@@ -56,6 +58,10 @@ def used_vocabulary(train_ids, vocab_size, min_count=1):
             of its own; rarer ids share the last row with the unused ones
             (`student.vocabulary_min_count`: a smaller table, for a model
             small enough to ship in an app).
+        max_rows: at most this many rows in all, the shared one included:
+            the `max_rows - 1` most used ids keep a row (ties go to the
+            smaller id), so the table's size is bounded whatever the data
+            (`student.vocabulary_max_rows`).
 
     Returns:
         A `UsedVocabulary`.
@@ -67,11 +73,19 @@ def used_vocabulary(train_ids, vocab_size, min_count=1):
 
     >>> used_vocabulary(np.array([[5, 7, 0], [7, 9, 0]]), 12, min_count=2).table.tolist()
     [0, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2]
+    >>> used_vocabulary(np.array([[5, 7, 0], [7, 9, 0]]), 12, max_rows=3).table.tolist()
+    [0, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2]
     """
     used, counts = np.unique(np.asarray(train_ids), return_counts=True)
     if used.size and (used[0] < 0 or used[-1] >= vocab_size):
         raise ValueError(f"ids must be in [0, {vocab_size}), got {used[0]} .. {used[-1]}")
-    used = used[counts >= min_count]
+    keep = counts >= min_count
+    if max_rows is not None and keep.sum() > max_rows - 1:
+        order = np.lexsort((used, -counts))  # most used first, then the smaller id
+        keep = np.zeros_like(keep)
+        keep[order[:max_rows - 1]] = True
+        keep &= counts >= min_count
+    used = used[keep]
     table = np.full(vocab_size, used.size, np.int32)
     table[used] = np.arange(used.size, dtype=np.int32)
     return UsedVocabulary(table=table, size=int(used.size) + 1)

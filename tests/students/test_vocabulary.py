@@ -132,3 +132,28 @@ def test_min_count_needs_prune_vocabulary_in_the_config():
         parse_config({**raw, "student": {"vocabulary_min_count": 3}})
     with pytest.raises(ConfigError, match="^student.vocabulary_min_count: must be an integer"):
         parse_config({**raw, "student": {"prune_vocabulary": True, "vocabulary_min_count": 0}})
+    cfg = parse_config({**raw, "student": {"prune_vocabulary": True,
+                                            "vocabulary_max_rows": 4800}})
+    assert cfg.student.vocabulary_max_rows == 4800
+    with pytest.raises(ConfigError, match="^student.vocabulary_max_rows: needs "
+                                          "student.prune_vocabulary: true"):
+        parse_config({**raw, "student": {"vocabulary_max_rows": 4800}})
+    with pytest.raises(ConfigError, match="^student.vocabulary_max_rows: must be an integer"):
+        parse_config({**raw, "student": {"prune_vocabulary": True, "vocabulary_max_rows": 1}})
+
+
+def test_max_rows_keeps_the_most_used_ids_against_a_python_count():
+    from collections import Counter
+
+    train = np.random.default_rng(6).integers(0, VOCAB, (30, SEQ)).astype("int32")
+    counts = Counter(train.ravel().tolist())
+    ranked = sorted(counts, key=lambda i: (-counts[i], i))
+    for max_rows in (2, 11, 50, 10_000):
+        kept = sorted(ranked[:max_rows - 1])
+        vocabulary = used_vocabulary(train, VOCAB, max_rows=max_rows)
+        assert vocabulary.size == len(kept) + 1 <= max_rows
+        assert vocabulary.table.tolist() == [kept.index(i) if i in kept else len(kept)
+                                             for i in range(VOCAB)]
+    both = used_vocabulary(train, VOCAB, min_count=3, max_rows=11)
+    kept = sorted(i for i in ranked[:10] if counts[i] >= 3)
+    assert both.size == len(kept) + 1
