@@ -139,3 +139,22 @@ def test_packaged_demo_config_matches_configs_and_agnews_changes_only_data():
     augmented = validate_config(augmented)
     assert (augmented.distill.augment.copies, augmented.distill.augment.ngram_prob,
             augmented.distill.augment.replace_prob) == (10, 0.25, 0.3)
+
+
+def test_the_mobile_config_is_the_demo_with_a_bounded_table():
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    with open(os.path.join(REPO_ROOT, "configs", "demo.yaml")) as f:
+        demo = yaml.safe_load(f)
+    with open(os.path.join(REPO_ROOT, "configs", "mobile.yaml")) as f:
+        mobile = yaml.safe_load(f)
+    assert {k for k in demo if demo[k] != mobile.get(k)} == {"student", "output"}
+    added = {k: v for k, v in mobile["student"].items() if demo["student"].get(k) != v}
+    assert added == {"prune_vocabulary": True, "vocabulary_min_count": 5,
+                     "options": {"embedding_dim": 32}}
+    cfg = validate_config(mobile)
+    assert (cfg.student.vocabulary_min_count, cfg.student.options) == (5,
+                                                                       {"embedding_dim": 32})
+
