@@ -131,7 +131,7 @@ def read_text_data(path, labels=None):
     from kd_keras.errors import DataError
 
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not text
             lines = [line.rstrip("\r\n") for line in f]
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file (--text-data)") from None

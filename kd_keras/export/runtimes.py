@@ -170,7 +170,9 @@ class MediaPipeRuntime(Runtime):
     returns_probabilities = True
 
     def load(self, path):
-        require("mediapipe", "mobile", "MediaPipe verification")
+        from kd_keras.export.mediapipe_metadata import require_mediapipe
+
+        require_mediapipe()
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.text import text_classifier
 

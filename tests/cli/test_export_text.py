@@ -76,3 +76,13 @@ def test_text_options_are_checked_in_one_line(text_export, tmp_path, capsys, ext
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 2 and len(err) == 1 and message in err[0], err
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_sentence(tmp_path):
+    from kd_keras.cli.export import read_text_data
+
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("good film\tpos\nbad film\tneg\n".encode("utf-8-sig"))
+    texts, y = read_text_data(str(path), ["neg", "pos"])
+    assert texts == ["good film", "bad film"] and y.tolist() == [1, 0]
+
