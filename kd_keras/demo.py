@@ -115,6 +115,7 @@ def _run(args):
     from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.report import results_table
+    from kd_keras.pipeline.report import stage_times_line
 
     cfg = demo_config(args.output, args.max_examples, args.epochs)
     results = run_distill(cfg)
@@ -122,6 +123,7 @@ def _run(args):
     print("Movie-review sentiment (rt-polarity test split, "
           f"{results['details']['splits']['test']} sentences):")
     print(results_table(summary_rows(results)))
+    print(stage_times_line(results["seconds"]))
     print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")
     print("\nNext, classify your own sentences with the exported model (tokenizer inside):")
     print(f"  kd-keras predict {shlex.quote(cfg.output)} "

@@ -52,6 +52,7 @@ def run(args):
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.export_stage import ArtifactsRejected
     from kd_keras.pipeline.report import results_table
+    from kd_keras.pipeline.report import stage_times_line
 
     try:
         results = run_distill(cfg, output=output, resume=args.resume)
@@ -72,6 +73,8 @@ def run(args):
                   file=sys.stderr)
         raise
     print(results_table(summary_rows(results)))
+    if results.get("seconds"):
+        print(stage_times_line(results["seconds"]))
     print(f"results: {os.path.join(output, 'results.json')}")
     return 0
 

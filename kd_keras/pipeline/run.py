@@ -30,12 +30,37 @@ from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import results_stage
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training_stage
+from kd_keras.pipeline.stage_files import resumed
 from kd_keras.pipeline.workdir import RunDir
 from kd_keras.pipeline.workdir import check_inputs_outside
 from kd_keras.pipeline.workdir import check_output
+from kd_keras.pipeline.workdir import read_json
+from kd_keras.pipeline.workdir import write_json
+from kd_keras.timing import StageTimes
 
 STAGES = ("data", teacher_stage.ADAPTATION, teacher_stage.OUTPUTS, "distill", "baseline",
           export_stage.STAGE, "results")
+
+SECONDS_FILE = "stage_seconds.json"
+"""Where a run keeps the wall time of each stage, so that a resumed run
+reports the time of both sessions."""
+
+
+def _read_seconds(path):
+    seconds = read_json(path)
+    if not (isinstance(seconds, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in seconds.values())):
+        raise ValueError(f"{path}: not a dict of seconds")
+    return seconds
+
+
+def _resumed_seconds(run, times):
+    """`times` plus what the interrupted run recorded before (`--resume`)."""
+    path = run.file(SECONDS_FILE)
+    earlier = StageTimes(resumed(path, _read_seconds) if os.path.lexists(path) else None)
+    for name, seconds in times.seconds.items():
+        earlier.add(name, seconds)
+    return earlier
 
 
 def _record_data(run, data):
@@ -90,13 +115,15 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     def step(name):
         progress.set_postfix_str(name)
 
+    times = StageTimes()
     step("data")
     try:
         if cfg.distribute.engine == "ray":  # An unreachable cluster fails before any work.
             from kd_keras.distribute import ray_cluster
 
             ray_cluster.connect(kd_keras.distribute.RayCluster.from_config(cfg.distribute))
-        data = data_stage.prepare_data(cfg)
+        with times.measure("data"):
+            data = data_stage.prepare_data(cfg)
         run = RunDir(output, cfg, resume=resume)
     except BaseException:
         progress.leave = False  # An error message starts on a clean line.
@@ -104,32 +131,36 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         raise
     finished = False
     try:
+        times = _resumed_seconds(run, times)
+
+        def stage(name, work):
+            """Runs one stage, timed; its seconds are kept for `--resume`."""
+            step(name)
+            with times.measure(name):
+                out = work()
+            write_json(run.file(SECONDS_FILE), times.to_json())
+            progress.update()
+            return out
+
         _record_data(run, data)
+        write_json(run.file(SECONDS_FILE), times.to_json())
         progress.update()
-        step("teacher")
-        teacher = teacher_stage.adapt_teacher(cfg, data, run, feature_cache_dir(cfg, output))
-        progress.update()
-        step("teacher outputs")
-        logits = teacher_stage.teacher_outputs(cfg, data, teacher, run)
-        progress.update()
+        teacher = stage(teacher_stage.ADAPTATION, lambda: teacher_stage.adapt_teacher(
+            cfg, data, run, feature_cache_dir(cfg, output)))
+        logits = stage(teacher_stage.OUTPUTS,
+                       lambda: teacher_stage.teacher_outputs(cfg, data, teacher, run))
         strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
-        step("distill")
-        distilled = training_stage.train_student(
+        distilled = stage("distill", lambda: training_stage.train_student(
             cfg, data, run, "distill", logits, strategy, extra_callbacks,
-            teacher_features=teacher_stage.teacher_features(cfg, run))
-        progress.update()
-        step("baseline")
-        baseline = None
-        if cfg.distill.baseline:
-            baseline = training_stage.train_student(cfg, data, run, "baseline", None,
-                                                    strategy, extra_callbacks)
-        progress.update()
-        step("export")
-        report = export_stage.export_student(cfg, data, distilled.model, run)
-        progress.update()
+            teacher_features=teacher_stage.teacher_features(cfg, run)))
+        baseline = stage("baseline", lambda: training_stage.train_student(
+            cfg, data, run, "baseline", None, strategy, extra_callbacks)
+            if cfg.distill.baseline else None)
+        report = stage(export_stage.STAGE,
+                       lambda: export_stage.export_student(cfg, data, distilled.model, run))
         step("results")
-        results = results_stage.write_results(cfg, data, teacher, logits, distilled, baseline,
-                                              report, run)
+        results = results_stage.write_results(cfg, data, teacher, logits, distilled,
+                                              baseline, report, run, times)
         shutil.rmtree(run.file("backup"), ignore_errors=True)
         finished = True  # A refused publish keeps the finished run for `--resume`.
         run.publish()
