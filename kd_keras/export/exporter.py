@@ -20,17 +20,35 @@ Layout of `out_dir`:
 
 Artifact paths are stored in `report.json` relative to it (so the folder can
 be moved); the dict `export_model` returns has them joined onto `out_dir`.
+
+`report["seconds"]` says where the export's time went, in seconds per part
+(`kd_keras.timing.StageTimes`); a part that did not run is absent:
+
+    reference                 the Keras logits: validation, text, calibration sets
+    saved_model               the SavedModel, warmup requests included
+    tflite/<q>, onnx/<q>      building each artifact (every int8 recipe tried)
+    onnx/convert              tf2onnx, once for every ONNX artifact
+    int8_check                scoring the int8 recipes on the calibration data
+    tflite/<q>/text           the TFLite models with the tokenizer inside
+    mediapipe/<q>             MediaPipe's classifier (its recipe search included)
+    verify                    every artifact loaded and run over its validation
+                              set, compared with Keras (agreement, accuracy)
+    latency                   the timed latency calls
+    report                    stored validation data, set-aside and earlier versions
+
+`verify` and `latency` are the verification
+(`kd_keras.export.report.verification_seconds` sums them, and the other parts
+as the building); checks of the arguments, checksums and writing the report
+files themselves are left out.
 """
 
 import os
 import shutil
 
 import keras
-import numpy as np
 from tqdm.auto import tqdm
 
 from kd_keras.checks import check_gives_logits
-from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
 from kd_keras.export import int8_recipes
@@ -38,6 +56,7 @@ from kd_keras.export import inventory
 from kd_keras.export import mediapipe_export
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
+from kd_keras.export import reference as reference_lib
 from kd_keras.export import rejected as rejected_lib
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
@@ -51,36 +70,16 @@ from kd_keras.export.formats import SUPPORTED
 from kd_keras.export.formats import check_choices
 from kd_keras.export.formats import require_format
 from kd_keras.export.inputs import as_input_dict
-from kd_keras.export.inputs import call_model
 from kd_keras.export.inputs import check_logits_output
 from kd_keras.export.inputs import check_logits_shape
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
-from kd_keras.export.inputs import synthetic_inputs
+from kd_keras.timing import StageTimes
+
 
 class ExportMismatchError(VerificationError):
     """An artifact missed its tolerance against the Keras model."""
-
-
-def _split_validation(validation_data):
-    if isinstance(validation_data, tuple) and len(validation_data) == 2:
-        return validation_data
-    if isinstance(validation_data, dict):
-        rest = dict(validation_data)
-        y = rest.pop("y", rest.pop("labels", None))
-        return rest, y
-    return validation_data, None
-
-
-def keras_logits(model, specs, inputs, batch_size=256):
-    """The Keras model's float32 logits on `inputs`, in batches."""
-    n = num_examples(inputs)
-    parts = []
-    for i in range(0, n, batch_size):
-        logits = call_model(model, specs, slice_inputs(inputs, i, i + batch_size))
-        parts.append(np.asarray(keras.ops.convert_to_numpy(logits), np.float32))
-    return np.concatenate(parts, axis=0)
 
 
 def export_model(
@@ -160,10 +159,13 @@ def export_model(
             `rejected` (the caller decides whether that is an error).
             Without either, a mismatch raises `ExportMismatchError` and
             nothing is written.
-        latency_runs: timed calls per batch size and artifact.
+        latency_runs: the most timed calls per batch size and artifact;
+            each batch size stops after `verify.LATENCY_MAX_SECONDS` of
+            timed calls.
 
     Returns:
-        The report dict, also written to `out_dir/report.json`.
+        The report dict, also written to `out_dir/report.json`, with
+        `seconds` by part (see the module docstring).
 
     Raises:
         UsageError: a model that is not `[batch, classes]` logits (several
@@ -206,20 +208,11 @@ def export_model(
     calib = None
     if representative_data is not None:
         calib = as_input_dict(representative_data, specs, "representative_data")
-    if validation_data is not None:
-        x_val, y_val = _split_validation(validation_data)
-        val = as_input_dict(x_val, specs, "validation_data")
-    else:
-        val = calib if calib is not None else synthetic_inputs(specs)
-        y_val = None
-    if y_val is not None:
-        y_val = np.asarray(y_val).reshape(-1).astype(np.int64)
-        if len(y_val) != num_examples(val):
-            raise DataError(
-                f"validation_data: {num_examples(val)} inputs but "
-                f"{len(y_val)} labels"
-            )
-    reference = keras_logits(model, specs, val)
+    val, y_val = reference_lib.validation_inputs(specs, validation_data, calib)
+    times = StageTimes()
+    logits = reference_lib.KerasLogits(model, specs)
+    with times.measure("reference"):
+        reference = logits(val)
     check_logits_shape((None,) + reference.shape[1:], f"model {model.name!r}")
     check_gives_logits(f"model {model.name!r}", values=reference)
     if labels is not None:
@@ -233,10 +226,11 @@ def export_model(
     validation_sets = {"model": (val, reference, y_val)}
     if tflite_text or mediapipe_quantizations or (
             text_preprocessor is not None and validation_text is not None):
-        validation_sets["text"] = text_export.text_validation(
-            model, specs, text_preprocessor, validation_text, text_reference_inputs,
-            keras_logits, needs_preprocessor=bool(tflite_text),
-        )
+        with times.measure("reference"):
+            validation_sets["text"] = text_export.text_validation(
+                model, specs, text_preprocessor, validation_text, text_reference_inputs,
+                logits, needs_preprocessor=bool(tflite_text),
+            )
     serving_name = saved_model_export.serving_name(model, name)
 
     out_dir = os.fspath(out_dir)
@@ -257,23 +251,24 @@ def export_model(
             sm_root = os.path.join(tmp, ".scratch", serving_name)
         sm_dir = None
         if "saved_model" in formats or "tflite" in formats:
-            sm_dir = saved_model_export.write_saved_model(
-                model,
-                sm_root,
-                specs,
-                labels=labels,
-                text_preprocessor=text_preprocessor,
-                # Warmup requests only where TF Serving will load them.
-                warmup_examples=(
-                    slice_inputs(val, 0, 8) if "saved_model" in formats else None
-                ),
-                model_name=serving_name,
-                warmup_texts=(
-                    validation_sets["text"][0]["text"][:8]
-                    if "text" in validation_sets else None
-                ),
-            )
-        onnx_proto = calib_reference = None
+            with times.measure("saved_model"):
+                sm_dir = saved_model_export.write_saved_model(
+                    model,
+                    sm_root,
+                    specs,
+                    labels=labels,
+                    text_preprocessor=text_preprocessor,
+                    # Warmup requests only where TF Serving will load them.
+                    warmup_examples=(
+                        slice_inputs(val, 0, 8) if "saved_model" in formats else None
+                    ),
+                    model_name=serving_name,
+                    warmup_texts=(
+                        validation_sets["text"][0]["text"][:8]
+                        if "text" in validation_sets else None
+                    ),
+                )
+        onnx_proto = None
         for fmt, q in plan:
             progress.set_postfix_str(f"{fmt}/{q}")
             suffix = "" if q == "none" else f"_{q}"
@@ -283,26 +278,30 @@ def export_model(
                 path = os.path.join(tmp, "tflite", f"model{suffix}.tflite")
 
                 def write(recipe, path=path, q=q):
-                    flatbuffer = tflite_export.convert_saved_model(
-                        sm_dir, recipe.quantization, calib, integer_io=integer_io,
-                        select_tf_ops=select_tf_ops, float_ops=recipe.float_ops,
-                    )
-                    extra = {} if q != "int8" else {"recipe": recipe.name}
-                    tflite_export.write_tflite(path, flatbuffer, q, labels=labels, **extra)
+                    with times.measure(f"tflite/{q}"):
+                        flatbuffer = tflite_export.convert_saved_model(
+                            sm_dir, recipe.quantization, calib, integer_io=integer_io,
+                            select_tf_ops=select_tf_ops, float_ops=recipe.float_ops,
+                        )
+                        extra = {} if q != "int8" else {"recipe": recipe.name}
+                        tflite_export.write_tflite(path, flatbuffer, q, labels=labels,
+                                                   **extra)
             else:
                 if onnx_proto is None:
-                    onnx_proto = onnx_export.convert_model(model, specs, opset)
+                    with times.measure("onnx/convert"):
+                        onnx_proto = onnx_export.convert_model(model, specs, opset)
                 path = os.path.join(tmp, "onnx", f"model{suffix}.onnx")
 
-                def write(recipe, path=path):
-                    onnx_export.write_onnx(onnx_proto, path, recipe.quantization, calib,
-                                           quantized_ops=recipe.quantized_ops)
+                def write(recipe, path=path, q=q):
+                    with times.measure(f"onnx/{q}"):
+                        onnx_export.write_onnx(onnx_proto, path, recipe.quantization, calib,
+                                               quantized_ops=recipe.quantized_ops)
             recipe = None
             if fmt != "saved_model" and q == "int8":
-                if calib_reference is None:
-                    calib_reference = keras_logits(model, specs, calib)
+                with times.measure("reference"):
+                    calib_reference = logits(calib)
                 recipe = int8_recipes.build_int8(
-                    fmt, path, write, calib, calib_reference, integer_io)
+                    fmt, path, write, calib, calib_reference, integer_io, times=times)
             elif fmt != "saved_model":
                 write(int8_recipes.Int8Recipe(q, q))
             progress.update(1)
@@ -318,7 +317,7 @@ def export_model(
             entry.update(
                 verify_lib.verify_artifact(
                     fmt, path, q, val, reference, y_val, ref_accuracy,
-                    latency_runs=latency_runs,
+                    latency_runs=latency_runs, times=times,
                 )
             )
             entry["sha256"] = verify_lib.sha256_path(path)
@@ -328,9 +327,8 @@ def export_model(
             text_set = validation_sets["text"]
             if "saved_model" in formats and text_preprocessor is not None:
                 progress.set_postfix_str("saved_model/text")
-                artifacts.append(
-                    text_export.saved_model_text_entry(tmp, sm_dir, text_set, latency_runs)
-                )
+                artifacts.append(text_export.saved_model_text_entry(
+                    tmp, sm_dir, text_set, latency_runs, times))
             text_quantizations = [q for f, q in plan if f == "tflite"] if tflite_text else []
             for q in text_quantizations:
                 progress.set_postfix_str(f"tflite/{q}/text")
@@ -339,14 +337,14 @@ def export_model(
                         tmp, sm_dir, labels, text_set, q,
                         text_set[0]["text"] if representative_text is None
                         else representative_text,
-                        latency_runs,
+                        latency_runs, times,
                     )
                 )
         for q in mediapipe_quantizations:
             progress.set_postfix_str(f"mediapipe/{q}")
             artifacts.append(mediapipe_export.export_entry(
                 tmp, model, mediapipe_vocabulary, labels, validation_sets["text"], q,
-                None if calib is None else calib[specs[0].name], latency_runs))
+                None if calib is None else calib[specs[0].name], latency_runs, times))
         skipped += mediapipe_skipped
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
@@ -356,12 +354,14 @@ def export_model(
                 "; ".join(failures)
                 + " (allow_mismatch=True / --allow-mismatch keeps the export)"
             )
-        rejected = []
-        if failures and not allow_mismatch:
-            artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
-        earlier = inventory.earlier_versions(
-            tmp, [a["path"] for a in artifacts], out_dir, verify_lib.sha256_path)
-        validation_path = validation_lib.save_validation(tmp, validation_sets)
+        with times.measure("report"):
+            rejected = []
+            if failures and not allow_mismatch:
+                artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
+            earlier = inventory.earlier_versions(
+                tmp, [a["path"] for a in artifacts], out_dir, verify_lib.sha256_path)
+            validation_path = validation_lib.save_validation(tmp, validation_sets)
+            validation_sha256 = verify_lib.sha256_path(validation_path)
         report = {
             "reference": {
                 "accuracy": ref_accuracy,
@@ -379,11 +379,12 @@ def export_model(
                 "batch_size": verify_lib.BATCH_SIZE,
                 "labelled": y_val is not None,
                 "file": validation_lib.VALIDATION_FILE,
-                "sha256": verify_lib.sha256_path(validation_path),
+                "sha256": validation_sha256,
             },
             "skipped": skipped,
             "rejected": rejected,
             "earlier_versions": earlier,
+            "seconds": times.to_json(),
         }
         report_lib.write_report(report, tmp)
         output_dir.commit(tmp, out_dir)

@@ -30,6 +30,7 @@ import numpy as np
 from kd_keras.export.runtimes import load_runtime
 from kd_keras.export.verify import compare
 from kd_keras.export.verify import predict
+from kd_keras.timing import StageTimes
 
 # What a recipe must reach on the calibration data: top-1 agreement with the
 # Keras model above the int8 tolerance (0.98), and a logit error (RMS of the
@@ -126,7 +127,7 @@ def calibration_check(format, path, inputs, reference_logits):
     return agreement, float(logit_error(logits, reference_logits))
 
 
-def build_int8(format, path, write, inputs, reference_logits, integer_io=False):
+def build_int8(format, path, write, inputs, reference_logits, integer_io=False, times=None):
     """Writes the int8 artifact at `path` with the first recipe that holds.
 
     Args:
@@ -137,6 +138,8 @@ def build_int8(format, path, write, inputs, reference_logits, integer_io=False):
             `CHECK_EXAMPLES` are scored).
         reference_logits: the Keras model's logits on `inputs`.
         integer_io: integer I/O requested: full int8 only.
+        times: optional `kd_keras.timing.StageTimes`; gets the seconds of
+            scoring the recipes on the calibration data (`"int8_check"`).
 
     Returns:
         The `Int8Recipe` used: the first within `CALIBRATION_AGREEMENT` and
@@ -158,7 +161,8 @@ def build_int8(format, path, write, inputs, reference_logits, integer_io=False):
         write(recipe)
         if len(recipes) == 1:
             return recipe
-        agreement, error = calibration_check(format, path, inputs, reference_logits)
+        with (times or StageTimes()).measure("int8_check"):
+            agreement, error = calibration_check(format, path, inputs, reference_logits)
         if agreement >= CALIBRATION_AGREEMENT and error <= CALIBRATION_LOGIT_ERROR:
             return recipe
         if error < best_error:

@@ -28,6 +28,7 @@ from kd_keras.export import output_dir
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import MEDIAPIPE
 from kd_keras.export.inventory import MEDIAPIPE_DIR
+from kd_keras.timing import StageTimes
 
 
 def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
@@ -78,7 +79,7 @@ def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
 
 
 def export_entry(tmp, model, vocabulary, labels, text_set, quantization, calibration_ids,
-                 latency_runs):
+                 latency_runs, times=None):
     """Writes `mediapipe/model[_int8].tflite`, verifies it in MediaPipe and
     returns its report entry.
 
@@ -91,14 +92,22 @@ def export_entry(tmp, model, vocabulary, labels, text_set, quantization, calibra
         quantization: `"none"` or `"int8"`.
         calibration_ids: `[n, L]` ids for int8 calibration.
         latency_runs: timed calls per batch size.
+        times: optional `kd_keras.timing.StageTimes`; gets the seconds of
+            writing the model (`"mediapipe/<quantization>"`, its int8
+            recipe search included) and of verifying it (`"verify"`,
+            `"latency"`).
     """
+    times = times if times is not None else StageTimes()
     inputs, reference, y = text_set
     if labels is None:
         labels = [str(i) for i in range(reference.shape[-1])]
     suffix = "" if quantization == "none" else f"_{quantization}"
     path = os.path.join(tmp, MEDIAPIPE_DIR, f"model{suffix}.tflite")
-    recipe = mediapipe_model.write_classifier(
-        model, vocabulary, labels, path, quantization, calibration_ids)
+    with times.measure(f"{MEDIAPIPE}/{quantization}"):
+        recipe = mediapipe_model.write_classifier(
+            model, vocabulary, labels, path, quantization, calibration_ids,
+            # One wrapper SavedModel for every quantization of the export.
+            saved_model=os.path.join(tmp, ".scratch", "mediapipe_saved_model"))
     entry = {
         "format": MEDIAPIPE,
         "quantization": quantization,
@@ -111,6 +120,6 @@ def export_entry(tmp, model, vocabulary, labels, text_set, quantization, calibra
     reference_accuracy = verify_lib.accuracy(reference, y) if y is not None else None
     entry.update(verify_lib.verify_artifact(
         MEDIAPIPE, path, quantization, inputs, reference, y, reference_accuracy,
-        latency_runs=latency_runs))
+        latency_runs=latency_runs, times=times))
     entry["sha256"] = verify_lib.sha256_path(path)
     return entry

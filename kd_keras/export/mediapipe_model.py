@@ -152,7 +152,7 @@ def _check_calibration(flatbuffer, ids, reference_logits, pad):
     return agreement, float(error)
 
 
-def convert(student, quantization="none", representative_ids=None, pad=0):
+def convert(student, quantization="none", representative_ids=None, pad=0, saved_model=None):
     """The student in MediaPipe's BERT signature as a TFLite flatbuffer
     (builtin ops only), without metadata.
 
@@ -161,6 +161,9 @@ def convert(student, quantization="none", representative_ids=None, pad=0):
         quantization: `"none"` or `"int8"`.
         representative_ids: `[n, L]` pipeline ids; required for `"int8"`.
         pad: the vocabulary's `[PAD]` id (`pad_id`).
+        saved_model: optional folder for the wrapper SavedModel: written on
+            first use, then reused (an export's quantizations share it);
+            default: a temporary folder.
 
     Returns:
         `(flatbuffer bytes, recipe name)`: an int8 model takes the first of
@@ -185,7 +188,9 @@ def convert(student, quantization="none", representative_ids=None, pad=0):
         ids = ids[:int8_recipes.CHECK_EXAMPLES].astype(np.int32)
     scratch = tempfile.mkdtemp(prefix="kd_keras_mediapipe_")
     try:
-        saved_model = _write_saved_model(student, length, os.path.join(scratch, "sm"), pad)
+        saved_model = saved_model or os.path.join(scratch, "sm")
+        if not os.path.isdir(saved_model):
+            _write_saved_model(student, length, saved_model, pad)
         if quantization == "none":
             return tflite_export.convert_saved_model(saved_model), None
         reference = _keras_logits(student, ids)
@@ -236,9 +241,9 @@ def write_mediapipe_classifier(student, vocabulary, labels, path, quantization="
 
 
 def write_classifier(student, vocabulary, labels, path, quantization="none",
-                     representative_ids=None):
+                     representative_ids=None, saved_model=None):
     """`write_mediapipe_classifier`, returning the int8 recipe used (None
-    for `"none"`)."""
+    for `"none"`); `saved_model` as in `convert`."""
     mediapipe_metadata.require_mediapipe()
     sequence_length(student)
     labels = [str(l) for l in labels]
@@ -251,7 +256,7 @@ def write_classifier(student, vocabulary, labels, path, quantization="none",
     if not os.path.isfile(vocabulary):
         raise MissingFileError(f"{vocabulary}: vocab.txt not found")
     flatbuffer, recipe = convert(student, quantization, representative_ids,
-                                 pad_id(vocabulary))
+                                 pad_id(vocabulary), saved_model)
     subgraphs = mediapipe_metadata.subgraph_count(flatbuffer)
     if subgraphs != 1:  # MediaPipe would take it for a Gemma embedding model.
         raise UsageError(

@@ -15,7 +15,9 @@ the folder. Each artifact also records `sha256`, batch-32 latencies, its
 `tolerance` and whether it `passed`. `rejected` lists the artifacts set
 aside in `rejected/` for missing their tolerance (with their `failures`),
 `earlier_versions` the SavedModel versions earlier exports left (checked by
-checksum only).
+checksum only). `seconds` holds where the export's time went, by part (see
+`kd_keras.export.exporter`); `verification_seconds` splits it into building
+and verifying.
 
 `read_report(out_dir)` checks a stored report and returns a `StoredReport`
 of `ArtifactRecord`s; a damaged report is a one-line `DataError`.
@@ -34,6 +36,35 @@ from kd_keras.export.safe_reading import resolve_path
 
 REPORT_FILE = "report.json"
 VALIDATION_SETS = ("model", "text")
+# The parts of a report's `seconds` spent verifying the artifacts (running
+# each over the validation sets, and the latency calls); every other part
+# builds them.
+VERIFICATION_PARTS = ("verify", "latency")
+
+
+def verification_seconds(report):
+    """Splits an export report's `seconds` into building and verifying.
+
+    Args:
+        report: a report dict (`export_model`'s, or `report.json` read).
+
+    Returns:
+        `(build_seconds, verification_seconds)`: the sum of the parts not in
+        `VERIFICATION_PARTS`, and of those in it; `(None, None)` for a report
+        without `seconds` (written before exports were timed).
+
+    Example:
+
+    >>> verification_seconds({"seconds": {"saved_model": 1.0, "tflite/none": 2.0,
+    ...                                   "verify": 0.5, "latency": 0.25}})
+    (3.0, 0.75)
+    """
+    seconds = report.get("seconds")
+    if seconds is None:
+        return None, None
+    verifying = sum(v for k, v in seconds.items() if k in VERIFICATION_PARTS)
+    building = sum(v for k, v in seconds.items() if k not in VERIFICATION_PARTS)
+    return round(float(building), 3), round(float(verifying), 3)
 
 
 def with_paths_under(report, out_dir):

@@ -20,6 +20,7 @@ from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import tflite as tflite_export
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.inputs import as_input_dict
+from kd_keras.timing import StageTimes
 
 TEXT_INPUT = "text"
 
@@ -44,7 +45,8 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
         validation_text: `texts` or `(texts, labels)`.
         reference_inputs: the model inputs the texts stand for (e.g. the
             training pipeline's ids), or None for the preprocessor's output.
-        keras_logits: `(model, specs, inputs) -> logits`.
+        keras_logits: `inputs -> logits` of the Keras model (e.g. a
+            `kd_keras.export.reference.KerasLogits`).
         needs_preprocessor: False when the texts feed only artifacts that
             tokenize themselves (MediaPipe's), so `reference_inputs` do.
     """
@@ -74,7 +76,7 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
                 f"text_reference_inputs: {len(next(iter(reference_inputs.values())))} "
                 f"examples for {len(texts)} sentences"
             )
-    reference = keras_logits(model, specs, reference_inputs)
+    reference = keras_logits(reference_inputs)
     if labels is not None:
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
         if len(labels) != len(texts):
@@ -84,7 +86,7 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
     return {TEXT_INPUT: texts}, reference, labels
 
 
-def _entry(fmt, quantization, path, tmp, text_set, latency_runs):
+def _entry(fmt, quantization, path, tmp, text_set, latency_runs, times):
     inputs, reference, labels = text_set
     entry = {
         "format": fmt,
@@ -99,19 +101,21 @@ def _entry(fmt, quantization, path, tmp, text_set, latency_runs):
         verify_lib.verify_artifact(
             fmt, path, quantization, inputs, reference, labels, ref_acc,
             latency_runs=latency_runs, signature=saved_model_export.TEXT_SIGNATURE,
+            times=times,
         )
     )
     entry["sha256"] = verify_lib.sha256_path(path)
     return entry
 
 
-def saved_model_text_entry(tmp, sm_dir, text_set, latency_runs):
-    """Verifies the SavedModel's `serving_text` signature; its report entry."""
-    return _entry("saved_model", "none", sm_dir, tmp, text_set, latency_runs)
+def saved_model_text_entry(tmp, sm_dir, text_set, latency_runs, times=None):
+    """Verifies the SavedModel's `serving_text` signature; its report entry
+    (`times`: an optional `StageTimes`, see `export_text_tflite`)."""
+    return _entry("saved_model", "none", sm_dir, tmp, text_set, latency_runs, times)
 
 
 def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_texts,
-                       latency_runs):
+                       latency_runs, times=None):
     """Converts `serving_text`, tokenizer included, to
     `tflite/model_text[_<quantization>].tflite`, verifies it and returns its
     report entry.
@@ -124,26 +128,31 @@ def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_
         quantization: one of the TFLite quantizations.
         calibration_texts: sentences for int8 calibration.
         latency_runs: timed calls per batch size.
+        times: optional `kd_keras.timing.StageTimes`; gets the seconds of
+            the conversion (`"tflite/<quantization>/text"`) and of the
+            verification (`"verify"`, `"latency"`).
     """
+    times = times if times is not None else StageTimes()
     suffix = "" if quantization == "none" else f"_{quantization}"
     path = os.path.join(tmp, "tflite", f"model_text{suffix}.tflite")
     calibration = None
     if quantization == "int8":
         encoded = [t.encode("utf-8") for t in as_texts(calibration_texts, "representative_text")]
         calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
-    flatbuffer = tflite_export.convert_saved_model(
-        sm_dir,
-        quantization,
-        calibration,
-        tftext_custom_ops=True,
-        signature=saved_model_export.TEXT_SIGNATURE,
-    )
-    tflite_export.write_tflite(
-        path,
-        flatbuffer,
-        quantization,
-        labels=labels,
-        tftext_custom_ops=True,
-        signature=saved_model_export.TEXT_SIGNATURE,
-    )
-    return _entry("tflite", quantization, path, tmp, text_set, latency_runs)
+    with times.measure(f"tflite/{quantization}/text"):
+        flatbuffer = tflite_export.convert_saved_model(
+            sm_dir,
+            quantization,
+            calibration,
+            tftext_custom_ops=True,
+            signature=saved_model_export.TEXT_SIGNATURE,
+        )
+        tflite_export.write_tflite(
+            path,
+            flatbuffer,
+            quantization,
+            labels=labels,
+            tftext_custom_ops=True,
+            signature=saved_model_export.TEXT_SIGNATURE,
+        )
+    return _entry("tflite", quantization, path, tmp, text_set, latency_runs, times)

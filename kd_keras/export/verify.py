@@ -7,7 +7,10 @@ One loop serves all formats (`kd_keras.export.runtimes` supplies only
   the Keras model's (probabilities for MediaPipe's classifier);
 - `top1_agreement`: the fraction of examples with the same arg-max;
 - `accuracy`: against the labels, when given;
-- single-thread, warm latency at batch 1 and batch 32 (p50 and p95, ms);
+- single-thread, warm latency at batch 1 and batch 32 (p50 and p95, ms),
+  at most `latency_runs` timed calls per batch size, stopped early once
+  `LATENCY_MAX_SECONDS` of timed calls have passed
+  (`kd_keras.timing.time_calls`), so a slow artifact never stalls an export;
 
 and checks the tolerance of its quantization (`kd_keras.export.tolerances`;
 MediaPipe's classifier has its own).
@@ -21,7 +24,6 @@ import dataclasses
 import hashlib
 import os
 import stat
-import time
 
 import numpy as np
 
@@ -43,11 +45,16 @@ from kd_keras.export.tolerances import check_tolerance
 from kd_keras.export.tolerances import tolerance
 from kd_keras.export.validation_data import VALIDATION_FILE
 from kd_keras.export.validation_data import load_validation
+from kd_keras.timing import StageTimes
+from kd_keras.timing import time_calls
 
 LATENCY_BATCHES = (1, 32)
 # Timed calls per batch size: enough for stable percentiles many times over;
 # more only makes a verification that never ends.
 MAX_LATENCY_RUNS = 10_000
+# Seconds of timed calls per artifact and batch size: verification stops
+# timing there even before `latency_runs` calls (at least one is timed).
+LATENCY_MAX_SECONDS = 2.0
 # Logits are compared in batches of this size. Dynamically quantized models
 # compute activation ranges per batch, so the batch is part of the protocol.
 BATCH_SIZE = 32
@@ -133,8 +140,18 @@ def check_latency_runs(runs, what="latency_runs"):
     return int(runs)
 
 
-def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3):
+def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3, max_seconds=None):
     """Warm, single-call latency of `runtime` at `batch_size`, in ms.
+
+    Args:
+        runtime: a loaded `kd_keras.export.runtimes.Runtime`.
+        inputs: `{name: array}`; its first examples, repeated as needed,
+            make the batch.
+        batch_size: the examples per call.
+        runs: the most timed calls.
+        warmup: untimed calls first.
+        max_seconds: optional budget of timed calls (`time_calls`); the
+            export's verification passes `LATENCY_MAX_SECONDS`.
 
     Returns:
         `(p50, p95)`.
@@ -142,13 +159,8 @@ def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3):
     n = num_examples(inputs)
     reps = -(-batch_size // n)
     batch = {k: np.concatenate([v] * reps)[:batch_size] for k, v in inputs.items()}
-    for _ in range(warmup):
-        runtime.run(batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runtime.run(batch)
-        times.append((time.perf_counter() - start) * 1e3)
+    times = time_calls(lambda: runtime.run(batch), runs, max_seconds=max_seconds,
+                       warmup=warmup)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
@@ -162,6 +174,7 @@ def verify_artifact(
     reference_accuracy=None,
     latency_runs=30,
     signature=None,
+    times=None,
 ):
     """Runs one artifact and returns its report entry (without paths).
 
@@ -175,26 +188,34 @@ def verify_artifact(
         reference_logits: the Keras model's logits on `inputs`.
         labels: optional integer labels.
         reference_accuracy: the Keras model's accuracy, for the int8 check.
-        latency_runs: timed calls per batch size (0 skips latency).
+        latency_runs: timed calls per batch size (0 skips latency), each
+            batch size stopped after `LATENCY_MAX_SECONDS`.
         signature: the signature to run (default `serving_default`).
+        times: optional `kd_keras.timing.StageTimes`; gets the seconds of
+            loading, running and comparing (`"verify"`) and of the latency
+            calls (`"latency"`).
 
     Returns:
         A dict with the metrics, latencies, `tolerance`, `passed` and
         `failures`.
     """
     latency_runs = check_latency_runs(latency_runs)
-    runtime = load_runtime(format, path, signature)
-    if runtime.returns_probabilities:
-        reference_logits = softmax(reference_logits)
-    entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
+    times = times if times is not None else StageTimes()
+    with times.measure("verify"):
+        runtime = load_runtime(format, path, signature)
+        if runtime.returns_probabilities:
+            reference_logits = softmax(reference_logits)
+        entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
     entry["quantization"] = quantization
-    for batch in LATENCY_BATCHES:
-        p50 = p95 = None
-        if latency_runs:
-            p50, p95 = measure_latency(runtime, inputs, batch, runs=latency_runs)
-        suffix = "" if batch == 1 else f"_batch{batch}"
-        entry[f"latency_ms_p50{suffix}"] = p50
-        entry[f"latency_ms_p95{suffix}"] = p95
+    with times.measure("latency"):
+        for batch in LATENCY_BATCHES:
+            p50 = p95 = None
+            if latency_runs:
+                p50, p95 = measure_latency(runtime, inputs, batch, runs=latency_runs,
+                                           max_seconds=LATENCY_MAX_SECONDS)
+            suffix = "" if batch == 1 else f"_batch{batch}"
+            entry[f"latency_ms_p50{suffix}"] = p50
+            entry[f"latency_ms_p95{suffix}"] = p95
     entry["tolerance"] = tolerance(format, quantization)
     entry["failures"] = check_tolerance(entry, reference_accuracy)
     entry["passed"] = not entry["failures"]

@@ -44,19 +44,17 @@ def plot_curves(distill_history, baseline_history, path):
 
 def keras_latency_ms(model, example, runs=20):
     """Median latency in ms of `model.predict_on_batch` on one example
-    (after a warm-up call)."""
-    import time
-
+    (after a warm-up call): at most `runs` timed calls, stopped after the
+    export's budget per batch size (`LATENCY_MAX_SECONDS`)."""
     import numpy as np
+
+    from kd_keras.export.verify import LATENCY_MAX_SECONDS
+    from kd_keras.timing import time_calls
 
     if len(example) == 0:
         return None
-    model.predict_on_batch(example)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model.predict_on_batch(example)
-        times.append(1000 * (time.perf_counter() - start))
+    times = time_calls(lambda: model.predict_on_batch(example), runs,
+                       max_seconds=LATENCY_MAX_SECONDS)
     return float(np.median(times))
 
 

@@ -11,6 +11,7 @@ from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.export import ExportMismatchError
 from kd_keras.export import export_model
+from kd_keras.export import report as report_lib
 from kd_keras.export import tolerances
 from kd_keras.export import verify as verify_lib
 
@@ -114,6 +115,21 @@ def test_report_matches_independent_measurement(exported, name):
         assert abs(diff - a["max_abs_diff"]) <= 0.1 * max(diff, a["max_abs_diff"]) + 1e-5, label
         assert abs(agreement - a["top1_agreement"]) <= 0.01, label
         assert abs(accuracy - a["accuracy"]) <= 0.01, label
+
+
+def test_report_says_where_the_time_went(exported):
+    _, out_dir, report = exported("two_inputs")
+    with open(os.path.join(out_dir, "report.json")) as f:
+        seconds = json.load(f)["seconds"]
+    assert seconds == report["seconds"]
+    # The parts of an export to every format, float only (see the exporter).
+    assert set(seconds) == {"reference", "saved_model", "tflite/none", "onnx/convert",
+                            "onnx/none", "verify", "latency", "report"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["verify"] > 0
+    building, verifying = report_lib.verification_seconds(report)
+    assert verifying == pytest.approx(seconds["verify"] + seconds["latency"], abs=1e-6)
+    assert building == pytest.approx(sum(seconds.values()) - verifying, abs=1e-6)
+    assert report_lib.verification_seconds({"artifacts": []}) == (None, None)
 
 
 def _tiny_model():

@@ -1,5 +1,6 @@
 """TFLite conversion: builtin-only by default, integer-only I/O, sidecars."""
 
+import gc
 import json
 import os
 
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from kd_keras.export import export_model
 from kd_keras.export.tflite import UnsupportedOpError
+from kd_keras.export.tflite import frozen_heap
 
 
 def test_flex_op_fails_loudly_naming_it(tmp_path):
@@ -20,6 +22,21 @@ def test_flex_op_fails_loudly_naming_it(tmp_path):
         export_model(model, tmp_path / "out", formats=("tflite",))
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_frozen_heap_thaws_what_it_froze_only():
+    outer = gc.get_freeze_count()
+    with frozen_heap():
+        inside = gc.get_freeze_count()
+    assert gc.get_freeze_count() == outer and inside >= max(outer, 1)
+    gc.freeze()  # A heap someone else froze stays frozen.
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_int8_with_integer_io_and_sidecars(cases, tmp_path):

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -11,9 +12,12 @@ from export.conftest import edit_report as _edit_report
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import VerificationError
+from kd_keras.export import verify as verify_lib
 from kd_keras.export import verify_export
+from kd_keras.export.runtimes import Runtime
 from kd_keras.export.tolerances import check_tolerance
 from kd_keras.export.verify import compare
+from kd_keras.timing import StageTimes
 
 
 def test_compare_matches_numpy():
@@ -42,6 +46,33 @@ def test_compare_matches_numpy():
 )
 def test_tolerances(entry, ref_acc, failed):
     assert bool(check_tolerance(entry, ref_acc)) == failed
+
+
+def test_latency_stops_at_its_time_budget(monkeypatch):
+    class Slow(Runtime):
+        format = "onnx"
+        calls = 0
+
+        def run(self, inputs):
+            Slow.calls += 1
+            time.sleep(0.01)
+            return np.tile(np.float32([[1.0, 0.0]]), (len(inputs["x"]), 1))
+
+    monkeypatch.setattr(verify_lib, "load_runtime", lambda *args: Slow())
+    monkeypatch.setattr(verify_lib, "LATENCY_MAX_SECONDS", 0.03)
+    inputs = {"x": np.zeros((4, 3), np.float32)}
+    times = StageTimes()
+    entry = verify_lib.verify_artifact("onnx", "model.onnx", "none", inputs,
+                                       np.float32([[2, 1], [2, 1], [2, 1], [1, 2]]),
+                                       labels=np.array([0, 0, 1, 1]), latency_runs=1000,
+                                       times=times)
+    # One call runs the 4 examples, then 3 warmup calls per batch size; every
+    # call sleeps 10 ms, so 3 timed calls spend each batch size's 0.03 s.
+    timed = Slow.calls - 1 - 3 * len(verify_lib.LATENCY_BATCHES)
+    assert len(verify_lib.LATENCY_BATCHES) <= timed <= 3 * len(verify_lib.LATENCY_BATCHES)
+    assert entry["latency_ms_p50"] >= 10 and entry["latency_ms_p95_batch32"] >= 10
+    assert (entry["top1_agreement"], entry["accuracy"], entry["max_abs_diff"]) == (0.75, 0.5, 2.0)
+    assert set(times.seconds) == {"verify", "latency"}
 
 
 @pytest.fixture
