@@ -79,7 +79,7 @@ class FixedTeacher:
             feature_dtype: the layers' dtype (`distill.feature_dtype`).
 
         Returns:
-            A `teacher_stage.TeacherPass`, one row per text (the CLI's own
+            A `kd_keras.teachers.forward.TeacherPass`, one row per text (the CLI's own
             `teacher_stage.run_teacher`), kept for the next variant.
         """
         from kd_keras.pipeline import teacher_stage

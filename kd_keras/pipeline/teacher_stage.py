@@ -7,11 +7,14 @@ Two routes, as the config says:
   adapted by `kd_keras.teachers.adapt_text_teacher`, the one adaptation path
   that library users and the benchmarks call too (an exact head on frozen
   features, its top blocks fine-tuned, or the whole backbone). The adapted
-  weights (and its logits, without feature terms) are saved in
-  `OUTPUT.partial/`, so `--resume` never adapts a teacher twice. With
-  `distill.features`, the adaptation reads only the labelled training rows
-  and the validation split, and stage 3's one pass over every split gives
-  the logits and the features together (`run_teacher`).
+  weights and its logits are saved in `OUTPUT.partial/`, so `--resume`
+  never adapts a teacher twice. A pooled-sentence-vector term
+  (`classifier/pooling`) comes from the adaptation's own pass beside the
+  logits (for the top blocks, from the cached activations of the frozen
+  blocks), so the teacher never runs twice over a text. With feature
+  terms at other layers, the adaptation reads only the labelled training
+  rows and the validation split, and stage 3's one pass over every split
+  gives the logits and the features together (`run_teacher`).
 - `teacher.model`: a ready teacher (`.keras`, SavedModel, ONNX, ...) loaded
   with `kd_keras.teachers.load_teacher`; it reads raw strings or, when its
   input is integer, the same WordPiece ids as the student. Its logits are
@@ -39,6 +42,8 @@ from kd_keras.pipeline.ready_teacher import check_teacher_inputs
 from kd_keras.pipeline.stage_files import load_npz
 from kd_keras.pipeline.stage_files import resumed
 from kd_keras.pipeline.stage_files import save_npz
+from kd_keras.teachers.forward import as_feature_dtype
+from kd_keras.teachers.forward import run_teacher
 
 ADAPTATION = "teacher_adaptation"
 OUTPUTS = "teacher_outputs"
@@ -56,7 +61,10 @@ class TeacherState:
         reads_ids: True when it reads the student's WordPiece ids.
         logits: logits per split that the adaptation already computed
             (`None` when stage 3's feature pass computes them: a backbone
-            route with `distill.features`).
+            route with `distill.features` beyond the pooled vector).
+        features_saved: True when the adaptation also saved the features
+            that `distill.features` name (the pooled sentence vector, from
+            the same pass as its logits).
     """
 
     teacher: object
@@ -65,6 +73,7 @@ class TeacherState:
     route: str
     reads_ids: bool
     logits: Optional[dict] = None
+    features_saved: bool = False
 
 
 def adaptation_of(cfg):
@@ -86,18 +95,34 @@ def _strings(texts):
     return np.asarray([str(t) for t in texts], dtype=object)
 
 
-def _adaptation_inputs(cfg, data):
+def pooling_layer(model):
+    """The `teacher_layer` that names a text teacher's pooled sentence
+    vector, e.g. `"classifier/pooling"`."""
+    return f"{model.classifier.name}/pooling"
+
+
+def _adaptation_gives_features(cfg, model):
+    """Whether the adaptation's own pass gives every feature the config
+    names: true when they name at most the pooled sentence vector, which
+    the adaptation computes beside the logits (for the top-blocks method,
+    from the cached activations of the frozen blocks)."""
+    return {t.teacher_layer for t in cfg.distill.features} <= {pooling_layer(model)}
+
+
+def _adaptation_inputs(cfg, data, gives_features):
     """What the adaptation reads: `(texts, labels, labels_everything)`.
 
-    With `distill.features`, `teacher_outputs` runs the whole teacher over
-    every split anyway and that one pass gives the logits too, so the
-    adaptation reads only what it fits and validates on: the labelled
-    training rows and the validation split. Each unlabeled row (the
-    `distill.augment` copies, the rest of `data.labels_fraction`) then goes
-    through the teacher once instead of twice.
+    When the adaptation's pass gives the logits and features of every
+    split (`gives_features`), it reads every text. Otherwise stage 3 runs
+    the whole teacher over every split anyway and that one pass gives the
+    logits too, so the adaptation reads only what it fits and validates
+    on: the labelled training rows and the validation split. Each
+    unlabeled row (the `distill.augment` copies, the rest of
+    `data.labels_fraction`) then goes through the teacher once instead of
+    twice.
     """
     texts, labels = data.dataset.texts, data.labels
-    if not cfg.distill.features:
+    if gives_features:
         return texts, labels, True
     keep = np.asarray(labels["train"]) >= 0
     return ({"train": np.asarray(texts["train"], object)[keep],
@@ -106,33 +131,48 @@ def _adaptation_inputs(cfg, data):
             False)
 
 
+def _save_features(cfg, run, values):
+    """Saves `{split: {teacher_layer: array}}` in `distill.feature_dtype`."""
+    save_npz(_features_file(run), {
+        f"{split}|{layer}": as_feature_dtype(layer, value, cfg.distill.feature_dtype)
+        for split, layers in values.items() for layer, value in layers.items()})
+
+
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
     t = cfg.teacher
     model = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,
         sequence_length=t.sequence_length, pooling=t.pooling)
     weights, logits_file = run.file("teacher.weights.h5"), run.file("adapted_logits.npz")
-    texts, labels, labels_everything = _adaptation_inputs(cfg, data)
+    gives_features = _adaptation_gives_features(cfg, model)
+    texts, labels, labels_everything = _adaptation_inputs(cfg, data, gives_features)
+    with_features = bool(cfg.distill.features) and labels_everything
     record = run.done(ADAPTATION)
     if record is not None:
         resumed(weights, model.load_weights)
         model.trainable = False
         logits = resumed(logits_file, load_npz) if labels_everything else None
+        if with_features:
+            resumed(_features_file(run), load_npz)  # checked now, read by stage 4
         route = record["route"]
     else:
         adapted = teachers.adapt_text_teacher(
             model, texts, labels, adaptation_of(cfg),
-            feature_cache_dir=feature_cache_dir, verbose=cfg.verbose)
+            feature_cache_dir=feature_cache_dir, verbose=cfg.verbose,
+            with_pooling=with_features)
         with atomic_path(weights, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
         route = adapted.route
         logits = adapted.logits if labels_everything else None  # else partial
+        if with_features:
+            layer = pooling_layer(model)
+            _save_features(cfg, run, {s: {layer: v} for s, v in adapted.pooled.items()})
         if logits is not None:
             save_npz(logits_file, logits)
         run.finish(ADAPTATION, {"route": route})
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
-                        logits=logits)
+                        logits=logits, features_saved=with_features)
 
 
 def adapt_teacher(cfg, data, run, feature_cache_dir):
@@ -203,88 +243,6 @@ def _features_file(run):
     return run.file("teacher_features.npz")
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherPass:
-    """The teacher's logits and named layers on one input array, from one
-    forward pass.
-
-    Attributes:
-        logits: float32 `[n, num_classes]`.
-        layers: dict teacher_layer -> float32 `[n, ...]`.
-    """
-
-    logits: np.ndarray
-    layers: dict
-
-
-def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="float32"):
-    """One forward pass of a Keras teacher over `x` that keeps its logits
-    and the layers `layers` name, filled into preallocated arrays (per-token
-    layers are large: a list of batches plus their concatenation would
-    briefly hold them twice).
-
-    Args:
-        model: the teacher `keras.Model` (raw strings or ids in).
-        x: the inputs, a NumPy array (strings as an object array).
-        layers: teacher layer names, as `distill.features` spells them.
-        batch_size: inputs per forward pass.
-        desc: a progress-bar label, or `None` for no bar.
-        feature_dtype: the dtype the layers are held in (`"float16"`
-            halves them); the logits stay float32.
-
-    Raises:
-        ConfigError: a layer's values do not fit in float16.
-
-    Returns:
-        A `TeacherPass` (arrays of shape `(0,)` when `x` is empty).
-
-    Example:
-
-    >>> import keras
-    >>> inputs = keras.Input((3,))
-    >>> hidden = keras.layers.Dense(4, name="hidden")(inputs)
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
-    >>> out = run_teacher(model, np.ones((5, 3), "float32"), ["hidden"], batch_size=2)
-    >>> out.logits.shape, out.layers["hidden"].shape
-    ((5, 2), (5, 4))
-    """
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    from kd_keras.feature_views import FeatureView
-    from kd_keras.feature_views import resolve
-
-    layers = list(layers)
-    view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers], "teacher")
-    forward = tf.function(lambda batch: view(batch, training=False), reduce_retracing=True)
-    dtypes = [np.float32] + [np.dtype(feature_dtype)] * len(layers)  # logits, then the layers
-    arrays = [np.zeros((0,), dtype) for dtype in dtypes]
-    starts = range(0, len(x), batch_size)
-    for i in tqdm(starts, desc=desc, unit="batch", disable=desc is None, mininterval=10):
-        batch = x[i:i + batch_size]
-        batch = tf.constant(list(batch)) if batch.dtype == object else batch
-        logits, values = forward(batch)
-        for j, value in enumerate([logits, *values]):
-            value = np.asarray(value, np.float32)
-            if i == 0:
-                arrays[j] = np.empty((len(x),) + value.shape[1:], dtypes[j])
-            with np.errstate(over="ignore"):  # float16 overflow is refused just below
-                arrays[j][i:i + len(value)] = value
-            held = arrays[j][i:i + len(value)]
-            if j and dtypes[j] == np.float16 and not np.isfinite(held).all():
-                _overflow(layers[j - 1], value)
-    return TeacherPass(logits=arrays[0], layers=dict(zip(layers, arrays[1:])))
-
-
-def _overflow(layer, value):
-    """Refuses float16 targets that overflowed (float16 holds |x| <= 65504)."""
-    if np.isfinite(value).all():  # finite in float32: too large for float16
-        raise ConfigError(
-            f"distill.feature_dtype: float16 cannot hold the teacher layer {layer!r} "
-            f"(values up to {np.abs(value).max():.4g}; float16 holds at most 65504); "
-            "use float32")
-
-
 def compute_features(cfg, data, state):
     """The teacher's logits and the outputs that `distill.features` name,
     for every split, in one forward pass per split (`run_teacher`).
@@ -296,7 +254,7 @@ def compute_features(cfg, data, state):
         state: the `TeacherState` (a Keras teacher).
 
     Returns:
-        A dict split -> `TeacherPass`.
+        A dict split -> `kd_keras.teachers.forward.TeacherPass`.
 
     Raises:
         ConfigError: the teacher is not a Keras model.
@@ -365,7 +323,7 @@ def teacher_outputs(cfg, data, state, run):
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
     checks.check_gives_logits(f"teacher.model: {cfg.teacher.model or cfg.teacher.backbone}",
                               values=np.concatenate([logits[s] for s in SPLITS]))
-    if cfg.distill.features:
+    if cfg.distill.features and not state.features_saved:
         passes = passes or compute_features(cfg, data, state)
         save_npz(_features_file(run), {f"{split}|{layer}": value
                                        for split, p in passes.items()

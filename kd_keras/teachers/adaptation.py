@@ -112,11 +112,16 @@ class AdaptedTeacher:
             `"fine-tuned all layers"`.
         history: the fine-tuning `History.history` dict, or `None` for
             `"head"`.
+        pooled: with `with_pooling=True`, split name -> float32
+            `[n, hidden_dim]`: the adapted teacher's sentence vectors (the
+            classifier's `pooling` output) from the same pass as the
+            logits; else `None`.
     """
 
     logits: dict
     route: str
     history: dict | None
+    pooled: dict | None = None
 
 
 def _checked_inputs(teacher, texts, labels, train, validation):
@@ -158,19 +163,25 @@ def _checked_inputs(teacher, texts, labels, train, validation):
 
 
 def _predict_strings(teacher, texts, batch_size=64, verbose=1):
-    """The teacher's logits on raw strings, float32 `[n, num_classes]`."""
+    """The teacher's logits and pooled vectors on raw strings, from one
+    pass: float32 `[n, num_classes]` and `[n, hidden_dim]`."""
     import tensorflow as tf
 
-    units = int(teacher.classifier.get_layer("head").units)
-    predict = tf.function(lambda t: teacher(t, training=False),
+    classifier = teacher.classifier
+    both = keras.Model(classifier.input,
+                       [classifier.output, classifier.get_layer("pooling").output])
+    predict = tf.function(lambda t: both(teacher.tokens(t), training=False),
                           input_signature=[tf.TensorSpec([None], tf.string)])
+    shapes = [tuple(o.shape[1:]) for o in both.outputs]
     progress = keras.utils.Progbar(len(texts), verbose=verbose, unit_name="text")
-    parts = [np.zeros((0, units), np.float32)]
+    parts = [[np.zeros((0,) + shape, np.float32)] for shape in shapes]
     for start in range(0, len(texts), batch_size):
-        parts.append(np.asarray(predict(tf.constant(list(texts[start:start + batch_size]))),
-                                np.float32))
-        progress.add(len(parts[-1]))
-    return np.concatenate(parts)
+        values = predict(tf.constant(list(texts[start:start + batch_size])))
+        for part, value in zip(parts, values):
+            part.append(np.asarray(value, np.float32))
+        progress.add(len(parts[0][-1]))
+    logits, pooled = (np.concatenate(part) for part in parts)
+    return logits, pooled
 
 
 def _head_logits(head, features):
@@ -190,6 +201,8 @@ def _exact_head(teacher, texts, labels, train, feature_cache_dir, verbose, l2):
 
 def _tune_top_layers(teacher, texts, labels, adaptation, train, validation, verbose, l2,
                      predict):
+    """Returns `(logits, pooled, history, head)` (empty dicts without
+    `predict`)."""
     backbone = teacher.classifier.get_layer("backbone")
     if adaptation.top_layers > backbone.num_layers:
         raise UsageError(f"top_layers: the backbone has {backbone.num_layers} transformer "
@@ -206,8 +219,10 @@ def _tune_top_layers(teacher, texts, labels, adaptation, train, validation, verb
         learning_rate=adaptation.resolved_learning_rate,
         validation=(validation, labels[validation]) if validation is not None else None,
         seed=adaptation.seed, verbose=2 if verbose else 0)
-    logits = {split: tuner.predict(split) for split in texts} if predict else {}
-    return logits, history, head
+    outputs = {split: tuner.predict_with_pooling(split) for split in texts} if predict else {}
+    logits = {split: out[0] for split, out in outputs.items()}
+    pooled = {split: out[1] for split, out in outputs.items()}
+    return logits, pooled, history, head
 
 
 def _train_whole_backbone(teacher, texts, labels, adaptation, train, validation, verbose):
@@ -249,7 +264,7 @@ def _train_whole_backbone(teacher, texts, labels, adaptation, train, validation,
 
 
 def _adapt(teacher, texts, labels, adaptation, train, validation, feature_cache_dir,
-           verbose, l2="auto", predict=True):
+           verbose, l2="auto", predict=True, with_pooling=False):
     """`adapt_text_teacher`, plus `solve_head`'s dict; `predict=False`
     skips the logits (for `fine_tune`)."""
     if not isinstance(adaptation, Adaptation):
@@ -258,7 +273,7 @@ def _adapt(teacher, texts, labels, adaptation, train, validation, feature_cache_
     texts, labels, validation = _checked_inputs(teacher, texts, labels, train, validation)
     history = None
     if adaptation.method == "top_layers":
-        logits, history, head = _tune_top_layers(
+        logits, pooled, history, head = _tune_top_layers(
             teacher, texts, labels, adaptation, train, validation, verbose, l2, predict)
         route = f"fine-tuned top {adaptation.top_layers} layers"
     elif adaptation.method == "head":
@@ -267,22 +282,26 @@ def _adapt(teacher, texts, labels, adaptation, train, validation, feature_cache_
                                      verbose, l2)
         layer = teacher.classifier.get_layer("head")
         logits = {split: _head_logits(layer, f) for split, f in features.items()}
-        logits = logits if predict else {}
+        logits, pooled = (logits, features) if predict else ({}, {})
         route = "frozen backbone + head"
     else:
         head, _ = _exact_head(teacher, {train: texts[train]}, labels, train,
                               feature_cache_dir, verbose, l2)
         history = _train_whole_backbone(teacher, texts, labels, adaptation, train,
                                         validation, verbose)
-        logits = {split: _predict_strings(teacher, t, verbose=verbose)
-                  for split, t in texts.items()} if predict else {}
+        outputs = {split: _predict_strings(teacher, t, verbose=verbose)
+                   for split, t in texts.items()} if predict else {}
+        logits = {split: out[0] for split, out in outputs.items()}
+        pooled = {split: out[1] for split, out in outputs.items()}
         route = "fine-tuned all layers"
     teacher.trainable = False
-    return AdaptedTeacher(logits=logits, route=route, history=history), head
+    return AdaptedTeacher(logits=logits, route=route, history=history,
+                          pooled=pooled if with_pooling else None), head
 
 
 def adapt_text_teacher(teacher, texts, labels, adaptation, train="train",
-                       validation="validation", feature_cache_dir=None, verbose=1):
+                       validation="validation", feature_cache_dir=None, verbose=1,
+                       with_pooling=False):
     """Adapts a text teacher to the task and returns its logits on every split.
 
     Args:
@@ -302,6 +321,11 @@ def adapt_text_teacher(teacher, texts, labels, adaptation, train="train",
             weights, the sequence length and the texts, so that a re-run or
             another seed reuses them.
         verbose: 1 prints progress.
+        with_pooling: also return the adapted teacher's pooled sentence
+            vectors on every split (`AdaptedTeacher.pooled`), computed in
+            the same pass as the logits: for the top-blocks method, from
+            the cached activations of the frozen blocks, so no second pass
+            of the whole teacher is needed for a pooled-feature term.
 
     Returns:
         An `AdaptedTeacher`.
@@ -320,7 +344,7 @@ def adapt_text_teacher(teacher, texts, labels, adaptation, train="train",
     ('fine-tuned top 3 layers', (1066, 2))
     """
     adapted, _ = _adapt(teacher, texts, labels, adaptation, train, validation,
-                        feature_cache_dir, verbose)
+                        feature_cache_dir, verbose, with_pooling=with_pooling)
     return adapted
 
 

@@ -25,6 +25,10 @@ from kd_keras.errors import UsageError
 from kd_keras.teachers.head import as_strings
 from kd_keras.teachers.head import solve_head
 
+WIDTH_STEP = 8
+"""Batches are padded to their longest text rounded up to a multiple of
+this: at most `sequence_length / WIDTH_STEP` shapes to trace or compile."""
+
 
 def _pooling_mode(classifier):
     pooling = classifier.get_layer("pooling")
@@ -72,12 +76,8 @@ class TopLayerTuner:
             if self.first_trained > 0
             else backbone.get_layer("embeddings_layer_norm")
         )
-        bottom = keras.Model(backbone.input, boundary.output)
-
-        def run_bottom(tokens):
-            return bottom(tokens, training=False)
-
-        self._bottom_fn = tf.function(run_bottom, reduce_retracing=True)
+        self._bottom = keras.Model(backbone.input, boundary.output)
+        self._bottom_fn = None  # traced once, for any batch and width
         self._blocks = [
             backbone.get_layer(f"transformer_layer_{i}")
             for i in range(self.first_trained, total)
@@ -85,6 +85,30 @@ class TopLayerTuner:
         self.hidden_dim = int(boundary.output.shape[-1])
         self.top_model = self._build_top(classifier, backbone)
         self._store = {}
+        self._inference_fns = {}
+
+    def _run_bottom(self, tokens):
+        if self._bottom_fn is None:
+            bottom = self._bottom
+            signature = {k: tf.TensorSpec((None, None), v.dtype) for k, v in tokens.items()}
+            self._bottom_fn = tf.function(lambda t: bottom(t, training=False),
+                                          input_signature=[signature])
+        return self._bottom_fn(tokens)
+
+    def _inference(self, model):
+        """`model` in inference mode as a `tf.function` traced once for any
+        batch size and width (a new shape would otherwise trace it again)."""
+        if id(model) not in self._inference_fns:
+            spec = (tf.TensorSpec((None, None, self.hidden_dim), tf.float32),
+                    tf.TensorSpec((None, None), tf.int32))
+            self._inference_fns[id(model)] = tf.function(
+                lambda x: model(x, training=False), input_signature=[spec])
+        return self._inference_fns[id(model)]
+
+    def _width(self, lengths):
+        """A batch's padded width: its longest text, rounded up to a
+        multiple of `WIDTH_STEP` (so that few shapes are traced)."""
+        return -(-int(lengths.max()) // WIDTH_STEP) * WIDTH_STEP
 
     def _build_top(self, classifier, backbone):
         hidden = keras.Input((None, self.hidden_dim), name="hidden")
@@ -101,6 +125,7 @@ class TopLayerTuner:
             features = backbone.get_layer("pooled_dense")(x[:, 0, :])
         self._features_model = keras.Model([hidden, mask], features)
         logits = classifier.get_layer("head")(features)
+        self._both_model = keras.Model([hidden, mask], [logits, features])
         return keras.Model([hidden, mask], logits, name="top_layers")
 
     def add(self, name, texts, verbose=1):
@@ -125,8 +150,8 @@ class TopLayerTuner:
             order = np.argsort(chunk_lengths, kind="stable")
             for i in range(0, len(order), self.batch_size):
                 rows = order[i:i + self.batch_size]
-                width = int(chunk_lengths[rows].max())
-                out = self._bottom_fn({k: v[rows, :width] for k, v in tokens.items()})
+                width = self._width(chunk_lengths[rows])
+                out = self._run_bottom({k: v[rows, :width] for k, v in tokens.items()})
                 out = out.numpy()
                 for j, row in enumerate(rows):
                     hidden[start + row] = out[j, : chunk_lengths[row]]
@@ -153,7 +178,7 @@ class TopLayerTuner:
             starts = rng.permutation(starts)
         for start in starts:
             batch = rows[start:start + self.batch_size]
-            width = int(lengths[batch].max())
+            width = self._width(lengths[batch])
             x = np.zeros((len(batch), width, self.hidden_dim), np.float32)
             mask = np.zeros((len(batch), width), np.int32)
             for j, row in enumerate(batch):
@@ -195,25 +220,22 @@ class TopLayerTuner:
         return labels
 
     def _run(self, model, name, rows=None):
-        """`model` on the cached texts `rows` (all by default), in order."""
+        """`model` on the cached texts `rows` (all by default), in order;
+        a list of arrays when the model has several outputs."""
         lengths = self._get(name)[1]
         rows = np.arange(len(lengths)) if rows is None else np.asarray(rows)
         position = np.zeros(len(lengths), np.int64)
         position[rows] = np.arange(len(rows))
 
-        @tf.function(reduce_retracing=True)
-        def call(x):
-            return model(x, training=False)
-
-        out = None
+        call = self._inference(model)
+        outputs = model.outputs
+        out = [np.zeros((len(rows),) + tuple(o.shape[1:]), np.float32) for o in outputs]
         for x, batch in self._batches(name, rows):
-            values = call(x).numpy()
-            if out is None:
-                out = np.zeros((len(rows),) + values.shape[1:], np.float32)
-            out[position[batch]] = values
-        if out is None:  # no rows
-            out = np.zeros((0,) + tuple(model.output.shape[1:]), np.float32)
-        return out
+            values = call(x)
+            values = values if isinstance(values, (list, tuple)) else [values]
+            for array, value in zip(out, values):
+                array[position[batch]] = value.numpy()
+        return out if len(outputs) > 1 else out[0]
 
     def fit_head(self, name, labels, l2="auto"):
         """Solves the head on the pooled output of the (current) top blocks
@@ -272,7 +294,7 @@ class TopLayerTuner:
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=False,  # every batch has its own length
+            jit_compile=False,  # batches differ in width
         )
         val = None
         if validation is not None:
@@ -291,3 +313,14 @@ class TopLayerTuner:
             A float32 array `[len(texts), num_classes]`.
         """
         return self._run(self.top_model, name)
+
+    def predict_with_pooling(self, name):
+        """Logits and pooled sentence vectors (the classifier's `pooling`
+        output) of the cached texts `name`, from one pass of the top blocks.
+
+        Returns:
+            `(logits, pooled)`: float32 `[len(texts), num_classes]` and
+            `[len(texts), hidden_dim]`, in the texts' original order.
+        """
+        logits, pooled = self._run(self._both_model, name)
+        return logits, pooled

@@ -81,11 +81,24 @@ def test_compute_features_equals_numpy_on_every_row(tmp_path, feature_dtype):
                                    atol=1e-5)
 
 
-def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkeypatch):
-    """With feature terms, the adaptation sees only the labelled training
-    rows and the validation split; the features' one pass labels the rest,
-    and every split's logits equal the saved teacher's own `predict` on the
-    raw strings (Keras's path, not `run_teacher`)."""
+POOLED = "classifier/pooling"
+BLOCK = "classifier/backbone/transformer_layer_0"
+
+
+@pytest.mark.parametrize("layers", [[POOLED], [POOLED, BLOCK]])
+def test_backbone_route_with_features_runs_the_teacher_once_per_text(tmp_path, monkeypatch,
+                                                                      layers):
+    """A pooled-vector term: the adaptation reads every text and its own
+    pass (the tuned top block on the cached activations of the frozen one)
+    gives the logits and the pooled vectors; the whole teacher never runs
+    again. A term at another layer: the adaptation sees only the labelled
+    training rows and the validation split, and one pass per split labels
+    the rest. Either way every split's logits and pooled vectors equal the
+    saved teacher's own Keras forward pass on the raw strings (padded to
+    its full length, not bucketed) within 1e-4 (relative 1e-5: this tiny
+    teacher's exact head gives logits near 50)."""
+    import tensorflow as tf
+
     from kd_keras import teachers
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import teacher_stage
@@ -103,8 +116,8 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
             "train_backbone": True, "top_layers": 1, "epochs": 1, "batch_size": 16}},
         "student": {"sequence_length": 12},
         "distill": {"augment": {"copies": 2},
-                    "features": [{"teacher_layer": "classifier/pooling",
-                                  "student_layer": "features"}]},
+                    "features": [{"teacher_layer": layer, "student_layer": "features",
+                                  "name": f"t{i}"} for i, layer in enumerate(layers)]},
         "verbose": 0}, base_dir=str(tmp_path))
     data = data_stage.prepare_data(cfg)
     seen = []
@@ -122,18 +135,25 @@ def test_backbone_route_with_features_reads_unlabeled_rows_once(tmp_path, monkey
 
     train, labels = data.dataset.texts["train"], data.labels["train"]
     assert (labels < 0).sum() > len(labels) // 2  # the copies and the masked half
-    assert seen == [{"train": [t for t, y in zip(train, labels) if y >= 0],
-                     "validation": list(data.dataset.texts["validation"])}]
-    assert passes == [len(data.labels[s]) for s in SPLITS]  # one pass per split
+    if layers == [POOLED]:
+        assert seen == [{s: list(data.dataset.texts[s]) for s in SPLITS}]
+        assert passes == []  # no second pass of the whole teacher
+    else:
+        assert seen == [{"train": [t for t, y in zip(train, labels) if y >= 0],
+                         "validation": list(data.dataset.texts["validation"])}]
+        assert passes == [len(data.labels[s]) for s in SPLITS]  # one pass per split
     again = teachers.build_text_teacher(bert, data.num_classes, sequence_length=16)
     again.load_weights(os.path.join(run.path, "teacher.weights.h5"))
-    for split in SPLITS:
-        expected = again.predict(np.asarray(data.dataset.texts[split], object), verbose=0)
-        assert logits[split].shape == (len(data.labels[split]), 2)
-        np.testing.assert_allclose(logits[split], expected, atol=1e-4)
+    classifier = again.classifier
+    both = keras.Model(classifier.input,
+                       [classifier.output, classifier.get_layer("pooling").output])
     saved = teacher_stage.teacher_features(cfg, run)
-    assert {s: len(v["classifier/pooling"]) for s, v in saved.items()} == {
-        s: len(data.labels[s]) for s in SPLITS}
+    for split in SPLITS:
+        expected, pooled = both(again.tokens(tf.constant(list(data.dataset.texts[split]))))
+        assert logits[split].shape == (len(data.labels[split]), 2)
+        np.testing.assert_allclose(logits[split], expected.numpy(), atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(saved[split][POOLED], pooled.numpy(), atol=1e-4, rtol=1e-5)
+        assert set(saved[split]) == set(layers)
 
 
 def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monkeypatch):
