@@ -10,6 +10,7 @@ names the artifacts the export set aside (`export/rejected/...`) and why.
 
 import os
 
+from kd_keras.export.report import verification_seconds
 from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import report
 from kd_keras.pipeline.teacher_stage import teacher_inputs
@@ -99,16 +100,12 @@ def stage_seconds(times, export_report):
     """
     seconds = times.to_json()
     if export_report and export_stage.STAGE in seconds:
-        verification = verification_seconds(export_report)
+        _, verification = verification_seconds(export_report)
         if verification is not None:
             seconds[export_stage.STAGE] = round(seconds[export_stage.STAGE] - verification, 3)
             seconds["verification"] = round(verification, 3)
     seconds["total"] = round(times.total, 3)
     return seconds
-
-
-def verification_seconds(export_report):
-    return None
 
 
 def _in_run(path):
