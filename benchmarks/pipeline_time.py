@@ -58,7 +58,15 @@ def run_demo(code=None, extra_args=()):
         sampler.join()
         with open(os.path.join(output, "results.json"), encoding="utf-8") as f:
             results = json.load(f)
+    from kd_keras.cli.distill import summary_rows
+    from kd_keras.pipeline.report import results_table
+    from kd_keras.pipeline.report import stage_times_line
+
     return {
+        # What the demo printed: the docs' demo table is checked against it.
+        "table": results_table(summary_rows(results)),
+        "time_line": (stage_times_line(results["seconds"]) if results.get("seconds")
+                      else None),
         "wall_seconds": round(wall, 1),
         "stage_seconds": results.get("seconds"),
         "accuracy": {

@@ -8,8 +8,8 @@ sentence), a ~2M-parameter text CNN distilled from the teacher's logits, the
 same CNN trained on labels alone, and the export to SavedModel, TFLite
 (float and int8) and ONNX, each verified in its own runtime. Prints a table:
 teacher, student alone, distilled student — accuracy, parameters, size,
-latency. About 12 minutes on 2 CPU cores, most of it fine-tuning the
-teacher.
+latency — and the time each stage took (the docs' results pages have the
+measured figures).
 
 Example:
 
