@@ -1,15 +1,17 @@
 """`atomic_path`: write a file through a temporary file beside it, then rename.
 
 A reader, or a run resumed after a crash, sees the old file or the new one,
-never half of one (nothing is synced to disk, so a power loss is not
-covered). The temporary file is `.NAME.tmp-XXXXXXXX` plus an optional suffix
-in the same folder, so the rename stays on one filesystem; it is created with
-the usual permissions (`0o666` less the umask, as `open` gives) and removed
-if the write fails. A process killed mid-write leaves it behind:
-`remove_leftovers` deletes such files from a folder that kd_keras owns (a
-resumed run folder). The cache (`kd_keras.cache.store`), the export folders
-(`kd_keras.export.output_dir`) and the warmup file keep their own variants:
-they sync to disk or recognise their leftovers by name.
+never half of one. With `fsync=True` the new file's bytes reach the disk
+before the rename (the cache asks for it), so a power loss cannot leave a
+complete name over incomplete contents; by default nothing is synced. The
+temporary file is `.NAME.tmp-XXXXXXXX` plus an optional suffix in the same
+folder, so the rename stays on one filesystem; it is created with the usual
+permissions (`0o666` less the umask, as `open` gives) and removed if the
+write fails. A process killed mid-write leaves it behind: `remove_leftovers`
+deletes such files from a folder that kd_keras owns (a resumed run folder),
+and `leftover_target` tells which file one was for (the cache deletes only
+its own). Every file kd_keras writes in place goes through here; a whole
+export folder is staged and renamed by `kd_keras.export.output_dir`.
 
 Example:
 
@@ -27,11 +29,11 @@ import os
 import re
 import secrets
 
-_LEFTOVER = re.compile(r"\..+\.tmp-[0-9a-f]{8}(\.[A-Za-z0-9_.]+)?")
+_LEFTOVER = re.compile(r"\.(?P<target>.+)\.tmp-[0-9a-f]{8}(\.[A-Za-z0-9_.]+)?")
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix=""):
+def atomic_path(path, suffix="", fsync=False):
     """Yields a new empty temporary path beside `path`, renamed onto `path`
     when the block ends; removed instead if the block raises.
 
@@ -44,6 +46,8 @@ def atomic_path(path, suffix=""):
         suffix: the temporary name's ending, for writers that choose the
             format from it (`".png"` for matplotlib, `".weights.h5"` for
             Keras); letters, digits, `_` and `.` only.
+        fsync: flush the written file to disk before the rename (slower;
+            for stores that must survive a power loss, like the cache).
 
     Returns:
         A context manager whose value is the temporary path.
@@ -75,11 +79,40 @@ def atomic_path(path, suffix=""):
             continue
     try:
         yield tmp
+        if fsync:
+            _sync(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _sync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def leftover_target(name):
+    """The file name a leftover temporary file was written for.
+
+    Args:
+        name: a file name (no folder).
+
+    Returns:
+        `NAME` for `.NAME.tmp-XXXXXXXX` with an optional suffix, `None`
+        for a name `atomic_path` does not give.
+
+    Example:
+
+    >>> leftover_target(".metadata.json.tmp-0a1b2c3d"), leftover_target("metadata.json")
+    ('metadata.json', None)
+    """
+    match = _LEFTOVER.fullmatch(name)
+    return match and match.group("target")
 
 
 def is_leftover(name):
@@ -96,7 +129,7 @@ def is_leftover(name):
     >>> is_leftover(".stages.json.tmp-0a1b2c3d"), is_leftover("stages.json")
     (True, False)
     """
-    return bool(_LEFTOVER.fullmatch(name))
+    return leftover_target(name) is not None
 
 
 def remove_leftovers(folder):

@@ -7,6 +7,7 @@ import stat
 import pytest
 
 from kd_keras.atomic_files import atomic_path
+from kd_keras.atomic_files import leftover_target
 
 
 def _write(path, text):
@@ -97,3 +98,29 @@ def test_a_missing_folder_is_an_error_before_the_block(tmp_path):
         with atomic_path(tmp_path / "absent" / "a.json"):
             entered.append(True)
     assert entered == []
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_fsync_syncs_the_written_file_before_the_rename(tmp_path, monkeypatch, fsync):
+    path = tmp_path / "metadata.json"
+    synced = []
+
+    def record(fd):
+        # What the sync saw: the temporary file, complete, the target not yet there.
+        synced.append((os.fstat(fd).st_ino, os.fstat(fd).st_size, path.exists()))
+
+    monkeypatch.setattr(os, "fsync", record)
+    with atomic_path(path, fsync=fsync) as tmp:
+        _write(tmp, "complete")
+        inode = os.stat(tmp).st_ino
+    assert synced == ([(inode, len("complete"), False)] if fsync else [])
+    assert path.read_text() == "complete"
+
+
+def test_a_leftover_names_the_file_it_was_for(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "logits-00000.npy", suffix=".npy") as tmp:
+            raise KeyboardInterrupt  # Stands in for a kill: keep the name, not the file.
+    assert leftover_target(os.path.basename(tmp)) == "logits-00000.npy"
+    assert leftover_target("logits-00000.npy") is None
+    assert leftover_target(".notes.tmp-mine") is None

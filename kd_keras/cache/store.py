@@ -15,8 +15,9 @@ A cache directory holds
   `feature0-00000.npy`, `feature1-00000.npy`, ... (`[n, *feature shape]`
   in the cache's `feature_dtype`, in the order of `metadata.features`).
 
-Every file is written to a temporary name in the same directory and moved
-into place with `os.replace`, so a killed process never leaves a
+Every file is written through `kd_keras.atomic_files.atomic_path` with
+`fsync=True`: to a temporary name in the same directory, synced to disk and
+moved into place with `os.replace`, so a killed process never leaves a
 half-written file under a real name (and a symbolic link at that name is
 replaced, never written through).
 
@@ -37,52 +38,50 @@ import json
 import os
 import re
 import stat
-import tempfile
 
 import numpy as np
 
+from kd_keras.atomic_files import atomic_path
+from kd_keras.atomic_files import leftover_target
 from kd_keras.cache import metadata as meta
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 
-_TMP_PREFIX = ".kd-cache-tmp-"
-# Temp names: ours, and the ".tmp-" + mkstemp's 8 characters that earlier
-# kd_keras versions used.
-_TEMP_PATTERN = re.compile(r"\.kd-cache-tmp-[a-z0-9_]+|\.tmp-[a-z0-9_]{8}")
+# The temporary names earlier kd_keras versions gave ("." + a prefix, or
+# ".tmp-" + mkstemp's 8 characters), still cleaned up when found.
+_OLD_TEMP_PATTERN = re.compile(r"\.kd-cache-tmp-[a-z0-9_]+|\.tmp-[a-z0-9_]{8}")
+
+
+def _is_own_name(name):
+    return bool(name == meta.METADATA or meta.SHARD_FILE_PATTERN.fullmatch(name))
+
+
+def _is_temp_name(name):
+    """A temporary file of one of the cache's own files."""
+    target = leftover_target(name)
+    return bool((target and _is_own_name(target)) or _OLD_TEMP_PATTERN.fullmatch(name))
 
 
 def is_cache_file_name(name):
     """Whether `name` is a file name the cache writes (so may delete)."""
-    return bool(
-        name == meta.METADATA
-        or meta.SHARD_FILE_PATTERN.fullmatch(name)
-        or _TEMP_PATTERN.fullmatch(name)
-    )
+    return _is_own_name(name) or _is_temp_name(name)
 
 
 def _atomic_write(path, write):
-    """Calls `write(file)` on a temp file next to `path`, then renames it.
+    """Calls `write(file)` on a temp file next to `path`, syncs it to disk,
+    then renames it.
 
     Raises:
         UsageError: if the folder is read-only or not ours to write.
     """
-    directory = os.path.dirname(path) or "."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+        with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
+            write(f)
     except OSError as e:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
+        directory = os.path.dirname(path) or "."
         raise UsageError(f"{directory}: cannot write the cache there ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def file_sha256(path):
@@ -235,7 +234,7 @@ def remove_cache_files(directory):
 
 def remove_stale_temp_files(directory):
     """Deletes temp files a killed build left behind."""
-    _remove_matching(directory, keep=lambda name: not _TEMP_PATTERN.fullmatch(name))
+    _remove_matching(directory, keep=lambda name: not _is_temp_name(name))
 
 
 def remove_shards_from(directory, first):

@@ -19,12 +19,12 @@ imported on first use: a missing package stops with one line naming
 """
 
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
@@ -277,16 +277,11 @@ def write_warmup_requests(
     parent = os.path.dirname(path)
     created_parent = not os.path.isdir(parent)
     os.makedirs(parent, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{WARMUP_FILENAME}.", dir=parent)
-    os.close(fd)
     try:
-        with tf.io.TFRecordWriter(tmp_path) as writer:
+        with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 writer.write(record)
-        os.replace(tmp_path, path)
     except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
         if created_parent and not os.listdir(parent):
             os.rmdir(parent)
         raise

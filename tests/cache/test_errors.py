@@ -73,17 +73,21 @@ def test_missing_cache_is_a_missing_file_error(tmp_path, make_folder):
 
 def test_read_only_locations_are_one_line(tmp_path, monkeypatch):
     import errno
-    import tempfile
+    import os
 
     parent = tmp_path / "file"
     parent.write_text("not a folder")
     with pytest.raises(UsageError, match=rf"^{parent}/cache: cannot create the cache folder \("):
         _build(parent / "cache")
 
-    def read_only(*args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system")
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:  # Creating a file: what a read-only mount refuses.
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
     d = tmp_path / "cache"
     with pytest.raises(UsageError) as err:
         _build(d)

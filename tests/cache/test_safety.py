@@ -72,6 +72,7 @@ def test_overwrite_deletes_only_names_the_cache_writes(tmp_path):
     (cache / "logits-00009.npy" / "inside.txt").write_bytes(PRECIOUS)
     (cache / "logits-00007.npy").write_bytes(b"stale shard")  # The cache's own name.
     (cache / ".kd-cache-tmp-abc123").write_bytes(b"stale temp")
+    (cache / ".logits-00003.npy.tmp-0a1b2c3d").write_bytes(b"stale temp")
 
     teacher = LinearTeacher(seed=5)
     rebuilt = _build(cache, teacher=teacher, overwrite=True)
@@ -81,6 +82,7 @@ def test_overwrite_deletes_only_names_the_cache_writes(tmp_path):
     assert (cache / "logits-00009.npy" / "inside.txt").read_bytes() == PRECIOUS
     assert not (cache / "logits-00007.npy").exists()
     assert not (cache / ".kd-cache-tmp-abc123").exists()
+    assert not (cache / ".logits-00003.npy.tmp-0a1b2c3d").exists()
 
 
 def test_a_shard_link_out_of_the_cache_is_not_followed(tmp_path):

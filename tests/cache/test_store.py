@@ -25,6 +25,16 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
     assert os.listdir(d) == ["metadata.json"]
 
 
+def test_every_cache_file_is_synced_to_disk_before_its_rename(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.fstat(fd).st_size))
+    d = str(tmp_path)
+    store.write_arrays(d, 0, {"logits": np.zeros((4, 3), np.float32)})
+    store.write_metadata(d, META)
+    sizes = [os.path.getsize(tmp_path / name) for name in ("logits-00000.npy", "metadata.json")]
+    assert synced == sizes
+
+
 def _shard(d, index, array):
     files = store.write_arrays(d, index, {"logits": array})
     return metadata.Shard(index=index, count=len(array), inputs_sha256="0" * 64, files=files)
@@ -84,11 +94,15 @@ def test_not_an_npy_file_is_damage(tmp_path):
         ("lse_rest-123456.npy", True),
         (".kd-cache-tmp-abc_12", True),
         (".tmp-abcd1234", True),
+        (".metadata.json.tmp-0a1b2c3d", True),
+        (".logits-00000.npy.tmp-0a1b2c3d", True),
         ("../logits-00000.npy", False),
         ("logits-0000.npy", False),
         ("logits-00000.npy.bak", False),
         ("weights-00000.npy", False),
         (".tmp-my-notes.txt", False),
+        (".notes.txt.tmp-0a1b2c3d", False),
+        (".logits-00000.npy.tmp-mine", False),
         ("metadata.json~", False),
         ("/etc/passwd", False),
     ],
