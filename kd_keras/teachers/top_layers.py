@@ -25,10 +25,6 @@ from kd_keras.errors import UsageError
 from kd_keras.teachers.head import as_strings
 from kd_keras.teachers.head import solve_head
 
-WIDTH_STEP = 8
-"""Batches are padded to their longest text rounded up to a multiple of
-this: at most `sequence_length / WIDTH_STEP` shapes to trace or compile."""
-
 
 def _pooling_mode(classifier):
     pooling = classifier.get_layer("pooling")
@@ -105,11 +101,6 @@ class TopLayerTuner:
                 lambda x: model(x, training=False), input_signature=[spec])
         return self._inference_fns[id(model)]
 
-    def _width(self, lengths):
-        """A batch's padded width: its longest text, rounded up to a
-        multiple of `WIDTH_STEP` (so that few shapes are traced)."""
-        return -(-int(lengths.max()) // WIDTH_STEP) * WIDTH_STEP
-
     def _build_top(self, classifier, backbone):
         hidden = keras.Input((None, self.hidden_dim), name="hidden")
         mask = keras.Input((None,), dtype="int32", name="padding_mask")
@@ -150,7 +141,7 @@ class TopLayerTuner:
             order = np.argsort(chunk_lengths, kind="stable")
             for i in range(0, len(order), self.batch_size):
                 rows = order[i:i + self.batch_size]
-                width = self._width(chunk_lengths[rows])
+                width = int(chunk_lengths[rows].max())
                 out = self._run_bottom({k: v[rows, :width] for k, v in tokens.items()})
                 out = out.numpy()
                 for j, row in enumerate(rows):
@@ -178,7 +169,7 @@ class TopLayerTuner:
             starts = rng.permutation(starts)
         for start in starts:
             batch = rows[start:start + self.batch_size]
-            width = self._width(lengths[batch])
+            width = int(lengths[batch].max())
             x = np.zeros((len(batch), width, self.hidden_dim), np.float32)
             mask = np.zeros((len(batch), width), np.int32)
             for j, row in enumerate(batch):
