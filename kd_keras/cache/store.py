@@ -33,7 +33,6 @@ Example:
 """
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from kd_keras.atomic_files import leftover_target
 from kd_keras.cache import metadata as meta
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
+from kd_keras.file_hash import sha256_path
 
 # The temporary names earlier kd_keras versions gave ("." + a prefix, or
 # ".tmp-" + mkstemp's 8 characters), still cleaned up when found.
@@ -84,15 +84,6 @@ def _atomic_write(path, write):
         raise UsageError(f"{directory}: cannot write the cache there ({e.strerror})") from None
 
 
-def file_sha256(path):
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_metadata(directory, metadata):
     """Writes a `CacheMetadata` as `metadata.json`, atomically."""
     text = json.dumps(metadata.to_json(), indent=1, sort_keys=True).encode("utf-8")
@@ -116,7 +107,7 @@ def write_arrays(directory, index, arrays):
         path = os.path.join(directory, filename)
         _atomic_write(path, lambda f, a=array: np.save(f, a, allow_pickle=False))
         files[name] = meta.ShardFile(
-            name=filename, size_bytes=os.path.getsize(path), sha256=file_sha256(path)
+            name=filename, size_bytes=os.path.getsize(path), sha256=sha256_path(path)
         )
     return files
 
@@ -152,7 +143,7 @@ def check_shard(directory, shard, checksums=True):
                 f"{path}: has {info.st_size} bytes, expected {entry.size_bytes} "
                 "(truncated or overwritten)"
             )
-        if checksums and file_sha256(path) != entry.sha256:
+        if checksums and sha256_path(path) != entry.sha256:
             return f"{path}: fails its SHA-256 checksum (corrupted)"
     return None
 

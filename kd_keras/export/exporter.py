@@ -75,6 +75,7 @@ from kd_keras.export.inputs import check_logits_shape
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
+from kd_keras.file_hash import sha256_path
 from kd_keras.timing import StageTimes
 
 
@@ -320,7 +321,7 @@ def export_model(
                     latency_runs=latency_runs, times=times,
                 )
             )
-            entry["sha256"] = verify_lib.sha256_path(path)
+            entry["sha256"] = sha256_path(path)
             artifacts.append(entry)
             progress.update(1)
         if "text" in validation_sets:
@@ -359,9 +360,9 @@ def export_model(
             if failures and not allow_mismatch:
                 artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
             earlier = inventory.earlier_versions(
-                tmp, [a["path"] for a in artifacts], out_dir, verify_lib.sha256_path)
+                tmp, [a["path"] for a in artifacts], out_dir, sha256_path)
             validation_path = validation_lib.save_validation(tmp, validation_sets)
-            validation_sha256 = verify_lib.sha256_path(validation_path)
+            validation_sha256 = sha256_path(validation_path)
         report = {
             "reference": {
                 "accuracy": ref_accuracy,

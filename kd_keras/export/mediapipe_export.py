@@ -28,6 +28,7 @@ from kd_keras.export import output_dir
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import MEDIAPIPE
 from kd_keras.export.inventory import MEDIAPIPE_DIR
+from kd_keras.file_hash import sha256_path
 from kd_keras.timing import StageTimes
 
 
@@ -121,5 +122,5 @@ def export_entry(tmp, model, vocabulary, labels, text_set, quantization, calibra
     entry.update(verify_lib.verify_artifact(
         MEDIAPIPE, path, quantization, inputs, reference, y, reference_accuracy,
         latency_runs=latency_runs, times=times))
-    entry["sha256"] = verify_lib.sha256_path(path)
+    entry["sha256"] = sha256_path(path)
     return entry

@@ -21,9 +21,7 @@ report does not list.
 """
 
 import dataclasses
-import hashlib
 import os
-import stat
 
 import numpy as np
 
@@ -45,6 +43,7 @@ from kd_keras.export.tolerances import check_tolerance
 from kd_keras.export.tolerances import tolerance
 from kd_keras.export.validation_data import VALIDATION_FILE
 from kd_keras.export.validation_data import load_validation
+from kd_keras.file_hash import sha256_path
 from kd_keras.timing import StageTimes
 from kd_keras.timing import time_calls
 
@@ -221,25 +220,6 @@ def verify_artifact(
     entry["passed"] = not entry["failures"]
     del entry["quantization"]
     return entry
-
-
-def sha256_path(path):
-    """SHA-256 of a file, or of a directory's files (names and contents)."""
-    digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
-                digest.update(sha256_path(full).encode("ascii"))
-        return digest.hexdigest()
-    if not stat.S_ISREG(os.stat(path).st_mode):  # A FIFO or /dev/zero never ends.
-        raise DataError(f"{path}: not a regular file (a FIFO, device or socket)")
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from kd_keras.export import ExportMismatchError
 from kd_keras.export import export_model
 from kd_keras.export import report as report_lib
 from kd_keras.export import tolerances
-from kd_keras.export import verify as verify_lib
+from kd_keras.file_hash import sha256_path
 
 MODELS = ("mlp", "cnn", "text_cnn", "two_inputs", "bert")
 CONTRACT_KEYS = {
@@ -157,12 +157,12 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
     out = str(tmp_path / "out")
     first = export_model(model, out, formats=("saved_model",), latency_runs=1)
     v1 = first["artifacts"][0]["path"]
-    digest = verify_lib.sha256_path(v1)
+    digest = sha256_path(v1)
     second = export_model(model, out, formats=("saved_model",), latency_runs=1)
     v2 = second["artifacts"][0]["path"]
     assert v1.endswith(os.path.join("saved_model", "tiny", "1"))
     assert v2.endswith(os.path.join("saved_model", "tiny", "2"))
-    assert verify_lib.sha256_path(v1) == digest
+    assert sha256_path(v1) == digest
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,40 @@
+"""`sha256_path`: a file's digest is hashlib's over its bytes (read in blocks),
+a folder's changes with any file's name or bytes, and a FIFO is refused."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from kd_keras.errors import DataError
+from kd_keras.file_hash import sha256_path
+
+
+def test_a_file_digest_is_the_sha256_of_all_its_bytes(tmp_path):
+    # Over 2 MiB, so the digest spans several read blocks.
+    data = np.random.default_rng(0).bytes(2 * (1 << 20) + 123)
+    path = tmp_path / "shard.npy"
+    path.write_bytes(data)
+    assert sha256_path(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_folder_digest_changes_with_any_name_or_byte(tmp_path):
+    folder = tmp_path / "saved_model"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "v.data").write_bytes(b"weights")
+    digest = sha256_path(folder)
+    assert digest == sha256_path(folder)
+    (folder / "variables" / "v.data").write_bytes(b"weightz")
+    changed = sha256_path(folder)
+    os.rename(folder / "variables" / "v.data", folder / "variables" / "w.data")
+    renamed = sha256_path(folder)
+    assert len({digest, changed, renamed}) == 3
+
+
+def test_a_fifo_is_refused_in_one_line(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=rf"^{fifo}: not a regular file \(a FIFO, device or socket\)$"):
+        sha256_path(fifo)
