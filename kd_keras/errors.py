@@ -54,7 +54,7 @@ class VerificationError(KdKerasError, ValueError):
 
 
 def one_line(error):
-    """The first line of an error's message (its repr when it has none).
+    """The first line of an error's message (its type's name when it has none).
 
     Args:
         error: an exception.
@@ -66,11 +66,13 @@ def one_line(error):
 
     >>> one_line(DataError("x.tsv: no examples\\n(details)"))
     'x.tsv: no examples'
+    >>> one_line(EOFError())
+    'EOFError'
     """
     text = str(error).strip()
     if text.startswith("'") and text.endswith("'") and isinstance(error, KeyError):
         text = text[1:-1]
-    return text.splitlines()[0] if text else repr(error)
+    return text.splitlines()[0].rstrip() if text else type(error).__name__
 
 
 def require(module, extra, feature):

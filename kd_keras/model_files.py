@@ -14,6 +14,7 @@ import keras
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 
 
 def load_model(path):
@@ -64,8 +65,7 @@ def load_model(path):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: cannot load the model ({detail})") from None
+        raise DataError(f"{path}: cannot load the model ({one_line(e)})") from None
 
 
 def _register_classes():

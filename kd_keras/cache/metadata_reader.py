@@ -35,6 +35,7 @@ from kd_keras.cache.metadata import array_names
 from kd_keras.cache.metadata import metadata_path
 from kd_keras.cache.metadata import shard_filename
 from kd_keras.errors import DataError
+from kd_keras.errors import one_line
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -277,7 +278,7 @@ def read(directory):
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
-        check.fail("", f"not valid JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        check.fail("", f"not valid JSON ({one_line(e)})")
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     return from_json(raw, path)

@@ -14,6 +14,7 @@ import os
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 
 RUNTIMES = ("saved_model", "tflite")
 TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
@@ -122,7 +123,7 @@ def _run_saved_model(path, sentences):
     try:
         model = tf.saved_model.load(path)
     except Exception as e:
-        raise DataError(f"{path}: cannot load the SavedModel ({_first_line(e)})") from None
+        raise DataError(f"{path}: cannot load the SavedModel ({one_line(e)})") from None
     if TEXT_SIGNATURE not in model.signatures:
         raise UsageError(
             f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
@@ -143,17 +144,12 @@ def _run_tflite(path, sentences):
             custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS, model_path=path)
         signatures = interpreter.get_signature_list()
     except Exception as e:
-        raise DataError(f"{path}: cannot load the TFLite model ({_first_line(e)})") from None
+        raise DataError(f"{path}: cannot load the TFLite model ({one_line(e)})") from None
     if TEXT_SIGNATURE not in signatures:
         raise UsageError(
             f"{path}: takes token ids, not sentences; use a model_text*.tflite file")
     runner = interpreter.get_signature_runner(TEXT_SIGNATURE)
     return runner(text=np.array([s.encode("utf-8") for s in sentences], dtype=object))
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _labels_beside(path, num_classes):

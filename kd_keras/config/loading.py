@@ -16,6 +16,7 @@ import yaml
 from kd_keras.config.parsing import parse_config
 from kd_keras.errors import ConfigError
 from kd_keras.errors import MissingFileError
+from kd_keras.errors import one_line
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -118,7 +119,7 @@ def read_yaml(path):
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0] or "invalid YAML"
+        problem = getattr(e, "problem", None) or one_line(e)
         raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None

@@ -34,6 +34,7 @@ import socket
 
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.errors import require
 
 EXTRA = "ray"
@@ -294,7 +295,7 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
         ray.init(address=cluster.address, **quiet)
     except (ConnectionError, TimeoutError) as e:
         raise UsageError(f"distribute.address: cannot connect to the Ray cluster at "
-                         f"{cluster.address} ({str(e).splitlines()[0]})") from None
+                         f"{cluster.address} ({one_line(e)})") from None
     return ray
 
 

@@ -22,6 +22,7 @@ from kd_keras.checks import check_gives_logits
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,8 +263,7 @@ def load_array_file(path, what):
             raise DataError(
                 f"{what}: holds pickled Python objects (an object array), which are "
                 "never loaded; save numeric arrays") from None
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{what}: not a readable .npy/.npz file ({detail})") from None
+        raise DataError(f"{what}: not a readable .npy/.npz file ({one_line(e)})") from None
 
 
 def as_input_dict(x, specs, what):

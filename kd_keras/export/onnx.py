@@ -21,6 +21,7 @@ import os
 import tensorflow as tf
 
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.errors import require
 from kd_keras.export.formats import SUPPORTED
 from kd_keras.export.inputs import call_model
@@ -209,6 +210,6 @@ def write_onnx(
         raise UnmappedOpError(
             f"onnx/{quantization}: ONNX Runtime cannot load "
             f"{os.path.basename(path)}: "
-            f"{str(e).splitlines()[0]}"
+            f"{one_line(e)}"
         ) from e
     return path

@@ -30,6 +30,7 @@ from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
+from kd_keras.errors import one_line
 from kd_keras.export.inputs import num_examples, slice_inputs
 from kd_keras.export.inventory import artifact_files
 from kd_keras.export.inventory import same_path
@@ -368,9 +369,8 @@ def _listed_checks(report, sets, latency_runs):
         except MissingDependencyError:
             raise
         except Exception as e:  # A broken artifact is a verification failure.
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
             checks.append(ArtifactCheck(
-                artifact, None, wrong_size + (f"{name}: cannot run: {message}",), size))
+                artifact, None, wrong_size + (f"{name}: cannot run: {one_line(e)}",), size))
             continue
         failures = wrong_size + tuple(f"{name}: {r}" for r in fresh["failures"])
         checks.append(ArtifactCheck(artifact, fresh, failures, size))
