@@ -16,17 +16,22 @@ from tqdm import tqdm
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of each epoch (or predict pass)."""
+    """Records the wall time of each epoch (or predict pass) in `times`, and
+    the CPU time of this process (all its threads) in `cpu_times`: other
+    jobs on a shared machine stretch the first more than the second."""
 
     def __init__(self):
         super().__init__()
         self.times = []
+        self.cpu_times = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+        self.cpu_times.append(time.process_time() - self._cpu_start)
 
     on_predict_begin = on_epoch_begin
 

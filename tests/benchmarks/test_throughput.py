@@ -55,3 +55,23 @@ def test_feature_term_row(rng):
     times[name] = [1.5, 3.0, 4.4]
     ratios = throughput.paired_ratios(times)
     assert ratios["kd_keras + 1 feature term / kd_keras (logits only)"] == 1.5
+
+
+def test_same_settings_pairs_and_the_teacher_only_floor(rng):
+    teacher = throughput.build_teacher(32)
+    x = rng.normal(size=(64, 64)).astype("float32")
+    y = rng.integers(0, 10, size=64).astype("int32")
+    methods, _ = throughput.make_methods(
+        teacher, throughput.build_student().get_weights(), x, y, 32,
+        steps_per_execution=2)
+    pairs = [("kd_keras.Distiller" + s, "keras.distillation.Distiller" + s)
+             for s in ("", ", jit_compile=True", ", steps_per_execution=2")]
+    assert all(a in methods and b in methods for a, b in pairs)
+    assert methods[throughput.TEACHER_ONLY]() > 0  # one epoch runs
+    times = {method: [1.0, 2.0, 4.0] for method in methods}
+    times["kd_keras.Distiller, steps_per_execution=2"] = [0.5, 1.0, 2.0]
+    times[throughput.TEACHER_ONLY] = [0.9, 1.8, 3.2]
+    ratios = throughput.paired_ratios(times, steps_per_execution=2)
+    assert ratios["kd_keras / keras.distillation, both, steps_per_execution=2"] == 0.5
+    assert ratios["kd_keras / keras.distillation, both, jit_compile=True"] == 1.0
+    assert ratios["teacher forward only / keras.distillation"] == 0.9

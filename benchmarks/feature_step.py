@@ -1,0 +1,247 @@
+"""Step cost of the shipped recipe's pooled-feature term against logits only.
+
+    python benchmarks/feature_step.py            # full run (about 5 minutes)
+    python benchmarks/feature_step.py --quick    # a smoke run
+
+The distillation stage as `kd-keras distill` runs it for the demo config
+(`configs/demo.yaml`, read by `kd_keras.demo.demo_config`): its text CNN
+student on the rt-polarity training split (the demo's split and WordPiece
+ids, from `data_stage.prepare_data`), batches from
+`epoch_data.epoch_shuffled_dataset`, and a `kd_keras.Distiller` compiled by
+`training_stage` with `teacher=None`: the teacher's outputs come from the
+batch (cached targets), so no teacher runs in the step. Three methods, each
+its own Distiller from the same initial student weights:
+
+- `logits only`: the targets hold the labels and the teacher's logits;
+- `logits only, features in the batch`: the same Distiller, with the
+  teacher's pooled vectors in the targets too (unused): what gathering
+  them costs the input pipeline;
+- `+ pooled feature term`: the config's term (`classifier/pooling` ->
+  `features`, cosine, through the learned 300 -> 384 projection).
+
+The teacher's logits and 384-d pooled vectors are seeded random arrays (no
+teacher is loaded: only their shapes matter to the time). After one warm-up
+run each (tracing), the methods take turns for `--rounds` rounds, one run
+of `--steps` batches each (the start of each epoch's shuffle; `--steps 0`:
+whole epochs), the order rotating every round (`timing.time_methods`), and
+each ratio is the median over rounds of that round's ratio. Short runs keep
+the methods of a round close in time, which matters on a shared machine.
+The ratios are given for wall time and for the CPU time of the process
+(other jobs stretch the first more). Goal: the term costs at most 15% over
+logits only.
+
+Prints a table and writes `benchmarks/results/feature_step.json` (or
+`--output`), with the machine's load average before and after.
+"""
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from arguments import RESULTS  # noqa: E402
+from arguments import write_json  # noqa: E402
+from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
+
+from kd_keras.demo import demo_config  # noqa: E402
+from kd_keras.pipeline import data_stage  # noqa: E402
+from kd_keras.pipeline import training_stage  # noqa: E402
+from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset  # noqa: E402
+from kd_keras.targets import LABELS_KEY  # noqa: E402
+from kd_keras.targets import TEACHER_FEATURES_KEY  # noqa: E402
+from kd_keras.targets import TEACHER_LOGITS_KEY  # noqa: E402
+
+TEACHER_WIDTH = 384  # MiniLM-L6's pooled sentence vector
+LOGITS = "logits only"
+FEATURES_IN_BATCH = "logits only, features in the batch"
+TERM = "+ pooled feature term"
+GOAL = 0.15
+
+
+def cached_targets(labels, num_classes, keys, seed=0):
+    """Seeded stand-ins for the cached teacher outputs of `labels`' rows.
+
+    Returns:
+        `(logits, {key: [n, TEACHER_WIDTH] float32})`.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    logits = rng.normal(size=(n, num_classes)).astype("float32")
+    return logits, {k: rng.normal(size=(n, TEACHER_WIDTH)).astype("float32")
+                    for k in keys}
+
+
+def make_methods(cfg, data, jit_compile=False, steps=None, cpu_times=None):
+    """Returns `({name: run-one-epoch function}, {name: Distiller})`.
+
+    Args:
+        cfg, data: the demo's `RunConfig` and `PreparedData`.
+        jit_compile: compile every Distiller with `jit_compile=True`.
+        steps: batches per timed run (default: the whole epoch).
+        cpu_times: a dict that receives each run's CPU time by name.
+    """
+    distill = cfg.distill
+    ids, labels = data.ids["train"], np.asarray(data.labels["train"])
+    terms = distill.features
+    logits, features = cached_targets(labels, data.num_classes,
+                                      [t.teacher_layer for t in terms])
+    plain = {LABELS_KEY: labels, TEACHER_LOGITS_KEY: logits}
+    with_features = dict(plain, **{TEACHER_FEATURES_KEY: features})
+    keras.utils.set_random_seed(cfg.seed)
+    initial = None
+    methods, models = {}, {}
+    for name, term_list, targets in ((LOGITS, (), plain),
+                                     (FEATURES_IN_BATCH, (), with_features),
+                                     (TERM, terms, with_features)):
+        run_cfg = dataclasses.replace(
+            cfg, distill=dataclasses.replace(distill, features=term_list))
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # The stage's own compile (optimizer, metrics, alpha, temperature).
+        model = training_stage._compiled(run_cfg, "distill", data.num_classes,
+                                         data.vocab_size, ids)
+        if initial is None:
+            initial = model.student.get_weights()
+        model.student.set_weights(initial)
+        if jit_compile:
+            model.jit_compile = True
+        dataset = epoch_shuffled_dataset(ids, targets, distill.batch_size,
+                                         cfg.seed, epoch)
+        if steps is not None:
+            dataset = dataset.take(steps)
+        methods[name] = _fit_epoch(model, dataset, epoch,
+                                   (cpu_times if cpu_times is not None else {})
+                                   .setdefault(name, []))
+        models[name] = model
+    return methods, models
+
+
+def _fit_epoch(model, dataset, epoch, cpu_times):
+    def run():
+        timer = EpochTimer()
+        model.fit(dataset, epochs=1, verbose=0, callbacks=[timer],
+                  shuffle=False)  # the order is the dataset's, as in the stage
+        epoch.assign_add(1)  # the next round sees another shuffle
+        cpu_times.append(timer.cpu_times[0])
+        return timer.times[0]
+
+    return run
+
+
+def ratios(times):
+    """The paired ratios over logits only (median of per-round ratios)."""
+    base = times[LOGITS]
+    return {f"{name} / {LOGITS}": median_ratio(times[name], base)
+            for name in (FEATURES_IN_BATCH, TERM)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=60,
+                        help="timed rounds, one run per method each "
+                             "(default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30,
+                        help="batches per timed run: short runs pair the "
+                             "methods closer in time (default: %(default)s; "
+                             "0: the whole epoch)")
+    parser.add_argument("--max-examples", type=int, default=None,
+                        help="cap per split (default: the whole split)")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="every method with jit_compile=True (XLA)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1,000 examples, 2 rounds")
+    parser.add_argument("--output", default=os.path.join(RESULTS, "feature_step.json"),
+                        help="JSON output path (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.max_examples, args.rounds = 1000, 2
+    if args.rounds < 1 or args.steps < 0:
+        parser.error("--rounds must be >= 1 and --steps >= 0")
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = demo_config(output=folder, max_examples=args.max_examples,
+                          verbose=0)
+        data = data_stage.prepare_data(cfg)
+    cpu = {}
+    methods, models = make_methods(cfg, data, args.jit_compile,
+                                   args.steps or None, cpu)
+    load_before = os.getloadavg()
+    warmup, times = time_methods(methods, args.rounds)
+    load_after = os.getloadavg()
+    cpu = {name: values[1:] for name, values in cpu.items()}  # after warm-up
+    n = len(data.ids["train"])
+    batch = cfg.distill.batch_size
+    per_run = min(n, args.steps * batch) if args.steps else n
+    paired, paired_cpu = ratios(times), ratios(cpu)
+    key = f"{TERM} / {LOGITS}"
+    cost, cpu_cost = paired[key] - 1.0, paired_cpu[key] - 1.0
+    (projection,) = models[TERM].projections
+    result = {
+        "benchmark": "feature_step",
+        "setup": {
+            "config": "configs/demo.yaml (kd_keras.demo.demo_config)",
+            "student": cfg.student.architecture,
+            "student_params": models[LOGITS].student.count_params(),
+            "projection_kernel": list(projection.inner.kernel.shape),
+            "feature_terms": [dataclasses.asdict(t) for t in cfg.distill.features],
+            "train_examples": n,
+            "batch_size": batch,
+            "batches_per_run": args.steps or "epoch",
+            "teacher_outputs": "cached (teacher=None), seeded random values",
+            "jit_compile": bool(args.jit_compile),
+            "rounds": args.rounds,
+            "statistic": "median over interleaved rounds of per-round ratios",
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "cpu_count": os.cpu_count(),
+            "load_average_before": list(load_before),
+            "load_average_after": list(load_after),
+            "command": " ".join(["python", "benchmarks/feature_step.py",
+                                 *(sys.argv[1:] if argv is None else argv)]),
+        },
+        "warmup_seconds": warmup,
+        "methods": summarize(times, per_run),
+        "cpu_seconds": summarize(cpu, per_run),
+        "paired_time_ratios": paired,
+        "paired_cpu_time_ratios": paired_cpu,
+        "goal": {"feature_term_cost": cost, "feature_term_cpu_cost": cpu_cost,
+                 "at_most": GOAL, "met": cost <= GOAL},
+    }
+    print_report(result)
+    write_json(args.output, result)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def print_report(result):
+    print(f"\n{'method':<38}{'median s/run':>13}{'CPU s/run':>11}{'samples/s':>11}")
+    for name, m in result["methods"].items():
+        print(f"{name:<38}{m['median_seconds']:>13.3f}"
+              f"{result['cpu_seconds'][name]['median_seconds']:>11.3f}"
+              f"{m['samples_per_second']:>11.0f}")
+    print("\npaired ratios (median over rounds of per-round ratios), "
+          "wall time and CPU time:")
+    for name, value in result["paired_time_ratios"].items():
+        print(f"  {name:<56}{value:>7.3f}"
+              f"{result['paired_cpu_time_ratios'][name]:>7.3f}")
+    goal, load = result["goal"], result["setup"]
+    print(f"\nthe pooled feature term costs {100 * goal['feature_term_cost']:+.1f}% "
+          f"wall time ({100 * goal['feature_term_cpu_cost']:+.1f}% CPU time) "
+          f"over logits only (goal <= +{100 * GOAL:.0f}%: "
+          f"{'met' if goal['met'] else 'MISSED'}); 1-minute load average "
+          f"{load['load_average_before'][0]:.1f} before, "
+          f"{load['load_average_after'][0]:.1f} after")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
