@@ -7,15 +7,14 @@ prints size, single-thread warm latency (p50/p95 at batch 1 and 32),
 accuracy and max |logit diff| against Keras. Writes
 `benchmarks/results/export.json`.
 
-    python benchmarks/export.py [--runs 100] [--data-dir DIR]
+    python benchmarks/export.py [--runs 100]
 
-Data: the rt-polarity copy shipped in `kd_keras/data/builtin/` unless
-`--data-dir` names a folder with `rt-polarity.neg` / `rt-polarity.pos` files
-(one sentence a line), e.g. a larger corpus in the same layout.
+Data: the rt-polarity copy shipped in `kd_keras/data/builtin/`
+(`kd_keras.data.builtin.rt_polarity_sentences`), shuffled with seed 0; the
+first 80% train the student and the next 1,000 validate the export.
 """
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kd_keras.data.builtin import BUILTIN_DIR  # noqa: E402
+from kd_keras.data.builtin import rt_polarity_sentences  # noqa: E402
 from kd_keras.export import QUANTIZATIONS  # noqa: E402
 from kd_keras.export import export_model  # noqa: E402
 from kd_keras.export.report import markdown_table  # noqa: E402
@@ -36,20 +35,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ_LEN = 48
 
 
-def load_rt_polarity(data_dir=None):
-    """Shuffled texts and labels: `data_dir`'s files, or the built-in copy."""
-    texts, labels = [], []
-    for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        if data_dir is None:
-            f = gzip.open(os.path.join(BUILTIN_DIR, name + ".gz"), "rt", encoding="utf-8")
-        else:
-            f = open(os.path.join(data_dir, name), encoding="utf-8")
-        with f:
-            lines = [line.strip() for line in f if line.strip()]
-        texts += lines
-        labels += [label] * len(lines)
+def shuffled_sentences():
+    """The built-in movie reviews and labels, in one seeded order."""
+    texts, labels = rt_polarity_sentences()
     order = np.random.default_rng(0).permutation(len(texts))
-    return np.array(texts, dtype=object)[order], np.array(labels)[order]
+    return np.array(texts, dtype=object)[order], labels[order]
 
 
 def train_student(texts, labels, epochs):
@@ -77,12 +67,6 @@ def train_student(texts, labels, epochs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir", default=None,
-        help="folder with rt-polarity.neg and rt-polarity.pos (one sentence a line) "
-             "to use instead of the built-in copy, e.g. bigger data not shipped "
-             "with the package (default: kd_keras/data/builtin)",
-    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs", type=int, default=100, help="timed calls per batch size")
     parser.add_argument(
@@ -90,7 +74,7 @@ def main():
     )
     args = parser.parse_args()
 
-    texts, labels = load_rt_polarity(args.data_dir)
+    texts, labels = shuffled_sentences()
     model, ids, n_train = train_student(texts, labels, args.epochs)
     val = slice(n_train, n_train + 1000)
     with tempfile.TemporaryDirectory() as tmp:

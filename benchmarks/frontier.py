@@ -221,16 +221,15 @@ def main():
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import yaml
-
     from kd_keras.config import to_dict
-    from kd_keras.demo import DEMO_CONFIG
+    from kd_keras.config import read_yaml
+    from kd_keras.demo import DEMO_CONFIG_PATH
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import training_stage
 
     if args.epochs is None:
-        args.epochs = yaml.safe_load(DEMO_CONFIG)["distill"]["epochs"]
+        args.epochs = read_yaml(DEMO_CONFIG_PATH)["distill"]["epochs"]
     args.builtin, args.overrides = None, parse_overrides(parser, args.set)
     raw = base_raw(args)
     try:

@@ -199,12 +199,11 @@ def dotted(changes, prefix=""):
 
 def base_raw(args):
     """The raw demo config with this invocation's data and epochs."""
-    import yaml
-
     from kd_keras.config import apply_overrides
-    from kd_keras.demo import DEMO_CONFIG
+    from kd_keras.config import read_yaml
+    from kd_keras.demo import DEMO_CONFIG_PATH
 
-    raw = yaml.safe_load(DEMO_CONFIG)
+    raw = read_yaml(DEMO_CONFIG_PATH)
     # Every variant starts from logits only: the demo config's own feature
     # term is the "+ pooled features (cosine)" row.
     raw["distill"].pop("features", None)

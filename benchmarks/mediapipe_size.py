@@ -135,11 +135,10 @@ def main():
     out = os.path.abspath(args.out or os.path.join(
         HERE, "results", f"mediapipe_size_{args.dataset}.json"))
     if args.epochs is None:
-        import yaml
+        from kd_keras.config import read_yaml
+        from kd_keras.demo import DEMO_CONFIG_PATH
 
-        from kd_keras.demo import DEMO_CONFIG
-
-        args.epochs = yaml.safe_load(DEMO_CONFIG)["distill"]["epochs"]
+        args.epochs = read_yaml(DEMO_CONFIG_PATH)["distill"]["epochs"]
     args.data, args.builtin = None, args.dataset
     args.overrides = parse_overrides(parser, args.set)
     raw = base_raw(args)

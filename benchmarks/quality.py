@@ -4,7 +4,7 @@
 Mean of several seeds on the test split, with full labels and with 10% of the
 labels (the other 90% of the training sentences as unlabeled transfer data,
 label -1). Each run is the `kd-keras distill` job of the demo config
-(`kd_keras.demo.DEMO_CONFIG`, data `builtin: rt_polarity`) with `seed: S`
+(`kd_keras/demo.yaml`, data `builtin: rt_polarity`) with `seed: S`
 and `data.labels_fraction: F`, run by the CLI's own stage functions in a
 fresh temporary working folder: `data_stage.prepare_data`,
 `teacher_stage.adapt_teacher` (`kd_keras.teachers.adapt_text_teacher` with
@@ -63,9 +63,10 @@ def base_raw(args):
     import yaml
 
     from kd_keras.config import apply_overrides
-    from kd_keras.demo import DEMO_CONFIG
+    from kd_keras.config import read_yaml
+    from kd_keras.demo import DEMO_CONFIG_PATH
 
-    raw = yaml.safe_load(DEMO_CONFIG)
+    raw = read_yaml(DEMO_CONFIG_PATH)
     if args.data:
         raw["data"] = {"train": os.path.abspath(args.data)}
     elif args.builtin:
