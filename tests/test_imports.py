@@ -154,3 +154,28 @@ def test_no_import_cycle(area):
 def test_no_private_name_of_another_module(area):
     found = [p for m in MODULES if _area(m) == area for p in SCANS[m][1]]
     assert not found, f"{area}: imports private names: {found}"
+
+
+CORE_CHECK = """
+import sys
+import kd_keras
+from kd_keras import Distiller, FeatureDistillation
+loaded = sorted(sys.modules)
+areas = ("kd_keras.cache", "kd_keras.teachers", "kd_keras.export", "kd_keras.pipeline",
+         "kd_keras.distribute.ray_")
+heavy = ("ray", "tf2onnx", "onnxruntime", "ai_edge_litert", "torch", "transformers")
+print([m for m in loaded if m.startswith(areas) or m.split(".")[0] in heavy])
+"""
+
+
+def test_the_core_loads_nothing_heavy_in_a_fresh_process():
+    """`import kd_keras` and its Distiller load no cache, teacher, export,
+    pipeline or Ray module of kd_keras, and none of the heavy optional
+    libraries; measured in a fresh interpreter, where nothing was imported
+    before."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", CORE_CHECK], capture_output=True,
+                            text=True, timeout=300, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

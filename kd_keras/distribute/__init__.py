@@ -27,17 +27,35 @@ Train workers under `MultiWorkerMirroredStrategy` (`ray_train`). Ray itself
 is imported only when one of them runs.
 """
 
+import importlib
 import json
 import os
 
 import tensorflow as tf
 
-from kd_keras.distribute.ray_cluster import RayCluster
-from kd_keras.distribute.ray_data import ray_cache_teacher_outputs
-from kd_keras.distribute.ray_train import fit_on_ray
 from kd_keras.distribute.workarounds import DistributedFitMixin
 from kd_keras.distribute.workarounds import global_sum
 from kd_keras.distribute.workarounds import is_multi_worker
+
+# The Ray side loads on first use: the Distiller, which needs only the
+# replica helpers above, never imports the cache or Ray's modules.
+_LAZY = {
+    "RayCluster": "kd_keras.distribute.ray_cluster",
+    "ray_cache_teacher_outputs": "kd_keras.distribute.ray_data",
+    "fit_on_ray": "kd_keras.distribute.ray_train",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kd_keras.distribute' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 # `distribute.engine`: this process, or a Ray cluster.
