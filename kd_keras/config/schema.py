@@ -20,6 +20,47 @@ from typing import Optional
 from kd_keras.export.formats import FORMATS
 
 
+class ReadOnlyDict(dict):
+    """A `dict` that refuses changes: the free-form mappings of a frozen
+    config (`student.options`, `distill.schedules`), so that a run cannot
+    change the config it was checked against. It still pickles, copies and
+    serialises as a `dict`; `dict(mapping)` gives a copy to change.
+
+    Example:
+
+    >>> options = ReadOnlyDict(filters=64)
+    >>> options["filters"] = 128
+    Traceback (most recent call last):
+    ...
+    TypeError: a config mapping is read-only; pass a new one to dataclasses.replace
+    >>> options == {"filters": 64}
+    True
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a config mapping is read-only; pass a new one to dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
+
+
+def _free_form():
+    """A free-form mapping field (the keys are checked elsewhere)."""
+    return dataclasses.field(default_factory=ReadOnlyDict, metadata={"free_form": True})
+
+
+def _freeze_free_form(config):
+    """`__post_init__` of a section with `_free_form` fields: wraps each in a
+    `ReadOnlyDict`, however the section was built."""
+    for field in dataclasses.fields(config):
+        if field.metadata.get("free_form"):
+            value = getattr(config, field.name)
+            object.__setattr__(config, field.name, ReadOnlyDict(value))
+
+
 def _section(cls, optional=False):
     """A nested section field (`optional`: it may be `null` to switch it off)."""
     return dataclasses.field(default_factory=cls,
@@ -89,7 +130,9 @@ class StudentConfig:
     prune_vocabulary: bool = False
     vocabulary_min_count: int = 1
     vocabulary_max_rows: Optional[int] = None
-    options: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
+    options: dict = _free_form()
+
+    __post_init__ = _freeze_free_form
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +197,9 @@ class DistillConfig:
     # and attention targets; the losses compute in float32).
     feature_dtype: str = "float32"
     # `alpha` and `temperature` as schedules over training progress.
-    schedules: dict = dataclasses.field(default_factory=dict, metadata={"free_form": True})
+    schedules: dict = _free_form()
+
+    __post_init__ = _freeze_free_form
 
 
 @dataclasses.dataclass(frozen=True)

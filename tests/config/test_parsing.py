@@ -32,6 +32,35 @@ def test_config_objects_are_frozen_and_round_trip():
     assert validate_config(to_dict(cfg)) == cfg
 
 
+def test_free_form_mappings_are_read_only_and_still_plain_values():
+    import copy
+    import dataclasses
+    import json
+    import pickle
+
+    from kd_keras.config import StudentConfig
+    from kd_keras.config import to_dict
+
+    cfg = validate_config(_with("student", options={"filters": 32}))
+    replaced = dataclasses.replace(cfg.student, options={"filters": 8})
+    mappings = [cfg.student.options, cfg.distill.schedules, StudentConfig().options,
+                StudentConfig(options={"filters": 8}).options, replaced.options]
+    changes = [lambda m: m.__setitem__("filters", 64), lambda m: m.__delitem__("filters"),
+               lambda m: m.update(filters=64), lambda m: m.setdefault("dropout", 0.5),
+               lambda m: m.pop("filters"), lambda m: m.popitem(), lambda m: m.clear()]
+    for mapping in mappings:
+        for change in changes:
+            with pytest.raises(TypeError, match=r"^a config mapping is read-only"):
+                change(mapping)
+    assert cfg.student.options == {"filters": 32} and replaced.options == {"filters": 8}
+    with pytest.raises(TypeError, match=r"^a config mapping is read-only"):
+        options = cfg.student.options
+        options |= {"filters": 64}
+    assert cfg.student.options == {"filters": 32}
+    assert pickle.loads(pickle.dumps(cfg)) == cfg == copy.deepcopy(cfg)
+    assert json.loads(json.dumps(to_dict(cfg)))["student"]["options"] == {"filters": 32}
+
+
 @pytest.mark.parametrize(
     "section,values,message",
     [
