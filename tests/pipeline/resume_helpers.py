@@ -93,6 +93,7 @@ def published(output):
         results = json.load(f)
     results["teacher"].pop("latency_ms_p50", None)
     results.pop("export", None)
+    results.pop("seconds", None)  # Stage times differ between any two runs.
     for artifact in results["details"].get("artifacts") or []:
         artifact.pop("latency_ms_p50", None)
         # The text TFLite file records where its temporary SavedModel was, so
