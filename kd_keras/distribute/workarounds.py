@@ -19,17 +19,16 @@ trackers, which `tf.distribute` aggregates over replicas and workers. Drop
 this module's fixes once Keras's TensorFlow trainer handles the collective
 strategy itself: `tests/distribute/test_keras_mwms_bugs.py` (marked `slow`)
 checks that plain Keras still fails both ways, and fails the day it does not.
+The mixin of fix (1) overrides private Keras methods, so it lives with
+kd_keras's other uses of Keras internals in `kd_keras._keras_compat`.
 """
 
-import keras
 import tensorflow as tf
 
+from kd_keras._keras_compat import DistributedFitMixin
+from kd_keras._keras_compat import is_multi_worker
 
-def is_multi_worker(strategy):
-    """Whether `strategy` runs collectives across workers."""
-    return isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+__all__ = ["DistributedFitMixin", "global_sum", "is_multi_worker", "per_replica_logs"]
 
 
 def global_sum(value):
@@ -57,26 +56,3 @@ def per_replica_logs(logs):
     if not is_multi_worker(tf.distribute.get_strategy()):
         return logs
     return {k: tf.reshape(v, [-1])[:1] for k, v in logs.items()}
-
-
-class DistributedFitMixin:
-    """Mixed into a `keras.Model` (before it): fix (1) above."""
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if strategy is None or not is_multi_worker(strategy):
-            return super()._maybe_symbolic_build(
-                iterator=iterator, data_batch=data_batch)
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = next(it)
-                break
-
-        def first_local(value):
-            if isinstance(value, tf.distribute.DistributedValues):
-                return strategy.experimental_local_results(value)[0]
-            return value
-
-        data_batch = keras.tree.map_structure(first_local, data_batch)
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)

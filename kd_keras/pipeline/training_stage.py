@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 import kd_keras
+from kd_keras._keras_compat import reseed_for_epoch
+from kd_keras._keras_compat import seed_generator_states
 from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
@@ -56,11 +58,6 @@ class TrainedStudent:
     history: dict
 
 
-def _seed_generators(model):
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        yield from getattr(layer, "_seed_generators", [])
-
-
 class EpochCounter(keras.callbacks.Callback):
     """Makes an epoch's randomness a function of the epoch number: writes the
     epoch into the variable the input pipeline's shuffle reads, and re-seeds
@@ -72,9 +69,8 @@ class EpochCounter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.variable.assign(epoch)
-        for generator in _seed_generators(self.model):
-            state = np.asarray(keras.ops.convert_to_numpy(generator.state.value))
-            generator.state.assign(np.array([state[0], epoch * 2**20], dtype=state.dtype))
+        for state in seed_generator_states(self.model):
+            reseed_for_epoch(state, epoch)
 
 
 class EpochLog(keras.callbacks.Callback):
