@@ -151,6 +151,13 @@ def validate(cfg):
            "distill.augment.replace_prob",
            "0 unless teacher.backbone is set (its word embeddings give the neighbours)",
            cfg.distill.augment.replace_prob)
+    from kd_keras.data.tokenizer import TOKENIZER_MIN_COUNT_KEY
+
+    _check(cfg.student.tokenizer_min_count is None or cfg.teacher.backbone,
+           TOKENIZER_MIN_COUNT_KEY,
+           "null unless teacher.backbone is set (a teacher.model may read the full "
+           "vocabulary's ids; a backbone teacher reads the texts)",
+           cfg.student.tokenizer_min_count)
     from kd_keras.distribute import STRATEGIES
 
     _check(cfg.distribute.strategy in STRATEGIES, "distribute.strategy",
@@ -243,6 +250,7 @@ def _validate_teacher(t):
 
 
 def _validate_student(s):
+    from kd_keras.data.tokenizer import TOKENIZER_MIN_COUNT_KEY
     from kd_keras.students import get_student
     from kd_keras.students.vocabulary import MAX_ROWS_KEY
     from kd_keras.students.vocabulary import MIN_COUNT_KEY
@@ -258,6 +266,9 @@ def _validate_student(s):
            "an integer in [4, 4096] or null", v)
     _check(s.vocabulary is None or (isinstance(s.vocabulary, str) and s.vocabulary),
            "student.vocabulary", "a vocab.txt path", s.vocabulary)
+    _check(s.tokenizer_min_count is None or (_is_int(s.tokenizer_min_count)
+                                             and 1 <= s.tokenizer_min_count <= 1_000_000),
+           TOKENIZER_MIN_COUNT_KEY, "an integer in [1, 1000000] or null", s.tokenizer_min_count)
     _check(isinstance(s.prune_vocabulary, bool), PRUNE_KEY, "true or false",
            s.prune_vocabulary)
     _check(_is_int(s.vocabulary_min_count) and 1 <= s.vocabulary_min_count <= 1_000_000,
@@ -270,9 +281,11 @@ def _validate_student(s):
         if given and not s.prune_vocabulary:
             raise ConfigError(f"{key}: needs {PRUNE_KEY}: true (it prunes the rarer ids "
                               "of the pruned vocabulary)")
-    if s.prune_vocabulary and s.options.get("embedding_init") is not None:
-        raise ConfigError(f"{PRUNE_KEY}: cannot be combined with "
-                          "student.options.embedding_init (a table for the full vocabulary)")
+    for key, given in ((PRUNE_KEY, s.prune_vocabulary),
+                       (TOKENIZER_MIN_COUNT_KEY, s.tokenizer_min_count is not None)):
+        if given and s.options.get("embedding_init") is not None:
+            raise ConfigError(f"{key}: cannot be combined with student.options.embedding_init "
+                              "(a table for the full vocabulary)")
     for key, value in s.options.items():
         _check(isinstance(key, str) and key.isidentifier(), "student.options",
                "a mapping of builder argument names", key)

@@ -122,11 +122,15 @@ class StudentConfig:
     training rows use (`kd_keras.students.vocabulary`), and with
     `vocabulary_min_count: N` only for those they use at least N times, and
     with `vocabulary_max_rows: N` only for the N - 1 they use most.
+    `tokenizer_min_count: N` gives the student its own, smaller WordPiece
+    vocabulary: the tokens of `vocabulary` (the teacher's by default) that
+    the training texts use at least N times (`kd_keras.data.tokenizer`).
     """
 
     architecture: str = "text_cnn"
     sequence_length: Optional[int] = None
     vocabulary: Optional[str] = None
+    tokenizer_min_count: Optional[int] = None
     prune_vocabulary: bool = False
     vocabulary_min_count: int = 1
     vocabulary_max_rows: Optional[int] = None

@@ -3,7 +3,9 @@
 `prepare_data(cfg)` reads the data (a built-in dataset or files), applies the
 few-label mask (`data.labels_fraction`) and the transfer-set copies
 (`distill.augment`), and encodes every split to the student's WordPiece ids.
-It runs before anything is written, so bad data leaves nothing on disk.
+It runs before anything is written, so bad data leaves nothing on disk (a
+student vocabulary pruned by `student.tokenizer_min_count` is written to
+the cache folder once the data has been read).
 """
 
 import dataclasses
@@ -140,6 +142,35 @@ def vocabulary_path(cfg):
     return os.path.join(default, "vocab.txt")
 
 
+def student_vocabulary(cfg, dataset):
+    """The `vocab.txt` the student's ids come from: `vocabulary_path(cfg)`,
+    or with `student.tokenizer_min_count: N` its tokens that the training
+    texts use at least N times (`kd_keras.data.tokenizer.pruned_vocabulary`),
+    written (atomically) to a folder named by its content under the run's
+    cache folder (`distill.cache_dir`, else `.kd_keras_cache` beside the
+    output), so runs that prune alike share one file.
+
+    Args:
+        cfg: a `kd_keras.config.RunConfig`.
+        dataset: its `TextDataset` (`load_data`).
+
+    Returns:
+        The path of the `vocab.txt`.
+    """
+    from kd_keras.data.tokenizer import pruned_vocabulary
+    from kd_keras.data.tokenizer import write_vocabulary
+
+    full = vocabulary_path(cfg)
+    if cfg.student.tokenizer_min_count is None:
+        return full
+    tokens = pruned_vocabulary(full, dataset.texts["train"], cfg.student.tokenizer_min_count)
+    digest = hashlib.sha256("\n".join(tokens).encode()).hexdigest()[:16]
+    # The run's cache folder (`run.feature_cache_dir`, which imports this module).
+    cache = cfg.distill.cache_dir or os.path.join(os.path.dirname(os.path.abspath(cfg.output)),
+                                                  ".kd_keras_cache")
+    return write_vocabulary(tokens, os.path.join(cache, "vocabularies", digest, "vocab.txt"))
+
+
 def prepare_data(cfg):
     """Stage 1: reads, masks, augments and tokenizes the data.
 
@@ -150,7 +181,7 @@ def prepare_data(cfg):
         A `PreparedData`.
     """
     dataset = load_data(cfg)
-    vocabulary = vocabulary_path(cfg)
+    vocabulary = student_vocabulary(cfg, dataset)
     encoder = WordPieceEncoder(vocabulary, cfg.student_sequence_length)
     ids = {split: encoder(dataset.texts[split]) for split in SPLITS}
     return PreparedData(dataset=dataset, ids=ids, vocab_size=encoder.vocab_size,

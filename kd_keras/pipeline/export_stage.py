@@ -25,6 +25,7 @@ import shutil
 
 import numpy as np
 
+from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import VerificationError
 from kd_keras.export import export_model
 from kd_keras.export.rejected import describe
@@ -60,7 +61,13 @@ def export_student(cfg, data, student, run):
         The export report as stored (artifact paths relative to the export
         folder; `rejected` lists what was set aside), or `None` when the
         config has no export.
+
+    A student with its own tokenizer (`student.tokenizer_min_count`) reads
+    the ids of `OUTPUT/vocab.txt`, copied here with or without an export.
     """
+    if cfg.student.tokenizer_min_count is not None:
+        with atomic_path(run.file("vocab.txt")) as tmp:
+            shutil.copyfile(data.vocabulary, tmp)
     if cfg.export is None:
         return None
     report_path = run.file("export", "report.json")

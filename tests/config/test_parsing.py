@@ -101,6 +101,13 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
         ("student", {"architecture": "dilated_cnn", "prune_vocabulary": True,
                      "options": {"embedding_init": "minilm"}},
          "student.prune_vocabulary: cannot be combined with student.options.embedding_init"),
+        ("student", {"tokenizer_min_count": 0},
+         "student.tokenizer_min_count: must be an integer in [1, 1000000] or null, got 0"),
+        ("student", {"tokenizer_min_count": True},
+         "student.tokenizer_min_count: must be an integer in [1, 1000000] or null, got True"),
+        ("student", {"architecture": "dilated_cnn", "tokenizer_min_count": 2,
+                     "options": {"embedding_init": "minilm"}},
+         "student.tokenizer_min_count: cannot be combined with student.options.embedding_init"),
         ("student", {"architecture": "text_cnn", "options": {"embedding_init": "minilm"}},
          "student.options.embedding_init: not an option of text_cnn (known: "),
     ],
@@ -116,6 +123,17 @@ def test_dilated_cnn_takes_a_teacher_embedding_init():
     cfg = validate_config(_with("student", architecture="dilated_cnn",
                                 options={"embedding_init": "minilm"}))
     assert cfg.student.options == {"embedding_init": "minilm"}
+
+
+def test_tokenizer_min_count_needs_a_teacher_that_reads_the_texts():
+    cfg = validate_config(_with("student", tokenizer_min_count=2, prune_vocabulary=True))
+    assert (cfg.student.tokenizer_min_count, validate_config(BASE).student.tokenizer_min_count) \
+        == (2, None)
+    with pytest.raises(ConfigError, match=r"^student.tokenizer_min_count: must be null unless "
+                       r"teacher.backbone is set \(a teacher.model may read"):
+        validate_config({"data": {"builtin": "rt_polarity"},
+                         "teacher": {"model": "teacher.keras"},
+                         "student": {"tokenizer_min_count": 2}})
 
 
 def test_top_level_and_source_errors():
