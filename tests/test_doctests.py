@@ -43,5 +43,5 @@ def test_the_walk_finds_the_modules_with_examples():
     """A guard on the collection itself: the modules are found, and these
     are known to hold examples."""
     for name in ("kd_keras.data.text_dataset", "kd_keras.data.builtin",
-                 "kd_keras.cache.topk", "kd_keras.errors"):
+                 "kd_keras.cache.metadata", "kd_keras.errors"):
         assert name in MODULES

@@ -26,9 +26,8 @@ Modules: `builder` (the streaming, resumable build), `shards` (its public
 steps, for builders that compute shards elsewhere), `metadata` (the typed
 `metadata.json`), `metadata_reader` (reading it, every field checked),
 `store` (shard files, checksums, clean-up), `fingerprint` (streamed inputs
-fingerprint), `inputs` (arrays, dicts and datasets as chunks), `topk`
-(compression), `teacher_cache` (`TeacherCache`, `load`) and `dataset`
-(`as_dataset`).
+fingerprint), `inputs` (arrays, dicts and datasets as chunks),
+`teacher_cache` (`TeacherCache`, `load`) and `dataset` (`as_dataset`).
 
 Nothing on disk is trusted: a damaged `metadata.json` is a one-line
 `kd_keras.errors.DataError` ("damaged cache: DIR/metadata.json: ..."), and

@@ -177,7 +177,6 @@ def cache_teacher_outputs(
     directory,
     batch_size=256,
     shard_size=DEFAULT_SHARD_SIZE,
-    top_k=None,
     overwrite=False,
     verbose=1,
     features=None,
@@ -200,9 +199,6 @@ def cache_teacher_outputs(
         batch_size: examples per teacher call.
         shard_size: examples per shard file; memory use is about one shard
             of inputs and logits.
-        top_k: `None` to keep dense logits, or keep only the `top_k` largest
-            logits of each example plus the log-sum-exp of the rest (see
-            `kd_keras.cache.topk` for the error this introduces).
         overwrite: delete an existing cache in `directory` and rebuild.
         verbose: 1 shows a progress bar with ETA, 0 shows nothing.
         features: also store these teacher outputs: a list of layer specs
@@ -222,7 +218,7 @@ def cache_teacher_outputs(
     Raises:
         UsageError: for bad arguments, or if `directory` holds a cache from
             another teacher, from other, reordered or fewer/more inputs, or
-            with another `shard_size`/`top_k`/`features`/`feature_dtype`
+            with another `shard_size`/`features`/`feature_dtype`
             (and `overwrite` is False).
         DataError: if `directory/metadata.json` is damaged (also with
             `overwrite`: only a folder the cache recognises as its own is
@@ -250,7 +246,6 @@ def cache_teacher_outputs(
 
     shards_lib.check_positive("batch_size", batch_size)
     shards_lib.check_positive("shard_size", shard_size)
-    shards_lib.check_positive("top_k", top_k, optional=True)
     names = feature_names(features)
     teacher = as_teacher(teacher)
     inputs = Inputs(x)
@@ -260,7 +255,7 @@ def cache_teacher_outputs(
     # Resolve the feature layers before anything is written.
     forward = teacher_forward(teacher, names) if names else None
     metadata = shards_lib.start_build(
-        directory, teacher.fingerprint(), shard_size, top_k, overwrite=overwrite,
+        directory, teacher.fingerprint(), shard_size, overwrite=overwrite,
         features=names, feature_dtype=feature_dtype,
     )
     if metadata.complete:
@@ -323,7 +318,7 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=No
                     names,
                 )
                 result = shards_lib.write_shard(
-                    directory, index, chunk, logits, metadata.top_k, inputs_sha256=digest,
+                    directory, index, chunk, logits, inputs_sha256=digest,
                     features=features, feature_dtype=metadata.feature_dtype,
                 )
                 metadata = shards_lib.record_shard(directory, metadata, result)

@@ -19,7 +19,7 @@ without features has neither key, as before.
 
 Example:
 
->>> m = CacheMetadata(teacher_fingerprint="t", shard_size=4, top_k=None)
+>>> m = CacheMetadata(teacher_fingerprint="t", shard_size=4)
 >>> m.to_json()["shards"], m.complete
 ([], False)
 """
@@ -32,13 +32,12 @@ import re
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 LOGITS_DTYPE = "float32"
-DENSE_ARRAYS = ("logits",)
-TOP_K_ARRAYS = ("indices", "lse_rest", "values")
+LOGITS_ARRAY = "logits"
 # How cached teacher features may be stored; the first is the default.
 FEATURE_DTYPES = ("float32", "float16")
 # Every shard file name the cache writes, and nothing else.
 SHARD_FILE_PATTERN = re.compile(
-    r"(logits|values|indices|lse_rest|feature(?:0|[1-9]\d*))-(\d{5,})\.npy")
+    r"(logits|feature(?:0|[1-9]\d*))-(\d{5,})\.npy")
 
 
 def feature_array(position):
@@ -52,11 +51,15 @@ def feature_array(position):
     return f"feature{position}"
 
 
-def array_names(top_k, num_features=0):
-    """The arrays of one shard: dense logits, or the three top-k parts, then
-    one array per cached feature."""
-    logits = DENSE_ARRAYS if top_k is None else TOP_K_ARRAYS
-    return logits + tuple(feature_array(j) for j in range(num_features))
+def array_names(num_features=0):
+    """The arrays of one shard: the logits, then one per cached feature.
+
+    Example:
+
+    >>> array_names(2)
+    ('logits', 'feature0', 'feature1')
+    """
+    return (LOGITS_ARRAY,) + tuple(feature_array(j) for j in range(num_features))
 
 
 def shard_filename(array_name, index):
@@ -119,7 +122,6 @@ class CacheMetadata:
 
     teacher_fingerprint: str
     shard_size: int
-    top_k: int | None
     complete: bool = False
     inputs_fingerprint: str | None = None
     input_spec: dict | None = None

@@ -10,7 +10,7 @@ the field.
 Example:
 
 >>> from kd_keras.cache.metadata import CacheMetadata
->>> m = CacheMetadata(teacher_fingerprint="t", shard_size=4, top_k=None)
+>>> m = CacheMetadata(teacher_fingerprint="t", shard_size=4)
 >>> from_json(m.to_json(), "c/metadata.json") == m
 True
 >>> from_json({**m.to_json(), "shard_size": -1}, "c/metadata.json")
@@ -130,7 +130,7 @@ class _Checker:
             features.append(FeatureSpec(name=name, shape=shape))
         return tuple(features), dtype
 
-    def shard(self, raw, i, shard_size, top_k, num_features=0):
+    def shard(self, raw, i, shard_size, num_features=0):
         field = f"shards[{i}]"
         raw = self.mapping(raw, field)
         get = lambda key: self.get(raw, key, field + ".")  # noqa: E731
@@ -138,7 +138,7 @@ class _Checker:
         count = self.integer(get("count"), field + ".count", 1, shard_size)
         inputs_sha256 = self.digest(get("inputs_sha256"), field + ".inputs_sha256")
         files_raw = self.mapping(get("files"), field + ".files")
-        expected = array_names(top_k, num_features)
+        expected = array_names(num_features)
         if sorted(files_raw) != sorted(expected):
             self.fail(f"{field}.files", f"expected arrays {_show(list(expected))}, "
                       f"found {_show(sorted(files_raw))}")
@@ -170,8 +170,6 @@ class _Checker:
                 self.fail(f"shards[{i}].count",
                           f"{s.count} in a shard before the last; expected shard_size "
                           f"{m.shard_size}")
-        if m.top_k is not None and m.num_classes is not None and m.top_k >= m.num_classes:
-            self.fail("top_k", f"{m.top_k} is not smaller than num_classes {m.num_classes}")
         if m.shards and (m.num_classes is None or m.input_spec is None):
             self.fail("num_classes" if m.num_classes is None else "input_spec",
                       "missing (null) in a cache with shards")
@@ -198,8 +196,7 @@ class _Checker:
 
 
 _KEYS = ("format_version", "complete", "teacher_fingerprint", "inputs_fingerprint",
-         "input_spec", "count", "num_classes", "logits_dtype", "shard_size", "top_k",
-         "shards")
+         "input_spec", "count", "num_classes", "logits_dtype", "shard_size", "shards")
 
 
 def from_json(raw, path):
@@ -236,21 +233,19 @@ def from_json(raw, path):
         check.fail("logits_dtype",
                    f"expected {_show(LOGITS_DTYPE)}, found {_show(raw['logits_dtype'])}")
     shard_size = check.integer(raw["shard_size"], "shard_size", 1)
-    top_k = check.optional_integer(raw["top_k"], "top_k", 1)
     if not isinstance(raw["shards"], list):
         check.fail("shards", f"expected a list, found {_show(raw['shards'])}")
     features, feature_dtype = check.features(raw)
     metadata = CacheMetadata(
         teacher_fingerprint=teacher,
         shard_size=shard_size,
-        top_k=top_k,
         complete=raw["complete"],
         inputs_fingerprint=check.digest(raw["inputs_fingerprint"], "inputs_fingerprint",
                                         optional=True),
         input_spec=check.input_spec(raw["input_spec"]),
         count=check.optional_integer(raw["count"], "count", 1),
         num_classes=check.optional_integer(raw["num_classes"], "num_classes", 1),
-        shards=tuple(check.shard(s, i, shard_size, top_k, len(features))
+        shards=tuple(check.shard(s, i, shard_size, len(features))
                      for i, s in enumerate(raw["shards"])),
         features=features,
         feature_dtype=feature_dtype,

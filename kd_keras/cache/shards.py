@@ -43,7 +43,6 @@ from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import metadata as meta
 from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
-from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
 from kd_keras.errors import UsageError
 
@@ -68,14 +67,10 @@ class ShardResult:
     feature_dtype: str = meta.FEATURE_DTYPES[0]
 
 
-def check_positive(name, value, optional=False):
-    """Raises `UsageError` unless `value` is a positive integer (or `None`
-    when `optional`)."""
-    if optional and value is None:
-        return
+def check_positive(name, value):
+    """Raises `UsageError` unless `value` is a positive integer."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        wanted = "a positive integer or None" if optional else "a positive integer"
-        raise UsageError(f"{name}: must be {wanted}, got {value!r}")
+        raise UsageError(f"{name}: must be a positive integer, got {value!r}")
 
 
 def shard_ranges(count, shard_size):
@@ -127,7 +122,7 @@ def _describe_features(names, dtype):
     return f"features={list(names)} ({dtype})" if names else "no features"
 
 
-def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k,
+def _check_same_build(directory, metadata, teacher_fingerprint, shard_size,
                       features=(), feature_dtype=meta.FEATURE_DTYPES[0]):
     """Refuses to reuse a cache made by another teacher or other settings."""
     if metadata.teacher_fingerprint != teacher_fingerprint:
@@ -136,13 +131,11 @@ def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_
             f"fingerprint {_short(metadata.teacher_fingerprint)}, this teacher "
             f"{_short(teacher_fingerprint)}); use another directory or pass overwrite=True"
         )
-    for name, cached, given in (("shard_size", metadata.shard_size, shard_size),
-                                ("top_k", metadata.top_k, top_k)):
-        if cached != given:
-            raise UsageError(
-                f"{directory}: the cache there was built with {name}={cached}, not "
-                f"{name}={given}; pass the same {name}, or overwrite=True to rebuild"
-            )
+    if metadata.shard_size != shard_size:
+        raise UsageError(
+            f"{directory}: the cache there was built with shard_size={metadata.shard_size}, "
+            f"not shard_size={shard_size}; pass the same shard_size, or overwrite=True to "
+            "rebuild")
     cached = (metadata.feature_names, metadata.feature_dtype if metadata.features else None)
     if cached != (tuple(features), feature_dtype if features else None):
         raise UsageError(
@@ -151,7 +144,7 @@ def _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_
             "pass the same features and feature_dtype, or overwrite=True to rebuild")
 
 
-def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrite=False,
+def start_build(directory, teacher_fingerprint, shard_size, overwrite=False,
                 features=(), feature_dtype=meta.FEATURE_DTYPES[0]):
     """Opens the cache in `directory` for building, or starts a new one.
 
@@ -159,7 +152,6 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
         directory: the cache directory (created if missing).
         teacher_fingerprint: the teacher's `fingerprint()`.
         shard_size: examples per shard.
-        top_k: `None` for dense logits, else the top-k compression.
         overwrite: delete an existing cache there first (only the files a
             cache writes).
         features: the names of the teacher features to store next to the
@@ -172,13 +164,12 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
 
     Raises:
         UsageError: bad arguments, `directory` is a file, or it holds a
-            cache of another teacher, `shard_size`, `top_k`, features or
+            cache of another teacher, `shard_size`, features or
             `feature_dtype`.
         DataError: its `metadata.json` is damaged (even with `overwrite`:
             a folder whose metadata is not the cache's own is left alone).
     """
     check_positive("shard_size", shard_size)
-    check_positive("top_k", top_k, optional=True)
     features = check_features(features, feature_dtype)
     if not isinstance(teacher_fingerprint, str) or not teacher_fingerprint:
         raise UsageError(
@@ -196,20 +187,13 @@ def start_build(directory, teacher_fingerprint, shard_size, top_k=None, overwrit
         metadata = None
     store.remove_stale_temp_files(directory)
     if metadata is not None:
-        _check_same_build(directory, metadata, teacher_fingerprint, shard_size, top_k,
+        _check_same_build(directory, metadata, teacher_fingerprint, shard_size,
                           features, feature_dtype)
         return metadata
     return meta.CacheMetadata(
         teacher_fingerprint=teacher_fingerprint, shard_size=int(shard_size),
-        top_k=None if top_k is None else int(top_k),
         features=tuple(meta.FeatureSpec(name) for name in features),
         feature_dtype=feature_dtype if features else meta.FEATURE_DTYPES[0])
-
-
-def _compress(logits, top_k):
-    if top_k is None:
-        return {"logits": logits}
-    return topk_lib.compress(logits, top_k)
 
 
 def _feature_arrays(features, feature_dtype, count):
@@ -238,8 +222,8 @@ def _feature_arrays(features, feature_dtype, count):
     return out
 
 
-def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None,
-                features=None, feature_dtype=meta.FEATURE_DTYPES[0]):
+def write_shard(directory, index, rows, logits, inputs_sha256=None, features=None,
+                feature_dtype=meta.FEATURE_DTYPES[0]):
     """Writes shard `index` of a cache: the teacher logits of some rows.
 
     Args:
@@ -248,7 +232,6 @@ def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None,
         rows: those rows of the inputs `x`: an array, or a flat dict of
             arrays as `x` is (a dict `{"x": rows}` equals a plain array).
         logits: the teacher's logits for them, `[len(rows), num_classes]`.
-        top_k: the cache's `top_k` (`None` for dense logits).
         inputs_sha256: `fingerprint.chunk_digest` of the rows, if already
             computed.
         features: for a cache of features, `{name: array}` with the
@@ -272,11 +255,9 @@ def write_shard(directory, index, rows, logits, top_k=None, inputs_sha256=None,
             f"logits: shape {list(logits.shape)} for {inputs.count} rows; expected "
             f"[{inputs.count}, num_classes] with at least one row")
     num_classes = int(logits.shape[1])
-    if top_k is not None:
-        topk_lib.check_k(top_k, num_classes)
     logits = logits.astype(np.float32, copy=False)
     stored = _feature_arrays(features or {}, feature_dtype, inputs.count)
-    arrays = _compress(logits, top_k)
+    arrays = {meta.LOGITS_ARRAY: logits}
     arrays.update((meta.feature_array(j), a) for j, (_, a) in enumerate(stored))
     files = store.write_arrays(directory, int(index), arrays)
     shard = meta.Shard(

@@ -4,15 +4,13 @@ A cache directory holds
 
 - `metadata.json` (see `kd_keras.cache.metadata`): format version, teacher
   and inputs fingerprints, input spec, count, number of classes, shard size,
-  compression, and one entry per complete shard (example count, inputs
+  and one entry per complete shard (example count, inputs
   digest, and for every file its name, size in bytes and SHA-256). A
   `"complete"` flag says whether the build finished; the file is rewritten
   atomically after each shard, so it only ever lists shards that were fully
   written.
 - one `.npy` file per shard and array: `logits-00000.npy` (float32
-  `[n, C]`), or for top-k compression `values-00000.npy`,
-  `indices-00000.npy` and `lse_rest-00000.npy`; and with teacher features
-  `feature0-00000.npy`, `feature1-00000.npy`, ... (`[n, *feature shape]`
+  `[n, C]`), and with teacher features `feature0-00000.npy`, `feature1-00000.npy`, ... (`[n, *feature shape]`
   in the cache's `feature_dtype`, in the order of `metadata.features`).
 
 Every file is written through `kd_keras.atomic_files.atomic_path` with
@@ -148,30 +146,22 @@ def check_shard(directory, shard, checksums=True):
     return None
 
 
-def _expected_arrays(shard, num_classes, top_k, features=(), feature_dtype="float32"):
+def _expected_arrays(shard, num_classes, features=(), feature_dtype="float32"):
     """`{name: (dtype, shape)}` of a shard's arrays."""
     n = shard.count
-    if top_k is None:
-        expected = {"logits": ("float32", (n, num_classes))}
-    else:
-        expected = {
-            "values": ("float32", (n, top_k)),
-            "indices": ("int32", (n, top_k)),
-            "lse_rest": ("float32", (n,)),
-        }
+    expected = {meta.LOGITS_ARRAY: (meta.LOGITS_DTYPE, (n, num_classes))}
     for j, feature in enumerate(features):
         expected[meta.feature_array(j)] = (feature_dtype, (n, *feature.shape))
     return expected
 
 
-def open_shard(directory, shard, num_classes, top_k, features=(), feature_dtype="float32"):
+def open_shard(directory, shard, num_classes, features=(), feature_dtype="float32"):
     """Memory-maps a shard's arrays (read-only) after checking their type.
 
     Args:
         directory: the cache directory.
         shard: a `Shard`.
         num_classes: the cache's number of classes.
-        top_k: the cache's `top_k` (`None` for dense logits).
         features: the cache's `metadata.features` (`FeatureSpec`s with
             shapes).
         feature_dtype: the cache's `metadata.feature_dtype`.
@@ -183,7 +173,7 @@ def open_shard(directory, shard, num_classes, top_k, features=(), feature_dtype=
         DataError: if a file is not a `.npy` array of the recorded dtype and
             shape.
     """
-    expected = _expected_arrays(shard, num_classes, top_k, features, feature_dtype)
+    expected = _expected_arrays(shard, num_classes, features, feature_dtype)
     arrays = {}
     for name, _, path in _shard_paths(directory, shard):
         if os.path.islink(path):

@@ -9,7 +9,6 @@ from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import metadata as meta
 from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
-from kd_keras.cache import topk as topk_lib
 from kd_keras.cache.inputs import Inputs
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
@@ -73,7 +72,6 @@ class TeacherCache:
         count: the number of cached examples.
         num_classes: the width of the cached logits.
         shard_size: the number of examples per shard.
-        top_k: the logits kept per example, or `None` for all of them.
         teacher_fingerprint: the fingerprint of the teacher that wrote it.
         inputs_fingerprint: the fingerprint of the inputs it was built on.
         input_spec: the inputs' names, shapes and dtypes.
@@ -94,7 +92,6 @@ class TeacherCache:
         self.count = metadata.count
         self.num_classes = metadata.num_classes
         self.shard_size = metadata.shard_size
-        self.top_k = metadata.top_k
         self.teacher_fingerprint = metadata.teacher_fingerprint
         self.inputs_fingerprint = metadata.inputs_fingerprint
         self.input_spec = metadata.input_spec
@@ -115,20 +112,18 @@ class TeacherCache:
         return self.count
 
     def __repr__(self):
-        compression = f", top_k={self.top_k}" if self.top_k else ""
-        if self.feature_names:
-            compression += (f", features={list(self.feature_names)} "
-                            f"({self.feature_dtype})")
+        features = (f", features={list(self.feature_names)} ({self.feature_dtype})"
+                    if self.feature_names else "")
         return (
             f"<TeacherCache {self.directory!r}: {self.count} examples, "
-            f"{self.num_classes} classes{compression}>"
+            f"{self.num_classes} classes{features}>"
         )
 
     def _shard(self, index):
         arrays = self._open.get(index)
         if arrays is None:
             arrays = self._open[index] = store.open_shard(
-                self.directory, self._shards[index], self.num_classes, self.top_k,
+                self.directory, self._shards[index], self.num_classes,
                 self.metadata.features, self.feature_dtype,
             )
         return arrays
@@ -153,22 +148,10 @@ class TeacherCache:
                              f"{len(self._shards)} shards")
         return index
 
-    def _dense(self, arrays):
-        if self.top_k is None:
-            return np.asarray(arrays["logits"], dtype=np.float32)
-        indices = np.asarray(arrays["indices"])
-        if indices.size and (indices.min() < 0 or indices.max() >= self.num_classes):
-            raise DataError(
-                f"damaged cache: {self.directory}: top-k class indices outside "
-                f"[0, {self.num_classes})"
-            )
-        return topk_lib.decompress(
-            arrays["values"], arrays["indices"], arrays["lse_rest"], self.num_classes
-        )
-
     def shard_logits(self, index):
-        """Dense float32 logits of one shard, `[shard count, C]`."""
-        return self._dense(self._shard(self._check_shard_index(index)))
+        """The float32 logits of one shard, `[shard count, C]`."""
+        return np.asarray(self._shard(self._check_shard_index(index))[meta.LOGITS_ARRAY],
+                          dtype=np.float32)
 
     def shard_features(self, name, index):
         """Feature `name` of one shard, `[shard count, *shape]`, as stored
@@ -227,8 +210,7 @@ class TeacherCache:
         """
         return self._gather(
             indices, (self.num_classes,), np.float32,
-            lambda arrays, rows: self._dense({k: arrays[k][rows] for k in
-                                              meta.array_names(self.top_k)}))
+            lambda arrays, rows: np.asarray(arrays[meta.LOGITS_ARRAY][rows], dtype=np.float32))
 
     def _gather(self, indices, shape, dtype, read):
         """`read(shard arrays, rows)` for the examples at `indices`."""

@@ -84,15 +84,14 @@ class ShardWriter:
         directory: the cache folder.
         fingerprint: the teacher fingerprint the cache was opened with.
         batch_size: examples per teacher call.
-        top_k: the cache's compression.
         is_dict: whether the teacher reads a dict.
         threads: TensorFlow threads of this actor.
     """
 
-    def __init__(self, teacher, chunks, directory, fingerprint, batch_size, top_k,
-                 is_dict, threads):
+    def __init__(self, teacher, chunks, directory, fingerprint, batch_size, is_dict,
+                 threads):
         set_threads(threads)
-        self.chunks, self.directory, self.top_k = chunks, directory, top_k
+        self.chunks, self.directory = chunks, directory
         self.batch_size, self.is_dict = batch_size, is_dict
         # A user error is handed back as a result row: Ray keeps only the
         # text of an exception raised while an actor starts.
@@ -147,7 +146,7 @@ class ShardWriter:
                     raise self.error
                 chunk = ray.get(self.chunks[int(index)])
                 result = pickle.dumps(shards_lib.write_shard(
-                    self.directory, int(index), chunk, self.logits(chunk), self.top_k))
+                    self.directory, int(index), chunk, self.logits(chunk)))
             except KdKerasError as e:
                 error = pickle.dumps(e)
             results.append(result)
@@ -205,7 +204,7 @@ def _teacher_and_fingerprint(teacher, fingerprint):
 
 
 def ray_cache_teacher_outputs(teacher, x, directory, cluster=None, batch_size=256,
-                              shard_size=DEFAULT_SHARD_SIZE, top_k=None, overwrite=False,
+                              shard_size=DEFAULT_SHARD_SIZE, overwrite=False,
                               verbose=1, fingerprint=None, on_shard=None):
     """Runs `teacher` over `x` on Ray and stores its logits in `directory`.
 
@@ -220,7 +219,6 @@ def ray_cache_teacher_outputs(teacher, x, directory, cluster=None, batch_size=25
             the one running here, 2 workers of 1 CPU).
         batch_size: as `cache_teacher_outputs`.
         shard_size: as `cache_teacher_outputs`.
-        top_k: as `cache_teacher_outputs`.
         overwrite: as `cache_teacher_outputs`.
         verbose: 1 shows a progress bar, 0 nothing.
         fingerprint: the teacher's fingerprint when `teacher` is a callable
@@ -240,7 +238,6 @@ def ray_cache_teacher_outputs(teacher, x, directory, cluster=None, batch_size=25
     """
     for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
         shards_lib.check_positive(name, value)
-    shards_lib.check_positive("top_k", top_k, optional=True)
     cluster = RayCluster() if cluster is None else cluster
     if not isinstance(cluster, RayCluster):
         raise UsageError(f"cluster: must be a kd_keras.distribute.RayCluster, got "
@@ -254,8 +251,7 @@ def ray_cache_teacher_outputs(teacher, x, directory, cluster=None, batch_size=25
     teacher, fingerprint = _teacher_and_fingerprint(teacher, fingerprint)
     ray = connect(cluster)  # Before anything is written.
     directory = os.fspath(directory)
-    metadata = shards_lib.start_build(directory, fingerprint, shard_size, top_k,
-                                      overwrite=overwrite)
+    metadata = shards_lib.start_build(directory, fingerprint, shard_size, overwrite=overwrite)
     ranges, pending = _split(inputs, directory, metadata, inputs.count)
     if pending:
         metadata = _run(ray, teacher, inputs, directory, metadata, ranges, pending,
@@ -286,7 +282,7 @@ def _run(ray, teacher, inputs, directory, metadata, ranges, pending, cluster, ba
     chunks = {i: ray.put({k: np.asarray(v[a:b]) for k, v in inputs.arrays.items()})
               for i, (a, b) in ((i, ranges[i]) for i in pending)}
     writer = dict(teacher=[ray.put(teacher)], chunks=chunks, directory=directory,
-                  fingerprint=fingerprint, batch_size=batch_size, top_k=metadata.top_k,
+                  fingerprint=fingerprint, batch_size=batch_size,
                   is_dict=inputs.is_dict, threads=cluster.threads)
     dataset = ray.data.from_items([{INDEX: i} for i in pending],
                                   override_num_blocks=len(pending))

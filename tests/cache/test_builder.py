@@ -129,19 +129,6 @@ def test_dict_and_dataset_inputs_give_the_same_cache(tmp_path):
     np.testing.assert_array_equal(from_ds.logits(), from_arrays.logits())
 
 
-def test_top_k_cache_reconstructs_top_logits(tmp_path):
-    teacher, x = LinearTeacher(num_classes=12), make_inputs(40)
-    cache = _build(teacher, x, tmp_path, top_k=3)
-    assert cache.top_k == 3
-    dense, ref = cache.logits(), teacher.reference(x)
-    top = np.argsort(-ref, axis=1)[:, :3]
-    np.testing.assert_allclose(
-        np.take_along_axis(dense, top, 1), np.take_along_axis(ref, top, 1), atol=1e-6
-    )
-    with pytest.raises(ValueError, match="top_k=3"):
-        _build(teacher, x, tmp_path, top_k=4)
-
-
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         _build(LinearTeacher(), make_inputs(4), tmp_path, batch_size=0)

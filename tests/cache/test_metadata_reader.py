@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from kd_keras.cache import cache_teacher_outputs
@@ -65,8 +66,6 @@ CASES = [
     ("shard_size 0", _set(("shard_size",), 0), "shard_size: expected an integer >= 1, found 0"),
     ("shard_size small", _set(("shard_size",), 16),
      "shards[0].count: expected an integer in [1, 16], found 32"),
-    ("top_k bool", _set(("top_k",), True), "top_k: expected an integer >= 1, found true"),
-    ("top_k too big", _set(("top_k",), 3), "shards[0].files: expected arrays"),
     ("dtype", _set(("logits_dtype",), "float16"), 'logits_dtype: expected "float32", found "float16"'),
     ("teacher number", _set(("teacher_fingerprint",), 7),
      "teacher_fingerprint: expected a non-empty string, found 7"),
@@ -158,6 +157,15 @@ def test_damaged_metadata_is_one_line(template, tmp_path, case, damage, expected
         assert message.startswith(prefix + expected), message
         assert isinstance(err.value, ValueError)
     assert _listing(d) == before  # Nothing deleted or rewritten.
+
+
+def test_a_cache_from_before_top_k_was_dropped_still_reads(template, tmp_path):
+    """Earlier builds wrote `"top_k": null` (dense logits): the same cache."""
+    d = tmp_path / "cache"
+    shutil.copytree(template, d)
+    assert "top_k" not in json.loads((d / "metadata.json").read_text())
+    _damage(d, _set(("top_k",), None))
+    np.testing.assert_array_equal(load(d).logits(), load(template).logits())
 
 
 def test_another_format_version_is_named(template, tmp_path):

@@ -27,15 +27,14 @@ def test_shard_ranges_cover_every_row_once(count, size):
     assert all(b - a == size for a, b in ranges[:-1]) and 0 < ranges[-1][1] - ranges[-1][0] <= size
 
 
-@pytest.mark.parametrize("top_k", [None, 2])
-def test_out_of_order_shards_equal_the_one_process_build(tmp_path, top_k):
+def test_out_of_order_shards_equal_the_one_process_build(tmp_path):
     teacher = LinearTeacher(num_classes=4)
     reference = cache_teacher_outputs(teacher, X, str(tmp_path / "ref"), shard_size=32,
-                                      top_k=top_k, verbose=0)
+                                      verbose=0)
     d = str(tmp_path / "parts")
-    m = shards.start_build(d, teacher.fingerprint(), 32, top_k)
+    m = shards.start_build(d, teacher.fingerprint(), 32)
     ranges = shards.shard_ranges(len(X), m.shard_size)
-    results = [shards.write_shard(d, i, X[a:b], teacher.reference(X[a:b]), top_k)
+    results = [shards.write_shard(d, i, X[a:b], teacher.reference(X[a:b]))
                for i, (a, b) in reversed(list(enumerate(ranges)))]  # As workers finish.
     for result in results:
         m = shards.record_shard(d, m, result)

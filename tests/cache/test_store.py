@@ -8,7 +8,7 @@ from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 from kd_keras.errors import DataError
 
-META = metadata.CacheMetadata(teacher_fingerprint="t", shard_size=4, top_k=None)
+META = metadata.CacheMetadata(teacher_fingerprint="t", shard_size=4)
 
 
 def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
@@ -46,7 +46,7 @@ def test_shard_checksums_and_sizes(tmp_path):
     shard = _shard(d, 7, logits)
     assert shard.files["logits"].name == "logits-00007.npy"
     assert store.check_shard(d, shard) is None
-    np.testing.assert_array_equal(store.open_shard(d, shard, 3, None)["logits"], logits)
+    np.testing.assert_array_equal(store.open_shard(d, shard, 3)["logits"], logits)
     path = tmp_path / "logits-00007.npy"
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 1
@@ -73,7 +73,7 @@ def test_shard_of_another_dtype_or_shape_is_damage(tmp_path, array, found):
     shard = metadata.Shard(index=0, count=4, inputs_sha256="0" * 64, files=shard.files)
     assert store.check_shard(d, shard) is None  # Size and checksum agree ...
     with pytest.raises(DataError) as err:  # ... but the array is not the cache's.
-        store.open_shard(d, shard, 3, None)
+        store.open_shard(d, shard, 3)
     assert str(err.value) == (
         f"damaged cache: {d}/logits-00000.npy: expected float32 [4, 3], {found}")
 
@@ -83,7 +83,7 @@ def test_not_an_npy_file_is_damage(tmp_path):
     shard = _shard(d, 0, np.zeros((4, 3), np.float32))
     (tmp_path / "logits-00000.npy").write_bytes(b"not an array")
     with pytest.raises(DataError, match=r"^damaged cache: .*logits-00000.npy: not a .npy array"):
-        store.open_shard(d, shard, 3, None)
+        store.open_shard(d, shard, 3)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_not_an_npy_file_is_damage(tmp_path):
     [
         ("metadata.json", True),
         ("logits-00000.npy", True),
-        ("lse_rest-123456.npy", True),
+        ("feature3-123456.npy", True),
         (".kd-cache-tmp-abc_12", True),
         (".tmp-abcd1234", True),
         (".metadata.json.tmp-0a1b2c3d", True),
