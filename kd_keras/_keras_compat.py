@@ -16,6 +16,16 @@ code uses it and is not here.
   (see `kd_keras.distribute.workarounds` for the Keras bug it works around),
   for the strategies `is_multi_worker` picks (that test uses public
   TensorFlow API only; it is here because the mixin needs it).
+- `SymbolicBuildHook`: lets a model build what only a batch can size
+  before Keras builds its optimizer.
+- `loss_tracker`: the `Mean` behind a compiled model's `"loss"` log.
+- `is_functional`, `run_graph`, `producer`, `call_arguments`: walking a
+  Functional model's graph.
+- `output_spec`: the symbolic outputs of a function, without running it.
+- `silenced_deprecations`, `set_custom_op_registerers`: TensorFlow's
+  deprecation notices and TFLite calibration with custom ops.
+- `set_feedforward_activation`, `wordpiece_pretokenize`: KerasHub's
+  `TransformerEncoder` and WordPiece pre-tokenization (imported only there).
 
 Example:
 
@@ -30,6 +40,7 @@ Example:
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend import compute_output_spec
 
 WRITTEN_FOR = "3.15.1"
 
@@ -114,3 +125,175 @@ class DistributedFitMixin:
         data_batch = keras.tree.map_structure(first_local, data_batch)
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
+
+
+class SymbolicBuildHook:
+    """Mixed into a `keras.Model` (before it) so that Keras calls
+    `self._build_for_batch(data_batch)` before it builds the model, its
+    metrics and its optimizer from symbolic tensors shaped like a batch.
+
+    Under a `tf.distribute` strategy Keras builds the optimizer before the
+    first step, so any weight that only a batch can size (the `Distiller`'s
+    feature projections) must be built first. Keras has no public hook at
+    that point: this overrides the private `Trainer._symbolic_build`, which
+    Keras calls with the batch (`data_batch`) or an epoch iterator.
+    `data_batch` is `None` when Keras passed only an iterator.
+    """
+
+    def _build_for_batch(self, data_batch):
+        """Builds what `data_batch` can size; the default builds nothing."""
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        self._build_for_batch(data_batch)
+        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def loss_tracker(model):
+    """The `keras.metrics.Mean` that a compiled model reports as `"loss"`.
+
+    A `train_step` that computes its own loss updates it, as Keras's own
+    `train_step` does; a second tracker named `"loss"` would clash with it
+    in the logs. Keras keeps it in the private `Trainer._loss_tracker` (it
+    is also the first of `model.metrics`, which is not promised).
+
+    Args:
+        model: a compiled `keras.Model`.
+
+    Returns:
+        The tracker (a `keras.metrics.Mean` named `"loss"`).
+    """
+    return model._loss_tracker
+
+
+def is_functional(model):
+    """Whether `model` is a Functional model (built from `keras.Input`s and
+    layer calls, KerasHub's models included): a `keras.Model` that is also a
+    `keras.Function`, how Keras's private `Functional` class is made.
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> is_functional(keras.Model(x, keras.layers.Dense(2)(x)))
+    True
+    >>> is_functional(keras.Sequential([keras.Input((4,))]))
+    False
+    """
+    return isinstance(model, keras.Model) and isinstance(model, keras.Function)
+
+
+def run_graph(model, inputs, call):
+    """Runs a Functional model's graph on `inputs`, calling
+    `call(operation, *args, **kwargs)` at each node instead of the operation.
+
+    This is how `kd_keras.feature_views` records intermediate tensors and
+    inlines nested models. Keras runs its graph the same way in `call`, but
+    only through the private `Functional._standardize_inputs` (the inputs in
+    the model's order, as tensors) and `Function._run_through_graph`.
+
+    Args:
+        model: a Functional model (`is_functional`).
+        inputs: inputs in any structure the model accepts.
+        call: `call(operation, *args, **kwargs) -> outputs`.
+
+    Returns:
+        The outputs, in the structure of the model's outputs.
+    """
+    flat = model._standardize_inputs(inputs)
+    return model._run_through_graph(flat, call_fn=call)
+
+
+def producer(tensor):
+    """The operation (layer) whose call produced a symbolic tensor (for a
+    `keras.Input`, its `InputLayer`), or `None` for anything but a
+    `KerasTensor`. Keras records it in the
+    private `KerasTensor._keras_history`; `layer.output` goes the other way
+    and fails for a layer called more than once.
+
+    Example:
+
+    >>> dense = keras.layers.Dense(2)
+    >>> producer(dense(keras.Input((4,)))) is dense
+    True
+    """
+    return getattr(getattr(tensor, "_keras_history", None), "operation", None)
+
+
+def call_arguments(operation):
+    """The symbolic tensors passed to each call of `operation` in the graphs
+    it was called in: one list per call, in argument order. Keras keeps the
+    calls in the private `Operation._inbound_nodes`.
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> dense = keras.layers.Dense(2)
+    >>> _ = dense(x)
+    >>> [[t is x for t in args] for args in call_arguments(dense)]
+    [[True]]
+    """
+    return [list(getattr(getattr(node, "arguments", None), "keras_tensors", ()))
+            for node in getattr(operation, "_inbound_nodes", ())]
+
+
+def output_spec(fn, *args, **kwargs):
+    """The `KerasTensor` outputs of `fn(*args, **kwargs)` on `KerasTensor`
+    arguments, traced without running the computation (how Keras infers a
+    layer's output shapes). Keras exports it only as the private
+    `keras.src.backend.compute_output_spec`.
+
+    Example:
+
+    >>> output_spec(lambda x: keras.ops.concatenate([x, x]), keras.KerasTensor((2, 3))).shape
+    (4, 3)
+    """
+    return compute_output_spec(fn, *args, **kwargs)
+
+
+def silenced_deprecations():
+    """A context in which TensorFlow prints no deprecation notices (the
+    TF1 `Session` and `saved_model.loader` that the SavedModel runtime uses
+    on purpose). TensorFlow offers this only as the private
+    `tensorflow.python.util.deprecation.silence`."""
+    from tensorflow.python.util import deprecation
+
+    return deprecation.silence()
+
+
+def set_custom_op_registerers(target_spec, registerers):
+    """Makes a `tf.lite.TFLiteConverter`'s calibration interpreter register
+    custom ops (e.g. TF-Text's tokenizer ops), through the private
+    `TargetSpec._experimental_custom_op_registerers`: the converter has no
+    public setting for them.
+
+    Args:
+        target_spec: `converter.target_spec`.
+        registerers: registerer names or functions (e.g.
+            `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`).
+    """
+    target_spec._experimental_custom_op_registerers = list(registerers)
+
+
+def set_feedforward_activation(block, activation):
+    """Sets the activation of a KerasHub `TransformerEncoder`'s feed-forward
+    block. The encoder copies its `activation` into the private
+    `_feedforward_intermediate_dense` layer when built, so setting
+    `block.activation` alone changes nothing in a built encoder.
+
+    Args:
+        block: a built `keras_hub.layers.TransformerEncoder`.
+        activation: a callable activation.
+    """
+    block.activation = activation
+    block._feedforward_intermediate_dense.activation = activation
+
+
+def wordpiece_pretokenize(tokenizer, texts):
+    """Runs a KerasHub `WordPieceTokenizer`'s own pre-tokenization (split,
+    accent stripping, case folding) on `texts`, a string tensor; returns
+    the words as a ragged string tensor. KerasHub keeps it in the private
+    `keras_hub.src.tokenizers.word_piece_tokenizer.pretokenize` (imported
+    here only, so the core does not import KerasHub)."""
+    from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
+
+    return pretokenize(texts, tokenizer.lowercase, tokenizer.strip_accents,
+                       tokenizer.split, tokenizer.split_on_cjk)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras._keras_compat import producer
 from kd_keras.errors import UsageError
 
 LABEL_ERROR = "kd_keras: label out of range"
@@ -67,13 +68,12 @@ def final_softmax(model):
     outputs = getattr(model, "outputs", None) if isinstance(model, keras.Model) else None
     if not outputs or len(outputs) != 1:
         return None
-    history = getattr(outputs[0], "_keras_history", None)
-    layer = getattr(history, "operation", None)
+    layer = producer(outputs[0])
     while isinstance(layer, keras.Model) and layer is not model:  # a nested model
         inner = getattr(layer, "outputs", None)
         if not inner or len(inner) != 1:
             return None
-        layer = getattr(getattr(inner[0], "_keras_history", None), "operation", None)
+        layer = producer(inner[0])
     if isinstance(layer, keras.layers.Softmax):
         return layer.name
     activation = getattr(layer, "activation", None)

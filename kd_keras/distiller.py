@@ -9,6 +9,9 @@ import tensorflow as tf
 from kd_keras import checks
 from kd_keras import losses as losses_module
 from kd_keras import schedules
+from kd_keras._keras_compat import DistributedFitMixin
+from kd_keras._keras_compat import SymbolicBuildHook
+from kd_keras._keras_compat import loss_tracker
 from kd_keras.distribute import workarounds
 from kd_keras.errors import UsageError
 from kd_keras.feature_losses import per_example as _per_example
@@ -25,7 +28,7 @@ _RESERVED = ("loss", "student_loss", "distillation_loss", "alpha",
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class Distiller(workarounds.DistributedFitMixin, keras.Model):
+class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
     """Trains `student` on a mix of hard labels and the teacher's soft targets.
 
     The loss of a batch is
@@ -182,6 +185,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             high=high)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
+        self._distillation_loss_arg = distillation_loss_fn
         self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)
         kwargs.pop("loss", None)
         if kwargs.pop("weighted_metrics", None):
@@ -196,14 +200,21 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         super().compile(optimizer=optimizer, weighted_metrics=metrics,
                         **kwargs)
         self._progress.log(self._schedules())
-        self._compile_config.config.update(
-            metrics=metrics,
-            weighted_metrics=None,
+
+    def get_compile_config(self):
+        """Keras's compile config, with the arguments of `compile` as given
+        (the metrics went to Keras as weighted metrics)."""
+        config = super().get_compile_config()
+        if not config:  # Not compiled.
+            return config
+        config.update(metrics=config["weighted_metrics"], weighted_metrics=None)
+        config.update(keras.saving.serialize_keras_object(dict(
             alpha=self.alpha,
             temperature=self.temperature,
-            student_loss_fn=student_loss_fn,
-            distillation_loss_fn=distillation_loss_fn,
-        )
+            student_loss_fn=self.student_loss_fn,
+            distillation_loss_fn=self._distillation_loss_arg,
+        )))
+        return config
 
     # ------------------------------------------------------------------ losses
 
@@ -313,7 +324,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
         # each replica by its batch size: trackers then give the same result
         # on one device and under any strategy.
         shares = tf.unstack(workarounds.global_sum(tf.stack(shares)))
-        trackers = [self._loss_tracker, self.student_loss_tracker,
+        trackers = [loss_tracker(self), self.student_loss_tracker,
                     self.distillation_loss_tracker]
         if self.features:
             trackers += self.feature_loss_trackers
@@ -357,7 +368,7 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
             return self.teacher.errors()
         return contextlib.nullcontext()
 
-    def _symbolic_build(self, iterator=None, data_batch=None):
+    def _build_for_batch(self, data_batch):
         # Under a strategy, Keras builds the optimizer before the first
         # step: projections that only a batch can size are built first.
         if self._features is not None and data_batch is not None:
@@ -365,7 +376,6 @@ class Distiller(workarounds.DistributedFitMixin, keras.Model):
                 teacher_outputs(self.teacher, self._features, x,
                                 split_targets(y), self.num_classes)[1],
                 self._student_outputs(x, training=False)[1]))
-        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ----------------------------------------------------------- serialization
 

@@ -29,8 +29,9 @@ import dataclasses
 import difflib
 
 import keras
-from keras.src.models.functional import Functional
 
+from kd_keras._keras_compat import is_functional
+from kd_keras._keras_compat import run_graph
 from kd_keras.errors import UsageError
 
 OUTPUT = "output"
@@ -67,7 +68,7 @@ def has_hook(model):
 
 def is_graph(model):
     """Whether `model` is a Functional or Sequential model (walkable)."""
-    return isinstance(model, (Functional, keras.Sequential))
+    return is_functional(model) or isinstance(model, keras.Sequential)
 
 
 def layer_paths(model, prefix=()):
@@ -249,8 +250,7 @@ def _trace(model, inputs, wanted, prefix, found):
         for layer in model.layers:
             x = call(layer, x)
         return x
-    flat = model._standardize_inputs(inputs)
-    outputs = model._run_through_graph(flat, call_fn=call)
+    outputs = run_graph(model, inputs, call)
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
         outputs = outputs[0]
     return outputs

@@ -29,10 +29,10 @@ import dataclasses
 
 import keras
 import tensorflow as tf
-from keras.src.backend import compute_output_spec
 
 from kd_keras import feature_losses
 from kd_keras import schedules
+from kd_keras._keras_compat import output_spec
 from kd_keras.errors import UsageError
 from kd_keras.feature_views import ATTENTION
 from kd_keras.feature_views import FeatureView
@@ -313,7 +313,7 @@ class FeatureSet:
             keras.tree.map_structure(
                 lambda v: keras.KerasTensor(v.shape, v.dtype.name),
                 data_batch))
-        self.build_from(*compute_output_spec(outputs, x, y))
+        self.build_from(*output_spec(outputs, x, y))
 
     def teacher_outputs(self, x, cached):
         """Returns `(teacher_logits or None, {teacher_layer: feature})`.

@@ -33,9 +33,9 @@ import os
 
 import tensorflow as tf
 
-from kd_keras.distribute.workarounds import DistributedFitMixin
+from kd_keras._keras_compat import DistributedFitMixin
+from kd_keras._keras_compat import is_multi_worker
 from kd_keras.distribute.workarounds import global_sum
-from kd_keras.distribute.workarounds import is_multi_worker
 
 # The Ray side loads on first use: the Distiller, which needs only the
 # replica helpers above, never imports the cache or Ray's modules.

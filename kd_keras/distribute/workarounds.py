@@ -25,10 +25,9 @@ kd_keras's other uses of Keras internals in `kd_keras._keras_compat`.
 
 import tensorflow as tf
 
-from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import is_multi_worker
 
-__all__ = ["DistributedFitMixin", "global_sum", "is_multi_worker", "per_replica_logs"]
+__all__ = ["global_sum", "per_replica_logs"]
 
 
 def global_sum(value):

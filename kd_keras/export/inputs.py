@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras._keras_compat import call_arguments
+from kd_keras._keras_compat import is_functional
 from kd_keras.checks import check_gives_logits
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
@@ -89,7 +91,7 @@ def model_input_specs(model, what=None):
             f"{what}: has no symbolic inputs; build it with "
             "keras.Input(...) (functional or Sequential) before exporting"
         )
-    struct = getattr(model, "_inputs_struct", None)
+    struct = model.input if is_functional(model) else None
     if isinstance(struct, dict):
         names = list(struct.keys())
         tensors = [struct[k] for k in names]
@@ -123,9 +125,8 @@ def _table_size(model, tensor, depth=0):
     from kd_keras.students.vocabulary import VocabularyMap
 
     sizes = []
-    for op in getattr(model, "_operations", None) or getattr(model, "layers", ()):
-        for node in getattr(op, "_inbound_nodes", ()):
-            args = list(getattr(getattr(node, "arguments", None), "keras_tensors", ()))
+    for op in getattr(model, "operations", None) or getattr(model, "layers", ()):
+        for args in call_arguments(op):
             positions = [i for i, t in enumerate(args) if t is tensor]
             if not positions:
                 continue
@@ -175,7 +176,7 @@ def check_logits_output(model, what=None):
     """
     what = _model_name(model, what)
     outputs = getattr(model, "outputs", None)
-    struct = getattr(model, "_outputs_struct", None)
+    struct = model.output if is_functional(model) else None
     if isinstance(struct, dict) or (outputs is not None and len(outputs) != 1):
         names = list(struct) if isinstance(struct, dict) else [t.name for t in outputs or ()]
         raise UsageError(
@@ -224,7 +225,7 @@ def call_model(model, specs, inputs):
             `as_input_dict` could not tell from the model's layers.
     """
     try:
-        if isinstance(getattr(model, "_inputs_struct", None), dict):
+        if is_functional(model) and isinstance(model.input, dict):
             return model(dict(inputs), training=False)
         flat = [inputs[s.name] for s in specs]
         return model(flat[0] if len(flat) == 1 else flat, training=False)

@@ -59,7 +59,8 @@ class SavedModelRuntime(Runtime):
 
     def load(self, path):
         import tensorflow as tf
-        from tensorflow.python.util import deprecation
+
+        from kd_keras._keras_compat import silenced_deprecations
 
         self._graph = tf.Graph()
         config = tf.compat.v1.ConfigProto(
@@ -68,7 +69,7 @@ class SavedModelRuntime(Runtime):
         # A SavedModel with a raw-text signature holds TF-Text ops: loading
         # any of its signatures needs them registered.
         import tensorflow_text  # noqa: F401
-        with self._graph.as_default(), deprecation.silence():
+        with self._graph.as_default(), silenced_deprecations():
             self._session = tf.compat.v1.Session(graph=self._graph, config=config)
             meta = tf.compat.v1.saved_model.loader.load(
                 self._session, ["serve"], path

@@ -201,13 +201,12 @@ def keras_hub_table(tokenizer, sentinel):
         `{character: normalized string}` for the characters that change.
     """
     import tensorflow as tf
-    from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
+
+    from kd_keras._keras_compat import wordpiece_pretokenize
 
     def words(texts):
         """Per text: its number of words, its first and second word."""
-        out = pretokenize(tf.constant(texts), tokenizer.lowercase,
-                          tokenizer.strip_accents, tokenizer.split,
-                          tokenizer.split_on_cjk)
+        out = wordpiece_pretokenize(tokenizer, tf.constant(texts))
         counts = out.row_lengths().numpy()
         starts = out.row_starts().numpy()
         values = out.flat_values.numpy()

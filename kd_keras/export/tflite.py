@@ -157,9 +157,10 @@ def convert_saved_model(
             # Calibration runs the graph, tokenizer included.
             from tensorflow_text import tflite_registrar
 
-            converter.target_spec._experimental_custom_op_registerers = list(
-                tflite_registrar.SELECT_TFTEXT_OPS
-            )
+            from kd_keras._keras_compat import set_custom_op_registerers
+
+            set_custom_op_registerers(converter.target_spec,
+                                      tflite_registrar.SELECT_TFTEXT_OPS)
     converter.target_spec.supported_ops = ops
     try:
         with warnings.catch_warnings(), frozen_heap():

@@ -22,6 +22,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kd_keras._keras_compat import producer
 from kd_keras.errors import UsageError
 from kd_keras.teachers.features import backbone_features
 from kd_keras.teachers.head import as_strings
@@ -238,7 +239,7 @@ def _train_whole_backbone(teacher, texts, labels, adaptation, train, validation,
     # BERT's tanh pooler gets no gradient unless the head reads it ("pooled"
     # mode: an Identity fed straight by the backbone's pooled output).
     if not (isinstance(pooling, keras.layers.Identity)
-            and pooling.input._keras_history.operation is backbone):
+            and producer(pooling.input) is backbone):
         backbone.get_layer("pooled_dense").trainable = False
 
     def dataset(split, shuffle):

@@ -14,6 +14,7 @@ import os
 import keras
 import keras_hub
 
+from kd_keras._keras_compat import set_feedforward_activation
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.teachers.checkpoints import MINILM_NAMES
@@ -70,8 +71,7 @@ class BertEncoder(keras_hub.models.BertBackbone):
         activation = _ACTIVATIONS[hidden_act]
         for i in range(self.num_layers):
             block = self.get_layer(f"transformer_layer_{i}")
-            block.activation = activation
-            block._feedforward_intermediate_dense.activation = activation
+            set_feedforward_activation(block, activation)
 
     def get_config(self):
         config = super().get_config()

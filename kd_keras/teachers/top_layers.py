@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras._keras_compat import producer
 from kd_keras.errors import UsageError
 from kd_keras.teachers.head import as_strings
 from kd_keras.teachers.head import solve_head
@@ -30,7 +31,7 @@ def _pooling_mode(classifier):
     pooling = classifier.get_layer("pooling")
     if not isinstance(pooling, keras.layers.Identity):
         return "mean"
-    source = pooling.input._keras_history.operation
+    source = producer(pooling.input)
     return "pooled" if source is classifier.get_layer("backbone") else "cls"
 
 

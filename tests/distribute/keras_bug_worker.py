@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.distribute import workarounds
+from kd_keras._keras_compat import DistributedFitMixin
 
 
-class BuildFixedSequential(workarounds.DistributedFitMixin, keras.Sequential):
+class BuildFixedSequential(DistributedFitMixin, keras.Sequential):
     """Plain Keras with only the fix of bug 1, so that bug 2 shows."""
 
 
