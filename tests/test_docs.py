@@ -6,6 +6,7 @@ cannot render, so this test is what keeps `docs/` and the API reference
 whole.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -79,3 +80,29 @@ def test_readme_links_resolve(site):
         if anchor and path.startswith("docs/") and path.endswith(".md"):
             html = (site / _page(path)).read_text(encoding="utf-8")
             assert f'id="{anchor}"' in html, f"README.md links to a missing anchor {link}"
+
+
+PIPELINE_TIME = ROOT / "benchmarks" / "results" / "pipeline_time.json"
+
+
+def _demo_run():
+    with open(PIPELINE_TIME, encoding="utf-8") as f:
+        return json.load(f)["runs"]["after"]
+
+
+def test_the_docs_demo_table_is_what_the_shipped_demo_printed():
+    """The demo table on the results page is the table of the latest
+    measured `make demo` run (`benchmarks/pipeline_time.py --label after`),
+    character for character, and the README's demo row quotes its
+    accuracies and its wall time."""
+    run = _demo_run()
+    page = (ROOT / "docs" / "results" / "index.md").read_text(encoding="utf-8")
+    section = page.split("## The demo (`make demo`)", 1)[1]
+    table = section.split("```\n", 2)[1].rstrip("\n")
+    assert table == run["table"] + "\n" + run["time_line"]
+    readme = README.read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| [`make demo`]"))
+    for key in ("teacher", "student", "student_without_distillation"):
+        assert f"{100 * run['accuracy'][key]:.2f}%" in row, key
+    minutes, seconds = divmod(round(run["wall_seconds"]), 60)
+    assert f"{minutes} min {seconds} s" in row
