@@ -26,8 +26,6 @@ from kd_keras.config.schema import TeacherConfig
 from kd_keras.config.schema import to_dict
 from kd_keras.errors import ConfigError
 
-validate_config = parse_config  # The 0.1 name.
-
 __all__ = [
     "AugmentConfig",
     "ConfigError",
@@ -47,5 +45,4 @@ __all__ = [
     "parse_config",
     "read_yaml",
     "to_dict",
-    "validate_config",
 ]

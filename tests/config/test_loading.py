@@ -7,7 +7,7 @@ import pytest
 
 from kd_keras.config import ConfigError
 from kd_keras.config import load_config
-from kd_keras.config import validate_config
+from kd_keras.config import parse_config
 from kd_keras.errors import MissingFileError
 
 BASE = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
@@ -57,6 +57,6 @@ def test_changed_keys_and_overrides():
     from kd_keras.config import changed_keys
     from kd_keras.config import to_dict
 
-    a = validate_config(BASE)
-    b = validate_config(apply_overrides(BASE, {"distill.alpha": 0.5, "teacher.fine_tune.epochs": 1}))
+    a = parse_config(BASE)
+    b = parse_config(apply_overrides(BASE, {"distill.alpha": 0.5, "teacher.fine_tune.epochs": 1}))
     assert changed_keys(to_dict(a), to_dict(b)) == ["distill.alpha", "teacher.fine_tune.epochs"]

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from kd_keras.config import ConfigError
-from kd_keras.config import validate_config
+from kd_keras.config import parse_config
 
 BASE = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
 
@@ -15,7 +15,7 @@ def _with(section, **values):
 
 
 def test_defaults_filled_and_student_length_follows_teacher():
-    cfg = validate_config(_with("teacher", sequence_length=32))
+    cfg = parse_config(_with("teacher", sequence_length=32))
     assert cfg.distill.epochs == 5 and cfg.distill.alpha == 0.1
     assert cfg.student_sequence_length == 32
     assert cfg.export.formats == ("saved_model", "tflite", "onnx")
@@ -26,10 +26,10 @@ def test_config_objects_are_frozen_and_round_trip():
 
     from kd_keras.config import to_dict
 
-    cfg = validate_config(_with("distill", epochs=7))
+    cfg = parse_config(_with("distill", epochs=7))
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.distill.epochs = 3
-    assert validate_config(to_dict(cfg)) == cfg
+    assert parse_config(to_dict(cfg)) == cfg
 
 
 def test_free_form_mappings_are_read_only_and_still_plain_values():
@@ -41,7 +41,7 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
     from kd_keras.config import StudentConfig
     from kd_keras.config import to_dict
 
-    cfg = validate_config(_with("student", options={"filters": 32}))
+    cfg = parse_config(_with("student", options={"filters": 32}))
     replaced = dataclasses.replace(cfg.student, options={"filters": 8})
     mappings = [cfg.student.options, cfg.distill.schedules, StudentConfig().options,
                 StudentConfig(options={"filters": 8}).options, replaced.options]
@@ -114,45 +114,45 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
 )
 def test_bad_values_name_the_key(section, values, message):
     with pytest.raises(ConfigError) as e:
-        validate_config(_with(section, **values))
+        parse_config(_with(section, **values))
     assert message in str(e.value)
     assert "\n" not in str(e.value)
 
 
 def test_dilated_cnn_takes_a_teacher_embedding_init():
-    cfg = validate_config(_with("student", architecture="dilated_cnn",
-                                options={"embedding_init": "minilm"}))
+    cfg = parse_config(_with("student", architecture="dilated_cnn",
+                             options={"embedding_init": "minilm"}))
     assert cfg.student.options == {"embedding_init": "minilm"}
 
 
 def test_tokenizer_min_count_needs_a_teacher_that_reads_the_texts():
-    cfg = validate_config(_with("student", tokenizer_min_count=2, prune_vocabulary=True))
-    assert (cfg.student.tokenizer_min_count, validate_config(BASE).student.tokenizer_min_count) \
+    cfg = parse_config(_with("student", tokenizer_min_count=2, prune_vocabulary=True))
+    assert (cfg.student.tokenizer_min_count, parse_config(BASE).student.tokenizer_min_count) \
         == (2, None)
     with pytest.raises(ConfigError, match=r"^student.tokenizer_min_count: must be null unless "
                        r"teacher.backbone is set \(a teacher.model may read"):
-        validate_config({"data": {"builtin": "rt_polarity"},
-                         "teacher": {"model": "teacher.keras"},
-                         "student": {"tokenizer_min_count": 2}})
+        parse_config({"data": {"builtin": "rt_polarity"},
+                      "teacher": {"model": "teacher.keras"},
+                      "student": {"tokenizer_min_count": 2}})
 
 
 def test_top_level_and_source_errors():
     with pytest.raises(ConfigError, match="outputs: unknown key"):
-        validate_config(dict(BASE, outputs="x"))
+        parse_config(dict(BASE, outputs="x"))
     with pytest.raises(ConfigError, match="data: give exactly one of"):
-        validate_config({"teacher": {"backbone": "minilm"}})
+        parse_config({"teacher": {"backbone": "minilm"}})
     with pytest.raises(ConfigError, match="teacher: give exactly one of"):
-        validate_config({"data": {"builtin": "rt_polarity"}})
+        parse_config({"data": {"builtin": "rt_polarity"}})
     with pytest.raises(ConfigError, match="data.builtin"):
-        validate_config(_with("data", builtin="imdb"))
+        parse_config(_with("data", builtin="imdb"))
     with pytest.raises(ConfigError, match="distill.augment.replace_prob: must be 0 unless "
                                           "teacher.backbone is set"):
-        validate_config({"data": {"builtin": "rt_polarity"}, "teacher": {"model": "t.keras"},
-                         "distill": {"augment": {"copies": 1, "replace_prob": 0.2}}})
+        parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"model": "t.keras"},
+                      "distill": {"augment": {"copies": 1, "replace_prob": 0.2}}})
 
 
 def test_export_and_early_stopping_switches():
-    cfg = validate_config(dict(BASE, export=False, distill={"early_stopping": True}))
+    cfg = parse_config(dict(BASE, export=False, distill={"early_stopping": True}))
     assert cfg.export is None
     assert cfg.distill.early_stopping.patience == 2
 
@@ -188,8 +188,8 @@ def test_agnews_and_the_augmented_recipe_change_only_their_keys():
     with open(os.path.join(REPO_ROOT, "configs", "agnews.yaml")) as f:
         agnews = yaml.safe_load(f)
     assert {k for k in demo if demo[k] != agnews.get(k)} == {"data", "output"}
-    validate_config(demo)
-    cfg = validate_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
+    parse_config(demo)
+    cfg = parse_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
     assert cfg.data.builtin == "ag_news"
     with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
         augmented = yaml.safe_load(f)
@@ -202,7 +202,7 @@ def test_agnews_and_the_augmented_recipe_change_only_their_keys():
         "architecture", "sequence_length"}
     assert {k for k in demo["distill"]
             if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
-    augmented = validate_config(augmented)
+    augmented = parse_config(augmented)
     assert (augmented.distill.augment.copies, augmented.distill.augment.ngram_prob,
             augmented.distill.augment.replace_prob) == (10, 0.25, 0.3)
 
@@ -220,7 +220,7 @@ def test_the_mobile_config_is_the_demo_with_a_bounded_table():
     added = {k: v for k, v in mobile["student"].items() if demo["student"].get(k) != v}
     assert added == {"prune_vocabulary": True, "vocabulary_min_count": 5,
                      "options": {"embedding_dim": 32}}
-    cfg = validate_config(mobile)
+    cfg = parse_config(mobile)
     assert (cfg.student.vocabulary_min_count, cfg.student.options) == (5,
                                                                        {"embedding_dim": 32})
 

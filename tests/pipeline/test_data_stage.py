@@ -1,6 +1,6 @@
 import os
 
-from kd_keras.config import validate_config
+from kd_keras.config import parse_config
 from kd_keras.data import WordPieceEncoder
 from kd_keras.data.tokenizer import load_vocabulary
 from kd_keras.data.tokenizer import pruned_vocabulary
@@ -16,7 +16,7 @@ def test_a_pruned_tokenizer_gives_the_student_its_ids_and_the_run_its_vocab_txt(
     `vocab.txt` (here without an export)."""
     base = tiny_run.make_world(tmp_path)
     cache = tmp_path / "cache"
-    cfg = validate_config({
+    cfg = parse_config({
         **base, "teacher": {"backbone": "minilm"},
         "student": {**base["student"], "tokenizer_min_count": 12},
         "distill": {**base["distill"], "cache_dir": str(cache)}})

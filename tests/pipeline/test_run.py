@@ -71,12 +71,12 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
     value of that loss at the initial weights."""
     import tensorflow as tf
 
-    from kd_keras.config import validate_config
+    from kd_keras.config import parse_config
     from kd_keras.pipeline import PreparedData
     from kd_keras.pipeline import training_stage
     from kd_keras.pipeline.workdir import RunDir
 
-    cfg = validate_config({
+    cfg = parse_config({
         "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
         "student": {"sequence_length": 8, "options": {"dropout": 0.0}},
         "distill": {"loss": loss, "alpha": 0.0, "temperature": 2.0, "epochs": 1,
@@ -117,11 +117,11 @@ def test_word_replacement_copies_use_the_teachers_nearest_words():
     word embeddings, computed here with NumPy from the checkpoint."""
     from safetensors.numpy import load_file
 
-    from kd_keras.config import validate_config
+    from kd_keras.config import parse_config
     from kd_keras.pipeline import load_data
     from kd_keras.teachers import minilm_dir
 
-    cfg = validate_config({
+    cfg = parse_config({
         "data": {"builtin": "rt_polarity", "max_examples": 40},
         "teacher": {"backbone": "all-MiniLM-L6-v2"},
         "distill": {"augment": {"copies": 1, "word_dropout": 0.0, "ngram_prob": 0.0,
@@ -192,13 +192,13 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
     those; both are saved as students that read the full vocabulary."""
     import tensorflow as tf
 
-    from kd_keras.config import validate_config
+    from kd_keras.config import parse_config
     from kd_keras.data import TextDataset
     from kd_keras.pipeline import PreparedData
     from kd_keras.pipeline import training_stage
     from kd_keras.pipeline.workdir import RunDir
 
-    cfg = validate_config({
+    cfg = parse_config({
         "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
         "student": {"sequence_length": 8, "prune_vocabulary": True,
                     "options": {"embedding_dim": 4, "filters": 2}},
