@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import kd_keras
 from kd_keras.errors import UsageError
-from kd_keras.teachers import KerasTeacher
-from kd_keras.teachers import SavedModelTeacher
 from kd_keras.teachers import load_teacher
+from kd_keras.teachers.base import KerasTeacher
+from kd_keras.teachers.saved_model import SavedModelTeacher
 
 FEATURES = 5
 CLASSES = 4

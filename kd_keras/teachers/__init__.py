@@ -4,14 +4,17 @@
 a SavedModel, a KerasHub preset or Hugging Face BERT checkpoint, a
 `transformers` model (PyTorch, optional `hf` extra) or an ONNX file.
 `as_teacher(obj)` wraps a `keras.Model` (or returns a `Teacher`) for the
-cache; `input_specs(teacher)` lists the inputs it declares. `build_text_teacher` builds a text teacher on a pretrained backbone
+cache; `input_specs(teacher)` lists the inputs it declares.
+`build_text_teacher` builds a text teacher on a pretrained backbone
 (`resolve_backbone` maps the MiniLM aliases to its checkpoint) and
 `adapt_text_teacher` adapts it to a task, as an `Adaptation` says: an exact
 head on frozen features, the top blocks (`TopLayerTuner`) or the whole
 backbone; `fine_tune` and `fit_head` are shortcuts to the same code.
-`EnsembleTeacher` combines several teachers. `graph_teacher` gives the
-layer `Distiller` runs (`NumpyFunctionTeacher` for teachers outside the
-graph).
+`EnsembleTeacher` combines several teachers. `minilm_dir` finds the local
+MiniLM checkpoint and `word_embeddings` reads a checkpoint's vocabulary rows.
+
+The concrete teacher classes, the BERT layers and the exact head solver stay
+in their own modules (for example `kd_keras.teachers.bert.MaskedMeanPooling`).
 
 Heavy optional dependencies (torch, transformers, onnxruntime) are imported
 only when a teacher that needs them is built.
@@ -21,33 +24,36 @@ from kd_keras.teachers.adaptation import Adaptation
 from kd_keras.teachers.adaptation import AdaptedTeacher
 from kd_keras.teachers.adaptation import adapt_text_teacher
 from kd_keras.teachers.adaptation import fine_tune
-from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import as_teacher
-from kd_keras.teachers.base import fingerprint_keras_model
-from kd_keras.teachers.bert import BertEncoder
-from kd_keras.teachers.bert import MaskedMeanPooling
-from kd_keras.teachers.bert import build_bert_classifier
-from kd_keras.teachers.bert import load_bert_backbone
-from kd_keras.teachers.bert import load_bert_teacher
 from kd_keras.teachers.checkpoints import MINILM_NAMES
 from kd_keras.teachers.checkpoints import minilm_dir
 from kd_keras.teachers.checkpoints import resolve_backbone
 from kd_keras.teachers.ensemble import EnsembleTeacher
-from kd_keras.teachers.ensemble import WeightedLogitAverage
-from kd_keras.teachers.features import FeatureTeacher
-from kd_keras.teachers.features import backbone_features
-from kd_keras.teachers.graph import NumpyFunctionTeacher
-from kd_keras.teachers.graph import graph_teacher
-from kd_keras.teachers.head import solve_head
 from kd_keras.teachers.loading import input_specs
 from kd_keras.teachers.loading import load_teacher
-from kd_keras.teachers.onnx_teacher import OnnxTeacher
-from kd_keras.teachers.saved_model import SavedModelTeacher
 from kd_keras.teachers.text import TextTeacher
 from kd_keras.teachers.text import build_text_teacher
 from kd_keras.teachers.text import word_embeddings
 from kd_keras.teachers.top_layers import TopLayerTuner
 from kd_keras.teachers.transfer import fit_head
-from kd_keras.teachers.transfer import text_features
-from kd_keras.teachers.transformers_teacher import TransformersTeacher
+
+__all__ = [
+    "Adaptation",
+    "AdaptedTeacher",
+    "EnsembleTeacher",
+    "MINILM_NAMES",
+    "Teacher",
+    "TextTeacher",
+    "TopLayerTuner",
+    "adapt_text_teacher",
+    "as_teacher",
+    "build_text_teacher",
+    "fine_tune",
+    "fit_head",
+    "input_specs",
+    "load_teacher",
+    "minilm_dir",
+    "resolve_backbone",
+    "word_embeddings",
+]

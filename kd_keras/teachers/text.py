@@ -35,7 +35,7 @@ class TextTeacher(keras.Model):
         preprocessor: a KerasHub text classifier preprocessor (strings to
             `token_ids`, `padding_mask`, `segment_ids`).
         classifier: a `keras.Model` from those token dicts to logits (see
-            `kd_keras.teachers.build_bert_classifier`).
+            `kd_keras.teachers.bert.build_bert_classifier`).
         **kwargs: `keras.Model` arguments such as `name`.
 
     Example:

@@ -11,13 +11,13 @@ from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.teachers import Adaptation
 from kd_keras.teachers import AdaptedTeacher
-from kd_keras.teachers import FeatureTeacher
 from kd_keras.teachers import MINILM_NAMES
 from kd_keras.teachers import TopLayerTuner
 from kd_keras.teachers import adapt_text_teacher
 from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
 from kd_keras.teachers import resolve_backbone
+from kd_keras.teachers.features import FeatureTeacher
 from tests.teachers.test_transfer import _hf_mean_pooled
 from tests.teachers.test_transfer import _sentiment_task
 

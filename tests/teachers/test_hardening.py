@@ -146,7 +146,7 @@ def test_a_teacher_with_several_inputs_is_refused(tmp_path, world):
 def test_the_unknown_backbone_message_lists_the_known_names(tmp_path):
     from kd_keras.errors import one_line
     from kd_keras.teachers import MINILM_NAMES
-    from kd_keras.teachers import load_bert_backbone
+    from kd_keras.teachers.bert import load_bert_backbone
 
     with pytest.raises(KdKerasError) as info:
         load_bert_backbone("no_such_backbone_xyz")

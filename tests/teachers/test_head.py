@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import UsageError
-from kd_keras.teachers import solve_head
+from kd_keras.teachers.head import solve_head
 
 
 def _softmax(z):

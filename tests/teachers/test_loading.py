@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kd_keras.teachers import KerasTeacher
 from kd_keras.teachers import as_teacher
 from kd_keras.teachers import load_teacher
+from kd_keras.teachers.base import KerasTeacher
 
 
 def _mlp(num_classes=3, seed=0):

@@ -8,7 +8,7 @@ from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
 from kd_keras.teachers import fit_head
 from kd_keras.teachers import load_teacher
-from kd_keras.teachers import text_features
+from kd_keras.teachers.transfer import text_features
 
 POSITIVE = "good great fun love brilliant funny".split()
 NEGATIVE = "bad awful boring hate dull slow".split()
