@@ -179,3 +179,46 @@ def test_the_core_loads_nothing_heavy_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", CORE_CHECK], capture_output=True,
                             text=True, timeout=300, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def _declared(module):
+    """(`__all__` names or None, names the package binds, lazy table keys)."""
+    tree = ast.parse(open(MODULES[module][0]).read())
+    bound, tables, listed = set(), {}, None
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound.add(target.id)
+                    if isinstance(node.value, (ast.Dict, ast.Tuple)):
+                        items = node.value.keys if isinstance(node.value, ast.Dict) else node.value.elts
+                        tables[target.id] = [k.value for k in items if isinstance(k, ast.Constant)]
+                    if target.id == "__all__":
+                        listed = []
+                        value = node.value
+                        if isinstance(value, ast.Call):  # __all__ = sorted(_TABLE)
+                            value = ast.List([ast.Starred(value.args[0])])
+                        for elt in value.elts:
+                            if isinstance(elt, ast.Starred):
+                                listed += tables[elt.value.id]
+                            else:
+                                listed.append(elt.value)
+    lazy = {name for names in tables.values() for name in names} \
+        if "__getattr__" in bound else set()
+    return listed, bound, lazy
+
+
+PACKAGES = sorted(m for m, (_, is_package) in MODULES.items() if is_package)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_declares_all_and_binds_each_name(package):
+    listed, bound, lazy = _declared(package)
+    assert listed is not None, f"{package} has no __all__"
+    assert len(listed) == len(set(listed)), f"{package}.__all__ repeats a name"
+    missing = sorted(set(listed) - bound - lazy)
+    assert not missing, f"{package}.__all__ names what it neither imports nor defines: {missing}"

@@ -19,10 +19,12 @@ import importlib
 import sys
 
 from kd_keras.errors import KdKerasError
-from kd_keras.errors import UsageError  # noqa: F401  (re-exported)
+from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 
 SUBCOMMANDS = ("distill", "export", "verify", "predict")
+
+__all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
 
 
 def build_parser():

@@ -32,3 +32,26 @@ from kd_keras.data.text_dataset import load_text_dataset
 from kd_keras.data.text_dataset import min_examples_to_split
 from kd_keras.data.text_dataset import split_indices
 from kd_keras.data.tokenizer import WordPieceEncoder
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "DataError",
+    "FORMATS",
+    "LabelledFile",
+    "SPLITS",
+    "TextDataset",
+    "WordPieceEncoder",
+    "augment_texts",
+    "encode_files",
+    "encode_labels",
+    "load_ag_news",
+    "load_builtin",
+    "load_rt_polarity",
+    "load_text_dataset",
+    "min_examples_to_split",
+    "read_examples",
+    "read_labelled_file",
+    "split_indices",
+    "with_augmented_train",
+    "word_neighbors",
+]

@@ -61,3 +61,23 @@ from kd_keras.students.vocabulary import UsedVocabulary
 from kd_keras.students.vocabulary import VocabularyMap
 from kd_keras.students.vocabulary import prune_vocabulary
 from kd_keras.students.vocabulary import used_vocabulary
+
+__all__ = [
+    "BUILTIN_STUDENTS",
+    "FEATURES_LAYER",
+    "UsedVocabulary",
+    "VocabularyMap",
+    "bigru",
+    "build_student",
+    "dilated_cnn",
+    "get_student",
+    "initial_embeddings",
+    "mlp",
+    "pca_embeddings",
+    "prune_vocabulary",
+    "small_cnn",
+    "teacher_word_embeddings",
+    "text_cnn",
+    "tiny_bert",
+    "used_vocabulary",
+]
