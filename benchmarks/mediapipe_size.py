@@ -3,10 +3,12 @@
 For one dataset (the demo's movie reviews, or AG News with all its labels),
 distils the demo recipe's student in several sizes (`POINTS`: the word table
 pruned to the ids the training rows use, to those used at least N times, and
-narrower) from one fixed teacher (`fixed_teacher.FixedTeacher`), over several
-seeds, with the CLI's own training (`kd_ablation.train_variant`). Each seed's
-student is written as an int8 MediaPipe text classifier
-(`kd_keras.export.mediapipe_model.write_mediapipe_classifier`, the teacher's
+narrower; or a student with its own WordPiece vocabulary, the tokens the
+training texts use at least N times, `student.tokenizer_min_count`) from one
+fixed teacher (`fixed_teacher.FixedTeacher`), over several seeds, with the
+CLI's own training (`kd_ablation.train_variant`). Each seed's student is
+written as an int8 MediaPipe text classifier
+(`kd_keras.export.mediapipe_model.write_mediapipe_classifier`, the student's
 WordPiece vocabulary in its metadata) and run by MediaPipe's own
 `TextClassifier` on the raw test sentences, which it tokenizes itself.
 
@@ -17,6 +19,9 @@ full-vocabulary artifact (the `full` point).
     python benchmarks/mediapipe_size.py --dataset rt_polarity
     python benchmarks/mediapipe_size.py --dataset ag_news
     python benchmarks/mediapipe_size.py --run runs/demo --points rows4800_d48  # the demo's teacher
+    python benchmarks/mediapipe_size.py --points full tok2_d48 tok3_d64 \\
+        --keep-teacher runs/size_teacher --out benchmarks/results/mediapipe_size_rt_polarity_tokenizer.json
+    python benchmarks/mediapipe_size.py --run runs/size_teacher --points full tok2_d32  # reuse it
     python benchmarks/mediapipe_size.py --max-examples 300 --epochs 1 --seeds 0 \\
         --points full min5_d32 --out /tmp/size.json          # smoke test
 
@@ -59,6 +64,17 @@ POINTS = {
                      "options": {"embedding_dim": 48}},
     "rows6000_d40": {"prune_vocabulary": True, "vocabulary_max_rows": 6000,
                      "options": {"embedding_dim": 40}},
+    # The student's own tokenizer: the wordpieces used at least N times (its
+    # vocab.txt is the one in the file, and no id map is needed).
+    "tok2_d48": {"tokenizer_min_count": 2, "options": {"embedding_dim": 48}},
+    "tok2_d40": {"tokenizer_min_count": 2, "options": {"embedding_dim": 40}},
+    "tok2_d32": {"tokenizer_min_count": 2, "options": {"embedding_dim": 32}},
+    "tok3_d64": {"tokenizer_min_count": 3},
+    "tok3_d48": {"tokenizer_min_count": 3, "options": {"embedding_dim": 48}},
+    "tok3_d40": {"tokenizer_min_count": 3, "options": {"embedding_dim": 40}},
+    "tok4_d48": {"tokenizer_min_count": 4, "options": {"embedding_dim": 48}},
+    "tok5_d64": {"tokenizer_min_count": 5},
+    "tok5_d48": {"tokenizer_min_count": 5, "options": {"embedding_dim": 48}},
 }
 
 
@@ -92,14 +108,24 @@ def smallest_meeting(rows, reference):
     return min(meeting)[1] if meeting else None
 
 
+def keep_teacher(fixed, folder):
+    """Saves a teacher adapted here as a finished run keeps it
+    (`teacher.weights.h5`, `teacher_logits.npz`), for `--run folder`."""
+    os.makedirs(folder, exist_ok=True)
+    fixed.model.save_weights(os.path.join(folder, "teacher.weights.h5"))
+    np.savez(os.path.join(folder, "teacher_logits.npz"), **fixed.logits)
+    print(f"teacher: kept in {folder} (--run {folder})")
+
+
 def markdown_table(rows, reference):
-    lines = ["| point | parameters | int8 MediaPipe file | MediaPipe accuracy (per seed) "
-             "| Keras accuracy | agreement | vs full |",
-             "|---|---:|---:|---|---:|---:|---:|"]
+    lines = ["| point | parameters | vocab.txt | int8 MediaPipe file "
+             "| MediaPipe accuracy (per seed) | Keras accuracy | agreement | vs full |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
     for name, r in rows.items():
         seeds = " / ".join(f"{a:.2%}" for a in r["per_seed"]["mediapipe_accuracy"])
         lines.append(
-            f"| {name} | {r['params']:,} | {r['size_bytes'] / 1024:,.0f} KB | "
+            f"| {name} | {r['params']:,} | {r['vocabulary_tokens']:,} tokens | "
+            f"{r['size_bytes']:,} B | "
             f"{r['mediapipe_accuracy']:.2%} ({seeds}) | {r['keras_accuracy']:.2%} | "
             f"{r['agreement']:.4f} | {100 * (r['mediapipe_accuracy'] - reference):+.2f} |")
     return "\n".join(lines)
@@ -119,6 +145,8 @@ def main():
     parser.add_argument("--run", default=None, metavar="DIR",
                         help="a finished run of the same config and data, whose adapted "
                              "teacher to reuse (teacher.weights.h5, teacher_logits.npz)")
+    parser.add_argument("--keep-teacher", default=None, metavar="DIR",
+                        help="save the teacher adapted here in DIR, for a later --run DIR")
     parser.add_argument("--epochs", type=int, default=None, help="default: the demo's")
     parser.add_argument("--max-examples", type=int, default=None, metavar="N",
                         help="cap each split at N examples, for a quick run")
@@ -147,22 +175,30 @@ def main():
     data = data_stage.prepare_data(base)
     texts, test_y = data.dataset.texts["test"], data.labels["test"]
     names = [str(n) for n in data.dataset.label_names]
-    calibration = data.ids["train"][:CALIBRATION_ROWS]
     work = tempfile.mkdtemp(prefix="kd_mediapipe_size_")
     rows = {}
     try:
         fixed = FixedTeacher(base, data, args.run, work)
+        if args.keep_teacher and fixed.run_dir is None:
+            keep_teacher(fixed, args.keep_teacher)
         teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
         print(f"teacher: {teacher:.4f}")
         kd_data, kd_logits, features = fixed.distillation_inputs(base, data)
         for name, cfg in configs.items():
+            own, point_kd = data, kd_data  # `own`: the student's ids and vocab.txt
+            if cfg.student.tokenizer_min_count is not None:  # The same texts, its own ids.
+                if base.distill.augment.copies:
+                    sys.exit("error: a tokenizer point with distill.augment is not measured here")
+                own = point_kd = data_stage.prepare_data(cfg)
+                assert own.dataset.texts["train"] == data.dataset.texts["train"]
             per_seed = {"keras_accuracy": [], "mediapipe_accuracy": [], "agreement": []}
             for seed in args.seeds:
-                student = train_variant(cfg, kd_data, kd_logits, seed, features=features)
-                keras_pred = np.asarray(student.predict(data.ids["test"], verbose=0)).argmax(-1)
+                student = train_variant(cfg, point_kd, kd_logits, seed, features=features)
+                keras_pred = np.asarray(student.predict(own.ids["test"], verbose=0)).argmax(-1)
                 path = os.path.join(work, f"{name}-{seed}.tflite")
-                write_mediapipe_classifier(student, data.vocabulary, names, path,
-                                           quantization="int8", representative_ids=calibration)
+                write_mediapipe_classifier(
+                    student, own.vocabulary, names, path, quantization="int8",
+                    representative_ids=own.ids["train"][:CALIBRATION_ROWS])
                 predicted = mediapipe_predictions(path, texts, names)
                 per_seed["keras_accuracy"].append(float(np.mean(keras_pred == test_y)))
                 per_seed["mediapipe_accuracy"].append(float(np.mean(predicted == test_y)))
@@ -172,13 +208,16 @@ def main():
                       f"{per_seed['mediapipe_accuracy'][-1]:.4f}, Keras "
                       f"{per_seed['keras_accuracy'][-1]:.4f}", flush=True)
             rows[name] = {"student": POINTS[name], "params": int(student.count_params()),
-                          "size_bytes": size, "per_seed": per_seed,
+                          "size_bytes": size, "vocabulary_tokens": own.vocab_size,
+                          "vocabulary_bytes": os.path.getsize(own.vocabulary),
+                          "per_seed": per_seed,
                           **{k: float(np.mean(v)) for k, v in per_seed.items()}}
             write_json(out + ".partial.json", {"rows": rows})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     reference = rows["full"]["mediapipe_accuracy"] if "full" in rows else None
-    result = {"dataset": args.dataset, "teacher_accuracy": teacher, "seeds": args.seeds,
+    result = {"dataset": args.dataset, "teacher_accuracy": teacher,
+              "teacher_from": args.run or "adapted here", "seeds": args.seeds,
               "epochs": base.distill.epochs, "overrides": args.set,
               "max_examples": args.max_examples, "target_bytes": TARGET_BYTES,
               "tolerance": TOLERANCE, "distill": to_dict(base.distill),

@@ -207,7 +207,7 @@ def test_agnews_and_the_augmented_recipe_change_only_their_keys():
             augmented.distill.augment.replace_prob) == (10, 0.25, 0.3)
 
 
-def test_the_mobile_config_is_the_demo_with_a_bounded_table():
+def test_the_mobile_config_is_the_demo_with_its_own_tokenizer():
     import yaml
 
     from conftest import REPO_ROOT
@@ -218,9 +218,7 @@ def test_the_mobile_config_is_the_demo_with_a_bounded_table():
         mobile = yaml.safe_load(f)
     assert {k for k in demo if demo[k] != mobile.get(k)} == {"student", "output"}
     added = {k: v for k, v in mobile["student"].items() if demo["student"].get(k) != v}
-    assert added == {"prune_vocabulary": True, "vocabulary_min_count": 5,
-                     "options": {"embedding_dim": 32}}
+    assert added == {"tokenizer_min_count": 2, "options": {"embedding_dim": 32}}
     cfg = parse_config(mobile)
-    assert (cfg.student.vocabulary_min_count, cfg.student.options) == (5,
-                                                                       {"embedding_dim": 32})
+    assert (cfg.student.tokenizer_min_count, cfg.student.options) == (2, {"embedding_dim": 32})
 
