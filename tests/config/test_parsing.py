@@ -218,7 +218,7 @@ def test_the_mobile_config_is_the_demo_with_its_own_tokenizer():
         mobile = yaml.safe_load(f)
     assert {k for k in demo if demo[k] != mobile.get(k)} == {"student", "output"}
     added = {k: v for k, v in mobile["student"].items() if demo["student"].get(k) != v}
-    assert added == {"tokenizer_min_count": 2, "options": {"embedding_dim": 32}}
+    assert added == {"tokenizer_min_count": 2, "options": {"embedding_dim": 40}}
     cfg = parse_config(mobile)
-    assert (cfg.student.tokenizer_min_count, cfg.student.options) == (2, {"embedding_dim": 32})
+    assert (cfg.student.tokenizer_min_count, cfg.student.options) == (2, {"embedding_dim": 40})
 
