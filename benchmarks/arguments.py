@@ -15,7 +15,7 @@ Example:
 import json
 import os
 
-from kd_keras.atomic_files import atomic_path
+from kd_keras.files.atomic import atomic_path
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

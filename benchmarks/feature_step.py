@@ -54,12 +54,12 @@ from arguments import write_json  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
 from kd_keras.demo import demo_config  # noqa: E402
+from kd_keras.distillation.targets import LABELS_KEY  # noqa: E402
+from kd_keras.distillation.targets import TEACHER_FEATURES_KEY  # noqa: E402
+from kd_keras.distillation.targets import TEACHER_LOGITS_KEY  # noqa: E402
 from kd_keras.pipeline import data_stage  # noqa: E402
 from kd_keras.pipeline import training_stage  # noqa: E402
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset  # noqa: E402
-from kd_keras.targets import LABELS_KEY  # noqa: E402
-from kd_keras.targets import TEACHER_FEATURES_KEY  # noqa: E402
-from kd_keras.targets import TEACHER_LOGITS_KEY  # noqa: E402
 
 TEACHER_WIDTH = 384  # MiniLM-L6's pooled sentence vector
 LOGITS = "logits only"

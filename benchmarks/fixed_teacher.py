@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
+from kd_keras.files.atomic import atomic_path
 
 BATCH = 128  # texts per teacher forward pass
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
+from kd_keras.files.atomic import atomic_path
 
 TARGET = 0.97  # the fraction of the teacher's accuracy a student must reach
 LINES = (0.97, 0.98)  # drawn on the plot

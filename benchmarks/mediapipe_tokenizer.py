@@ -203,7 +203,7 @@ def prediction_flips(run_dir, vocabulary):
     prediction."""
     from kd_keras.data import WordPieceEncoder
     from kd_keras.data import load_builtin
-    from kd_keras.model_files import load_model
+    from kd_keras.files.models import load_model
 
     student = load_model(os.path.join(run_dir, "student.keras"))
     length = int(student.inputs[0].shape[1])

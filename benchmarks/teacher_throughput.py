@@ -53,8 +53,8 @@ from timing import time_methods  # noqa: E402
 
 from kd_keras import teachers  # noqa: E402
 from kd_keras.data.builtin import load_rt_polarity  # noqa: E402
-from kd_keras.feature_views import FeatureView  # noqa: E402
-from kd_keras.feature_views import resolve  # noqa: E402
+from kd_keras.distillation.feature_views import FeatureView  # noqa: E402
+from kd_keras.distillation.feature_views import resolve  # noqa: E402
 from kd_keras.teachers.forward import run_teacher  # noqa: E402
 
 SEQUENCE_LENGTH = 64

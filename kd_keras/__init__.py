@@ -4,9 +4,13 @@ The package follows the pipeline a user walks through:
 
     teachers  ->  cache  ->  Distiller  ->  students  ->  export  ->  verify
 
-Everything is imported on first attribute access (`kd_keras.Distiller`,
-`kd_keras.losses`, `kd_keras.teachers`, ...), so `import kd_keras` and
-`kd-keras --help` do not start TensorFlow.
+The Distiller, its losses, feature terms and schedules form the core,
+`kd_keras.distillation`; `kd_keras.losses`, `kd_keras.features`,
+`kd_keras.feature_losses`, `kd_keras.schedules` and
+`kd_keras.transformer_terms` name its modules. Everything is imported on
+first attribute access (`kd_keras.Distiller`, `kd_keras.losses`,
+`kd_keras.teachers`, ...), so `import kd_keras` and `kd-keras --help` do not
+start TensorFlow.
 """
 
 import importlib
@@ -14,26 +18,29 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY_ATTRIBUTES = {
-    "Distiller": "kd_keras.distiller",
-    "FeatureDistillation": "kd_keras.features",
+    "Distiller": "kd_keras.distillation.distiller",
+    "FeatureDistillation": "kd_keras.distillation.features",
 }
-_LAZY_SUBMODULES = (
-    "cache",
-    "config",
-    "cli",
-    "data",
-    "distribute",
-    "errors",
-    "export",
-    "feature_losses",
-    "features",
-    "losses",
-    "pipeline",
-    "schedules",
-    "students",
-    "teachers",
-    "transformer_terms",
-)
+# Attribute name -> the module it gives.
+_LAZY_SUBMODULES = {
+    "cache": "kd_keras.cache",
+    "config": "kd_keras.config",
+    "cli": "kd_keras.cli",
+    "data": "kd_keras.data",
+    "distillation": "kd_keras.distillation",
+    "distribute": "kd_keras.distribute",
+    "errors": "kd_keras.errors",
+    "export": "kd_keras.export",
+    "feature_losses": "kd_keras.distillation.feature_losses",
+    "features": "kd_keras.distillation.features",
+    "files": "kd_keras.files",
+    "losses": "kd_keras.losses",
+    "pipeline": "kd_keras.pipeline",
+    "schedules": "kd_keras.distillation.schedules",
+    "students": "kd_keras.students",
+    "teachers": "kd_keras.teachers",
+    "transformer_terms": "kd_keras.distillation.transformer_terms",
+}
 
 
 def __getattr__(name):
@@ -42,7 +49,7 @@ def __getattr__(name):
         globals()[name] = value
         return value
     if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(f"kd_keras.{name}")
+        module = importlib.import_module(_LAZY_SUBMODULES[name])
         globals()[name] = module
         return module
     raise AttributeError(f"module 'kd_keras' has no attribute {name!r}")

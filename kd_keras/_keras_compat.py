@@ -13,7 +13,7 @@ code uses it and is not here.
   written so that an epoch's randomness depends only on the epoch, which
   makes a resumed run equal an uninterrupted one.
 - `DistributedFitMixin`: `fit` under `tf.distribute.MultiWorkerMirroredStrategy`
-  (see `kd_keras.distribute.workarounds` for the Keras bug it works around),
+  (see `kd_keras.distillation.replicas` for the Keras bug it works around),
   for the strategies `is_multi_worker` picks (that test uses public
   TensorFlow API only; it is here because the mixin needs it).
 - `SymbolicBuildHook`: lets a model build what only a batch can size
@@ -185,7 +185,7 @@ def run_graph(model, inputs, call):
     """Runs a Functional model's graph on `inputs`, calling
     `call(operation, *args, **kwargs)` at each node instead of the operation.
 
-    This is how `kd_keras.feature_views` records intermediate tensors and
+    This is how `kd_keras.distillation.feature_views` records intermediate tensors and
     inlines nested models. Keras runs its graph the same way in `call`, but
     only through the private `Functional._standardize_inputs` (the inputs in
     the model's order, as tensors) and `Function._run_through_graph`.

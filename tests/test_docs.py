@@ -51,7 +51,7 @@ def test_mkdocs_build_strict_passes(site):
         assert (site / page).is_file(), page
     reference = (site / "reference/distiller/index.html").read_text(encoding="utf-8")
     # The API reference is generated from the docstrings, not written by hand.
-    assert 'id="kd_keras.distiller.Distiller.compile"' in reference
+    assert 'id="kd_keras.distillation.distiller.Distiller.compile"' in reference
 
 
 def test_readme_is_short_and_starts_with_the_two_commands():

@@ -161,24 +161,75 @@ import sys
 import kd_keras
 from kd_keras import Distiller, FeatureDistillation
 loaded = sorted(sys.modules)
-areas = ("kd_keras.cache", "kd_keras.teachers", "kd_keras.export", "kd_keras.pipeline",
-         "kd_keras.distribute.ray_")
+core = ("kd_keras.distillation", "kd_keras._keras_compat", "kd_keras.errors")
 heavy = ("ray", "tf2onnx", "onnxruntime", "ai_edge_litert", "torch", "transformers")
-print([m for m in loaded if m.startswith(areas) or m.split(".")[0] in heavy])
+print([m for m in loaded if m.startswith("kd_keras.") and not m.startswith(core)
+       or m.split(".")[0] in heavy])
+print("kd_keras.distillation.distiller" in loaded)
 """
 
 
 def test_the_core_loads_nothing_heavy_in_a_fresh_process():
-    """`import kd_keras` and its Distiller load no cache, teacher, export,
-    pipeline or Ray module of kd_keras, and none of the heavy optional
-    libraries; measured in a fresh interpreter, where nothing was imported
-    before."""
+    """`import kd_keras` and its Distiller load the core package
+    (`kd_keras.distillation`) and its two helpers only: no cache, teacher,
+    export, pipeline or distribute module of kd_keras, and none of the heavy
+    optional libraries; measured in a fresh interpreter, where nothing was
+    imported before."""
     import subprocess
     import sys
 
     result = subprocess.run([sys.executable, "-c", CORE_CHECK], capture_output=True,
                             text=True, timeout=300, check=True)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    assert result.stdout.strip().splitlines()[-2:] == ["[]", "True"], result.stdout
+
+
+def _reachable(start):
+    """Every kd_keras module `start` imports, directly or not (imports inside
+    functions count)."""
+    seen, todo = set(), [start]
+    while todo:
+        for module in SCANS[todo.pop()][0] - seen:
+            seen.add(module)
+            todo.append(module)
+    return seen
+
+
+# What the core and the public callbacks may import: themselves, the file
+# helpers (not `files.models`, which registers the teachers' classes), the
+# errors and the Keras internals module. One exception, imported inside
+# `Distiller.__init__` only: given a `kd_keras.teachers.Teacher` rather than
+# a Keras model, the Distiller wraps it with `kd_keras.teachers.graph`
+# (which reads the `Teacher` base class).
+CORE_AREAS = ("kd_keras.distillation", "kd_keras.callbacks", "kd_keras.files.atomic",
+              "kd_keras.files.json_files", "kd_keras.files.resume", "kd_keras.errors",
+              "kd_keras._keras_compat", "kd_keras.teachers.graph", "kd_keras.teachers.base")
+
+
+@pytest.mark.parametrize("start", ["kd_keras.distillation"])
+def test_the_core_and_the_callbacks_import_only_the_core(start):
+    outside = sorted(m for m in _reachable(start) if not m.startswith(CORE_AREAS))
+    assert not outside, f"{start} reaches {outside}"
+
+
+def test_public_paths_name_the_core_modules():
+    """`kd_keras.losses` is a public module over the core's; the other
+    top-level names are the core's modules themselves."""
+    import kd_keras
+    from kd_keras.distillation import feature_losses
+    from kd_keras.distillation import features
+    from kd_keras.distillation import losses
+    from kd_keras.distillation import schedules
+    from kd_keras.distillation import transformer_terms
+    from kd_keras.losses import soft_target_kl
+
+    assert soft_target_kl is losses.soft_target_kl is kd_keras.losses.soft_target_kl
+    assert sorted(kd_keras.losses.__all__) == sorted(losses.__all__)
+    assert all(getattr(kd_keras.losses, n) is getattr(losses, n) for n in losses.__all__)
+    assert kd_keras.features is features and kd_keras.schedules is schedules
+    assert kd_keras.feature_losses is feature_losses
+    assert kd_keras.transformer_terms is transformer_terms
+    assert kd_keras.Distiller is kd_keras.distillation.Distiller
+    assert kd_keras.FeatureDistillation is features.FeatureDistillation
 
 
 def _declared(module):

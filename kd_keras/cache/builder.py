@@ -17,7 +17,7 @@ The steps (open, write a shard, record it, finalize) are public in
 
 With `features=[...]` (layer specs or `kd_keras.FeatureDistillation`
 terms), each teacher call also returns those layers' outputs, from the same
-forward pass as the logits (`kd_keras.feature_views.FeatureView`), and every
+forward pass as the logits (`kd_keras.distillation.feature_views.FeatureView`), and every
 shard stores them next to the logits, per example as the layer gives them
 (`[n, seq, width]` per token, `[n, width]` pooled), in float32 or float16.
 `TeacherCache.as_dataset` then yields them as the targets'
@@ -36,8 +36,8 @@ from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
+from kd_keras.distillation.features import feature_names
 from kd_keras.errors import UsageError
-from kd_keras.features import feature_names
 
 DEFAULT_SHARD_SIZE = 16384
 
@@ -46,10 +46,10 @@ def _feature_forward(teacher, names):
     """`fn(x) -> (logits, {name: float32 array})` from one compiled pass."""
     import tensorflow as tf
 
-    from kd_keras.feature_views import FeatureView
-    from kd_keras.feature_views import has_hook
-    from kd_keras.feature_views import is_graph
-    from kd_keras.feature_views import resolve
+    from kd_keras.distillation.feature_views import FeatureView
+    from kd_keras.distillation.feature_views import has_hook
+    from kd_keras.distillation.feature_views import is_graph
+    from kd_keras.distillation.feature_views import resolve
 
     model = getattr(teacher, "model", None)
     if not isinstance(model, keras.Model) or not (is_graph(model) or has_hook(model)):
@@ -82,7 +82,7 @@ def teacher_forward(teacher, features=()):
 
     Args:
         teacher: a `kd_keras.teachers.Teacher`.
-        features: names of teacher layers (see `kd_keras.feature_views`);
+        features: names of teacher layers (see `kd_keras.distillation.feature_views`);
             then the function returns `(logits, {name: array})` from one
             forward pass, and the teacher must be a Keras model that can
             give them.
@@ -203,7 +203,7 @@ def cache_teacher_outputs(
         verbose: 1 shows a progress bar with ETA, 0 shows nothing.
         features: also store these teacher outputs: a list of layer specs
             (`"t_hidden"`, `"backbone/transformer_layer_1"`, `":input"`,
-            `":attention"`; see `kd_keras.feature_views`) or
+            `":attention"`; see `kd_keras.distillation.feature_views`) or
             `kd_keras.FeatureDistillation` terms (their `teacher_layer`).
             They are stored per example as the layer gives them, under the
             names as written. The teacher must be a Functional or

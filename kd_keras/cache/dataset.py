@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.cache.inputs import Inputs
+from kd_keras.distillation.targets import LABELS_KEY
+from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
+from kd_keras.distillation.targets import TEACHER_LOGITS_KEY
 from kd_keras.errors import UsageError
-from kd_keras.targets import LABELS_KEY
-from kd_keras.targets import TEACHER_FEATURES_KEY
-from kd_keras.targets import TEACHER_LOGITS_KEY
 
 
 def _per_example(name, value, count):
@@ -152,7 +152,7 @@ def make_dataset(
 
 def _feature_names(cache, features):
     """The cached features to yield, checked against the cache."""
-    from kd_keras.features import feature_names
+    from kd_keras.distillation.features import feature_names
 
     if features is None:
         return cache.feature_names

@@ -13,7 +13,7 @@ A cache directory holds
   `[n, C]`), and with teacher features `feature0-00000.npy`, `feature1-00000.npy`, ... (`[n, *feature shape]`
   in the cache's `feature_dtype`, in the order of `metadata.features`).
 
-Every file is written through `kd_keras.atomic_files.atomic_path` with
+Every file is written through `kd_keras.files.atomic.atomic_path` with
 `fsync=True`: to a temporary name in the same directory, synced to disk and
 moved into place with `os.replace`, so a killed process never leaves a
 half-written file under a real name (and a symbolic link at that name is
@@ -38,12 +38,12 @@ import stat
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
-from kd_keras.atomic_files import leftover_target
 from kd_keras.cache import metadata as meta
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.atomic import atomic_path
+from kd_keras.files.atomic import leftover_target
+from kd_keras.files.hashing import sha256_path
 
 # The temporary names earlier kd_keras versions gave ("." + a prefix, or
 # ".tmp-" + mkstemp's 8 characters), still cleaned up when found.

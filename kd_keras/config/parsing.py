@@ -309,8 +309,8 @@ def _check_student_options(s, builder):
 
 def _validate_distill(d):
     from kd_keras.cache.metadata import FEATURE_DTYPES
-    from kd_keras.losses import NAMES as DISTILLATION_LOSSES
-    from kd_keras.losses import TEMPERATURE_RANGE
+    from kd_keras.distillation.losses import NAMES as DISTILLATION_LOSSES
+    from kd_keras.distillation.losses import TEMPERATURE_RANGE
 
     _check(_is_int(d.epochs) and d.epochs >= 0, "distill.epochs", "a non-negative integer",
            d.epochs)

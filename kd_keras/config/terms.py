@@ -25,7 +25,7 @@ def schedule_ranges():
     """`{scheduled name: (low, high)}`; the temperature's range is the
     losses' (imported here, not at module load: the config stays free of
     TensorFlow until it validates)."""
-    from kd_keras.losses import TEMPERATURE_RANGE
+    from kd_keras.distillation.losses import TEMPERATURE_RANGE
 
     return {"alpha": (0.0, 1.0), "temperature": TEMPERATURE_RANGE}
 
@@ -64,7 +64,7 @@ def check_schedule(value, key, low=None, high=None):
     Raises:
         ConfigError: naming `key`.
     """
-    from kd_keras import schedules
+    from kd_keras.distillation import schedules
 
     check(isinstance(value, dict) or is_number(value) or is_int(value), key,
           f"a finite number or a schedule mapping (type: {', '.join(schedules.NAMES)})", value)
@@ -93,7 +93,7 @@ def validate_feature_terms(d):
     Raises:
         ConfigError: naming the key, e.g. `distill.features[0].teacher_layer`.
     """
-    from kd_keras.features import FeatureDistillation
+    from kd_keras.distillation.features import FeatureDistillation
 
     names = []
     for i, term in enumerate(d.features):

@@ -16,9 +16,9 @@ import os
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
+from kd_keras.files.atomic import atomic_path
 
 TOKENIZER_MIN_COUNT_KEY = "student.tokenizer_min_count"
 CONTINUATION = "##"

@@ -35,10 +35,10 @@ import tensorflow as tf
 
 from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import is_multi_worker
-from kd_keras.distribute.workarounds import global_sum
+from kd_keras.distillation.replicas import global_sum
 
-# The Ray side loads on first use: the Distiller, which needs only the
-# replica helpers above, never imports the cache or Ray's modules.
+# The Ray side loads on first use. The Distiller's replica helpers live in
+# the core (`kd_keras.distillation.replicas`), so it never imports this package.
 _LAZY = {
     "RayCluster": "kd_keras.distribute.ray_cluster",
     "ray_cache_teacher_outputs": "kd_keras.distribute.ray_data",

@@ -10,7 +10,7 @@ calls
 with a `tf.distribute.MultiWorkerMirroredStrategy`, its own local `folder`
 and `callbacks` to add to its `fit`. `train_fn` trains in that folder (the
 Distiller gives the single-process result under this strategy, see
-`kd_keras.distribute.workarounds`), keeping its resume state there, e.g.
+`kd_keras.distillation.replicas`), keeping its resume state there, e.g.
 with `keras.callbacks.BackupAndRestore`.
 
 Fault tolerance is Ray Train's: after every epoch `EpochCheckpoint` reports

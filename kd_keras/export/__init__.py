@@ -25,7 +25,7 @@ import importlib
 _ATTRIBUTES = {
     "ExportMismatchError": "kd_keras.export.exporter",
     "export_model": "kd_keras.export.exporter",
-    "load_model": "kd_keras.model_files",
+    "load_model": "kd_keras.files.models",
     "FORMATS": "kd_keras.export.formats",
     "QUANTIZATIONS": "kd_keras.export.formats",
     "FastWordpiecePreprocessor": "kd_keras.export.text",

@@ -48,7 +48,7 @@ import shutil
 import keras
 from tqdm.auto import tqdm
 
-from kd_keras.checks import check_gives_logits
+from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
 from kd_keras.export import int8_recipes
@@ -75,7 +75,7 @@ from kd_keras.export.inputs import check_logits_shape
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
 

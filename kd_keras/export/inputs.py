@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from kd_keras._keras_compat import call_arguments
 from kd_keras._keras_compat import is_functional
-from kd_keras.checks import check_gives_logits
+from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError

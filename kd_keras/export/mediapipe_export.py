@@ -28,7 +28,7 @@ from kd_keras.export import output_dir
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import MEDIAPIPE
 from kd_keras.export.inventory import MEDIAPIPE_DIR
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
 

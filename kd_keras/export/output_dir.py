@@ -9,7 +9,7 @@ every file of the new export in its marker `EXPORT_MARKER` and swaps it
 in; on failure the caller removes `tmp` and nothing is left behind.
 
 An existing `out_dir` is replaced only when kd_keras wrote all of it
-(`kd_keras.ownership.check_replaceable`): a folder without the marker, a
+(`kd_keras.files.ownership.check_replaceable`): a folder without the marker, a
 file the marker does not list (a user's notes, a symlink), an edited
 report or a symlinked `out_dir` stops the export before any work.
 
@@ -26,8 +26,8 @@ import shutil
 import socket
 
 from kd_keras.errors import UsageError
-from kd_keras.ownership import check_replaceable
-from kd_keras.ownership import write_marker
+from kd_keras.files.ownership import check_replaceable
+from kd_keras.files.ownership import write_marker
 
 GENERATED = ("tflite", "onnx", "mediapipe", "verification", "rejected", "report.json",
              "report.md", "report.png")

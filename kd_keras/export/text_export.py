@@ -20,7 +20,7 @@ from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import tflite as tflite_export
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.inputs import as_input_dict
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
 TEXT_INPUT = "text"

@@ -44,7 +44,7 @@ from kd_keras.export.tolerances import check_tolerance
 from kd_keras.export.tolerances import tolerance
 from kd_keras.export.validation_data import VALIDATION_FILE
 from kd_keras.export.validation_data import load_validation
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 from kd_keras.timing import time_calls
 

@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
+from kd_keras.files.atomic import atomic_path
 
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"

@@ -25,11 +25,11 @@ import shutil
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import VerificationError
 from kd_keras.export import export_model
 from kd_keras.export.rejected import describe
-from kd_keras.pipeline.workdir import read_json
+from kd_keras.files.atomic import atomic_path
+from kd_keras.files.json_files import read_json
 
 STAGE = "export"
 CALIBRATION_EXAMPLES = 200

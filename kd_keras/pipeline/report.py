@@ -1,6 +1,6 @@
 """Run reports: the training-curves PNG and the summary table."""
 
-from kd_keras.atomic_files import atomic_path
+from kd_keras.files.atomic import atomic_path
 
 
 def plot_curves(distill_history, baseline_history, path):

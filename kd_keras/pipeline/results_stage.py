@@ -11,12 +11,12 @@ names the artifacts the export set aside (`export/rejected/...`) and why.
 import os
 
 from kd_keras.export.report import verification_seconds
+from kd_keras.files.json_files import write_json
 from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import report
 from kd_keras.pipeline.teacher_stage import teacher_inputs
 from kd_keras.pipeline.training_stage import accuracy
 from kd_keras.pipeline.training_stage import logits_accuracy
-from kd_keras.pipeline.workdir import write_json
 
 
 def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, export_report,

@@ -25,17 +25,17 @@ from tqdm.auto import tqdm
 import kd_keras
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
+from kd_keras.files.json_files import read_json
+from kd_keras.files.json_files import write_json
+from kd_keras.files.resume import resumed
 from kd_keras.pipeline import data_stage
 from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import results_stage
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training_stage
-from kd_keras.pipeline.stage_files import resumed
 from kd_keras.pipeline.workdir import RunDir
 from kd_keras.pipeline.workdir import check_inputs_outside
 from kd_keras.pipeline.workdir import check_output
-from kd_keras.pipeline.workdir import read_json
-from kd_keras.pipeline.workdir import write_json
 from kd_keras.timing import StageTimes
 
 STAGES = ("data", teacher_stage.ADAPTATION, teacher_stage.OUTPUTS, "distill", "baseline",

@@ -31,17 +31,17 @@ import keras
 import numpy as np
 
 from kd_keras import cache as cache_lib
-from kd_keras import checks
 from kd_keras import teachers
-from kd_keras.atomic_files import atomic_path
 from kd_keras.data import SPLITS
+from kd_keras.distillation import checks
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
+from kd_keras.files.atomic import atomic_path
+from kd_keras.files.resume import load_npz
+from kd_keras.files.resume import resumed
+from kd_keras.files.resume import save_npz
 from kd_keras.pipeline.ready_teacher import check_teacher_inputs
-from kd_keras.pipeline.stage_files import load_npz
-from kd_keras.pipeline.stage_files import resumed
-from kd_keras.pipeline.stage_files import save_npz
 from kd_keras.teachers.forward import as_feature_dtype
 from kd_keras.teachers.forward import run_teacher
 

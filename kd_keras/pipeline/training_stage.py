@@ -27,23 +27,23 @@ import tensorflow as tf
 import kd_keras
 from kd_keras._keras_compat import reseed_for_epoch
 from kd_keras._keras_compat import seed_generator_states
-from kd_keras.atomic_files import atomic_path
+from kd_keras.distillation.targets import LABELS_KEY
+from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
+from kd_keras.distillation.targets import TEACHER_LOGITS_KEY
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
+from kd_keras.files.atomic import atomic_path
+from kd_keras.files.json_files import read_json
+from kd_keras.files.json_files import write_json
+from kd_keras.files.resume import resumed
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
-from kd_keras.pipeline.stage_files import resumed
-from kd_keras.pipeline.workdir import read_json
-from kd_keras.pipeline.workdir import write_json
 from kd_keras.students.registry import check_logits_shape
 from kd_keras.students.registry import check_student
 from kd_keras.students.vocabulary import PRUNE_KEY
 from kd_keras.students.vocabulary import prune_vocabulary
 from kd_keras.students.vocabulary import used_vocabulary
-from kd_keras.targets import LABELS_KEY
-from kd_keras.targets import TEACHER_FEATURES_KEY
-from kd_keras.targets import TEACHER_LOGITS_KEY
 
 ACCURACY = "sparse_categorical_accuracy"
 KINDS = ("distill", "baseline")
@@ -356,7 +356,7 @@ def _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks, teacher
     worker's student, history and TensorBoard logs come back into `run`.
 
     The baseline stays in this process: a plain Keras model cannot `fit`
-    under that strategy (the Keras bugs `kd_keras.distribute.workarounds`
+    under that strategy (the Keras bugs `kd_keras.distillation.replicas`
     works around for the Distiller only)."""
     from kd_keras import distribute
 

@@ -6,7 +6,7 @@ completion there (`stages.json`), with the config it ran under
 config. When the last stage is done, the folder is renamed to `OUTPUT`.
 
 kd_keras only deletes or replaces what it wrote itself: a published run
-lists its files in its marker file `MARKER` (`kd_keras.ownership`). An
+lists its files in its marker file `MARKER` (`kd_keras.files.ownership`). An
 `OUTPUT` that exists without it (a user's folder, a file), that holds a
 file the marker does not list, or that is a symlink is refused before any
 work, and never touched; so is a config whose inputs (data, teacher,
@@ -20,15 +20,16 @@ import shutil
 import socket
 import time
 
-from kd_keras.atomic_files import atomic_path
-from kd_keras.atomic_files import remove_leftovers
 from kd_keras.config import changed_keys
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
-from kd_keras.ownership import check_replaceable
-from kd_keras.ownership import write_marker
+from kd_keras.files.atomic import remove_leftovers
+from kd_keras.files.json_files import read_json
+from kd_keras.files.json_files import write_json
+from kd_keras.files.ownership import check_replaceable
+from kd_keras.files.ownership import write_marker
 
 MARKER = ".kd_keras_run"
 LOCK_SUFFIX = ".lock"
@@ -36,17 +37,6 @@ STAGES_FILE = "stages.json"
 CONFIG_FILE = "config.json"
 # Keys that do not change what a run computes.
 _NOT_FINGERPRINTED = ("verbose", "output")
-
-
-def write_json(path, content):
-    """Writes JSON atomically (a temporary file, then a rename)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def is_run_folder(path):

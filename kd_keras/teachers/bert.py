@@ -18,7 +18,7 @@ from kd_keras._keras_compat import set_feedforward_activation
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.teachers.checkpoints import MINILM_NAMES
-from kd_keras.teachers.checkpoints import read_json
+from kd_keras.teachers.checkpoints import read_checkpoint_json
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -135,7 +135,7 @@ def load_bert_backbone(source):
         raise MissingFileError(f"{source}: no such checkpoint directory")
     hidden_act = "gelu_new"  # KerasHub presets: tanh-approximate GELU.
     if _is_local_hf_checkpoint(source):
-        config = read_json(os.path.join(source, "config.json"))
+        config = read_checkpoint_json(os.path.join(source, "config.json"))
         if "model_type" in config:  # Hugging Face, not a KerasHub preset.
             if config["model_type"] != "bert":
                 raise UsageError(
@@ -178,7 +178,7 @@ def _classifier_weights(source):
 def _default_pooling(source):
     pooling_config = os.path.join(str(source), "1_Pooling", "config.json")
     if os.path.isfile(pooling_config):
-        config = read_json(pooling_config)
+        config = read_checkpoint_json(pooling_config)
         if config.get("pooling_mode_cls_token"):
             return "cls"
         return "mean"

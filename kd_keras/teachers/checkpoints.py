@@ -62,7 +62,7 @@ def resolve_backbone(name):
     return name
 
 
-def read_json(path):
+def read_checkpoint_json(path):
     """Reads a checkpoint's JSON file (`config.json`, ...).
 
     Args:

@@ -96,8 +96,8 @@ class _Batches:
 def _text_view(model, layers):
     """A view of a `TextTeacher`'s classifier through `layers` alone, or
     `None` when `model` is not one (or names a layer outside it)."""
-    from kd_keras.feature_views import FeatureView
-    from kd_keras.feature_views import resolve
+    from kd_keras.distillation.feature_views import FeatureView
+    from kd_keras.distillation.feature_views import resolve
 
     classifier = getattr(model, "classifier", None)
     if classifier is None or not hasattr(model, "tokens"):
@@ -143,8 +143,8 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from kd_keras.feature_views import FeatureView
-    from kd_keras.feature_views import resolve
+    from kd_keras.distillation.feature_views import FeatureView
+    from kd_keras.distillation.feature_views import resolve
 
     layers = list(layers)
     out = _Batches(len(x), layers, feature_dtype)

@@ -7,7 +7,7 @@ import keras
 
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
-from kd_keras.model_files import load_model
+from kd_keras.files.models import load_model
 from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
 
@@ -27,7 +27,7 @@ def load_teacher(source, **options):
     |--------------------------------------------|--------------------------|----------|
     | a `keras.Model` or a `Teacher`             | as is                    | yes      |
     | a list/tuple of sources                    | `EnsembleTeacher`        | if all are |
-    | `*.keras` file                             | `kd_keras.model_files.load_model` (`safe_mode=True`) | yes |
+    | `*.keras` file                             | `kd_keras.files.models.load_model` (`safe_mode=True`) | yes |
     | SavedModel directory (`saved_model.pb`)    | `SavedModelTeacher`      | yes      |
     | `*.onnx` file                              | `OnnxTeacher` (ONNX Runtime) | no   |
     | Hugging Face BERT checkpoint dir, KerasHub preset or `hf://` URI | `load_bert_teacher` | yes |

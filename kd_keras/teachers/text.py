@@ -6,12 +6,12 @@ import os
 import keras
 import keras_hub
 
-from kd_keras import feature_views
 from kd_keras.data.tokenizer import check_vocabulary
 from kd_keras.data.tokenizer import load_vocabulary
+from kd_keras.distillation import feature_views
 from kd_keras.errors import UsageError
 from kd_keras.teachers.bert import load_bert_teacher
-from kd_keras.teachers.checkpoints import read_json
+from kd_keras.teachers.checkpoints import read_checkpoint_json
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -23,7 +23,7 @@ class TextTeacher(keras.Model):
     call the tokenizer before its vocabulary asset is restored.
 
     Feature terms and the teacher-output cache read its intermediate
-    outputs through `call_with_features` (see `kd_keras.feature_views`),
+    outputs through `call_with_features` (see `kd_keras.distillation.feature_views`),
     named by their path under the classifier, e.g.
     `"classifier/backbone/transformer_layer_1"` (hidden states `[batch,
     seq, hidden]`), `"classifier/backbone/transformer_layer_0:input"` (the
@@ -156,7 +156,7 @@ def _tokenizer(backbone_dir):
     lowercase = True
     config_path = os.path.join(backbone_dir, "tokenizer_config.json")
     if os.path.isfile(config_path):
-        lowercase = bool(read_json(config_path).get("do_lower_case", True))
+        lowercase = bool(read_checkpoint_json(config_path).get("do_lower_case", True))
     # Read and checked here (one line naming the file), stripped as KerasHub
     # strips the lines of a vocabulary file it reads itself.
     tokens = [token.rstrip() for token in load_vocabulary(vocab)]

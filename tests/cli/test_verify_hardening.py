@@ -20,7 +20,7 @@ from cli.one_line import assert_one_line_error
 from export.conftest import edit_report as _edit_report
 from kd_keras.cli import main
 from kd_keras.export import export_model
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 
 TFLITE = os.path.join("tflite", "model.tflite")
 

@@ -253,7 +253,7 @@ def test_feature_errors_name_the_whole_key(field, value):
 
 
 def test_feature_errors_without_a_field_still_name_the_term(monkeypatch):
-    from kd_keras import features
+    from kd_keras.distillation import features
 
     def odd(self):
         raise UsageError("something unexpected: about the term")

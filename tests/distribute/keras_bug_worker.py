@@ -2,7 +2,7 @@
 
 Usage: python keras_bug_worker.py CASE OUT.json  (with TF_CONFIG set by the
 test). CASE is `build` (plain Keras, bug 1 of
-`kd_keras.distribute.workarounds`) or `logs` (bug 1 worked around, so that
+`kd_keras.distillation.replicas`) or `logs` (bug 1 worked around, so that
 bug 2 shows). Writes `{"error": "Type: message" or null, "replicas": n}`.
 """
 

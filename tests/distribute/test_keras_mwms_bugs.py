@@ -1,4 +1,4 @@
-"""Plain Keras still needs `kd_keras.distribute.workarounds` under
+"""Plain Keras still needs `kd_keras.distillation.replicas` under
 `MultiWorkerMirroredStrategy`.
 
 Each case runs a plain `keras.Sequential` in a local 2-worker cluster and
@@ -14,7 +14,7 @@ import pytest
 from tests.distribute import cluster
 
 DELETE_HINT = (
-    "Keras no longer fails as kd_keras/distribute/workarounds.py says "
+    "Keras no longer fails as kd_keras/distillation/replicas.py says "
     "({}): delete that workaround and this test. Worker results: {}")
 
 

@@ -13,7 +13,7 @@ from kd_keras.export import ExportMismatchError
 from kd_keras.export import export_model
 from kd_keras.export import report as report_lib
 from kd_keras.export import tolerances
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 
 MODELS = ("mlp", "cnn", "text_cnn", "two_inputs", "bert")
 CONTRACT_KEYS = {

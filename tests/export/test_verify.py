@@ -255,7 +255,7 @@ def test_earlier_savedmodel_versions_are_listed_and_checked(tmp_path):
     import keras
 
     from kd_keras.export import export_model
-    from kd_keras.file_hash import sha256_path
+    from kd_keras.files.hashing import sha256_path
 
     x = keras.Input((4,), name="features")
     model = keras.Model(x, keras.layers.Dense(3)(x), name="tiny")

@@ -163,7 +163,7 @@ def test_an_output_whose_parent_folder_does_not_exist_yet(tmp_path):
 
 
 def test_a_resume_removes_what_killed_writers_left_and_nothing_else(tmp_path):
-    from kd_keras.atomic_files import atomic_path
+    from kd_keras.files.atomic import atomic_path
 
     out = str(tmp_path / "run")
     run = RunDir(out, CFG)

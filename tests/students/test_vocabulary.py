@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import ConfigError
-from kd_keras.model_files import load_model
+from kd_keras.files.models import load_model
 from kd_keras.students import mlp
 from kd_keras.students import prune_vocabulary
 from kd_keras.students import text_cnn
@@ -81,7 +81,7 @@ def test_a_student_without_an_id_input_is_refused_by_name():
 
 
 def test_a_feature_term_finds_the_pruned_students_features_layer():
-    from kd_keras.feature_views import resolve
+    from kd_keras.distillation.feature_views import resolve
 
     assert resolve(_pruned(_train_ids()), "features", "student_layer").key == "text_cnn/features"
 

@@ -22,9 +22,9 @@ Example:
 (2, 5, 8, 11)
 """
 
+from kd_keras.distillation.feature_views import layer_paths
+from kd_keras.distillation.features import FeatureDistillation
 from kd_keras.errors import UsageError
-from kd_keras.feature_views import layer_paths
-from kd_keras.features import FeatureDistillation
 
 
 def uniform_layer_map(teacher_layers, student_layers):

@@ -1,4 +1,5 @@
-"""The files a stage leaves in `OUTPUT.partial/` for `--resume`.
+"""State that an interrupted run reads back: a pipeline stage's files in
+`OUTPUT.partial/`, the state of its resumable callbacks.
 
 They are written atomically (a temporary file, then a rename) and read back
 through `resumed`, so a file deleted or damaged between the interruption
@@ -18,9 +19,9 @@ import zipfile
 
 import numpy as np
 
-from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
+from kd_keras.files.atomic import atomic_path
 
 # What reading a missing, truncated or overwritten file raises: the OS,
 # NumPy's and h5py's readers (OSError, ValueError, EOFError), a zip archive
@@ -45,7 +46,8 @@ def resumed(path, load):
 
     Args:
         path: the file, inside `OUTPUT.partial/`.
-        load: `path -> value`, e.g. `load_npz` or `workdir.read_json`.
+        load: `path -> value`, e.g. `load_npz` or
+            `kd_keras.files.json_files.read_json`.
 
     Returns:
         What `load` returns.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import DataError
-from kd_keras.file_hash import sha256_path
+from kd_keras.files.hashing import sha256_path
 
 
 def test_a_file_digest_is_the_sha256_of_all_its_bytes(tmp_path):

@@ -20,7 +20,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from kd_keras import checks
+from kd_keras.distillation import checks
 from kd_keras.errors import UsageError
 
 LABELS_KEY = "labels"

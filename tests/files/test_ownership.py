@@ -1,5 +1,5 @@
 """kd_keras replaces only what it wrote: export folders, published runs and
-their inputs, symlinked outputs (`kd_keras.ownership`)."""
+their inputs, symlinked outputs (`kd_keras.files.ownership`)."""
 
 import json
 import os

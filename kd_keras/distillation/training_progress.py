@@ -17,7 +17,7 @@ import inspect
 import keras
 import tensorflow as tf
 
-from kd_keras.schedules import Schedule
+from kd_keras.distillation.schedules import Schedule
 
 
 class TrainingProgress:

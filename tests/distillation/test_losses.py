@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import losses
+from kd_keras.distillation import losses
 from kd_keras.errors import UsageError
 
 

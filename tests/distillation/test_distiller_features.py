@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 import kd_keras
-from kd_keras.schedules import Linear
-from kd_keras.schedules import Step
+from kd_keras.distillation.schedules import Linear
+from kd_keras.distillation.schedules import Step
 
 BATCH, EPOCHS, LR = 16, 2, 0.1
 

@@ -1,6 +1,6 @@
 """Probabilities are never taken for logits: teachers, students and export
 inputs that end in a softmax, or whose outputs are probabilities, are refused
-(`kd_keras.checks`)."""
+(`kd_keras.distillation.checks`)."""
 
 import os
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import distill_helpers
-from kd_keras import checks
 from kd_keras.cli import main
+from kd_keras.distillation import checks
 from kd_keras.errors import UsageError
 
 

@@ -30,18 +30,18 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kd_keras import feature_losses
-from kd_keras import schedules
 from kd_keras._keras_compat import output_spec
+from kd_keras.distillation import feature_losses
+from kd_keras.distillation import schedules
+from kd_keras.distillation.feature_views import ATTENTION
+from kd_keras.distillation.feature_views import FeatureView
+from kd_keras.distillation.feature_views import LayerRef
+from kd_keras.distillation.feature_views import PARTS
+from kd_keras.distillation.feature_views import has_hook
+from kd_keras.distillation.feature_views import is_graph
+from kd_keras.distillation.feature_views import resolve
+from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
 from kd_keras.errors import UsageError
-from kd_keras.feature_views import ATTENTION
-from kd_keras.feature_views import FeatureView
-from kd_keras.feature_views import LayerRef
-from kd_keras.feature_views import PARTS
-from kd_keras.feature_views import has_hook
-from kd_keras.feature_views import is_graph
-from kd_keras.feature_views import resolve
-from kd_keras.targets import TEACHER_FEATURES_KEY
 
 PROJECTIONS = ("auto", "dense", None)
 
@@ -53,7 +53,7 @@ class FeatureDistillation:
     Args:
         teacher_layer: the teacher's layer: a name, a path into nested
             models (`"backbone/transformer_layer_3"`), optionally with
-            `":input"` or `":attention"` (see `kd_keras.feature_views`).
+            `":input"` or `":attention"` (see `kd_keras.distillation.feature_views`).
         student_layer: the student's layer, in the same form.
         loss: `"mse"`, `"cosine"`, `"attention_kl"`, a `keras.losses.Loss`
             or a callable `fn(teacher_feature, student_feature)` returning

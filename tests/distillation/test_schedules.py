@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 import kd_keras
-from kd_keras import schedules
+from kd_keras.distillation import schedules
+from kd_keras.distillation.training_progress import TrainingProgress
 from kd_keras.errors import UsageError
-from kd_keras.training_progress import TrainingProgress
 
 P = np.linspace(0.0, 1.0, 11)
 

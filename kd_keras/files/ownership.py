@@ -30,8 +30,8 @@ import json
 import os
 import stat
 
-from kd_keras.atomic_files import atomic_path
 from kd_keras.errors import UsageError
+from kd_keras.files.atomic import atomic_path
 
 _MAX_MARKER_BYTES = 64 << 20
 

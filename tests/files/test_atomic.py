@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from kd_keras.atomic_files import atomic_path
-from kd_keras.atomic_files import leftover_target
+from kd_keras.files.atomic import atomic_path
+from kd_keras.files.atomic import leftover_target
 
 
 def _write(path, text):

@@ -6,23 +6,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras import checks
-from kd_keras import losses as losses_module
-from kd_keras import schedules
 from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import SymbolicBuildHook
 from kd_keras._keras_compat import loss_tracker
-from kd_keras.distribute import workarounds
+from kd_keras.distillation import checks
+from kd_keras.distillation import losses as losses_module
+from kd_keras.distillation import replicas
+from kd_keras.distillation import schedules
+from kd_keras.distillation.feature_losses import per_example as _per_example
+from kd_keras.distillation.features import FeatureDistillation
+from kd_keras.distillation.features import FeatureSet
+from kd_keras.distillation.targets import LABELS_KEY  # noqa: F401 (re-exported)
+from kd_keras.distillation.targets import TEACHER_FEATURES_KEY  # noqa: F401
+from kd_keras.distillation.targets import TEACHER_LOGITS_KEY  # noqa: F401
+from kd_keras.distillation.targets import split_targets
+from kd_keras.distillation.targets import teacher_outputs
+from kd_keras.distillation.training_progress import TrainingProgress
 from kd_keras.errors import UsageError
-from kd_keras.feature_losses import per_example as _per_example
-from kd_keras.features import FeatureDistillation
-from kd_keras.features import FeatureSet
-from kd_keras.targets import LABELS_KEY  # noqa: F401 (re-exported)
-from kd_keras.targets import TEACHER_FEATURES_KEY  # noqa: F401
-from kd_keras.targets import TEACHER_LOGITS_KEY  # noqa: F401
-from kd_keras.targets import split_targets
-from kd_keras.targets import teacher_outputs
-from kd_keras.training_progress import TrainingProgress
+
 _RESERVED = ("loss", "student_loss", "distillation_loss", "alpha",
              "temperature")
 
@@ -268,7 +269,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         labeled = tf.cast(labels >= 0, "float32")
         weight = tf.ones_like(labeled) if sample_weight is None else tf.cast(
             tf.reshape(sample_weight, tf.shape(labeled)), "float32")
-        counts = workarounds.global_sum(
+        counts = replicas.global_sum(
             tf.stack([tf.cast(tf.size(labeled), "float32"),
                       tf.reduce_sum(labeled)])
         )
@@ -323,7 +324,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         # Sum the replicas' shares into the global batch's values and weigh
         # each replica by its batch size: trackers then give the same result
         # on one device and under any strategy.
-        shares = tf.unstack(workarounds.global_sum(tf.stack(shares)))
+        shares = tf.unstack(replicas.global_sum(tf.stack(shares)))
         trackers = [loss_tracker(self), self.student_loss_tracker,
                     self.distillation_loss_tracker]
         if self.features:
@@ -332,7 +333,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         for tracker, value in zip(trackers, shares):
             tracker.update_state(value, sample_weight=batch)
         logs = self.compute_metrics(x, y, student_logits, sample_weight)
-        return workarounds.per_replica_logs(logs)
+        return replicas.per_replica_logs(logs)
 
     @property
     def metrics(self):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import kd_keras
-from kd_keras import feature_losses
+from kd_keras.distillation import feature_losses
+from kd_keras.distillation.feature_views import FeatureView
+from kd_keras.distillation.feature_views import resolve
+from kd_keras.distillation.transformer_terms import transformer_terms
+from kd_keras.distillation.transformer_terms import uniform_layer_map
 from kd_keras.errors import UsageError
-from kd_keras.feature_views import FeatureView
-from kd_keras.feature_views import resolve
-from kd_keras.transformer_terms import transformer_terms
-from kd_keras.transformer_terms import uniform_layer_map
 
 N = 12
 
