@@ -24,6 +24,7 @@ _LAZY_ATTRIBUTES = {
 # Attribute name -> the module it gives.
 _LAZY_SUBMODULES = {
     "cache": "kd_keras.cache",
+    "callbacks": "kd_keras.callbacks",
     "config": "kd_keras.config",
     "cli": "kd_keras.cli",
     "data": "kd_keras.data",

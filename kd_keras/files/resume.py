@@ -1,5 +1,5 @@
 """State that an interrupted run reads back: a pipeline stage's files in
-`OUTPUT.partial/`, the state of its resumable callbacks.
+`OUTPUT.partial/`, the files of the resumable callbacks (`kd_keras.callbacks`).
 
 They are written atomically (a temporary file, then a rename) and read back
 through `resumed`, so a file deleted or damaged between the interruption

@@ -15,6 +15,8 @@ ends with exactly the weights and history of an uninterrupted one:
 - `EpochLog` keeps every epoch's logs in `OUTPUT.partial/`, so the history
   and the curves cover the epochs of both runs;
 - `ResumableEarlyStopping` keeps its counters and best weights there too.
+
+The three callbacks are public, in `kd_keras.callbacks`.
 """
 
 import dataclasses
@@ -25,8 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 import kd_keras
-from kd_keras._keras_compat import reseed_for_epoch
-from kd_keras._keras_compat import seed_generator_states
+from kd_keras.callbacks import EpochCounter
+from kd_keras.callbacks import EpochLog
+from kd_keras.callbacks import ResumableEarlyStopping
 from kd_keras.distillation.targets import LABELS_KEY
 from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
 from kd_keras.distillation.targets import TEACHER_LOGITS_KEY
@@ -34,9 +37,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
-from kd_keras.files.atomic import atomic_path
 from kd_keras.files.json_files import read_json
-from kd_keras.files.json_files import write_json
 from kd_keras.files.resume import resumed
 from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 from kd_keras.students.registry import check_logits_shape
@@ -56,119 +57,6 @@ class TrainedStudent:
 
     model: keras.Model
     history: dict
-
-
-class EpochCounter(keras.callbacks.Callback):
-    """Makes an epoch's randomness a function of the epoch number: writes the
-    epoch into the variable the input pipeline's shuffle reads, and re-seeds
-    the model's seed generators (dropout) from `(their seed, epoch)`."""
-
-    def __init__(self, variable):
-        super().__init__()
-        self.variable = variable
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.variable.assign(epoch)
-        for state in seed_generator_states(self.model):
-            reseed_for_epoch(state, epoch)
-
-
-class EpochLog(keras.callbacks.Callback):
-    """Keeps every epoch's logs in a JSON file that survives a resume.
-
-    On a resumed `fit`, the first epoch tells how many epochs the restored
-    weights have seen; logs of later epochs (an epoch that ran but whose
-    backup was not written) are dropped before training continues.
-    """
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        self.history = {}
-        self._first = True
-
-    def on_train_begin(self, logs=None):
-        self.history = resumed(self.path, read_json) if os.path.isfile(self.path) else {}
-        self._first = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._first:
-            self._first = False
-            self.history = {k: v[:epoch] for k, v in self.history.items()}
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        write_json(self.path, self.history)
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """`EarlyStopping` whose counters and best weights survive a resume.
-
-    Args:
-        state_dir: a folder for its per-epoch state and best weights.
-        **kwargs: `keras.callbacks.EarlyStopping` arguments.
-    """
-
-    def __init__(self, state_dir, **kwargs):
-        super().__init__(**kwargs)
-        self.state_dir = state_dir
-        self._states = []
-        self._first = True
-
-    def _state_file(self):
-        return os.path.join(self.state_dir, "early_stopping.json")
-
-    def _weights_file(self, epoch):
-        return os.path.join(self.state_dir, f"best-{epoch}.npz")
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        os.makedirs(self.state_dir, exist_ok=True)
-        state = self._state_file()
-        self._states = resumed(state, read_json) if os.path.isfile(state) else []
-        self._first = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if not self._first:
-            return
-        self._first = False
-        self._states = self._states[:epoch]
-        if epoch and len(self._states) == epoch:
-            state = self._states[-1]
-            self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
-            if state["has_weights"]:
-                self.best_weights = resumed(self._weights_file(self.best_epoch), _weights)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        has_weights = self.best_weights is not None
-        if has_weights and self.best_epoch == epoch:
-            path = self._weights_file(epoch)
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
-        best = None if self.best is None else float(self.best)
-        self._states.append({"wait": self.wait, "best": best, "best_epoch": self.best_epoch,
-                             "has_weights": has_weights,
-                             "stopped": bool(self.model.stop_training)})
-        write_json(self._state_file(), self._states)
-
-    @staticmethod
-    def stopped_weights(state_dir):
-        """The final weights of a training that stopped early but was
-        interrupted before it could finish, else `None`."""
-        path = os.path.join(state_dir, "early_stopping.json")
-        states = resumed(path, read_json) if os.path.isfile(path) else []
-        if not states or not states[-1]["stopped"] or not states[-1]["has_weights"]:
-            return None
-        return resumed(os.path.join(state_dir, f"best-{states[-1]['best_epoch']}.npz"),
-                       _weights)
-
-
-def _weights(path):
-    """The weights `ResumableEarlyStopping` saved, as a list of arrays."""
-    with np.load(path, allow_pickle=False) as f:
-        return [f[f"w{i}"] for i in range(len(f.files))]
 
 
 def _student(path):
