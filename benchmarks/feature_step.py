@@ -7,7 +7,8 @@ The distillation stage as `kd-keras distill` runs it for the demo config
 (`configs/demo.yaml`, read by `kd_keras.demo.demo_config`): its text CNN
 student on the rt-polarity training split (the demo's split and WordPiece
 ids, from `data_stage.prepare_data`), batches from
-`epoch_data.epoch_shuffled_dataset`, and a `kd_keras.Distiller` compiled by
+the teacher's store streamed by `TeacherCache.as_dataset(epoch=...)`, and
+a `kd_keras.Distiller` compiled by
 `training_stage` with `teacher=None`: the teacher's outputs come from the
 batch (cached targets), so no teacher runs in the step. Three methods, each
 its own Distiller from the same initial student weights:
@@ -54,12 +55,9 @@ from arguments import write_json  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
 from kd_keras.demo import demo_config  # noqa: E402
-from kd_keras.distillation.targets import LABELS_KEY  # noqa: E402
-from kd_keras.distillation.targets import TEACHER_FEATURES_KEY  # noqa: E402
-from kd_keras.distillation.targets import TEACHER_LOGITS_KEY  # noqa: E402
+from kd_keras.cache import save_teacher_outputs  # noqa: E402
 from kd_keras.pipeline import data_stage  # noqa: E402
 from kd_keras.pipeline import training_stage  # noqa: E402
-from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset  # noqa: E402
 
 TEACHER_WIDTH = 384  # MiniLM-L6's pooled sentence vector
 LOGITS = "logits only"
@@ -81,11 +79,12 @@ def cached_targets(labels, num_classes, keys, seed=0):
                     for k in keys}
 
 
-def make_methods(cfg, data, jit_compile=False, steps=None, cpu_times=None):
+def make_methods(cfg, data, store, jit_compile=False, steps=None, cpu_times=None):
     """Returns `({name: run-one-epoch function}, {name: Distiller})`.
 
     Args:
         cfg, data: the demo's `RunConfig` and `PreparedData`.
+        store: a folder for the teacher's stand-in outputs (a cache).
         jit_compile: compile every Distiller with `jit_compile=True`.
         steps: batches per timed run (default: the whole epoch).
         cpu_times: a dict that receives each run's CPU time by name.
@@ -93,10 +92,10 @@ def make_methods(cfg, data, jit_compile=False, steps=None, cpu_times=None):
     distill = cfg.distill
     ids, labels = data.ids["train"], np.asarray(data.labels["train"])
     terms = distill.features
-    logits, features = cached_targets(labels, data.num_classes,
-                                      [t.teacher_layer for t in terms])
-    plain = {LABELS_KEY: labels, TEACHER_LOGITS_KEY: logits}
-    with_features = dict(plain, **{TEACHER_FEATURES_KEY: features})
+    keys = [t.teacher_layer for t in terms]
+    logits, features = cached_targets(labels, data.num_classes, keys)
+    cache = save_teacher_outputs(store, ids, logits, "stand-in teacher", features=features)
+    plain, with_features = [], keys  # which stored features the batches carry
     keras.utils.set_random_seed(cfg.seed)
     initial = None
     methods, models = {}, {}
@@ -114,8 +113,9 @@ def make_methods(cfg, data, jit_compile=False, steps=None, cpu_times=None):
         model.student.set_weights(initial)
         if jit_compile:
             model.jit_compile = True
-        dataset = epoch_shuffled_dataset(ids, targets, distill.batch_size,
-                                         cfg.seed, epoch)
+        dataset = cache.as_dataset(ids, labels, batch_size=distill.batch_size,
+                                   shuffle=True, seed=cfg.seed, verify=False,
+                                   features=targets, epoch=epoch)
         if steps is not None:
             dataset = dataset.take(steps)
         methods[name] = _fit_epoch(model, dataset, epoch,
@@ -171,12 +171,12 @@ def main(argv=None):
         cfg = demo_config(output=folder, max_examples=args.max_examples,
                           verbose=0)
         data = data_stage.prepare_data(cfg)
-    cpu = {}
-    methods, models = make_methods(cfg, data, args.jit_compile,
-                                   args.steps or None, cpu)
-    load_before = os.getloadavg()
-    warmup, times = time_methods(methods, args.rounds)
-    load_after = os.getloadavg()
+        cpu = {}
+        methods, models = make_methods(cfg, data, os.path.join(folder, "store"),
+                                       args.jit_compile, args.steps or None, cpu)
+        load_before = os.getloadavg()
+        warmup, times = time_methods(methods, args.rounds)
+        load_after = os.getloadavg()
     cpu = {name: values[1:] for name, values in cpu.items()}  # after warm-up
     n = len(data.ids["train"])
     batch = cfg.distill.batch_size

@@ -2,7 +2,7 @@
 
 `FixedTeacher` adapts the configured teacher once with the CLI's own stages
 (`teacher_stage.adapt_teacher`, `teacher_stage.teacher_outputs`), or loads a
-finished run's (`teacher.weights.h5` and `teacher_logits.npz`, written by
+finished run's (`teacher.weights.h5` and `teacher_outputs/`, written by
 `make demo`), and then labels whatever the variants need: the augmented
 copies of `distill.augment` and the teacher layers of `distill.features`,
 both in one forward pass (the CLI's own `teacher_stage.run_teacher`),
@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from kd_keras.data import SPLITS
 from kd_keras.files.atomic import atomic_path
 
 BATCH = 128  # texts per teacher forward pass
@@ -40,23 +41,29 @@ class FixedTeacher:
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
-            self.logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+            outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+            self.logits = {s: outputs.logits(s) for s in SPLITS}
             self.model = state.model
             if cfg.distill.features:  # the same pass gave them: kept for `features`
-                self._original_features[feature_key(cfg)] = teacher_stage.teacher_features(
-                    cfg, run)
+                layers, _ = feature_key(cfg)
+                self._original_features[feature_key(cfg)] = {
+                    s: {k: outputs.cache(s).features(k) for k in layers}
+                    for s in SPLITS if outputs.cache(s) is not None}
             return
-        from kd_keras.data import SPLITS
+        from kd_keras.pipeline.teacher_store import FOLDER
+        from kd_keras.pipeline.teacher_store import resumed_outputs
 
-        path = os.path.join(run_dir, "teacher_logits.npz")
-        if not os.path.exists(path):
+        path = os.path.join(run_dir, FOLDER)
+        if not os.path.isdir(path):
             sys.exit(f"error: --run: {path} not found; run `make demo` first, or leave "
                      "--run out to adapt the teacher here")
-        with np.load(path) as f:
-            self.logits = {s: f[s] for s in SPLITS}
-        if any(len(self.logits[s]) != len(data.labels[s]) for s in SPLITS):
+        sizes = {s: len(data.labels[s]) for s in SPLITS}
+        try:
+            outputs = resumed_outputs(path, sizes, data.num_classes)
+        except ValueError:
             sys.exit(f"error: --run: {path} does not belong to this data split "
                      "(the demo's, seed 0, without --max-examples or --data)")
+        self.logits = {s: outputs.logits(s) for s in SPLITS}
 
     def teacher_model(self):
         """The adapted teacher (a `TextTeacher`, raw strings in)."""

@@ -205,7 +205,7 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default=None, metavar="DIR",
-                        help="a finished demo run (teacher.weights.h5, teacher_logits.npz)")
+                        help="a finished demo run (teacher.weights.h5, teacher_outputs/)")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="default: the demo's")

@@ -2,7 +2,7 @@
 
 Adapts one teacher (the demo's, on the built-in rt_polarity data) once, or
 reuses the teacher of a finished demo run (`--run runs/demo`:
-`teacher.weights.h5` and `teacher_logits.npz`, written by `make demo`),
+`teacher.weights.h5` and `teacher_outputs/`, written by `make demo`),
 and trains the demo's text CNN on its logits with one distillation setting
 changed at a time, over several seeds, next to the same student trained on
 labels alone. Holding the teacher fixed isolates the student-side choices
@@ -256,6 +256,8 @@ def train_variant(cfg, data, logits, seed, embedding=None, distill=True, feature
     distilled, for one seed, by `training_stage.train_student`."""
     import kd_keras
     from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.teacher_store import FOLDER
+    from kd_keras.pipeline.teacher_store import store_outputs
     from kd_keras.pipeline.workdir import RunDir
 
     cfg = cfg.replace(seed=seed)
@@ -263,10 +265,13 @@ def train_variant(cfg, data, logits, seed, embedding=None, distill=True, feature
     extra = None if embedding is None else [_embedding_setter(embedding)]
     with tempfile.TemporaryDirectory() as work:
         run = RunDir(os.path.join(work, "run"), cfg)
-        kind = "distill" if distill else "baseline"
-        trained = training_stage.train_student(cfg, data, run, kind,
-                                               logits if distill else None, strategy, extra,
-                                               teacher_features=features if distill else None)
+        outputs = None
+        if distill:  # The CLI's store: a teacher cache per split, streamed in training.
+            outputs = store_outputs(run.file(FOLDER), data.ids, logits, "fixed teacher",
+                                    data.num_classes, features, cfg.distill.feature_dtype)
+        trained = training_stage.train_student(cfg, data, run,
+                                               "distill" if distill else "baseline",
+                                               outputs, strategy, extra)
         return trained.model
 
 
@@ -336,7 +341,7 @@ def main():
                "of a config accepts, split by `data.split`).")
     parser.add_argument("--run", default=None, metavar="DIR",
                         help="a finished run of the demo config (teacher.weights.h5, "
-                             "teacher_logits.npz), e.g. runs/demo; default: adapt the "
+                             "teacher_outputs/), e.g. runs/demo; default: adapt the "
                              "demo's teacher here, once")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))

@@ -110,10 +110,14 @@ def smallest_meeting(rows, reference):
 
 def keep_teacher(fixed, folder):
     """Saves a teacher adapted here as a finished run keeps it
-    (`teacher.weights.h5`, `teacher_logits.npz`), for `--run folder`."""
+    (`teacher.weights.h5`, `teacher_outputs/`), for `--run folder`."""
+    from kd_keras.pipeline.teacher_store import FOLDER
+    from kd_keras.pipeline.teacher_store import store_outputs
+
     os.makedirs(folder, exist_ok=True)
     fixed.model.save_weights(os.path.join(folder, "teacher.weights.h5"))
-    np.savez(os.path.join(folder, "teacher_logits.npz"), **fixed.logits)
+    store_outputs(os.path.join(folder, FOLDER), fixed.data.ids, fixed.logits, "fixed teacher",
+                  fixed.data.num_classes)
     print(f"teacher: kept in {folder} (--run {folder})")
 
 
@@ -144,7 +148,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--run", default=None, metavar="DIR",
                         help="a finished run of the same config and data, whose adapted "
-                             "teacher to reuse (teacher.weights.h5, teacher_logits.npz)")
+                             "teacher to reuse (teacher.weights.h5, teacher_outputs/)")
     parser.add_argument("--keep-teacher", default=None, metavar="DIR",
                         help="save the teacher adapted here in DIR, for a later --run DIR")
     parser.add_argument("--epochs", type=int, default=None, help="default: the demo's")

@@ -144,11 +144,10 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     data = data_stage.prepare_data(cfg)
     run = RunDir(os.path.join(work, "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, cache_dir)
-    logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+    outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+    logits = {split: outputs.logits(split) for split in outputs.directories}
     strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
-    distilled = training_stage.train_student(cfg, data, run, "distill", logits, strategy,
-                                             teacher_features=teacher_stage.teacher_features(
-                                                 cfg, run))
+    distilled = training_stage.train_student(cfg, data, run, "distill", outputs, strategy)
     alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy)
     test_x, test_y = data.ids["test"], data.labels["test"]
     row = {"teacher": training_stage.logits_accuracy(logits["test"], test_y),

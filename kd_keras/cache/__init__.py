@@ -35,7 +35,8 @@ the cache only ever deletes files whose names it writes itself.
 """
 
 from kd_keras.cache.builder import cache_teacher_outputs
+from kd_keras.cache.builder import save_teacher_outputs
 from kd_keras.cache.teacher_cache import TeacherCache
 from kd_keras.cache.teacher_cache import load
 
-__all__ = ["TeacherCache", "cache_teacher_outputs", "load"]
+__all__ = ["TeacherCache", "cache_teacher_outputs", "load", "save_teacher_outputs"]

@@ -269,6 +269,57 @@ def cache_teacher_outputs(
     return TeacherCache(directory, metadata, verify=False)
 
 
+def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=None,
+                         feature_dtype="float32", shard_size=DEFAULT_SHARD_SIZE):
+    """Stores teacher outputs computed elsewhere as a cache in `directory`.
+
+    For outputs that another pass already gave (a teacher adapted on every
+    text gives their logits as it goes): the cache is then the one store
+    that `TeacherCache.as_dataset` trains from, as after
+    `cache_teacher_outputs`. A cache already in `directory` is replaced
+    (only the files a cache writes are removed).
+
+    Args:
+        directory: where to write the cache (created if missing).
+        x: the inputs the outputs belong to, in the same order: an array or
+            a flat dict of arrays, with at least one example.
+        logits: float `[n, num_classes]`.
+        teacher_fingerprint: a string naming the teacher that gave them.
+        features: `{name: [n, ...] float array}` of teacher features to
+            store beside the logits, or `None`.
+        feature_dtype: `"float32"` or `"float16"`, how the features are
+            stored.
+        shard_size: examples per shard file.
+
+    Returns:
+        A `TeacherCache`.
+
+    Example:
+
+    >>> import numpy as np, tempfile
+    >>> x = np.arange(6, dtype="int32").reshape(3, 2)
+    >>> cache = save_teacher_outputs(tempfile.mkdtemp(), x, np.eye(3), "my-teacher",
+    ...                              features={"pooled": np.ones((3, 4))})
+    >>> cache.count, cache.num_classes, cache.feature_names
+    (3, 3, ('pooled',))
+    """
+    features = dict(features or {})
+    inputs = Inputs(x)
+    if inputs.is_dataset:
+        raise UsageError("x: must be an array or a dict of arrays, not a tf.data.Dataset")
+    metadata = shards_lib.start_build(
+        directory, teacher_fingerprint, shard_size, overwrite=True,
+        features=tuple(features), feature_dtype=feature_dtype)
+    leaves = inputs.arrays
+    for i, (a, b) in enumerate(shards_lib.shard_ranges(inputs.count, shard_size)):
+        result = shards_lib.write_shard(
+            directory, i, inputs.structure({k: v[a:b] for k, v in leaves.items()}),
+            logits[a:b], features={n: v[a:b] for n, v in features.items()} or None,
+            feature_dtype=feature_dtype)
+        metadata = shards_lib.record_shard(directory, metadata, result)
+    return TeacherCache(directory, shards_lib.finalize(directory, metadata), verify=False)
+
+
 def _verify_inputs_only(directory, metadata, inputs):
     shard_size, shards = metadata.shard_size, metadata.shards
     count = 0

@@ -20,12 +20,21 @@ How the logits follow their examples:
   example).
 
 Either way only one batch (or one shard, plus the shuffle buffer) of logits
-is in memory at a time.
+is in memory at a time: the pages a batch read are released after it
+(`TeacherCache`), so training from a cache of any size holds one batch of
+its values.
+
+With `epoch=` (an int64 `tf.Variable` that `kd_keras.callbacks.
+EpochCounter` sets), array inputs come in an order fixed by `(seed,
+epoch)` (`kd_keras.cache.epoch_order`): a resumed `fit` sees exactly the
+batches of an uninterrupted one, and the order costs 8 bytes a row instead
+of a shuffle buffer. This is how `kd-keras distill` trains.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.cache.epoch_order import index_batches
 from kd_keras.cache.inputs import Inputs
 from kd_keras.distillation.targets import LABELS_KEY
 from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
@@ -80,6 +89,8 @@ def make_dataset(
     drop_remainder=False,
     verify=True,
     features=None,
+    epoch=None,
+    views=None,
 ):
     """Builds the batched dataset of examples, labels and cached logits.
 
@@ -107,6 +118,15 @@ def make_dataset(
             `"teacher_features"`: `None` for all the cache holds, or a list
             of their names or `kd_keras.FeatureDistillation` terms (their
             `teacher_layer`); `[]` for none.
+        epoch: an int64 `tf.Variable` holding the epoch (pass the same one
+            to a `kd_keras.callbacks.EpochCounter` in `fit`): the order of
+            epoch `e` is then `stateless_shuffle(seed=[seed, e])` (with
+            `shuffle`; in order without), the same in a resumed `fit`.
+            Array inputs only.
+        views: with `epoch`, the number of perturbed copies that follow the
+            original examples in `x` as equal blocks: each epoch then
+            trains on the originals and copy `epoch % views + 1`
+            (`kd_keras.cache.epoch_order.epoch_rows`).
 
     Returns:
         A `tf.data.Dataset`.
@@ -127,6 +147,9 @@ def make_dataset(
             f"shuffle_buffer: must be a positive integer, got {shuffle_buffer!r}")
     names = _feature_names(cache, features)
     inputs = Inputs(x)
+    if views is not None and epoch is None:
+        raise UsageError("views: needs epoch, the variable that says which copy "
+                         "an epoch takes")
     if verify:
         cache.check_inputs(x)
     elif inputs.count is not None and inputs.count != cache.count:
@@ -136,17 +159,27 @@ def make_dataset(
         )
     y = _per_example("y", y, cache.count)
     sample_weight = _per_example("sample_weight", sample_weight, cache.count)
-    if inputs.is_dataset or isinstance(y, tf.data.Dataset) or isinstance(
-        sample_weight, tf.data.Dataset
-    ):
+    streamed = ["x"] * inputs.is_dataset + [
+        name for name, value in (("y", y), ("sample_weight", sample_weight))
+        if isinstance(value, tf.data.Dataset)]
+    if streamed and epoch is not None:
+        raise UsageError(f"epoch: orders array inputs; {streamed[0]} is a tf.data.Dataset, "
+                         "which keeps its own order")
+    if streamed:
         ds = _zipped(cache, inputs, x, y, sample_weight, shuffle, seed, shuffle_buffer,
                      names)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     else:
-        ds = _indexed(
-            cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder,
-            names,
-        )
+        if epoch is not None:
+            order = index_batches(cache.count, batch_size, epoch, seed or 0, shuffle,
+                                  views, drop_remainder)
+        else:
+            order = tf.data.Dataset.range(cache.count)
+            if shuffle:
+                order = order.shuffle(cache.count, seed=seed, reshuffle_each_iteration=True)
+            order = order.batch(batch_size, drop_remainder=drop_remainder)
+        ds = _indexed(cache, inputs, y, sample_weight, order, batch_size, drop_remainder,
+                      names)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -162,8 +195,8 @@ def _feature_names(cache, features):
     return names
 
 
-def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_remainder,
-             names=()):
+def _indexed(cache, inputs, y, sample_weight, order, batch_size, drop_remainder, names=()):
+    """Batches gathered by the row numbers that `order` yields."""
     leaves = inputs.arrays
     keys = sorted(leaves)
     if y is None:
@@ -202,11 +235,7 @@ def _indexed(cache, inputs, y, sample_weight, batch_size, shuffle, seed, drop_re
         weights = tensors[n + 1] if sample_weight is not None else None
         return _structure(batch, tensors[n], tensors[m], weights, names, tensors[m + 1:])
 
-    ds = tf.data.Dataset.range(cache.count)
-    if shuffle:
-        ds = ds.shuffle(cache.count, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return order.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _column_dataset(value, count):

@@ -32,6 +32,7 @@ Example:
 
 import errno
 import json
+import mmap
 import os
 import re
 import stat
@@ -155,6 +156,46 @@ def _expected_arrays(shard, num_classes, features=(), feature_dtype="float32"):
     return expected
 
 
+class ShardArrays(dict):
+    """A shard's arrays, `{array name: read-only np.ndarray}`, mapped from
+    their files.
+
+    `release()` drops the pages read so far from the process's memory
+    (`madvise(MADV_DONTNEED)`; the data stays in the operating system's file
+    cache and is read again on the next access). A reader that walks a whole
+    cache releases each shard after a batch, so its resident memory stays
+    that of one batch, whatever the size of the cache.
+    """
+
+    def __init__(self, arrays, maps):
+        super().__init__(arrays)
+        self._maps = maps
+
+    def release(self):
+        """Drops the shard's mapped pages from this process's memory."""
+        if hasattr(mmap, "MADV_DONTNEED"):  # Linux and macOS; elsewhere a no-op.
+            for mapped in self._maps:
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def _map_npy(path):
+    """`(array, mmap)`: a read-only view of a `.npy` file through its own map."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(f)
+        offset = f.tell()
+        size = os.fstat(f.fileno()).st_size
+        if dtype.hasobject or size < offset + dtype.itemsize * int(np.prod(shape)):
+            raise ValueError(f"{size} bytes cannot hold {dtype} {list(shape)}")
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    order = "F" if fortran_order else "C"
+    if mapped is None or int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype, order=order), mapped
+    return np.ndarray(shape, dtype, buffer=mapped, offset=offset, order=order), mapped
+
+
 def open_shard(directory, shard, num_classes, features=(), feature_dtype="float32"):
     """Memory-maps a shard's arrays (read-only) after checking their type.
 
@@ -167,19 +208,19 @@ def open_shard(directory, shard, num_classes, features=(), feature_dtype="float3
         feature_dtype: the cache's `metadata.feature_dtype`.
 
     Returns:
-        `{array name: np.ndarray}`.
+        A `ShardArrays`, `{array name: np.ndarray}`.
 
     Raises:
         DataError: if a file is not a `.npy` array of the recorded dtype and
             shape.
     """
     expected = _expected_arrays(shard, num_classes, features, feature_dtype)
-    arrays = {}
+    arrays, maps = {}, []
     for name, _, path in _shard_paths(directory, shard):
         if os.path.islink(path):
             raise DataError(f"damaged cache: {path}: is a symbolic link")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            array, mapped = _map_npy(path)
         except (ValueError, OSError, EOFError) as e:
             raise DataError(f"damaged cache: {path}: not a .npy array ({e})") from None
         dtype, shape = expected[name]
@@ -189,7 +230,8 @@ def open_shard(directory, shard, num_classes, features=(), feature_dtype="float3
                 f"{array.dtype} {list(array.shape)}"
             )
         arrays[name] = array
-    return arrays
+        maps.extend([mapped] if mapped is not None else [])
+    return ShardArrays(arrays, maps)
 
 
 def _remove_matching(directory, keep):

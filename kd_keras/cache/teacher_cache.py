@@ -58,7 +58,9 @@ class TeacherCache:
     """Teacher logits stored on disk by `cache_teacher_outputs`.
 
     Shards are memory-mapped: reading a batch of logits touches only those
-    rows. Get one with `kd_keras.cache.cache_teacher_outputs` or
+    rows, and the pages read are released after each read
+    (`store.ShardArrays.release`), so walking the whole cache keeps one
+    batch in memory, not the cache. Get one with `kd_keras.cache.cache_teacher_outputs` or
     `kd_keras.cache.load`, rather than constructing it directly.
 
     Args:
@@ -148,16 +150,21 @@ class TeacherCache:
                              f"{len(self._shards)} shards")
         return index
 
+    def _read_shard(self, index, array):
+        """A copy of one array of shard `index`; its pages are then released."""
+        arrays = self._shard(self._check_shard_index(index))
+        out = np.array(arrays[array])
+        arrays.release()
+        return out
+
     def shard_logits(self, index):
         """The float32 logits of one shard, `[shard count, C]`."""
-        return np.asarray(self._shard(self._check_shard_index(index))[meta.LOGITS_ARRAY],
-                          dtype=np.float32)
+        return self._read_shard(index, meta.LOGITS_ARRAY).astype(np.float32, copy=False)
 
     def shard_features(self, name, index):
         """Feature `name` of one shard, `[shard count, *shape]`, as stored
         (`feature_dtype`)."""
-        array = self._feature_array(name)
-        return np.asarray(self._shard(self._check_shard_index(index))[array])
+        return self._read_shard(index, self._feature_array(name))
 
     def features(self, name, start=0, stop=None):
         """The cached teacher feature `name` of examples `start` to `stop`.
@@ -222,16 +229,19 @@ class TeacherCache:
         shard_ids = indices // self.shard_size
         rows = indices - shard_ids * self.shard_size
         first, last = (shard_ids[0], shard_ids[-1]) if len(indices) else (0, 0)
+        if not len(indices):
+            return np.zeros((0, *shape), dtype)
         if first == last and (len(indices) < 2 or np.all(np.diff(rows) == 1)):
             # One shard, consecutive rows: a slice, no fancy indexing.
-            if not len(indices):
-                return np.zeros((0, *shape), dtype)
-            lo = int(rows[0])
-            return read(self._shard(int(first)), slice(lo, lo + len(rows)))
+            lo, arrays = int(rows[0]), self._shard(int(first))
+            out = np.array(read(arrays, slice(lo, lo + len(rows))), dtype)
+            arrays.release()
+            return out
         out = np.empty((len(indices), *shape), dtype)
         for shard_id in np.unique(shard_ids):
-            mask = shard_ids == shard_id
-            out[mask] = read(self._shard(int(shard_id)), rows[mask])
+            mask, arrays = shard_ids == shard_id, self._shard(int(shard_id))
+            out[mask] = read(arrays, rows[mask])
+            arrays.release()
         return out
 
     def check_inputs(self, x):
@@ -295,6 +305,8 @@ class TeacherCache:
         drop_remainder=False,
         verify=True,
         features=None,
+        epoch=None,
+        views=None,
     ):
         """A `tf.data.Dataset` of `(x, {"labels", "teacher_logits"})` batches
         (plus `"teacher_features"` when the cache holds features).
@@ -321,4 +333,6 @@ class TeacherCache:
             drop_remainder=drop_remainder,
             verify=verify,
             features=features,
+            epoch=epoch,
+            views=views,
         )

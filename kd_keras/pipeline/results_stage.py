@@ -19,7 +19,7 @@ from kd_keras.pipeline.training_stage import accuracy
 from kd_keras.pipeline.training_stage import logits_accuracy
 
 
-def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, export_report,
+def write_results(cfg, data, teacher, outputs, distilled, baseline, export_report,
                   run, times=None):
     """Stage 7: computes the results and writes them into `OUTPUT.partial/`.
 
@@ -27,7 +27,7 @@ def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, expor
         cfg: the `RunConfig`.
         data: the `PreparedData`.
         teacher: the `TeacherState`.
-        teacher_logits: dict split -> the teacher's logits.
+        outputs: the teacher's `TeacherOutputs`.
         distilled: the distilled `TrainedStudent`.
         baseline: the baseline `TrainedStudent`, or `None`.
         export_report: the export report, or `None`.
@@ -42,7 +42,7 @@ def write_results(cfg, data, teacher, teacher_logits, distilled, baseline, expor
     student = distilled.model
     results = {
         "labels": [str(name) for name in data.dataset.label_names],
-        "teacher": {"accuracy": logits_accuracy(teacher_logits["test"], test_y),
+        "teacher": {"accuracy": logits_accuracy(outputs.logits("test"), test_y),
                     "params": teacher.params},
         "student": {"accuracy": accuracy(student, test_x, test_y),
                     "params": int(student.count_params())},

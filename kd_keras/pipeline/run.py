@@ -147,19 +147,18 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         progress.update()
         teacher = stage(teacher_stage.ADAPTATION, lambda: teacher_stage.adapt_teacher(
             cfg, data, run, feature_cache_dir(cfg, output)))
-        logits = stage(teacher_stage.OUTPUTS,
-                       lambda: teacher_stage.teacher_outputs(cfg, data, teacher, run))
+        outputs = stage(teacher_stage.OUTPUTS,
+                        lambda: teacher_stage.teacher_outputs(cfg, data, teacher, run))
         strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
         distilled = stage("distill", lambda: training_stage.train_student(
-            cfg, data, run, "distill", logits, strategy, extra_callbacks,
-            teacher_features=teacher_stage.teacher_features(cfg, run)))
+            cfg, data, run, "distill", outputs, strategy, extra_callbacks))
         baseline = stage("baseline", lambda: training_stage.train_student(
             cfg, data, run, "baseline", None, strategy, extra_callbacks)
             if cfg.distill.baseline else None)
         report = stage(export_stage.STAGE,
                        lambda: export_stage.export_student(cfg, data, distilled.model, run))
         step("results")
-        results = results_stage.write_results(cfg, data, teacher, logits, distilled,
+        results = results_stage.write_results(cfg, data, teacher, outputs, distilled,
                                               baseline, report, run, times)
         shutil.rmtree(run.file("backup"), ignore_errors=True)
         finished = True  # A refused publish keeps the finished run for `--resume`.

@@ -7,20 +7,24 @@ Two routes, as the config says:
   adapted by `kd_keras.teachers.adapt_text_teacher`, the one adaptation path
   that library users and the benchmarks call too (an exact head on frozen
   features, its top blocks fine-tuned, or the whole backbone). The adapted
-  weights and its logits are saved in `OUTPUT.partial/`, so `--resume`
-  never adapts a teacher twice. A pooled-sentence-vector term
-  (`classifier/pooling`) comes from the adaptation's own pass beside the
-  logits (for the top blocks, from the cached activations of the frozen
-  blocks), so the teacher never runs twice over a text. With feature
-  terms at other layers, the adaptation reads only the labelled training
-  rows and the validation split, and stage 3's one pass over every split
-  gives the logits and the features together (`run_teacher`).
+  weights are saved in `OUTPUT.partial/`, so `--resume` never adapts a
+  teacher twice. When the adaptation reads every text, its own pass gives
+  the logits of every split and, for a pooled-sentence-vector term
+  (`classifier/pooling`), the pooled vectors (for the top blocks, from the
+  cached activations of the frozen blocks), and they are stored at once:
+  the teacher never runs twice over a text. With feature terms at other
+  layers, the adaptation reads only the labelled training rows and the
+  validation split, and stage 3's one pass over every split gives the
+  logits and the features together (`run_teacher`).
 - `teacher.model`: a ready teacher (`.keras`, SavedModel, ONNX, ...) loaded
   with `kd_keras.teachers.load_teacher`; it reads raw strings or, when its
   input is integer, the same WordPiece ids as the student. Its logits are
-  computed through `kd_keras.cache` (`distill.cache_teacher`), which resumes
-  a pass that was interrupted; with `distill.features`, no cache and the
-  local engine, the features' one pass gives them instead.
+  computed by `kd_keras.cache.cache_teacher_outputs` (`distill.cache_teacher`),
+  which resumes a pass that was interrupted, or on Ray; with
+  `distill.features`, one local pass gives the logits and the features.
+
+Every route ends in the same store, one teacher cache per split
+(`teacher_store.TeacherOutputs`), which the training streams from.
 """
 
 import dataclasses
@@ -38,10 +42,12 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
 from kd_keras.files.atomic import atomic_path
-from kd_keras.files.resume import load_npz
 from kd_keras.files.resume import resumed
-from kd_keras.files.resume import save_npz
 from kd_keras.pipeline.ready_teacher import check_teacher_inputs
+from kd_keras.pipeline.teacher_store import TeacherOutputs
+from kd_keras.pipeline.teacher_store import resumed_outputs
+from kd_keras.pipeline.teacher_store import FOLDER
+from kd_keras.pipeline.teacher_store import store_outputs
 from kd_keras.teachers.forward import as_feature_dtype
 from kd_keras.teachers.forward import run_teacher
 
@@ -59,12 +65,8 @@ class TeacherState:
         params: its parameter count, when known.
         route: how it was obtained, for the results.
         reads_ids: True when it reads the student's WordPiece ids.
-        logits: logits per split that the adaptation already computed
-            (`None` when stage 3's feature pass computes them: a backbone
-            route with `distill.features` beyond the pooled vector).
-        features_saved: True when the adaptation also saved the features
-            that `distill.features` name (the pooled sentence vector, from
-            the same pass as its logits).
+        outputs: the `TeacherOutputs` the adaptation already stored (its
+            pass read every text), or `None` when stage 3 computes them.
     """
 
     teacher: object
@@ -72,8 +74,7 @@ class TeacherState:
     params: Optional[int]
     route: str
     reads_ids: bool
-    logits: Optional[dict] = None
-    features_saved: bool = False
+    outputs: Optional[TeacherOutputs] = None
 
 
 def adaptation_of(cfg):
@@ -131,11 +132,34 @@ def _adaptation_inputs(cfg, data, gives_features):
             False)
 
 
-def _save_features(cfg, run, values):
-    """Saves `{split: {teacher_layer: array}}` in `distill.feature_dtype`."""
-    save_npz(_features_file(run), {
-        f"{split}|{layer}": as_feature_dtype(layer, value, cfg.distill.feature_dtype)
-        for split, layers in values.items() for layer, value in layers.items()})
+def _store(cfg, data, run, teacher, inputs, logits, features=None):
+    """Checks the teacher's logits against the data, then stores them with
+    `features` (`{split: {teacher_layer: array}}`) in the run's store,
+    keyed by the `inputs` the teacher read."""
+    _check_logits(cfg, data, logits)
+    if features is not None:
+        features = {split: {layer: as_feature_dtype(layer, value, cfg.distill.feature_dtype)
+                            for layer, value in layers.items()}
+                    for split, layers in features.items()}
+    return store_outputs(run.file(FOLDER), inputs, logits, teacher.fingerprint(),
+                         data.num_classes, features, cfg.distill.feature_dtype)
+
+
+def _check_logits(cfg, data, logits):
+    """Refuses logits of another class count, or that are not finite."""
+    source = cfg.teacher.model or cfg.teacher.backbone
+    for split in SPLITS:
+        found = logits[split].shape[-1] if logits[split].ndim == 2 else logits[split].shape
+        if len(logits[split]) and found != data.num_classes:
+            raise ConfigError(
+                f"teacher.model: {source} outputs {found} logits but the data has "
+                f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
+    checks.check_gives_logits(f"teacher.model: {source}",
+                              values=np.concatenate([logits[s] for s in SPLITS]))
+
+
+def _sizes(data):
+    return {split: len(data.labels[split]) for split in SPLITS}
 
 
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
@@ -143,17 +167,17 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
     model = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,
         sequence_length=t.sequence_length, pooling=t.pooling)
-    weights, logits_file = run.file("teacher.weights.h5"), run.file("adapted_logits.npz")
+    weights = run.file("teacher.weights.h5")
     gives_features = _adaptation_gives_features(cfg, model)
     texts, labels, labels_everything = _adaptation_inputs(cfg, data, gives_features)
     with_features = bool(cfg.distill.features) and labels_everything
     record = run.done(ADAPTATION)
+    outputs = None
     if record is not None:
         resumed(weights, model.load_weights)
         model.trainable = False
-        logits = resumed(logits_file, load_npz) if labels_everything else None
-        if with_features:
-            resumed(_features_file(run), load_npz)  # checked now, read by stage 4
+        if labels_everything:
+            outputs = resumed_outputs(run.file(FOLDER), _sizes(data), data.num_classes)
         route = record["route"]
     else:
         adapted = teachers.adapt_text_teacher(
@@ -163,16 +187,17 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
         with atomic_path(weights, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
         route = adapted.route
-        logits = adapted.logits if labels_everything else None  # else partial
-        if with_features:
+        if labels_everything:  # Else its logits cover some rows only.
             layer = pooling_layer(model)
-            _save_features(cfg, run, {s: {layer: v} for s, v in adapted.pooled.items()})
-        if logits is not None:
-            save_npz(logits_file, logits)
+            features = ({s: {layer: v} for s, v in adapted.pooled.items()}
+                        if with_features else None)
+            outputs = _store(cfg, data, run, teachers.as_teacher(model),
+                             {s: _strings(data.dataset.texts[s]) for s in SPLITS},
+                             adapted.logits, features)
         run.finish(ADAPTATION, {"route": route})
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
-                        logits=logits, features_saved=with_features)
+                        outputs=outputs)
 
 
 def adapt_teacher(cfg, data, run, feature_cache_dir):
@@ -216,31 +241,38 @@ def teacher_inputs(state, data, split):
     return data.ids[split] if state.reads_ids else _strings(data.dataset.texts[split])
 
 
-def _predict(cfg, state, data, run, split):
-    x = teacher_inputs(state, data, split)
-    if cfg.distribute.engine == "ray" and len(x):  # The cache is how Ray hands logits back.
-        from kd_keras import distribute
+def _cached_logits(cfg, state, data, run):
+    """The logits of every split through a teacher cache built in the run's
+    store: on Ray, or by `cache_teacher_outputs` (`distill.cache_teacher`),
+    which resumes an interrupted pass. `None` for a local pass."""
+    if cfg.distribute.engine != "ray" and not cfg.distill.cache_teacher:
+        return None
+    directories = {}
+    for split in SPLITS:
+        x = teacher_inputs(state, data, split)
+        directories[split] = run.file(FOLDER, split) if len(x) else None
+        if not len(x):
+            continue
+        if cfg.distribute.engine == "ray":  # The cache is how Ray hands logits back.
+            from kd_keras import distribute
 
-        source = state.teacher if cfg.teacher.model is None else functools.partial(
-            teachers.load_teacher, cfg.teacher.model)  # Each actor loads the file.
-        cache = distribute.ray_cache_teacher_outputs(
-            source, x, run.file("cache", f"logits-{split}"),
-            cluster=distribute.RayCluster.from_config(cfg.distribute), batch_size=256,
-            verbose=cfg.verbose, fingerprint=state.teacher.fingerprint())
-        return np.asarray(cache.logits(), np.float32)
-    if cfg.distill.cache_teacher:
-        cache = cache_lib.cache_teacher_outputs(
-            state.teacher, x, run.file("cache", f"logits-{split}"), batch_size=256,
-            verbose=cfg.verbose)
-        return np.asarray(cache.logits(), np.float32)
+            source = state.teacher if cfg.teacher.model is None else functools.partial(
+                teachers.load_teacher, cfg.teacher.model)  # Each actor loads the file.
+            distribute.ray_cache_teacher_outputs(
+                source, x, directories[split],
+                cluster=distribute.RayCluster.from_config(cfg.distribute), batch_size=256,
+                verbose=cfg.verbose, fingerprint=state.teacher.fingerprint())
+        else:
+            cache_lib.cache_teacher_outputs(state.teacher, x, directories[split],
+                                            batch_size=256, verbose=cfg.verbose)
+    return directories
+
+
+def _predict(state, x, num_classes):
     if len(x) == 0:
-        return np.zeros((0, data.num_classes), np.float32)
+        return np.zeros((0, num_classes), np.float32)
     return np.concatenate([np.asarray(state.teacher.predict_on_batch(x[i:i + 256]))
                            for i in range(0, len(x), 256)]).astype(np.float32)
-
-
-def _features_file(run):
-    return run.file("teacher_features.npz")
 
 
 def compute_features(cfg, data, state):
@@ -270,64 +302,38 @@ def compute_features(cfg, data, state):
             for split in SPLITS}
 
 
-def teacher_features(cfg, run):
-    """The saved teacher features: dict split -> {teacher_layer: array},
-    or `None` when the config names no feature terms."""
-    if not cfg.distill.features:
-        return None
-    flat = resumed(_features_file(run), load_npz)
-    out = {split: {} for split in SPLITS}
-    for key, value in flat.items():
-        split, layer = key.split("|", 1)
-        out[split][layer] = value
-    return out
-
-
-def _features_give_logits(cfg, state):
-    """Whether the features' one pass (`compute_features`) also gives the
-    logits, so that the teacher runs once: on the backbone route, whose
-    adaptation labelled only what it fitted on (`_adaptation_inputs`), and
-    for a ready Keras teacher unless its logits go through the cache or Ray
-    (which keep their own files)."""
-    if state.logits is not None or not cfg.distill.features or state.model is None:
-        return False
-    return cfg.teacher.backbone is not None or (
-        not cfg.distill.cache_teacher and cfg.distribute.engine != "ray")
-
-
 def teacher_outputs(cfg, data, state, run):
-    """Stage 3: the teacher's logits for every split, saved for resume.
+    """Stage 3: the teacher's logits (and features) for every split, in the
+    run's store.
+
+    With `distill.features`, one local pass gives the logits and the
+    features (`compute_features`); else the logits come from a cache build
+    (`distill.cache_teacher`, Ray) or a local pass.
 
     Returns:
-        dict split -> float32 `[n, num_classes]`.
+        A `TeacherOutputs`.
 
     Raises:
         ConfigError: the teacher's class count differs from the data's.
     """
-    path = run.file("teacher_logits.npz")
     if run.done(OUTPUTS) is not None:
-        return resumed(path, load_npz)
-    passes = None
-    if _features_give_logits(cfg, state):
+        return resumed_outputs(run.file(FOLDER), _sizes(data), data.num_classes)
+    inputs = {split: teacher_inputs(state, data, split) for split in SPLITS}
+    outputs = state.outputs
+    if outputs is None and cfg.distill.features:
         passes = compute_features(cfg, data, state)
         logits = {s: p.logits if len(p.logits) else np.zeros((0, data.num_classes), np.float32)
                   for s, p in passes.items()}
-    else:
-        logits = state.logits or {s: _predict(cfg, state, data, run, s) for s in SPLITS}
-    for split in SPLITS:
-        found = logits[split].shape[-1] if logits[split].ndim == 2 else logits[split].shape
-        if found != data.num_classes:
-            source = cfg.teacher.model or cfg.teacher.backbone
-            raise ConfigError(
-                f"teacher.model: {source} outputs {found} logits but the data has "
-                f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
-    checks.check_gives_logits(f"teacher.model: {cfg.teacher.model or cfg.teacher.backbone}",
-                              values=np.concatenate([logits[s] for s in SPLITS]))
-    if cfg.distill.features and not state.features_saved:
-        passes = passes or compute_features(cfg, data, state)
-        save_npz(_features_file(run), {f"{split}|{layer}": value
-                                       for split, p in passes.items()
-                                       for layer, value in p.layers.items()})
-    save_npz(path, logits)
+        outputs = _store(cfg, data, run, state.teacher, inputs, logits,
+                         {s: p.layers for s, p in passes.items()})
+    elif outputs is None:
+        directories = _cached_logits(cfg, state, data, run)
+        if directories is None:
+            logits = {s: _predict(state, inputs[s], data.num_classes) for s in SPLITS}
+            outputs = _store(cfg, data, run, state.teacher, inputs, logits)
+        else:
+            cached = TeacherOutputs(directories, data.num_classes)
+            _check_logits(cfg, data, {s: cached.logits(s) for s in SPLITS})
+            outputs = cached
     run.finish(OUTPUTS)
-    return logits
+    return outputs

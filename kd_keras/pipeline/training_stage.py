@@ -30,16 +30,13 @@ import kd_keras
 from kd_keras.callbacks import EpochCounter
 from kd_keras.callbacks import EpochLog
 from kd_keras.callbacks import ResumableEarlyStopping
-from kd_keras.distillation.targets import LABELS_KEY
-from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
-from kd_keras.distillation.targets import TEACHER_LOGITS_KEY
+from kd_keras.cache.epoch_order import index_batches
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.files.json_files import read_json
 from kd_keras.files.resume import resumed
-from kd_keras.pipeline.epoch_data import epoch_shuffled_dataset
 from kd_keras.students.registry import check_logits_shape
 from kd_keras.students.registry import check_student
 from kd_keras.students.vocabulary import PRUNE_KEY
@@ -157,19 +154,47 @@ def _check_backup(folder):
                              "start over") from None
 
 
-def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
-                  extra_callbacks=None, teacher_features=None):
+def _datasets(cfg, data, kind, outputs, epoch):
+    """`(train, validation)`: the rows a training reads, in the order that
+    `epoch` fixes (`kd_keras.cache.epoch_order`).
+
+    The distilled student streams the teacher's store through
+    `TeacherCache.as_dataset`, the builder library users call; the baseline
+    gathers the labelled rows by the same order."""
+    ids, labels, size = data.ids, data.labels, cfg.distill.batch_size
+    if kind == "distill":
+        augment = cfg.distill.augment
+        views = augment.copies if augment.per_epoch and augment.copies else None
+        names = list(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+        train = outputs.cache("train").as_dataset(
+            ids["train"], labels["train"], batch_size=size, shuffle=True, seed=cfg.seed,
+            verify=False, features=names, epoch=epoch, views=views)
+        cache = outputs.cache("validation")
+        validation = None if cache is None else cache.as_dataset(
+            ids["validation"], labels["validation"], batch_size=size, verify=False,
+            features=names)
+        return train, validation
+    keep = labels["train"] >= 0
+    x, y = tf.constant(ids["train"][keep]), tf.constant(labels["train"][keep])
+    train = index_batches(len(y), size, epoch, seed=cfg.seed).map(
+        lambda rows: (tf.gather(x, rows), tf.gather(y, rows)))
+    validation = (tf.data.Dataset.from_tensor_slices((ids["validation"], labels["validation"]))
+                  .batch(size) if len(ids["validation"]) else None)
+    return train.prefetch(2), validation
+
+
+def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callbacks=None):
     """Stage 4 (`kind="distill"`) or 5 (`kind="baseline"`).
 
     Args:
         cfg: the `RunConfig`.
         data: the `PreparedData`.
         run: the `RunDir` (checkpoints, history; the student is saved there).
-        kind: `"distill"` (labels plus `teacher_logits`) or `"baseline"`
-            (the labeled examples alone).
-        teacher_logits: dict split -> logits, for `"distill"`.
-        teacher_features: dict split -> {teacher_layer: array}, for the
-            `distill.features` terms.
+        kind: `"distill"` (labels plus the teacher's outputs) or
+            `"baseline"` (the labeled examples alone).
+        outputs: the `TeacherOutputs` (`teacher_stage.teacher_outputs`),
+            for `"distill"`: the logits and the features that
+            `distill.features` name.
         strategy: a `tf.distribute.Strategy` (default: the current one).
         extra_callbacks: Keras callbacks added to the fit.
 
@@ -182,8 +207,7 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
     if run.done(kind) is not None:
         return TrainedStudent(resumed(saved, _student), resumed(log, read_json))
     if cfg.distribute.engine == "ray" and kind == "distill":  # See _train_on_ray.
-        return _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks,
-                             teacher_features)
+        return _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks)
     strategy = strategy or tf.distribute.get_strategy()
     ids, labels = data.ids, data.labels
     keep = (np.ones(len(labels["train"]), bool) if kind == "distill"
@@ -196,31 +220,15 @@ def train_student(cfg, data, run, kind, teacher_logits=None, strategy=None,
         logits = model(ids["train"][:1])  # BackupAndRestore needs a built model.
     # A subclassed student declares no outputs: its first call shows them.
     check_logits_shape(logits.shape, cfg.student.architecture, data.num_classes)
-    if kind == "distill":
-        targets = {s: {LABELS_KEY: labels[s], TEACHER_LOGITS_KEY: teacher_logits[s]}
-                   for s in ("train", "validation")}
-        if teacher_features is not None:
-            for s in ("train", "validation"):
-                targets[s][TEACHER_FEATURES_KEY] = teacher_features[s]
-    else:
-        targets = {s: labels[s] for s in ("train", "validation")}
-    train_targets = (targets["train"] if keep.all()  # no copy of big feature targets
-                     else tf.nest.map_structure(lambda t: t[keep], targets["train"]))
-    augment = cfg.distill.augment
-    views = augment.copies if kind == "distill" and augment.per_epoch and augment.copies else None
-    train = epoch_shuffled_dataset(train_ids, train_targets,
-                                   cfg.distill.batch_size, cfg.seed, epoch, views)
-    validation = tf.data.Dataset.from_tensor_slices(
-        (ids["validation"], targets["validation"])).batch(cfg.distill.batch_size)
-    callbacks = _callbacks(cfg, run, kind, epoch, len(ids["validation"]) > 0,
-                           extra_callbacks)
+    train, validation = _datasets(cfg, data, kind, outputs, epoch)
+    callbacks = _callbacks(cfg, run, kind, epoch, validation is not None, extra_callbacks)
     _check_backup(run.file("backup", kind))
     stopped = ResumableEarlyStopping.stopped_weights(_early_stopping_dir(run, kind))
     if stopped is not None:  # Stopped early, then interrupted before the end.
         model.set_weights(stopped)
-    else:
+    else:  # The datasets fix each epoch's order (`EpochCounter`), not `fit`.
         model.fit(train, validation_data=validation, epochs=cfg.distill.epochs,
-                  callbacks=callbacks, verbose=cfg.verbose, shuffle=False)  # see epoch_data
+                  callbacks=callbacks, verbose=cfg.verbose, shuffle=False)
     student = model.student if kind == "distill" else model
     student.save(saved)
     history = read_json(log) if os.path.isfile(log) else {}
@@ -232,12 +240,12 @@ def _train_on_worker(payload, strategy, folder, callbacks):
     """One Ray Train worker: this training, in the worker's own folder."""
     from kd_keras.distribute.ray_train import WorkerDir
 
-    cfg, data, kind, teacher_logits, extra, teacher_features = payload
-    train_student(cfg, data, WorkerDir(folder), kind, teacher_logits, strategy,
-                  [*extra, *callbacks], teacher_features)
+    cfg, data, kind, outputs, extra = payload
+    train_student(cfg, data, WorkerDir(folder), kind, outputs, strategy,
+                  [*extra, *callbacks])
 
 
-def _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks, teacher_features):
+def _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks):
     """`train_student` on Ray Train workers (`kd_keras.distribute.fit_on_ray`):
     each runs `train_student` under `MultiWorkerMirroredStrategy`, resuming
     from the last epoch's checkpoint when a worker was replaced; the first
@@ -255,7 +263,7 @@ def _train_on_ray(cfg, data, run, kind, teacher_logits, extra_callbacks, teacher
     saved, log = SAVED_NAMES[kind], f"history-{kind}.json"
     distribute.fit_on_ray(
         _train_on_worker,
-        (local, data, kind, teacher_logits, tuple(extra_callbacks or ()), teacher_features),
+        (local, data, kind, outputs, tuple(extra_callbacks or ())),
         distribute.RayCluster.from_config(cfg.distribute), run.file("backup", f"{kind}-ray"),
         run.file(), keep=(saved, log, os.path.join("logs", kind)), name=kind)
     history = read_json(run.file(log))

@@ -14,7 +14,7 @@ def test_three_distillers_of_the_shipped_recipe(tmp_path):
 
     cfg = demo_config(output=str(tmp_path), max_examples=40, verbose=0)
     data = data_stage.prepare_data(cfg)
-    methods, models = feature_step.make_methods(cfg, data)
+    methods, models = feature_step.make_methods(cfg, data, str(tmp_path / "store"))
     names = [feature_step.LOGITS, feature_step.FEATURES_IN_BATCH, feature_step.TERM]
     assert list(methods) == names
     # Logits only for the first two, the config's pooled term for the third:

@@ -115,6 +115,7 @@ def test_a_recipe_with_copies_distils_on_them(tmp_path):
     plus the row the other ids share."""
     from kd_keras import teachers
     from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline.teacher_store import store_outputs
 
     sets = {"distill.augment.copies": 2, "distill.augment.replace_prob": 0.5}
     quality = load_benchmark("quality")
@@ -132,9 +133,9 @@ def test_a_recipe_with_copies_distils_on_them(tmp_path):
                                           split.num_classes, sequence_length=t.sequence_length,
                                           pooling=t.pooling)
     teacher.save_weights(str(run / "teacher.weights.h5"))
-    np.savez(run / "teacher_logits.npz", **{
+    store_outputs(str(run / "teacher_outputs"), split.ids, {
         s: np.random.default_rng(0).normal(size=(len(y), 2)).astype(np.float32)
-        for s, y in split.labels.items()})
+        for s, y in split.labels.items()}, "random teacher", 2)
 
     out = tmp_path / "f.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -120,7 +120,7 @@ def test_training_on_ray_equals_the_one_process_training(workspace, one_process)
     assert sorted(os.listdir(seen)) == ["rank-0-of-2-replicas-2", "rank-1-of-2-replicas-2"]
     _assert_same(output, one_process)
     for split in ("train", "validation", "test"):  # Ray Data built the same caches.
-        ours, local = (os.path.join(o, "cache", f"logits-{split}") for o in (output, one_process[3]))
+        ours, local = (os.path.join(o, "teacher_outputs", split) for o in (output, one_process[3]))
         assert load(ours).metadata == load(local).metadata
         for name in os.listdir(local):
             assert filecmp.cmp(os.path.join(ours, name), os.path.join(local, name), shallow=False)

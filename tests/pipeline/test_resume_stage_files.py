@@ -23,10 +23,16 @@ def _truncate(path):
         f.write(head)
 
 
+TRAIN_OUTPUTS = os.path.join("teacher_outputs", "train")
+
+
 @pytest.mark.parametrize("stage, name, damage, sections", [
-    ("teacher_outputs", "teacher_logits.npz", _delete, {}),
-    ("teacher_outputs", "teacher_logits.npz", _truncate, {}),
-    ("teacher_outputs", "teacher_features.npz", _delete, {"distill.features": FEATURES}),
+    # The teacher's store is a cache per split: the message names its folder.
+    ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "logits-00000.npy"), _delete, {}),
+    ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "logits-00000.npy"), _truncate, {}),
+    ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "metadata.json"), _truncate, {}),
+    ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "feature0-00000.npy"), _delete,
+     {"distill.features": FEATURES}),
     ("distill", "student.keras", _truncate, {"distill.baseline": True}),
 ])
 def test_a_missing_or_damaged_stage_file_is_one_line(capsys, monkeypatch, tmp_path, stage, name,
@@ -41,5 +47,6 @@ def test_a_missing_or_damaged_stage_file_is_one_line(capsys, monkeypatch, tmp_pa
     damage(path)
     status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
     assert status == 2, lines
-    assert lines == [f"kd-keras distill: error: --resume: {path} is missing or damaged; "
+    shown = os.path.dirname(path) if name.startswith(TRAIN_OUTPUTS) else path
+    assert lines == [f"kd-keras distill: error: --resume: {shown} is missing or damaged; "
                      "run without --resume to start over"]

@@ -74,6 +74,7 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
     from kd_keras.config import parse_config
     from kd_keras.pipeline import PreparedData
     from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.teacher_store import store_outputs
     from kd_keras.pipeline.workdir import RunDir
 
     cfg = parse_config({
@@ -93,8 +94,9 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
                           label_names=["a", "b"])
     data = PreparedData(dataset=dataset, ids=ids, vocab_size=100, vocabulary="unused")
     run = RunDir(str(tmp_path / "run"), cfg.replace(verbose=0))
+    outputs = store_outputs(run.file("teacher_outputs"), ids, teacher, "test-teacher", 2)
     history = training_stage.train_student(cfg.replace(verbose=0), data, run, "distill",
-                                           teacher, tf.distribute.get_strategy()).history
+                                           outputs, tf.distribute.get_strategy()).history
 
     keras.utils.set_random_seed(cfg.seed)
     s = training_stage.build_student(cfg, 2, 100).predict(ids["train"], verbose=0).astype("float64")
@@ -196,6 +198,7 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
     from kd_keras.data import TextDataset
     from kd_keras.pipeline import PreparedData
     from kd_keras.pipeline import training_stage
+    from kd_keras.pipeline.teacher_store import store_outputs
     from kd_keras.pipeline.workdir import RunDir
 
     cfg = parse_config({
@@ -215,7 +218,8 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
     data = PreparedData(dataset=dataset, ids=ids, vocab_size=100, vocabulary="unused")
     run = RunDir(str(tmp_path / "run"), cfg)
     strategy = tf.distribute.get_strategy()
-    distilled = training_stage.train_student(cfg, data, run, "distill", teacher, strategy).model
+    outputs = store_outputs(run.file("teacher_outputs"), ids, teacher, "test-teacher", 2)
+    distilled = training_stage.train_student(cfg, data, run, "distill", outputs, strategy).model
     alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy).model
     for model, rows in ((distilled, ids["train"]), (alone, ids["train"][:24])):
         table = model.get_layer("vocabulary_map").table.numpy()

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+import kd_keras
 from kd_keras.config import parse_config
 from kd_keras.data import SPLITS
 from kd_keras.data import TextDataset
@@ -131,7 +132,7 @@ def test_backbone_route_with_features_runs_the_teacher_once_per_text(tmp_path, m
     passes = _count_passes(monkeypatch)
     run = RunDir(str(tmp_path / "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, None)
-    logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+    outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
 
     train, labels = data.dataset.texts["train"], data.labels["train"]
     assert (labels < 0).sum() > len(labels) // 2  # the copies and the masked half
@@ -147,20 +148,22 @@ def test_backbone_route_with_features_runs_the_teacher_once_per_text(tmp_path, m
     classifier = again.classifier
     both = keras.Model(classifier.input,
                        [classifier.output, classifier.get_layer("pooling").output])
-    saved = teacher_stage.teacher_features(cfg, run)
-    for split in SPLITS:
+    for split in SPLITS:  # One store: a cache per split, logits and features together.
         expected, pooled = both(again.tokens(tf.constant(list(data.dataset.texts[split]))))
-        assert logits[split].shape == (len(data.labels[split]), 2)
-        np.testing.assert_allclose(logits[split], expected.numpy(), atol=1e-4, rtol=1e-5)
-        np.testing.assert_allclose(saved[split][POOLED], pooled.numpy(), atol=1e-4, rtol=1e-5)
-        assert set(saved[split]) == set(layers)
+        cache = kd_keras.cache.load(os.path.join(run.path, "teacher_outputs", split))
+        assert cache.logits().shape == (len(data.labels[split]), 2)
+        np.testing.assert_allclose(cache.logits(), expected.numpy(), atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(cache.features(POOLED), pooled.numpy(), atol=1e-4,
+                                   rtol=1e-5)
+        assert set(cache.feature_names) == set(layers)
+        np.testing.assert_array_equal(outputs.logits(split), cache.logits())
 
 
 def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monkeypatch):
-    """A ready Keras teacher with feature terms and `cache_teacher: false`:
-    the features' pass gives the logits (one pass per split, no
-    `predict_on_batch`); with the cache on, the logits come from the
-    cache's own files. Both equal the teacher's own `predict` on the ids."""
+    """A ready Keras teacher with feature terms: the features' pass gives the
+    logits (one pass per split, no `predict_on_batch`), with the cache on
+    or off, and both go into the run's store, a cache per split. The
+    logits equal the teacher's own `predict` on the ids."""
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import teacher_stage
     from kd_keras.pipeline.workdir import RunDir
@@ -188,15 +191,18 @@ def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monke
                             lambda x, f=state.teacher.predict_on_batch: predicted.append(len(x))
                             or f(x))
         passes.clear()
-        logits = teacher_stage.teacher_outputs(cfg, data, state, run)
+        outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
 
         assert passes == [len(data.labels[s]) for s in SPLITS]  # the features' pass
-        if not cache:
-            assert predicted == []  # no second pass for the logits
-        assert os.path.isdir(os.path.join(run.path, "cache")) == cache
+        assert predicted == []  # no second pass for the logits
         for split in SPLITS:
+            if not len(data.labels[split]):
+                assert outputs.cache(split) is None
+                continue
+            stored = kd_keras.cache.load(os.path.join(run.path, "teacher_outputs", split))
             np.testing.assert_allclose(
-                logits[split], state.model.predict(data.ids[split], verbose=0), atol=1e-5)
+                stored.logits(), state.model.predict(data.ids[split], verbose=0), atol=1e-5)
+            assert stored.features("pooled").shape == (len(data.labels[split]), 4)
 
 
 def test_float16_targets_that_overflow_are_one_line():
