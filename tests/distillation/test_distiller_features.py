@@ -303,3 +303,39 @@ def test_float16_cached_features_train_as_their_float32_values():
     assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(weights[0], init))  # it trained
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_a_distiller_with_terms_and_schedules_saves_and_loads(tmp_path):
+    """`keras.saving` round trip of a Distiller with feature terms (one with
+    a scheduled weight) and scheduled alpha and temperature, part-way
+    through training: the loaded one has the same terms, schedules,
+    weights (projections too) and optimizer state, so one more epoch on
+    each gives the same loss and the same student."""
+    teacher, student = make_models()
+    x, y, w = make_data()
+    features = [kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="mse",
+                                             weight=Step([0.5, 0.1], [0.5])),
+                kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="cosine",
+                                             weight=0.3, name="cos")]
+    distiller = kd_keras.Distiller(teacher=teacher, student=student, features=features)
+    distiller.compile(optimizer=keras.optimizers.SGD(LR), alpha=Linear(0.9, 0.1),
+                      temperature=Linear(4.0, 2.0))
+    distiller.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1, shuffle=False,
+                  verbose=0)
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+
+    assert [t.get_config() for t in loaded.features] == [t.get_config() for t in features]
+    assert isinstance(loaded.alpha, Linear) and loaded.alpha.get_config() == {
+        "start": 0.9, "end": 0.1}
+    assert loaded.temperature.get_config() == {"start": 4.0, "end": 2.0}
+    assert isinstance(loaded.features[0].weight, Step)
+    assert len(loaded.weights) == len(distiller.weights)  # the projection included
+    for a, b in zip(loaded.weights, distiller.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    logs = [m.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1, shuffle=False,
+                  verbose=0).history for m in (distiller, loaded)]
+    np.testing.assert_allclose(logs[1]["loss"], logs[0]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(loaded.student.predict(x, verbose=0),
+                               distiller.student.predict(x, verbose=0), atol=1e-5)
