@@ -106,6 +106,9 @@ def main(argv=None):
                         help="run kd_keras from this checkout instead of the installed one")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap per split (a quick check, not a measurement)")
+    parser.add_argument("--compare-to", default=None, metavar="LABEL",
+                        help="also store this run's ratios over the run stored as LABEL "
+                             "(a pair measured one after the other)")
     add_output_arguments(parser, "pipeline_time")
     args = parser.parse_args(argv)
     extra = [] if args.max_examples is None else ["--max-examples", str(args.max_examples)]
@@ -123,6 +126,9 @@ def main(argv=None):
     if "before" in payload["runs"] and "after" in payload["runs"]:
         payload["ratios_after_over_before"] = ratios(payload["runs"]["before"],
                                                      payload["runs"]["after"])
+    if args.compare_to in payload["runs"]:
+        payload[f"ratios_{args.label}_over_{args.compare_to}"] = ratios(
+            payload["runs"][args.compare_to], run)
     write_json(path, payload)
     print(f"{'label':<10}{'wall (s)':>10}  stages (s)")
     for label, r in payload["runs"].items():
@@ -130,6 +136,9 @@ def main(argv=None):
         print(f"{label:<10}{r['wall_seconds']:>10.0f}  {stages}")
     if "ratios_after_over_before" in payload:
         print("after / before:", payload["ratios_after_over_before"])
+    if args.compare_to in payload["runs"]:
+        print(f"{args.label} / {args.compare_to}:",
+              payload[f"ratios_{args.label}_over_{args.compare_to}"])
     print(f"written: {path}")
     return 0
 
