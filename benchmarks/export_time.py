@@ -85,6 +85,7 @@ def export_once(work, out_dir):
     import numpy as np
 
     import kd_keras
+    from kd_keras.export import TextExport
     from kd_keras.export import WordPiecePreprocessor
     from kd_keras.export import export_model
 
@@ -102,10 +103,11 @@ def export_once(work, out_dir):
         student, out_dir, formats=("saved_model", "tflite", "onnx"),
         quantization=("none", "int8"), representative_data=data["train"],
         validation_data=(data["test"], data["test_labels"]), labels=texts["labels"],
-        reject_mismatch=True, text_preprocessor=preprocessor, tflite_text=True,
-        validation_text=(texts["test"], data["test_labels"]),
-        text_reference_inputs=data["test"], representative_text=texts["calibration"],
-        mediapipe_vocabulary=texts["vocabulary"])
+        reject_mismatch=True, text=TextExport(
+            preprocessor=preprocessor, tflite=True,
+            validation_text=(texts["test"], data["test_labels"]),
+            reference_inputs=data["test"], representative_text=texts["calibration"],
+            mediapipe_vocabulary=texts["vocabulary"]))
     wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
     metrics = {
         f"{a['format']}/{a['quantization']}{'/text' if a.get('validation') == 'text' else ''}":

@@ -395,6 +395,7 @@ def served_text(tmp_path_factory):
     import tensorflow_text  # noqa: F401
 
     from kd_keras.data import WordPieceEncoder
+    from kd_keras.export import TextExport
     from kd_keras.export import WordPiecePreprocessor
     from kd_keras.export import export_model
     from kd_keras.teachers import minilm_dir
@@ -408,8 +409,9 @@ def served_text(tmp_path_factory):
     encoder = WordPieceEncoder(vocabulary, 12)
     out = str(tmp_path_factory.mktemp("serving_text") / "export")
     export_model(model, out, formats=("saved_model",), validation_data=encoder(sentences),
-                 text_preprocessor=WordPiecePreprocessor(vocabulary, 12),
-                 validation_text=sentences, text_reference_inputs=encoder(sentences),
+                 text=TextExport(preprocessor=WordPiecePreprocessor(vocabulary, 12),
+                                 validation_text=sentences,
+                                 reference_inputs=encoder(sentences)),
                  latency_runs=0)
     path = os.path.join(out, "saved_model", MODEL_NAME, "1")
     signature = tf.saved_model.load(path).signatures["serving_text"]

@@ -159,12 +159,12 @@ def read_text_data(path, labels=None):
     return texts, (np.array(y) if y else None)
 
 
-def _text_options(args, specs, formats, labels):
-    """`export_model`'s raw-text arguments for `--vocabulary`."""
+def _text_export(args, specs, formats, labels):
+    """`export_model`'s `TextExport` for `--vocabulary` (`None` without)."""
     if args.vocabulary is None:
         if args.text_data is not None:
             raise UsageError("--text-data: needs --vocabulary (the vocab.txt of the ids)")
-        return {}
+        return None
     if args.text_data is None:
         raise UsageError("--vocabulary: needs --text-data (sentences to verify the "
                          "raw-text artifacts on)")
@@ -172,15 +172,16 @@ def _text_options(args, specs, formats, labels):
         raise UsageError(f"--vocabulary: {args.model} is not a text model (one int "
                          "[batch, length] input of token ids)")
     from kd_keras.data.tokenizer import load_vocabulary
+    from kd_keras.export import TextExport
     from kd_keras.export import WordPiecePreprocessor
 
     load_vocabulary(args.vocabulary)  # one line for a missing or binary file
     texts, y = read_text_data(args.text_data, labels)
     preprocessor = WordPiecePreprocessor(args.vocabulary, specs[0].shape[1],
                                          input_name=specs[0].name)
-    return {"text_preprocessor": preprocessor, "tflite_text": "tflite" in formats,
-            "validation_text": (texts, y),
-            "mediapipe_vocabulary": args.vocabulary if "tflite" in formats else None}
+    return TextExport(preprocessor=preprocessor, tflite="tflite" in formats,
+                      validation_text=(texts, y),
+                      mediapipe_vocabulary=args.vocabulary if "tflite" in formats else None)
 
 
 def run(args):
@@ -227,7 +228,7 @@ def run(args):
             labels = data.pop("y", data.pop("labels", None))
         validation = (as_input_dict(data, specs, what), labels)
     labels = _read_labels(args.labels)
-    text_options = _text_options(args, specs, formats, labels)
+    text = _text_export(args, specs, formats, labels)
     report = export_model(
         model,
         args.out_dir,
@@ -242,7 +243,7 @@ def run(args):
         opset=args.opset,
         allow_mismatch=args.allow_mismatch,
         latency_runs=latency_runs,
-        **text_options,
+        text=text,
     )
     from kd_keras.export.report import markdown_table
 

@@ -9,8 +9,8 @@
 - `FORMATS`, `QUANTIZATIONS`: the names both accept (owned by
   `kd_keras.export.formats`).
 - `WordPiecePreprocessor`: the pipeline's tokenizer (`WordPieceEncoder`) as
-  TFLite-convertible ops, for `export_model(..., text_preprocessor=...,
-  tflite_text=True)`: `serving_text` and `tflite/model_text*.tflite` take
+  TFLite-convertible ops, for `export_model(..., text=TextExport(preprocessor=...,
+  tflite=True))`: `serving_text` and `tflite/model_text*.tflite` take
   raw sentences. `FastWordpiecePreprocessor`: a plainer in-graph tokenizer.
 
 Names are imported on first use, so `kd_keras.export.formats` (and the
@@ -20,7 +20,7 @@ onnxruntime, ai-edge-litert (the `export` extra) and tensorflow-serving-api
 (the `serving` extra) are imported when an export or a check needs them.
 """
 
-import importlib
+from kd_keras._lazy import lazy_exports
 
 _ATTRIBUTES = {
     "ExportMismatchError": "kd_keras.export.exporter",
@@ -31,21 +31,13 @@ _ATTRIBUTES = {
     "FastWordpiecePreprocessor": "kd_keras.export.text",
     "WordPiecePreprocessor": "kd_keras.export.text",
     "TOLERANCES": "kd_keras.export.tolerances",
+    "TextExport": "kd_keras.export.text_options",
     "ArtifactCheck": "kd_keras.export.verify",
     "verify_export": "kd_keras.export.verify",
 }
 
 
-def __getattr__(name):
-    if name in _ATTRIBUTES:
-        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kd_keras.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_ATTRIBUTES))
+__getattr__, __dir__ = lazy_exports(__name__, _ATTRIBUTES)
 
 
 __all__ = sorted(_ATTRIBUTES)

@@ -11,8 +11,8 @@ Layout of `out_dir`:
 
     saved_model/<name>/<version>/   TF Serving layout
     tflite/model[_<quantization>].tflite, .json sidecars, labels.txt
-    tflite/model_text.tflite        tokenizer in-graph (tflite_text=True)
-    mediapipe/model[_int8].tflite   MediaPipe text classifier (mediapipe_vocabulary)
+    tflite/model_text.tflite        tokenizer in-graph (TextExport(tflite=True))
+    mediapipe/model[_int8].tflite   MediaPipe text classifier (TextExport(mediapipe_vocabulary=...))
     onnx/model[_<quantization>].onnx
     verification/validation.npz     inputs, labels and Keras logits
     rejected/<path>                 with reject_mismatch: what missed its tolerance
@@ -75,6 +75,7 @@ from kd_keras.export.inputs import check_logits_shape
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
+from kd_keras.export.text_options import TextExport
 from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
@@ -92,12 +93,7 @@ def export_model(
     validation_data=None,
     labels=None,
     name=None,
-    text_preprocessor=None,
-    tflite_text=False,
-    validation_text=None,
-    representative_text=None,
-    text_reference_inputs=None,
-    mediapipe_vocabulary=None,
+    text=None,
     integer_io=False,
     select_tf_ops=False,
     opset=onnx_export.DEFAULT_OPSET,
@@ -126,30 +122,10 @@ def export_model(
         labels: class names; adds `classes` to the SavedModel outputs and
             `labels.txt` beside the TFLite models.
         name: the model name in the TF Serving layout (default `model.name`).
-        text_preprocessor: optional callable from strings to the model's
-            inputs; adds the SavedModel's `serving_text` signature (and
-            raw-text TF Serving warmup requests).
-        tflite_text: also convert `serving_text`, tokenizer included, to
-            `tflite/model_text[_<quantization>].tflite`, one per TFLite
-            quantization, with the TF-Text custom ops (use
-            `kd_keras.export.text.WordPiecePreprocessor`; KerasHub
-            tokenizers use regex ops TFLite lacks).
-        validation_text: `texts` or `(texts, labels)`: raw strings the text
-            artifacts (`serving_text` and the text TFLite files) are
-            verified on; required with `tflite_text`.
-        representative_text: sentences to calibrate the int8 text model
-            (default: the validation text).
-        text_reference_inputs: the model inputs `validation_text` stands
-            for (e.g. the training pipeline's own token ids): the text
-            artifacts are compared with the Keras model on these, so a
-            tokenizer that differs from training's fails. Default: the
-            preprocessor's output.
-        mediapipe_vocabulary: the `vocab.txt` of a text model's ids; also
-            writes MediaPipe's text classifier, `mediapipe/model.tflite`
-            and (with `"int8"`) `mediapipe/model_int8.tflite`, verified in
-            MediaPipe's `TextClassifier` on `validation_text` (see
-            `kd_keras.export.mediapipe_export`). Without `mediapipe` (the
-            `mobile` extra) they are skipped with one line.
+        text: a `kd_keras.export.TextExport`, for a model that reads token
+            ids made from text: the `serving_text` signature, the text
+            TFLite files and MediaPipe's text classifier, verified on raw
+            sentences; `None` for none of them.
         integer_io: int8 TFLite with integer input/output tensors.
         select_tf_ops: allow Flex ops in TFLite (off: fail, naming the op).
         opset: ONNX opset (≤ 18, default 17).
@@ -187,13 +163,17 @@ def export_model(
     """
     if not isinstance(model, keras.Model):
         raise UsageError(f"model: must be a keras.Model, got {type(model).__name__}")
+    if text is not None and not isinstance(text, TextExport):
+        raise UsageError(f"text: must be a kd_keras.export.TextExport, got "
+                         f"{type(text).__name__}")
+    text = text or TextExport()
+    text_preprocessor, validation_text = text.preprocessor, text.validation_text
     formats = check_choices(formats, "formats", FORMATS)
     quantization = check_choices(quantization, "quantization", QUANTIZATIONS)
     for fmt in formats:  # Missing optional packages stop before any work.
         require_format(fmt)
     mediapipe_quantizations, mediapipe_skipped = mediapipe_export.plan(
-        model, mediapipe_vocabulary, quantization, validation_text, text_preprocessor,
-        text_reference_inputs)
+        model, text, quantization)
     onnx_export.check_opset(opset)
     latency_runs = verify_lib.check_latency_runs(latency_runs)
     specs = model_input_specs(model)
@@ -225,12 +205,12 @@ def export_model(
             )
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
     validation_sets = {"model": (val, reference, y_val)}
-    if tflite_text or mediapipe_quantizations or (
+    if text.tflite or mediapipe_quantizations or (
             text_preprocessor is not None and validation_text is not None):
         with times.measure("reference"):
             validation_sets["text"] = text_export.text_validation(
-                model, specs, text_preprocessor, validation_text, text_reference_inputs,
-                logits, needs_preprocessor=bool(tflite_text),
+                model, specs, text_preprocessor, validation_text, text.reference_inputs,
+                logits, needs_preprocessor=text.tflite,
             )
     serving_name = saved_model_export.serving_name(model, name)
 
@@ -330,21 +310,21 @@ def export_model(
                 progress.set_postfix_str("saved_model/text")
                 artifacts.append(text_export.saved_model_text_entry(
                     tmp, sm_dir, text_set, latency_runs, times))
-            text_quantizations = [q for f, q in plan if f == "tflite"] if tflite_text else []
+            text_quantizations = [q for f, q in plan if f == "tflite"] if text.tflite else []
             for q in text_quantizations:
                 progress.set_postfix_str(f"tflite/{q}/text")
                 artifacts.append(
                     text_export.export_text_tflite(
                         tmp, sm_dir, labels, text_set, q,
-                        text_set[0]["text"] if representative_text is None
-                        else representative_text,
+                        text_set[0]["text"] if text.representative_text is None
+                        else text.representative_text,
                         latency_runs, times,
                     )
                 )
         for q in mediapipe_quantizations:
             progress.set_postfix_str(f"mediapipe/{q}")
             artifacts.append(mediapipe_export.export_entry(
-                tmp, model, mediapipe_vocabulary, labels, validation_sets["text"], q,
+                tmp, model, text.mediapipe_vocabulary, labels, validation_sets["text"], q,
                 None if calib is None else calib[specs[0].name], latency_runs, times))
         skipped += mediapipe_skipped
         progress.close()

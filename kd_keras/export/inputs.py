@@ -75,7 +75,7 @@ def model_input_specs(model, what=None):
 
     Raises:
         UsageError: no symbolic inputs, duplicate names, or an input that
-            takes strings (export the id model with a `text_preprocessor`).
+            takes strings (export the id model with a `TextExport` preprocessor).
 
     Example:
 
@@ -110,7 +110,7 @@ def model_input_specs(model, what=None):
             raise UsageError(
                 f"{what}: input {name!r} takes strings ({t.dtype}); exported "
                 "models take numeric inputs (token ids): export the id model "
-                "with export_model(..., text_preprocessor=...) for raw-text artifacts"
+                "with export_model(..., text=TextExport(preprocessor=...)) for raw-text artifacts"
             )
         shape = (None,) + tuple(t.shape[1:])
         size = _table_size(model, t) if dtype.kind in "iu" else None

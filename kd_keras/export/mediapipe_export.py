@@ -1,6 +1,6 @@
 """The MediaPipe artifacts of `export_model`: raw text in, on-device.
 
-With `mediapipe_vocabulary` (the `vocab.txt` the student's ids come from),
+With `TextExport.mediapipe_vocabulary` (the `vocab.txt` the student's ids come from),
 `export_model` writes `mediapipe/model.tflite` and, with `"int8"`,
 `mediapipe/model_int8.tflite` (`kd_keras.export.mediapipe_model`). Each is
 verified through MediaPipe's own runtime, the Python `TextClassifier`, on
@@ -32,18 +32,15 @@ from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
 
-def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
-         text_reference_inputs):
+def plan(model, text, quantization):
     """Which MediaPipe artifacts an export writes; checked before any work.
 
     Args:
         model: the Keras model.
-        vocabulary: the `vocab.txt` path, or None for no MediaPipe artifact.
+        text: the export's `TextExport` (its `mediapipe_vocabulary`, the
+            `vocab.txt` path, or None for no MediaPipe artifact).
         quantization: the export's quantizations (`"none"` and `"int8"`
             apply; the others are skipped).
-        validation_text: `export_model`'s `validation_text`.
-        text_preprocessor: `export_model`'s `text_preprocessor`.
-        text_reference_inputs: `export_model`'s `text_reference_inputs`.
 
     Returns:
         `(quantizations, skipped)`: the quantizations to write, and report
@@ -54,6 +51,7 @@ def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
         MissingFileError: `vocabulary` does not exist.
         UsageError: a model MediaPipe cannot feed, or no validation text.
     """
+    vocabulary = text.mediapipe_vocabulary
     if vocabulary is None:
         return (), []
     wanted = tuple(q for q in quantization if q in mediapipe_model.QUANTIZATIONS)
@@ -68,14 +66,15 @@ def plan(model, vocabulary, quantization, validation_text, text_preprocessor,
                               for q in wanted]
     vocabulary = os.fspath(vocabulary)
     if not os.path.isfile(vocabulary):
-        raise MissingFileError(f"{vocabulary}: vocab.txt not found (mediapipe_vocabulary)")
+        raise MissingFileError(f"{vocabulary}: vocab.txt not found (text.mediapipe_vocabulary)")
     mediapipe_model.sequence_length(model)
-    if validation_text is None:
-        raise UsageError("validation_text: required by mediapipe_vocabulary (texts or "
-                         "(texts, labels)); the MediaPipe artifacts are checked on them")
-    if text_preprocessor is None and text_reference_inputs is None:
-        raise UsageError("text_reference_inputs: required by mediapipe_vocabulary without "
-                         "a text_preprocessor (the ids the validation sentences stand for)")
+    if text.validation_text is None:
+        raise UsageError("text.validation_text: required by text.mediapipe_vocabulary (texts "
+                         "or (texts, labels)); the MediaPipe artifacts are checked on them")
+    if text.preprocessor is None and text.reference_inputs is None:
+        raise UsageError("text.reference_inputs: required by text.mediapipe_vocabulary "
+                         "without text.preprocessor (the ids the validation sentences stand "
+                         "for)")
     return wanted, skipped
 
 

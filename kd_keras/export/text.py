@@ -5,7 +5,7 @@ kernel. `FastWordpiecePreprocessor` uses only ops registered by
 `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS` (FastBertNormalize,
 FastWordpieceTokenize, RaggedTensorToTensor), so a model exported with it
 keeps its tokenizer inside the `.tflite` file. Pass it to
-`export_model(..., text_preprocessor=..., tflite_text=True)`.
+`export_model(..., text=TextExport(preprocessor=..., tflite=True))`.
 """
 
 import keras

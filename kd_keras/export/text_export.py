@@ -6,7 +6,7 @@ tokenizer included, with the TF-Text custom ops (int8 calibrated on raw
 sentences). Each is verified on raw validation sentences against the Keras
 model fed with reference inputs: by default the preprocessor's own output,
 or, better, the ids the training pipeline made for the same sentences
-(`text_reference_inputs`), so a tokenizer that drifts from training fails.
+(`TextExport.reference_inputs`), so a tokenizer that drifts from training fails.
 """
 
 import os
@@ -53,28 +53,29 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
     """
     import tensorflow as tf
 
-    from kd_keras.export.saved_model import text_features
+    from kd_keras.export.saved_model import text_model_inputs
 
     if text_preprocessor is None and (needs_preprocessor or reference_inputs is None):
-        raise UsageError("text_preprocessor: required by tflite_text=True")
+        raise UsageError("text.preprocessor: required by text.tflite=True, or by text "
+                         "validation without text.reference_inputs")
     if validation_text is None:
         raise UsageError(
-            "validation_text: required by tflite_text=True (texts or (texts, labels))"
+            "text.validation_text: required by text.tflite=True (texts or (texts, labels))"
         )
     texts, labels = validation_text, None
     if isinstance(validation_text, tuple) and len(validation_text) == 2:
         texts, labels = validation_text
-    texts = as_texts(texts, "validation_text")
+    texts = as_texts(texts, "text.validation_text")
     if not len(texts):
-        raise DataError("validation_text: holds no sentences")
+        raise DataError("text.validation_text: holds no sentences")
     if reference_inputs is None:
-        features = text_features(text_preprocessor, specs, tf.constant(list(texts)))
+        features = text_model_inputs(text_preprocessor, specs, tf.constant(list(texts)))
         reference_inputs = {k: np.asarray(v) for k, v in features.items()}
     else:
-        reference_inputs = as_input_dict(reference_inputs, specs, "text_reference_inputs")
+        reference_inputs = as_input_dict(reference_inputs, specs, "text.reference_inputs")
         if len(next(iter(reference_inputs.values()))) != len(texts):
             raise DataError(
-                f"text_reference_inputs: {len(next(iter(reference_inputs.values())))} "
+                f"text.reference_inputs: {len(next(iter(reference_inputs.values())))} "
                 f"examples for {len(texts)} sentences"
             )
     reference = keras_logits(reference_inputs)
@@ -82,7 +83,7 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
         if len(labels) != len(texts):
             raise DataError(
-                f"validation_text: {len(texts)} sentences but {len(labels)} labels"
+                f"text.validation_text: {len(texts)} sentences but {len(labels)} labels"
             )
     return {TEXT_INPUT: texts}, reference, labels
 
@@ -138,7 +139,8 @@ def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_
     path = os.path.join(tmp, "tflite", f"model_text{suffix}.tflite")
     calibration = None
     if quantization == "int8":
-        encoded = [t.encode("utf-8") for t in as_texts(calibration_texts, "representative_text")]
+        encoded = [t.encode("utf-8")
+                   for t in as_texts(calibration_texts, "text.representative_text")]
         calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
     with times.measure(f"tflite/{quantization}/text"):
         flatbuffer = tflite_export.convert_saved_model(

@@ -83,7 +83,7 @@ def export_student(cfg, data, student, run):
         quantization=tuple(cfg.export.quantization), representative_data=train[chosen],
         validation_data=(data.ids["test"], data.labels["test"]),
         labels=list(data.dataset.label_names), allow_mismatch=cfg.export.allow_mismatch,
-        reject_mismatch=True, **_text_options(cfg, data, student, chosen))
+        reject_mismatch=True, text=_text_export(cfg, data, student, chosen))
     run.finish(STAGE)
     return read_json(report_path)
 
@@ -121,12 +121,14 @@ def rejection_error(report, output):
         "to keep such artifacts set export.allow_mismatch: true", output)
 
 
-def _text_options(cfg, data, student, chosen):
-    """`export_model`'s raw-text arguments: the pipeline's tokenizer in the
-    graph, checked against the pipeline's own test ids."""
+def _text_export(cfg, data, student, chosen):
+    """`export_model`'s `TextExport`: the pipeline's tokenizer in the graph,
+    checked against the pipeline's own test ids (`None`: no text
+    artifacts)."""
     formats = set(cfg.export.formats)
     if not cfg.export.text or not formats & {"saved_model", "tflite"}:
-        return {}
+        return None
+    from kd_keras.export import TextExport
     from kd_keras.export import WordPiecePreprocessor
     from kd_keras.export.inputs import model_input_specs
 
@@ -134,16 +136,16 @@ def _text_options(cfg, data, student, chosen):
     preprocessor = WordPiecePreprocessor(
         data.vocabulary, cfg.student_sequence_length, input_name=spec.name)
     texts = data.dataset.texts
-    return {
-        "text_preprocessor": preprocessor,
-        "tflite_text": "tflite" in formats,
-        "validation_text": (list(texts["test"]), data.labels["test"]),
-        "text_reference_inputs": data.ids["test"],
-        "representative_text": [texts["train"][i] for i in chosen],
+    return TextExport(
+        preprocessor=preprocessor,
+        tflite="tflite" in formats,
+        validation_text=(list(texts["test"]), data.labels["test"]),
+        reference_inputs=data.ids["test"],
+        representative_text=[texts["train"][i] for i in chosen],
         # MediaPipe's classifier is a TFLite model with the tokenizer in its
         # metadata: written beside the TFLite files.
-        "mediapipe_vocabulary": data.vocabulary if "tflite" in formats else None,
-    }
+        mediapipe_vocabulary=data.vocabulary if "tflite" in formats else None,
+    )
 
 
 def report_path(output):

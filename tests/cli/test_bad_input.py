@@ -149,7 +149,7 @@ def case_export_multi_output(tmp, base):
 
 def case_export_string_input(tmp, base):
     # kd-keras export takes id models; raw-text artifacts come from
-    # export_model(..., text_preprocessor=...) on the id model.
+    # export_model(..., text=TextExport(preprocessor=...)) on the id model.
     vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
     vectorize.adapt(["a b c", "d e f"])
     model = _keras_file(tmp, "text.keras", lambda t: keras.layers.Dense(2)(

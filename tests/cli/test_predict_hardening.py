@@ -23,6 +23,7 @@ MESSAGE = "SENTENCE 2: not valid UTF-8 text (at position 3); sentences must be U
 def export_dir(tmp_path_factory):
     """A tiny raw-text export (no class names: the TFLite sidecar is read)."""
     from kd_keras.export import FastWordpiecePreprocessor
+    from kd_keras.export import TextExport
     from kd_keras.export import export_model
 
     vocabulary = ["[PAD]", "[UNK]", "a", "good", "bad", "film", "very"]
@@ -33,8 +34,9 @@ def export_dir(tmp_path_factory):
     model = keras.Model(ids, keras.layers.Dense(2)(pooled), name="tiny_text")
     out = str(tmp_path_factory.mktemp("predict_hardening") / "export")
     export_model(model, out, formats=("saved_model", "tflite"),
-                 text_preprocessor=FastWordpiecePreprocessor(vocabulary, 6),
-                 tflite_text=True, validation_text=["a good film", "a bad film", "very bad"],
+                 text=TextExport(preprocessor=FastWordpiecePreprocessor(vocabulary, 6),
+                                 tflite=True,
+                                 validation_text=["a good film", "a bad film", "very bad"]),
                  latency_runs=0)
     return out
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from kd_keras.data.builtin import BUILTIN_DIR
 from kd_keras.export import QUANTIZATIONS
+from kd_keras.export import TextExport
 
 SEQ_LEN = 32
 LATENCY_RUNS = 3
@@ -204,7 +205,7 @@ def cases(digits, rt_polarity):
             val = pre(tf.constant(list(t["texts"][8000:8200])))
             val = {k: np.asarray(v) for k, v in val.items()}
             case = Case(_bert_student(t, pre), val, t["y_val"][:200], ("none",),
-                        labels=["neg", "pos"], text_preprocessor=pre)
+                        labels=["neg", "pos"], text=TextExport(preprocessor=pre))
         else:
             raise KeyError(name)
         built[name] = case
@@ -258,7 +259,7 @@ EDGE_SENTENCES = [
 TEXT_SEQ_LEN = 24
 
 
-class TextExport:
+class ExportedText:
     """A student trained on the pipeline's own WordPiece ids, exported with
     its tokenizer (`WordPiecePreprocessor`) to SavedModel and TFLite."""
 
@@ -278,7 +279,7 @@ class TextExport:
 
 def export_text_model(out_dir, quantization=("none", "int8"), max_examples=500):
     """Trains a tiny text student on rt-polarity ids and exports it with raw
-    text artifacts (`export_model(..., tflite_text=True)`)."""
+    text artifacts (`export_model(..., text=TextExport(tflite=True, ...))`)."""
     from kd_keras.data import WordPieceEncoder
     from kd_keras.data import load_builtin
     from kd_keras.export import WordPiecePreprocessor
@@ -299,12 +300,13 @@ def export_text_model(out_dir, quantization=("none", "int8"), max_examples=500):
         student, out_dir, formats=("saved_model", "tflite"), quantization=quantization,
         representative_data=train_ids[:200], validation_data=(encoder(texts), labels),
         labels=["neg", "pos"],
-        text_preprocessor=WordPiecePreprocessor(minilm_vocabulary(), TEXT_SEQ_LEN),
-        tflite_text=True, validation_text=(texts, labels),
-        text_reference_inputs=encoder(texts),
-        representative_text=list(data.texts["train"][:200]), latency_runs=LATENCY_RUNS,
+        text=TextExport(
+            preprocessor=WordPiecePreprocessor(minilm_vocabulary(), TEXT_SEQ_LEN), tflite=True,
+            validation_text=(texts, labels), reference_inputs=encoder(texts),
+            representative_text=list(data.texts["train"][:200])),
+        latency_runs=LATENCY_RUNS,
     )
-    return TextExport(student, encoder, out_dir, report, texts, labels)
+    return ExportedText(student, encoder, out_dir, report, texts, labels)
 
 
 @pytest.fixture(scope="session")

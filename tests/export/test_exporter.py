@@ -10,6 +10,7 @@ import pytest
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.export import ExportMismatchError
+from kd_keras.export import TextExport
 from kd_keras.export import export_model
 from kd_keras.export import report as report_lib
 from kd_keras.export import tolerances
@@ -183,6 +184,12 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
         ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
         ({"latency_runs": -1}, UsageError, "^latency_runs: must be >= 0, got -1"),
         ({"latency_runs": 10**20}, UsageError, "^latency_runs: must be at most 10000"),
+        ({"text": {"tflite": True}}, UsageError,
+         "^text: must be a kd_keras.export.TextExport, got dict"),
+        ({"text": TextExport(tflite=True)}, UsageError,
+         "^text.preprocessor: required by text.tflite=True"),
+        ({"text": TextExport(preprocessor=str, tflite=True)}, UsageError,
+         r"^text.validation_text: required by text.tflite=True"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error, message):
@@ -190,6 +197,13 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error,
         export_model(_tiny_model(), tmp_path / "out", **kwargs)
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_text_options_are_checked_when_made():
+    with pytest.raises(UsageError, match="^text.tflite: must be true or false, got 'yes'"):
+        TextExport(tflite="yes")
+    with pytest.raises(UsageError, match="^text.preprocessor: must be a callable"):
+        TextExport(preprocessor="vocab.txt")
 
 
 def test_model_must_be_a_keras_model(tmp_path):

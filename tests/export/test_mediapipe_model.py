@@ -6,6 +6,7 @@ probabilities in NumPy float64. MediaPipe's Python `TextClassifier` reads the
 raw sentences and tokenizes them itself.
 """
 
+import dataclasses
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from export.conftest import minilm_vocabulary
 from kd_keras.cli import main
 from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import UsageError
+from kd_keras.export import TextExport
 from kd_keras.export import export_model
 from kd_keras.export import mediapipe_metadata
 from kd_keras.export import mediapipe_model
@@ -221,8 +223,9 @@ def test_export_model_verifies_and_rejects_mediapipe_artifacts(world, tmp_path, 
     report = export_model(
         world.students["text_cnn"], out, formats=("saved_model",), quantization=("none", "int8"),
         representative_data=world.train_ids[:200], validation_data=(world.ids, world.labels),
-        labels=LABELS, validation_text=(world.texts, world.labels),
-        text_reference_inputs=world.ids, mediapipe_vocabulary=world.vocabulary,
+        labels=LABELS, text=TextExport(validation_text=(world.texts, world.labels),
+                                       reference_inputs=world.ids,
+                                       mediapipe_vocabulary=world.vocabulary),
         latency_runs=2, reject_mismatch=True)
     (entry,) = [a for a in report["artifacts"] if a["format"] == "mediapipe"]
     assert entry["path"] == os.path.join(out, "mediapipe", "model.tflite")
@@ -266,14 +269,15 @@ def test_without_mediapipe_the_artifacts_are_skipped_in_one_line(world, tmp_path
                                                                  capsys):
     options = dict(formats=("saved_model",), quantization=("none",),
                    validation_data=(world.ids[:64], world.labels[:64]), labels=LABELS,
-                   validation_text=(world.texts[:64], world.labels[:64]),
-                   text_reference_inputs=world.ids[:64], latency_runs=0)
+                   latency_runs=0)
+    text = TextExport(validation_text=(world.texts[:64], world.labels[:64]),
+                      reference_inputs=world.ids[:64])
     student = world.students["text_cnn"]
-    plain = export_model(student, str(tmp_path / "plain"), **options)
+    plain = export_model(student, str(tmp_path / "plain"), text=text, **options)
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # As if not installed.
     capsys.readouterr()
-    report = export_model(student, str(tmp_path / "out"), mediapipe_vocabulary=world.vocabulary,
-                          **options)
+    report = export_model(student, str(tmp_path / "out"), **options, text=dataclasses.replace(
+        text, mediapipe_vocabulary=world.vocabulary))
     lines = capsys.readouterr().err.strip().splitlines()
     hint = 'needs mediapipe: pip install "kd_keras[mobile]"'
     assert [l for l in lines if "mediapipe" in l.lower()] == [

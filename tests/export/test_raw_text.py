@@ -145,6 +145,7 @@ def test_a_drifting_tokenizer_fails_the_export(text_export, tmp_path):
     (unlike training) is caught rather than shipped."""
     from kd_keras.export import ExportMismatchError
     from kd_keras.export import FastWordpiecePreprocessor
+    from kd_keras.export import TextExport
     from kd_keras.export import export_model
 
     texts = [t.upper() for t in text_export.texts[:200]]
@@ -152,6 +153,6 @@ def test_a_drifting_tokenizer_fails_the_export(text_export, tmp_path):
     with pytest.raises(ExportMismatchError, match="saved_model/none/text"):
         export_model(
             text_export.student, tmp_path / "out", formats=("saved_model",),
-            text_preprocessor=pre, validation_text=texts,
-            text_reference_inputs=text_export.encoder(texts), latency_runs=0)
+            text=TextExport(preprocessor=pre, validation_text=texts,
+                            reference_inputs=text_export.encoder(texts)), latency_runs=0)
     assert not os.path.exists(tmp_path / "out")

@@ -116,7 +116,7 @@ def test_serving_layout_signature_and_fresh_process_reload(exported, tmp_path):
         ref = np.asarray(bert.model(x_bert))
         np.testing.assert_allclose(out["logits"], ref, atol=1e-5)
         assert list(out["classes"].astype(str)) == [["neg", "pos"][i] for i in ref.argmax(-1)]
-        pre = bert.options["text_preprocessor"]
+        pre = bert.options["text"].preprocessor
         ref_text = np.asarray(bert.model(pre(np.array(sentences))))
         np.testing.assert_allclose(out["text_logits"], ref_text, atol=1e-5)
         assert out["text_probabilities"].shape == (3, 2)

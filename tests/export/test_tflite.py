@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kd_keras.export import TextExport
 from kd_keras.export import export_model
 from kd_keras.export.tflite import UnsupportedOpError
 from kd_keras.export.tflite import frozen_heap
@@ -90,8 +91,9 @@ def test_in_graph_tokenizer_runs_with_tftext_custom_ops(rt_polarity, tmp_path):
     val_texts = list(rt_polarity["texts"][8000:8100])
     report = export_model(
         model, out, formats=("saved_model", "tflite"), labels=["neg", "pos"],
-        validation_data=(ids[:100], labels[:100]), text_preprocessor=pre,
-        tflite_text=True, validation_text=(val_texts, rt_polarity["y_val"][:100]),
+        validation_data=(ids[:100], labels[:100]),
+        text=TextExport(preprocessor=pre, tflite=True,
+                        validation_text=(val_texts, rt_polarity["y_val"][:100])),
         latency_runs=1,
     )
     text_path = os.path.join(str(out), "tflite", "model_text.tflite")
