@@ -13,7 +13,7 @@ first attribute access (`kd_keras.Distiller`, `kd_keras.losses`,
 start TensorFlow.
 """
 
-import importlib
+from kd_keras._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -44,20 +44,7 @@ _LAZY_SUBMODULES = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY_ATTRIBUTES:
-        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-        globals()[name] = value
-        return value
-    if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(_LAZY_SUBMODULES[name])
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'kd_keras' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY_ATTRIBUTES) + list(_LAZY_SUBMODULES))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_ATTRIBUTES, _LAZY_SUBMODULES)
 
 
 __all__ = ["__version__", *_LAZY_ATTRIBUTES, *_LAZY_SUBMODULES]

@@ -161,7 +161,7 @@ import sys
 import kd_keras
 from kd_keras import Distiller, FeatureDistillation
 loaded = sorted(sys.modules)
-core = ("kd_keras.distillation", "kd_keras._keras_compat", "kd_keras.errors")
+core = ("kd_keras.distillation", "kd_keras._keras_compat", "kd_keras._lazy", "kd_keras.errors")
 heavy = ("ray", "tf2onnx", "onnxruntime", "ai_edge_litert", "torch", "transformers")
 print([m for m in loaded if m.startswith("kd_keras.") and not m.startswith(core)
        or m.split(".")[0] in heavy])
@@ -171,7 +171,8 @@ print("kd_keras.distillation.distiller" in loaded)
 
 def test_the_core_loads_nothing_heavy_in_a_fresh_process():
     """`import kd_keras` and its Distiller load the core package
-    (`kd_keras.distillation`) and its two helpers only: no cache, teacher,
+    (`kd_keras.distillation`), its two helpers and the lazy-exports helper
+    only: no cache, teacher,
     export, pipeline or distribute module of kd_keras, and none of the heavy
     optional libraries; measured in a fresh interpreter, where nothing was
     imported before."""
@@ -243,6 +244,8 @@ def _declared(module):
             bound.add(node.name)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
+                if isinstance(target, ast.Tuple):  # __getattr__, __dir__ = lazy_exports(...)
+                    bound.update(e.id for e in target.elts if isinstance(e, ast.Name))
                 if isinstance(target, ast.Name):
                     bound.add(target.id)
                     if isinstance(node.value, (ast.Dict, ast.Tuple)):

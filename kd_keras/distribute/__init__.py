@@ -27,7 +27,6 @@ Train workers under `MultiWorkerMirroredStrategy` (`ray_train`). Ray itself
 is imported only when one of them runs.
 """
 
-import importlib
 import json
 import os
 
@@ -35,6 +34,7 @@ import tensorflow as tf
 
 from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import is_multi_worker
+from kd_keras._lazy import lazy_exports
 from kd_keras.distillation.replicas import global_sum
 
 # The Ray side loads on first use. The Distiller's replica helpers live in
@@ -46,16 +46,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kd_keras.distribute' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 # `distribute.engine`: this process, or a Ray cluster.
