@@ -13,10 +13,12 @@ import os
 from kd_keras.export.report import verification_seconds
 from kd_keras.files.json_files import write_json
 from kd_keras.pipeline import export_stage
-from kd_keras.pipeline import report
+from kd_keras.pipeline import summary
+from kd_keras.pipeline.results import ModelScore
+from kd_keras.pipeline.results import RunResults
 from kd_keras.pipeline.teacher_stage import teacher_inputs
-from kd_keras.pipeline.training_stage import accuracy
 from kd_keras.pipeline.training_stage import logits_accuracy
+from kd_keras.pipeline.training_stage import model_accuracy
 
 
 def write_results(cfg, data, teacher, outputs, distilled, baseline, export_report,
@@ -36,27 +38,16 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
             `None`; recorded as `seconds` (see `stage_seconds`).
 
     Returns:
-        The `results.json` content (paths as they are once published).
+        The `RunResults` (paths as they are once published), also written
+        to `results.json`.
     """
     test_x, test_y = data.ids["test"], data.labels["test"]
     student = distilled.model
-    results = {
-        "labels": [str(name) for name in data.dataset.label_names],
-        "teacher": {"accuracy": logits_accuracy(outputs.logits("test"), test_y),
-                    "params": teacher.params},
-        "student": {"accuracy": accuracy(student, test_x, test_y),
-                    "params": int(student.count_params())},
-    }
+    latency = None
     if teacher.model is not None:
         example = teacher_inputs(teacher, data, "test")[:1]
-        results["teacher"]["latency_ms_p50"] = report.keras_latency_ms(teacher.model, example)
-    if baseline is not None:
-        results["student_without_distillation"] = {
-            "accuracy": accuracy(baseline.model, test_x, test_y),
-            "params": int(baseline.model.count_params())}
-    results["export"] = (os.path.join(run.output, "export", "report.json")
-                         if export_report else None)
-    results["details"] = {
+        latency = summary.keras_latency_ms(teacher.model, example)
+    details = {
         "teacher_route": teacher.route,
         "architecture": cfg.student.architecture,
         "sequence_length": cfg.student_sequence_length,
@@ -67,22 +58,33 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
         "seed": cfg.seed,
     }
     if export_report:
-        artifacts = report.artifact_summary(export_report)
+        artifacts = summary.artifact_summary(export_report)
         for row in artifacts:
             row["path"] = _in_run(row["path"])
-        results["details"]["artifacts"] = artifacts
-        results["details"]["rejected"] = [
+        details["artifacts"] = artifacts
+        details["rejected"] = [
             {"format": a["format"], "quantization": a["quantization"],
              "input": "text" if a.get("validation") == "text" else "ids",
              "path": _in_run(a["path"]), "failures": a.get("failures", [])}
             for a in export_report.get("rejected", [])]
-    if times is not None:
-        results["seconds"] = stage_seconds(times, export_report)
+    results = RunResults(
+        labels=[str(name) for name in data.dataset.label_names],
+        teacher=ModelScore(logits_accuracy(outputs.logits("test"), test_y), teacher.params,
+                           latency),
+        student=ModelScore(model_accuracy(student, test_x, test_y),
+                           int(student.count_params())),
+        student_without_distillation=None if baseline is None else ModelScore(
+            model_accuracy(baseline.model, test_x, test_y),
+            int(baseline.model.count_params())),
+        # The public contract's path: OUTPUT/export/report.json.
+        export=os.path.join(run.output, "export", "report.json") if export_report else None,
+        details=details,
+        seconds=None if times is None else stage_seconds(times, export_report))
     baseline_history = baseline.history if baseline else None
-    report.plot_curves(distilled.history, baseline_history, run.file("training_curves.png"))
+    summary.plot_curves(distilled.history, baseline_history, run.file("training_curves.png"))
     write_json(run.file("history.json"),
                {"distill": distilled.history, "baseline": baseline_history})
-    write_json(run.file("results.json"), results)
+    write_json(run.file("results.json"), results.to_json())
     return results
 
 

@@ -4,7 +4,7 @@ Seven stages, each a module with one entry point:
 
 1. data (`data_stage.prepare_data`), checked before anything is written;
 2. teacher adaptation (`teacher_stage.adapt_teacher`);
-3. teacher outputs (`teacher_stage.teacher_outputs`);
+3. teacher outputs (`teacher_stage.compute_outputs`);
 4. distillation and 5. baseline (`training_stage.train_student`);
 6. export (`export_stage.export_student`);
 7. results (`results_stage.write_results`).
@@ -87,7 +87,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         extra_callbacks: optional Keras callbacks added to both trainings.
 
     Returns:
-        The `results.json` content as a dict.
+        The `results.json` content as a dict (`RunResults.to_json()`).
 
     Raises:
         KdKerasError: bad input (the partial run is removed: resuming would
@@ -148,7 +148,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         teacher = stage(teacher_stage.ADAPTATION, lambda: teacher_stage.adapt_teacher(
             cfg, data, run, feature_cache_dir(cfg, output)))
         outputs = stage(teacher_stage.OUTPUTS,
-                        lambda: teacher_stage.teacher_outputs(cfg, data, teacher, run))
+                        lambda: teacher_stage.compute_outputs(cfg, data, teacher, run))
         strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
         distilled = stage("distill", lambda: training_stage.train_student(
             cfg, data, run, "distill", outputs, strategy, extra_callbacks))
@@ -177,4 +177,4 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     rejected = export_stage.rejection_error(report, output)
     if rejected is not None:  # Raised once the run is published, never discarded.
         raise rejected
-    return results
+    return results.to_json()
