@@ -1,7 +1,7 @@
 """The one teacher a benchmark's variants all distil from.
 
 `FixedTeacher` adapts the configured teacher once with the CLI's own stages
-(`teacher_stage.adapt_teacher`, `teacher_stage.teacher_outputs`), or loads a
+(`teacher_stage.adapt_teacher`, `teacher_stage.compute_outputs`), or loads a
 finished run's (`teacher.weights.h5` and `teacher_outputs/`, written by
 `make demo`), and then labels whatever the variants need: the augmented
 copies of `distill.augment` and the teacher layers of `distill.features`,
@@ -41,7 +41,7 @@ class FixedTeacher:
         if run_dir is None:
             run = RunDir(os.path.join(work, "teacher"), cfg)
             state = teacher_stage.adapt_teacher(cfg, data, run, None)
-            outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+            outputs = teacher_stage.compute_outputs(cfg, data, state, run)
             self.logits = {s: outputs.logits(s) for s in SPLITS}
             self.model = state.model
             if cfg.distill.features:  # the same pass gave them: kept for `features`

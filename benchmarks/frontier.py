@@ -267,12 +267,12 @@ def main():
         for name, cfg in configs.items():
             runs, first = [], None
             for seed in args.seeds:
-                alone = training_stage.accuracy(
+                alone = training_stage.model_accuracy(
                     train_variant(cfg, data, fixed.logits, seed, distill=False), test_x, test_y)
                 student = train_variant(cfg, kd_data, kd_logits, seed, features=features)
                 first = student if first is None else first
                 runs.append({"seed": seed, "alone": alone,
-                             "kd": training_stage.accuracy(student, test_x, test_y)})
+                             "kd": training_stage.model_accuracy(student, test_x, test_y)})
                 print(f"{name} seed {seed}: alone {alone:.4f}, kd {runs[-1]['kd']:.4f}")
             exported = export_int8(cfg, data, first, os.path.join(work, name))
             tfl, lat = exported["tflite"], {}

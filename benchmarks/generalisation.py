@@ -16,7 +16,7 @@ rt_polarity) runs unchanged except for its `data:` section (and `output`):
 
 Per dataset, the teacher is adapted once (seed 0) and held fixed
 (`fixed_teacher.FixedTeacher`: `teacher_stage.adapt_teacher` and
-`teacher_outputs` on the prepared data, so that, as in the CLI, it also
+`compute_outputs` on the prepared data, so that, as in the CLI, it also
 labels the recipe's `distill.augment` copies; `FixedTeacher.features` for
 its `distill.features` terms); the student is trained alone and distilled
 (`kd_ablation.run_variant`: `training_stage.train_student`) for each seed.

@@ -11,7 +11,7 @@ includes.
 
 Every step is the CLI's own stage function: `data_stage.prepare_data` (the
 demo's split, seed 0, and each variant's `distill.augment` copies),
-`teacher_stage.adapt_teacher` / `teacher_outputs` (which call
+`teacher_stage.adapt_teacher` / `compute_outputs` (which call
 `kd_keras.teachers.adapt_text_teacher` with `teacher_stage.adaptation_of`)
 and `training_stage.train_student` in a fresh temporary working folder per
 training. Only the seed changes between the runs of a variant; the
@@ -281,7 +281,7 @@ def run_variant(cfg, data, logits, seed, embedding=None, distill=True, features=
     from kd_keras.pipeline import training_stage
 
     model = train_variant(cfg, data, logits, seed, embedding, distill, features)
-    return training_stage.accuracy(model, data.ids["test"], data.labels["test"])
+    return training_stage.model_accuracy(model, data.ids["test"], data.labels["test"])
 
 
 def seed_wins(row, reference):

@@ -8,7 +8,7 @@ label -1). Each run is the `kd-keras distill` job of the demo config
 and `data.labels_fraction: F`, run by the CLI's own stage functions in a
 fresh temporary working folder: `data_stage.prepare_data`,
 `teacher_stage.adapt_teacher` (`kd_keras.teachers.adapt_text_teacher` with
-`teacher_stage.adaptation_of(cfg)`), `teacher_stage.teacher_outputs`,
+`teacher_stage.adaptation_of(cfg)`), `teacher_stage.compute_outputs`,
 `training_stage.train_student` (distilled, then the baseline with the same
 budget) and, for the latency, `export_stage.export_student`. The split is
 the demo's (`data.split_seed: 0`) in every run; the seed varies the label
@@ -105,7 +105,7 @@ def keras_builtin_distill(cfg, data, teacher_logits):
     gathered = keras.layers.Lambda(lambda x: keras.ops.take(table, x[:, -1], axis=0),
                                    output_shape=(num_classes,))(x_in)
     teacher = keras.Model(x_in, gathered)
-    core = training_stage.build_student(cfg, num_classes, data.vocab_size,
+    core = training_stage.configured_student(cfg, num_classes, data.vocab_size,
                                         ids["train"][labels["train"] >= 0])
     s_in = keras.Input((seq + 1,), dtype="int32")
     student = keras.Model(s_in, core(s_in[:, :seq]))
@@ -126,7 +126,7 @@ def keras_builtin_distill(cfg, data, teacher_logits):
     distiller.fit(x_train[keep], labels["train"][keep], batch_size=d.batch_size,
                   epochs=d.epochs, validation_data=(x_val, labels["validation"]),
                   callbacks=callbacks, verbose=0)
-    return training_stage.accuracy(core, ids["test"], labels["test"])
+    return training_stage.model_accuracy(core, ids["test"], labels["test"])
 
 
 def run_once(cfg, work, cache_dir, keras_builtin):
@@ -144,7 +144,7 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     data = data_stage.prepare_data(cfg)
     run = RunDir(os.path.join(work, "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, cache_dir)
-    outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+    outputs = teacher_stage.compute_outputs(cfg, data, state, run)
     logits = {split: outputs.logits(split) for split in outputs.directories}
     strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
     distilled = training_stage.train_student(cfg, data, run, "distill", outputs, strategy)
@@ -152,9 +152,9 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     test_x, test_y = data.ids["test"], data.labels["test"]
     row = {"teacher": training_stage.logits_accuracy(logits["test"], test_y),
            "teacher_params": state.params,
-           "student_alone": training_stage.accuracy(alone.model, test_x, test_y),
+           "student_alone": training_stage.model_accuracy(alone.model, test_x, test_y),
            "student_params": int(alone.model.count_params()),
-           "kd_keras": training_stage.accuracy(distilled.model, test_x, test_y)}
+           "kd_keras": training_stage.model_accuracy(distilled.model, test_x, test_y)}
     if keras_builtin:
         row["keras_distillation"] = keras_builtin_distill(cfg, data, logits)
     return row, (cfg, data, state.model, distilled.model)
@@ -253,7 +253,7 @@ def untrained(cfg):
     teacher = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,
         sequence_length=t.sequence_length, pooling=t.pooling)
-    student = training_stage.build_student(cfg, data.num_classes, data.vocab_size,
+    student = training_stage.configured_student(cfg, data.num_classes, data.vocab_size,
                                            data.ids["train"])
     return cfg, data, teacher, student
 

@@ -84,8 +84,8 @@ def main(argv=None):
 def _run(args):
     from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline import run_distill
-    from kd_keras.pipeline.report import results_table
-    from kd_keras.pipeline.report import stage_times_line
+    from kd_keras.pipeline.summary import results_table
+    from kd_keras.pipeline.summary import stage_times_line
 
     cfg = demo_config(args.output, args.max_examples, args.epochs)
     results = run_distill(cfg)

@@ -104,7 +104,7 @@ def teacher_forward(teacher, features=()):
     return lambda x: np.asarray(compiled(x), dtype=np.float32)
 
 
-def _teacher_outputs(forward, inputs, chunk, batch_size, num_classes, progress, names):
+def _shard_outputs(forward, inputs, chunk, batch_size, num_classes, progress, names):
     """The logits of one shard, and `{name: features}` (`None` without)."""
     n = len(next(iter(chunk.values())))
     outputs, features = [], {name: [] for name in names}
@@ -364,7 +364,7 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=No
             if old is not None and store.check_shard(directory, old) is None:
                 progress.update(n)
             else:
-                logits, features = _teacher_outputs(
+                logits, features = _shard_outputs(
                     forward, inputs, chunk, batch_size, metadata.num_classes, progress,
                     names,
                 )

@@ -51,8 +51,8 @@ def run(args):
 
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.export_stage import ArtifactsRejected
-    from kd_keras.pipeline.report import results_table
-    from kd_keras.pipeline.report import stage_times_line
+    from kd_keras.pipeline.summary import results_table
+    from kd_keras.pipeline.summary import stage_times_line
 
     try:
         results = run_distill(cfg, output=output, resume=args.resume)

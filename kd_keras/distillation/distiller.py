@@ -19,8 +19,8 @@ from kd_keras.distillation.features import FeatureSet
 from kd_keras.distillation.targets import LABELS_KEY  # noqa: F401 (re-exported)
 from kd_keras.distillation.targets import TEACHER_FEATURES_KEY  # noqa: F401
 from kd_keras.distillation.targets import TEACHER_LOGITS_KEY  # noqa: F401
+from kd_keras.distillation.targets import batch_teacher_outputs
 from kd_keras.distillation.targets import split_targets
-from kd_keras.distillation.targets import teacher_outputs
 from kd_keras.distillation.training_progress import TrainingProgress
 from kd_keras.errors import UsageError
 
@@ -257,7 +257,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         student_logits, student_features = student_outputs
         targets = split_targets(y)
         labels = targets.labels
-        teacher_logits, teacher_features = teacher_outputs(
+        teacher_logits, teacher_features = batch_teacher_outputs(
             self.teacher, self._features, x, targets, self.num_classes)
         if self._features is not None and not self._features.built:
             # A hooked model, or features from the data.
@@ -374,7 +374,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         # step: projections that only a batch can size are built first.
         if self._features is not None and data_batch is not None:
             self._features.build_for_batch(data_batch, lambda x, y: (
-                teacher_outputs(self.teacher, self._features, x,
+                batch_teacher_outputs(self.teacher, self._features, x,
                                 split_targets(y), self.num_classes)[1],
                 self._student_outputs(x, training=False)[1]))
 

@@ -56,7 +56,7 @@ def split_targets(y):
                    y.get(TEACHER_FEATURES_KEY))
 
 
-def teacher_outputs(teacher, features, x, targets, num_classes):
+def batch_teacher_outputs(teacher, features, x, targets, num_classes):
     """Returns `(teacher_logits, teacher_features)`, float32 logits with no
     gradient; the teacher runs at most once.
 
@@ -85,4 +85,4 @@ def teacher_outputs(teacher, features, x, targets, num_classes):
 
 
 __all__ = ["LABELS_KEY", "TEACHER_FEATURES_KEY", "TEACHER_LOGITS_KEY",
-           "Targets", "split_targets", "teacher_outputs"]
+           "Targets", "batch_teacher_outputs", "split_targets"]

@@ -50,7 +50,7 @@ def _outputs(logits, labels):
     return outputs
 
 
-def text_features(text_preprocessor, specs, text):
+def text_model_inputs(text_preprocessor, specs, text):
     """Runs `text_preprocessor` on strings; returns `{input name: tensor}`.
 
     Accepts preprocessors returning a dict, a tensor (single-input models),
@@ -64,7 +64,7 @@ def text_features(text_preprocessor, specs, text):
     missing = [s.name for s in specs if s.name not in features]
     if missing:
         raise UsageError(
-            f"text_preprocessor: returns {sorted(features)}, not the model "
+            f"text.preprocessor: returns {sorted(features)}, not the model "
             f"input(s) {missing}"
         )
     return {s.name: tf.cast(features[s.name], s.dtype) for s in specs}
@@ -134,7 +134,7 @@ def write_saved_model(
             archive.track(text_preprocessor)
 
         def serve_text(text):
-            features = text_features(text_preprocessor, specs, text)
+            features = text_model_inputs(text_preprocessor, specs, text)
             return _outputs(call_model(model, specs, features), label_table)
 
         archive.add_endpoint(

@@ -1,4 +1,4 @@
-"""Run reports: the training-curves PNG and the summary table."""
+"""A run's summary: its table, its stage times, the training-curves PNG."""
 
 from kd_keras.files.atomic import atomic_path
 

@@ -302,7 +302,7 @@ def compute_features(cfg, data, state):
             for split in SPLITS}
 
 
-def teacher_outputs(cfg, data, state, run):
+def compute_outputs(cfg, data, state, run):
     """Stage 3: the teacher's logits (and features) for every split, in the
     run's store.
 

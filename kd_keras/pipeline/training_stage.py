@@ -60,7 +60,7 @@ def _student(path):
     return keras.saving.load_model(path, safe_mode=True)
 
 
-def build_student(cfg, num_classes, vocab_size, train_ids=None):
+def configured_student(cfg, num_classes, vocab_size, train_ids=None):
     """Builds the configured student for token-id inputs.
 
     Args:
@@ -90,7 +90,7 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
     vocabulary = None
     if s.prune_vocabulary:
         if train_ids is None:
-            raise ValueError(f"{PRUNE_KEY}: build_student needs train_ids")
+            raise ValueError(f"{PRUNE_KEY}: configured_student needs train_ids")
         vocabulary = used_vocabulary(train_ids, vocab_size, s.vocabulary_min_count,
                                      s.vocabulary_max_rows)
     try:
@@ -106,7 +106,7 @@ def build_student(cfg, num_classes, vocab_size, train_ids=None):
 
 def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     d = cfg.distill
-    student = build_student(cfg, num_classes, vocab_size, train_ids)
+    student = configured_student(cfg, num_classes, vocab_size, train_ids)
     optimizer = keras.optimizers.Adam(d.learning_rate)
     if kind == "baseline":
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
@@ -192,7 +192,7 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
         run: the `RunDir` (checkpoints, history; the student is saved there).
         kind: `"distill"` (labels plus the teacher's outputs) or
             `"baseline"` (the labeled examples alone).
-        outputs: the `TeacherOutputs` (`teacher_stage.teacher_outputs`),
+        outputs: the `TeacherOutputs` (`teacher_stage.compute_outputs`),
             for `"distill"`: the logits and the features that
             `distill.features` name.
         strategy: a `tf.distribute.Strategy` (default: the current one).
@@ -257,7 +257,7 @@ def _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks):
     from kd_keras import distribute
 
     # Bad options fail here, once.
-    build_student(cfg, data.num_classes, data.vocab_size, data.ids["train"])
+    configured_student(cfg, data.num_classes, data.vocab_size, data.ids["train"])
     local = dataclasses.replace(
         cfg, distribute=dataclasses.replace(cfg.distribute, engine="local"))
     saved, log = SAVED_NAMES[kind], f"history-{kind}.json"
@@ -271,7 +271,7 @@ def _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks):
     return TrainedStudent(keras.saving.load_model(run.file(saved), safe_mode=True), history)
 
 
-def accuracy(model, x, y, batch_size=256):
+def model_accuracy(model, x, y, batch_size=256):
     """Top-1 accuracy of a logits model, computed with NumPy."""
     if len(x) == 0:
         return None

@@ -24,7 +24,7 @@ import numpy as np
 
 from kd_keras._keras_compat import producer
 from kd_keras.errors import UsageError
-from kd_keras.teachers.features import backbone_features
+from kd_keras.teachers.embeddings import backbone_embeddings
 from kd_keras.teachers.head import as_strings
 from kd_keras.teachers.head import solve_head
 from kd_keras.teachers.top_layers import TopLayerTuner
@@ -194,7 +194,7 @@ def _head_logits(head, features):
 def _exact_head(teacher, texts, labels, train, feature_cache_dir, verbose, l2):
     """Solves the head on frozen features of `texts` (a dict of splits);
     returns `(solve_head's dict, features)`."""
-    features = backbone_features(teacher, texts, feature_cache_dir, verbose=verbose)
+    features = backbone_embeddings(teacher, texts, feature_cache_dir, verbose=verbose)
     keep = labels[train] >= 0
     head = teacher.classifier.get_layer("head")
     return solve_head(head, features[train][keep], labels[train][keep], l2), features

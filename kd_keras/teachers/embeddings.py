@@ -1,12 +1,15 @@
-"""Frozen pooled features of a text teacher, optionally cached on disk.
+"""Sentence embeddings of a text teacher's frozen backbone, optionally
+cached on disk.
 
 A head on a frozen backbone (and the exact head that starts full
-fine-tuning) needs the backbone's pooled features of every text once.
-`FeatureTeacher` exposes the backbone and pooling of a `TextTeacher` as a
-`Teacher` whose "logits" are those features, so `kd_keras.cache` stores
-them; its fingerprint covers the backbone and pooling weights and the
+fine-tuning) needs the backbone's pooled output, each text's embedding,
+once. `EmbeddingTeacher` exposes the backbone and pooling of a
+`TextTeacher` as a `Teacher` whose "logits" are those embeddings, so
+`kd_keras.cache` stores them; its fingerprint covers the backbone and pooling weights and the
 tokenization length but not the head, so refitting the head (another seed,
-another label fraction) reuses the cached features.
+another label fraction) reuses the cached embeddings. (In kd_keras,
+"features" are the teacher outputs that `FeatureDistillation` terms
+match.)
 """
 
 import hashlib
@@ -27,7 +30,7 @@ def _digest(*parts):
     return h.hexdigest()[:16]
 
 
-class FeatureTeacher(Teacher):
+class EmbeddingTeacher(Teacher):
     """The frozen backbone + pooling of a `TextTeacher` (no head).
 
     Its `predict_on_batch` maps a batch of strings to pooled features
@@ -39,7 +42,7 @@ class FeatureTeacher(Teacher):
     Example:
 
     >>> teacher = build_text_teacher("path/to/minilm", 2)   # doctest: +SKIP
-    >>> FeatureTeacher(teacher).predict_on_batch(["a gem"]).shape  # doctest: +SKIP
+    >>> EmbeddingTeacher(teacher).predict_on_batch(["a gem"]).shape  # doctest: +SKIP
     (1, 384)
     """
 
@@ -73,8 +76,9 @@ class FeatureTeacher(Teacher):
         return self._fingerprint
 
 
-def backbone_features(teacher, texts, cache_dir=None, batch_size=64, verbose=1):
-    """Frozen pooled features of every split, cached on disk when asked.
+def backbone_embeddings(teacher, texts, cache_dir=None, batch_size=64, verbose=1):
+    """The frozen backbone's embedding of every text, per split, cached on
+    disk when asked.
 
     Args:
         teacher: a `TextTeacher` from `build_text_teacher`.
@@ -88,7 +92,7 @@ def backbone_features(teacher, texts, cache_dir=None, batch_size=64, verbose=1):
     Returns:
         A dict split -> float32 `[n, hidden_dim]` (`n` may be 0).
     """
-    embedder = FeatureTeacher(teacher)
+    embedder = EmbeddingTeacher(teacher)
     hidden = int(embedder.embed_tokens.output.shape[-1])
     features = {}
     for split, split_texts in texts.items():

@@ -13,11 +13,11 @@ the whole backbone. The teacher is updated in place: it stays one
 import numpy as np
 
 from kd_keras.errors import UsageError
-from kd_keras.teachers.features import backbone_features
+from kd_keras.teachers.embeddings import backbone_embeddings
 from kd_keras.teachers.head import solve_head
 
 
-def text_features(teacher, texts, batch_size=64, verbose=1):
+def sentence_embeddings(teacher, texts, batch_size=64, verbose=1):
     """Embeds texts with the teacher's frozen backbone and pooling (no head).
 
     Args:
@@ -29,14 +29,14 @@ def text_features(teacher, texts, batch_size=64, verbose=1):
     Returns:
         A float32 array `[len(texts), hidden_dim]`.
     """
-    return backbone_features(teacher, {"texts": texts}, None, batch_size,
+    return backbone_embeddings(teacher, {"texts": texts}, None, batch_size,
                              verbose)["texts"]
 
 
 def fit_head(teacher, texts, labels, l2="auto", batch_size=64, verbose=1):
     """Fits the teacher's head on frozen backbone features computed once.
 
-    The backbone embeds every text once (`text_features`, with a progress
+    The backbone embeds every text once (`sentence_embeddings`, with a progress
     bar). The head is then the exact optimum of an L2-regularised softmax
     regression on the standardised features (scikit-learn's
     `LogisticRegression`), with the standardisation folded back into the
@@ -74,5 +74,5 @@ def fit_head(teacher, texts, labels, l2="auto", batch_size=64, verbose=1):
             f"labels: must lie in [0, {num_classes}); got {labels.min()}..{labels.max()}")
     if len(np.unique(labels)) < 2:
         raise UsageError("labels: fitting a head needs examples of at least two classes")
-    features = text_features(teacher, texts, batch_size=batch_size, verbose=verbose)
+    features = sentence_embeddings(teacher, texts, batch_size=batch_size, verbose=verbose)
     return solve_head(head, features, labels, l2)

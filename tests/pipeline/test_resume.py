@@ -105,7 +105,7 @@ class Calls:
         self.counts = {}
         for owner, name in ((kd_keras.teachers, "adapt_text_teacher"),
                             (kd_keras.cache, "cache_teacher_outputs"),
-                            (training_stage, "build_student"),
+                            (training_stage, "configured_student"),
                             (kd_keras.pipeline.export_stage, "export_model")):
             monkeypatch.setattr(owner, name, self._counted(name, getattr(owner, name)))
 
@@ -151,7 +151,7 @@ def test_interruption_at_a_stage_boundary(workspace, route, boundary, tmp_path, 
     if done >= 2:
         assert calls.counts.get("cache_teacher_outputs", 0) == 0
     expected_builds = (done < 3) + (done < 4)
-    assert calls.counts.get("build_student", 0) == expected_builds
+    assert calls.counts.get("configured_student", 0) == expected_builds
     assert calls.counts.get("export_model", 0) == (export and done < 5)
     assert_same_run(out, expected)
 

@@ -99,7 +99,7 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
                                            outputs, tf.distribute.get_strategy()).history
 
     keras.utils.set_random_seed(cfg.seed)
-    s = training_stage.build_student(cfg, 2, 100).predict(ids["train"], verbose=0).astype("float64")
+    s = training_stage.configured_student(cfg, 2, 100).predict(ids["train"], verbose=0).astype("float64")
     t = teacher["train"].astype("float64")
     if loss == "logit_mse":
         expected = np.mean((t - s) ** 2)

@@ -132,7 +132,7 @@ def test_backbone_route_with_features_runs_the_teacher_once_per_text(tmp_path, m
     passes = _count_passes(monkeypatch)
     run = RunDir(str(tmp_path / "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, None)
-    outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+    outputs = teacher_stage.compute_outputs(cfg, data, state, run)
 
     train, labels = data.dataset.texts["train"], data.labels["train"]
     assert (labels < 0).sum() > len(labels) // 2  # the copies and the masked half
@@ -191,7 +191,7 @@ def test_ready_teacher_with_features_runs_once_without_the_cache(tmp_path, monke
                             lambda x, f=state.teacher.predict_on_batch: predicted.append(len(x))
                             or f(x))
         passes.clear()
-        outputs = teacher_stage.teacher_outputs(cfg, data, state, run)
+        outputs = teacher_stage.compute_outputs(cfg, data, state, run)
 
         assert passes == [len(data.labels[s]) for s in SPLITS]  # the features' pass
         assert predicted == []  # no second pass for the logits

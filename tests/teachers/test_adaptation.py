@@ -17,7 +17,7 @@ from kd_keras.teachers import adapt_text_teacher
 from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
 from kd_keras.teachers import resolve_backbone
-from kd_keras.teachers.features import FeatureTeacher
+from kd_keras.teachers.embeddings import EmbeddingTeacher
 from tests.teachers.test_transfer import _hf_mean_pooled
 from tests.teachers.test_transfer import _sentiment_task
 
@@ -127,7 +127,7 @@ def test_head_route_reuses_the_feature_cache(small_init_bert_dir, rng, tmp_path,
     def no_backbone_pass(self, x):
         raise AssertionError("the backbone ran although its features were cached")
 
-    monkeypatch.setattr(FeatureTeacher, "predict_on_batch", no_backbone_pass)
+    monkeypatch.setattr(EmbeddingTeacher, "predict_on_batch", no_backbone_pass)
     again = adapt_text_teacher(_build(small_init_bert_dir, seed=1), texts, labels,
                                Adaptation("head", seed=1), feature_cache_dir=cache,
                                verbose=0)

@@ -8,7 +8,7 @@ from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import fine_tune
 from kd_keras.teachers import fit_head
 from kd_keras.teachers import load_teacher
-from kd_keras.teachers.transfer import text_features
+from kd_keras.teachers.transfer import sentence_embeddings
 
 POSITIVE = "good great fun love brilliant funny".split()
 NEGATIVE = "bad awful boring hate dull slow".split()
@@ -54,7 +54,7 @@ def test_text_teacher_matches_transformers_tokenize_pool_and_head(
     pooled = _hf_mean_pooled(small_init_bert_dir, texts, 12)
     kernel, bias = teacher.classifier.get_layer("head").get_weights()
 
-    np.testing.assert_allclose(text_features(teacher, texts, verbose=0), pooled,
+    np.testing.assert_allclose(sentence_embeddings(teacher, texts, verbose=0), pooled,
                                atol=1e-4)
     logits = teacher(tf.constant(list(texts))).numpy()
     np.testing.assert_allclose(logits, pooled @ kernel + bias, atol=1e-4)
