@@ -59,8 +59,8 @@ def run_demo(code=None, extra_args=()):
         with open(os.path.join(output, "results.json"), encoding="utf-8") as f:
             results = json.load(f)
     from kd_keras.cli.distill import summary_rows
-    from kd_keras.pipeline.report import results_table
-    from kd_keras.pipeline.report import stage_times_line
+    from kd_keras.pipeline.summary import results_table
+    from kd_keras.pipeline.summary import stage_times_line
 
     return {
         # What the demo printed: the docs' demo table is checked against it.
@@ -106,6 +106,8 @@ def main(argv=None):
                         help="run kd_keras from this checkout instead of the installed one")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap per split (a quick check, not a measurement)")
+    parser.add_argument("--docs", action="store_true",
+                        help="the docs' demo table and the README's demo row quote this run")
     parser.add_argument("--compare-to", default=None, metavar="LABEL",
                         help="also store this run's ratios over the run stored as LABEL "
                              "(a pair measured one after the other)")
@@ -123,6 +125,8 @@ def main(argv=None):
     run["cpu_count"] = os.cpu_count()
     run["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     payload["runs"][args.label] = run
+    if args.docs:
+        payload["docs_run"] = args.label
     if "before" in payload["runs"] and "after" in payload["runs"]:
         payload["ratios_after_over_before"] = ratios(payload["runs"]["before"],
                                                      payload["runs"]["after"])
