@@ -216,6 +216,7 @@ def export_model(
 
     out_dir = os.fspath(out_dir)
     tmp = output_dir.staging_dir(out_dir)
+    progress = None
     try:
         plan, skipped = [], []
         for fmt in formats:
@@ -370,6 +371,8 @@ def export_model(
         report_lib.write_report(report, tmp)
         output_dir.commit(tmp, out_dir)
     except BaseException:
+        if progress is not None:  # A bar left open would nest every later bar.
+            progress.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report_lib.with_paths_under(report, out_dir)

@@ -150,43 +150,45 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
     out = _Batches(len(x), layers, feature_dtype)
     progress = tqdm(total=len(x), desc=desc, unit="text", disable=desc is None,
                     mininterval=10)
-    text_view = _text_view(model, layers) if x.dtype == object else None
-    if text_view is not None:
-        classifier = model.classifier
+    try:
+        text_view = _text_view(model, layers) if x.dtype == object else None
+        if text_view is not None:
+            classifier = model.classifier
 
-        def call(tokens):
-            if not layers:  # A view with no feature returns the bare logits tensor.
-                return classifier(tokens, training=False), []
-            return text_view(tokens, training=False)
+            def call(tokens):
+                if not layers:  # A view with no feature returns the bare logits tensor.
+                    return classifier(tokens, training=False), []
+                return text_view(tokens, training=False)
 
-        forward = None  # traced once, for any batch size and width
-        tokenize = tf.function(model.tokens, input_signature=[tf.TensorSpec([None], tf.string)])
-        # Per-token outputs keep the padded width; pooled ones may be bucketed.
-        bucket = all(len(shape) == 2 for shape in text_view.feature_shapes)
-        for start in range(0, len(x), TOKENIZE_CHUNK):
-            chunk = x[start:start + TOKENIZE_CHUNK]
-            tokens = {k: v.numpy() for k, v in tokenize(tf.constant(list(chunk))).items()}
-            if forward is None:
-                forward = tf.function(call, input_signature=[
-                    {k: tf.TensorSpec((None, None), v.dtype) for k, v in tokens.items()}])
-            lengths = tokens["padding_mask"].sum(axis=1)
-            order = np.argsort(lengths, kind="stable") if bucket else np.arange(len(chunk))
-            for i in range(0, len(order), batch_size):
-                rows = order[i:i + batch_size]
-                width = int(lengths[rows].max()) if bucket else None
-                logits, values = forward({k: v[rows, :width] for k, v in tokens.items()})
-                out.put(start + rows, [logits, *values])
-                progress.update(len(rows))
-    else:
-        view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers],
-                           "teacher")
-        forward = tf.function(lambda batch: view(batch, training=False),
-                              reduce_retracing=True)
-        for i in range(0, len(x), batch_size):
-            batch = x[i:i + batch_size]
-            batch = tf.constant(list(batch)) if batch.dtype == object else batch
-            logits, values = forward(batch)
-            out.put(np.arange(i, i + len(batch)), [logits, *values])
-            progress.update(len(batch))
-    progress.close()
+            forward = None  # traced once, for any batch size and width
+            tokenize = tf.function(model.tokens, input_signature=[tf.TensorSpec([None], tf.string)])
+            # Per-token outputs keep the padded width; pooled ones may be bucketed.
+            bucket = all(len(shape) == 2 for shape in text_view.feature_shapes)
+            for start in range(0, len(x), TOKENIZE_CHUNK):
+                chunk = x[start:start + TOKENIZE_CHUNK]
+                tokens = {k: v.numpy() for k, v in tokenize(tf.constant(list(chunk))).items()}
+                if forward is None:
+                    forward = tf.function(call, input_signature=[
+                        {k: tf.TensorSpec((None, None), v.dtype) for k, v in tokens.items()}])
+                lengths = tokens["padding_mask"].sum(axis=1)
+                order = np.argsort(lengths, kind="stable") if bucket else np.arange(len(chunk))
+                for i in range(0, len(order), batch_size):
+                    rows = order[i:i + batch_size]
+                    width = int(lengths[rows].max()) if bucket else None
+                    logits, values = forward({k: v[rows, :width] for k, v in tokens.items()})
+                    out.put(start + rows, [logits, *values])
+                    progress.update(len(rows))
+        else:
+            view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers],
+                               "teacher")
+            forward = tf.function(lambda batch: view(batch, training=False),
+                                  reduce_retracing=True)
+            for i in range(0, len(x), batch_size):
+                batch = x[i:i + batch_size]
+                batch = tf.constant(list(batch)) if batch.dtype == object else batch
+                logits, values = forward(batch)
+                out.put(np.arange(i, i + len(batch)), [logits, *values])
+                progress.update(len(batch))
+    finally:  # A bar left open would nest every later bar.
+        progress.close()
     return out.result()

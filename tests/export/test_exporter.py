@@ -153,6 +153,27 @@ def test_mismatch_fails_the_export_and_leaves_nothing(tmp_path, monkeypatch):
     assert report["artifacts"][0]["failures"]
 
 
+def test_a_failed_conversion_leaves_no_progress_bar_open(tmp_path, monkeypatch):
+    """An export that fails half-way closes its progress bar: a bar left
+    open would make every later bar in the process (and the CLI's error
+    line under it) print one line up."""
+    from tqdm.auto import tqdm
+
+    from kd_keras.export import tflite as tflite_export
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("conversion failed")
+
+    monkeypatch.setattr(tflite_export, "convert_saved_model", fail)
+    with pytest.raises(RuntimeError, match="conversion failed") as info:
+        export_model(_tiny_model(), tmp_path / "out", formats=("tflite",), latency_runs=0)
+    # The traceback is still held (as a REPL or a notebook holds it), and
+    # with it the export's frame: its bar must be closed all the same.
+    assert info.value.__traceback__ is not None
+    assert [bar for bar in list(tqdm._instances) if bar.desc == "export"] == []
+    assert os.listdir(tmp_path) == []
+
+
 def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
     model = _tiny_model()
     out = str(tmp_path / "out")

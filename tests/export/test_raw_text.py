@@ -156,3 +156,20 @@ def test_a_drifting_tokenizer_fails_the_export(text_export, tmp_path):
             text=TextExport(preprocessor=pre, validation_text=texts,
                             reference_inputs=text_export.encoder(texts)), latency_runs=0)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_artifacts_hold_no_path_of_the_machine_that_wrote_them(text_export):
+    """A moved or shipped export names no folder of the machine that wrote
+    it: no artifact file (the text TFLite files, converted from a temporary
+    SavedModel, included) holds the export folder's path or the temporary
+    folder's."""
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(text_export.out_dir)).encode()
+    temp = os.path.realpath(tempfile.gettempdir()).encode() + b"/"
+    for folder, _, names in os.walk(text_export.out_dir):
+        for name in names:
+            if name.endswith((".tflite", ".onnx", ".pb")):
+                with open(os.path.join(folder, name), "rb") as f:
+                    data = f.read()
+                assert parent not in data and temp not in data, name
