@@ -81,20 +81,22 @@ def run(args):
 
 def summary_rows(results):
     """Table rows (name, accuracy, params, size_bytes, latency_ms) of a
-    `results.json`: teacher, student alone, distilled student and each
-    exported artifact of the distilled student (`(text)`: takes raw
-    sentences, its latency includes tokenization)."""
-    rows = [("teacher", results["teacher"]["accuracy"], results["teacher"]["params"],
-             None, results["teacher"].get("latency_ms_p50"))]
-    if "student_without_distillation" in results:
-        s = results["student_without_distillation"]
-        rows.append(("student alone", s["accuracy"], s["params"], None, None))
-    s = results["student"]
-    rows.append(("distilled student", s["accuracy"], s["params"], None, None))
-    for a in results.get("details", {}).get("artifacts", []):
+    `results.json` (its dict, read through `RunResults.from_json`):
+    teacher, student alone, distilled student and each exported artifact of
+    the distilled student (`(text)`: takes raw sentences, its latency
+    includes tokenization)."""
+    from kd_keras.pipeline.results import RunResults
+
+    r = RunResults.from_json(results)
+    rows = [("teacher", r.teacher.accuracy, r.teacher.params, None, r.teacher.latency_ms_p50)]
+    if r.student_without_distillation is not None:
+        s = r.student_without_distillation
+        rows.append(("student alone", s.accuracy, s.params, None, None))
+    rows.append(("distilled student", r.student.accuracy, r.student.params, None, None))
+    for a in r.details.get("artifacts", []):
         text = " (text)" if a.get("input") == "text" else ""
         rows.append((f"  {a['format']} {a['quantization']}{text}", a.get("accuracy"),
-                     s["params"], a.get("size_bytes"), a.get("latency_ms_p50")))
+                     r.student.params, a.get("size_bytes"), a.get("latency_ms_p50")))
     return rows
 
 
