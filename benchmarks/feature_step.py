@@ -95,13 +95,13 @@ def make_methods(cfg, data, store, jit_compile=False, steps=None, cpu_times=None
     keys = [t.teacher_layer for t in terms]
     logits, features = cached_targets(labels, data.num_classes, keys)
     cache = save_teacher_outputs(store, ids, logits, "stand-in teacher", features=features)
-    plain, with_features = [], keys  # which stored features the batches carry
     keras.utils.set_random_seed(cfg.seed)
     initial = None
     methods, models = {}, {}
-    for name, term_list, targets in ((LOGITS, (), plain),
-                                     (FEATURES_IN_BATCH, (), with_features),
-                                     (TERM, terms, with_features)):
+    # Each method: its terms, and the stored features its batches carry.
+    for name, term_list, carried in ((LOGITS, (), []),
+                                     (FEATURES_IN_BATCH, (), keys),
+                                     (TERM, terms, keys)):
         run_cfg = dataclasses.replace(
             cfg, distill=dataclasses.replace(distill, features=term_list))
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -115,7 +115,7 @@ def make_methods(cfg, data, store, jit_compile=False, steps=None, cpu_times=None
             model.jit_compile = True
         dataset = cache.as_dataset(ids, labels, batch_size=distill.batch_size,
                                    shuffle=True, seed=cfg.seed, verify=False,
-                                   features=targets, epoch=epoch)
+                                   features=carried, epoch=epoch)
         if steps is not None:
             dataset = dataset.take(steps)
         methods[name] = _fit_epoch(model, dataset, epoch,

@@ -46,9 +46,10 @@ class FixedTeacher:
             self.model = state.model
             if cfg.distill.features:  # the same pass gave them: kept for `features`
                 layers, _ = feature_key(cfg)
+                caches = {s: outputs.cache(s) for s in SPLITS}
                 self._original_features[feature_key(cfg)] = {
-                    s: {k: outputs.cache(s).features(k) for k in layers}
-                    for s in SPLITS if outputs.cache(s) is not None}
+                    s: {k: cache.features(k) for k in layers}
+                    for s, cache in caches.items() if cache is not None}
             return
         from kd_keras.pipeline.teacher_store import FOLDER
         from kd_keras.pipeline.teacher_store import resumed_outputs

@@ -95,16 +95,16 @@ def resumed_outputs(folder, sizes, num_classes):
     Raises:
         UsageError: a split's cache is missing or damaged (`--resume`).
     """
+    def load_fitting(directory, count):
+        cache = load_cache(directory)
+        if cache.count != count or cache.num_classes != num_classes:
+            raise ValueError(f"{directory}: does not fit the data")
+        return cache
+
     directories = {}
     for split in SPLITS:
         directory = os.path.join(folder, split) if sizes[split] else None
         if directory is not None:
-            cache = resumed(directory, load_cache)
-            if cache.count != sizes[split] or cache.num_classes != num_classes:
-                resumed(directory, _refuse)
+            resumed(directory, lambda d, n=sizes[split]: load_fitting(d, n))
         directories[split] = directory
     return TeacherOutputs(directories, int(num_classes))
-
-
-def _refuse(directory):
-    raise ValueError(f"{os.path.basename(directory)}: does not fit the data")
