@@ -151,7 +151,7 @@ class FixedTeacher:
 
 def feature_key(cfg):
     """`(teacher layers, dtype)` of a config's feature terms."""
-    layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features))
+    layers = tuple(dict.fromkeys(t.teacher_layer for t in cfg.distill.features or ()))
     return layers, cfg.distill.feature_dtype
 
 

@@ -22,7 +22,7 @@ parameters, int8 latency and accuracy.
     python benchmarks/frontier.py --run runs/demo --set distill.augment.copies=10 \\
         --set distill.augment.replace_prob=0.3 --students text_cnn_small text_cnn_pruned \\
         text_cnn --out benchmarks/results/frontier_augmented.json \\
-        --png benchmarks/results/frontier_augmented.png   # demo_augmented.yaml's copies
+        --png benchmarks/results/frontier_augmented.png   # the default recipe's copies
     python benchmarks/frontier.py --max-examples 60 --epochs 1 --seeds 0 \\
         --students text_cnn_small --out /tmp/f.json --png /tmp/f.png   # smoke test
 
@@ -201,7 +201,8 @@ def export_int8(cfg, data, student, folder):
 def main():
     from fixed_teacher import FixedTeacher
     from kd_ablation import train_variant, variant_config
-    from quality import base_raw, one_thread_latency, parse_overrides, save_teacher
+    from quality import TEXT_CNN_RECIPE, base_raw, one_thread_latency, parse_overrides
+    from quality import save_teacher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default=None, metavar="DIR",
@@ -222,14 +223,12 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kd_keras.config import to_dict
-    from kd_keras.config import read_yaml
-    from kd_keras.demo import DEMO_CONFIG_PATH
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import training_stage
 
     if args.epochs is None:
-        args.epochs = read_yaml(DEMO_CONFIG_PATH)["distill"]["epochs"]
+        args.epochs = TEXT_CNN_RECIPE["distill"]["epochs"]
     args.builtin, args.overrides = None, parse_overrides(parser, args.set)
     raw = base_raw(args)
     try:

@@ -117,7 +117,7 @@ def main():
 
     with open(os.path.join(run, "config.json")) as f:
         cfg = parse_config(json.load(f))
-    data = data_stage.prepare_data(cfg)
+    data = data_stage.prepare_data(cfg)  # The run's config.json is complete already.
     sentence = typical_sentence(list(data.dataset.texts["test"]))
     print(f"sentence ({len(sentence)} characters): {sentence!r}")
     rows = {}

@@ -139,6 +139,7 @@ def main():
     from fixed_teacher import FixedTeacher
     from kd_ablation import train_variant
     from kd_ablation import variant_config
+    from quality import TEXT_CNN_RECIPE
     from quality import base_raw
     from quality import parse_overrides
 
@@ -167,16 +168,14 @@ def main():
     out = os.path.abspath(args.out or os.path.join(
         HERE, "results", f"mediapipe_size_{args.dataset}.json"))
     if args.epochs is None:
-        from kd_keras.config import read_yaml
-        from kd_keras.demo import DEMO_CONFIG_PATH
-
-        args.epochs = read_yaml(DEMO_CONFIG_PATH)["distill"]["epochs"]
+        args.epochs = TEXT_CNN_RECIPE["distill"]["epochs"]
     args.data, args.builtin = None, args.dataset
     args.overrides = parse_overrides(parser, args.set)
     raw = base_raw(args)
     configs = {n: variant_config(raw, {"student": POINTS[n]}) for n in args.points}
     base = next(iter(configs.values()))
     data = data_stage.prepare_data(base)
+    base = data.config
     texts, test_y = data.dataset.texts["test"], data.labels["test"]
     names = [str(n) for n in data.dataset.label_names]
     work = tempfile.mkdtemp(prefix="kd_mediapipe_size_")

@@ -58,15 +58,31 @@ from arguments import write_json  # noqa: E402
 _NOT_COMPARED = ("output", "verbose", "seed")
 
 
+# The demo's student and training before the default recipe: the text CNN
+# at 48 ids, the pooled-feature term, no copies. The quality, frontier and
+# MediaPipe figures were measured with it, so these benchmarks keep it (a
+# `--set` changes it; `configs/demo.yaml` now leaves these keys to the
+# default recipe).
+TEXT_CNN_RECIPE = {
+    "student": {"architecture": "text_cnn", "sequence_length": 48},
+    "distill": {"epochs": 10, "batch_size": 64, "alpha": 0.1, "temperature": 1.0,
+                "cache_teacher": True, "baseline": True, "early_stopping": {"patience": 3},
+                "features": [{"teacher_layer": "classifier/pooling",
+                              "student_layer": "features", "loss": "cosine", "weight": 1.0}],
+                "augment": {"copies": 0}},
+}
+
+
 def base_raw(args):
-    """The raw demo config with this invocation's data, epochs and `--set`."""
-    import yaml
+    """The raw demo config (its data, teacher and export) with
+    `TEXT_CNN_RECIPE` and this invocation's data, epochs and `--set`."""
+    import copy
 
     from kd_keras.config import apply_overrides
     from kd_keras.config import read_yaml
     from kd_keras.demo import DEMO_CONFIG_PATH
 
-    raw = read_yaml(DEMO_CONFIG_PATH)
+    raw = {**read_yaml(DEMO_CONFIG_PATH), **copy.deepcopy(TEXT_CNN_RECIPE)}
     if args.data:
         raw["data"] = {"train": os.path.abspath(args.data)}
     elif args.builtin:
@@ -142,6 +158,7 @@ def run_once(cfg, work, cache_dir, keras_builtin):
 
     keras.utils.set_random_seed(cfg.seed)
     data = data_stage.prepare_data(cfg)
+    cfg = data.config
     run = RunDir(os.path.join(work, "run"), cfg)
     state = teacher_stage.adapt_teacher(cfg, data, run, cache_dir)
     outputs = teacher_stage.compute_outputs(cfg, data, state, run)
@@ -249,6 +266,7 @@ def untrained(cfg):
     from kd_keras.pipeline import training_stage
 
     data = data_stage.prepare_data(cfg)
+    cfg = data.config
     t = cfg.teacher
     teacher = teachers.build_text_teacher(
         teachers.resolve_backbone(t.backbone), data.num_classes,

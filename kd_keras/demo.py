@@ -56,7 +56,7 @@ def demo_config(output=None, max_examples=None, epochs=None, verbose=1):
     if max_examples is not None:
         raw["data"]["max_examples"] = max_examples
     if epochs is not None:
-        raw["distill"]["epochs"] = epochs
+        raw.setdefault("distill", {})["epochs"] = epochs
     raw["verbose"] = verbose
     return parse_config(raw, base_dir=os.getcwd())
 
@@ -84,6 +84,7 @@ def main(argv=None):
 def _run(args):
     from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline import run_distill
+    from kd_keras.pipeline.summary import recipe_lines
     from kd_keras.pipeline.summary import results_table
     from kd_keras.pipeline.summary import stage_times_line
 
@@ -92,6 +93,8 @@ def _run(args):
     print()
     print("Movie-review sentiment (rt-polarity test split, "
           f"{results['details']['splits']['test']} sentences):")
+    if results["details"].get("recipe"):
+        print(recipe_lines(results["details"]["recipe"]))
     print(results_table(summary_rows(results)))
     print(stage_times_line(results["seconds"]))
     print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")

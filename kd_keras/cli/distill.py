@@ -51,6 +51,7 @@ def run(args):
 
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.export_stage import ArtifactsRejected
+    from kd_keras.pipeline.summary import recipe_lines
     from kd_keras.pipeline.summary import results_table
     from kd_keras.pipeline.summary import stage_times_line
 
@@ -72,6 +73,8 @@ def run(args):
                   + ("" if args.output is None else f" --output {args.output}"),
                   file=sys.stderr)
         raise
+    if results["details"].get("recipe"):
+        print(recipe_lines(results["details"]["recipe"]))
     print(results_table(summary_rows(results)))
     if results.get("seconds"):
         print(stage_times_line(results["seconds"]))

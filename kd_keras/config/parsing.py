@@ -65,6 +65,8 @@ def _build(cls, given, path):
                             else section() if value is True else _build(section, value, here))
         elif section is not None:
             values[name] = _build(section, {} if value is None else value, here)
+        elif meta.get("items") is not None and value is None:
+            values[name] = None  # Left to the default recipe; [] is none.
         elif meta.get("items") is not None:
             _check(isinstance(value, list), ".".join(here), "a list", value)
             values[name] = tuple(
@@ -147,7 +149,7 @@ def validate(cfg):
     _validate_teacher(cfg.teacher)
     _validate_student(cfg.student)
     _validate_export(cfg.export)
-    _check(cfg.distill.augment.replace_prob == 0 or cfg.teacher.backbone,
+    _check(not cfg.distill.augment.replace_prob or cfg.teacher.backbone,
            "distill.augment.replace_prob",
            "0 unless teacher.backbone is set (its word embeddings give the neighbours)",
            cfg.distill.augment.replace_prob)
@@ -251,16 +253,11 @@ def _validate_teacher(t):
 
 def _validate_student(s):
     from kd_keras.data.tokenizer import TOKENIZER_MIN_COUNT_KEY
-    from kd_keras.students import get_student
     from kd_keras.students.vocabulary import MAX_ROWS_KEY
     from kd_keras.students.vocabulary import MIN_COUNT_KEY
     from kd_keras.students.vocabulary import PRUNE_KEY
 
-    try:
-        builder = get_student(s.architecture)
-    except ValueError as e:  # Already names student.architecture.
-        raise ConfigError(str(e)) from None
-    _check_student_options(s, builder)
+    _check_student_architecture(s)
     v = s.sequence_length
     _check(v is None or (_is_int(v) and 4 <= v <= 4096), "student.sequence_length",
            "an integer in [4, 4096] or null", v)
@@ -293,9 +290,24 @@ def _validate_student(s):
                f"student.options.{key}", "a finite value", value)
 
 
+def _check_student_architecture(s):
+    """A known architecture whose builder takes `student.options` (left out,
+    the default recipe's student must take them)."""
+    from kd_keras.config.recipe import STUDENT
+    from kd_keras.students import get_student
+
+    try:
+        builder = get_student(s.architecture or STUDENT)
+    except ValueError as e:  # Already names student.architecture.
+        raise ConfigError(str(e)) from None
+    _check_student_options(s, builder)
+
+
 def _check_student_options(s, builder):
     """Each `student.options` key must be an argument of the builder."""
     import inspect
+
+    from kd_keras.config.recipe import STUDENT
 
     parameters = inspect.signature(builder).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
@@ -303,7 +315,8 @@ def _check_student_options(s, builder):
     for key in s.options:
         if key in fixed or (key not in parameters and not takes_any):
             known = ", ".join(k for k in parameters if k not in fixed)
-            raise ConfigError(f"student.options.{key}: not an option of {s.architecture} "
+            raise ConfigError(f"student.options.{key}: not an option of "
+                              f"{s.architecture or STUDENT + ' (the default student)'} "
                               f"(known: {known})")
 
 
@@ -331,11 +344,12 @@ def _validate_distill(d):
     _check(d.cache_dir is None or (isinstance(d.cache_dir, str) and d.cache_dir),
            "distill.cache_dir", "a folder path or null", d.cache_dir)
     a = d.augment
-    _check(_is_int(a.copies) and 0 <= a.copies <= 100, "distill.augment.copies",
-           "an integer in [0, 100]", a.copies)
+    _check(a.copies is None or (_is_int(a.copies) and 0 <= a.copies <= 100),
+           "distill.augment.copies", "an integer in [0, 100] or null", a.copies)
     for key in ("word_dropout", "ngram_prob", "replace_prob"):
         v = getattr(a, key)
-        _check(_is_number(v) and 0 <= v < 1, f"distill.augment.{key}", "a number in [0, 1)", v)
+        _check((v is None and key == "replace_prob") or (_is_number(v) and 0 <= v < 1),
+               f"distill.augment.{key}", "a number in [0, 1)", v)
     _check(_is_int(a.max_ngram) and a.max_ngram >= 1, "distill.augment.max_ngram",
            "a positive integer", a.max_ngram)
     _check(isinstance(a.per_epoch, bool), "distill.augment.per_epoch", "true or false",

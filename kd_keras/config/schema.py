@@ -8,10 +8,10 @@ string-keyed dicts.
 Example:
 
 >>> cfg = RunConfig()
->>> cfg.distill.epochs, cfg.student.architecture, cfg.export.formats
-(5, 'text_cnn', ('saved_model', 'tflite', 'onnx'))
->>> cfg.student_sequence_length  # the teacher's when the student sets none
-64
+>>> cfg.distill.epochs, cfg.distill.temperature, cfg.export.formats
+(10, 1.0, ('saved_model', 'tflite', 'onnx'))
+>>> cfg.student.architecture is None  # the default recipe chooses
+True
 """
 
 import dataclasses
@@ -117,6 +117,9 @@ class TeacherConfig:
 class StudentConfig:
     """`student:` a built-in architecture or `package.module:function`.
 
+    `architecture` and `sequence_length` left out (`None`) are chosen by the
+    default recipe (`kd_keras.config.recipe`).
+
     `options` are the builder's keyword arguments (a read-only mapping).
     `prune_vocabulary: true` gives the embedding a row only for the ids the
     training rows use (`kd_keras.students.vocabulary`), and with
@@ -127,7 +130,7 @@ class StudentConfig:
     the training texts use at least N times (`kd_keras.data.tokenizer`).
     """
 
-    architecture: str = "text_cnn"
+    architecture: Optional[str] = None
     sequence_length: Optional[int] = None
     vocabulary: Optional[str] = None
     tokenizer_min_count: Optional[int] = None
@@ -148,21 +151,24 @@ class AugmentConfig:
     original texts plus one copy of each, copy `epoch % copies + 1`, so the
     student meets a fresh perturbation per epoch, with the teacher's
     outputs for exactly that perturbation (consistent teaching, Beyer et
-    al. 2022), at the cost of one copy per epoch rather than all of them."""
+    al. 2022), at the cost of one copy per epoch rather than all of them.
+    `copies` and `replace_prob` left out (`None`) are chosen by the default
+    recipe (`kd_keras.config.recipe`)."""
 
-    copies: int = 0
+    copies: Optional[int] = None
     word_dropout: float = 0.1
     ngram_prob: float = 0.25
     max_ngram: int = 5
-    replace_prob: float = 0.0
+    replace_prob: Optional[float] = None
     per_epoch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class EarlyStoppingConfig:
-    """`distill.early_stopping:` stop when validation accuracy stalls."""
+    """`distill.early_stopping:` stop when validation accuracy stalls (on by
+    default; `null` switches it off)."""
 
-    patience: int = 2
+    patience: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,21 +188,25 @@ class FeatureTermConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
-    """`distill:` the student's training, distilled and baseline alike."""
+    """`distill:` the student's training, distilled and baseline alike.
 
-    epochs: int = 5
+    The defaults are the default recipe's fixed part; `features` left out
+    (`None`) is chosen by the recipe (`kd_keras.config.recipe`), `[]` is no
+    feature term."""
+
+    epochs: int = 10
     batch_size: int = 64
     alpha: float = 0.1
-    temperature: float = 3.0
+    temperature: float = 1.0
     loss: str = "soft_target_kl"
     learning_rate: float = 1e-3
     cache_teacher: bool = True
     cache_dir: Optional[str] = None
     baseline: bool = False
-    early_stopping: Optional[EarlyStoppingConfig] = dataclasses.field(
-        default=None, metadata={"section": EarlyStoppingConfig, "optional": True})
+    early_stopping: Optional[EarlyStoppingConfig] = _section(EarlyStoppingConfig, optional=True)
     augment: AugmentConfig = _section(AugmentConfig)
-    features: tuple = dataclasses.field(default=(), metadata={"items": FeatureTermConfig})
+    features: Optional[tuple] = dataclasses.field(default=None,
+                                                  metadata={"items": FeatureTermConfig})
     # How the teacher's feature targets are held (`float16` halves per-token
     # and attention targets; the losses compute in float32).
     feature_dtype: str = "float32"

@@ -96,7 +96,7 @@ def validate_feature_terms(d):
     from kd_keras.distillation.features import FeatureDistillation
 
     names = []
-    for i, term in enumerate(d.features):
+    for i, term in enumerate(d.features or ()):
         key = f"distill.features[{i}]"
         for field in ("teacher_layer", "student_layer"):
             check(isinstance(getattr(term, field), str) and getattr(term, field),

@@ -369,6 +369,18 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             return self.teacher.errors()
         return contextlib.nullcontext()
 
+    def build_for_batch(self, data_batch):
+        """Builds the feature projections that only a batch can size.
+
+        `fit` builds them on its first batch. Call this first when a
+        checkpoint that holds them is restored before that batch, as
+        `keras.callbacks.BackupAndRestore` does when a training resumes.
+
+        Args:
+            data_batch: an `(x, y)` batch as `fit` reads it.
+        """
+        self._build_for_batch(data_batch)
+
     def _build_for_batch(self, data_batch):
         # Under a strategy, Keras builds the optimizer before the first
         # step: projections that only a batch can size are built first.

@@ -1,8 +1,10 @@
 """Stage 1, data: the configured texts, split and tokenized for the student.
 
 `prepare_data(cfg)` reads the data (a built-in dataset or files), applies the
-few-label mask (`data.labels_fraction`) and the transfer-set copies
-(`distill.augment`), and encodes every split to the student's WordPiece ids.
+few-label mask (`data.labels_fraction`), lets the default recipe choose the
+keys the config leaves out (`kd_keras.config.recipe`, from the data's
+`DataProfile`), makes the transfer-set copies (`distill.augment`), and
+encodes every split to the student's WordPiece ids.
 It runs before anything is written, so bad data leaves nothing on disk (a
 student vocabulary pruned by `student.tokenizer_min_count` is written to
 the cache folder once the data has been read).
@@ -14,6 +16,10 @@ import os
 
 import numpy as np
 
+from kd_keras.config.recipe import COVERED
+from kd_keras.config.recipe import DataProfile
+from kd_keras.config.recipe import complete_config
+from kd_keras.config.recipe import unset_keys
 from kd_keras.data import SPLITS
 from kd_keras.data import TextDataset
 from kd_keras.data import WordPieceEncoder
@@ -34,12 +40,17 @@ class PreparedData:
         ids: dict split -> int32 `[n, student sequence length]` WordPiece ids.
         vocab_size: the size of the student's vocabulary.
         vocabulary: the `vocab.txt` path the ids come from.
+        config: the complete `RunConfig` the later stages read: the given
+            one with the default recipe's choices.
+        recipe: the `kd_keras.config.recipe.Choice`s it holds.
     """
 
     dataset: TextDataset
     ids: dict
     vocab_size: int
     vocabulary: str
+    config: object = None
+    recipe: tuple = ()
 
     @property
     def labels(self):
@@ -60,8 +71,40 @@ class PreparedData:
         return h.hexdigest()[:16]
 
 
+PROFILE_TEXTS = 20_000
+"""At most this many training texts (evenly spaced) are tokenized to
+measure the lengths of the `DataProfile`."""
+
+
 def load_data(cfg):
     """The configured `TextDataset`, few-label mask and augmentation applied.
+
+    Args:
+        cfg: a `kd_keras.config.RunConfig`.
+
+    Returns:
+        A `TextDataset`.
+    """
+    return _completed(cfg)[2]
+
+
+def _completed(cfg):
+    """`(complete config, recipe choices, TextDataset)`."""
+    data = read_data(cfg)
+    recipe = ()
+    if unset_keys(cfg):
+        cfg, recipe = complete_config(cfg, data_profile(cfg, data))
+    augment = dataclasses.asdict(cfg.distill.augment)
+    augment.pop("per_epoch")  # How training uses the copies, not how they are made.
+    if augment["copies"]:
+        if augment["replace_prob"] > 0:
+            augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])
+        data = with_augmented_train(data, seed=cfg.seed, **augment)
+    return cfg, recipe, data
+
+
+def read_data(cfg):
+    """The configured `TextDataset` with the few-label mask, before copies.
 
     Args:
         cfg: a `kd_keras.config.RunConfig`.
@@ -83,13 +126,30 @@ def load_data(cfg):
     check_classes(data, d.builtin or d.train)
     if d.labels_fraction < 1:
         data = data.with_label_fraction(d.labels_fraction, seed=cfg.seed)
-    augment = dataclasses.asdict(cfg.distill.augment)
-    augment.pop("per_epoch")  # How training uses the copies, not how they are made.
-    if augment["copies"]:
-        if augment["replace_prob"] > 0:
-            augment["neighbors"] = _teacher_neighbors(cfg, data.texts["train"])
-        data = with_augmented_train(data, seed=cfg.seed, **augment)
     return data
+
+
+def data_profile(cfg, dataset):
+    """What the default recipe sees of `dataset`'s training split: its
+    labelled and unlabelled texts, its classes, and the length, in the
+    teacher's WordPiece ids, that `COVERED` of the texts fit in (measured
+    on at most `PROFILE_TEXTS` of them).
+
+    Args:
+        cfg: the `RunConfig` (its vocabulary and teacher sequence length).
+        dataset: a `TextDataset` (`read_data`).
+
+    Returns:
+        A `kd_keras.config.recipe.DataProfile`.
+    """
+    texts, labels = dataset.texts["train"], np.asarray(dataset.labels["train"])
+    rows = np.linspace(0, len(texts) - 1, min(len(texts), PROFILE_TEXTS)).astype(int)
+    encoder = WordPieceEncoder(vocabulary_path(cfg), cfg.teacher.sequence_length)
+    lengths = (encoder([texts[i] for i in rows]) != 0).sum(axis=1)
+    labelled = int((labels >= 0).sum())
+    return DataProfile(labelled=labelled, unlabelled=len(labels) - labelled,
+                       num_classes=dataset.num_classes,
+                       covered_length=int(np.ceil(np.quantile(lengths, COVERED))))
 
 
 def check_classes(dataset, source):
@@ -178,11 +238,12 @@ def prepare_data(cfg):
         cfg: a `kd_keras.config.RunConfig`.
 
     Returns:
-        A `PreparedData`.
+        A `PreparedData`; its `config` (the default recipe's choices filled
+        in) is the one the later stages read.
     """
-    dataset = load_data(cfg)
+    cfg, recipe, dataset = _completed(cfg)
     vocabulary = student_vocabulary(cfg, dataset)
     encoder = WordPieceEncoder(vocabulary, cfg.student_sequence_length)
     ids = {split: encoder(dataset.texts[split]) for split in SPLITS}
     return PreparedData(dataset=dataset, ids=ids, vocab_size=encoder.vocab_size,
-                        vocabulary=vocabulary)
+                        vocabulary=vocabulary, config=cfg, recipe=recipe)

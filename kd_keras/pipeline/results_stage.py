@@ -56,6 +56,8 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
         "epochs_run": {"distill": len(distilled.history.get("loss", [])),
                        "baseline": len(baseline.history.get("loss", [])) if baseline else 0},
         "seed": cfg.seed,
+        # The keys the config left to the default recipe, what it chose and why.
+        "recipe": [choice.to_json() for choice in data.recipe],
     }
     if export_report:
         artifacts = summary.artifact_summary(export_report)

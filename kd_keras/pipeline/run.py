@@ -124,6 +124,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
             ray_cluster.connect(kd_keras.distribute.RayCluster.from_config(cfg.distribute))
         with times.measure("data"):
             data = data_stage.prepare_data(cfg)
+        cfg = data.config  # The default recipe's choices filled in.
         run = RunDir(output, cfg, resume=resume)
     except BaseException:
         progress.leave = False  # An error message starts on a clean line.

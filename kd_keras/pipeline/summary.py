@@ -115,6 +115,27 @@ def stage_times_line(seconds):
     return f"time: {', '.join(parts)}" + ("" if total is None else f"; total {_duration(total)}")
 
 
+def recipe_lines(recipe):
+    """What the default recipe chose, one line per key, from
+    `results.json["details"]["recipe"]` (no lines when the config set
+    every key).
+
+    Example:
+
+    >>> print(recipe_lines([{"key": "distill.augment.copies", "value": 10,
+    ...                      "reason": "8530 training texts"}]))
+    default recipe: distill.augment.copies = 10 (8530 training texts)
+    """
+    def shown(value):
+        if isinstance(value, list):  # Feature terms.
+            return ", ".join(f"{t['teacher_layer']} -> {t['student_layer']} ({t['loss']})"
+                             for t in value) or "none"
+        return value
+
+    return "\n".join(f"default recipe: {c['key']} = {shown(c['value'])} ({c['reason']})"
+                     for c in recipe)
+
+
 def _human(n):
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -4,8 +4,16 @@
 with the teacher's logits (`kind="distill"`, through `kd_keras.Distiller`)
 or on the labeled examples alone (`kind="baseline"`, the same student, the
 same budget; with `student.prune_vocabulary` each gets the table of the rows
-it trains on). Both resume from their last finished epoch, and a resumed run
-ends with exactly the weights and history of an uninterrupted one:
+it trains on).
+
+The two choose their epochs on different data, so that the validation split
+that picks the distilled student's epochs does not also pick the baseline's:
+the baseline first trains on the labelled training rows less a seeded
+`HELD_OUT` slice and stops early on that slice; then the same student,
+from the same start, trains on every labelled row for the epochs that
+scored best there (`baseline_epochs`). Every training resumes from its last
+finished epoch, and a resumed run ends with exactly the weights and history
+of an uninterrupted one:
 
 - weights and optimizer state come back through `keras.callbacks.
   BackupAndRestore`;
@@ -45,6 +53,12 @@ from kd_keras.students.vocabulary import used_vocabulary
 
 ACCURACY = "sparse_categorical_accuracy"
 KINDS = ("distill", "baseline")
+EPOCHS_KIND = "baseline_epochs"
+"""The training that chooses the baseline's epochs on the held-out slice."""
+HELD_OUT = 0.1
+"""The share of the labelled training rows that chooses the baseline's epochs."""
+MIN_HELD_OUT = 2
+"""Below this many held-out rows the baseline trains `distill.epochs` epochs."""
 SAVED_NAMES = {"distill": "student.keras", "baseline": "student_without_distillation.keras"}
 
 
@@ -108,7 +122,7 @@ def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     d = cfg.distill
     student = configured_student(cfg, num_classes, vocab_size, train_ids)
     optimizer = keras.optimizers.Adam(d.learning_rate)
-    if kind == "baseline":
+    if kind != "distill":  # The baseline, or the training that picks its epochs.
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return student
@@ -125,11 +139,11 @@ def _early_stopping_dir(run, kind):
     return run.file("backup", f"{kind}-early-stopping")
 
 
-def _callbacks(cfg, run, kind, epoch, has_validation, extra):
+def _callbacks(cfg, run, kind, epoch, stops_early, extra):
     es = cfg.distill.early_stopping
     callbacks = [EpochCounter(epoch), EpochLog(run.file(f"history-{kind}.json")),
                  keras.callbacks.TensorBoard(run.file("logs", kind))]
-    if es is not None and has_validation:
+    if es is not None and stops_early:
         callbacks.append(ResumableEarlyStopping(
             _early_stopping_dir(run, kind), monitor=f"val_{ACCURACY}",
             mode="max", patience=es.patience, restore_best_weights=True))
@@ -154,13 +168,35 @@ def _check_backup(folder):
                              "start over") from None
 
 
-def _datasets(cfg, data, kind, outputs, epoch):
+def held_out_rows(labels, seed, share=HELD_OUT):
+    """`(fit, held)`: the labelled rows of `labels` (train labels, `-1`
+    unlabelled) split by a seeded permutation, `held` the `share` that
+    chooses the baseline's epochs (`None` when it would be smaller than
+    `MIN_HELD_OUT`).
+
+    Example:
+
+    >>> fit, held = held_out_rows(np.array([0, 1, -1] * 10), seed=0)
+    >>> len(fit), len(held), sorted(set(fit) | set(held)) == [
+    ...     i for i in range(30) if i % 3 != 2]
+    (18, 2, True)
+    """
+    labelled = np.flatnonzero(np.asarray(labels) >= 0)
+    count = int(round(share * len(labelled)))
+    if count < MIN_HELD_OUT:
+        return labelled, None
+    order = np.random.default_rng(seed).permutation(labelled)
+    return np.sort(order[count:]), np.sort(order[:count])
+
+
+def _datasets(cfg, data, kind, outputs, epoch, rows=None, held=None):
     """`(train, validation)`: the rows a training reads, in the order that
     `epoch` fixes (`kd_keras.cache.epoch_order`).
 
     The distilled student streams the teacher's store through
     `TeacherCache.as_dataset`, the builder library users call; the baseline
-    gathers the labelled rows by the same order."""
+    gathers the labelled rows (or `rows`) by the same order, and validates
+    on the training rows `held` when given, else on the validation split."""
     ids, labels, size = data.ids, data.labels, cfg.distill.batch_size
     if kind == "distill":
         augment = cfg.distill.augment
@@ -174,12 +210,17 @@ def _datasets(cfg, data, kind, outputs, epoch):
             ids["validation"], labels["validation"], batch_size=size, verify=False,
             features=names)
         return train, validation
-    keep = labels["train"] >= 0
-    x, y = tf.constant(ids["train"][keep]), tf.constant(labels["train"][keep])
+    if rows is None:
+        rows = np.flatnonzero(labels["train"] >= 0)
+    x, y = tf.constant(ids["train"][rows]), tf.constant(labels["train"][rows])
     train = index_batches(len(y), size, epoch, seed=cfg.seed).map(
-        lambda rows: (tf.gather(x, rows), tf.gather(y, rows)))
-    validation = (tf.data.Dataset.from_tensor_slices((ids["validation"], labels["validation"]))
-                  .batch(size) if len(ids["validation"]) else None)
+        lambda order: (tf.gather(x, order), tf.gather(y, order)))
+    if held is not None:
+        pairs = (ids["train"][held], labels["train"][held])
+    else:
+        pairs = (ids["validation"], labels["validation"])
+    validation = (tf.data.Dataset.from_tensor_slices(pairs).batch(size)
+                  if len(pairs[0]) else None)
     return train.prefetch(2), validation
 
 
@@ -209,10 +250,58 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
     if cfg.distribute.engine == "ray" and kind == "distill":  # See _train_on_ray.
         return _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks)
     strategy = strategy or tf.distribute.get_strategy()
+    if kind == "distill":
+        model = _fit(cfg, data, run, kind, outputs, strategy, extra_callbacks)
+    else:
+        epochs = baseline_epochs(cfg, data, run, strategy, extra_callbacks)
+        model = _fit(cfg, data, run, kind, None, strategy, extra_callbacks, epochs=epochs,
+                     stops_early=False)
+    model.save(saved)
+    history = read_json(log) if os.path.isfile(log) else {}
+    run.finish(kind, {"epochs": len(history.get("loss", []))})
+    return TrainedStudent(model, history)
+
+
+def baseline_epochs(cfg, data, run, strategy=None, extra_callbacks=None):
+    """The epochs the baseline trains: those that scored best on a held-out
+    slice of the labelled training rows (`held_out_rows`), trained on the
+    rest with early stopping. `distill.epochs` without early stopping or
+    with too few labelled rows.
+
+    Args:
+        cfg: the `RunConfig`.
+        data: the `PreparedData`.
+        run: the `RunDir` (the choice is recorded as its `baseline_epochs`
+            stage, so a resumed run does not train it again).
+        strategy: a `tf.distribute.Strategy` (default: the current one).
+        extra_callbacks: Keras callbacks added to the fit.
+
+    Returns:
+        The number of epochs, at least 1 when `distill.epochs` is.
+    """
+    fit_rows, held = held_out_rows(data.labels["train"], cfg.seed)
+    if cfg.distill.early_stopping is None or held is None or not cfg.distill.epochs:
+        return cfg.distill.epochs
+    if run.done(EPOCHS_KIND) is None:
+        _fit(cfg, data, run, EPOCHS_KIND, None, strategy or tf.distribute.get_strategy(),
+             extra_callbacks, rows=fit_rows, held=held)
+        scores = read_json(run.file(f"history-{EPOCHS_KIND}.json"))[f"val_{ACCURACY}"]
+        run.finish(EPOCHS_KIND, {"epochs": int(np.argmax(scores)) + 1,
+                                 "held_out_rows": len(held)})
+    return run.done(EPOCHS_KIND)["epochs"]
+
+
+def _fit(cfg, data, run, kind, outputs, strategy, extra_callbacks, rows=None, held=None,
+         epochs=None, stops_early=True):
+    """One training of `train_student` (or of `baseline_epochs`): the student
+    it ends with."""
     ids, labels = data.ids, data.labels
-    keep = (np.ones(len(labels["train"]), bool) if kind == "distill"
-            else labels["train"] >= 0)
-    train_ids = ids["train"] if keep.all() else ids["train"][keep]
+    if kind == "distill":
+        train_ids = ids["train"]
+    else:
+        if rows is None:
+            rows = np.flatnonzero(labels["train"] >= 0)
+        train_ids = ids["train"][rows]
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -220,20 +309,22 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
         logits = model(ids["train"][:1])  # BackupAndRestore needs a built model.
     # A subclassed student declares no outputs: its first call shows them.
     check_logits_shape(logits.shape, cfg.student.architecture, data.num_classes)
-    train, validation = _datasets(cfg, data, kind, outputs, epoch)
-    callbacks = _callbacks(cfg, run, kind, epoch, validation is not None, extra_callbacks)
+    train, validation = _datasets(cfg, data, kind, outputs, epoch, rows, held)
+    if kind == "distill" and cfg.distill.features:
+        # Built before `BackupAndRestore` restores the optimizer that trains them.
+        with strategy.scope():
+            model.build_for_batch(next(iter(train)))
+    callbacks = _callbacks(cfg, run, kind, epoch, stops_early and validation is not None,
+                           extra_callbacks)
     _check_backup(run.file("backup", kind))
     stopped = ResumableEarlyStopping.stopped_weights(_early_stopping_dir(run, kind))
     if stopped is not None:  # Stopped early, then interrupted before the end.
         model.set_weights(stopped)
     else:  # The datasets fix each epoch's order (`EpochCounter`), not `fit`.
-        model.fit(train, validation_data=validation, epochs=cfg.distill.epochs,
+        model.fit(train, validation_data=validation,
+                  epochs=cfg.distill.epochs if epochs is None else epochs,
                   callbacks=callbacks, verbose=cfg.verbose, shuffle=False)
-    student = model.student if kind == "distill" else model
-    student.save(saved)
-    history = read_json(log) if os.path.isfile(log) else {}
-    run.finish(kind, {"epochs": len(history.get("loss", []))})
-    return TrainedStudent(student, history)
+    return model.student if kind == "distill" else model
 
 
 def _train_on_worker(payload, strategy, folder, callbacks):

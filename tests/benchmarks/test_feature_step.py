@@ -8,11 +8,11 @@ from conftest import load_benchmark
 feature_step = load_benchmark("feature_step")
 
 
-def test_three_distillers_of_the_shipped_recipe(tmp_path):
-    from kd_keras.demo import demo_config
+def test_three_distillers_of_the_text_cnn_recipe(tmp_path):
     from kd_keras.pipeline import data_stage
 
-    cfg = demo_config(output=str(tmp_path), max_examples=40, verbose=0)
+    cfg = feature_step.step_config(str(tmp_path), max_examples=40)
+    assert cfg.student.architecture == "text_cnn" and cfg.distill.augment.copies == 0
     data = data_stage.prepare_data(cfg)
     methods, models = feature_step.make_methods(cfg, data, str(tmp_path / "store"))
     names = [feature_step.LOGITS, feature_step.FEATURES_IN_BATCH, feature_step.TERM]

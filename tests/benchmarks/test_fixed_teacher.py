@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from conftest import load_benchmark
 
-RECIPE = os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")
+RECIPE = os.path.join(REPO_ROOT, "configs", "demo.yaml")
 fixed_teacher = load_benchmark("fixed_teacher")
 
 

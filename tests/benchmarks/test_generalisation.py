@@ -23,7 +23,8 @@ def _sst2_folder(path):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["ag_news", "ag_news_10", "sst2", "sst2_10k_labels"])
+@pytest.mark.parametrize("name", ["ag_news", "ag_news_10", "sst2", "sst2_10k_labels",
+                                  "sst2_10", "rt_polarity", "rt_polarity_10"])
 def test_only_the_data_section_changes(name, tmp_path):
     from kd_keras.config import load_config
     from kd_keras.config import to_dict
@@ -32,23 +33,31 @@ def test_only_the_data_section_changes(name, tmp_path):
     cfg = gen.recipe_config(RECIPE, gen.data_section(name, _sst2_folder(tmp_path)))
     for section in ("teacher", "student", "distill", "export", "distribute"):
         assert to_dict(getattr(cfg, section)) == to_dict(getattr(recipe, section)), section
-    assert cfg.seed == 0 and cfg.data != recipe.data
-    expected_fraction = {"ag_news_10": 0.1, "sst2_10k_labels": 0.165}.get(name, 1.0)
+    assert cfg.seed == 0 and (cfg.data != recipe.data or name == "rt_polarity")
+    expected_fraction = {"ag_news_10": 0.1, "sst2_10k_labels": 0.165, "sst2_10": 0.1,
+                         "rt_polarity_10": 0.1}.get(name, 1.0)
     assert cfg.data.labels_fraction == expected_fraction
     if name.startswith("sst2"):
         assert (cfg.data.train, cfg.data.validation, cfg.data.test) == tuple(
             os.path.join(str(tmp_path), f) for f in ("train.tsv", "dev.tsv", "test.tsv"))
     else:
-        assert cfg.data.builtin == "ag_news"
+        assert cfg.data.builtin == name.removesuffix("_10")
 
 
-def test_every_sst2_row_is_marked_against_the_published_figures():
-    row = {"kd_over_teacher": 0.975, "gain": 0.031}
-    for name in ("sst2", "sst2_10k_labels"):
-        assert gen.goals(name, row) == {"distilled >= 97% of teacher": True,
-                                        "distilled >= alone + 3 points": True}
+def test_every_dataset_is_marked_against_its_goals_and_sst2_against_the_papers():
+    runs = [{"seed": 0, "alone": 0.80, "kd": 0.84}, {"seed": 1, "alone": 0.80, "kd": 0.835}]
+    row = {"kd_over_teacher": 0.991, "runs": runs}
+    for name in ("sst2", "sst2_10k_labels", "sst2_10"):
         assert set(gen.references(name)) == set(gen.REFERENCES["sst2"])
-    assert gen.goals("ag_news_10", row) == {} and gen.references("ag_news_10") == {}
+    # Full labels: the gain on every seed; few labels: the ratio only.
+    assert gen.goals("sst2", row) == {"distilled >= 99% of teacher": True,
+                                      "distilled >= alone + 3 points on every seed": True}
+    assert gen.goals("ag_news", row) == {"distilled >= 98.5% of teacher": True,
+                                         "distilled >= alone + 1.5 points on every seed": True}
+    assert gen.goals("rt_polarity_10", row) == {"distilled >= 99% of teacher": True}
+    assert gen.goals("ag_news_10", row) == {"distilled >= 99% of teacher": True}
+    assert gen.references("ag_news_10") == {}
+    assert set(gen.GOALS) <= set(gen.DATASETS)
 
 
 def test_sst2_labels_fraction_leaves_10k_labels():
@@ -75,7 +84,7 @@ def test_sst2_files_read_as_the_splits(tmp_path):
     from kd_keras.pipeline import data_stage
 
     cfg = gen.recipe_config(RECIPE, gen.data_section("sst2", _sst2_folder(tmp_path)))
-    dataset = data_stage.load_data(cfg)
+    dataset = data_stage.read_data(cfg)  # before the default recipe's copies
     assert dataset.sizes() == {"train": 4, "validation": 2, "test": 2}
     assert dataset.texts["test"] == ["moving ", "boring "]  # SST-2's own trailing space
     names = [str(n) for n in dataset.label_names]
@@ -127,13 +136,15 @@ def test_summary_against_numpy():
     assert row["kd_runs"] == [0.86, 0.87, 0.85]
 
 
-@pytest.mark.parametrize("ratio, gain, met", [
-    (0.97, 0.03, (True, True)), (0.969, 0.05, (False, True)),
-    (0.99, 0.029, (True, False)), (0.5, -0.1, (False, False))])
-def test_goals_marking(ratio, gain, met):
-    marks = gen.goals("sst2", {"kd_over_teacher": ratio, "gain": gain})
+@pytest.mark.parametrize("ratio, gains, met", [
+    (0.99, (0.03, 0.05), (True, True)), (0.989, (0.05, 0.05), (False, True)),
+    (0.995, (0.029, 0.1), (True, False)), (0.5, (-0.1, 0.0), (False, False))])
+def test_goals_marking_takes_the_worst_seed(ratio, gains, met):
+    runs = [{"alone": 0.5, "kd": 0.5 + g} for g in gains]
+    marks = gen.goals("sst2", {"kd_over_teacher": ratio, "runs": runs,
+                               "gain": sum(gains) / len(gains)})
     assert tuple(marks.values()) == met
-    assert gen.goals("ag_news", {"kd_over_teacher": ratio, "gain": gain}) == {}
+    assert gen.goals("unknown", {"kd_over_teacher": ratio, "runs": runs}) == {}
 
 
 def test_published_references():
@@ -143,20 +154,22 @@ def test_published_references():
     assert round(tang["kd_over_teacher"], 3) == 0.956
     tiny = refs["TinyBERT4 (Jiao et al. 2020)"]
     assert round(tiny["kd_over_teacher"], 2) == 0.99
-    # the published distillation meets the first goal only for TinyBERT4
-    assert not gen.goals("sst2", dict(tang, gain=tang["distilled"] - tang["alone"]))[
-        "distilled >= 97% of teacher"]
+    # Neither published distillation keeps 99% of its teacher.
+    assert not gen.goals("sst2", dict(tang, runs=[{"alone": tang["alone"],
+                                                   "kd": tang["distilled"]}]))[
+        "distilled >= 99% of teacher"]
     assert gen.references("ag_news") == {}
 
 
 def test_table_prints_marks(capsys):
-    row = dict(gen.summary(0.9, [{"seed": 0, "alone": 0.8, "kd": 0.88}]),
-               sizes={"train": 100}, references=gen.references("sst2"))
+    runs = [{"seed": 0, "alone": 0.8, "kd": 0.88}]
+    row = dict(gen.summary(0.9, runs), runs=runs, sizes={"train": 100},
+               references=gen.references("sst2"))
     row["goals"] = gen.goals("sst2", row)
     gen.print_table({"sst2": row, "ag_news": dict(row, goals={}, references={})})
     out = capsys.readouterr().out
-    assert "distilled >= 97% of teacher: met" in out
-    assert "distilled >= alone + 3 points: MISSED" not in out  # 8 points: met
+    assert "distilled >= 99% of teacher: MISSED" in out  # 97.8%
+    assert "distilled >= alone + 3 points on every seed: met" in out  # 8 points
     assert "TinyBERT4" in out and out.count("published") == 2
 
 

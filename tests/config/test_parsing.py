@@ -16,7 +16,10 @@ def _with(section, **values):
 
 def test_defaults_filled_and_student_length_follows_teacher():
     cfg = parse_config(_with("teacher", sequence_length=32))
-    assert cfg.distill.epochs == 5 and cfg.distill.alpha == 0.1
+    # The default recipe's fixed part; its data-dependent keys stay unset.
+    assert (cfg.distill.epochs, cfg.distill.alpha, cfg.distill.temperature) == (10, 0.1, 1.0)
+    assert cfg.distill.early_stopping.patience == 3
+    assert cfg.student.architecture is None and cfg.distill.features is None
     assert cfg.student_sequence_length == 32
     assert cfg.export.formats == ("saved_model", "tflite", "onnx")
 
@@ -83,7 +86,8 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
         ("export", {"formats": ["onnx", "onnx"]}, "export.formats"),
         ("student", {"options": {"bad key": 1}}, "student.options"),
         ("student", {"options": {"kernel_sizes_typo": 1}},
-         "student.options.kernel_sizes_typo: not an option of text_cnn (known: "),
+         "student.options.kernel_sizes_typo: not an option of dilated_cnn (the default "
+         "student) (known: "),
         ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
         ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
         ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),
@@ -154,7 +158,8 @@ def test_top_level_and_source_errors():
 def test_export_and_early_stopping_switches():
     cfg = parse_config(dict(BASE, export=False, distill={"early_stopping": True}))
     assert cfg.export is None
-    assert cfg.distill.early_stopping.patience == 2
+    assert cfg.distill.early_stopping.patience == 3
+    assert parse_config(dict(BASE, distill={"early_stopping": None})).distill.early_stopping is None
 
 
 def test_the_demo_config_is_one_packaged_file():
@@ -178,47 +183,40 @@ def test_the_demo_config_is_one_packaged_file():
     assert demo_config() == load_config(DEMO_CONFIG_PATH, {"verbose": 1})
 
 
-def test_agnews_and_the_augmented_recipe_change_only_their_keys():
+def test_agnews_changes_only_the_data_and_both_leave_the_recipe_to_the_default():
     import yaml
 
     from conftest import REPO_ROOT
+    from kd_keras.config.recipe import unset_keys
 
     with open(os.path.join(REPO_ROOT, "configs", "demo.yaml")) as f:
         demo = yaml.safe_load(f)
     with open(os.path.join(REPO_ROOT, "configs", "agnews.yaml")) as f:
         agnews = yaml.safe_load(f)
     assert {k for k in demo if demo[k] != agnews.get(k)} == {"data", "output"}
-    parse_config(demo)
     cfg = parse_config(agnews, base_dir=os.path.join(REPO_ROOT, "configs"))
     assert cfg.data.builtin == "ag_news"
-    with open(os.path.join(REPO_ROOT, "configs", "demo_augmented.yaml")) as f:
-        augmented = yaml.safe_load(f)
-    # The best recipe: the demo's plus the copies (distill.augment) and its
-    # own student (architecture and sequence length) only.
-    assert {k for k in demo if demo[k] != augmented.get(k)} - {"student"} == {"distill",
-                                                                            "output"}
-    assert {k for k in demo["student"] | augmented["student"]
-            if demo["student"].get(k) != augmented["student"].get(k)} <= {
-        "architecture", "sequence_length"}
-    assert {k for k in demo["distill"]
-            if demo["distill"].get(k) != augmented["distill"].get(k)} == set()
-    augmented = parse_config(augmented)
-    assert (augmented.distill.augment.copies, augmented.distill.augment.ngram_prob,
-            augmented.distill.augment.replace_prob) == (10, 0.25, 0.3)
+    every_key = ["student.architecture", "student.sequence_length", "distill.features",
+                 "distill.augment.copies", "distill.augment.replace_prob"]
+    assert unset_keys(parse_config(demo)) == unset_keys(cfg) == every_key
 
 
-def test_the_mobile_config_is_the_demo_with_its_own_tokenizer():
+def test_the_mobile_config_is_the_demo_data_and_teacher_with_its_own_measured_student():
     import yaml
 
     from conftest import REPO_ROOT
+    from kd_keras.config.recipe import unset_keys
 
     with open(os.path.join(REPO_ROOT, "configs", "demo.yaml")) as f:
         demo = yaml.safe_load(f)
     with open(os.path.join(REPO_ROOT, "configs", "mobile.yaml")) as f:
         mobile = yaml.safe_load(f)
-    assert {k for k in demo if demo[k] != mobile.get(k)} == {"student", "output"}
-    added = {k: v for k, v in mobile["student"].items() if demo["student"].get(k) != v}
-    assert added == {"tokenizer_min_count": 2, "options": {"embedding_dim": 40}}
+    assert {k for k in demo | mobile if demo.get(k) != mobile.get(k)} == {
+        "student", "distill", "output"}
+    # It sets the recipe's keys itself (no copies, so no word replacement).
+    cfg = parse_config(mobile)
+    assert unset_keys(cfg) == ["distill.augment.replace_prob"]
+    assert (cfg.student.architecture, cfg.distill.augment.copies) == ("text_cnn", 0)
     cfg = parse_config(mobile)
     assert (cfg.student.tokenizer_min_count, cfg.student.options) == (2, {"embedding_dim": 40})
 

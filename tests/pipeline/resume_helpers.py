@@ -70,7 +70,7 @@ def write_config(path, data_dir, teacher, output, **sections):
         "teacher": dict(teacher, sequence_length=16),
         "student": {"architecture": "text_cnn", "sequence_length": 12,
                     "options": {"embedding_dim": 8, "filters": 8}},
-        "distill": {"epochs": 3, "batch_size": 16, "baseline": True,
+        "distill": {"epochs": 3, "batch_size": 16, "baseline": True, "augment": {"copies": 0},
                     "early_stopping": {"patience": 1}},
         "export": {"formats": ["tflite"], "quantization": ["none"]},
         "output": output,

@@ -43,7 +43,7 @@ def make_world(root):
         "student": {"architecture": "text_cnn", "sequence_length": SEQUENCE_LENGTH,
                     "vocabulary": os.path.join(root, "vocab.txt"),
                     "options": {"embedding_dim": 4, "filters": 4}},
-        "distill": {"epochs": 1, "batch_size": 16, "baseline": False,
+        "distill": {"epochs": 1, "batch_size": 16, "baseline": False, "augment": {"copies": 0},
                     "early_stopping": None},
         "export": None,
         "output": os.path.join(root, "out"),
