@@ -1,11 +1,12 @@
 """Accuracy against int8 latency against size: which distilled student to ship.
 
-Distils several students (STUDENTS: the demo's text CNN, a ~4x smaller one,
+Distils several students (STUDENTS: the text CNN, a ~4x smaller one,
 a BiGRU, a factorised tiny BERT with MiniLM-initialised embeddings, an MLP)
 from one fixed teacher (`fixed_teacher.FixedTeacher`: the demo's, adapted here
 once, or a finished demo run's with `--run runs/demo`), each over several
 seeds alone and distilled (`kd_ablation.train_variant`, i.e. the CLI's
-`training_stage.train_student`), with the demo config's distill settings.
+`training_stage.train_student`), with the distill settings of
+`quality.TEXT_CNN_RECIPE` (the demo's before the default recipe).
 The first seed's distilled student is exported to int8 TFLite and ONNX by
 the CLI's export stage (verified; an artifact that misses its tolerance is
 kept and reported, as `export.allow_mismatch: true` does), and its int8

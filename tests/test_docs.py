@@ -24,8 +24,8 @@ README_START = [
     "# kd_keras",
     "",
     "```bash",
-    "make demo   # creates .venv, installs kd_keras, distils MiniLM into a text CNN on "
-    "movie reviews, exports + verifies, prints the results",
+    "make demo   # creates .venv, installs kd_keras, distils MiniLM on movie reviews with "
+    "the default recipe, exports + verifies, prints the results",
     "make test   # creates .venv, installs kd_keras with its test tools, runs the test suite",
     "```",
 ]

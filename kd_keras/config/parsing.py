@@ -99,8 +99,8 @@ def parse_config(raw, base_dir="."):
 
     >>> cfg = parse_config({"data": {"builtin": "rt_polarity"},
     ...                     "teacher": {"backbone": "minilm"}})
-    >>> cfg.distill.epochs, cfg.student.architecture
-    (5, 'text_cnn')
+    >>> cfg.distill.epochs, cfg.student.architecture  # the default recipe's, or its to choose
+    (10, None)
     >>> parse_config({"distill": {"epochs": -1}})
     Traceback (most recent call last):
     ...

@@ -17,6 +17,7 @@ from kd_keras.pipeline import summary
 from kd_keras.pipeline.results import ModelScore
 from kd_keras.pipeline.results import RunResults
 from kd_keras.pipeline.teacher_stage import teacher_inputs
+from kd_keras.pipeline.training_stage import EPOCHS_KIND
 from kd_keras.pipeline.training_stage import logits_accuracy
 from kd_keras.pipeline.training_stage import model_accuracy
 
@@ -55,6 +56,8 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
         "labeled_train_examples": int((data.labels["train"] >= 0).sum()),
         "epochs_run": {"distill": len(distilled.history.get("loss", [])),
                        "baseline": len(baseline.history.get("loss", [])) if baseline else 0},
+        # The baseline's epochs, as chosen on held-out training rows (or None).
+        "baseline_epochs": run.done(EPOCHS_KIND) if baseline else None,
         "seed": cfg.seed,
         # The keys the config left to the default recipe, what it chose and why.
         "recipe": [choice.to_json() for choice in data.recipe],

@@ -122,18 +122,12 @@ def recipe_lines(recipe):
 
     Example:
 
-    >>> print(recipe_lines([{"key": "distill.augment.copies", "value": 10,
+    >>> print(recipe_lines([{"key": "distill.augment.copies", "value": 10, "shown": "10",
     ...                      "reason": "8530 training texts"}]))
     default recipe: distill.augment.copies = 10 (8530 training texts)
     """
-    def shown(value):
-        if isinstance(value, list):  # Feature terms.
-            return ", ".join(f"{t['teacher_layer']} -> {t['student_layer']} ({t['loss']})"
-                             for t in value) or "none"
-        return value
-
-    return "\n".join(f"default recipe: {c['key']} = {shown(c['value'])} ({c['reason']})"
-                     for c in recipe)
+    return "\n".join(f"default recipe: {c['key']} = {c['shown']} ({c['reason']})"
+                      for c in recipe)
 
 
 def _human(n):
