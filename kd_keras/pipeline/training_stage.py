@@ -39,6 +39,7 @@ from kd_keras.callbacks import EpochCounter
 from kd_keras.callbacks import EpochLog
 from kd_keras.callbacks import ResumableEarlyStopping
 from kd_keras.cache.epoch_order import index_batches
+from kd_keras.config.recipe import unset_keys
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
@@ -244,6 +245,10 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
     """
     if kind not in KINDS:
         raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
+    unset = [key for key in unset_keys(cfg) if key != "distill.augment.replace_prob"]
+    if unset:
+        raise ValueError(f"cfg: {', '.join(unset)} left to the default recipe; train with "
+                         "the config that prepare_data completes (PreparedData.config)")
     saved, log = run.file(SAVED_NAMES[kind]), run.file(f"history-{kind}.json")
     if run.done(kind) is not None:
         return TrainedStudent(resumed(saved, _student), resumed(log, read_json))

@@ -39,8 +39,9 @@ def world(tmp_path_factory):
     config = {
         "data": {"train": str(root / "train.tsv"), "test": str(root / "test.tsv")},
         "teacher": {"model": str(root / "teacher.keras")},
-        "student": {"sequence_length": 12, "options": {"embedding_dim": 8, "filters": 8}},
-        "distill": {"epochs": 2, "batch_size": 16},
+        "student": {"architecture": "text_cnn", "sequence_length": 12,
+                    "options": {"embedding_dim": 8, "filters": 8}},
+        "distill": {"epochs": 2, "batch_size": 16, "augment": {"copies": 0}},
         "export": None,
         "verbose": 0,
     }

@@ -78,8 +78,9 @@ def _config(world, tmp_path, **export):
     cfg = {
         "data": {"train": str(world / "train.tsv"), "test": str(world / "test.tsv")},
         "teacher": {"model": str(world / "teacher.keras")},
-        "student": {"sequence_length": 12, "options": {"embedding_dim": 8, "filters": 8}},
-        "distill": {"epochs": 1, "batch_size": 16, "baseline": False},
+        "student": {"architecture": "text_cnn", "sequence_length": 12,
+                    "options": {"embedding_dim": 8, "filters": 8}},
+        "distill": {"epochs": 1, "batch_size": 16, "baseline": False, "augment": {"copies": 0}},
         "export": {"formats": ["tflite"], "quantization": ["none", "int8"], "text": False,
                    **export},
         "output": str(tmp_path / "run"),

@@ -79,8 +79,9 @@ def test_distill_loss_from_the_config_is_the_one_trained(tmp_path, loss):
 
     cfg = parse_config({
         "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
-        "student": {"sequence_length": 8, "options": {"dropout": 0.0}},
-        "distill": {"loss": loss, "alpha": 0.0, "temperature": 2.0, "epochs": 1,
+        "student": {"architecture": "text_cnn", "sequence_length": 8,
+                    "options": {"dropout": 0.0}},
+        "distill": {"features": [], "augment": {"copies": 0}, "loss": loss, "alpha": 0.0, "temperature": 2.0, "epochs": 1,
                     "batch_size": 16, "learning_rate": 1e-12}})
     rng = np.random.default_rng(0)
     ids = {s: rng.integers(1, 100, (n, 8)).astype("int32")
@@ -203,9 +204,10 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
 
     cfg = parse_config({
         "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
-        "student": {"sequence_length": 8, "prune_vocabulary": True,
+        "student": {"architecture": "text_cnn", "sequence_length": 8, "prune_vocabulary": True,
                     "options": {"embedding_dim": 4, "filters": 2}},
-        "distill": {"epochs": 1, "batch_size": 16}, "verbose": 0})
+        "distill": {"epochs": 1, "batch_size": 16, "features": [], "augment": {"copies": 0}},
+        "verbose": 0})
     rng = np.random.default_rng(0)
     ids = {s: rng.integers(1, 50, (n, 8)).astype("int32")
            for s, n in (("train", 32), ("validation", 8), ("test", 8))}
