@@ -82,16 +82,11 @@ def cached_targets(labels, num_classes, keys, seed=0):
 def step_config(output, max_examples=None):
     """The demo's data and teacher with `quality.TEXT_CNN_RECIPE` (the text
     CNN at 48 ids and its pooled-feature term), as a `RunConfig`."""
-    import copy
-
-    from quality import TEXT_CNN_RECIPE
+    from quality import text_cnn_demo_raw
 
     from kd_keras.config import parse_config
-    from kd_keras.config import read_yaml
-    from kd_keras.demo import DEMO_CONFIG_PATH
 
-    raw = {**read_yaml(DEMO_CONFIG_PATH), **copy.deepcopy(TEXT_CNN_RECIPE),
-           "output": output, "verbose": 0}
+    raw = {**text_cnn_demo_raw(), "output": output, "verbose": 0}
     if max_examples is not None:
         raw["data"]["max_examples"] = max_examples
     return parse_config(raw, base_dir=os.getcwd())

@@ -199,14 +199,11 @@ def dotted(changes, prefix=""):
 
 def base_raw(args):
     """The raw demo config with this invocation's data and epochs."""
-    import copy
+    from quality import text_cnn_demo_raw
 
     from kd_keras.config import apply_overrides
-    from kd_keras.config import read_yaml
-    from kd_keras.demo import DEMO_CONFIG_PATH
-    from quality import TEXT_CNN_RECIPE
 
-    raw = {**read_yaml(DEMO_CONFIG_PATH), **copy.deepcopy(TEXT_CNN_RECIPE)}
+    raw = text_cnn_demo_raw()
     # Every variant starts from logits only: the recipe's feature term is the
     # "+ pooled features (cosine)" row.
     raw["distill"]["features"] = []
