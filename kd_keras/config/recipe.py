@@ -172,12 +172,17 @@ def default_recipe(profile, teacher):
 
 
 def unset_keys(cfg):
-    """The recipe's keys that `cfg` leaves to it (`None`)."""
+    """The recipe's keys that `cfg` leaves to it (`None`).
+
+    `distill.augment.replace_prob` counts only when there may be copies: with
+    `copies: 0` there is nothing to perturb."""
     values = {"student.architecture": cfg.student.architecture,
               "student.sequence_length": cfg.student.sequence_length,
               "distill.features": cfg.distill.features,
               "distill.augment.copies": cfg.distill.augment.copies,
               "distill.augment.replace_prob": cfg.distill.augment.replace_prob}
+    if cfg.distill.augment.copies == 0:
+        del values["distill.augment.replace_prob"]
     return [key for key, value in values.items() if value is None]
 
 

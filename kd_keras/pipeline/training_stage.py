@@ -245,7 +245,7 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
     """
     if kind not in KINDS:
         raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
-    unset = [key for key in unset_keys(cfg) if key != "distill.augment.replace_prob"]
+    unset = unset_keys(cfg)
     if unset:
         raise ValueError(f"cfg: {', '.join(unset)} left to the default recipe; train with "
                          "the config that prepare_data completes (PreparedData.config)")

@@ -1,6 +1,7 @@
 """The default recipe picks what its docs page says, for small, medium and
 large synthetic datasets, and never changes a key the config sets."""
 
+import dataclasses
 import os
 import re
 
@@ -125,3 +126,14 @@ def test_keys_the_config_sets_are_kept():
     assert (full.student.architecture, full.student.sequence_length) == ("text_cnn", 48)
     assert (full.distill.features, full.distill.augment.copies) == ((), 2)
     assert list(chosen) == ["distill.augment.replace_prob"]
+
+
+def test_no_copies_leave_the_word_replacement_out_of_the_recipe():
+    cfg = parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+                        "student": {"architecture": "text_cnn", "sequence_length": 48},
+                        "distill": {"features": [], "augment": {"copies": 0}}})
+    assert cfg.distill.augment.replace_prob is None
+    assert unset_keys(cfg) == []
+    assert unset_keys(cfg.replace(distill=dataclasses.replace(
+        cfg.distill, augment=dataclasses.replace(cfg.distill.augment, copies=None)))) == [
+        "distill.augment.copies", "distill.augment.replace_prob"]
