@@ -329,6 +329,8 @@ def _validate_distill(d):
            d.epochs)
     _check(_is_int(d.batch_size) and d.batch_size > 0, "distill.batch_size",
            "a positive integer", d.batch_size)
+    _check(_is_int(d.steps_per_execution) and d.steps_per_execution > 0,
+           "distill.steps_per_execution", "a positive integer", d.steps_per_execution)
     _check(_is_number(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
            d.alpha)
     low, high = TEMPERATURE_RANGE

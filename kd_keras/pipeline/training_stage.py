@@ -125,14 +125,15 @@ def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     optimizer = keras.optimizers.Adam(d.learning_rate)
     if kind != "distill":  # The baseline, or the training that picks its epochs.
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
-                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        steps_per_execution=d.steps_per_execution)
         return student
     features = [kd_keras.FeatureDistillation(**dataclasses.asdict(t)) for t in d.features]
     distiller = kd_keras.Distiller(teacher=None, student=student, features=features or None)
     distiller.compile(optimizer=optimizer, metrics=[ACCURACY],
                       alpha=d.schedules.get("alpha", d.alpha),
                       temperature=d.schedules.get("temperature", d.temperature),
-                      distillation_loss_fn=d.loss)
+                      distillation_loss_fn=d.loss, steps_per_execution=d.steps_per_execution)
     return distiller
 
 

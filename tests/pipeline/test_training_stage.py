@@ -1,0 +1,58 @@
+"""The trainings of `kd-keras distill` (`kd_keras.pipeline.training_stage`)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.config import load_config
+from kd_keras.pipeline import run_distill
+from pipeline import tiny_run
+
+
+class BatchCalls(keras.callbacks.Callback):
+    """Counts the batch hooks of each epoch: one per compiled call."""
+
+    def __init__(self):
+        super().__init__()
+        self.per_epoch = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.per_epoch.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.per_epoch[-1] += 1
+
+
+@pytest.mark.slow
+def test_steps_per_execution_changes_no_step(tmp_path):
+    """`distill.steps_per_execution` runs the same steps in the same order:
+    1 and 2 (3 batches an epoch: the second call has the one batch left
+    over) give identical weights and histories, for the distilled student
+    and for both of the baseline's trainings."""
+    base = tiny_run.make_world(tmp_path)
+    runs = {}
+    for steps in (1, 2):
+        out = str(tmp_path / f"run-{steps}")
+        path = tiny_run.write_config(
+            tmp_path / f"{steps}.yaml", base, **{
+                "output": out, "distill.epochs": 2, "distill.baseline": True,
+                "distill.early_stopping": {"patience": 1},
+                "distill.steps_per_execution": steps})
+        calls = BatchCalls()
+        run_distill(load_config(path), extra_callbacks=[calls])
+        # 48 texts less the validation split, in batches of 16: 3 an epoch.
+        assert calls.per_epoch[:2] == ([3, 3] if steps == 1 else [2, 2])
+        with open(os.path.join(out, "history.json")) as f:
+            history = json.load(f)
+        weights = [keras.saving.load_model(os.path.join(out, name), safe_mode=True).get_weights()
+                   for name in ("student.keras", "student_without_distillation.keras")]
+        runs[steps] = history, weights
+    history, weights = runs[1]
+    assert len(history["distill"]["loss"]) == 2
+    assert runs[2][0] == history
+    for got, want in zip(runs[2][1], weights, strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
