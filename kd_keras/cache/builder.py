@@ -27,7 +27,6 @@ shard stores them next to the logits, per example as the layer gives them
 
 import os
 
-import keras
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -40,68 +39,6 @@ from kd_keras.distillation.features import feature_names
 from kd_keras.errors import UsageError
 
 DEFAULT_SHARD_SIZE = 16384
-
-
-def _feature_forward(teacher, names):
-    """`fn(x) -> (logits, {name: float32 array})` from one compiled pass."""
-    import tensorflow as tf
-
-    from kd_keras.distillation.feature_views import FeatureView
-    from kd_keras.distillation.feature_views import has_hook
-    from kd_keras.distillation.feature_views import is_graph
-    from kd_keras.distillation.feature_views import resolve
-
-    model = getattr(teacher, "model", None)
-    if not isinstance(model, keras.Model) or not (is_graph(model) or has_hook(model)):
-        raise UsageError(
-            f"features: the teacher ({type(teacher).__name__}) cannot give intermediate "
-            "outputs; use a Functional or Sequential keras.Model teacher, or one with "
-            "call_with_features")
-    refs = [resolve(model, name, f"features[{i}]") for i, name in enumerate(names)]
-    view = FeatureView(model, refs, "teacher")
-    # No AutoGraph: Keras layers need none, and a bad name in a hook's dict
-    # then stops with its own one-line UsageError, not a StagingError.
-    compiled = tf.function(lambda x: view(x, training=False), reduce_retracing=True,
-                           autograph=False)
-
-    def forward(x):
-        logits, features = compiled(x)
-        return (np.asarray(logits, dtype=np.float32),
-                {n: np.asarray(f, dtype=np.float32) for n, f in zip(names, features)})
-
-    return forward
-
-
-def teacher_forward(teacher, features=()):
-    """The teacher's batch function; a compiled one for plain Keras teachers.
-
-    `KerasTeacher.predict_on_batch` calls the model eagerly, which for a
-    transformer is several times slower than the graph the online Distiller
-    runs; the same call under `tf.function` gives the same logits faster.
-    Teachers with their own `predict_on_batch` are called as they are.
-
-    Args:
-        teacher: a `kd_keras.teachers.Teacher`.
-        features: names of teacher layers (see `kd_keras.distillation.feature_views`);
-            then the function returns `(logits, {name: array})` from one
-            forward pass, and the teacher must be a Keras model that can
-            give them.
-
-    Returns:
-        `fn(x) -> logits` (float32 `[batch, num_classes]`), or with
-        `features`, `fn(x) -> (logits, {name: float32 array})`.
-    """
-    from kd_keras.teachers.base import KerasTeacher
-
-    if features:
-        return _feature_forward(teacher, tuple(features))
-    if type(teacher).predict_on_batch is not KerasTeacher.predict_on_batch:
-        return teacher.predict_on_batch
-    import tensorflow as tf
-
-    model = teacher.model
-    compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    return lambda x: np.asarray(compiled(x), dtype=np.float32)
 
 
 def _shard_outputs(forward, inputs, chunk, batch_size, num_classes, progress, names):
@@ -243,6 +180,7 @@ def cache_teacher_outputs(
     ((100, 8), dtype('float16'))
     """
     from kd_keras.teachers.base import as_teacher
+    from kd_keras.teachers.forward import batch_forward
 
     shards_lib.check_positive("batch_size", batch_size)
     shards_lib.check_positive("shard_size", shard_size)
@@ -253,7 +191,7 @@ def cache_teacher_outputs(
         raise UsageError("x: has no examples; there is nothing to cache")
     directory = os.fspath(directory)
     # Resolve the feature layers before anything is written.
-    forward = teacher_forward(teacher, names) if names else None
+    forward = batch_forward(teacher, names) if names else None
     metadata = shards_lib.start_build(
         directory, teacher.fingerprint(), shard_size, overwrite=overwrite,
         features=names, feature_dtype=feature_dtype,
@@ -341,8 +279,10 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=No
     """Computes the missing or damaged shards; returns the complete metadata."""
     shard_size = metadata.shard_size
     recorded = {s.index: s for s in metadata.shards}
+    from kd_keras.teachers.forward import batch_forward
+
     names = metadata.feature_names
-    forward = forward or teacher_forward(teacher, names)
+    forward = forward or batch_forward(teacher, names)
     progress = tqdm(
         total=inputs.count,
         unit="ex",

@@ -45,7 +45,6 @@ from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
 from kd_keras.cache.builder import DEFAULT_SHARD_SIZE
-from kd_keras.cache.builder import teacher_forward
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
 from kd_keras.distribute.ray_cluster import RayCluster
@@ -106,6 +105,7 @@ class ShardWriter:
         import ray
 
         from kd_keras.teachers.base import as_teacher
+        from kd_keras.teachers.forward import batch_forward
 
         loaded = ray.get(teacher[0])
         if callable(loaded) and not isinstance(loaded, keras.Model) and not hasattr(
@@ -117,7 +117,7 @@ class ShardWriter:
                 "teacher: the copy loaded on a Ray worker differs from the driver's "
                 f"(fingerprint {loaded.fingerprint()[:12]}…, expected {fingerprint[:12]}…); "
                 "every node must see the same teacher files")
-        return teacher_forward(loaded)
+        return batch_forward(loaded)
 
     def logits(self, chunk):
         """The teacher's float32 logits for one shard, `batch_size` at a time."""

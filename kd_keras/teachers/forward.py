@@ -1,5 +1,12 @@
-"""`run_teacher`: one forward pass of a Keras teacher that keeps its logits
-and the intermediate outputs that feature terms name.
+"""Running a teacher: the one owner of that job.
+
+- `batch_forward(teacher, layers)`: the function that runs any `Teacher` on
+  one batch, compiled for a Keras model; the cache builder
+  (`kd_keras.cache.cache_teacher_outputs`, also on Ray) and the pipeline's
+  logits-only pass call it.
+- `run_teacher(model, x, layers)`: one pass of a Keras teacher over a whole
+  array that keeps its logits and the intermediate outputs that feature
+  terms name; the pipeline's pass with feature terms.
 
 Two things make the pass fast on a CPU without changing what it computes:
 
@@ -21,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
 
 TOKENIZE_CHUNK = 2048
 """Texts tokenized and sorted by length at a time."""
@@ -93,6 +101,85 @@ class _Batches:
         return TeacherPass(logits=arrays[0], layers=dict(zip(self.layers, arrays[1:])))
 
 
+def _compiled_view(model, layers, fields):
+    """`fn(batch) -> (logits, [value per layer])`: `model` viewed through
+    `layers` (`fields` name each in errors), compiled once."""
+    import tensorflow as tf
+
+    from kd_keras.distillation.feature_views import FeatureView
+    from kd_keras.distillation.feature_views import resolve
+
+    refs = [resolve(model, name, field) for name, field in zip(layers, fields)]
+    view = FeatureView(model, refs, "teacher")
+    # No AutoGraph: Keras layers need none, and a bad name in a hook's dict
+    # then stops with its own one-line UsageError, not a StagingError.
+    return tf.function(lambda batch: view(batch, training=False), reduce_retracing=True,
+                       autograph=False)
+
+
+def batch_forward(teacher, layers=()):
+    """The function that runs `teacher` on one batch.
+
+    `KerasTeacher.predict_on_batch` calls the model eagerly, which for a
+    transformer is several times slower than the graph the online Distiller
+    runs; the same call under `tf.function` gives the same logits faster.
+    Teachers with their own `predict_on_batch` are called as they are.
+
+    Args:
+        teacher: a `kd_keras.teachers.Teacher`.
+        layers: names of teacher layers (see
+            `kd_keras.distillation.feature_views`); then the function
+            returns `(logits, {name: array})` from one forward pass, and the
+            teacher must be a Keras model that can give them.
+
+    Returns:
+        `fn(x) -> logits` (float32 `[batch, num_classes]`), or with
+        `layers`, `fn(x) -> (logits, {name: float32 array})`.
+
+    Raises:
+        UsageError: `layers` are asked of a teacher that cannot give them.
+
+    Example:
+
+    >>> import keras
+    >>> from kd_keras.teachers import as_teacher
+    >>> inputs = keras.Input((3,))
+    >>> hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    >>> logits, found = batch_forward(as_teacher(model), ["hidden"])(np.ones((5, 3), "float32"))
+    >>> logits.shape, found["hidden"].shape
+    ((5, 2), (5, 4))
+    """
+    import keras
+    import tensorflow as tf
+
+    from kd_keras.distillation.feature_views import has_hook
+    from kd_keras.distillation.feature_views import is_graph
+    from kd_keras.teachers.base import KerasTeacher
+
+    layers = tuple(layers)
+    if layers:
+        model = getattr(teacher, "model", None)
+        if not isinstance(model, keras.Model) or not (is_graph(model) or has_hook(model)):
+            raise UsageError(
+                f"features: the teacher ({type(teacher).__name__}) cannot give intermediate "
+                "outputs; use a Functional or Sequential keras.Model teacher, or one with "
+                "call_with_features")
+        compiled = _compiled_view(model, layers, [f"features[{i}]" for i in range(len(layers))])
+
+        def forward(x):
+            logits, values = compiled(x)
+            return (np.asarray(logits, dtype=np.float32),
+                    {n: np.asarray(v, dtype=np.float32) for n, v in zip(layers, values)})
+
+        return forward
+    if type(teacher).predict_on_batch is not KerasTeacher.predict_on_batch:
+        return teacher.predict_on_batch
+    model = teacher.model
+    compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: np.asarray(compiled(x), dtype=np.float32)
+
+
 def _text_view(model, layers):
     """A view of a `TextTeacher`'s classifier through `layers` alone, or
     `None` when `model` is not one (or names a layer outside it)."""
@@ -143,9 +230,6 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from kd_keras.distillation.feature_views import FeatureView
-    from kd_keras.distillation.feature_views import resolve
-
     layers = list(layers)
     out = _Batches(len(x), layers, feature_dtype)
     progress = tqdm(total=len(x), desc=desc, unit="text", disable=desc is None,
@@ -179,10 +263,7 @@ def run_teacher(model, x, layers=(), batch_size=64, desc=None, feature_dtype="fl
                     out.put(start + rows, [logits, *values])
                     progress.update(len(rows))
         else:
-            view = FeatureView(model, [resolve(model, k, "teacher_layer") for k in layers],
-                               "teacher")
-            forward = tf.function(lambda batch: view(batch, training=False),
-                                  reduce_retracing=True)
+            forward = _compiled_view(model, layers, ["teacher_layer"] * len(layers))
             for i in range(0, len(x), batch_size):
                 batch = x[i:i + batch_size]
                 batch = tf.constant(list(batch)) if batch.dtype == object else batch

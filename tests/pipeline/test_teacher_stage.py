@@ -222,3 +222,53 @@ def test_float16_targets_that_overflow_are_one_line():
     assert "\n" not in str(e.value)
     kept = run_teacher(model, x, ["big"], feature_dtype="float32").layers["big"]
     np.testing.assert_allclose(kept, np.repeat(x.astype(np.float64).sum(1, keepdims=True), 3, 1))
+
+
+def test_ready_teacher_logits_with_the_cache_or_without(tmp_path, monkeypatch):
+    """Logits only: with `cache_teacher` on (the cache builder) or off (a
+    local pass), the logits come from `batch_forward`, the one batch
+    function, and equal the teacher's own `predict` on the ids."""
+    import kd_keras.teachers.forward as forward_lib
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import teacher_stage
+    from kd_keras.pipeline.workdir import RunDir
+    from pipeline import resume_helpers as rh
+
+    rh.write_tsv(tmp_path / "train.tsv", rh.sentences(40, seed=0))
+    seq = 10
+    keras.utils.set_random_seed(0)
+    keras.Sequential([keras.Input((seq,), dtype="int32"), keras.layers.Embedding(30522, 4),
+                      keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
+                     ).save(str(tmp_path / "t.keras"))
+    calls = []
+
+    def counted(teacher, layers=()):
+        calls.append(tuple(layers))
+        return forward_lib.batch_forward.__wrapped__(teacher, layers)
+
+    counted.__wrapped__ = forward_lib.batch_forward
+    monkeypatch.setattr(forward_lib, "batch_forward", counted)
+    monkeypatch.setattr(teacher_stage, "batch_forward", counted)
+    stored = {}
+    for cache in (False, True):
+        cfg = parse_config({
+            "data": {"train": "train.tsv"}, "teacher": {"model": "t.keras"},
+            "student": {"sequence_length": seq},
+            "distill": {"cache_teacher": cache, "features": []}, "verbose": 0},
+            base_dir=str(tmp_path))
+        data = data_stage.prepare_data(cfg)
+        run = RunDir(str(tmp_path / f"run-{cache}"), cfg)
+        state = teacher_stage.adapt_teacher(cfg, data, run, None)
+        calls.clear()
+        teacher_stage.compute_outputs(cfg, data, state, run)
+        assert calls and set(calls) == {()}
+        for split in SPLITS:
+            if len(data.labels[split]):
+                stored[cache, split] = kd_keras.cache.load(
+                    os.path.join(run.path, "teacher_outputs", split)).logits()
+                np.testing.assert_allclose(stored[cache, split],
+                                           state.model.predict(data.ids[split], verbose=0),
+                                           atol=1e-5)
+    for split in SPLITS:
+        if (False, split) in stored:
+            np.testing.assert_array_equal(stored[False, split], stored[True, split])
