@@ -21,6 +21,9 @@ labels the recipe's `distill.augment` copies; `FixedTeacher.features` for
 its `distill.features` terms); the student is trained alone and distilled
 (`kd_ablation.run_variant`: `training_stage.train_student`) for each seed.
 SST-2 rows are compared with published figures and marked against the goals.
+The first seed's distilled student is also exported to int8 TFLite and ONNX
+and verified against its Keras model on the test split, as the CLI's export
+stage does (`--no-int8` skips it).
 
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2        # all, seeds 0 1 2
     python benchmarks/generalisation.py --datasets ag_news ag_news_10
@@ -58,6 +61,7 @@ from arguments import write_json  # noqa: E402
 import fixed_teacher  # noqa: E402
 from fixed_teacher import FixedTeacher  # noqa: E402
 from kd_ablation import run_variant  # noqa: E402
+from kd_ablation import train_variant  # noqa: E402
 from quality import parse_overrides  # noqa: E402
 
 SST2_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
@@ -247,15 +251,20 @@ def run_dataset(name, cfg, args, tqdm):
             fixed_teacher.save_outputs(kept, logits, features, data)
     seconds["teacher"] = time.perf_counter() - t
     teacher = training_stage.logits_accuracy(logits["test"], data.labels["test"])
-    runs, seconds["alone"], seconds["distill"] = [], 0.0, 0.0
+    runs, seconds["alone"], seconds["distill"], int8 = [], 0.0, 0.0, None
     for seed in tqdm(args.seeds, desc=f"{name} students", unit="seed"):
         t = time.perf_counter()
         alone = run_variant(cfg, data, logits, seed, distill=False)
         seconds["alone"] += time.perf_counter() - t
         t = time.perf_counter()
-        kd = run_variant(cfg, data, logits, seed, features=features)
+        student = train_variant(cfg, data, logits, seed, features=features)
+        kd = training_stage.model_accuracy(student, data.ids["test"], data.labels["test"])
         seconds["distill"] += time.perf_counter() - t
         runs.append({"seed": seed, "alone": alone, "kd": kd})
+        if int8 is None and not args.no_int8:
+            t = time.perf_counter()
+            int8 = int8_check(cfg, data, student)
+            seconds["int8"] = time.perf_counter() - t
         print(f"{name} seed {seed}: teacher {100 * teacher:.2f}%, alone {100 * alone:.2f}%, "
               f"distilled {100 * kd:.2f}%", flush=True)
     row = summary(teacher, runs)
@@ -269,9 +278,23 @@ def run_dataset(name, cfg, args, tqdm):
                data=_relative(to_dict(cfg.data)), config=os.path.relpath(args.config, ROOT),
                overrides=args.set, max_train=args.max_train, epochs=cfg.distill.epochs,
                recipe=[choice.to_json() for choice in prepared.recipe],
-               teacher_outputs=os.path.relpath(kept, ROOT) if kept else None)
+               teacher_outputs=os.path.relpath(kept, ROOT) if kept else None,
+               int8=int8)
     row.update(references=references(name), goals=goals(name, row))
     return row
+
+
+def int8_check(cfg, data, student):
+    """The first seed's distilled student exported to int8 TFLite and ONNX
+    and verified on the test split, as the CLI's export stage does
+    (`frontier.export_int8`, mismatches kept): per format `passed`, the
+    top-1 agreement with the Keras model, the accuracy and the size."""
+    from frontier import export_int8
+
+    with tempfile.TemporaryDirectory() as work:
+        exported = export_int8(cfg, data, student, work)
+    keep = ("passed", "top1_agreement", "accuracy", "size_bytes", "error")
+    return {fmt: {k: v for k, v in art.items() if k in keep} for fmt, art in exported.items()}
 
 
 def print_table(rows):
@@ -283,6 +306,11 @@ def print_table(rows):
         print(f"{name:<16}{r['sizes']['train']:>8}{100 * r['teacher']:>8.2f}%"
               f"{100 * r['alone']:>8.2f}%{100 * r['kd']:>8.2f}%{100 * r['gain']:>+8.2f}pt"
               f"{r['kd_over_teacher']:>11.1%}  {marks or '-'}")
+        for fmt, art in (r.get("int8") or {}).items():
+            verdict = ("error: " + art["error"][:80] if "error" in art else
+                       f"{'passed' if art['passed'] else 'FAILED'}, agreement "
+                       f"{100 * art['top1_agreement']:.2f}%, accuracy {100 * art['accuracy']:.2f}%")
+            print(f"  int8 {fmt} (seed {r['runs'][0]['seed']}): {verdict}")
         for who, f in r.get("references", {}).items():
             alone = "-" if f["alone"] is None else f"{100 * f['alone']:.1f}%"
             print(f"  published {who}: teacher {100 * f['teacher']:.1f}%, alone {alone}, "
@@ -318,6 +346,9 @@ def main():
                              "the feature terms' teacher layers, the seed, --max-train and "
                              "the texts match (to compare students without adapting the "
                              "teacher again)")
+    parser.add_argument("--no-int8", action="store_true",
+                        help="skip the int8 export and verification of the first seed's "
+                             "distilled student")
     add_set_argument(parser, "the recipe")
     add_output_arguments(parser, "generalisation")
     args = parser.parse_args()
