@@ -149,6 +149,11 @@ def validate(cfg):
     _validate_teacher(cfg.teacher)
     _validate_student(cfg.student)
     _validate_export(cfg.export)
+    _check(cfg.distill.steps_per_execution == 1 or (
+        cfg.distribute.engine != "ray" and cfg.distribute.strategy != "multi_worker"),
+        "distill.steps_per_execution", "1 with distribute.engine: ray or distribute.strategy: "
+        "multi_worker (Keras's multi-step loop fails under MultiWorkerMirroredStrategy)",
+        cfg.distill.steps_per_execution)
     _check(not cfg.distill.augment.replace_prob or cfg.teacher.backbone,
            "distill.augment.replace_prob",
            "0 unless teacher.backbone is set (its word embeddings give the neighbours)",

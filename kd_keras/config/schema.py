@@ -202,8 +202,10 @@ class DistillConfig:
     learning_rate: float = 1e-3
     # Batches per compiled call of `fit` (Keras's `steps_per_execution`): the
     # same steps in the same order, with less Python and dispatch per batch;
-    # callbacks' batch hooks and the progress bar run once per call.
-    steps_per_execution: int = 16
+    # callbacks' batch hooks and the progress bar run once per call. Only 1
+    # under MultiWorkerMirroredStrategy (and so on Ray), where Keras's
+    # multi-step loop fails.
+    steps_per_execution: int = 1
     cache_teacher: bool = True
     cache_dir: Optional[str] = None
     baseline: bool = False

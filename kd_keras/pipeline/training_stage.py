@@ -121,6 +121,11 @@ def configured_student(cfg, num_classes, vocab_size, train_ids=None):
 
 def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     d = cfg.distill
+    if d.steps_per_execution > 1 and isinstance(tf.distribute.get_strategy(),
+                                                tf.distribute.MultiWorkerMirroredStrategy):
+        raise ConfigError(f"distill.steps_per_execution: must be 1 under "
+                          f"MultiWorkerMirroredStrategy (Keras's multi-step loop fails "
+                          f"there), got {d.steps_per_execution}")
     student = configured_student(cfg, num_classes, vocab_size, train_ids)
     optimizer = keras.optimizers.Adam(d.learning_rate)
     if kind != "distill":  # The baseline, or the training that picks its epochs.

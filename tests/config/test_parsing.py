@@ -219,3 +219,18 @@ def test_the_mobile_config_is_the_demo_data_and_teacher_with_its_own_measured_st
     assert (cfg.student.architecture, cfg.distill.augment.copies) == ("text_cnn", 0)
     assert (cfg.student.tokenizer_min_count, cfg.student.options) == (2, {"embedding_dim": 40})
 
+
+
+@pytest.mark.parametrize("distribute", [{"engine": "ray"}, {"strategy": "multi_worker"}])
+def test_steps_per_execution_is_one_under_multi_worker_training(distribute):
+    """Keras 3.15's multi-step loop fails under MultiWorkerMirroredStrategy
+    (Ray training uses it): one line naming the key, before anything runs."""
+    raw = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+           "distill": {"steps_per_execution": 4}, "distribute": distribute}
+    with pytest.raises(ConfigError, match=r"^distill.steps_per_execution: must be 1 with "
+                                          r"distribute.engine: ray .*, got 4$"):
+        parse_config(raw)
+    assert parse_config(dict(raw, distill={"steps_per_execution": 1})).distill \
+        .steps_per_execution == 1
+    with pytest.raises(ConfigError, match=r"^distill.steps_per_execution: must be a positive "):
+        parse_config(dict(raw, distribute={}, distill={"steps_per_execution": 0}))
