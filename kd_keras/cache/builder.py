@@ -277,10 +277,10 @@ def _verify_inputs_only(directory, metadata, inputs):
 
 def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=None):
     """Computes the missing or damaged shards; returns the complete metadata."""
-    shard_size = metadata.shard_size
-    recorded = {s.index: s for s in metadata.shards}
     from kd_keras.teachers.forward import batch_forward
 
+    shard_size = metadata.shard_size
+    recorded = {s.index: s for s in metadata.shards}
     names = metadata.feature_names
     forward = forward or batch_forward(teacher, names)
     progress = tqdm(

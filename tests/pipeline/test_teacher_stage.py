@@ -240,13 +240,12 @@ def test_ready_teacher_logits_with_the_cache_or_without(tmp_path, monkeypatch):
     keras.Sequential([keras.Input((seq,), dtype="int32"), keras.layers.Embedding(30522, 4),
                       keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
                      ).save(str(tmp_path / "t.keras"))
-    calls = []
+    calls, original = [], forward_lib.batch_forward
 
     def counted(teacher, layers=()):
         calls.append(tuple(layers))
-        return forward_lib.batch_forward.__wrapped__(teacher, layers)
+        return original(teacher, layers)
 
-    counted.__wrapped__ = forward_lib.batch_forward
     monkeypatch.setattr(forward_lib, "batch_forward", counted)
     monkeypatch.setattr(teacher_stage, "batch_forward", counted)
     stored = {}
