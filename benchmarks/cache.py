@@ -60,6 +60,7 @@ from kd_keras.data.builtin import rt_polarity_sentences  # noqa: E402
 from kd_keras.teachers import minilm_dir  # noqa: E402
 from arguments import RESULTS  # noqa: E402
 from arguments import write_json  # noqa: E402
+from timing import EpochTimer  # noqa: E402
 
 SEQUENCE_LENGTH = 48
 BATCH_SIZE = 64
@@ -124,17 +125,6 @@ def text_cnn(seed=0):
         ],
         name="text_cnn",
     )
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def timed_epoch(model, *fit_args, **fit_kwargs):

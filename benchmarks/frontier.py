@@ -226,6 +226,7 @@ def main():
     from kd_keras.config import to_dict
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
+    from kd_keras.data.labels import accuracy
     from kd_keras.pipeline import training_stage
 
     if args.epochs is None:
@@ -249,7 +250,7 @@ def main():
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     try:
         fixed = FixedTeacher(plain, data, args.run, work)
-        teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
+        teacher = accuracy(fixed.logits["test"], test_y)
         # A run of some students keeps the others of the last complete run.
         points, rows, teacher_ms = kept_students(out, teacher, meta, list(configs),
                                                  lambda previous: _current_form(raw, previous))

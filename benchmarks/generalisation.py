@@ -222,6 +222,7 @@ def run_dataset(name, cfg, args, tqdm):
     from kd_keras.config import to_dict
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import teacher_stage
+    from kd_keras.data.labels import accuracy
     from kd_keras.pipeline import training_stage
 
     seconds = {}
@@ -250,7 +251,7 @@ def run_dataset(name, cfg, args, tqdm):
         if kept:
             fixed_teacher.save_outputs(kept, logits, features, data)
     seconds["teacher"] = time.perf_counter() - t
-    teacher = training_stage.logits_accuracy(logits["test"], data.labels["test"])
+    teacher = accuracy(logits["test"], data.labels["test"])
     runs, seconds["alone"], seconds["distill"], int8 = [], 0.0, 0.0, None
     for seed in tqdm(args.seeds, desc=f"{name} students", unit="seed"):
         t = time.perf_counter()

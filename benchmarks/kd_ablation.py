@@ -366,6 +366,7 @@ def main():
 
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
+    from kd_keras.data.labels import accuracy
     from kd_keras.pipeline import training_stage
 
     raw = base_raw(args)
@@ -376,7 +377,7 @@ def main():
     data = data_stage.prepare_data(base)  # the demo's split (seed 0)
     with tempfile.TemporaryDirectory() as work:
         fixed = FixedTeacher(base, data, args.run, work)
-    teacher = training_stage.logits_accuracy(fixed.logits["test"], data.labels["test"])
+    teacher = accuracy(fixed.logits["test"], data.labels["test"])
 
     alone_runs = {}  # (student and its training, seed) -> the student alone
     rows = {}

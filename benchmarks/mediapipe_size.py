@@ -161,9 +161,9 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kd_keras.config import to_dict
+    from kd_keras.data.labels import accuracy
     from kd_keras.export.mediapipe_model import write_mediapipe_classifier
     from kd_keras.pipeline import data_stage
-    from kd_keras.pipeline import training_stage
 
     out = os.path.abspath(args.out or os.path.join(
         HERE, "results", f"mediapipe_size_{args.dataset}.json"))
@@ -184,7 +184,7 @@ def main():
         fixed = FixedTeacher(base, data, args.run, work)
         if args.keep_teacher and fixed.run_dir is None:
             keep_teacher(fixed, args.keep_teacher)
-        teacher = training_stage.logits_accuracy(fixed.logits["test"], test_y)
+        teacher = accuracy(fixed.logits["test"], test_y)
         print(f"teacher: {teacher:.4f}")
         kd_data, kd_logits, features = fixed.distillation_inputs(base, data)
         for name, cfg in configs.items():

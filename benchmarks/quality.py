@@ -41,7 +41,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -159,6 +158,7 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     import kd_keras
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import teacher_stage
+    from kd_keras.data.labels import accuracy
     from kd_keras.pipeline import training_stage
     from kd_keras.pipeline.workdir import RunDir
 
@@ -173,7 +173,7 @@ def run_once(cfg, work, cache_dir, keras_builtin):
     distilled = training_stage.train_student(cfg, data, run, "distill", outputs, strategy)
     alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy)
     test_x, test_y = data.ids["test"], data.labels["test"]
-    row = {"teacher": training_stage.logits_accuracy(logits["test"], test_y),
+    row = {"teacher": accuracy(logits["test"], test_y),
            "teacher_params": state.params,
            "student_alone": training_stage.model_accuracy(alone.model, test_x, test_y),
            "student_params": int(alone.model.count_params()),
@@ -191,19 +191,15 @@ def latency(teacher_dir, tflite_path, example_text, example_ids, runs=50):
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
     from ai_edge_litert.interpreter import Interpreter
 
+    from kd_keras.timing import time_calls
+
     sm = tf.saved_model.load(teacher_dir)
     fn = sm.signatures["serving_default"]
     arg = list(fn.structured_input_signature[1])[0]
     text = tf.constant([example_text])
 
     def timed(call):
-        call()
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            call()
-            times.append(1000 * (time.perf_counter() - t))
-        return float(np.median(times))
+        return float(np.median(time_calls(call, runs)))
 
     teacher_ms = timed(lambda: fn(**{arg: text}))
     interp = Interpreter(model_path=tflite_path, num_threads=1)

@@ -177,3 +177,32 @@ def encode_labels(raw_labels, label_names=None):
                 raise UsageError(f"{f.where(i)}: a label must be a string or a number, "
                                  f"got {v!r}")
     return encode_files(files, label_names)
+
+
+def accuracy(logits, labels):
+    """Top-1 accuracy of logits over the labelled examples.
+
+    The one owner of accuracy: the run's results, the export's verification
+    and the benchmarks all call it. A label of -1 marks an unlabelled
+    example and is skipped.
+
+    Args:
+        logits: array `[examples, classes]`.
+        labels: class indices `[examples]`, -1 for unlabelled.
+
+    Returns:
+        The fraction of labelled examples whose arg-max is their label, or
+        `None` when none is labelled.
+
+    Example:
+
+    >>> accuracy(np.array([[0.1, 2.0], [3.0, 0.0], [0.0, 1.0]]), [1, 1, -1])
+    0.5
+    >>> accuracy(np.zeros((1, 2)), [-1]) is None
+    True
+    """
+    labels = np.asarray(labels).reshape(-1)
+    mask = labels >= 0
+    if not mask.any():
+        return None
+    return float(np.mean(np.asarray(logits).argmax(-1)[mask] == labels[mask]))

@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from kd_keras.data.labels import accuracy
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingDependencyError
 from kd_keras.errors import MissingFileError
@@ -108,15 +109,6 @@ def softmax(logits):
     logits = np.asarray(logits, np.float64)
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True)
-
-
-def accuracy(logits, labels):
-    """Top-1 accuracy over the labelled examples (label -1 is skipped)."""
-    labels = np.asarray(labels).reshape(-1)
-    mask = labels >= 0
-    if not mask.any():
-        return None
-    return float(np.mean(np.asarray(logits).argmax(-1)[mask] == labels[mask]))
 
 
 def check_latency_runs(runs, what="latency_runs"):

@@ -10,6 +10,7 @@ names the artifacts the export set aside (`export/rejected/...`) and why.
 
 import os
 
+from kd_keras.data.labels import accuracy
 from kd_keras.export.report import verification_seconds
 from kd_keras.files.json_files import write_json
 from kd_keras.pipeline import export_stage
@@ -18,7 +19,6 @@ from kd_keras.pipeline.results import ModelScore
 from kd_keras.pipeline.results import RunResults
 from kd_keras.pipeline.teacher_stage import teacher_inputs
 from kd_keras.pipeline.training_stage import EPOCHS_KIND
-from kd_keras.pipeline.training_stage import logits_accuracy
 from kd_keras.pipeline.training_stage import model_accuracy
 
 
@@ -74,7 +74,7 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
             for a in export_report.get("rejected", [])]
     results = RunResults(
         labels=[str(name) for name in data.dataset.label_names],
-        teacher=ModelScore(logits_accuracy(outputs.logits("test"), test_y), teacher.params,
+        teacher=ModelScore(accuracy(outputs.logits("test"), test_y), teacher.params,
                            latency),
         student=ModelScore(model_accuracy(student, test_x, test_y),
                            int(student.count_params())),

@@ -40,6 +40,7 @@ from kd_keras.callbacks import EpochLog
 from kd_keras.callbacks import ResumableEarlyStopping
 from kd_keras.cache.epoch_order import index_batches
 from kd_keras.config.recipe import unset_keys
+from kd_keras.data.labels import accuracy
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
@@ -374,21 +375,7 @@ def _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks):
 
 
 def model_accuracy(model, x, y, batch_size=256):
-    """Top-1 accuracy of a logits model, computed with NumPy."""
+    """Top-1 accuracy of a logits model on `x` (`labels.accuracy`)."""
     if len(x) == 0:
         return None
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
-
-
-def logits_accuracy(logits, y):
-    """Top-1 accuracy of precomputed logits.
-
-    Example:
-
-    >>> logits_accuracy(np.array([[0.1, 2.0], [3.0, 0.0]]), [1, 1])
-    0.5
-    """
-    if len(y) == 0:
-        return None
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
+    return accuracy(model.predict(x, batch_size=batch_size, verbose=0), y)
