@@ -12,10 +12,9 @@ Example:
 ('quality.json', ['distill.alpha=0.5'])
 """
 
-import json
 import os
 
-from kd_keras.files.atomic import atomic_path
+from kd_keras.files import json_files
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -39,11 +38,10 @@ def results_path(args):
 
 
 def write_json(path, payload):
-    """Writes `payload` as JSON to `path` through a temporary file in the same
-    folder, so a reader never sees half a file; creates the folder."""
+    """Writes `payload` as JSON to `path` atomically
+    (`kd_keras.files.json_files.write_json`), creating the folder."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
+    json_files.write_json(path, payload, indent=1)
 
 
 def merge_rows(rows, previous, names):

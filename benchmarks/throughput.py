@@ -59,7 +59,7 @@ from arguments import write_json  # noqa: E402
 from loss_check import loss_comparison, print_loss_comparison  # noqa: E402
 from throughput_models import ALPHA, TEMPERATURE  # noqa: E402
 from throughput_models import MinimalDistiller, TeacherForwardOnly  # noqa: E402
-from throughput_models import build_student, build_teacher, load_data  # noqa: E402,F401
+from throughput_models import mlp_student, mlp_teacher, load_data  # noqa: E402,F401
 from throughput_models import plain_kl  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
@@ -88,7 +88,7 @@ def make_methods(teacher, student_weights, x, y, batch_size,
     cpu_times = {} if cpu_times is None else cpu_times
 
     def fresh_student():
-        student = build_student()
+        student = mlp_student()
         student.set_weights(student_weights)
         return student
 
@@ -287,7 +287,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     x, y = load_data(args.samples)
-    teacher = build_teacher(args.teacher_width)
+    teacher = mlp_teacher(args.teacher_width)
     teacher.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -296,7 +296,7 @@ def main(argv=None):
     print(f"training the teacher ({teacher.count_params():,} params) "
           f"for 2 epochs ...", flush=True)
     teacher.fit(x, y, batch_size=args.batch_size, epochs=2, verbose=0)
-    student_weights = build_student().get_weights()
+    student_weights = mlp_student().get_weights()
 
     load_before = os.getloadavg()
     cpu = {}

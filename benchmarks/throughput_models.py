@@ -33,7 +33,7 @@ def load_data(num_samples, seed=0):
     return (x[idx] + noise).astype("float32"), y[idx]
 
 
-def build_teacher(width):
+def mlp_teacher(width):
     return keras.Sequential(
         [
             keras.Input((64,)),
@@ -45,7 +45,7 @@ def build_teacher(width):
     )
 
 
-def build_student():
+def mlp_student():
     return keras.Sequential(
         [
             keras.Input((64,)),

@@ -21,15 +21,16 @@ import json
 from kd_keras.files.atomic import atomic_path
 
 
-def write_json(path, content):
+def write_json(path, content, indent=2):
     """Writes JSON atomically (a temporary file, then a rename).
 
     Args:
         path: the file (its folder must exist).
         content: a JSON-ready value.
+        indent: spaces per nesting level.
     """
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
+        json.dump(content, f, indent=indent)
 
 
 def read_json(path):

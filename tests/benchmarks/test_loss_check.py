@@ -18,8 +18,8 @@ def test_numpy_reference_matches_scipy(rng):
 
 
 def test_loss_comparison_rows(rng):
-    teacher = throughput.build_teacher(16)
-    student = throughput.build_student()
+    teacher = throughput.mlp_teacher(16)
+    student = throughput.mlp_student()
     x = rng.normal(size=(64, 64)).astype("float32")
     rows = loss_check.loss_comparison(teacher, student, x, 3.0)
     assert len(rows) == 3

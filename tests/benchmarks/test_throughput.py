@@ -41,11 +41,11 @@ def test_epoch_timer_records_each_epoch():
 
 
 def test_feature_term_row(rng):
-    teacher = throughput.build_teacher(32)
+    teacher = throughput.mlp_teacher(32)
     x = rng.normal(size=(64, 64)).astype("float32")
     y = rng.integers(0, 10, size=64).astype("int32")
     methods, models = throughput.make_methods(
-        teacher, throughput.build_student().get_weights(), x, y, 32)
+        teacher, throughput.mlp_student().get_weights(), x, y, 32)
     name = "kd_keras.Distiller + 1 feature term"
     assert methods[name]() > 0  # one epoch runs
     (projection,) = models["feature"].projections
@@ -58,11 +58,11 @@ def test_feature_term_row(rng):
 
 
 def test_same_settings_pairs_and_the_teacher_only_floor(rng):
-    teacher = throughput.build_teacher(32)
+    teacher = throughput.mlp_teacher(32)
     x = rng.normal(size=(64, 64)).astype("float32")
     y = rng.integers(0, 10, size=64).astype("int32")
     methods, _ = throughput.make_methods(
-        teacher, throughput.build_student().get_weights(), x, y, 32,
+        teacher, throughput.mlp_student().get_weights(), x, y, 32,
         steps_per_execution=2)
     pairs = [("kd_keras.Distiller" + s, "keras.distillation.Distiller" + s)
              for s in ("", ", jit_compile=True", ", steps_per_execution=2")]
