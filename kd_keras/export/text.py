@@ -83,7 +83,7 @@ class WordPiecePreprocessor(_IdsPreprocessor):
     (`FastBertNormalize` with a table derived from KerasHub's own splitting
     and folding, see `kd_keras.export.text_normalizer`,
     `WhitespaceTokenize`, `FastWordpieceTokenize`) and builtins. Building it
-    derives that table once (about 15 s).
+    derives that table once per process (seconds, not milliseconds).
 
     Args:
         vocabulary: the `vocab.txt` path or a list of tokens.

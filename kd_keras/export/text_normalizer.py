@@ -255,7 +255,8 @@ def _cached_model(settings, sentinel):
 
 def keras_hub_normalizer_model(tokenizer, vocabulary):
     """The normalizer model for a KerasHub WordPiece tokenizer and its
-    vocabulary (built once per process and settings, ~15 s).
+    vocabulary (built once per process and settings:
+    deriving the table takes seconds).
 
     Args:
         tokenizer: a `keras_hub.tokenizers.WordPieceTokenizer`.

@@ -8,11 +8,11 @@ and `--resume` is a one-line `UsageError` that names it, not a traceback.
 Example:
 
 >>> import os, tempfile
->>> path = os.path.join(tempfile.mkdtemp(), "teacher_logits.npz")
+>>> path = os.path.join(tempfile.mkdtemp(), "student.npz")
 >>> resumed(path, load_npz)
 Traceback (most recent call last):
 ...
-kd_keras.errors.UsageError: --resume: ...teacher_logits.npz is missing or damaged; run without --resume to start over
+kd_keras.errors.UsageError: --resume: ...student.npz is missing or damaged; run without --resume to start over
 """
 
 import zipfile

@@ -13,9 +13,8 @@ sentence, and the pooled vectors together feed the classifier.
 `embedding_init` starts the token embedding from a teacher's word
 embeddings, reduced to `embedding_dim` by PCA
 (`kd_keras.students.embedding_init`), as `tiny_bert` does. The table keeps
-the teacher's scale (MiniLM's, at 64 columns, has a standard deviation of
-about 0.09, against 0.03 for Keras's default start), and no normalisation
-follows the embedding here; pass a rescaled array to change that.
+the teacher's scale (larger than Keras's default start), and no
+normalisation follows the embedding here; pass a rescaled array to change that.
 """
 
 import keras
