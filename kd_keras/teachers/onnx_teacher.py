@@ -8,6 +8,7 @@ import numpy as np
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
+from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import Teacher
 
 
@@ -88,8 +89,6 @@ class OnnxTeacher(Teacher):
         if self._fingerprint is None:
             digest = hashlib.sha256(b"onnx")
             digest.update(self.output_name.encode("utf-8"))
-            with open(self.path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
+            digest.update(sha256_path(self.path).encode("ascii"))
             self._fingerprint = digest.hexdigest()
         return self._fingerprint

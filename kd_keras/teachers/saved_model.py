@@ -8,19 +8,8 @@ import keras
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
+from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import KerasTeacher
-
-
-def _hash_directory(path, digest):
-    """Feeds every file under `path` (sorted, with relative names) to `digest`."""
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode("utf-8"))
-            with open(full, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -155,6 +144,6 @@ class SavedModelTeacher(KerasTeacher):
         if self._fingerprint is None:
             digest = hashlib.sha256(b"saved_model")
             digest.update(f"{self.call_endpoint}|{self.output_key}".encode())
-            _hash_directory(self.path, digest)
+            digest.update(sha256_path(self.path).encode("ascii"))
             self._fingerprint = digest.hexdigest()
         return self._fingerprint

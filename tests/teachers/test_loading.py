@@ -83,6 +83,14 @@ def test_saved_model_signature_runs_in_graph(tmp_path, rng):
     in_graph = tf.function(lambda batch: teacher.model(batch, training=False))
     np.testing.assert_allclose(in_graph(x).numpy(), expected, atol=1e-5)
     assert len(teacher.fingerprint()) == 64
+    # The same folder and endpoint give the same fingerprint; another output,
+    # or any changed file of the folder, another.
+    assert load_teacher(path, output_key="logits").fingerprint() == teacher.fingerprint()
+    probabilities = load_teacher(path, output_key="probabilities")
+    assert probabilities.fingerprint() != teacher.fingerprint()
+    with open(os.path.join(path, "assets", "note.txt"), "w") as f:
+        f.write("changed")
+    assert load_teacher(path, output_key="logits").fingerprint() != teacher.fingerprint()
 
     with pytest.raises(ValueError, match="several outputs"):
         load_teacher(path)
