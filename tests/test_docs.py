@@ -3,9 +3,12 @@
 `mkdocs build --strict` fails on a broken link or anchor, a page missing
 from the nav, a missing benchmark plot or a docstring that mkdocstrings
 cannot render, so this test is what keeps `docs/` and the API reference
-whole.
+whole. mkdocstrings renders a member without a docstring silently, so a
+second test walks what the reference pages show and asks each for one.
 """
 
+import importlib
+import inspect
 import json
 import os
 import pathlib
@@ -14,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -108,3 +112,65 @@ def test_the_docs_demo_table_is_what_the_shipped_demo_printed():
         assert f"{100 * run['accuracy'][key]:.2f}%" in row, key
     minutes, seconds = divmod(round(run["wall_seconds"]), 60)
     assert f"{minutes} min {seconds} s" in row
+
+
+def _reference_filters():
+    """The member-name filters of mkdocs.yml's mkdocstrings handler."""
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    (line,) = [line for line in text.splitlines() if line.strip().startswith("filters:")]
+    return [re.compile(f[1:]) for f in yaml.safe_load(line.strip())["filters"]]
+
+
+def _shown(name, filters):
+    return not any(f.search(name) for f in filters)
+
+
+def _resolve(dotted):
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+def _members(obj, filters):
+    """(name, object) of what mkdocstrings shows under `obj`: a module's
+    public functions and classes (its `__all__`, or those it defines), a
+    class's own methods and properties."""
+    if inspect.ismodule(obj):
+        names = getattr(obj, "__all__", None)
+        for name in names or vars(obj):
+            member = getattr(obj, name)
+            if not _shown(name, filters) or not (inspect.isfunction(member)
+                                                 or inspect.isclass(member)):
+                continue
+            if names is None and member.__module__ != obj.__name__:
+                continue
+            yield f"{obj.__name__}.{name}", member
+            yield from _members(member, filters)
+    elif inspect.isclass(obj):
+        for name, member in vars(obj).items():
+            function = member.fget if isinstance(member, property) else getattr(
+                member, "__func__", member)
+            if _shown(name, filters) and inspect.isfunction(function):
+                yield f"{obj.__module__}.{obj.__qualname__}.{name}", function
+
+
+def test_every_member_the_reference_shows_has_a_docstring():
+    filters = _reference_filters()
+    assert not _shown("_private", filters) and not _shown("get_config", filters)
+    missing, seen = [], 0
+    for page in sorted((ROOT / "docs" / "reference").glob("*.md")):
+        for dotted in re.findall(r"^::: (\S+)", page.read_text(encoding="utf-8"), re.M):
+            obj = _resolve(dotted)
+            for name, member in [(dotted, obj), *_members(obj, filters)]:
+                seen += 1
+                if not (member.__doc__ or "").strip():
+                    missing.append(f"{page.name}: {name}")
+    assert seen > 100, seen  # the walk reaches the members, not just the pages
+    assert not missing, "no docstring:\n" + "\n".join(missing)

@@ -94,6 +94,8 @@ class Choice:
     reason: str
 
     def to_json(self):
+        """The choice as `results.json` records it: key, value, how it is
+        shown, and why."""
         value = self.value
         if isinstance(value, tuple):
             value = [dataclasses.asdict(v) for v in value]

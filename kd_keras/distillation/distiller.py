@@ -136,6 +136,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             self.built = True
 
     def call(self, inputs, training=False):
+        """The student's logits: the Distiller predicts as its student."""
         return self.student(inputs, training=training)
 
     def compile(
@@ -295,6 +296,9 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
     # ------------------------------------------------------------ train / test
 
     def train_step(self, data):
+        """One optimizer step on `alpha * hard + (1 - alpha) * soft` plus
+        the weighted feature terms, the student's and the projections'
+        variables only; returns the logs `fit` shows (global over replicas)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             outputs = self._student_outputs(x, training=True)
@@ -313,6 +317,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
                                     loss, *shares[1:])
 
     def test_step(self, data):
+        """The same losses and metrics as `train_step`, without an update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self._student_outputs(x, training=False)
         shares = self._loss_shares(x, y, outputs, sample_weight)
@@ -337,6 +342,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
 
     @property
     def metrics(self):
+        """Keras's metrics, plus one logger per scheduled value."""
         return super().metrics + list(self._progress.loggers.values())
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -359,6 +365,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             return super().fit(**kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""
         if y is not None and not isinstance(y, dict):
             checks.check_label_array(np.asarray(y), self.num_classes)
         with checks.clear_errors(), self._teacher_errors():
@@ -423,6 +430,8 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
                    **config)
 
     def compile_from_config(self, config):
+        """Compiles again from a saved config, so that a loaded Distiller
+        resumes with its `alpha`, `temperature`, losses and optimizer state."""
         config = keras.saving.deserialize_keras_object(config)
         for key in ("loss", "loss_weights"):
             if config.get(key) is None:

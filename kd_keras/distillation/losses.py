@@ -188,6 +188,8 @@ class DistillationLoss(keras.losses.Loss):
         return type(self).fn(teacher_logits, student_logits, temperature)
 
     def call(self, y_true, y_pred):
+        """Per-example loss of the teacher's logits `y_true` against the
+        student's `y_pred`, at the loss's temperature (1 when it has none)."""
         temperature = 1.0 if self.temperature is None else self.temperature
         return type(self).fn(y_true, y_pred, temperature)
 

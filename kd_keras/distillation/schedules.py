@@ -48,6 +48,7 @@ class Schedule:
 
     @property
     def is_constant(self):
+        """Whether the value never changes over training."""
         low, high = self.bounds()
         return low == high
 
@@ -103,6 +104,7 @@ class Constant(Schedule):
         return ops.cast(self.value, "float32") + 0.0 * _progress(progress)
 
     def bounds(self):
+        """Returns `(lowest, highest)` value over `p` in `[0, 1]`."""
         return self.value, self.value
 
     def get_config(self):
@@ -128,6 +130,7 @@ class Linear(Schedule):
         return self.start + (self.end - self.start) * _progress(progress)
 
     def bounds(self):
+        """Returns `(lowest, highest)` value over `p` in `[0, 1]`."""
         return min(self.start, self.end), max(self.start, self.end)
 
     def get_config(self):
@@ -187,6 +190,7 @@ class Step(Schedule):
         return value
 
     def bounds(self):
+        """Returns `(lowest, highest)` value over `p` in `[0, 1]`."""
         return min(self.values), max(self.values)
 
     def get_config(self):

@@ -68,6 +68,7 @@ class FastWordpiecePreprocessor(_IdsPreprocessor):
         self.built = True
 
     def call(self, text):
+        """Sentences `[batch]` (strings) to `{input_name: ids [batch, sequence_length]}`."""
         ids = self._tokenizer.tokenize(text)
         return {self.input_name: ids.to_tensor(shape=[None, self.sequence_length])}
 
@@ -133,6 +134,7 @@ class WordPiecePreprocessor(_IdsPreprocessor):
         self.built = True
 
     def call(self, text):
+        """Sentences `[batch]` (strings) to `{input_name: ids [batch, sequence_length]}`."""
         words = self._words.tokenize(self._normalizer.normalize(text))
         ids = self._wordpiece.tokenize(words).merge_dims(-2, -1)
         room = self.sequence_length - 2

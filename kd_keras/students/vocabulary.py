@@ -125,6 +125,7 @@ class VocabularyMap(keras.layers.Layer):
                                      initializer="zeros", trainable=False, name="table")
 
     def call(self, ids):
+        """Full-vocabulary ids to the pruned embedding's rows."""
         rows = keras.ops.take(self.table, keras.ops.cast(ids, "int32"), axis=0)
         return rows if self.table_dtype == "int32" else keras.ops.cast(rows, "int32")
 

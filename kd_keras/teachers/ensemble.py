@@ -147,6 +147,7 @@ class EnsembleTeacher(Teacher):
         return keras.Model(inputs, outputs, name="ensemble_teacher")
 
     def predict_on_batch(self, x):
+        """The combined logits of one batch, float32 NumPy."""
         if self.model is not None:
             logits = self.model(x, training=False)
             return np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
@@ -154,6 +155,8 @@ class EnsembleTeacher(Teacher):
         return _numpy_combine(logits, self.weights, self.combine)
 
     def fingerprint(self):
+        """Changes with any member's fingerprint, the weights or the
+        combination."""
         if self._fingerprint is None:
             digest = hashlib.sha256(b"ensemble")
             digest.update(self.combine.encode())
