@@ -49,7 +49,7 @@ from kd_keras.pipeline.teacher_store import resumed_outputs
 from kd_keras.pipeline.teacher_store import FOLDER
 from kd_keras.pipeline.teacher_store import store_outputs
 from kd_keras.teachers.forward import as_feature_dtype
-from kd_keras.teachers.forward import batch_forward
+from kd_keras.teachers.forward import teacher_logits
 from kd_keras.teachers.forward import run_teacher
 
 ADAPTATION = "teacher_adaptation"
@@ -274,9 +274,7 @@ def _predict(state, x, num_classes):
     false`), through the batch function the cache builder calls."""
     if len(x) == 0:
         return np.zeros((0, num_classes), np.float32)
-    forward = batch_forward(state.teacher)
-    return np.concatenate([np.asarray(forward(x[i:i + 256]))
-                           for i in range(0, len(x), 256)]).astype(np.float32)
+    return teacher_logits(state.teacher, x)
 
 
 def compute_features(cfg, data, state):

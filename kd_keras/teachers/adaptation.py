@@ -25,6 +25,7 @@ import numpy as np
 from kd_keras._keras_compat import producer
 from kd_keras.errors import UsageError
 from kd_keras.teachers.embeddings import backbone_embeddings
+from kd_keras.teachers.forward import run_teacher
 from kd_keras.teachers.head import as_strings
 from kd_keras.teachers.head import solve_head
 from kd_keras.teachers.top_layers import TopLayerTuner
@@ -163,28 +164,6 @@ def _checked_inputs(teacher, texts, labels, train, validation):
     return texts, checked, validation
 
 
-def _predict_strings(teacher, texts, batch_size=64, verbose=1):
-    """The teacher's logits and pooled vectors on raw strings, from one
-    pass: float32 `[n, num_classes]` and `[n, hidden_dim]`."""
-    import tensorflow as tf
-
-    classifier = teacher.classifier
-    both = keras.Model(classifier.input,
-                       [classifier.output, classifier.get_layer("pooling").output])
-    predict = tf.function(lambda t: both(teacher.tokens(t), training=False),
-                          input_signature=[tf.TensorSpec([None], tf.string)])
-    shapes = [tuple(o.shape[1:]) for o in both.outputs]
-    progress = keras.utils.Progbar(len(texts), verbose=verbose, unit_name="text")
-    parts = [[np.zeros((0,) + shape, np.float32)] for shape in shapes]
-    for start in range(0, len(texts), batch_size):
-        values = predict(tf.constant(list(texts[start:start + batch_size])))
-        for part, value in zip(parts, values):
-            part.append(np.asarray(value, np.float32))
-        progress.add(len(parts[0][-1]))
-    logits, pooled = (np.concatenate(part) for part in parts)
-    return logits, pooled
-
-
 def _head_logits(head, features):
     if len(features) == 0:
         return np.zeros((0, head.units), np.float32)
@@ -290,10 +269,12 @@ def _adapt(teacher, texts, labels, adaptation, train, validation, feature_cache_
                               feature_cache_dir, verbose, l2)
         history = _train_whole_backbone(teacher, texts, labels, adaptation, train,
                                         validation, verbose)
-        outputs = {split: _predict_strings(teacher, t, verbose=verbose)
+        pooling = f"{teacher.classifier.name}/pooling"
+        outputs = {split: run_teacher(teacher, as_strings(t), [pooling],
+                                      desc=f"teacher [{split}]" if verbose else None)
                    for split, t in texts.items()} if predict else {}
-        logits = {split: out[0] for split, out in outputs.items()}
-        pooled = {split: out[1] for split, out in outputs.items()}
+        logits = {split: out.logits for split, out in outputs.items()}
+        pooled = {split: out.layers[pooling] for split, out in outputs.items()}
         route = "fine-tuned all layers"
     teacher.trainable = False
     return AdaptedTeacher(logits=logits, route=route, history=history,

@@ -20,6 +20,7 @@ import numpy as np
 
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import fingerprint_keras_model
+from kd_keras.teachers.forward import teacher_logits
 from kd_keras.teachers.head import as_strings
 
 
@@ -100,12 +101,9 @@ def backbone_embeddings(teacher, texts, cache_dir=None, batch_size=64, verbose=1
         if len(strings) == 0:
             features[split] = np.zeros((0, hidden), np.float32)
         elif cache_dir is None:
-            progress = keras.utils.Progbar(len(strings), verbose=verbose, unit_name="text")
-            parts = []
-            for start in range(0, len(strings), batch_size):
-                parts.append(embedder.predict_on_batch(strings[start:start + batch_size]))
-                progress.add(len(parts[-1]))
-            features[split] = np.concatenate(parts)
+            features[split] = teacher_logits(
+                embedder, strings, batch_size=batch_size,
+                desc=f"teacher features [{split}]" if verbose else None)
         else:
             from kd_keras.cache import cache_teacher_outputs
 

@@ -4,6 +4,8 @@
   one batch, compiled for a Keras model; the cache builder
   (`kd_keras.cache.cache_teacher_outputs`, also on Ray) and the pipeline's
   logits-only pass call it.
+- `teacher_logits(teacher, x)`: `batch_forward` over a whole array, for
+  the pipeline's logits-only pass and uncached backbone embeddings.
 - `run_teacher(model, x, layers)`: one pass of a Keras teacher over a whole
   array that keeps its logits and the intermediate outputs that feature
   terms name; the pipeline's pass with feature terms.
@@ -178,6 +180,39 @@ def batch_forward(teacher, layers=()):
     model = teacher.model
     compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     return lambda x: np.asarray(compiled(x), dtype=np.float32)
+
+
+def teacher_logits(teacher, x, batch_size=256, desc=None):
+    """The logits of `teacher` on every row of `x`, batch by batch through
+    `batch_forward`.
+
+    Args:
+        teacher: a `kd_keras.teachers.Teacher`.
+        x: a non-empty NumPy array (strings as an object array).
+        batch_size: rows per call.
+        desc: a progress-bar label, or `None` for no bar.
+
+    Returns:
+        float32 `[len(x), ...]`, the teacher's outputs in order.
+
+    Example:
+
+    >>> import keras
+    >>> from kd_keras.teachers import as_teacher
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> teacher_logits(as_teacher(model), np.ones((5, 3), "float32"), batch_size=2).shape
+    (5, 2)
+    """
+    from tqdm.auto import tqdm
+
+    forward = batch_forward(teacher)
+    parts = []
+    with tqdm(total=len(x), desc=desc, unit="text", disable=desc is None,
+              mininterval=10) as progress:
+        for start in range(0, len(x), batch_size):
+            parts.append(np.asarray(forward(x[start:start + batch_size]), np.float32))
+            progress.update(len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def _text_view(model, layers):

@@ -247,7 +247,6 @@ def test_ready_teacher_logits_with_the_cache_or_without(tmp_path, monkeypatch):
         return original(teacher, layers)
 
     monkeypatch.setattr(forward_lib, "batch_forward", counted)
-    monkeypatch.setattr(teacher_stage, "batch_forward", counted)
     stored = {}
     for cache in (False, True):
         cfg = parse_config({

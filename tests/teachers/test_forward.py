@@ -1,6 +1,7 @@
 """`run_teacher` on a text teacher: only the named outputs, batches bucketed
 by length for pooled outputs, the padded width for per-token ones; the
-values equal Keras's own padded forward pass, in the texts' order."""
+values equal Keras's own padded forward pass, in the texts' order.
+`teacher_logits` gives any `Teacher`'s outputs over a whole array."""
 
 import keras
 import numpy as np
@@ -9,7 +10,10 @@ import tensorflow as tf
 
 from kd_keras.teachers import build_text_teacher
 from kd_keras.teachers import forward
+from kd_keras.teachers import as_teacher
+from kd_keras.teachers.embeddings import EmbeddingTeacher
 from kd_keras.teachers.forward import run_teacher
+from kd_keras.teachers.forward import teacher_logits
 from tests.teachers.test_transfer import _sentiment_task
 
 POOLED = "pooling"
@@ -59,3 +63,15 @@ def test_logits_alone_and_no_texts(teacher):
     texts = np.asarray(["a fine film", "dull"], object)
     np.testing.assert_allclose(run_teacher(teacher, texts).logits,
                                teacher(tf.constant(list(texts))).numpy(), atol=1e-5)
+
+
+def test_teacher_logits_cover_every_row_in_order(teacher, rng):
+    texts, _ = _sentiment_task(rng, 11)
+    logits = teacher_logits(as_teacher(teacher), texts, batch_size=4, desc="t")
+    expected, _ = _padded(teacher, texts, f"{teacher.classifier.name}/{POOLED}")
+    assert logits.shape == (11, 3) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    # A teacher with its own predict_on_batch (the backbone's embeddings) too.
+    embedder = EmbeddingTeacher(teacher)
+    embedded = teacher_logits(embedder, texts, batch_size=3)
+    np.testing.assert_allclose(embedded, embedder.predict_on_batch(texts), atol=1e-5)
