@@ -166,6 +166,19 @@ def test_builtin_ops_only_in_the_litert_interpreter(world, written, name):
                                runner(**feeds)["probabilities"], atol=1e-7)
 
 
+def test_the_files_hold_no_path_of_the_machine_that_wrote_them(written):
+    """A shipped MediaPipe file (model, metadata, vocabulary, converted from
+    a temporary SavedModel) names no folder of the machine that wrote it."""
+    import tempfile
+
+    temp = os.path.realpath(tempfile.gettempdir()).encode() + b"/"
+    for path in written.values():
+        parent = os.path.dirname(os.path.abspath(path)).encode()
+        with open(path, "rb") as f:
+            data = f.read()
+        assert parent not in data and temp not in data, path
+
+
 def test_metadata_names_the_tokenizer_and_the_classes(world, written):
     from mediapipe.tasks.metadata import metadata_schema_py_generated as metadata_fb
     from mediapipe.tasks.metadata import schema_py_generated as schema_fb
