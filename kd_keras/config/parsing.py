@@ -176,6 +176,12 @@ def validate(cfg):
            f"an integer in [0, {MAX_SEED}]", cfg.seed)
     _check(cfg.verbose in (0, 1, 2) and not isinstance(cfg.verbose, bool), "verbose",
            "0, 1 or 2", cfg.verbose)
+    _check(cfg.precision in schema.PRECISIONS, "precision",
+           f"one of {', '.join(schema.PRECISIONS)}", cfg.precision)
+    _check(cfg.precision == "float32" or (
+        cfg.distribute.engine != "ray" and cfg.distribute.strategy != "multi_worker"),
+        "precision", "float32 with distribute.engine: ray or distribute.strategy: "
+        "multi_worker (mixed precision is not tested there)", cfg.precision)
 
 
 def _validate_data(d):

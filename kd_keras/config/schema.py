@@ -17,6 +17,9 @@ True
 import dataclasses
 from typing import Optional
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+"""The values of `precision`: Keras dtype policies."""
+
 from kd_keras.export.formats import FORMATS
 
 
@@ -269,6 +272,11 @@ class RunConfig:
     output: str = "runs/my_run"
     seed: int = 0
     verbose: int = 1
+    # The compute dtype of the models the run builds (the backbone teacher
+    # and the students): one of `PRECISIONS`. `mixed_bfloat16` keeps the
+    # variables in float32 and saves a float32 student
+    # (`kd_keras.pipeline.precision`).
+    precision: str = "float32"
 
     @property
     def student_sequence_length(self):

@@ -43,6 +43,7 @@ from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
 from kd_keras.files.atomic import atomic_path
 from kd_keras.files.resume import resumed
+from kd_keras.pipeline.precision import building
 from kd_keras.pipeline.ready_teacher import check_teacher_inputs
 from kd_keras.pipeline.teacher_store import TeacherOutputs
 from kd_keras.pipeline.teacher_store import resumed_outputs
@@ -165,9 +166,10 @@ def _sizes(data):
 
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
     t = cfg.teacher
-    model = teachers.build_text_teacher(
-        teachers.resolve_backbone(t.backbone), data.num_classes,
-        sequence_length=t.sequence_length, pooling=t.pooling)
+    with building(cfg.precision):
+        model = teachers.build_text_teacher(
+            teachers.resolve_backbone(t.backbone), data.num_classes,
+            sequence_length=t.sequence_length, pooling=t.pooling)
     weights = run.file("teacher.weights.h5")
     gives_features = _adaptation_gives_features(cfg, model)
     texts, labels, labels_everything = _adaptation_inputs(cfg, data, gives_features)

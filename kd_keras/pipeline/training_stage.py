@@ -47,6 +47,8 @@ from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.files.json_files import read_json
 from kd_keras.files.resume import resumed
+from kd_keras.pipeline.precision import building
+from kd_keras.pipeline.precision import float32_copy
 from kd_keras.students.registry import check_logits_shape
 from kd_keras.students.registry import check_student
 from kd_keras.students.vocabulary import PRUNE_KEY
@@ -127,15 +129,19 @@ def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
         raise ConfigError(f"distill.steps_per_execution: must be 1 under "
                           f"MultiWorkerMirroredStrategy (Keras's multi-step loop fails "
                           f"there), got {d.steps_per_execution}")
-    student = configured_student(cfg, num_classes, vocab_size, train_ids)
+    with building(cfg.precision):  # The student, and the Distiller's projections.
+        student = configured_student(cfg, num_classes, vocab_size, train_ids)
+        if kind == "distill":
+            features = [kd_keras.FeatureDistillation(**dataclasses.asdict(t))
+                        for t in d.features]
+            distiller = kd_keras.Distiller(teacher=None, student=student,
+                                           features=features or None)
     optimizer = keras.optimizers.Adam(d.learning_rate)
     if kind != "distill":  # The baseline, or the training that picks its epochs.
         student.compile(optimizer=optimizer, metrics=[ACCURACY],
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         steps_per_execution=d.steps_per_execution)
         return student
-    features = [kd_keras.FeatureDistillation(**dataclasses.asdict(t)) for t in d.features]
-    distiller = kd_keras.Distiller(teacher=None, student=student, features=features or None)
     distiller.compile(optimizer=optimizer, metrics=[ACCURACY],
                       alpha=d.schedules.get("alpha", d.alpha),
                       temperature=d.schedules.get("temperature", d.temperature),
@@ -268,6 +274,7 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
         epochs = baseline_epochs(cfg, data, run, strategy, extra_callbacks)
         model = _fit(cfg, data, run, kind, None, strategy, extra_callbacks, epochs=epochs,
                      stops_early=False)
+    model = float32_copy(model)  # What export, predict and users get.
     model.save(saved)
     history = read_json(log) if os.path.isfile(log) else {}
     run.finish(kind, {"epochs": len(history.get("loss", []))})

@@ -234,3 +234,16 @@ def test_steps_per_execution_is_one_under_multi_worker_training(distribute):
         .steps_per_execution == 1
     with pytest.raises(ConfigError, match=r"^distill.steps_per_execution: must be a positive "):
         parse_config(dict(raw, distribute={}, distill={"steps_per_execution": 0}))
+
+
+@pytest.mark.parametrize("distribute", [{"engine": "ray"}, {"strategy": "multi_worker"}])
+def test_precision_is_a_known_policy_and_float32_where_untested(distribute):
+    raw = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
+    assert parse_config(raw).precision == "float32"
+    assert parse_config(dict(raw, precision="mixed_bfloat16")).precision == "mixed_bfloat16"
+    with pytest.raises(ConfigError, match=r"^precision: must be one of float32, "
+                                          r"mixed_bfloat16, got 'float16'$"):
+        parse_config(dict(raw, precision="float16"))
+    with pytest.raises(ConfigError, match=r"^precision: must be float32 with "
+                                          r"distribute.engine: ray .*, got 'mixed_bfloat16'$"):
+        parse_config(dict(raw, precision="mixed_bfloat16", distribute=distribute))
