@@ -44,7 +44,7 @@ demo: setup
 	$(PY) -m kd_keras.demo
 
 test: setup web browser
-	$(PY) -m pytest -q -n 2 --durations=15
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 # The quick tier (under 2 minutes on 2 cores): everything not marked `slow`.
 test-fast: setup
