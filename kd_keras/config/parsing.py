@@ -149,11 +149,12 @@ def validate(cfg):
     _validate_teacher(cfg.teacher)
     _validate_student(cfg.student)
     _validate_export(cfg.export)
-    _check(cfg.distill.steps_per_execution == 1 or (
-        cfg.distribute.engine != "ray" and cfg.distribute.strategy != "multi_worker"),
-        "distill.steps_per_execution", "1 with distribute.engine: ray or distribute.strategy: "
-        "multi_worker (Keras's multi-step loop fails under MultiWorkerMirroredStrategy)",
-        cfg.distill.steps_per_execution)
+    # Ray trains under MultiWorkerMirroredStrategy too.
+    multi_worker = cfg.distribute.engine == "ray" or cfg.distribute.strategy == "multi_worker"
+    _check(cfg.distill.steps_per_execution == 1 or not multi_worker,
+           "distill.steps_per_execution", "1 with distribute.engine: ray or "
+           "distribute.strategy: multi_worker (Keras's multi-step loop fails under "
+           "MultiWorkerMirroredStrategy)", cfg.distill.steps_per_execution)
     _check(not cfg.distill.augment.replace_prob or cfg.teacher.backbone,
            "distill.augment.replace_prob",
            "0 unless teacher.backbone is set (its word embeddings give the neighbours)",
@@ -178,10 +179,9 @@ def validate(cfg):
            "0, 1 or 2", cfg.verbose)
     _check(cfg.precision in schema.PRECISIONS, "precision",
            f"one of {', '.join(schema.PRECISIONS)}", cfg.precision)
-    _check(cfg.precision == "float32" or (
-        cfg.distribute.engine != "ray" and cfg.distribute.strategy != "multi_worker"),
-        "precision", "float32 with distribute.engine: ray or distribute.strategy: "
-        "multi_worker (mixed precision is not tested there)", cfg.precision)
+    _check(cfg.precision == "float32" or not multi_worker, "precision",
+           "float32 with distribute.engine: ray or distribute.strategy: multi_worker "
+           "(mixed precision is not tested there)", cfg.precision)
 
 
 def _validate_data(d):

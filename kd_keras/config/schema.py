@@ -17,10 +17,10 @@ True
 import dataclasses
 from typing import Optional
 
+from kd_keras.export.formats import FORMATS
+
 PRECISIONS = ("float32", "mixed_bfloat16")
 """The values of `precision`: Keras dtype policies."""
-
-from kd_keras.export.formats import FORMATS
 
 
 class ReadOnlyDict(dict):

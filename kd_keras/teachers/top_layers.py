@@ -6,8 +6,9 @@ When only the top `N` of a BERT teacher's `L` blocks train, the bottom
 ONCE per text (inference mode, no dropout), keeps each text's activations
 unpadded in memory, and trains the top blocks, the pooling and the head on
 batches of texts of similar length (padded only to the longest in the
-batch). Both tricks matter on a CPU: most sentences are far shorter than the
-sequence length, so length bucketing saves the work of padding, and caching the bottom blocks removes their forward pass from every
+batch). Both tricks matter on a CPU: most sentences are far shorter than
+the sequence length, so length bucketing saves the work of padding, and
+caching the bottom blocks removes their forward pass from every
 epoch and every later prediction. What this costs and gains on the
 built-in movie reviews is on the results pages ("Teacher adaptation").
 
