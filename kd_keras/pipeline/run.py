@@ -108,6 +108,9 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     output = os.path.abspath(output or cfg.output)
     check_output(output)
     check_inputs_outside(cfg, output)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy configures the
+    # collective ops, which TensorFlow allows only at program startup.
+    strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
     progress = tqdm(total=len(STAGES), desc="kd-keras distill", unit="stage",
                     disable=not cfg.verbose)
     keras.utils.set_random_seed(cfg.seed)
@@ -150,7 +153,6 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
             cfg, data, run, feature_cache_dir(cfg, output)))
         outputs = stage(teacher_stage.OUTPUTS,
                         lambda: teacher_stage.compute_outputs(cfg, data, teacher, run))
-        strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
         distilled = stage("distill", lambda: training_stage.train_student(
             cfg, data, run, "distill", outputs, strategy, extra_callbacks))
         baseline = stage("baseline", lambda: training_stage.train_student(

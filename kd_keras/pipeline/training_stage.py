@@ -124,11 +124,17 @@ def configured_student(cfg, num_classes, vocab_size, train_ids=None):
 
 def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
     d = cfg.distill
-    if d.steps_per_execution > 1 and isinstance(tf.distribute.get_strategy(),
-                                                tf.distribute.MultiWorkerMirroredStrategy):
+    # The config refuses both for `strategy: multi_worker`; `auto` can still
+    # resolve to MultiWorkerMirroredStrategy from TF_CONFIG at run time.
+    multi_worker = isinstance(tf.distribute.get_strategy(),
+                              tf.distribute.MultiWorkerMirroredStrategy)
+    if d.steps_per_execution > 1 and multi_worker:
         raise ConfigError(f"distill.steps_per_execution: must be 1 under "
                           f"MultiWorkerMirroredStrategy (Keras's multi-step loop fails "
                           f"there), got {d.steps_per_execution}")
+    if cfg.precision != "float32" and multi_worker:
+        raise ConfigError(f"precision: must be float32 under MultiWorkerMirroredStrategy "
+                          f"(mixed precision is not tested there), got {cfg.precision}")
     with building(cfg.precision):  # The student, and the Distiller's projections.
         student = configured_student(cfg, num_classes, vocab_size, train_ids)
         if kind == "distill":

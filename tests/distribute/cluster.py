@@ -26,7 +26,8 @@ def run_workers(script, args_of, workers=2, timeout=240):
     """Runs `script` once per worker and waits for all of them.
 
     Args:
-        script: a file name in this folder.
+        script: a file name in this folder, or a module to run as
+            `python -m` (a name with no `.py`, e.g. `"kd_keras"`).
         args_of: `fn(index)` returning the worker's command-line arguments.
         workers: the cluster's size.
         timeout: seconds to wait for each worker.
@@ -43,7 +44,8 @@ def run_workers(script, args_of, workers=2, timeout=240):
             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
             TF_CPP_MIN_LOG_LEVEL="2")
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HERE, script), *args_of(index)],
+            [sys.executable, *(["-m", script] if not script.endswith(".py")
+                               else [os.path.join(HERE, script)]), *args_of(index)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     results = []
     for p in procs:

@@ -104,3 +104,22 @@ def test_a_backbone_teacher_is_built_in_bfloat16(tmp_path):
     assert np.isfinite(logits["mixed_bfloat16"]).all()
     assert not np.array_equal(logits["float32"], logits["mixed_bfloat16"])
     assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.slow
+def test_a_multi_worker_cluster_found_at_run_time_refuses_mixed_precision(tmp_path):
+    """`strategy: auto` passes the config check, then resolves to
+    MultiWorkerMirroredStrategy from `TF_CONFIG`: the run stops there with
+    one line naming `precision`, exit code 2, and writes no student."""
+    from tests.distribute.cluster import run_workers
+
+    base = tiny_run.make_world(tmp_path)
+    path = tiny_run.write_config(tmp_path / "mixed.yaml", base, precision="mixed_bfloat16",
+                                 **{"distribute.strategy": "auto"})
+    [(status, output)] = run_workers("kd_keras", lambda _: ["distill", path], workers=1)
+    assert status == 2, output
+    assert output.strip().splitlines()[-1] == (
+        "kd-keras distill: error: precision: must be float32 under MultiWorkerMirroredStrategy "
+        "(mixed precision is not tested there), got mixed_bfloat16"), output
+    assert not os.path.exists(base["output"])
+    assert not os.path.exists(base["output"] + ".partial")

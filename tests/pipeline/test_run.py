@@ -231,3 +231,27 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
         np.testing.assert_array_equal(table[used], np.arange(len(used)))
         assert (np.delete(table, used) == len(used)).all()
         assert model.predict(ids["test"], verbose=0).shape == (8, 2)
+
+
+@pytest.mark.slow
+def test_two_workers_run_the_cli_under_multi_worker_strategy(tmp_path):
+    """`distribute: {strategy: multi_worker}`: each worker runs `kd-keras
+    distill` with its own `TF_CONFIG` and output folder. The strategy is made
+    before any TensorFlow op (it configures the collective ops), both runs
+    finish, and synchronous training leaves both with the same student."""
+    from pipeline import tiny_run
+    from tests.distribute.cluster import run_workers
+
+    base = tiny_run.make_world(tmp_path)
+    path = tiny_run.write_config(tmp_path / "mw.yaml", base, **{
+        "distribute.strategy": "multi_worker", "distill.epochs": 2})
+    outputs = [str(tmp_path / f"worker{i}") for i in range(2)]
+    results = run_workers("kd_keras", lambda i: ["distill", path, "--output", outputs[i]])
+    for status, output in results:
+        assert status == 0, output
+    weights = [keras.saving.load_model(os.path.join(out, "student.keras"),
+                                       safe_mode=True).get_weights() for out in outputs]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with open(os.path.join(outputs[0], "history.json")) as f:
+        assert len(json.load(f)["distill"]["loss"]) == 2
