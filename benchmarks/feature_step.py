@@ -1,12 +1,17 @@
 """Step cost of the shipped recipe's pooled-feature term against logits only.
 
     python benchmarks/feature_step.py            # full run (about 5 minutes)
+    python benchmarks/feature_step.py --recipe default \
+        --output benchmarks/results/feature_step_default.json
     python benchmarks/feature_step.py --quick    # a smoke run
 
 The distillation stage as `kd-keras distill` runs it for the demo's data
-with the text CNN recipe (`step_config`: `configs/demo.yaml` with
-`quality.TEXT_CNN_RECIPE`, which the docs' figures were measured with): its
-text CNN student on the rt-polarity training split (the demo's split and WordPiece
+(`step_config`) with one of two recipes: `text_cnn`, the earlier demo's
+(`configs/demo.yaml` with `quality.TEXT_CNN_RECIPE`: the text CNN at 48
+ids), or `default`, the shipped demo's (the default recipe's student at
+its sequence length, without the copies, which change the number of
+batches but not their shape). The student trains on the rt-polarity
+training split (the demo's split and WordPiece
 ids, from `data_stage.prepare_data`), batches from
 the teacher's store streamed by `TeacherCache.as_dataset(epoch=...)`, and
 a `kd_keras.Distiller` compiled by
@@ -79,14 +84,26 @@ def cached_targets(labels, num_classes, keys, seed=0):
                     for k in keys}
 
 
-def step_config(output, max_examples=None):
+RECIPES = ("text_cnn", "default")
+
+
+def step_config(output, max_examples=None, recipe="text_cnn"):
     """The demo's data and teacher with `quality.TEXT_CNN_RECIPE` (the text
-    CNN at 48 ids and its pooled-feature term), as a `RunConfig`."""
+    CNN at 48 ids and its pooled-feature term) or, for `recipe="default"`,
+    the shipped demo config without its copies, as a `RunConfig` (the
+    default recipe fills in the rest in `data_stage.prepare_data`)."""
     from quality import text_cnn_demo_raw
 
     from kd_keras.config import parse_config
+    from kd_keras.config import read_yaml
+    from kd_keras.demo import DEMO_CONFIG_PATH
 
-    raw = {**text_cnn_demo_raw(), "output": output, "verbose": 0}
+    if recipe == "default":
+        raw = read_yaml(DEMO_CONFIG_PATH)
+        raw["distill"] = {**raw.get("distill", {}), "augment": {"copies": 0}}
+    else:
+        raw = text_cnn_demo_raw()
+    raw = {**raw, "output": output, "verbose": 0}
     if max_examples is not None:
         raw["data"]["max_examples"] = max_examples
     return parse_config(raw, base_dir=os.getcwd())
@@ -170,6 +187,9 @@ def main(argv=None):
                         help="cap per split (default: the whole split)")
     parser.add_argument("--jit-compile", action="store_true",
                         help="every method with jit_compile=True (XLA)")
+    parser.add_argument("--recipe", choices=RECIPES, default="text_cnn",
+                        help="the earlier demo's text CNN or the shipped demo's default "
+                             "recipe (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1,000 examples, 2 rounds")
     parser.add_argument("--output", default=os.path.join(RESULTS, "feature_step.json"),
@@ -181,8 +201,8 @@ def main(argv=None):
         parser.error("--rounds must be >= 1 and --steps >= 0")
 
     with tempfile.TemporaryDirectory() as folder:
-        cfg = step_config(folder, args.max_examples)
-        data = data_stage.prepare_data(cfg)
+        data = data_stage.prepare_data(step_config(folder, args.max_examples, args.recipe))
+        cfg = data.config  # with the default recipe's choices
         cpu = {}
         methods, models = make_methods(cfg, data, os.path.join(folder, "store"),
                                        args.jit_compile, args.steps or None, cpu)
@@ -200,8 +220,11 @@ def main(argv=None):
     result = {
         "benchmark": "feature_step",
         "setup": {
-            "config": "configs/demo.yaml with quality.TEXT_CNN_RECIPE (step_config)",
+            "config": ("configs/demo.yaml with quality.TEXT_CNN_RECIPE (step_config)"
+                       if args.recipe == "text_cnn" else
+                       "configs/demo.yaml, the default recipe without copies (step_config)"),
             "student": cfg.student.architecture,
+            "sequence_length": cfg.student.sequence_length,
             "student_params": models[LOGITS].student.count_params(),
             "projection_kernel": list(projection.inner.kernel.shape),
             "feature_terms": [dataclasses.asdict(t) for t in cfg.distill.features],

@@ -34,6 +34,24 @@ def test_three_distillers_of_the_text_cnn_recipe(tmp_path):
     assert tuple(projection.inner.kernel.shape) == (300, feature_step.TEACHER_WIDTH)
 
 
+def test_the_default_recipe_times_the_shipped_demos_student_and_term(tmp_path):
+    """`--recipe default`: the student and the term that the default recipe
+    picks for the demo's data, without the copies (the same batches)."""
+    from kd_keras.config.recipe import POOLED_TERM
+    from kd_keras.config.recipe import STUDENT
+    from kd_keras.pipeline import data_stage
+
+    data = data_stage.prepare_data(
+        feature_step.step_config(str(tmp_path), max_examples=40, recipe="default"))
+    cfg = data.config
+    assert (cfg.student.architecture, cfg.distill.augment.copies) == (STUDENT, 0)
+    assert cfg.distill.features == (POOLED_TERM,)
+    assert data.ids["train"].shape[1] == cfg.student.sequence_length
+    methods, models = feature_step.make_methods(cfg, data, str(tmp_path / "store"))
+    assert [len(models[n].features) for n in methods] == [0, 0, 1]
+    assert methods[feature_step.TERM]() > 0
+
+
 def test_ratios_pair_each_round_with_logits_only():
     times = {feature_step.LOGITS: [1.0, 2.0, 4.0],
              feature_step.FEATURES_IN_BATCH: [1.0, 2.2, 4.0],
