@@ -28,6 +28,22 @@ except RuntimeError:  # Already initialised by an earlier import.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
 
+# The files with the longest tests run first (each file's tests in their
+# order): xdist's work stealing then ends the run on short tests, rather
+# than with one worker alone in a two-minute test that started last.
+LONGEST_FIRST = ("distribute/test_ray_train.py", "pipeline/test_resume.py",
+                 "distillation/test_few_labels.py", "benchmarks/test_frontier.py",
+                 "distribute/test_ray_cache.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(LONGEST_FIRST)
+                     if path.endswith("/" + name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+
 
 def run_docstring_examples(module, name):
     """Runs the `>>>` examples of `module` (ELLIPSIS and NORMALIZE_WHITESPACE
