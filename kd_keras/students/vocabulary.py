@@ -2,15 +2,16 @@
 
 A text student reads WordPiece ids of the teacher's vocabulary (30,522 for
 MiniLM), but a training set uses a fraction of them, and the rows of the
-other ids are never trained. With `student.prune_vocabulary: true`, `prune_vocabulary`
-builds the student's embedding for the used ids only, plus one row shared by
-every id the training rows never use (untrained too, as their own rows would
-be; with `student.vocabulary_min_count: N`, also by the ids used fewer than
-N times, and with `student.vocabulary_max_rows: N` by all but the N - 1 most
-used), and puts a `VocabularyMap` layer in front of it, so the embedding,
-most of a text student's parameters, shrinks with the vocabulary. The saved
-and exported student still reads the full vocabulary's ids, so tokenizers
-and the export inputs do not change; the model is named after the student with `_pruned` appended.
+other ids are never trained. With `student.prune_vocabulary: true`,
+`prune_vocabulary` builds the student's embedding for the used ids only,
+plus one row shared by every id the training rows never use (untrained too,
+as their own rows would be; with `student.vocabulary_min_count: N`, also by
+the ids used fewer than N times, and with `student.vocabulary_max_rows: N`
+by all but the N - 1 most used), and puts a `VocabularyMap` layer in front
+of it, so the embedding, most of a text student's parameters, shrinks with
+the vocabulary. The saved and exported student still reads the full
+vocabulary's ids, so tokenizers and the export inputs do not change; the
+model is named after the student with `_pruned` appended.
 
 Example:
 

@@ -20,8 +20,9 @@ Two things make the pass fast on a CPU without changing what it computes:
   batch is padded only to its longest text rather than to the teacher's
   full sequence length (most sentences are far shorter than that). The
   attention and pooling masks make the padding invisible, so the logits
-  and pooled vectors equal those of the padded pass up to float rounding. Per-token outputs (`[batch, seq, ...]`) keep
-  the full padded width, as the padded pass gives them.
+  and pooled vectors equal those of the padded pass up to float rounding.
+  Per-token outputs (`[batch, seq, ...]`) keep the full padded width, as
+  the padded pass gives them.
 """
 
 import dataclasses
