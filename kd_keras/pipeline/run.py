@@ -111,6 +111,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     # Before any TensorFlow op: MultiWorkerMirroredStrategy configures the
     # collective ops, which TensorFlow allows only at program startup.
     strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
+    training_stage.check_strategy(cfg, strategy)
     progress = tqdm(total=len(STAGES), desc="kd-keras distill", unit="stage",
                     disable=not cfg.verbose)
     keras.utils.set_random_seed(cfg.seed)

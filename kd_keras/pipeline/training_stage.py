@@ -122,19 +122,33 @@ def configured_student(cfg, num_classes, vocab_size, train_ids=None):
                           f"{s.options}: {one_line(e)}") from e
 
 
-def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
-    d = cfg.distill
-    # The config refuses both for `strategy: multi_worker`; `auto` can still
-    # resolve to MultiWorkerMirroredStrategy from TF_CONFIG at run time.
-    multi_worker = isinstance(tf.distribute.get_strategy(),
-                              tf.distribute.MultiWorkerMirroredStrategy)
-    if d.steps_per_execution > 1 and multi_worker:
+def check_strategy(cfg, strategy):
+    """Refuses what `cfg` asks for that `strategy` cannot run.
+
+    The config refuses the same for `strategy: multi_worker` and Ray before
+    any work; `auto` can still resolve to MultiWorkerMirroredStrategy from
+    `TF_CONFIG` at run time, so `run_distill` calls this as soon as it has
+    its strategy, and every training calls it again with the one it runs
+    under (a Ray worker's, or a library caller's).
+
+    Raises:
+        ConfigError: `distill.steps_per_execution` above 1 or a mixed
+            `precision` under MultiWorkerMirroredStrategy.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    if cfg.distill.steps_per_execution > 1:
         raise ConfigError(f"distill.steps_per_execution: must be 1 under "
                           f"MultiWorkerMirroredStrategy (Keras's multi-step loop fails "
-                          f"there), got {d.steps_per_execution}")
-    if cfg.precision != "float32" and multi_worker:
+                          f"there), got {cfg.distill.steps_per_execution}")
+    if cfg.precision != "float32":
         raise ConfigError(f"precision: must be float32 under MultiWorkerMirroredStrategy "
                           f"(mixed precision is not tested there), got {cfg.precision}")
+
+
+def _compiled(cfg, kind, num_classes, vocab_size, train_ids):
+    d = cfg.distill
+    check_strategy(cfg, tf.distribute.get_strategy())
     with building(cfg.precision):  # The student, and the Distiller's projections.
         student = configured_student(cfg, num_classes, vocab_size, train_ids)
         if kind == "distill":

@@ -109,13 +109,17 @@ def test_a_backbone_teacher_is_built_in_bfloat16(tmp_path):
 @pytest.mark.slow
 def test_a_multi_worker_cluster_found_at_run_time_refuses_mixed_precision(tmp_path):
     """`strategy: auto` passes the config check, then resolves to
-    MultiWorkerMirroredStrategy from `TF_CONFIG`: the run stops there with
-    one line naming `precision`, exit code 2, and writes no student."""
+    MultiWorkerMirroredStrategy from `TF_CONFIG`: the run stops as soon as
+    it has the strategy, before the data stage (whose training file here
+    has no label column), with one line naming `precision`, exit code 2,
+    and no output folder."""
     from tests.distribute.cluster import run_workers
 
     base = tiny_run.make_world(tmp_path)
     path = tiny_run.write_config(tmp_path / "mixed.yaml", base, precision="mixed_bfloat16",
                                  **{"distribute.strategy": "auto"})
+    with open(base["data"]["train"], "w", encoding="utf-8") as f:
+        f.write("a sentence without its label\n")
     [(status, output)] = run_workers("kd_keras", lambda _: ["distill", path], workers=1)
     assert status == 2, output
     assert output.strip().splitlines()[-1] == (
