@@ -109,7 +109,21 @@ def parse_config(raw, base_dir="."):
     cfg = _build(schema.RunConfig, {} if raw is None else raw, ())
     validate(cfg)
     _check_unused(raw or {}, cfg)
-    return _resolve_paths(_with_floats(cfg), base_dir)
+    return _resolve_paths(_with_header(_with_floats(cfg)), base_dir)
+
+
+def _with_header(cfg):
+    """The config with `data.header` as the files are read: unset, it is
+    true when a column is given by name (`kd_keras.data.reads_header`), so
+    the run records what it read."""
+    return dataclasses.replace(cfg, data=_header_resolved(cfg.data))
+
+
+def _header_resolved(d):
+    from kd_keras.data import reads_header
+
+    return dataclasses.replace(d, header=reads_header(d.header, d.text_column,
+                                                      d.label_column))
 
 
 def _with_floats(config):
@@ -136,8 +150,11 @@ def _check_unused(raw, cfg):
             continue
         given = raw.get(section) or {}
         default = type(built)()
+        # What the default becomes once resolved (`null` -> `header: false`).
+        resolved = _header_resolved(default) if section == "data" else default
         for key in keys:
-            if key in given and getattr(built, key) != getattr(default, key):
+            if key in given and getattr(built, key) not in (getattr(default, key),
+                                                            getattr(resolved, key)):
                 raise ConfigError(f"{section}.{key}: not used with {section}.{route} "
                                   f"({why}); remove it")
 
@@ -201,7 +218,8 @@ def _validate_data(d):
                "a file path", value)
     _check(d.format in (None, *FORMATS), "data.format", f"one of {', '.join(FORMATS)}",
            d.format)
-    _check(isinstance(d.header, bool), "data.header", "true or false", d.header)
+    _check(d.header is None or isinstance(d.header, bool), "data.header",
+           "true, false or null (null: a header when a column is given by name)", d.header)
     for key in ("text_column", "label_column"):
         v = getattr(d, key)
         _check((_is_int(v) and v >= 0) or (isinstance(v, str) and v), f"data.{key}",

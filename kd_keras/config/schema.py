@@ -79,7 +79,7 @@ class DataConfig:
     validation: Optional[str] = None
     test: Optional[str] = None
     format: Optional[str] = None
-    header: bool = False
+    header: Optional[bool] = None  # None: when a column is given by name
     text_column: object = 0
     label_column: object = 1
     labels: Optional[tuple] = None

@@ -23,6 +23,7 @@ from kd_keras.data.labels import encode_files
 from kd_keras.data.readers import FORMATS
 from kd_keras.data.readers import LabelledFile
 from kd_keras.data.readers import read_labelled_file
+from kd_keras.data.readers import reads_header
 from kd_keras.data.readers import DataError
 from kd_keras.data.readers import read_examples
 from kd_keras.data.text_dataset import SPLITS
@@ -51,6 +52,7 @@ __all__ = [
     "min_examples_to_split",
     "read_examples",
     "read_labelled_file",
+    "reads_header",
     "split_indices",
     "with_augmented_train",
     "word_neighbors",

@@ -82,6 +82,23 @@ def infer_format(path):
             "json": "jsonl", "ndjson": "jsonl"}.get(ext)
 
 
+def reads_header(header, text_column, label_column):
+    """Whether a TSV/CSV file is read with a header row: `header` as given,
+    or, when it is `None`, whether a column is given by name (a name can
+    only come from a header).
+
+    Example:
+
+    >>> reads_header(None, "review", "sentiment"), reads_header(None, 0, 1)
+    (True, False)
+    >>> reads_header(False, "review", 1)
+    False
+    """
+    if header is not None:
+        return bool(header)
+    return any(isinstance(c, str) for c in (text_column, label_column))
+
+
 def _column_index(column, header, width, path, what):
     """Resolves a column given by index or name; `width` is the number of
     columns of the header (or of the first row)."""
@@ -97,7 +114,7 @@ def _column_index(column, header, width, path, what):
     if header is None:
         raise DataError(
             f"{what}: column {column!r} is a name but {path} is read without a "
-            "header (set `header: true` or give the column index)")
+            "header (remove `header: false` or give the column index)")
     if column not in header:
         raise DataError(
             f"{what}: column {column!r} does not exist in {path} "
@@ -243,14 +260,15 @@ def _read_jsonl(path, text_column, label_column):
     return LabelledFile(path, tuple(texts), tuple(labels), tuple(lines))
 
 
-def read_labelled_file(path, format=None, header=False, text_column=0, label_column=1):
+def read_labelled_file(path, format=None, header=None, text_column=0, label_column=1):
     """Reads one TSV, CSV or JSONL file into a `LabelledFile`.
 
     Args:
         path: the file to read.
         format: `"tsv"`, `"csv"` or `"jsonl"`; inferred from the extension
             when `None`.
-        header: whether the first row of a TSV/CSV file holds column names.
+        header: whether the first row of a TSV/CSV file holds column names;
+            `None`: when a column is given by name (`reads_header`).
         text_column: index or name of the text column (a key for JSONL).
         label_column: index or name of the label column (a key for JSONL).
 
@@ -288,7 +306,8 @@ def read_labelled_file(path, format=None, header=False, text_column=0, label_col
         with _long_fields():
             if format == "jsonl":
                 return _read_jsonl(path, text_column, label_column)
-            return _read_delimited(path, "\t" if format == "tsv" else ",", header,
+            return _read_delimited(path, "\t" if format == "tsv" else ",",
+                                   reads_header(header, text_column, label_column),
                                    text_column, label_column)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
@@ -298,14 +317,15 @@ def read_labelled_file(path, format=None, header=False, text_column=0, label_col
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
-def read_examples(path, format=None, header=False, text_column=0, label_column=1):
+def read_examples(path, format=None, header=None, text_column=0, label_column=1):
     """Reads `(texts, labels)` from a TSV, CSV or JSONL file.
 
     Args:
         path: the file to read.
         format: `"tsv"`, `"csv"` or `"jsonl"`; inferred from the extension
             when `None`.
-        header: whether the first row of a TSV/CSV file holds column names.
+        header: whether the first row of a TSV/CSV file holds column names;
+            `None`: when a column is given by name (`reads_header`).
         text_column: index or name of the text column (a key for JSONL).
         label_column: index or name of the label column (a key for JSONL).
 

@@ -201,7 +201,7 @@ def load_text_dataset(
     test=None,
     validation=None,
     format=None,
-    header=False,
+    header=None,
     text_column=0,
     label_column=1,
     labels=None,
@@ -228,7 +228,8 @@ def load_text_dataset(
         test: optional path of the test file.
         validation: optional path of the validation file.
         format: `"tsv"`, `"csv"`, `"jsonl"` or `None` to infer it.
-        header: whether TSV/CSV files start with a header row.
+        header: whether TSV/CSV files start with a header row; `None`:
+            when a column is given by name.
         text_column: index or name of the text column.
         label_column: index or name of the label column.
         labels: optional list of class names fixing their order.

@@ -35,6 +35,23 @@ def test_config_objects_are_frozen_and_round_trip():
     assert parse_config(to_dict(cfg)) == cfg
 
 
+@pytest.mark.parametrize("data,header", [
+    ({"train": "t.csv", "text_column": "review"}, True),       # a name: there is a header
+    ({"train": "t.csv", "label_column": "sentiment"}, True),
+    ({"train": "t.csv"}, False),                               # indices: the first row is data
+    ({"train": "t.csv", "text_column": "review", "header": False}, False),  # as written
+    ({"train": "t.csv", "header": True}, True),
+    ({"builtin": "rt_polarity"}, False),
+    ({"builtin": "rt_polarity", "header": False}, False),      # as older versions wrote it
+])
+def test_an_unset_header_is_read_when_a_column_is_named(data, header):
+    from kd_keras.config import to_dict
+
+    cfg = parse_config({**BASE, "data": data})
+    assert cfg.data.header is header
+    assert parse_config(to_dict(cfg)) == cfg
+
+
 def test_free_form_mappings_are_read_only_and_still_plain_values():
     import copy
     import dataclasses

@@ -25,6 +25,23 @@ def test_csv_with_header_by_name(tmp_path):
     assert labels == ["1", "0"]
 
 
+def test_a_column_given_by_name_reads_the_header_without_being_told(tmp_path):
+    p = _write(tmp_path, "a.csv", 'review,sentiment\n"good, really",pos\nbad,neg\n')
+    assert read_examples(p, text_column="review", label_column=1) == (
+        ["good, really", "bad"], ["pos", "neg"])
+    # Columns by index: the first row is an example, as before.
+    assert read_examples(p) == (["review", "good, really", "bad"], ["sentiment", "pos", "neg"])
+
+
+def test_a_name_with_header_false_says_how_to_read_it(tmp_path):
+    p = _write(tmp_path, "a.csv", "review,sentiment\ngood,pos\n")
+    with pytest.raises(DataError) as e:
+        read_examples(p, header=False, text_column="review")
+    assert str(e.value) == (
+        f"data.text_column: column 'review' is a name but {p} is read without a header "
+        "(remove `header: false` or give the column index)")
+
+
 def test_jsonl_by_key(tmp_path):
     lines = [json.dumps({"t": "x y", "y": 2}), "", json.dumps({"t": "z", "y": 0})]
     p = _write(tmp_path, "a.jsonl", "\n".join(lines) + "\n")
