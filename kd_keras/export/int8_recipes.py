@@ -122,7 +122,8 @@ def calibration_check(format, path, inputs, reference_logits):
     Returns:
         `(top-1 agreement, logit_error)` against `reference_logits`.
     """
-    logits = predict(load_runtime(format, path), inputs)
+    with load_runtime(format, path) as runtime:
+        logits = predict(runtime, inputs)
     agreement = compare(logits, reference_logits)["top1_agreement"]
     return agreement, float(logit_error(logits, reference_logits))
 

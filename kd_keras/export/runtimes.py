@@ -28,9 +28,8 @@ class Runtime:
 
     Example:
 
-    >>> rt = get_runtime("onnx")  # doctest: +SKIP
-    >>> rt.load("out/onnx/model.onnx")  # doctest: +SKIP
-    >>> rt.run({"features": x}).shape  # doctest: +SKIP
+    >>> with load_runtime("onnx", "out/onnx/model.onnx") as rt:  # doctest: +SKIP
+    ...     rt.run({"features": x}).shape
     (32, 10)
     """
 
@@ -49,6 +48,16 @@ class Runtime:
     def run(self, inputs):
         """Runs a batch `{input name: array}`; returns float32 logits."""
         raise NotImplementedError
+
+    def close(self):
+        """Releases what `load` opened (a no-op unless a runtime holds a
+        native handle); a closed runtime cannot `run`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
 
 class SavedModelRuntime(Runtime):
@@ -194,8 +203,10 @@ class MediaPipeRuntime(Runtime):
             rows.append(row)
         return np.stack(rows)
 
-    def __del__(self):
-        classifier = getattr(self, "_classifier", None)
+    def close(self):
+        # Closed here, not left to the classifier's own `__del__`, which
+        # fails (a traceback on stderr) when it runs at interpreter exit.
+        classifier, self._classifier = getattr(self, "_classifier", None), None
         if classifier is not None:
             classifier.close()
 
@@ -217,5 +228,6 @@ def get_runtime(format, signature=None):
 
 
 def load_runtime(format, path, signature=None):
-    """Returns the runtime for `format` with the artifact at `path` loaded."""
+    """Returns the runtime for `format` with the artifact at `path` loaded;
+    use it in a `with` block, which closes it."""
     return get_runtime(format, signature).load(path)

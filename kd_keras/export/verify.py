@@ -195,19 +195,21 @@ def verify_artifact(
     times = times if times is not None else StageTimes()
     with times.measure("verify"):
         runtime = load_runtime(format, path, signature)
-        if runtime.returns_probabilities:
-            reference_logits = softmax(reference_logits)
-        entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
-    entry["quantization"] = quantization
-    with times.measure("latency"):
-        for batch in LATENCY_BATCHES:
-            p50 = p95 = None
-            if latency_runs:
-                p50, p95 = measure_latency(runtime, inputs, batch, runs=latency_runs,
-                                           max_seconds=LATENCY_MAX_SECONDS)
-            suffix = "" if batch == 1 else f"_batch{batch}"
-            entry[f"latency_ms_p50{suffix}"] = p50
-            entry[f"latency_ms_p95{suffix}"] = p95
+    with runtime:
+        with times.measure("verify"):
+            if runtime.returns_probabilities:
+                reference_logits = softmax(reference_logits)
+            entry = dict(compare(predict(runtime, inputs), reference_logits, labels))
+        entry["quantization"] = quantization
+        with times.measure("latency"):
+            for batch in LATENCY_BATCHES:
+                p50 = p95 = None
+                if latency_runs:
+                    p50, p95 = measure_latency(runtime, inputs, batch, runs=latency_runs,
+                                               max_seconds=LATENCY_MAX_SECONDS)
+                suffix = "" if batch == 1 else f"_batch{batch}"
+                entry[f"latency_ms_p50{suffix}"] = p50
+                entry[f"latency_ms_p95{suffix}"] = p95
     entry["tolerance"] = tolerance(format, quantization)
     entry["failures"] = check_tolerance(entry, reference_accuracy)
     entry["passed"] = not entry["failures"]

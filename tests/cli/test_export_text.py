@@ -4,6 +4,8 @@ sentences given."""
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -86,3 +88,19 @@ def test_a_byte_order_mark_is_not_part_of_the_first_sentence(tmp_path):
     texts, y = read_text_data(str(path), ["neg", "pos"])
     assert texts == ["good film", "bad film"] and y.tolist() == [1, 0]
 
+
+
+def test_verify_closes_mediapipe_before_exit_so_stderr_has_no_traceback(text_export, tmp_path,
+                                                                          capsys):
+    # MediaPipe's classifier left to its own `__del__` at interpreter exit
+    # printed "Exception ignored ... TypeError" after a passing verify.
+    root, vocab, _ = text_export
+    out = tmp_path / "out"
+    assert main(["export", str(root / "student.keras"), str(out), "--formats", "tflite",
+                 "--vocabulary", vocab, "--text-data", str(root / "sentences.tsv"),
+                 "--labels", "neg", "pos", "--latency-runs", "0"]) == 0, capsys.readouterr().err
+    done = subprocess.run([sys.executable, "-m", "kd_keras", "verify", str(out),
+                           "--latency-runs", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "mediapipe" in done.stdout and "match" in done.stdout
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
