@@ -6,10 +6,13 @@ TF-Text custom ops (`--runtime tflite`). `OUTPUT_OR_ARTIFACT` is a
 `kd-keras distill` output folder, an export folder (with `report.json`), a
 SavedModel folder (`saved_model/<name>` or one of its versions) or a
 `.tflite` file. Prints one line per sentence: class, probability, sentence.
-Sentences must be UTF-8 text.
+Sentences must be UTF-8 text. A `SENTENCE` of `-` reads one sentence per line
+from standard input (blank lines skipped), e.g. `kd-keras predict runs/demo -
+< reviews.txt`.
 """
 
 import os
+import sys
 
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
@@ -17,6 +20,8 @@ from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 
 RUNTIMES = ("saved_model", "tflite")
+STDIN = "-"  # the SENTENCE that reads standard input
+BATCH = 256  # sentences per call of the model, so a long input runs in bounded memory
 TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
 
 
@@ -29,7 +34,8 @@ def register(subparsers):
     parser.add_argument("artifact", metavar="OUTPUT_OR_ARTIFACT",
                         help="a distill output or export folder, a SavedModel or a .tflite file")
     parser.add_argument("sentences", metavar="SENTENCE", nargs="+",
-                        help="raw sentences, as a user would type them")
+                        help="raw sentences, as a user would type them; - reads one "
+                             "sentence per line from standard input")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="for a folder: run the SavedModel (default) or the TFLite file")
     parser.add_argument("--quantization", default="none", metavar="Q",
@@ -116,7 +122,8 @@ def resolve(path, runtime=None, quantization="none"):
     return "saved_model", version
 
 
-def _run_saved_model(path, sentences):
+def _saved_model_runner(path):
+    """A function: sentences -> the `serving_text` outputs as arrays."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
@@ -128,11 +135,16 @@ def _run_saved_model(path, sentences):
         raise UsageError(
             f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
             "export with export.text: true")
-    out = model.signatures[TEXT_SIGNATURE](text=tf.constant(sentences))
-    return {k: v.numpy() for k, v in out.items()}
+    signature = model.signatures[TEXT_SIGNATURE]
+
+    def run(sentences):
+        return {k: v.numpy() for k, v in signature(text=tf.constant(sentences)).items()}
+
+    return run
 
 
-def _run_tflite(path, sentences):
+def _tflite_runner(path):
+    """A function: sentences -> the `serving_text` outputs as arrays."""
     import numpy as np
     from tensorflow_text import tflite_registrar
 
@@ -149,7 +161,11 @@ def _run_tflite(path, sentences):
         raise UsageError(
             f"{path}: takes token ids, not sentences; use a model_text*.tflite file")
     runner = interpreter.get_signature_runner(TEXT_SIGNATURE)
-    return runner(text=np.array([s.encode("utf-8") for s in sentences], dtype=object))
+
+    def run(sentences):
+        return runner(text=np.array([s.encode("utf-8") for s in sentences], dtype=object))
+
+    return run
 
 
 def _labels_beside(path, num_classes):
@@ -186,14 +202,50 @@ def _checked_sentences(sentences):
     return checked
 
 
+def read_sentences(stream):
+    """The non-blank lines of a binary `stream` (standard input), without
+    their line ends, each valid UTF-8.
+
+    Example:
+
+    >>> import io
+    >>> read_sentences(io.BytesIO(b"great film\\r\\n\\n  dull \\n"))
+    ['great film', '  dull ']
+    """
+    sentences = []
+    for number, line in enumerate(stream, 1):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeError as e:
+            raise DataError(f"standard input: line {number}: not valid UTF-8 text (at byte "
+                            f"{e.start}); sentences must be UTF-8") from None
+        line = line.rstrip("\r\n")
+        if line.strip():
+            sentences.append(line)
+    if not sentences:
+        raise DataError("standard input: no sentences (one per line)")
+    return sentences
+
+
+def _with_stdin(sentences):
+    if sentences.count(STDIN) > 1:
+        raise UsageError(f"SENTENCE: {STDIN} (standard input) can be given once")
+    if STDIN not in sentences:
+        return list(sentences)
+    i = sentences.index(STDIN)
+    return [*sentences[:i], *read_sentences(sys.stdin.buffer), *sentences[i + 1:]]
+
+
 def predictions(path, sentences, runtime=None, quantization="none"):
     """`(class name, probability)` per sentence, from the artifact `path`."""
     import numpy as np
 
     sentences = _checked_sentences(sentences)
     runtime, model_path = resolve(path, runtime, quantization)
-    run_model = _run_saved_model if runtime == "saved_model" else _run_tflite
-    out = run_model(model_path, sentences)
+    loader = _saved_model_runner if runtime == "saved_model" else _tflite_runner
+    run_model = loader(model_path)
+    outs = [run_model(sentences[i:i + BATCH]) for i in range(0, len(sentences), BATCH)]
+    out = {key: np.concatenate([np.asarray(o[key]) for o in outs]) for key in outs[0]}
     probabilities = np.asarray(out["probabilities"], np.float64)
     ids = probabilities.argmax(-1)
     names = [str(i) for i in range(probabilities.shape[-1])]
@@ -211,8 +263,8 @@ def run(args):
     from kd_keras.export.formats import check_choices
 
     (quantization,) = check_choices([args.quantization], "--quantization", QUANTIZATIONS)
+    sentences = _with_stdin(args.sentences)
     for (name, probability), sentence in zip(
-            predictions(args.artifact, args.sentences, args.runtime, quantization),
-            args.sentences):
+            predictions(args.artifact, sentences, args.runtime, quantization), sentences):
         print(f"{name}\t{probability:.3f}\t{sentence}")
     return 0

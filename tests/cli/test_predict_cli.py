@@ -2,6 +2,7 @@
 exported SavedModel or TFLite file; one-line errors; a quiet command line
 (`--help` imports no TensorFlow, native log lines hidden)."""
 
+import io
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from export.conftest import export_text_model
 from kd_keras.cli import main
+from kd_keras.cli import predict
 
 SENTENCES = ["a gorgeous , witty , moving film", "dull and far too long", "",
              "Très élégant 😀", "word " * 40]
@@ -105,3 +107,39 @@ def test_commands_hide_native_log_lines(exported):
     assert done.returncode == 0, done.stderr
     assert not NATIVE_LOG.search(done.stderr), done.stderr
     assert done.stdout.count("\n") == 1
+
+
+class _Stdin:
+    def __init__(self, data):
+        self.buffer = io.BytesIO(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
+def test_a_dash_reads_one_sentence_per_line_from_standard_input(exported, runtime, capsys,
+                                                                monkeypatch):
+    # More lines than one model call takes, so the batches are joined in order.
+    piped = [f"{SENTENCES[i % 2]} {i}" for i in range(predict.BATCH + 44)]
+    data = "\r\n".join(piped[:5]) + "\n\n   \n" + "\n".join(piped[5:])  # blank lines skipped
+    monkeypatch.setattr(sys, "stdin", _Stdin(data.encode("utf-8")))
+    assert main(["predict", exported.out_dir, "first", "-", "last", "--runtime", runtime]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    sentences = ["first", *piped, "last"]
+    assert [line.split("\t")[2] for line in lines] == sentences
+    expected = _expected_lines(exported, sentences)
+    assert [line.split("\t")[0] for line in lines] == [name for name, _, _ in expected]
+    for line, (_, probability, _) in zip(lines, expected):
+        assert abs(float(line.split("\t")[1]) - probability) <= 6e-4
+
+
+@pytest.mark.parametrize("data, argv, message", [
+    (b"fine\n\xff bad\n", ["-"],
+     "standard input: line 2: not valid UTF-8 text (at byte 0); sentences must be UTF-8"),
+    (b"\n  \n", ["-"], "standard input: no sentences (one per line)"),
+    (b"x\n", ["-", "-"], "SENTENCE: - (standard input) can be given once"),
+])
+def test_bad_standard_input_is_one_line(tmp_path, capsys, monkeypatch, data, argv, message):
+    monkeypatch.setattr(sys, "stdin", _Stdin(data))
+    assert main(["predict", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"kd-keras predict: error: {message}\n", err
