@@ -109,17 +109,12 @@ def parse_config(raw, base_dir="."):
     cfg = _build(schema.RunConfig, {} if raw is None else raw, ())
     validate(cfg)
     _check_unused(raw or {}, cfg)
-    return _resolve_paths(_with_header(_with_floats(cfg)), base_dir)
+    return _resolve_paths(_with_floats(cfg), base_dir)
 
 
-def _with_header(cfg):
-    """The config with `data.header` as the files are read: unset, it is
-    true when a column is given by name (`kd_keras.data.reads_header`), so
-    the run records what it read."""
-    return dataclasses.replace(cfg, data=_header_resolved(cfg.data))
-
-
-def _header_resolved(d):
+def header_resolved(d):
+    """`DataConfig` `d` with `header` as the files are read: unset (`null`),
+    true when a column is given by name (`kd_keras.data.reads_header`)."""
     from kd_keras.data import reads_header
 
     return dataclasses.replace(d, header=reads_header(d.header, d.text_column,
@@ -151,7 +146,7 @@ def _check_unused(raw, cfg):
         given = raw.get(section) or {}
         default = type(built)()
         # What the default becomes once resolved (`null` -> `header: false`).
-        resolved = _header_resolved(default) if section == "data" else default
+        resolved = header_resolved(default) if section == "data" else default
         for key in keys:
             if key in given and getattr(built, key) not in (getattr(default, key),
                                                             getattr(resolved, key)):

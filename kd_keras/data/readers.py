@@ -14,6 +14,7 @@ A byte-order mark at the start of a file is not part of the text (files are
 read as `utf-8-sig`). TSV fields are not quoted (a `"` is a character).
 """
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -157,8 +158,22 @@ def _rows(f, delimiter):
             yield start, row
 
 
+def _check_first_line(path, labels, lines):
+    """Refuses a first line that looks like a header read as an example (the
+    header was not set and the columns are indices): its label is on no
+    other line, while every other label is on two or more."""
+    counts = collections.Counter(labels[1:])
+    if len(labels) >= 3 and labels[0] not in counts and min(counts.values()) >= 2:
+        raise DataError(
+            f"{path}: line {lines[0]} looks like a header (its label {labels[0]!r} is on no "
+            "other line); set data.header: true or name the columns, or data.header: false "
+            "to keep it as an example")
+
+
 def _read_delimited(path, delimiter, header, text_column, label_column):
-    """A `LabelledFile` from a TSV or CSV file."""
+    """A `LabelledFile` from a TSV or CSV file; `header` may be `None`
+    (`reads_header`)."""
+    guessed, header = header is None, reads_header(header, text_column, label_column)
     fmt = "tsv" if delimiter == "\t" else "csv"
     texts, labels, lines = [], [], []
     with open(path, newline="", encoding=_ENCODING) as f:
@@ -194,6 +209,8 @@ def _read_delimited(path, delimiter, header, text_column, label_column):
         raise DataError(f"{path}: no examples found (only a header row)")
     if not any(t.strip() for t in texts):
         raise DataError(f"{path}: the text column ({text_index}) is empty on every line")
+    if guessed and not header:
+        _check_first_line(path, labels, lines)
     return LabelledFile(path, tuple(texts), tuple(labels), tuple(lines))
 
 
@@ -306,8 +323,7 @@ def read_labelled_file(path, format=None, header=None, text_column=0, label_colu
         with _long_fields():
             if format == "jsonl":
                 return _read_jsonl(path, text_column, label_column)
-            return _read_delimited(path, "\t" if format == "tsv" else ",",
-                                   reads_header(header, text_column, label_column),
+            return _read_delimited(path, "\t" if format == "tsv" else ",", header,
                                    text_column, label_column)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None

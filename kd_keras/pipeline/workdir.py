@@ -21,6 +21,7 @@ import socket
 import time
 
 from kd_keras.config import changed_keys
+from kd_keras.config.parsing import header_resolved
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
@@ -45,7 +46,9 @@ def is_run_folder(path):
 
 
 def _fingerprint(cfg):
-    content = to_dict(cfg)
+    # `data.header` as read: an unset header and the `false` that earlier
+    # versions wrote for it are the same run.
+    content = to_dict(dataclasses.replace(cfg, data=header_resolved(cfg.data)))
     for key in _NOT_FINGERPRINTED:
         content.pop(key, None)
     return content

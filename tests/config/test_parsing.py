@@ -46,9 +46,11 @@ def test_config_objects_are_frozen_and_round_trip():
 ])
 def test_an_unset_header_is_read_when_a_column_is_named(data, header):
     from kd_keras.config import to_dict
+    from kd_keras.config.parsing import header_resolved
 
     cfg = parse_config({**BASE, "data": data})
-    assert cfg.data.header is header
+    assert cfg.data.header is data.get("header")  # as written: null is "not said"
+    assert header_resolved(cfg.data).header is header
     assert parse_config(to_dict(cfg)) == cfg
 
 

@@ -61,6 +61,26 @@ def test_a_run_from_before_a_config_key_resumes_while_the_key_keeps_its_default(
             RunDir(out, changed, resume=True)
 
 
+def test_a_run_that_recorded_header_false_resumes_with_the_header_unset(tmp_path):
+    """Earlier versions wrote `data.header: false` where it is now unset
+    (null); both read the files the same way, so the run resumes, and a
+    header that would be read differently is a change."""
+    import json
+
+    out = str(tmp_path / "run")
+    unset = parse_config({"data": {"train": "t.tsv"}, "teacher": {"backbone": "minilm"}})
+    run = RunDir(out, unset)
+    run.finish("data")
+    with open(run.file("config.json")) as f:
+        assert json.load(f)["data"]["header"] is False
+    explicit = parse_config({"data": {"train": "t.tsv", "header": False},
+                             "teacher": {"backbone": "minilm"}})
+    assert RunDir(out, explicit, resume=True).done("data") is not None
+    with pytest.raises(ConfigError, match=r"changed since the interrupted run \(data.header\)"):
+        RunDir(out, parse_config({"data": {"train": "t.tsv", "header": True},
+                                  "teacher": {"backbone": "minilm"}}), resume=True)
+
+
 def test_publish_replaces_an_earlier_run_only(tmp_path):
     out = tmp_path / "run"
     first = RunDir(str(out), CFG)
