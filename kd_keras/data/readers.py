@@ -8,7 +8,9 @@ splits share one label list.
 Nothing is dropped or repaired silently: a row whose column count differs
 from the header's (or the first row's), an empty label, a JSONL line that is
 not an object, a text column that is empty on every line or a file without
-examples is a `DataError` whose one-line message names the file and line.
+examples is a `DataError` whose one-line message names the file and line, as
+is a first line that looks like a header when none was asked for
+(`reads_header`: its label is on no other line).
 Only blank lines are skipped; surrounding whitespace is not part of a label.
 A byte-order mark at the start of a file is not part of the text (files are
 read as `utf-8-sig`). TSV fields are not quoted (a `"` is a character).
