@@ -241,6 +241,8 @@ def predictions(path, sentences, runtime=None, quantization="none"):
     import numpy as np
 
     sentences = _checked_sentences(sentences)
+    if not sentences:
+        raise UsageError("SENTENCE: no sentences to classify")
     runtime, model_path = resolve(path, runtime, quantization)
     loader = _saved_model_runner if runtime == "saved_model" else _tflite_runner
     run_model = loader(model_path)

@@ -143,3 +143,10 @@ def test_bad_standard_input_is_one_line(tmp_path, capsys, monkeypatch, data, arg
     assert main(["predict", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"kd-keras predict: error: {message}\n", err
+
+
+def test_no_sentences_is_a_usage_error(tmp_path):
+    from kd_keras.errors import UsageError
+
+    with pytest.raises(UsageError, match="SENTENCE: no sentences to classify"):
+        predict.predictions(str(tmp_path), [])
