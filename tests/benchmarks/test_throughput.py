@@ -75,3 +75,23 @@ def test_same_settings_pairs_and_the_teacher_only_floor(rng):
     assert ratios["kd_keras / keras.distillation, both, steps_per_execution=2"] == 0.5
     assert ratios["kd_keras / keras.distillation, both, jit_compile=True"] == 1.0
     assert ratios["teacher forward only / keras.distillation"] == 0.9
+
+
+def test_the_cached_row_trains_from_the_teacher_output_cache(rng, tmp_path):
+    import kd_keras
+
+    teacher = throughput.mlp_teacher(32)
+    x = rng.normal(size=(64, 64)).astype("float32")
+    y = rng.integers(0, 10, size=64).astype("int32")
+    cache = kd_keras.cache.cache_teacher_outputs(teacher, x, str(tmp_path), verbose=0)
+    np.testing.assert_allclose(cache.logits(), teacher.predict(x, verbose=0), atol=1e-6)
+    methods, _ = throughput.make_methods(
+        teacher, throughput.mlp_student().get_weights(), x, y, 32, cache=cache)
+    assert methods[throughput.CACHED]() > 0  # one epoch runs, with no teacher in the step
+    times = {method: [1.0, 2.0, 4.0] for method in methods}
+    times[throughput.CACHED] = [0.5, 0.5, 1.0]
+    ratios = throughput.paired_ratios(times)
+    assert ratios["kd_keras from the cache / keras.distillation"] == 0.25
+    no_cache, _ = throughput.make_methods(
+        teacher, throughput.mlp_student().get_weights(), x, y, 32)
+    assert throughput.CACHED not in no_cache
