@@ -47,9 +47,11 @@ def pytest_collection_modifyitems(config, items):
 
 def run_docstring_examples(module, name):
     """Runs the `>>>` examples of `module` (ELLIPSIS and NORMALIZE_WHITESPACE
-    on) and fails with the doctest report if any fails; skips a module
-    without examples."""
+    on) in an empty temporary working folder, so that an example writing
+    `out/` leaves nothing in the checkout, and fails with the doctest report
+    if any fails; skips a module without examples."""
     import doctest
+    import tempfile
 
     tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
     if not tests:
@@ -57,8 +59,14 @@ def run_docstring_examples(module, name):
     runner = doctest.DocTestRunner(
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report = []
-    for test in tests:
-        runner.run(test, out=report.append)
+    before = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            for test in tests:
+                runner.run(test, out=report.append)
+        finally:
+            os.chdir(before)
     failed, attempted = runner.summarize(verbose=False)
     assert failed == 0, f"{failed} of {attempted} examples failed:\n" + "".join(report)
 
