@@ -171,9 +171,10 @@ def outputs_key(cfg, max_train=None):
     import hashlib
     import json
 
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
 
-    d = to_dict(cfg)
+    d = to_dict(cfg.replace(data=header_resolved(cfg.data)))  # the header as read
     content = {"teacher": d["teacher"], "data": d["data"],
                "augment": d["distill"]["augment"], "features": feature_key(cfg),
                "seed": cfg.seed, "max_train": max_train}

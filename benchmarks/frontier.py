@@ -135,11 +135,12 @@ def _current_form(raw, previous):
     """`previous` results with their `data` and `distill` sections parsed
     again (keys added to the config since then take their defaults)."""
     from kd_ablation import variant_config
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
 
     cfg = variant_config(dict(raw, data=previous["data"], distill=previous["distill"]), {})
     # Files from before `no_latency` was recorded were all timed.
-    return dict(previous, data=to_dict(cfg.data), distill=to_dict(cfg.distill),
+    return dict(previous, data=to_dict(header_resolved(cfg.data)), distill=to_dict(cfg.distill),
                 no_latency=previous.get("no_latency", False))
 
 
@@ -223,6 +224,7 @@ def main():
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
     from kd_keras.errors import KdKerasError
     from kd_keras.pipeline import data_stage
@@ -245,7 +247,7 @@ def main():
     test_x, test_y = data.ids["test"], data.labels["test"]
     out = os.path.abspath(args.out)
     meta = {"seeds": args.seeds, "epochs": args.epochs, "overrides": args.set,
-            "no_latency": args.no_latency, "data": to_dict(base.data),
+            "no_latency": args.no_latency, "data": to_dict(header_resolved(base.data)),
             "distill": to_dict(base.distill)}
     work = tempfile.mkdtemp(prefix="kd_frontier_")
     try:

@@ -219,6 +219,7 @@ def _relative(section):
 def run_dataset(name, cfg, args, tqdm):
     """One dataset: its teacher once, then the student alone and distilled
     per seed. Returns its JSON row."""
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
     from kd_keras.pipeline import data_stage
     from kd_keras.pipeline import teacher_stage
@@ -276,7 +277,8 @@ def run_dataset(name, cfg, args, tqdm):
     row.update(runs=runs, seeds=args.seeds, sizes=sizes, seconds=seconds,
                adaptation=dataclasses.asdict(teacher_stage.adaptation_of(cfg)),
                teacher_backbone=cfg.teacher.backbone,
-               data=_relative(to_dict(cfg.data)), config=os.path.relpath(args.config, ROOT),
+               data=_relative(to_dict(header_resolved(cfg.data))),
+               config=os.path.relpath(args.config, ROOT),
                overrides=args.set, max_train=args.max_train, epochs=cfg.distill.epochs,
                recipe=[choice.to_json() for choice in prepared.recipe],
                teacher_outputs=os.path.relpath(kept, ROOT) if kept else None,

@@ -320,6 +320,7 @@ def write_results(args, teacher, base, rows):
     """Writes the JSON (atomically), keeping the rows of variants not run
     this time when the teacher and seeds are the same; returns
     `(path, rows written)`."""
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
 
     out = results_path(args)
@@ -328,8 +329,8 @@ def write_results(args, teacher, base, rows):
             previous = json.load(f)
         if previous["teacher"] == teacher and previous["seeds"] == args.seeds:
             rows = merge_rows(rows, previous["variants"], VARIANTS)
-    write_json(out, {"teacher": teacher, "seeds": args.seeds, "data": to_dict(base.data),
-                     "variants": rows})
+    write_json(out, {"teacher": teacher, "seeds": args.seeds,
+                     "data": to_dict(header_resolved(base.data)), "variants": rows})
     return out, rows
 
 

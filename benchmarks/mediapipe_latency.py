@@ -57,11 +57,11 @@ def time_one(kind, path, signature, sentence, calls, warmup):
     from kd_keras.export.runtimes import load_runtime
     from kd_keras.export.verify import measure_latency
 
+    inputs = {"text": [sentence]}
     if kind == TEACHER:
-        runtime = _SavedModelTeacher(path)
-    else:
-        runtime = load_runtime(kind, path, signature)
-    return measure_latency(runtime, {"text": [sentence]}, 1, runs=calls, warmup=warmup)
+        return measure_latency(_SavedModelTeacher(path), inputs, 1, runs=calls, warmup=warmup)
+    with load_runtime(kind, path, signature) as runtime:  # closed before the process exits
+        return measure_latency(runtime, inputs, 1, runs=calls, warmup=warmup)
 
 
 def time_in_one_core(kind, path, signature, sentence, calls, warmup):

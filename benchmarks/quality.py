@@ -337,6 +337,7 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm.auto import tqdm
 
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
     from kd_keras.errors import KdKerasError
 
@@ -346,7 +347,9 @@ def main():
         base = run_config(raw, 0, 1.0)
     except KdKerasError as e:
         parser.error(str(e))
-    fingerprint = {k: v for k, v in to_dict(base).items() if k not in _NOT_COMPARED}
+    # The header as read: earlier files say `false` where it is now unset.
+    as_read = base.replace(data=header_resolved(base.data))
+    fingerprint = {k: v for k, v in to_dict(as_read).items() if k not in _NOT_COMPARED}
     fingerprint["data"].pop("labels_fraction")
     out = results_path(args)
     partial_path = os.path.splitext(out)[0] + ".partial.json"
@@ -393,7 +396,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    data_config = {k: v for k, v in to_dict(base.data).items() if k != "labels_fraction"}
+    data_config = {k: v for k, v in to_dict(as_read.data).items() if k != "labels_fraction"}
     result = {"seeds": args.seeds, "epochs": args.epochs, "data": data_config,
               "teacher": to_dict(base.teacher), "distill": to_dict(base.distill),
               "overrides": args.set, "summary": summary, "runs": rows, "latency": lat}

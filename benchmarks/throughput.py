@@ -194,8 +194,11 @@ def make_methods(teacher, student_weights, x, y, batch_size,
         runs[CACHED] = fit_epoch(
             cached, cache.as_dataset(x, y, batch_size=batch_size, shuffle=False))
     methods = {name: timed(name, run) for name, run in runs.items()}
-    return methods, {"kd_keras": paired[KD], "keras": paired[KERAS],
-                     "plain": plain, "feature": ours_feature}
+    models = {"kd_keras": paired[KD], "keras": paired[KERAS], "plain": plain,
+              "feature": ours_feature}
+    if cache is not None:
+        models["cached"] = cached
+    return methods, models
 
 
 def paired_ratios(times, steps_per_execution=32):

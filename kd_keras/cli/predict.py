@@ -21,7 +21,7 @@ from kd_keras.errors import one_line
 
 RUNTIMES = ("saved_model", "tflite")
 STDIN = "-"  # the SENTENCE that reads standard input
-BATCH = 256  # sentences per call of the model, so a long input runs in bounded memory
+BATCH = 256  # sentences per call of the model, so one call's tensors stay small
 TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
 
 
@@ -204,18 +204,19 @@ def _checked_sentences(sentences):
 
 def read_sentences(stream):
     """The non-blank lines of a binary `stream` (standard input), without
-    their line ends, each valid UTF-8.
+    their line ends, each valid UTF-8 (a byte-order mark at the start is
+    not part of the first sentence, as in the data files).
 
     Example:
 
     >>> import io
-    >>> read_sentences(io.BytesIO(b"great film\\r\\n\\n  dull \\n"))
+    >>> read_sentences(io.BytesIO(b"\\xef\\xbb\\xbfgreat film\\r\\n\\n  dull \\n"))
     ['great film', '  dull ']
     """
     sentences = []
     for number, line in enumerate(stream, 1):
         try:
-            line = line.decode("utf-8")
+            line = line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeError as e:
             raise DataError(f"standard input: line {number}: not valid UTF-8 text (at byte "
                             f"{e.start}); sentences must be UTF-8") from None
@@ -228,12 +229,21 @@ def read_sentences(stream):
 
 
 def _with_stdin(sentences):
+    """The command line's sentences, checked as numbered there, with `-`
+    replaced by the lines of standard input."""
+    sentences = _checked_sentences(sentences)
     if sentences.count(STDIN) > 1:
         raise UsageError(f"SENTENCE: {STDIN} (standard input) can be given once")
     if STDIN not in sentences:
-        return list(sentences)
+        return sentences
+    if sys.stdin is None:
+        raise UsageError(f"SENTENCE: {STDIN} reads standard input, which is closed")
+    try:
+        piped = read_sentences(sys.stdin.buffer)
+    except OSError as e:
+        raise DataError(f"standard input: cannot be read ({e.strerror or e})") from None
     i = sentences.index(STDIN)
-    return [*sentences[:i], *read_sentences(sys.stdin.buffer), *sentences[i + 1:]]
+    return [*sentences[:i], *piped, *sentences[i + 1:]]
 
 
 def predictions(path, sentences, runtime=None, quantization="none"):
@@ -265,8 +275,13 @@ def run(args):
     from kd_keras.export.formats import check_choices
 
     (quantization,) = check_choices([args.quantization], "--quantization", QUANTIZATIONS)
+    resolve(args.artifact, args.runtime, quantization)  # A bad path before reading stdin.
     sentences = _with_stdin(args.sentences)
-    for (name, probability), sentence in zip(
-            predictions(args.artifact, sentences, args.runtime, quantization), sentences):
-        print(f"{name}\t{probability:.3f}\t{sentence}")
+    try:
+        for (name, probability), sentence in zip(
+                predictions(args.artifact, sentences, args.runtime, quantization), sentences):
+            print(f"{name}\t{probability:.3f}\t{sentence}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `| head`: the reader has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

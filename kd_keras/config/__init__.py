@@ -12,6 +12,7 @@ from kd_keras.config.loading import changed_keys
 from kd_keras.config.loading import check_files
 from kd_keras.config.loading import load_config
 from kd_keras.config.loading import read_yaml
+from kd_keras.config.parsing import header_resolved
 from kd_keras.config.parsing import parse_config
 from kd_keras.config.schema import AugmentConfig
 from kd_keras.config.schema import DataConfig
@@ -41,6 +42,7 @@ __all__ = [
     "apply_overrides",
     "changed_keys",
     "check_files",
+    "header_resolved",
     "load_config",
     "parse_config",
     "read_yaml",

@@ -110,9 +110,25 @@ def parse_config(raw, base_dir="."):
 
 def header_resolved(d):
     """`DataConfig` `d` with `header` as the files are read: unset (`null`),
-    true when a column is given by name (`kd_keras.data.reads_header`)."""
-    from kd_keras.data import reads_header
+    true when a TSV/CSV column is given by name (`kd_keras.data.reads_header`),
+    false for built-in data and JSONL, which have no header row. Configs
+    that earlier versions wrote say `header: false` where it is now unset;
+    compare configs in this form.
 
+    Example:
+
+    >>> from kd_keras.config import DataConfig
+    >>> header_resolved(DataConfig(train="t.csv", text_column="review")).header
+    True
+    >>> header_resolved(DataConfig(train="t.jsonl", text_column="review")).header
+    False
+    """
+    from kd_keras.data import reads_header
+    from kd_keras.data.readers import infer_format
+
+    fmt = d.format or (infer_format(d.train) if isinstance(d.train, str) else None)
+    if fmt == "jsonl":
+        return dataclasses.replace(d, header=bool(d.header))
     return dataclasses.replace(d, header=reads_header(d.header, d.text_column,
                                                       d.label_column))
 

@@ -9,8 +9,9 @@ Nothing is dropped or repaired silently: a row whose column count differs
 from the header's (or the first row's), an empty label, a JSONL line that is
 not an object, a text column that is empty on every line or a file without
 examples is a `DataError` whose one-line message names the file and line, as
-is a first line that looks like a header when none was asked for
-(`reads_header`: its label is on no other line).
+is a first line that looks like a header when `header` was not set
+(`_check_first_line`: its label is on no other line, every other label is
+on two or more).
 Only blank lines are skipped; surrounding whitespace is not part of a label.
 A byte-order mark at the start of a file is not part of the text (files are
 read as `utf-8-sig`). TSV fields are not quoted (a `"` is a character).
@@ -31,6 +32,7 @@ from kd_keras.errors import UsageError
 
 FORMATS = ("tsv", "csv", "jsonl")
 
+HEADER_CHECK_LINES = 10  # examples a file needs before its first line is checked
 _ENCODING = "utf-8-sig"  # A leading BOM is not part of the first column name.
 _FIELD_LIMIT = 2**31 - 1  # The csv module's default (128 KiB) refuses long texts.
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "true/false",
@@ -162,10 +164,14 @@ def _rows(f, delimiter):
 
 def _check_first_line(path, labels, lines):
     """Refuses a first line that looks like a header read as an example (the
-    header was not set and the columns are indices): its label is on no
-    other line, while every other label is on two or more."""
+    header was not set and the columns are indices): in a file of at least
+    `HEADER_CHECK_LINES` examples, its label is on no other line while every
+    other label is on two or more. (A smaller file's header would be a class
+    of its own, which `kd_keras.data.encode_files` refuses unless the
+    training file has it too.)"""
     counts = collections.Counter(labels[1:])
-    if len(labels) >= 3 and labels[0] not in counts and min(counts.values()) >= 2:
+    if (len(labels) >= HEADER_CHECK_LINES and labels[0] not in counts
+            and min(counts.values()) >= 2):
         raise DataError(
             f"{path}: line {lines[0]} looks like a header (its label {labels[0]!r} is on no "
             "other line); set data.header: true or name the columns, or data.header: false "

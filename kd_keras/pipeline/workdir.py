@@ -21,7 +21,7 @@ import socket
 import time
 
 from kd_keras.config import changed_keys
-from kd_keras.config.parsing import header_resolved
+from kd_keras.config import header_resolved
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError

@@ -80,6 +80,7 @@ def test_results_from_before_a_config_key_compare_with_its_default():
     existed reads as the same settings as today's default config."""
     import types
 
+    from kd_keras.config import header_resolved
     from kd_keras.config import to_dict
 
     ablation = load_benchmark("kd_ablation")
@@ -89,7 +90,12 @@ def test_results_from_before_a_config_key_compare_with_its_default():
     del old["feature_dtype"]
     now = frontier._current_form(raw, {"data": to_dict(cfg.data), "distill": old})
     assert now["distill"] == to_dict(cfg.distill)
-    assert now["data"] == to_dict(cfg.data)
+    # The header as read (`false`), which is what files from before `null` say.
+    assert now["data"] == to_dict(header_resolved(cfg.data)) == dict(
+        to_dict(cfg.data), header=False)
+    older = frontier._current_form(raw, {"data": dict(to_dict(cfg.data), header=False),
+                                         "distill": old})
+    assert older["data"] == now["data"]
 
 
 def test_without_copies_changes_only_the_copies():

@@ -85,9 +85,13 @@ def test_the_cached_row_trains_from_the_teacher_output_cache(rng, tmp_path):
     y = rng.integers(0, 10, size=64).astype("int32")
     cache = kd_keras.cache.cache_teacher_outputs(teacher, x, str(tmp_path), verbose=0)
     np.testing.assert_allclose(cache.logits(), teacher.predict(x, verbose=0), atol=1e-6)
-    methods, _ = throughput.make_methods(
+    methods, models = throughput.make_methods(
         teacher, throughput.mlp_student().get_weights(), x, y, 32, cache=cache)
-    assert methods[throughput.CACHED]() > 0  # one epoch runs, with no teacher in the step
+    assert models["cached"].teacher is None  # the logits come from the batches
+    before = [w.copy() for w in models["cached"].student.get_weights()]
+    assert methods[throughput.CACHED]() > 0  # one epoch runs and trains the student
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(before, models["cached"].student.get_weights()))
     times = {method: [1.0, 2.0, 4.0] for method in methods}
     times[throughput.CACHED] = [0.5, 0.5, 1.0]
     ratios = throughput.paired_ratios(times)

@@ -139,10 +139,38 @@ def test_a_dash_reads_one_sentence_per_line_from_standard_input(exported, runtim
     (b"x\n", ["-", "-"], "SENTENCE: - (standard input) can be given once"),
 ])
 def test_bad_standard_input_is_one_line(tmp_path, capsys, monkeypatch, data, argv, message):
+    model = tmp_path / "model_text.tflite"  # resolved, never loaded: the input fails first
+    model.write_bytes(b"")
     monkeypatch.setattr(sys, "stdin", _Stdin(data))
-    assert main(["predict", str(tmp_path), *argv]) == 2
+    assert main(["predict", str(model), *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"kd-keras predict: error: {message}\n", err
+
+
+def test_a_bad_artifact_is_reported_before_standard_input_is_read(tmp_path, capsys,
+                                                                  monkeypatch):
+    class Unread:
+        @property
+        def buffer(self):
+            raise AssertionError("standard input was read")
+
+    monkeypatch.setattr(sys, "stdin", Unread())
+    assert main(["predict", str(tmp_path / "nope"), "-"]) == 2
+    assert "nope: no such file or folder" in capsys.readouterr().err
+
+
+def test_a_closed_standard_input_and_a_bom_and_numbering(tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model_text.tflite"
+    model.write_bytes(b"")
+    monkeypatch.setattr(sys, "stdin", None)
+    assert main(["predict", str(model), "-"]) == 2
+    assert capsys.readouterr().err == (
+        "kd-keras predict: error: SENTENCE: - reads standard input, which is closed\n")
+    assert predict.read_sentences(io.BytesIO(b"\xef\xbb\xbfgood\n")) == ["good"]
+    # A bad sentence on the command line keeps its own number, after `-`.
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"a\nb\nc\n"))
+    assert main(["predict", str(model), "-", b"\xff".decode("utf-8", "surrogateescape")]) == 2
+    assert "SENTENCE 2: not valid UTF-8 text" in capsys.readouterr().err
 
 
 def test_no_sentences_is_a_usage_error(tmp_path):
@@ -150,3 +178,18 @@ def test_no_sentences_is_a_usage_error(tmp_path):
 
     with pytest.raises(UsageError, match="SENTENCE: no sentences to classify"):
         predict.predictions(str(tmp_path), [])
+
+
+def test_a_reader_that_stops_early_is_not_a_traceback():
+    # `kd-keras predict ... - < big.txt | head -1`: the pipe closes after one line.
+    code = ("import sys; import kd_keras.cli.predict as p; "
+            "p.resolve = lambda *a: ('tflite', 'm'); "
+            "p.predictions = lambda path, s, *a: [('pos', 0.9)] * len(s); "
+            "from kd_keras.cli import main; sys.exit(main(['predict', 'm'] + ['s'] * 200000))")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    assert child.stdout.readline() == b"pos\t0.900\ts\n"
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -43,6 +43,8 @@ def test_config_objects_are_frozen_and_round_trip():
     ({"train": "t.csv", "header": True}, True),
     ({"builtin": "rt_polarity"}, False),
     ({"builtin": "rt_polarity", "header": False}, False),      # as older versions wrote it
+    ({"train": "t.jsonl", "text_column": "text", "label_column": "label"}, False),  # no header
+    ({"train": "t.txt", "format": "jsonl", "text_column": "text"}, False),
 ])
 def test_an_unset_header_is_read_when_a_column_is_named(data, header):
     from kd_keras.config import to_dict

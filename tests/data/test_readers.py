@@ -34,18 +34,21 @@ def test_a_column_given_by_name_reads_the_header_without_being_told(tmp_path):
 
 
 def test_a_header_read_as_an_example_is_refused_unless_header_false_says_so(tmp_path):
-    rows = "".join(f"review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(6))
+    rows = "".join(f"review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(10))
     p = _write(tmp_path, "a.csv", "review,sentiment\n" + rows)
     with pytest.raises(DataError) as e:
         read_examples(p)
     assert str(e.value) == (
         f"{p}: line 1 looks like a header (its label 'sentiment' is on no other line); set "
         "data.header: true or name the columns, or data.header: false to keep it as an example")
-    assert read_examples(p, header=True)[1] == ["neg", "pos"] * 3
-    assert read_examples(p, header=False)[1] == ["sentiment"] + ["neg", "pos"] * 3
+    assert read_examples(p, header=True)[1] == ["neg", "pos"] * 5
+    assert read_examples(p, header=False)[1] == ["sentiment"] + ["neg", "pos"] * 5
     # A first label that other lines share is an example.
     p = _write(tmp_path, "b.csv", "great,pos\n" + rows)
-    assert read_examples(p)[1] == ["pos"] + ["neg", "pos"] * 3
+    assert read_examples(p)[1] == ["pos"] + ["neg", "pos"] * 5
+    # A small file (a test split of a few lines) is not judged on its first line.
+    p = _write(tmp_path, "c.csv", "rare one,rare\n" + "".join(rows.splitlines(True)[:8]))
+    assert read_examples(p)[1][0] == "rare"
 
 
 def test_a_name_with_header_false_says_how_to_read_it(tmp_path):

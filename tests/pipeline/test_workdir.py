@@ -79,6 +79,12 @@ def test_a_run_that_recorded_header_false_resumes_with_the_header_unset(tmp_path
     with pytest.raises(ConfigError, match=r"changed since the interrupted run \(data.header\)"):
         RunDir(out, parse_config({"data": {"train": "t.tsv", "header": True},
                                   "teacher": {"backbone": "minilm"}}), resume=True)
+    # JSONL has no header row, even with its keys as column names.
+    keys = {"train": "t.jsonl", "text_column": "text", "label_column": "label"}
+    out = str(tmp_path / "jsonl")
+    RunDir(out, parse_config({"data": keys, "teacher": {"backbone": "minilm"}})).finish("data")
+    explicit = parse_config({"data": {**keys, "header": False}, "teacher": {"backbone": "minilm"}})
+    assert RunDir(out, explicit, resume=True).done("data") is not None
 
 
 def test_publish_replaces_an_earlier_run_only(tmp_path):
