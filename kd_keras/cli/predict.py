@@ -248,12 +248,16 @@ def _with_stdin(sentences):
 
 def predictions(path, sentences, runtime=None, quantization="none"):
     """`(class name, probability)` per sentence, from the artifact `path`."""
-    import numpy as np
-
     sentences = _checked_sentences(sentences)
     if not sentences:
         raise UsageError("SENTENCE: no sentences to classify")
-    runtime, model_path = resolve(path, runtime, quantization)
+    return _classify(*resolve(path, runtime, quantization), sentences)
+
+
+def _classify(runtime, model_path, sentences):
+    """`predictions` on a resolved artifact and checked sentences."""
+    import numpy as np
+
     loader = _saved_model_runner if runtime == "saved_model" else _tflite_runner
     run_model = loader(model_path)
     outs = [run_model(sentences[i:i + BATCH]) for i in range(0, len(sentences), BATCH)]
@@ -275,11 +279,12 @@ def run(args):
     from kd_keras.export.formats import check_choices
 
     (quantization,) = check_choices([args.quantization], "--quantization", QUANTIZATIONS)
-    resolve(args.artifact, args.runtime, quantization)  # A bad path before reading stdin.
+    # The artifact first: a bad path is reported before standard input is read.
+    runtime, model_path = resolve(args.artifact, args.runtime, quantization)
     sentences = _with_stdin(args.sentences)
     try:
         for (name, probability), sentence in zip(
-                predictions(args.artifact, sentences, args.runtime, quantization), sentences):
+                _classify(runtime, model_path, sentences), sentences):
             print(f"{name}\t{probability:.3f}\t{sentence}")
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. `| head`: the reader has what it wanted.

@@ -184,7 +184,7 @@ def test_a_reader_that_stops_early_is_not_a_traceback():
     # `kd-keras predict ... - < big.txt | head -1`: the pipe closes after one line.
     code = ("import sys; import kd_keras.cli.predict as p; "
             "p.resolve = lambda *a: ('tflite', 'm'); "
-            "p.predictions = lambda path, s, *a: [('pos', 0.9)] * len(s); "
+            "p._classify = lambda runtime, path, s: [('pos', 0.9)] * len(s); "
             "from kd_keras.cli import main; sys.exit(main(['predict', 'm'] + ['s'] * 200000))")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
