@@ -127,10 +127,8 @@ def header_resolved(d):
     from kd_keras.data.readers import infer_format
 
     fmt = d.format or (infer_format(d.train) if isinstance(d.train, str) else None)
-    if fmt == "jsonl":
-        return dataclasses.replace(d, header=bool(d.header))
     return dataclasses.replace(d, header=reads_header(d.header, d.text_column,
-                                                      d.label_column))
+                                                      d.label_column, fmt))
 
 
 def _with_floats(config):

@@ -87,19 +87,20 @@ def infer_format(path):
             "json": "jsonl", "ndjson": "jsonl"}.get(ext)
 
 
-def reads_header(header, text_column, label_column):
-    """Whether a TSV/CSV file is read with a header row: `header` as given,
-    or, when it is `None`, whether a column is given by name (a name can
-    only come from a header).
+def reads_header(header, text_column, label_column, format=None):
+    """Whether a file is read with a header row: `header` as given, or, when
+    it is `None`, whether a column is given by name (a name can only come
+    from a header). A JSONL file (`format="jsonl"`) names its keys on every
+    line and has no header row.
 
     Example:
 
     >>> reads_header(None, "review", "sentiment"), reads_header(None, 0, 1)
     (True, False)
-    >>> reads_header(False, "review", 1)
-    False
+    >>> reads_header(False, "review", 1), reads_header(None, "text", "label", "jsonl")
+    (False, False)
     """
-    if header is not None:
+    if header is not None or format == "jsonl":
         return bool(header)
     return any(isinstance(c, str) for c in (text_column, label_column))
 
