@@ -113,8 +113,8 @@ def make_methods(teacher, student_weights, x, y, batch_size,
         metrics=["sparse_categorical_accuracy"],
     )
 
-    def ours(features=None, **extra):
-        distiller = kd_keras.Distiller(teacher=teacher, student=fresh_student(),
+    def ours(features=None, source=teacher, **extra):
+        distiller = kd_keras.Distiller(teacher=source, student=fresh_student(),
                                        features=features)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3),
                           metrics=["sparse_categorical_accuracy"],
@@ -187,10 +187,7 @@ def make_methods(teacher, student_weights, x, y, batch_size,
         **{name: fit_epoch(model) for name, model in paired.items()},
     }
     if cache is not None:
-        cached = kd_keras.Distiller(teacher=None, student=fresh_student())
-        cached.compile(optimizer=keras.optimizers.Adam(1e-3),
-                       metrics=["sparse_categorical_accuracy"],
-                       alpha=ALPHA, temperature=TEMPERATURE)
+        cached = ours(source=None)  # the teacher's logits come with each batch
         runs[CACHED] = fit_epoch(
             cached, cache.as_dataset(x, y, batch_size=batch_size, shuffle=False))
     methods = {name: timed(name, run) for name, run in runs.items()}
