@@ -11,6 +11,12 @@ lists its files in its marker file `MARKER` (`kd_keras.files.ownership`). An
 file the marker does not list, or that is a symlink is refused before any
 work, and never touched; so is a config whose inputs (data, teacher,
 vocabulary, cache) lie inside the `OUTPUT` it would replace.
+
+`OUTPUT.partial/` keeps the same record: its marker lists its files when
+the run opens it, after each stage and when the run stops, interrupted or
+failed. A run without `--resume` starts over by deleting an interrupted
+`OUTPUT.partial/` only when it holds nothing else; a file added since (a
+user's notes) stops it with one line, and the folder is left as it is.
 """
 
 import dataclasses
@@ -30,6 +36,8 @@ from kd_keras.files.atomic import remove_leftovers
 from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
+from kd_keras.files.ownership import foreign_files
+from kd_keras.files.ownership import read_marker
 from kd_keras.files.ownership import write_marker
 
 MARKER = ".kd_keras_run"
@@ -245,6 +253,7 @@ class RunDir:
     def __init__(self, output, cfg, resume=False):
         self.output = output
         self.path = f"{output}.partial"
+        self._recording = True
         check_output(output)
         acquire_lock(output)
         try:
@@ -264,13 +273,40 @@ class RunDir:
                 raise UsageError(f"--resume: no interrupted run to resume at {self.path}")
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
+            # Files its record lacks (a killed run's last stage, or a user's)
+            # are never claimed: the record stays as the last run left it.
+            self._recording = foreign_files(self.path, MARKER) == []
         elif os.path.lexists(self.path):
+            self._check_only_ours()
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)
-        write_json(os.path.join(self.path, MARKER), {"kd_keras_run": 1})
         write_json(os.path.join(self.path, CONFIG_FILE), fingerprint)
         stages = os.path.join(self.path, STAGES_FILE)
         self._stages = self._read_stages(stages) if resume and os.path.lexists(stages) else {}
+        self._record()
+
+    def _record(self):
+        """Lists every file now in `OUTPUT.partial/` in its marker."""
+        if self._recording:
+            write_marker(self.path, MARKER, {"kd_keras_run": 1})
+
+    def _check_only_ours(self):
+        """Refuses to start over on an interrupted run that holds a file
+        its record does not list (or that changed since)."""
+        foreign = foreign_files(self.path, MARKER)
+        if foreign is None:
+            raise UsageError(
+                f"output: {self.path} is an interrupted run with no record of its files "
+                "(an earlier kd_keras wrote it); continue it with --resume, or remove it "
+                "yourself to start over")
+        if foreign:
+            recorded = read_marker(self.path, MARKER)["files"]
+            foreign.sort(key=lambda rel: (rel in recorded, rel))  # added before changed
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise UsageError(
+                f"output: {self.path} holds {foreign[0]}{more}, which the interrupted run "
+                "did not record (added or changed since it stopped); continue it with "
+                "--resume, or move that out or remove the folder yourself to start over")
 
     @staticmethod
     def _read_stages(path):
@@ -308,6 +344,7 @@ class RunDir:
         """Records that `stage` finished (with an optional JSON record)."""
         self._stages[stage] = record if record is not None else {}
         write_json(self.file(STAGES_FILE), self._stages)
+        self._record()
 
     def publish(self):
         """Renames `OUTPUT.partial/` to `OUTPUT`, replacing an earlier run.
@@ -333,10 +370,18 @@ class RunDir:
             shutil.rmtree(old, ignore_errors=True)
 
     def discard(self):
-        """Removes `OUTPUT.partial/` (a failed run that cannot be resumed)."""
-        if is_run_folder(self.path):
+        """Removes `OUTPUT.partial/` (a failed run that cannot be resumed),
+        unless it was resumed with files its record did not list: then it
+        stays as it is, for its owner to sort out."""
+        if self._recording and is_run_folder(self.path):
             shutil.rmtree(self.path, ignore_errors=True)
 
     def close(self):
-        """Releases the run's lock (`OUTPUT.lock`)."""
-        release_lock(self.output)
+        """Records the files of a run that stops unfinished (so that a run
+        without `--resume` may start over on them), then releases the run's
+        lock (`OUTPUT.lock`)."""
+        try:
+            if is_run_folder(self.path):
+                self._record()
+        finally:
+            release_lock(self.output)

@@ -120,6 +120,75 @@ def test_discard_removes_only_a_kd_keras_partial_run(tmp_path):
     assert not os.path.exists(run.path)
 
 
+def _interrupted(out):
+    """A run that stopped after its data stage, with a file of its own
+    written after that stage."""
+    run = RunDir(out, CFG)
+    run.finish("data")
+    os.makedirs(run.file("teacher_outputs"))
+    with open(run.file("teacher_outputs", "shard_0.npz"), "wb") as f:
+        f.write(b"half a stage")
+    run.close()  # what an interrupted run does on its way out
+    return run.path
+
+
+def test_starting_over_keeps_a_file_the_interrupted_run_did_not_write(tmp_path):
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    notes = os.path.join(partial, "teacher_outputs", "mine", "notes.txt")
+    os.makedirs(os.path.dirname(notes))
+    with open(notes, "w") as f:
+        f.write("mine")
+    with pytest.raises(UsageError) as e:
+        RunDir(out, CFG)
+    assert str(e.value) == (
+        f"output: {partial} holds teacher_outputs/mine/notes.txt, which the interrupted run "
+        "did not record (added or changed since it stopped); continue it with --resume, or "
+        "move that out or remove the folder yourself to start over")
+    assert open(notes).read() == "mine"
+    # A file of the run that changed since it stopped is not the run's either.
+    os.remove(notes)
+    with open(os.path.join(partial, "stages.json"), "a") as f:
+        f.write(" ")
+    with pytest.raises(UsageError, match="holds stages.json, which"):
+        RunDir(out, CFG)
+    assert os.path.isfile(os.path.join(partial, "teacher_outputs", "shard_0.npz"))
+
+
+def test_starting_over_deletes_an_interrupted_run_that_holds_only_its_own_files(tmp_path):
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    fresh = RunDir(out, CFG)
+    assert fresh.done("data") is None and os.listdir(partial) and not os.path.exists(
+        os.path.join(partial, "teacher_outputs"))
+
+
+def test_a_partial_run_without_a_record_of_its_files_is_not_deleted(tmp_path):
+    out = str(tmp_path / "run")
+    partial = tmp_path / "run.partial"
+    partial.mkdir()
+    (partial / MARKER).write_text('{"kd_keras_run": 1}')  # an earlier kd_keras's marker
+    (partial / "stages.json").write_text("{}")
+    with pytest.raises(UsageError, match="no record of its files .* --resume"):
+        RunDir(out, CFG)
+    assert (partial / "stages.json").read_text() == "{}"
+
+
+def test_a_failed_resume_keeps_a_folder_that_held_a_users_file(tmp_path):
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    notes = os.path.join(partial, "notes.txt")
+    with open(notes, "w") as f:
+        f.write("mine")
+    run = RunDir(out, CFG, resume=True)
+    run.finish("teacher")
+    run.discard()  # a bad input found by the resumed run
+    run.close()
+    assert open(notes).read() == "mine"
+    with pytest.raises(UsageError, match=r"holds notes.txt and 2 more, which"):
+        RunDir(out, CFG)  # the user's file is still not the run's (nor what it changed)
+
+
 def test_a_second_run_into_the_same_output_is_refused(tmp_path):
     import json
     import subprocess
