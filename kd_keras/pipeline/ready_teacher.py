@@ -26,6 +26,7 @@ import keras
 
 from kd_keras import teachers
 from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
 
 GIVEN = ("[batch, sequence_length] int32 token ids (to an integer input) or [batch] "
          "strings (to a string input)")
@@ -74,3 +75,46 @@ def check_teacher_inputs(teacher, source):
         return False
     raise ConfigError(f"teacher.model: {source} takes {_shown(dtype, shape)}; kd_keras gives "
                       f"a teacher {GIVEN}")
+
+
+def check_teacher_vocabulary(teacher, vocab_size, source):
+    """Refuses a ready teacher that reads the student's ids through a
+    lookup table with fewer rows than the student's vocabulary: the ids it
+    would be given could fall outside it (an error deep in TensorFlow, or
+    a silent wrong lookup).
+
+    Args:
+        teacher: a `kd_keras.teachers.Teacher` or a `keras.Model` that reads
+            ids (`check_teacher_inputs` returned True).
+        vocab_size: the size of the student's vocabulary.
+        source: the `teacher.model` value, for messages.
+
+    Raises:
+        ConfigError: naming `teacher.model`, its table's size and the
+            vocabulary's.
+
+    Example:
+
+    >>> small = keras.Sequential([keras.Input((8,), dtype="int32"),
+    ...                           keras.layers.Embedding(29, 2)])
+    >>> check_teacher_vocabulary(small, 29, "t.keras")
+    >>> check_teacher_vocabulary(small, 30522, "t.keras")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.ConfigError: teacher.model: t.keras looks its ids up in a table of 29 (ids 0..28), but the student's vocabulary has 30522 ids; give the teacher a table of at least 30522 rows, or set student.vocabulary to the vocab.txt it was trained with
+    """
+    from kd_keras.export.inputs import model_input_specs
+
+    model = getattr(teacher, "model", teacher)
+    if not isinstance(model, keras.Model):
+        return
+    try:
+        size = model_input_specs(model)[0].vocabulary_size
+    except UsageError:  # no symbolic inputs: nothing to check before it runs
+        return
+    if size is not None and size < vocab_size:
+        raise ConfigError(
+            f"teacher.model: {source} looks its ids up in a table of {size} (ids "
+            f"0..{size - 1}), but the student's vocabulary has {vocab_size} ids; give the "
+            f"teacher a table of at least {vocab_size} rows, or set student.vocabulary to "
+            "the vocab.txt it was trained with")

@@ -45,6 +45,7 @@ from kd_keras.files.atomic import atomic_path
 from kd_keras.files.resume import resumed
 from kd_keras.pipeline.precision import building
 from kd_keras.pipeline.ready_teacher import check_teacher_inputs
+from kd_keras.pipeline.ready_teacher import check_teacher_vocabulary
 from kd_keras.pipeline.teacher_store import TeacherOutputs
 from kd_keras.pipeline.teacher_store import resumed_outputs
 from kd_keras.pipeline.teacher_store import FOLDER
@@ -232,6 +233,7 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
                 f"student.sequence_length: the teacher {cfg.teacher.model} reads {length} "
                 f"token ids but the student's sequence length is "
                 f"{cfg.student_sequence_length}; set student.sequence_length: {length}")
+        check_teacher_vocabulary(teacher, data.vocab_size, cfg.teacher.model)
     if run.done(ADAPTATION) is None:
         run.finish(ADAPTATION, {"route": "ready teacher model"})
     params = int(model.count_params()) if model is not None else None

@@ -79,6 +79,15 @@ def case_sequence_mismatch(tmp, base):
         "student.sequence_length: the teacher"
 
 
+def case_teacher_table_smaller_than_the_vocabulary(tmp, base):
+    small = _keras_file(tmp, "small_table.keras", lambda ids: keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(29, 4)(ids))),
+        inputs=keras.Input((12,), dtype="int32"))
+    return ["distill", _config(tmp, base, **{"teacher.model": small})], \
+        "small_table.keras looks its ids up in a table of 29 (ids 0..28), but the " \
+        "student's vocabulary has 30522 ids"
+
+
 def case_output_under_a_file(tmp, base):
     blocker = _file(tmp, "blocker", "a file")
     return ["distill", _config(tmp, base, output=os.path.join(blocker, "run"))], \
@@ -176,6 +185,7 @@ def case_export_no_class_axis(tmp, base):
 
 
 CASES = [case_lr_inf, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
+         case_teacher_table_smaller_than_the_vocabulary,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
          case_merged_label_spellings, case_one_class, case_teacher_class_count,
          case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields,
