@@ -11,6 +11,8 @@ rule from what the run can see (a `DataProfile`), never by dataset:
 2. `student.sequence_length`: the teacher's, halved while 99% of the
    training texts still fit whole (never below `MIN_SEQUENCE_LENGTH`): ids
    past the longest texts are padding, which costs time and teaches nothing.
+   A ready `teacher.model` keeps `teacher.sequence_length` whole: one that
+   reads ids reads the student's, so both lengths must be the same.
 3. `distill.features`: the teacher's pooled sentence vector, taught with a
    cosine loss, when the teacher is a backbone that kd_keras adapts (a ready
    `teacher.model` has layers kd_keras cannot name, so it teaches logits).
@@ -155,12 +157,16 @@ def default_recipe(profile, teacher):
     """
     backbone = teacher.backbone is not None
     copies = default_copies(profile.texts)
-    length = default_sequence_length(teacher.sequence_length, profile.covered_length)
+    if backbone:
+        length = default_sequence_length(teacher.sequence_length, profile.covered_length)
+        why = (f"{COVERED:.0%} of the training texts fit in {profile.covered_length} ids; "
+               f"the teacher reads {teacher.sequence_length}")
+    else:
+        length = teacher.sequence_length
+        why = "teacher.sequence_length: a ready teacher.model may read the student's ids"
     return (
         Choice("student.architecture", STUDENT, "beat the text CNN on each seed"),
-        Choice("student.sequence_length", length,
-               f"{COVERED:.0%} of the training texts fit in {profile.covered_length} ids; "
-               f"the teacher reads {teacher.sequence_length}"),
+        Choice("student.sequence_length", length, why),
         Choice("distill.features", (POOLED_TERM,) if backbone else (),
                "the adapted backbone's sentence vector" if backbone
                else "a ready teacher.model: logits only"),

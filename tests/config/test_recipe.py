@@ -116,6 +116,9 @@ def test_a_ready_teacher_model_gets_logits_only_and_no_word_replacement():
     assert full.distill.features == () and chosen["distill.features"] == ()
     assert full.distill.augment.copies == 10
     assert full.distill.augment.replace_prob == 0.0
+    # It may read the student's ids, so the student reads its length whole
+    # (30 ids would halve a backbone teacher's 64 to 32).
+    assert full.student.sequence_length == 64 == full.teacher.sequence_length
 
 
 def test_keys_the_config_sets_are_kept():
