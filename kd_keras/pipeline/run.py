@@ -33,6 +33,7 @@ from kd_keras.pipeline import export_stage
 from kd_keras.pipeline import results_stage
 from kd_keras.pipeline import teacher_stage
 from kd_keras.pipeline import training_stage
+from kd_keras.pipeline.student_check import check_student_config
 from kd_keras.pipeline.workdir import RunDir
 from kd_keras.pipeline.workdir import check_inputs_outside
 from kd_keras.pipeline.workdir import check_output
@@ -112,6 +113,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     # collective ops, which TensorFlow allows only at program startup.
     strategy = kd_keras.distribute.get_strategy(cfg.distribute.strategy)
     training_stage.check_strategy(cfg, strategy)
+    check_student_config(cfg)
     progress = tqdm(total=len(STAGES), desc="kd-keras distill", unit="stage",
                     disable=not cfg.verbose)
     keras.utils.set_random_seed(cfg.seed)

@@ -40,6 +40,7 @@ from kd_keras.data import SPLITS
 from kd_keras.distillation import checks
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
+from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 from kd_keras.files.atomic import atomic_path
 from kd_keras.files.resume import resumed
@@ -165,12 +166,30 @@ def _sizes(data):
     return {split: len(data.labels[split]) for split in SPLITS}
 
 
+def check_teacher_layers(cfg, model):
+    """Refuses, before the teacher runs, a `distill.features` term whose
+    `teacher_layer` names no layer of `model` (a Keras teacher, or a
+    `TextTeacher` whose layers are named from its classifier)."""
+    from kd_keras.distillation.feature_views import resolve
+
+    classifier = getattr(model, "classifier", None)
+    for i, term in enumerate(cfg.distill.features or ()):
+        target, key = model, term.teacher_layer
+        if classifier is not None and key.startswith(f"{classifier.name}/"):
+            target, key = classifier, key[len(classifier.name) + 1:]
+        try:
+            resolve(target, key, f"distill.features[{i}].teacher_layer")
+        except UsageError as e:
+            raise ConfigError(one_line(e)) from None
+
+
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
     t = cfg.teacher
     with building(cfg.precision):
         model = teachers.build_text_teacher(
             teachers.resolve_backbone(t.backbone), data.num_classes,
             sequence_length=t.sequence_length, pooling=t.pooling)
+    check_teacher_layers(cfg, model)
     weights = run.file("teacher.weights.h5")
     gives_features = _adaptation_gives_features(cfg, model)
     texts, labels, labels_everything = _adaptation_inputs(cfg, data, gives_features)
@@ -225,6 +244,8 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
         raise type(e)(f"teacher.model: {one_line(e)}") from None
     model = getattr(teacher, "model", None)
     checks.check_gives_logits(f"teacher.model: {cfg.teacher.model}", model=model)
+    if model is not None:
+        check_teacher_layers(cfg, model)
     reads_ids = check_teacher_inputs(teacher, cfg.teacher.model)
     if reads_ids:
         length = teachers.input_specs(teacher)[0][2][1]

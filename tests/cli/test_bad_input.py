@@ -74,6 +74,30 @@ def case_negative_embedding(tmp, base):
         "student.options.embedding_dim"
 
 
+def case_student_keys_before_the_data(tmp, base):
+    # The data would be refused too (one class), but only at the data stage:
+    # a student the config cannot build is refused before any work.
+    train = _file(tmp, "one.tsv", "".join(f"text {i}\tpos\n" for i in range(40)))
+    return ["distill", _config(tmp, base, **{
+        "data.train": train, "data.test": None, "distill.features": [
+            {"teacher_layer": "global_average_pooling1d", "student_layer": "featurs"}]})], \
+        "distill.features[0].student_layer: no layer 'featurs'"
+
+
+def case_teacher_layer_before_the_teacher_runs(tmp, base):
+    return ["distill", _config(tmp, base, **{"distill.features": [
+        {"teacher_layer": "global_average_poling1d", "student_layer": "features"}]})], \
+        "distill.features[0].teacher_layer: no layer 'global_average_poling1d'"
+
+
+def case_image_student_before_the_data(tmp, base):
+    train = _file(tmp, "one.tsv", "".join(f"text {i}\tpos\n" for i in range(40)))
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None,
+                                             "student.architecture": "small_cnn",
+                                             "student.options": {}})], \
+        "student.architecture: small_cnn is an image model"
+
+
 def case_sequence_mismatch(tmp, base):
     return ["distill", _config(tmp, base, **{"student.sequence_length": 10})], \
         "student.sequence_length: the teacher"
@@ -185,7 +209,8 @@ def case_export_no_class_axis(tmp, base):
 
 
 CASES = [case_lr_inf, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
-         case_teacher_table_smaller_than_the_vocabulary,
+         case_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
+         case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
          case_merged_label_spellings, case_one_class, case_teacher_class_count,
          case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields,
