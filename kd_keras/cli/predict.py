@@ -102,6 +102,10 @@ def resolve(path, runtime=None, quantization="none"):
     """
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: no such file or folder")
+    if quantization != "none" and (runtime != "tflite" or os.path.isfile(path)):
+        raise UsageError(
+            f"--quantization {quantization}: chooses among the TFLite files of an export "
+            "folder; give the folder with --runtime tflite")
     if os.path.isfile(path):
         if not path.endswith(".tflite"):
             raise UsageError(

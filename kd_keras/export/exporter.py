@@ -100,6 +100,7 @@ def export_model(
     allow_mismatch=False,
     reject_mismatch=False,
     latency_runs=30,
+    verbose=1,
 ):
     """Exports `model` to every format × quantization, verifies and reports.
 
@@ -139,6 +140,7 @@ def export_model(
         latency_runs: the most timed calls per batch size and artifact;
             each batch size stops after `verify.LATENCY_MAX_SECONDS` of
             timed calls.
+        verbose: 1 shows a progress bar on standard error, 0 nothing.
 
     Returns:
         The report dict, also written to `out_dir/report.json`, with
@@ -227,7 +229,8 @@ def export_model(
                 else:
                     skipped.append({"format": fmt, "quantization": q})
         artifacts = []
-        progress = tqdm(total=len(plan) * 2, desc="export", unit="step", leave=False)
+        progress = tqdm(total=len(plan) * 2, desc="export", unit="step", leave=False,
+                        disable=not verbose)
         sm_root = os.path.join(tmp, "saved_model", serving_name)
         if "saved_model" not in formats:
             sm_root = os.path.join(tmp, ".scratch", serving_name)

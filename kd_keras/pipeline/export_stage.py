@@ -83,7 +83,8 @@ def export_student(cfg, data, student, run):
         quantization=tuple(cfg.export.quantization), representative_data=train[chosen],
         validation_data=(data.ids["test"], data.labels["test"]),
         labels=list(data.dataset.label_names), allow_mismatch=cfg.export.allow_mismatch,
-        reject_mismatch=True, text=_text_export(cfg, data, student, chosen))
+        reject_mismatch=True, text=_text_export(cfg, data, student, chosen),
+        verbose=cfg.verbose)
     run.finish(STAGE)
     return read_json(report_path)
 

@@ -158,9 +158,12 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
                         lambda: teacher_stage.compute_outputs(cfg, data, teacher, run))
         distilled = stage("distill", lambda: training_stage.train_student(
             cfg, data, run, "distill", outputs, strategy, extra_callbacks))
-        baseline = stage("baseline", lambda: training_stage.train_student(
-            cfg, data, run, "baseline", None, strategy, extra_callbacks)
-            if cfg.distill.baseline else None)
+        if cfg.distill.baseline:
+            baseline = stage("baseline", lambda: training_stage.train_student(
+                cfg, data, run, "baseline", None, strategy, extra_callbacks))
+        else:  # Not a stage of this run: no time to show.
+            baseline = None
+            progress.update()
         report = stage(export_stage.STAGE,
                        lambda: export_stage.export_student(cfg, data, distilled.model, run))
         step("results")

@@ -74,6 +74,11 @@ def test_errors_are_one_line(exported, tmp_path, capsys):
         ([exported.out_dir, "x", "--runtime", "tflite", "--quantization", "int8"],
          "has no such raw-text artifact (it has saved_model/none, tflite/none)"),
         ([str(tmp_path), "x"], "holds no report.json, SavedModel or .tflite file"),
+        ([exported.out_dir, "x", "--quantization", "int8"],
+         "--quantization int8: chooses among the TFLite files of an export folder; give "
+         "the folder with --runtime tflite"),
+        ([os.path.join(exported.out_dir, "tflite", "model_text.tflite"), "x", "--runtime",
+          "tflite", "--quantization", "int8"], "--quantization int8: chooses among"),
         ([os.path.join(exported.out_dir, "report.md"), "x"], "not a .tflite file"),
     ]
     for argv, message in cases:

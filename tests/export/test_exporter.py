@@ -174,6 +174,15 @@ def test_a_failed_conversion_leaves_no_progress_bar_open(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_verbose_0_prints_nothing(tmp_path, capfd):
+    """`kd-keras distill` with `verbose: 0` passes it on: no export bar."""
+    export_model(_tiny_model(), tmp_path / "quiet", formats=("saved_model",), latency_runs=1,
+                 verbose=0)
+    assert "export" not in capfd.readouterr().err
+    export_model(_tiny_model(), tmp_path / "shown", formats=("saved_model",), latency_runs=1)
+    assert "export" in capfd.readouterr().err
+
+
 def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
     model = _tiny_model()
     out = str(tmp_path / "out")
