@@ -206,8 +206,9 @@ def _indexed(cache, inputs, y, sample_weight, order, batch_size, drop_remainder,
         columns.append(sample_weight)
 
     def load(indices):
-        # Sorted, consecutive indices (shuffle=False) read as slices.
-        if len(indices) and indices[-1] - indices[0] == len(indices) - 1:
+        # Consecutive indices (shuffle=False) read as slices; a shuffled
+        # batch whose ends happen to be len - 1 apart must not.
+        if len(indices) and np.all(np.diff(indices) == 1):
             lo, hi = int(indices[0]), int(indices[-1]) + 1
             picked = [np.asarray(c[lo:hi]) for c in columns]
         else:

@@ -64,6 +64,26 @@ def test_shuffled_logits_follow_their_examples(built, as_tf_dataset):
     np.testing.assert_array_equal(_collect(again)[3], tags)
 
 
+def test_no_shuffled_batch_is_read_as_a_slice(built):
+    """A shuffled batch whose first and last rows lie len - 1 apart (rows
+    24, 2, 26) is not consecutive: each example keeps its own logits, label
+    and weight. Small batches over many orders meet such batches often."""
+    cache, teacher, x, y = built
+    tag = np.arange(N, dtype=np.float32)
+    seen = 0
+    for seed in range(8):
+        ds = cache.as_dataset(x, y, sample_weight=tag, batch_size=3, shuffle=True, seed=seed)
+        xs, labels, logits, tags = _collect(ds)
+        order = tags.astype(int)
+        np.testing.assert_array_equal(xs, x[order])
+        np.testing.assert_array_equal(labels, y[order])
+        np.testing.assert_allclose(logits, teacher.reference(xs), atol=1e-6)
+        batches = order[:len(order) // 3 * 3].reshape(-1, 3)
+        seen += int(np.sum((batches[:, 2] - batches[:, 0] == 2)
+                           & (batches[:, 1] != batches[:, 0] + 1)))
+    assert seen > 0  # the orders held such batches
+
+
 def test_unlabeled_by_default_and_dict_inputs(tmp_path):
     x = make_inputs(40)
     teacher = LinearTeacher()
