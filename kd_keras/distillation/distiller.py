@@ -399,12 +399,21 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
 
     # ----------------------------------------------------------- serialization
 
-    def get_config(self):
+    def _check_savable(self):
         if self._outside_graph:
             raise UsageError(
                 f"teacher: a {self.teacher.source_name} cannot be saved with "
                 "the Distiller; save distiller.student, or distill with "
                 "teacher=None from a cache")
+
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`, refused before Keras opens `filepath` when
+        the teacher cannot be saved, so an existing file stays whole."""
+        self._check_savable()
+        return super().save(filepath, *args, **kwargs)
+
+    def get_config(self):
+        self._check_savable()
         config = super().get_config()
         config.update(
             teacher=(None if self.teacher is None else

@@ -135,9 +135,13 @@ def test_onnx_teacher_errors_are_one_line_usage_errors(onnx_path, tmp_path):
         distiller.compile(optimizer="sgd", jit_compile=True)
     distiller.compile(optimizer="sgd")
     assert distiller.jit_compile is False
+    kept = tmp_path / "distiller.keras"
+    distiller.student.save(kept)  # A file of the user's at that path.
+    before = kept.read_bytes()
     with pytest.raises(UsageError, match="^teacher: a OnnxTeacher cannot be "
                        "saved"):
-        distiller.save(tmp_path / "distiller.keras")
+        distiller.save(kept)
+    assert kept.read_bytes() == before  # refused before Keras opened it
     distiller.student.save(tmp_path / "student.keras")  # The student can.
 
     # The ONNX teacher has 3 classes, the student 4: found when it runs.
