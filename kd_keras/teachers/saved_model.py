@@ -35,6 +35,13 @@ class SignatureLayer(keras.layers.TFSMLayer):
     ):
         super().__init__(filepath, call_endpoint=call_endpoint, **kwargs)
         self.output_key = output_key
+        signatures = getattr(self._reloaded_obj, "signatures", {})
+        if (not hasattr(self.call_endpoint_fn, "structured_input_signature")
+                and call_endpoint in signatures):
+            # A restored `tf.function` attribute of the same name (kd_keras's
+            # export and `tf.saved_model.save` keep one): its signature takes
+            # the named inputs this layer passes.
+            self.call_endpoint_fn = signatures[call_endpoint]
 
     def call(self, inputs, training=False):
         if isinstance(inputs, dict):
@@ -80,6 +87,11 @@ def _input_specs(layer):
     """Returns the endpoint's input `tf.TensorSpec`s: a dict for a signature
     with named inputs, or a single spec."""
     fn = layer.call_endpoint_fn
+    if not hasattr(fn, "structured_input_signature"):
+        raise UsageError(
+            f"{layer.filepath}: SavedModel endpoint '{layer.call_endpoint}' is a function "
+            "without a signature; give call_endpoint= one of its signatures "
+            f"{sorted(getattr(layer._reloaded_obj, 'signatures', {}))}")
     args, kwargs = fn.structured_input_signature
     if kwargs and not args:
         return dict(kwargs)

@@ -105,6 +105,19 @@ def test_saved_model_teacher_equals_its_keras_model(with_keras_model,
     assert_same(train(teacher), with_keras_model)
 
 
+def test_kd_keras_export_loads_as_a_teacher(tmp_path):
+    """`export_model`'s SavedModel (TF Serving layout) is a teacher, like a
+    `model.export()` folder: its `serving_default` is also a restored
+    function attribute, whose signature is the one to call."""
+    model = make_teacher()
+    report = kd_keras.export.export_model(model, tmp_path / "out", formats=("saved_model",),
+                                          latency_runs=0, verbose=0)
+    teacher = load_teacher(report["artifacts"][0]["path"], output_key="logits")
+    x, _ = make_data()
+    np.testing.assert_allclose(teacher.predict_on_batch(x), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
 def test_onnx_teacher_equals_its_keras_model_and_its_cache(
         with_keras_model, onnx_path, tmp_path):
     teacher = load_teacher(onnx_path)
