@@ -35,6 +35,7 @@ from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
+from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.distillation.features import feature_names
 from kd_keras.errors import UsageError
 
@@ -69,6 +70,8 @@ def _shard_outputs(forward, inputs, chunk, batch_size, num_classes, progress, na
             raise UsageError(
                 f"teacher: returned {logits.shape[1]} classes; the cache holds {num_classes}"
             )
+        if num_classes is None:  # The first batch: probabilities are not logits.
+            check_gives_logits("teacher", values=logits)
         num_classes = logits.shape[1]
         outputs.append(logits.astype(np.float32, copy=False))
         progress.update(rows)

@@ -21,6 +21,7 @@ import inspect
 import keras
 from keras import ops
 
+from kd_keras.distillation.schedules import is_number
 from kd_keras.errors import UsageError
 
 
@@ -30,7 +31,7 @@ def _float32(x):
 
 
 def _check_temperature(temperature):
-    if isinstance(temperature, (int, float)) and not temperature > 0:
+    if is_number(temperature) and not temperature > 0:
         raise UsageError(f"temperature: must be > 0, got {temperature!r}")
 
 

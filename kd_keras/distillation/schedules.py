@@ -27,6 +27,7 @@ Example:
 """
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -71,10 +72,22 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
 
+def is_number(value):
+    """True for a real number that is not a bool: Python's, or NumPy's
+    (`np.float32(0.5)`, `np.int64(2)`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> is_number(np.float32(0.5)), is_number(True), is_number("0.5")
+    (True, False, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _number(value, what):
     try:  # an int too large for a float raises OverflowError
-        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and (
-            math.isfinite(float(value)))
+        finite = is_number(value) and math.isfinite(float(value))
     except OverflowError:
         finite = False
     if not finite:
@@ -231,8 +244,7 @@ def get(identifier, what="schedule"):
     """
     if isinstance(identifier, Schedule):
         return identifier
-    if isinstance(identifier, (int, float)) and not isinstance(
-            identifier, bool):
+    if is_number(identifier):
         return Constant(_number(identifier, what))
     if isinstance(identifier, dict):
         spec = dict(identifier)
@@ -293,7 +305,7 @@ def number_or_schedule(value, what, rule, **bounds):
     >>> number_or_schedule(0.5, "alpha", "must be in [0, 1]", low=0, high=1)
     0.5
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         try:
             check_range(Constant(value), what, **bounds)
         except UsageError:

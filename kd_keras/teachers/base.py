@@ -83,6 +83,9 @@ class KerasTeacher(Teacher):
     in_graph = True
 
     def __init__(self, model):
+        from kd_keras.distillation.checks import check_gives_logits
+
+        check_gives_logits("teacher", model=model)  # probabilities are not logits
         self.model = model
         self._fingerprint = None
 

@@ -129,6 +129,12 @@ class EnsembleTeacher(Teacher):
         if combine not in _COMBINE:
             raise UsageError(f"combine: must be one of {_COMBINE}, got {combine!r}")
         self.teachers = [as_teacher(t) for t in teachers]
+        classes = {int(t.model.outputs[0].shape[-1]) for t in self.teachers
+                   if getattr(getattr(t, "model", None), "outputs", None)
+                   and t.model.outputs[0].shape[-1] is not None}
+        if len(classes) > 1:
+            raise UsageError(f"teachers: the members give {sorted(classes)} classes; an "
+                             "ensemble's members must give the same classes")
         self.weights = _normalized(weights, len(self.teachers))
         self.combine = combine
         self.in_graph = all(t.in_graph for t in self.teachers)

@@ -21,6 +21,20 @@ class FlatTeacher(LinearTeacher):
         return super().predict_on_batch(x)[:, 0]
 
 
+class ProbabilityTeacher(LinearTeacher):
+    def predict_on_batch(self, x):
+        logits = super().predict_on_batch(x).astype(np.float64)
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _softmax_model():
+    import keras
+
+    return keras.Sequential([keras.Input((X.shape[1],)),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
 def _build(d, x=X, teacher=None, **kwargs):
     kwargs.setdefault("shard_size", 16)
     return cache_teacher_outputs(teacher or LinearTeacher(), x, str(d), verbose=0, **kwargs)
@@ -35,6 +49,10 @@ CASES = [
     ("x scalar", lambda d: _build(d, x=np.float32(1)), "x: is a scalar"),
     ("x lengths", lambda d: _build(d, x={"a": X, "b": X[:3]}), "x: its arrays have different numbers"),
     ("teacher", lambda d: _build(d, teacher=FlatTeacher()), "teacher: returned logits of shape [16]"),
+    ("probabilities", lambda d: _build(d, teacher=ProbabilityTeacher()),
+     "teacher: outputs probabilities"),
+    ("softmax model", lambda d: _build(d, teacher=_softmax_model()),
+     "teacher: ends in a softmax"),
     ("directory", lambda d: (d.write_text("a file"), _build(d)), "{d}: exists and is not a directory"),
     ("other teacher", lambda d: (_build(d), _build(d, teacher=LinearTeacher(seed=3))),
      "{d}: the cache there was built from another teacher"),

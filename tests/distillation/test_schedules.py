@@ -57,6 +57,23 @@ def test_get_reads_numbers_dicts_and_refuses_the_rest():
             schedules.get(bad, "alpha")
 
 
+def test_numpy_numbers_are_numbers():
+    """A NumPy scalar (what `np.linspace` or a config grid gives) is taken
+    as the Python number it holds, and refused for the same values."""
+    assert schedules.get(np.float32(0.5)) == schedules.Constant(0.5)
+    assert schedules.get(np.int64(2)) == schedules.Constant(2.0)
+    assert schedules.Linear(np.float32(0.5), np.int32(0)) == schedules.Linear(0.5, 0.0)
+    teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    distiller = kd_keras.Distiller(teacher, keras.models.clone_model(teacher))
+    distiller.compile(optimizer="sgd", alpha=np.float32(0.25), temperature=np.int64(2))
+    assert distiller.get_compile_config()["alpha"] == 0.25
+    assert distiller.get_compile_config()["temperature"] == 2.0
+    with pytest.raises(UsageError, match=r"^temperature: must be in \[0.01, 100\]"):
+        distiller.compile(optimizer="sgd", temperature=np.float32(0.0))
+    with pytest.raises(UsageError, match="^temperature: must be > 0"):
+        kd_keras.losses.soft_target_kl(np.zeros((2, 3)), np.zeros((2, 3)), np.float32(0))
+
+
 def test_progress_counts_the_steps_of_this_fit():
     progress = TrainingProgress()
     assert float(progress.value(tf.constant(5, "int64"))) == 0.0  # no fit yet

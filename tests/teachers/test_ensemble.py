@@ -77,6 +77,13 @@ def test_bad_ensembles_are_refused():
         EnsembleTeacher([_linear(0)], combine="median")
     with pytest.raises(ValueError, match="non-negative"):
         EnsembleTeacher([_linear(0), _linear(1)], weights=[1.0, -1.0])
+    five = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(5)])
+    with pytest.raises(ValueError, match=r"^teachers: the members give \[3, 5\] classes"):
+        EnsembleTeacher([_linear(0), five])
+    probabilities = keras.Sequential([keras.Input((4,), name="x"),
+                                      keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(ValueError, match="^teacher: ends in a softmax"):
+        load_teacher([_linear(0), probabilities])
 
 
 def test_in_graph_ensemble_saves_and_reloads_safely(tmp_path, rng):
