@@ -191,8 +191,9 @@ def check_label_array(labels, num_classes):
     """Fails on the first array label outside `[-1, num_classes)`.
 
     Args:
-        labels: a NumPy array of labels (`-1` = unlabeled); non-integer
-            arrays are not checked.
+        labels: a NumPy array of labels (`-1` = unlabeled); float labels
+            must be whole numbers, and `[n, num_classes]` (one-hot) is
+            refused; arrays of other types are not checked.
         num_classes: the number of classes, or `None` to check `>= -1` only.
 
     Raises:
@@ -206,11 +207,21 @@ def check_label_array(labels, num_classes):
     ...
     ValueError: Label 2 is out of range: labels must be -1 (unlabeled) or in [0, 1]
     """
+    if (labels.ndim == 2 and labels.shape[1] > 1 and labels.shape[1] == num_classes
+            and labels.dtype.kind in "fiub"):
+        raise ValueError(
+            f"Labels of shape {labels.shape} look one-hot: give integer class ids, "
+            "one per example (np.argmax(y, axis=1); -1 = unlabeled)")
+    if labels.dtype.kind == "f" and labels.size:
+        whole = np.isfinite(labels) & (np.mod(labels, 1) == 0)
+        if not whole.all():
+            raise ValueError(
+                f"Label {labels.reshape(-1)[~whole.reshape(-1)][0].item()!r} is not a whole "
+                "number: labels are integer class ids (-1 = unlabeled)")
+    if labels.dtype.kind == "f":
+        labels = labels.astype("int64")
     if labels.dtype.kind not in "iu" or labels.size == 0:
-        if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype("int64")
-        else:
-            return
+        return
     labels = labels.reshape(-1)
     bad = labels[(labels < -1) | (
         labels >= num_classes if num_classes else False)]

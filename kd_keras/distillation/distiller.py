@@ -353,12 +353,18 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         return super().compute_metrics(
             x, tf.maximum(labels, 0), y_pred, sample_weight=labeled)
 
+    def _check_labels_given(self, x, y):
+        if y is None and isinstance(x, (np.ndarray, tf.Tensor)):
+            raise UsageError("y: array inputs need labels (-1 marks an unlabeled "
+                             "example); or give a dataset of (x, y) batches")
+        if y is not None and not isinstance(y, dict):
+            checks.check_label_array(np.asarray(y), self.num_classes)
+
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, plus up-front checks of array labels,
         one-line errors for bad labels or non-finite values, and the
         training progress that schedules follow."""
-        if y is not None and not isinstance(y, dict):
-            checks.check_label_array(np.asarray(y), self.num_classes)
+        self._check_labels_given(x, y)
         kwargs = self._progress.with_callback(
             keras.Model.fit, self, x, y, *args, **kwargs)
         with checks.clear_errors(), self._teacher_errors():
@@ -366,8 +372,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""
-        if y is not None and not isinstance(y, dict):
-            checks.check_label_array(np.asarray(y), self.num_classes)
+        self._check_labels_given(x, y)
         with checks.clear_errors(), self._teacher_errors():
             return super().evaluate(x, y, *args, **kwargs)
 

@@ -198,6 +198,7 @@ def export_model(
         reference = logits(val)
     check_logits_shape((None,) + reference.shape[1:], f"model {model.name!r}")
     check_gives_logits(f"model {model.name!r}", values=reference)
+    reference_lib.check_label_range(y_val, reference.shape[-1])
     if labels is not None:
         labels = [str(l) for l in labels]
         if len(labels) != reference.shape[-1]:

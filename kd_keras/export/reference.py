@@ -107,8 +107,33 @@ def validation_inputs(specs, validation_data, calibration):
     x, y = split_validation(validation_data)
     inputs = as_input_dict(x, specs, "validation_data")
     if y is not None:
-        y = np.asarray(y).reshape(-1).astype(np.int64)
+        y = np.asarray(y).reshape(-1)
+        if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not (
+                np.isfinite(y) & (np.mod(y, 1) == 0)).all()):
+            raise DataError(f"validation_data: labels must be integer class ids, got "
+                            f"{y.dtype} values such as {y[:3].tolist()}")
+        y = y.astype(np.int64)
         if len(y) != num_examples(inputs):
             raise DataError(
                 f"validation_data: {num_examples(inputs)} inputs but {len(y)} labels")
     return inputs, y
+
+
+def check_label_range(labels, num_classes):
+    """Refuses validation labels that are not classes of the model.
+
+    Example:
+
+    >>> check_label_range(np.array([0, 2]), 3)
+    >>> check_label_range(np.array([0, 5]), 3)
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.DataError: validation_data: label 5 (example 1) is not a class of the model, which outputs 3 logits (classes 0..2)
+    """
+    if labels is None:
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DataError(
+            f"validation_data: label {labels[bad[0]]} (example {bad[0]}) is not a class of "
+            f"the model, which outputs {num_classes} logits (classes 0..{num_classes - 1})")

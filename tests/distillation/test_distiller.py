@@ -185,6 +185,16 @@ def test_bad_inputs_fail_before_training():
         ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)
         with pytest.raises(ValueError, match=f"Label {bad} is out of range"):
             distiller.fit(ds, epochs=1, verbose=0)
+    # Labels that are not class ids: a fraction, one-hot rows, none at all.
+    with pytest.raises(ValueError, match=r"^Label -?0.5 is not a whole number"):
+        distiller.fit(x, y + 0.5, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"look one-hot: give integer class ids"):
+        distiller.fit(x, np.eye(4, dtype="float32")[y], epochs=1, verbose=0)
+    with pytest.raises(UsageError, match=r"^y: array inputs need labels"):
+        distiller.fit(x, epochs=1, verbose=0)
+    with pytest.raises(UsageError, match=r"^y: array inputs need labels"):
+        distiller.evaluate(x, verbose=0)
+    distiller.fit(x, y.astype("float32"), epochs=0, verbose=0)  # whole floats are ids
     for b, a in zip(before, student.weights):
         np.testing.assert_array_equal(b, a.numpy())
 

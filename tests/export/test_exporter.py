@@ -210,6 +210,11 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
          "^validation_data: missing input 'features'"),
         ({"validation_data": (np.zeros((8, 4)), np.zeros(7))}, DataError,
          "^validation_data: 8 inputs but 7 labels"),
+        ({"validation_data": (np.zeros((8, 4)), np.full(8, 3))}, DataError,
+         r"^validation_data: label 3 \(example 0\) is not a class of the model, which "
+         r"outputs 3 logits \(classes 0..2\)"),
+        ({"validation_data": (np.zeros((8, 4)), np.full(8, 0.5))}, DataError,
+         "^validation_data: labels must be integer class ids"),
         ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
         ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
         ({"latency_runs": -1}, UsageError, "^latency_runs: must be >= 0, got -1"),
