@@ -5,9 +5,12 @@ The package follows the pipeline a user walks through:
     teachers  ->  cache  ->  Distiller  ->  students  ->  export  ->  verify
 
 The Distiller, its losses, feature terms and schedules form the core,
-`kd_keras.distillation`; `kd_keras.losses`, `kd_keras.features`,
+`kd_keras.distillation`. The attributes `kd_keras.features`,
 `kd_keras.feature_losses`, `kd_keras.schedules` and
-`kd_keras.transformer_terms` name its modules. Everything is imported on
+`kd_keras.transformer_terms` give its modules (`kd_keras.schedules.Linear`);
+to import one by name, import it from `kd_keras.distillation` (`from
+kd_keras.distillation import schedules`). `kd_keras.losses` is also a module
+of its own. Everything is imported on
 first attribute access (`kd_keras.Distiller`, `kd_keras.losses`,
 `kd_keras.teachers`, ...), so `import kd_keras` and `kd-keras --help` do not
 start TensorFlow.

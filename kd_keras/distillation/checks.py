@@ -152,6 +152,32 @@ def check_static_classes(logits, expected, what):
         )
 
 
+def check_nothing_shared(teacher, student):
+    """Refuses a student that is the teacher or shares weights with it: the
+    teacher is frozen, which would freeze those weights of the student too.
+
+    Example:
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> check_nothing_shared(m, m)
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: student: is the teacher itself; give a separate student model
+    """
+    if teacher is None:
+        return
+    if teacher is student:
+        raise UsageError("student: is the teacher itself; give a separate student model")
+    teachers = {id(w) for w in teacher.weights}
+    shared = [w.path for w in student.weights if id(w) in teachers]
+    if shared:
+        more = f" and {len(shared) - 1} more" if len(shared) > 1 else ""
+        raise UsageError(
+            f"student: shares the weight {shared[0]!r}{more} with the teacher, which is "
+            "frozen; give the student its own layers (keras.models.clone_model)")
+
+
 def check_labels(labels, num_classes):
     """Fails with the first bad label; the update waits for the check."""
     labels = tf.cast(tf.reshape(labels, [-1]), "int32")

@@ -110,6 +110,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             self._outside_graph = isinstance(teacher, NumpyFunctionTeacher)
         checks.check_gives_logits("teacher", model=teacher)
         checks.check_gives_logits("student", model=student)
+        checks.check_nothing_shared(teacher, student)
         if teacher is not None:
             teacher.trainable = False
         self.teacher = teacher
@@ -185,6 +186,11 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         self.temperature = schedules.number_or_schedule(
             temperature, "temperature", f"must be in [{low:g}, {high:g}]", low=low,
             high=high)
+        if student_loss_fn is not None and not callable(student_loss_fn):
+            raise UsageError(
+                f"student_loss_fn: expected a function (labels, student_logits) -> "
+                f"per-example loss, or None for the sparse cross-entropy on logits; "
+                f"got {student_loss_fn!r}")
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
         self._distillation_loss_arg = distillation_loss_fn

@@ -52,10 +52,9 @@ def load_teacher(source, **options):
     >>> load_teacher(m).in_graph
     True
     """
-    if isinstance(source, Teacher):
-        return source
-    if isinstance(source, keras.Model):
-        return KerasTeacher(source)
+    if isinstance(source, (Teacher, keras.Model)):
+        _no_options(f"source: a {type(source).__name__}", options)
+        return source if isinstance(source, Teacher) else KerasTeacher(source)
     if isinstance(source, (list, tuple)):
         from kd_keras.teachers.ensemble import EnsembleTeacher
 

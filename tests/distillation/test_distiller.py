@@ -154,6 +154,12 @@ def test_bad_inputs_fail_before_training():
     with pytest.raises(ValueError, match=r"\(None, 4\).*\(None, 3\)"):
         kd_keras.Distiller(teacher=teacher, student=student)
     teacher, student = make_models()
+    with pytest.raises(UsageError, match="^student: is the teacher itself"):
+        kd_keras.Distiller(teacher=teacher, student=teacher)
+    shared = keras.Sequential([teacher.layers[0], keras.layers.Dense(4)])
+    with pytest.raises(UsageError, match=r"^student: shares the weight .* with the teacher"):
+        kd_keras.Distiller(teacher=teacher, student=shared)
+    assert teacher.layers[0].trainable  # refused before the teacher was frozen
     distiller = kd_keras.Distiller(teacher=teacher, student=student)
     for kwargs, match in (
             ({"alpha": 1.5}, r"^alpha: must be in \[0, 1\], got 1.5$"),
@@ -171,7 +177,9 @@ def test_bad_inputs_fail_before_training():
                               r"student_loss_fn and distillation_loss_fn"),
             ({"weighted_metrics": ["acc"]}, r"^weighted_metrics: "),
             ({"distillation_loss_fn": "kll"},
-             r"^distillation_loss_fn: unknown loss 'kll'")):
+             r"^distillation_loss_fn: unknown loss 'kll'"),
+            ({"student_loss_fn": "sparse_categorical_crossentropy"},
+             r"^student_loss_fn: expected a function \(labels, student_logits\)")):
         with pytest.raises(UsageError, match=match):
             distiller.compile(**kwargs)
     distiller.compile(optimizer="sgd")

@@ -152,6 +152,9 @@ def test_bad_sources_are_refused_naming_them(tmp_path):
         load_teacher(model_path, output_key="logits")
     with pytest.raises(TypeError, match="int"):
         load_teacher(3)
+    with pytest.raises(ValueError, match=r"^source: a Sequential: unexpected option\(s\) "
+                                         r"\['output_key'\]"):
+        load_teacher(_mlp(), output_key="logits")  # a model is used as it is
 
 
 def test_saved_model_teacher_runs_inside_the_distiller(tmp_path, rng):
