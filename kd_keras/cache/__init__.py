@@ -19,6 +19,7 @@ terms = [kd_keras.FeatureDistillation("t_hidden", "s_hidden")]
 cache = kd_keras.cache.cache_teacher_outputs(teacher, x, "cache_dir/",
                                              features=terms, feature_dtype="float16")
 distiller = kd_keras.Distiller(teacher=None, student=student, features=terms)
+distiller.compile(optimizer="adam")
 distiller.fit(cache.as_dataset(x, y, batch_size=64), epochs=5)
 ```
 

@@ -178,6 +178,10 @@ class DistillationLoss(keras.losses.Loss):
     ):
         if temperature is not None:
             _check_temperature(temperature)
+            low, high = TEMPERATURE_RANGE
+            if is_number(temperature) and not low <= temperature <= high:
+                raise UsageError(f"temperature: must be in [{low:g}, {high:g}], got "
+                                 f"{temperature!r}")
         super().__init__(reduction=reduction, name=name or self.default_name,
                          dtype="float32")
         self.temperature = temperature

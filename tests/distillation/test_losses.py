@@ -96,6 +96,8 @@ def test_invalid_temperature_and_names():
         losses.soft_target_kl(np.zeros((1, 2)), np.zeros((1, 2)), 0)
     with pytest.raises(UsageError, match="^temperature: must be > 0"):
         losses.SoftTargetKL(temperature=-1.0)
+    with pytest.raises(UsageError, match=r"^temperature: must be in \[0.01, 100\], got 1000.0$"):
+        losses.SoftTargetKL(temperature=1000.0)  # the range Distiller.compile keeps
     with pytest.raises(UsageError, match=(
             "^distillation_loss_fn: unknown loss 'kll' .known: cosine, ")):
         losses.get("kll")
