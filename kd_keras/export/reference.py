@@ -120,7 +120,8 @@ def validation_inputs(specs, validation_data, calibration):
 
 
 def check_label_range(labels, num_classes):
-    """Refuses validation labels that are not classes of the model.
+    """Refuses validation labels that are not classes of the model (-1
+    marks an unlabelled example, which accuracy skips).
 
     Example:
 
@@ -128,12 +129,13 @@ def check_label_range(labels, num_classes):
     >>> check_label_range(np.array([0, 5]), 3)
     Traceback (most recent call last):
     ...
-    kd_keras.errors.DataError: validation_data: label 5 (example 1) is not a class of the model, which outputs 3 logits (classes 0..2)
+    kd_keras.errors.DataError: validation_data: label 5 (example 1) is not a class of the model, which outputs 3 logits (classes 0..2; -1 = unlabelled)
     """
     if labels is None:
         return
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    bad = np.flatnonzero((labels < -1) | (labels >= num_classes))
     if bad.size:
         raise DataError(
             f"validation_data: label {labels[bad[0]]} (example {bad[0]}) is not a class of "
-            f"the model, which outputs {num_classes} logits (classes 0..{num_classes - 1})")
+            f"the model, which outputs {num_classes} logits (classes 0..{num_classes - 1}; "
+            "-1 = unlabelled)")

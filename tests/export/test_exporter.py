@@ -212,7 +212,7 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
          "^validation_data: 8 inputs but 7 labels"),
         ({"validation_data": (np.zeros((8, 4)), np.full(8, 3))}, DataError,
          r"^validation_data: label 3 \(example 0\) is not a class of the model, which "
-         r"outputs 3 logits \(classes 0..2\)"),
+         r"outputs 3 logits \(classes 0..2; -1 = unlabelled\)"),
         ({"validation_data": (np.zeros((8, 4)), np.full(8, 0.5))}, DataError,
          "^validation_data: labels must be integer class ids"),
         ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
