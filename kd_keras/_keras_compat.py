@@ -273,6 +273,20 @@ def set_custom_op_registerers(target_spec, registerers):
     target_spec._experimental_custom_op_registerers = list(registerers)
 
 
+def tfsm_signatures(layer):
+    """The signatures of the SavedModel a `keras.layers.TFSMLayer` loaded,
+    read from its private `_reloaded_obj` (the layer keeps the loaded
+    object there and has no public accessor); `{}` without any.
+
+    Args:
+        layer: a `keras.layers.TFSMLayer`.
+
+    Returns:
+        A mapping signature name -> concrete function.
+    """
+    return getattr(layer._reloaded_obj, "signatures", {})
+
+
 def set_feedforward_activation(block, activation):
     """Sets the activation of a KerasHub `TransformerEncoder`'s feed-forward
     block. The encoder copies its `activation` into the private

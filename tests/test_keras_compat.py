@@ -17,6 +17,7 @@ import tensorflow as tf
 from kd_keras._keras_compat import WRITTEN_FOR
 from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import SymbolicBuildHook
+from kd_keras._keras_compat import tfsm_signatures
 from kd_keras._keras_compat import call_arguments
 from kd_keras._keras_compat import is_functional
 from kd_keras._keras_compat import is_multi_worker
@@ -289,6 +290,16 @@ def test_tflite_calibration_reads_the_custom_op_registerers():
     assert "target_spec._experimental_custom_op_registerers" in source, changed(
         "the TFLite converter no longer reads TargetSpec._experimental_custom_op_registerers "
         "when it calibrates")
+
+
+def test_tfsm_signatures_are_those_of_the_loaded_saved_model(tmp_path):
+    model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    model.export(str(tmp_path / "sm"), verbose=False)
+    layer = keras.layers.TFSMLayer(str(tmp_path / "sm"), call_endpoint="serve")
+    signatures = tfsm_signatures(layer)
+    assert "serving_default" in signatures, changed(
+        "TFSMLayer no longer keeps the loaded SavedModel in _reloaded_obj")
+    assert signatures["serving_default"].structured_input_signature[1]
 
 
 def test_feedforward_activation_of_a_built_encoder():

@@ -108,7 +108,7 @@ def validation_inputs(specs, validation_data, calibration):
     inputs = as_input_dict(x, specs, "validation_data")
     if y is not None:
         y = np.asarray(y).reshape(-1)
-        if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not (
+        if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not (
                 np.isfinite(y) & (np.mod(y, 1) == 0)).all()):
             raise DataError(f"validation_data: labels must be integer class ids, got "
                             f"{y.dtype} values such as {y[:3].tolist()}")

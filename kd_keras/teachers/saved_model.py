@@ -5,6 +5,7 @@ import os
 
 import keras
 
+from kd_keras._keras_compat import tfsm_signatures
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
@@ -35,7 +36,7 @@ class SignatureLayer(keras.layers.TFSMLayer):
     ):
         super().__init__(filepath, call_endpoint=call_endpoint, **kwargs)
         self.output_key = output_key
-        signatures = getattr(self._reloaded_obj, "signatures", {})
+        signatures = tfsm_signatures(self)
         if (not hasattr(self.call_endpoint_fn, "structured_input_signature")
                 and call_endpoint in signatures):
             # A restored `tf.function` attribute of the same name (kd_keras's
@@ -91,7 +92,7 @@ def _input_specs(layer):
         raise UsageError(
             f"{layer.filepath}: SavedModel endpoint '{layer.call_endpoint}' is a function "
             "without a signature; give call_endpoint= one of its signatures "
-            f"{sorted(getattr(layer._reloaded_obj, 'signatures', {}))}")
+            f"{sorted(tfsm_signatures(layer))}")
     args, kwargs = fn.structured_input_signature
     if kwargs and not args:
         return dict(kwargs)
