@@ -23,8 +23,8 @@ kd_keras.errors.ConfigError: student.options.filters: must be a positive integer
 import dataclasses
 
 from kd_keras.config.recipe import POOLED_TERM
-from kd_keras.distillation.feature_views import resolve
 from kd_keras.config.recipe import STUDENT
+from kd_keras.distillation.feature_views import resolve
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
