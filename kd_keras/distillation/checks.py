@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras._keras_compat import producer
+from kd_keras.class_ids import label_problem
+from kd_keras.class_ids import out_of_range
 from kd_keras.errors import UsageError
 
 LABEL_ERROR = "kd_keras: label out of range"
@@ -214,16 +216,15 @@ def check_finite(loss, teacher_logits):
 
 
 def check_label_array(labels, num_classes):
-    """Fails on the first array label outside `[-1, num_classes)`.
+    """Fails on the first array label that is not a class id or -1
+    (`kd_keras.class_ids.label_problem`).
 
     Args:
-        labels: a NumPy array of labels (`-1` = unlabeled); float labels
-            must be whole numbers, and `[n, num_classes]` (one-hot) is
-            refused; arrays of other types are not checked.
+        labels: an array of labels (`-1` = unlabeled).
         num_classes: the number of classes, or `None` to check `>= -1` only.
 
     Raises:
-        ValueError: naming the first bad label and the allowed range.
+        UsageError: naming the first bad label and its example.
 
     Example:
 
@@ -231,32 +232,11 @@ def check_label_array(labels, num_classes):
     >>> check_label_array(np.array([0, 2, 3]), num_classes=2)
     Traceback (most recent call last):
     ...
-    ValueError: Label 2 is out of range: labels must be -1 (unlabeled) or in [0, 1]
+    kd_keras.errors.UsageError: y: label 2 (example 1) is out of range: labels must be -1 (unlabeled) or in [0, 1]
     """
-    if (labels.ndim == 2 and labels.shape[1] > 1 and labels.shape[1] == num_classes
-            and labels.dtype.kind in "fiub"):
-        raise ValueError(
-            f"Labels of shape {labels.shape} look one-hot: give integer class ids, "
-            "one per example (np.argmax(y, axis=1); -1 = unlabeled)")
-    if labels.dtype.kind == "f" and labels.size:
-        whole = np.isfinite(labels) & (np.mod(labels, 1) == 0)
-        if not whole.all():
-            raise ValueError(
-                f"Label {labels.reshape(-1)[~whole.reshape(-1)][0].item()!r} is not a whole "
-                "number: labels are integer class ids (-1 = unlabeled)")
-    if labels.dtype.kind == "f":
-        labels = labels.astype("int64")
-    if labels.dtype.kind not in "iu" or labels.size == 0:
-        return
-    labels = labels.reshape(-1)
-    bad = labels[(labels < -1) | (
-        labels >= num_classes if num_classes else False)]
-    if bad.size:
-        raise ValueError(
-            f"Label {bad[0]} is out of range: labels must be -1 (unlabeled) "
-            f"or in [0, {num_classes - 1}]" if num_classes else
-            f"Label {bad[0]} is out of range: labels must be >= -1"
-        )
+    problem = label_problem(labels, num_classes)
+    if problem:
+        raise UsageError(f"y: {problem}")
 
 
 class clear_errors:  # noqa: N801 (used as a context manager)
@@ -271,9 +251,7 @@ class clear_errors:  # noqa: N801 (used as a context manager)
         message = exc.message if hasattr(exc, "message") else str(exc)
         if LABEL_ERROR in message:
             top, bad = re.findall(r"\[(-?\d+)\]", message)[:2]
-            raise ValueError(
-                f"Label {bad} is out of range: labels must be -1 (unlabeled) "
-                f"or in [0, {top}]") from None
+            raise UsageError(f"y: {out_of_range(bad, int(top) + 1)}") from None
         if NONFINITE_ERROR in message:
             which = re.findall(r"\[(teacher logits|loss)\]", message)
             raise FloatingPointError(

@@ -13,6 +13,7 @@ numbers again.
 import keras
 import numpy as np
 
+from kd_keras.class_ids import label_problem
 from kd_keras.errors import DataError
 from kd_keras.export.inputs import as_input_dict
 from kd_keras.export.inputs import call_model
@@ -107,12 +108,10 @@ def validation_inputs(specs, validation_data, calibration):
     x, y = split_validation(validation_data)
     inputs = as_input_dict(x, specs, "validation_data")
     if y is not None:
-        y = np.asarray(y).reshape(-1)
-        if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not (
-                np.isfinite(y) & (np.mod(y, 1) == 0)).all()):
-            raise DataError(f"validation_data: labels must be integer class ids, got "
-                            f"{y.dtype} values such as {y[:3].tolist()}")
-        y = y.astype(np.int64)
+        problem = label_problem(y)
+        if problem:
+            raise DataError(f"validation_data: {problem}")
+        y = np.asarray(y).reshape(-1).astype(np.int64)
         if len(y) != num_examples(inputs):
             raise DataError(
                 f"validation_data: {num_examples(inputs)} inputs but {len(y)} labels")
@@ -121,7 +120,7 @@ def validation_inputs(specs, validation_data, calibration):
 
 def check_label_range(labels, num_classes):
     """Refuses validation labels that are not classes of the model (-1
-    marks an unlabelled example, which accuracy skips).
+    marks an unlabeled example, which accuracy skips).
 
     Example:
 
@@ -129,13 +128,8 @@ def check_label_range(labels, num_classes):
     >>> check_label_range(np.array([0, 5]), 3)
     Traceback (most recent call last):
     ...
-    kd_keras.errors.DataError: validation_data: label 5 (example 1) is not a class of the model, which outputs 3 logits (classes 0..2; -1 = unlabelled)
+    kd_keras.errors.DataError: validation_data: label 5 (example 1) is out of range: labels must be -1 (unlabeled) or in [0, 2] (the model outputs 3 logits)
     """
-    if labels is None:
-        return
-    bad = np.flatnonzero((labels < -1) | (labels >= num_classes))
-    if bad.size:
-        raise DataError(
-            f"validation_data: label {labels[bad[0]]} (example {bad[0]}) is not a class of "
-            f"the model, which outputs {num_classes} logits (classes 0..{num_classes - 1}; "
-            "-1 = unlabelled)")
+    problem = None if labels is None else label_problem(labels, num_classes)
+    if problem:
+        raise DataError(f"validation_data: {problem} (the model outputs {num_classes} logits)")

@@ -188,15 +188,17 @@ def test_bad_inputs_fail_before_training():
     for bad in (4, -2):
         labels = y.copy()
         labels[5] = bad
-        with pytest.raises(ValueError, match=f"Label {bad} is out of range"):
+        with pytest.raises(UsageError, match=rf"^y: label {bad} \(example 5\) is out of "
+                                             r"range: labels must be -1 \(unlabeled\) or in \[0, 3\]$"):
             distiller.fit(x, labels, epochs=1, verbose=0)
         ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)
-        with pytest.raises(ValueError, match=f"Label {bad} is out of range"):
+        with pytest.raises(UsageError, match=rf"^y: label {bad} is out of range: labels "
+                                             r"must be -1 \(unlabeled\) or in \[0, 3\]$"):
             distiller.fit(ds, epochs=1, verbose=0)
     # Labels that are not class ids: a fraction, one-hot rows, none at all.
-    with pytest.raises(ValueError, match=r"^Label -?0.5 is not a whole number"):
+    with pytest.raises(UsageError, match=r"^y: label -?0.5 \(example 0\) is not a whole number"):
         distiller.fit(x, y + 0.5, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"look one-hot: give integer class ids"):
+    with pytest.raises(UsageError, match=r"^y: labels of shape \(\d+, 4\) look one-hot"):
         distiller.fit(x, np.eye(4, dtype="float32")[y], epochs=1, verbose=0)
     with pytest.raises(UsageError, match=r"^y: array inputs need labels"):
         distiller.fit(x, epochs=1, verbose=0)

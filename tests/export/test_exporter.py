@@ -211,10 +211,12 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
         ({"validation_data": (np.zeros((8, 4)), np.zeros(7))}, DataError,
          "^validation_data: 8 inputs but 7 labels"),
         ({"validation_data": (np.zeros((8, 4)), np.full(8, 3))}, DataError,
-         r"^validation_data: label 3 \(example 0\) is not a class of the model, which "
-         r"outputs 3 logits \(classes 0..2; -1 = unlabelled\)"),
+         r"^validation_data: label 3 \(example 0\) is out of range: labels must be -1 "
+         r"\(unlabeled\) or in \[0, 2\] \(the model outputs 3 logits\)$"),
         ({"validation_data": (np.zeros((8, 4)), np.full(8, 0.5))}, DataError,
-         "^validation_data: labels must be integer class ids"),
+         r"^validation_data: label 0.5 \(example 0\) is not a whole number"),
+        ({"validation_data": (np.zeros((2, 4)), np.array(["a", "b"]))}, DataError,
+         r"^validation_data: labels must be integer class ids, got <U1 values such as"),
         ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
         ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
         ({"latency_runs": -1}, UsageError, "^latency_runs: must be >= 0, got -1"),

@@ -1,0 +1,79 @@
+"""Labels as class ids: whole numbers in `[0, num_classes)`, and -1 for an
+unlabeled example.
+
+`label_problem` is the one check of an array of labels. The Distiller makes
+it on the labels `fit` and `evaluate` are given, the exporter on its
+validation labels; each puts the name of its argument in front of the
+message. Whole floats and booleans are class ids; fractions, one-hot rows,
+strings and ids outside the classes are not.
+"""
+
+import numpy as np
+
+UNLABELED = -1
+"""The label of an example without one (it gets the teacher's loss only)."""
+
+
+def out_of_range(label, num_classes, example=None):
+    """The message for a label outside `[-1, num_classes)`.
+
+    Args:
+        label: the bad label.
+        num_classes: the number of classes, or `None` (no upper bound).
+        example: the label's position, when known.
+
+    Returns:
+        One line.
+
+    Example:
+
+    >>> out_of_range(4, 3)
+    'label 4 is out of range: labels must be -1 (unlabeled) or in [0, 2]'
+    """
+    where = "" if example is None else f" (example {example})"
+    allowed = f"in [0, {num_classes - 1}]" if num_classes else ">= 0"
+    return f"label {label}{where} is out of range: labels must be -1 (unlabeled) or {allowed}"
+
+
+def label_problem(labels, num_classes=None):
+    """What is wrong with an array of class-id labels, if anything.
+
+    Args:
+        labels: an array-like of labels, one per example (`[n]` or
+            `[n, 1]`).
+        num_classes: the number of classes, or `None` to check the values
+            are whole numbers `>= -1` only.
+
+    Returns:
+        `None` when every label is a class id or -1, else one line naming
+        the first bad label and its example.
+
+    Example:
+
+    >>> label_problem([0, 1, -1], num_classes=2) is None
+    True
+    >>> label_problem([0, 1, 2], num_classes=2)
+    'label 2 (example 2) is out of range: labels must be -1 (unlabeled) or in [0, 1]'
+    >>> label_problem([1.0, 0.5])
+    'label 0.5 (example 1) is not a whole number: labels are integer class ids (-1 = unlabeled)'
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf":
+        shown = labels.reshape(-1)[:3].tolist()
+        return f"labels must be integer class ids, got {labels.dtype} values such as {shown}"
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.shape[1] == num_classes:
+        return (f"labels of shape {labels.shape} look one-hot: give integer class ids, "
+                "one per example (np.argmax(y, axis=1); -1 = unlabeled)")
+    flat = labels.reshape(-1)
+    if labels.dtype.kind == "f":
+        whole = np.isfinite(flat) & (np.mod(flat, 1) == 0)
+        if not whole.all():
+            at = int(np.argmin(whole))
+            return (f"label {flat[at].item()!r} (example {at}) is not a whole number: "
+                    "labels are integer class ids (-1 = unlabeled)")
+    ids = flat.astype(np.int64)
+    bad = (ids < UNLABELED) | (ids >= num_classes if num_classes else False)
+    if bad.any():
+        at = int(np.argmax(bad))
+        return out_of_range(int(ids[at]), num_classes, example=at)
+    return None
