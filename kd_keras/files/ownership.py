@@ -107,18 +107,20 @@ def foreign_files(folder, marker):
         marker: the marker's file name.
 
     Returns:
-        The sorted relative paths that the record does not list, or whose
-        size or modification time changed, or that are not regular files;
-        `None` when the folder has no marker or its marker has no record of
-        files (it was not written by this kd_keras, or it is damaged).
+        The relative paths that the record does not list or that are not
+        regular files (added), sorted, then the listed files whose size or
+        modification time changed, sorted; `None` when the folder has no
+        marker or its marker has no record of files (it was not written by
+        this kd_keras, or it is damaged).
     """
     record = read_marker(folder, marker)
     written = record.get("files") if record is not None else None
     if not isinstance(written, dict):
         return None
     files, others = _listing(folder, marker)
-    changed = [rel for rel, v in files.items() if written.get(rel) != list(v)]
-    return sorted(changed + others)
+    added = [rel for rel in files if rel not in written] + others
+    changed = [rel for rel, v in files.items() if rel in written and written[rel] != list(v)]
+    return sorted(added) + sorted(changed)
 
 
 def check_replaceable(folder, marker, what):

@@ -37,7 +37,6 @@ from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
-from kd_keras.files.ownership import read_marker
 from kd_keras.files.ownership import write_marker
 
 MARKER = ".kd_keras_run"
@@ -299,9 +298,7 @@ class RunDir:
                 f"output: {self.path} is an interrupted run with no record of its files "
                 "(an earlier kd_keras wrote it); continue it with --resume, or remove it "
                 "yourself to start over")
-        if foreign:
-            recorded = read_marker(self.path, MARKER)["files"]
-            foreign.sort(key=lambda rel: (rel in recorded, rel))  # added before changed
+        if foreign:  # Added files come first: they are the likelier surprise.
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise UsageError(
                 f"output: {self.path} holds {foreign[0]}{more}, which the interrupted run "

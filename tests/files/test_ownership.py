@@ -208,3 +208,17 @@ def test_a_legacy_marker_without_a_file_list_is_not_taken_for_ours(tmp_path):
         RunDir(str(out), RunConfig())
     release_lock(str(out))
     assert (out / "notes.txt").read_text() == "x"
+
+
+def test_foreign_files_lists_added_files_before_changed_ones(tmp_path):
+    from kd_keras.files.ownership import foreign_files
+    from kd_keras.files.ownership import write_marker
+
+    (tmp_path / "a.txt").write_text("ours")
+    (tmp_path / "b.txt").write_text("ours")
+    write_marker(str(tmp_path), ".owner")
+    assert foreign_files(str(tmp_path), ".owner") == []
+    (tmp_path / "a.txt").write_text("edited by the user")
+    (tmp_path / "z.txt").write_text("added by the user")
+    (tmp_path / "y").symlink_to(tmp_path / "b.txt")
+    assert foreign_files(str(tmp_path), ".owner") == ["y", "z.txt", "a.txt"]
