@@ -127,6 +127,23 @@ def parse_predict_response(response):
     return {name: tf.make_ndarray(t) for name, t in response.outputs.items()}
 
 
+def outputs_as_json(outputs):
+    """The response's outputs as one line of JSON; string outputs (a
+    model's class names) as text.
+
+    >>> outputs_as_json({"classes": np.array([b"pos"], object), "ids": np.array([1])})
+    '{"classes": ["pos"], "ids": [1]}'
+    """
+    def plain(value):
+        if value.dtype.kind in "SO":
+            value = np.vectorize(
+                lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v,
+                otypes=[object])(value)
+        return value.tolist()
+
+    return json.dumps({name: plain(value) for name, value in outputs.items()})
+
+
 def _call(target, method, request, timeout):
     grpc = _require("grpc")
     prediction_service_pb2_grpc = _require(
@@ -288,7 +305,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
         print(f"grpc_client: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({name: value.tolist() for name, value in outputs.items()}))
+    print(outputs_as_json(outputs))
     return 0
 
 

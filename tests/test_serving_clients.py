@@ -181,7 +181,10 @@ def _rest_handler(served):
             else:
                 inputs = body["inputs"]
             out = served["signature"](**_rest_decode(served, inputs))
-            out = {name: value.numpy().tolist() for name, value in out.items()}
+            # TF Serving sends string tensors (class names) as JSON text.
+            out = {name: np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v,
+                                      otypes=[object])(value.numpy()).tolist()
+                   for name, value in out.items()}
             if "instances" in body:
                 n = len(body["instances"])
                 return self._reply(200, {"predictions": [{k: v[i] for k, v in out.items()} for i in range(n)]})
@@ -409,7 +412,7 @@ def served_text(tmp_path_factory):
     encoder = WordPieceEncoder(vocabulary, 12)
     out = str(tmp_path_factory.mktemp("serving_text") / "export")
     export_model(model, out, formats=("saved_model",), validation_data=encoder(sentences),
-                 text=TextExport(preprocessor=WordPiecePreprocessor(vocabulary, 12),
+                 labels=["neg", "neutral", "pos"], text=TextExport(preprocessor=WordPiecePreprocessor(vocabulary, 12),
                                  validation_text=sentences,
                                  reference_inputs=encoder(sentences)),
                  latency_runs=0)
@@ -425,6 +428,7 @@ def test_clients_send_raw_sentences(served_text, capsys, monkeypatch):
     model's on the pipeline's own ids for those sentences."""
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     sentences = served_text["sentences"]
+    names = [["neg", "neutral", "pos"][i] for i in served_text["logits"].argmax(-1)]
     with _rest_server(served_text) as url:
         for extra in ([], ["--row-format"]):
             code = rest_client.main(["--url", url, "--model", MODEL_NAME, "--text", *sentences,
@@ -432,11 +436,13 @@ def test_clients_send_raw_sentences(served_text, capsys, monkeypatch):
             assert code == 0
             outputs = json.loads(capsys.readouterr().out)
             np.testing.assert_allclose(outputs["logits"], served_text["logits"], atol=1e-5)
+            assert outputs["classes"] == names
     with _grpc_server(served_text) as target:
         code = grpc_client.main(["--target", target, "--model", MODEL_NAME, "--text", *sentences])
         assert code == 0
-        outputs = json.loads(capsys.readouterr().out)
+        outputs = json.loads(capsys.readouterr().out)  # class names print as text
         np.testing.assert_allclose(outputs["logits"], served_text["logits"], atol=1e-5)
+        assert outputs["classes"] == names
         # The raw-text warmup record replays as is, under its own signature.
         records = warmup.read_warmup_requests(served_text["path"])
         index = [r.model_spec.signature_name for r in records].index("serving_text")
