@@ -4,10 +4,12 @@
 so a file the report does not list (an entry deleted, a model dropped in)
 is a failure rather than something silently served. An artifact is a
 `.tflite` or `.onnx` file, or a SavedModel folder (one holding
-`saved_model.pb`), anywhere in the folder except `rejected/`, where an
-export sets aside the artifacts that missed their tolerance. A `.tflite`
-file under `mediapipe/` is MediaPipe's text classifier (format
-`"mediapipe"`).
+`saved_model.pb` or, as TensorFlow also loads, `saved_model.pbtxt`),
+anywhere in the folder except `rejected/`, where an export sets aside the
+artifacts that missed their tolerance. A `.tflite` file under `mediapipe/`
+is MediaPipe's text classifier (format `"mediapipe"`). A symlink to a
+folder is refused: kd_keras writes none, and a server would load whatever
+it points to (a rejected model, say) as a version of the model.
 
 Example:
 
@@ -26,12 +28,13 @@ tflite tflite/model.tflite
 
 import os
 
+from kd_keras.errors import DataError
 from kd_keras.errors import KdKerasError
 from kd_keras.export.safe_reading import check_inside
 from kd_keras.export.safe_reading import read_json_file
 
 REJECTED_DIR = "rejected"
-SAVED_MODEL_FILE = "saved_model.pb"
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 FILE_FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 # A `.tflite` file in this top folder is MediaPipe's text classifier.
 MEDIAPIPE_DIR = "mediapipe"
@@ -48,8 +51,9 @@ def artifact_files(out_dir):
         `/` separators, as `report.json` stores it.
 
     Raises:
-        DataError: a symlink whose real path leaves `out_dir`, or an
-            artifact that is not a regular file (`safe_reading.check_inside`).
+        DataError: a symlink whose real path leaves `out_dir`, a symlink to
+            a folder, or an artifact that is not a regular file
+            (`safe_reading.check_inside`).
     """
     found = []
     for root, dirs, files in os.walk(out_dir):
@@ -61,7 +65,10 @@ def artifact_files(out_dir):
             if os.path.islink(full) or (
                     name in files and os.path.splitext(name)[1].lower() in FILE_FORMATS):
                 check_inside(out_dir, full, full)
-        if SAVED_MODEL_FILE in files and rel_root != ".":
+            if os.path.islink(full) and os.path.isdir(full):
+                raise DataError(f"{full}: a symlink to a folder, which kd_keras never "
+                                "writes and a server would load as a model; remove it")
+        if rel_root != "." and any(f in files for f in SAVED_MODEL_FILES):
             found.append(("saved_model", _portable(rel_root)))
             dirs[:] = []  # Its variables and assets are part of it.
             continue

@@ -274,3 +274,32 @@ def test_earlier_savedmodel_versions_are_listed_and_checked(tmp_path):
     failures = sum((list(c.failures) for c in verify_export(out, latency_runs=0)), [])
     assert failures == [
         "saved_model/none (earlier version): saved_model/tiny/1 was altered (sha256)"]
+
+
+def test_a_text_saved_model_and_a_symlinked_version_are_never_passed_over(export_copy):
+    """TensorFlow (and TF Serving) also load `saved_model.pbtxt`, and follow
+    a version folder that is a symlink: neither may hide a model."""
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    copy, _ = export_copy
+    with open(os.path.join(copy, "report.json")) as f:
+        (first,) = [a["path"] for a in json.load(f)["artifacts"] if a["format"] == "saved_model"]
+    second = os.path.join(copy, os.path.dirname(first), "2")
+    shutil.copytree(os.path.join(copy, first), second)
+    with open(os.path.join(second, "saved_model.pb"), "rb") as f:
+        proto = saved_model_pb2.SavedModel.FromString(f.read())
+    os.remove(os.path.join(second, "saved_model.pb"))
+    with open(os.path.join(second, "saved_model.pbtxt"), "w") as f:
+        f.write(text_format.MessageToString(proto))
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    assert failures == [
+        f"{os.path.dirname(first)}/2: not listed in report.json (unverified artifact)"]
+
+    shutil.rmtree(second)
+    shutil.copytree(os.path.join(copy, first), os.path.join(copy, "rejected", "evil"))
+    link = os.path.join(copy, os.path.dirname(first), "9")
+    os.symlink(os.path.join("..", "..", "rejected", "evil"), link)
+    with pytest.raises(DataError, match=f"^{link}: a symlink to a folder, which kd_keras "
+                                        "never writes and a server would load as a model"):
+        verify_export(copy, latency_runs=0)
