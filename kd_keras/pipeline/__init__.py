@@ -1,7 +1,7 @@
 """The end-to-end distill job behind `kd-keras distill CONFIG.yaml`.
 
 `run_distill(cfg)` runs the stages data -> teacher adaptation -> teacher
-outputs -> distillation -> baseline -> export -> results, one module each
+outputs -> distillation -> baseline -> export -> results, from five modules
 (`data_stage`, `teacher_stage`, `training_stage`, `export_stage`,
 `results_stage`), in a resumable working folder (`workdir`).
 """
