@@ -215,6 +215,8 @@ def load_warmup_request(saved_model_dir, index=0):
     path = os.path.join(saved_model_dir, "assets.extra", "tf_serving_warmup_requests")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no warmup requests (file does not exist)")
+    from google.protobuf.message import DecodeError
+
     try:
         for i, record in enumerate(tf.data.TFRecordDataset(path)):
             if i == index:
@@ -222,6 +224,8 @@ def load_warmup_request(saved_model_dir, index=0):
                 return log.predict_log.request
     except tf.errors.DataLossError as e:
         raise ValueError(f"{path}: corrupt warmup file ({e.message})") from None
+    except DecodeError as e:
+        raise ValueError(f"{path}: record {index} is not a PredictionLog ({e})") from None
     raise ValueError(f"{path}: has no request number {index}")
 
 

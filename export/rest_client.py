@@ -167,6 +167,8 @@ def send_rest_request(url, body, timeout=10.0):
         raise RuntimeError(f"{url}: HTTP {e.code}: {detail}") from None
     except urllib.error.URLError as e:
         raise ConnectionError(f"{url}: cannot reach the server: {e.reason}") from None
+    except (TimeoutError, OSError) as e:  # Connected, then no (whole) answer in time.
+        raise ConnectionError(f"{url}: no answer within {timeout} s ({e})") from None
 
 
 def load_examples(path, limit=None):

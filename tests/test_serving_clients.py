@@ -314,6 +314,31 @@ def test_cli_help_and_errors(capsys, tmp_path):
         rest_client.send_rest_request("http://127.0.0.1:9/v1/models/m:predict", {}, timeout=2)
 
 
+def test_a_server_that_never_answers_is_one_line(capsys, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with socket.socket() as silent:  # Accepts connections, never answers.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert rest_client.main(["--url", url, "--model", "m", "--text", "hi",
+                                 "--timeout", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"rest_client: error: {url}/v1/models/m:predict: no answer within 0.5 s"), err
+
+
+def test_a_warmup_record_that_is_not_a_prediction_log_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "1" / "assets.extra"
+    folder.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(folder / "tf_serving_warmup_requests")) as writer:
+        writer.write(b"\xff\xff not a protobuf")
+    assert grpc_client.main(["--model", "m", "--warmup", str(tmp_path / "1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "record 0 is not a PredictionLog" in err[0], err
+
+
 def test_clients_on_export_model_output(tmp_path, monkeypatch):
     """The clients against what `kd_keras.export.export_model` writes."""
     from kd_keras.export import export_model

@@ -124,11 +124,19 @@ def start(model=None, port=0, directory=WEB_DIR, verbose=False):
     return server
 
 
+def _port(text):
+    """`--port`: a whole number in 0..65535."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in 0..65535, got {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .tflite to serve at /model.tflite "
                         "(a run's mediapipe/model.tflite)")
-    parser.add_argument("--port", type=int, default=0, help="the port (default: a free one)")
+    parser.add_argument("--port", type=_port, default=0,
+                        help="the port (default: a free one)")
     args = parser.parse_args(argv)
     try:
         server = start(args.model, args.port, verbose=True)

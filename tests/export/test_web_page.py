@@ -108,6 +108,15 @@ def test_server_needs_npm_ci(tmp_path, capsys):
     assert "serve.py: error: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("port", ["70000", "-1", "²", "http"])
+def test_a_bad_port_is_one_line(capsys, port):
+    with pytest.raises(SystemExit) as info:
+        load_serve().main(["--port", port])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and err[-1].endswith(
+        f"argument --port: must be a port number in 0..65535, got {port!r}"), err
+
+
 def train_student(dataset, encoder):
     """A small text CNN, trained a few epochs so its predictions vary."""
     import keras
