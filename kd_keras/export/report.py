@@ -176,7 +176,7 @@ def read_report(out_dir):
     validation = _field(raw, "validation", (dict,), path)
     validation_sha = _field(validation, "sha256", (str,), path, "validation")
     entries = _field(raw, "artifacts", (list,), path)
-    artifacts = []
+    artifacts, listed = [], {}
     for i, entry in enumerate(entries):
         at = f"artifacts[{i}]"
         fmt = _field(entry, "format", (str,), path, at)
@@ -196,6 +196,11 @@ def read_report(out_dir):
                 f"{path}: {at}.validation: unknown set {which!r} "
                 f"(known: {', '.join(VALIDATION_SETS)})"
             )
+        key = (os.path.normpath(rel.replace("\\", "/")), which)
+        if key in listed:  # Counted twice, a check would stand for one it never made.
+            raise DataError(f"{path}: {at}: lists {rel!r} on the {which!r} inputs again "
+                            f"(as {listed[key]})")
+        listed[key] = at
         artifacts.append(
             ArtifactRecord(
                 format=fmt,

@@ -41,9 +41,10 @@ def resolve_path(out_dir, path, what):
         `out_dir` joined with the path's parts.
 
     Raises:
-        DataError: for an empty, absolute or `..` path, or one whose real
-            path (symlinks followed) leaves `out_dir` or is not a regular
-            file or folder (never trusted; see `check_inside`).
+        DataError: for an empty, absolute or `..` path, one holding a NUL
+            character, or one whose real path (symlinks followed) leaves
+            `out_dir` or is not a regular file or folder (never trusted;
+            see `check_inside`).
 
     Example:
 
@@ -62,6 +63,7 @@ def resolve_path(out_dir, path, what):
         or re.match(r"^[A-Za-z]:", path)
         or parts[0] == ""
         or ".." in parts
+        or "\0" in path
     ):
         raise DataError(
             f"{what}: {path!r} is not a relative path inside the export folder"

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from kd_keras.class_ids import label_problem
 from kd_keras.errors import DataError
 from kd_keras.export.inputs import load_array_file
 from kd_keras.export.safe_reading import resolve_path
@@ -67,7 +68,9 @@ def load_validation(out_dir):
 
     Raises:
         DataError: the file leads out of the folder or is not a regular
-            file, holds pickled objects, is damaged, or is a single array.
+            file, holds pickled objects, is damaged, is a single array, or
+            holds a set without `[n, classes]` float logits, inputs of `n`
+            rows, or `n` class-id labels.
         MissingFileError: there is no stored validation data.
     """
     path = resolve_path(out_dir, VALIDATION_FILE, out_dir)
@@ -85,4 +88,23 @@ def load_validation(out_dir):
         elif rest == "labels":
             labels = value
         sets[name] = (inputs, ref, labels)
+    for name, (inputs, ref, labels) in sets.items():
+        _check_set(f"{path}: {name}", inputs, ref, labels)
     return sets
+
+
+def _check_set(what, inputs, reference_logits, labels):
+    """Refuses a stored set that would not compare (edited by hand: its
+    checksum in `report.json` was updated too)."""
+    ref = reference_logits
+    if ref is None or ref.ndim != 2 or ref.dtype.kind != "f" or 0 in ref.shape:
+        raise DataError(f"{what}: no [examples, classes] float reference_logits")
+    n = len(ref)
+    bad = [k for k, v in inputs.items() if v.ndim == 0 or len(v) != n]
+    if not inputs or bad:
+        raise DataError(f"{what}: expected inputs of {n} rows, one per reference logits row"
+                        + (f", got {bad[0]!r}" if bad else ", got none"))
+    if labels is not None:
+        problem = label_problem(labels, ref.shape[1])
+        if problem or labels.ndim != 1 or len(labels) != n:
+            raise DataError(f"{what}: labels: {problem or f'expected {n} class ids'}")

@@ -58,7 +58,7 @@ def sha256_path(path):
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
+                digest.update(os.fsencode(os.path.relpath(full, path)) + b"\0")
                 digest.update(sha256_path(full).encode("ascii"))
         return digest.hexdigest()
     if not stat.S_ISREG(os.stat(path).st_mode):  # A FIFO or /dev/zero never ends.

@@ -152,6 +152,49 @@ def test_pickled_validation_data(copy, capsys):
     _one_line_error(code, err, "validation.npz: holds pickled Python objects")
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update({"model/labels": np.array([b"x"] * 16)}),
+     "model: labels: labels must be integer class ids, got |S1"),
+    (lambda a: a.update({"model/labels": np.zeros(3, "int64")}),
+     "model: labels: expected 16 class ids"),
+    (lambda a: a.update({"model/labels": np.full(16, 7)}),
+     "model: labels: label 7 (example 0) is out of range: labels must be -1 (unlabeled) or "
+     "in [0, 2]"),
+    (lambda a: a.pop("model/reference_logits"),
+     "model: no [examples, classes] float reference_logits"),
+    (lambda a: a.update({k: v[:0] for k, v in a.items()}),
+     "model: no [examples, classes] float reference_logits"),
+    (lambda a: a.update({"model/input/x": a["model/input/x"][:5]}),
+     "model: expected inputs of 16 rows, one per reference logits row, got 'x'"),
+], ids=["bytes-labels", "few-labels", "label-range", "no-logits", "no-rows", "few-inputs"])
+def test_validation_data_edited_with_its_checksum(copy, capsys, edit, message):
+    """Edited by hand, with the report's checksum updated to match: each
+    inconsistency is one line, not a traceback in the comparison."""
+    path = os.path.join(copy, "verification", "validation.npz")
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    edit(arrays)
+    np.savez(path, **arrays)
+    digest = sha256_path(path)
+    _edit_report(copy, lambda r: r["validation"].update(sha256=digest))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, message)
+
+
+def test_a_nul_in_a_report_path_is_one_line(copy, capsys):
+    _edit_report(copy, lambda r: r["artifacts"][0].update(path="tflite/model\0.tflite"))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "'tflite/model\\x00.tflite' is not a relative path inside "
+                               "the export folder")
+
+
+def test_an_artifact_listed_twice_is_one_line(copy, capsys):
+    _edit_report(copy, lambda r: r["artifacts"].append(dict(r["artifacts"][0])))
+    code, _, err = _verify(capsys, copy)
+    _one_line_error(code, err, "report.json: artifacts[1]: lists 'tflite/model.tflite' on the "
+                               "'model' inputs again (as artifacts[0])")
+
+
 def test_report_size_is_checked_not_echoed(copy, capsys):
     _edit_report(copy, lambda r: r["artifacts"][0].update(size_bytes=10**30))
     code, out, _ = _verify(capsys, copy)

@@ -38,3 +38,19 @@ def test_a_fifo_is_refused_in_one_line(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(DataError, match=rf"^{fifo}: not a regular file \(a FIFO, device or socket\)$"):
         sha256_path(fifo)
+
+
+def test_a_folder_digest_is_independent_math_over_names_and_bytes(tmp_path):
+    """Recomputed by hand: each file's name as the file system spells it
+    (bytes, so a name that is not UTF-8 hashes too), a NUL, its digest; a
+    folder's own files before its sub-folders'."""
+    folder = tmp_path / "saved_model"
+    (folder / "assets").mkdir(parents=True)
+    raw_name = b"\xff-not-utf8"
+    with open(os.path.join(os.fsencode(folder / "assets"), raw_name), "wb") as f:
+        f.write(b"asset")
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    expected = hashlib.sha256()
+    for rel, data in ((b"saved_model.pb", b"graph"), (b"assets/" + raw_name, b"asset")):
+        expected.update(rel + b"\0" + hashlib.sha256(data).hexdigest().encode("ascii"))
+    assert sha256_path(folder) == expected.hexdigest()
