@@ -1,14 +1,17 @@
-"""Labels as class ids: whole numbers in `[0, num_classes)`, and -1 for an
-unlabeled example.
+"""Labels as class ids (whole numbers in `[0, num_classes)`, and -1 for an
+unlabeled example) and the names of the classes.
 
 `label_problem` is the one check of an array of labels. The Distiller makes
 it on the labels `fit` and `evaluate` are given, the exporter on its
 validation labels; each puts the name of its argument in front of the
 message. Whole floats and booleans are class ids; fractions, one-hot rows,
-strings and ids outside the classes are not.
+strings and ids outside the classes are not. `check_class_names` checks the
+names an export gives the classes.
 """
 
 import numpy as np
+
+from kd_keras.errors import UsageError
 
 UNLABELED = -1
 """The label of an example without one (it gets the teacher's loss only)."""
@@ -77,3 +80,43 @@ def label_problem(labels, num_classes=None):
         at = int(np.argmax(bad))
         return out_of_range(int(ids[at]), num_classes, example=at)
     return None
+
+
+def check_class_names(names, num_classes):
+    """The names of a model's classes, checked for the files that list them
+    one a line (TFLite's `labels.txt`, MediaPipe's metadata).
+
+    Args:
+        names: one name per class, in class-id order.
+        num_classes: the model's number of classes.
+
+    Returns:
+        The names as a list of strings.
+
+    Raises:
+        UsageError: naming the first bad name: a count other than
+            `num_classes`, an empty name, one with a line break, or one
+            given twice.
+
+    Example:
+
+    >>> check_class_names(["neg", "pos"], 2)
+    ['neg', 'pos']
+    >>> check_class_names(["neg", "neg"], 2)
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: labels: 'neg' is given twice (classes 0 and 1); each class needs its own name
+    """
+    names = [str(n) for n in names]
+    if len(names) != num_classes:
+        raise UsageError(f"labels: {len(names)} names but the model outputs {num_classes} classes")
+    seen = {}
+    for i, name in enumerate(names):
+        if not name.strip() or "\n" in name or "\r" in name:
+            raise UsageError(f"labels: class {i}'s name {name!r} is empty or holds a line "
+                             "break; names are listed one a line")
+        if name in seen:
+            raise UsageError(f"labels: {name!r} is given twice (classes {seen[name]} and {i}); "
+                             "each class needs its own name")
+        seen[name] = i
+    return names

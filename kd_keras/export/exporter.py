@@ -48,6 +48,7 @@ import shutil
 import keras
 from tqdm.auto import tqdm
 
+from kd_keras.class_ids import check_class_names
 from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
@@ -169,6 +170,7 @@ def export_model(
         raise UsageError(f"text: must be a kd_keras.export.TextExport, got "
                          f"{type(text).__name__}")
     text = text or TextExport()
+    out_dir = output_dir.check_out_dir(out_dir)
     text_preprocessor, validation_text = text.preprocessor, text.validation_text
     formats = check_choices(formats, "formats", FORMATS)
     quantization = check_choices(quantization, "quantization", QUANTIZATIONS)
@@ -200,12 +202,7 @@ def export_model(
     check_gives_logits(f"model {model.name!r}", values=reference)
     reference_lib.check_label_range(y_val, reference.shape[-1])
     if labels is not None:
-        labels = [str(l) for l in labels]
-        if len(labels) != reference.shape[-1]:
-            raise UsageError(
-                f"labels: {len(labels)} names but the model outputs "
-                f"{reference.shape[-1]} classes"
-            )
+        labels = check_class_names(labels, reference.shape[-1])
     ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
     validation_sets = {"model": (val, reference, y_val)}
     if text.tflite or mediapipe_quantizations or (
@@ -217,7 +214,6 @@ def export_model(
             )
     serving_name = saved_model_export.serving_name(model, name)
 
-    out_dir = os.fspath(out_dir)
     tmp = output_dir.staging_dir(out_dir)
     progress = None
     try:

@@ -25,6 +25,7 @@ import tempfile
 
 import numpy as np
 
+from kd_keras.class_ids import check_class_names
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
@@ -246,13 +247,8 @@ def write_classifier(student, vocabulary, labels, path, quantization="none",
     for `"none"`); `saved_model` as in `convert`."""
     mediapipe_metadata.require_mediapipe()
     sequence_length(student)
-    labels = [str(l) for l in labels]
     classes = student.outputs[0].shape[-1]
-    if classes is not None and len(labels) != classes:
-        raise UsageError(f"labels: {len(labels)} names but the model outputs {classes} classes")
-    bad = [l for l in labels if not l.strip() or "\n" in l or "\r" in l]
-    if bad:
-        raise UsageError(f"labels: {bad[0]!r} cannot be a MediaPipe class name (one a line)")
+    labels = check_class_names(labels, len(labels) if classes is None else classes)
     if not os.path.isfile(vocabulary):
         raise MissingFileError(f"{vocabulary}: vocab.txt not found")
     flatbuffer, recipe = convert(student, quantization, representative_ids,

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from kd_keras.class_ids import label_problem
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.export import output_dir
@@ -80,6 +81,9 @@ def text_validation(model, specs, text_preprocessor, validation_text, reference_
             )
     reference = keras_logits(reference_inputs)
     if labels is not None:
+        problem = label_problem(labels, reference.shape[-1])
+        if problem:
+            raise DataError(f"text.validation_text: {problem}")
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
         if len(labels) != len(texts):
             raise DataError(

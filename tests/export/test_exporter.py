@@ -218,6 +218,16 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
         ({"validation_data": (np.zeros((2, 4)), np.array(["a", "b"]))}, DataError,
          r"^validation_data: labels must be integer class ids, got <U1 values such as"),
         ({"labels": ["a", "b"]}, UsageError, "^labels: 2 names but the model outputs 3"),
+        ({"labels": ["a", "b\nc", "d"]}, UsageError,
+         r"^labels: class 1's name 'b\\nc' is empty or holds a line break"),
+        ({"labels": ["a", "b", "a"]}, UsageError, r"^labels: 'a' is given twice \(classes 0 and 2\)"),
+        ({"out_dir": "."}, UsageError, r"^out_dir: '\.' is the current folder"),
+        ({"text": TextExport(preprocessor=str, validation_text=(["a", "b"], [0, 7]),
+                             reference_inputs=np.zeros((2, 4), "float32"))}, DataError,
+         r"^text.validation_text: label 7 \(example 1\) is out of range"),
+        ({"text": TextExport(preprocessor=str, validation_text=(["a", "b"], [0.7, 1]),
+                             reference_inputs=np.zeros((2, 4), "float32"))}, DataError,
+         r"^text.validation_text: label 0.7 \(example 0\) is not a whole number"),
         ({"opset": 19}, UsageError, "^opset: ONNX opset 19 is unsupported"),
         ({"latency_runs": -1}, UsageError, "^latency_runs: must be >= 0, got -1"),
         ({"latency_runs": 10**20}, UsageError, "^latency_runs: must be at most 10000"),
@@ -230,8 +240,10 @@ def test_existing_versions_are_kept_and_never_overwritten(tmp_path):
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error, message):
+    kwargs = dict(kwargs)
+    out_dir = kwargs.pop("out_dir", tmp_path / "out")
     with pytest.raises(error, match=message) as info:
-        export_model(_tiny_model(), tmp_path / "out", **kwargs)
+        export_model(_tiny_model(), out_dir, **kwargs)
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == []
 
