@@ -1,6 +1,7 @@
 """`kd-keras export MODEL.keras OUT_DIR`: export and verify a trained model."""
 
 import os
+import re
 
 from kd_keras.cli.verify import whole_number
 from kd_keras.errors import UsageError
@@ -97,18 +98,27 @@ def register(subparsers):
 
 
 def _read_labels(values):
+    """`--labels`: the names given, or those of a file holding one a line."""
     if values and len(values) == 1 and os.path.isfile(values[0]):
-        with open(values[0], encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
+        from kd_keras.errors import DataError
+
+        try:
+            with open(values[0], encoding="utf-8-sig") as f:  # a byte-order mark is not text
+                return [line.rstrip("\r\n") for line in f if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError(f"{values[0]}: not a UTF-8 text file (--labels)") from None
+        except OSError as e:
+            raise DataError(f"{values[0]}: cannot read --labels ({e.strerror})") from None
     return values
 
 
-def read_text_data(path, labels=None):
+def read_text_data(path, labels=None, num_classes=None):
     r"""Sentences and their labels from `--text-data`.
 
     Args:
         path: a UTF-8 file, one sentence a line, optionally `TAB label`.
         labels: the class names, or None (labels are class ids).
+        num_classes: the model's classes, or None; a class id must be less.
 
     Returns:
         `(texts, y)`: a list of strings, and an int array of labels or None
@@ -149,17 +159,19 @@ def read_text_data(path, labels=None):
         texts.append(parts[0])
         if len(parts) == 2:
             label = parts[1].strip()
+            limit = len(labels) if labels else num_classes
             if label in index:
                 y.append(index[label])
-            elif label.isdigit() and (labels is None or int(label) < len(labels)):
+            elif re.fullmatch("[0-9]+", label) and (limit is None or int(label) < limit):
                 y.append(int(label))
             else:
-                raise DataError(f"{path}: line {number}: unknown label {label!r}"
-                                + (f" (known: {', '.join(labels)})" if labels else ""))
+                known = (f" (known: {', '.join(labels)})" if labels else
+                         f" (class ids 0..{limit - 1})" if limit else "")
+                raise DataError(f"{path}: line {number}: unknown label {label!r}{known}")
     return texts, (np.array(y) if y else None)
 
 
-def _text_export(args, specs, formats, labels):
+def _text_export(args, specs, formats, labels, num_classes):
     """`export_model`'s `TextExport` for `--vocabulary` (`None` without)."""
     if args.vocabulary is None:
         if args.text_data is not None:
@@ -176,7 +188,7 @@ def _text_export(args, specs, formats, labels):
     from kd_keras.export import WordPiecePreprocessor
 
     load_vocabulary(args.vocabulary)  # one line for a missing or binary file
-    texts, y = read_text_data(args.text_data, labels)
+    texts, y = read_text_data(args.text_data, labels, num_classes)
     preprocessor = WordPiecePreprocessor(args.vocabulary, specs[0].shape[1],
                                          input_name=specs[0].name)
     return TextExport(preprocessor=preprocessor, tflite="tflite" in formats,
@@ -204,6 +216,13 @@ def run(args):
         raise UsageError(f"--opset: must be in 7..{MAX_OPSET}, got {args.opset}")
     if "int8" in quantization and not args.representative_data:
         raise UsageError("--representative-data: required by --quantization int8")
+    if args.integer_io and not ("tflite" in formats and "int8" in quantization):
+        raise UsageError("--integer-io: applies to the int8 TFLite model only; add "
+                         "--formats tflite and --quantization int8")
+    if args.vocabulary and not {"saved_model", "tflite"} & set(formats):
+        raise UsageError("--vocabulary: the raw-text artifacts are the SavedModel's and "
+                         "TFLite's (and MediaPipe's); --formats "
+                         f"{' '.join(formats)} makes none")
     for fmt in formats:  # A missing optional package stops before any work.
         require_format(fmt)
     if os.path.isdir(args.model):
@@ -211,7 +230,7 @@ def run(args):
             f"{args.model}: is a folder (a SavedModel?); kd-keras export takes a .keras file")
     model = load_model(args.model)
     specs = model_input_specs(model, what=args.model)
-    check_logits_output(model, what=args.model)
+    num_classes = check_logits_output(model, what=args.model)
     representative = None
     if args.representative_data:
         what = f"--representative-data {args.representative_data!r}"
@@ -228,7 +247,7 @@ def run(args):
             labels = data.pop("y", data.pop("labels", None))
         validation = (as_input_dict(data, specs, what), labels)
     labels = _read_labels(args.labels)
-    text = _text_export(args, specs, formats, labels)
+    text = _text_export(args, specs, formats, labels, num_classes)
     report = export_model(
         model,
         args.out_dir,

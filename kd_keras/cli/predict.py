@@ -25,6 +25,9 @@ BATCH = 256  # sentences per call of the model, so one call's tensors stay small
 TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
 
 
+REEXPORT = ("re-export it with its tokenizer (export.text: true, the default, in a "
+            "kd-keras distill config; --vocabulary and --text-data for kd-keras export)")
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "predict",
@@ -46,8 +49,8 @@ def register(subparsers):
 
 def _latest_version(root):
     versions = sorted(
-        (int(d) for d in os.listdir(root)
-         if d.isdigit() and os.path.isfile(os.path.join(root, d, "saved_model.pb"))))
+        (int(d) for d in os.listdir(root) if d.isascii() and d.isdigit()
+         and os.path.isfile(os.path.join(root, d, "saved_model.pb"))))
     return os.path.join(root, str(versions[-1])) if versions else None
 
 
@@ -59,8 +62,7 @@ def _from_report(export_dir, runtime, quantization):
     texts = [a for a in report.artifacts if a.validation == "text"]
     if not texts:
         raise UsageError(
-            f"{export_dir}: this export takes token ids only; re-export with "
-            "export.text: true (the default) for raw sentences")
+            f"{export_dir}: this export takes token ids only; {REEXPORT}")
     wanted = "none" if runtime == "saved_model" else quantization
     for a in texts:
         if a.format == runtime and a.quantization == wanted:
@@ -102,6 +104,8 @@ def resolve(path, runtime=None, quantization="none"):
     """
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: no such file or folder")
+    if not (os.path.isfile(path) or os.path.isdir(path)):
+        raise UsageError(f"{path}: not a regular file or a folder")
     if quantization != "none" and (runtime != "tflite" or os.path.isfile(path)):
         raise UsageError(
             f"--quantization {quantization}: chooses among the TFLite files of an export "
@@ -137,8 +141,7 @@ def _saved_model_runner(path):
         raise DataError(f"{path}: cannot load the SavedModel ({one_line(e)})") from None
     if TEXT_SIGNATURE not in model.signatures:
         raise UsageError(
-            f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
-            "export with export.text: true")
+            f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); {REEXPORT}")
     signature = model.signatures[TEXT_SIGNATURE]
 
     def run(sentences):
@@ -163,7 +166,8 @@ def _tflite_runner(path):
         raise DataError(f"{path}: cannot load the TFLite model ({one_line(e)})") from None
     if TEXT_SIGNATURE not in signatures:
         raise UsageError(
-            f"{path}: takes token ids, not sentences; use a model_text*.tflite file")
+            f"{path}: has no {TEXT_SIGNATURE} signature; predict runs the model_text*.tflite "
+            "files (a MediaPipe model.tflite runs in MediaPipe's TextClassifier)")
     runner = interpreter.get_signature_runner(TEXT_SIGNATURE)
 
     def run(sentences):

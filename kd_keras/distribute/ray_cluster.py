@@ -130,7 +130,8 @@ def parse_address(address):
     if not sep:
         host, port = rest, str(DEFAULT_CLIENT_PORT if client else DEFAULT_GCS_PORT)
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+    if (not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536
+            or "/" in host):
         raise UsageError(f"distribute.address: must be \"auto\", \"HOST:PORT\" or "
                          f"\"ray://HOST:PORT\", got {address!r}")
     return host, int(port)

@@ -35,6 +35,26 @@ STAGING_MARKER = ".kd_keras_export_staging"
 EXPORT_MARKER = ".kd_keras_export"
 
 
+def check_out_dir(out_dir):
+    """`out_dir` as a string, refused when it names no folder of its own
+    (`.`, `..`, `""`, `/`): an export replaces the whole folder.
+
+    Example:
+
+    >>> check_out_dir(".")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: out_dir: '.' is the current folder (or its parent, or the root), which an export would replace whole; give a folder of its own, e.g. out/
+    """
+    out_dir = os.fspath(out_dir)
+    norm = os.path.abspath(out_dir or ".")
+    if os.path.normpath(out_dir or ".") in (".", "..") or norm == os.path.dirname(norm):
+        raise UsageError(f"out_dir: {out_dir!r} is the current folder (or its parent, or the "
+                         "root), which an export would replace whole; give a folder of its "
+                         "own, e.g. out/")
+    return out_dir
+
+
 def staging_dir(out_dir):
     """Returns a new temporary directory beside `out_dir`, seeded with the
     earlier export's SavedModel versions and extra files.

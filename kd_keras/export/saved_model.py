@@ -33,7 +33,7 @@ def next_version(model_root):
     """Returns 1 + the highest integer version under `model_root` (1 if none)."""
     versions = []
     if os.path.isdir(model_root):
-        versions = [int(d) for d in os.listdir(model_root) if d.isdigit()]
+        versions = [int(d) for d in os.listdir(model_root) if d.isascii() and d.isdigit()]
     return max(versions, default=0) + 1
 
 

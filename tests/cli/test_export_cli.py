@@ -74,6 +74,12 @@ def test_export_then_verify_then_tamper(digits_files, capsys, tmp_path):
         (["student.keras", "--quantization", "int8", "--representative-data", "calib_8x8.npy"],
          "--representative-data '{root}/calib_8x8.npy': input 'pixels' has shape (200, 8, 8), "
          "but the model expects ('batch', 64)"),
+        (["student.keras", "--integer-io"],
+         "--integer-io: applies to the int8 TFLite model only; add --formats tflite and "
+         "--quantization int8"),
+        (["student.keras", "--formats", "onnx", "--vocabulary", "vocab.txt"],
+         "--vocabulary: the raw-text artifacts are the SavedModel's and TFLite's (and "
+         "MediaPipe's); --formats onnx makes none"),
     ],
 )
 def test_export_bad_input(digits_files, capsys, tmp_path, args, message):

@@ -67,14 +67,28 @@ def test_the_text_artifacts_are_written_and_match_numpy(text_export, capsys):
     (["--text-data", "SENTENCES"], "--text-data: needs --vocabulary"),
     (["--vocabulary", "VOCAB"], "--vocabulary: needs --text-data"),
     (["--vocabulary", "VOCAB", "--text-data", "BAD"], "bad.tsv: line 2: unknown label 'maybe'"),
+    (["--vocabulary", "VOCAB", "--text-data", "IDS", "NOLABELS"],
+     "ids.tsv: line 2: unknown label '2' (class ids 0..1)"),
+    (["--vocabulary", "VOCAB", "--text-data", "SUPERSCRIPT", "NOLABELS"],
+     "superscript.tsv: line 1: unknown label '²' (class ids 0..1)"),
+    (["--vocabulary", "VOCAB", "--text-data", "SENTENCES", "--labels", "LATIN1"],
+     "latin1.txt: not a UTF-8 text file (--labels)"),
+    (["--labels", "pos", "pos"], "labels: 'pos' is given twice (classes 0 and 1)"),
+    (["--labels", "neg", ""], "labels: class 1's name '' is empty or holds a line break"),
 ])
 def test_text_options_are_checked_in_one_line(text_export, tmp_path, capsys, extra, message):
     root, vocab, _ = text_export
     (tmp_path / "bad.tsv").write_text("fine\tpos\nodd\tmaybe\n")
+    (tmp_path / "ids.tsv").write_text("fine\t1\nodd\t2\n")
+    (tmp_path / "superscript.tsv").write_text("odd\t²\n")
+    (tmp_path / "latin1.txt").write_bytes("négatif\npositif\n".encode("latin-1"))
     paths = {"SENTENCES": str(root / "sentences.tsv"), "VOCAB": vocab,
-             "BAD": str(tmp_path / "bad.tsv")}
+             "BAD": str(tmp_path / "bad.tsv"), "IDS": str(tmp_path / "ids.tsv"),
+             "SUPERSCRIPT": str(tmp_path / "superscript.tsv"),
+             "LATIN1": str(tmp_path / "latin1.txt")}
+    names = [] if "NOLABELS" in extra else ["--labels", "neg", "pos"]
     status = main(["export", str(root / "student.keras"), str(tmp_path / "out"), "--formats",
-                   "tflite", "--labels", "neg", "pos"] + [paths.get(a, a) for a in extra])
+                   "tflite", *names] + [paths.get(a, a) for a in extra if a != "NOLABELS"])
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 2 and len(err) == 1 and message in err[0], err
     assert not os.path.exists(tmp_path / "out")

@@ -65,10 +65,13 @@ def test_direct_artifacts(exported, capsys):
 
 @pytest.mark.slow
 def test_errors_are_one_line(exported, tmp_path, capsys):
+    fifo = tmp_path / "x.tflite"
+    os.mkfifo(fifo)
     cases = [
         ([str(tmp_path / "nope"), "x"], "nope: no such file or folder"),
         ([os.path.join(exported.out_dir, "tflite", "model.tflite"), "x"],
-         "takes token ids, not sentences"),
+         "model.tflite: has no serving_text signature; predict runs the model_text*.tflite "
+         "files (a MediaPipe model.tflite runs in MediaPipe's TextClassifier)"),
         ([exported.out_dir, "x", "--runtime", "tflite", "--quantization", "int9"],
          "--quantization: unknown value 'int9'"),
         ([exported.out_dir, "x", "--runtime", "tflite", "--quantization", "int8"],
@@ -80,6 +83,8 @@ def test_errors_are_one_line(exported, tmp_path, capsys):
         ([os.path.join(exported.out_dir, "tflite", "model_text.tflite"), "x", "--runtime",
           "tflite", "--quantization", "int8"], "--quantization int8: chooses among"),
         ([os.path.join(exported.out_dir, "report.md"), "x"], "not a .tflite file"),
+        (["/dev/null", "x"], "/dev/null: not a regular file or a folder"),
+        ([str(fifo), "x"], "x.tflite: not a regular file or a folder"),
     ]
     for argv, message in cases:
         assert main(["predict", *argv]) == 2, argv
