@@ -25,7 +25,7 @@ parameters, int8 latency and accuracy.
         text_cnn --out benchmarks/results/frontier_augmented.json \\
         --png benchmarks/results/frontier_augmented.png   # the default recipe's copies
     python benchmarks/frontier.py --max-examples 60 --epochs 1 --seeds 0 \\
-        --students text_cnn_small --out /tmp/f.json --png /tmp/f.png   # smoke test
+        --students text_cnn_small --out runs/smoke/f.json --png runs/smoke/f.png   # smoke test
 
 Prints a markdown table, writes benchmarks/results/frontier.json (or --out)
 and a plot, benchmarks/results/frontier.png (or --png; --no-plot skips it).

@@ -30,9 +30,9 @@ stage does (`--no-int8` skips it).
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2 --datasets sst2 \\
         --keep-teacher runs/teachers                    # saves the teacher's outputs
     python benchmarks/generalisation.py --sst2 ../shared/data/sst2 --datasets sst2 \\
-        --keep-teacher runs/teachers --set student.options.filters=200 --out /tmp/g.json
+        --keep-teacher runs/teachers --set student.options.filters=200 --out runs/smoke/g.json
     python benchmarks/generalisation.py --datasets ag_news --seeds 0 --epochs 1 \\
-        --max-train 200 --out /tmp/generalisation.json                  # smoke test
+        --max-train 200 --out runs/smoke/g.json                           # smoke test
 
 Prints a table and writes benchmarks/results/<name>.json or --out (rows of
 datasets not run this time are kept from the file).

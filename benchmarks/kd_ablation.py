@@ -21,7 +21,7 @@ callback at the start of training.
     python benchmarks/kd_ablation.py                       # seeds 0 1 2
     python benchmarks/kd_ablation.py --seeds 0 --variants "T=2" "alpha=0"
     python benchmarks/kd_ablation.py --seeds 0 --epochs 1 --max-examples 100 \\
-        --variants "alpha=0" --out /tmp/ablation.json      # smoke test
+        --variants "alpha=0" --out runs/smoke/ablation.json # smoke test
 
 Prints a table and writes benchmarks/results/<name>.json or --out (rows of
 variants not run this time are kept from the file, when its teacher and

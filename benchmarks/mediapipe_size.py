@@ -23,7 +23,7 @@ full-vocabulary artifact (the `full` point).
         --keep-teacher runs/size_teacher --out benchmarks/results/mediapipe_size_rt_polarity_tokenizer.json
     python benchmarks/mediapipe_size.py --run runs/size_teacher --points full tok2_d32  # reuse it
     python benchmarks/mediapipe_size.py --max-examples 300 --epochs 1 --seeds 0 \\
-        --points full min5_d32 --out /tmp/size.json          # smoke test
+        --points full min5_d32 --out runs/smoke/size.json    # smoke test
 
 Prints a markdown table and writes benchmarks/results/mediapipe_size_<dataset>.json
 (or --out).

@@ -29,7 +29,7 @@ started with one intra/inter-op thread).
 
     python benchmarks/quality.py                  # 3 seeds x 2 label fractions
     python benchmarks/quality.py --seeds 0 --epochs 4
-    python benchmarks/quality.py --seeds 0 --epochs 1 --max-examples 100 --out /tmp/q.json
+    python benchmarks/quality.py --seeds 0 --epochs 1 --max-examples 100 --out runs/smoke/q.json
 
 Prints a table and writes benchmarks/results/<name>.json (or --out).
 """

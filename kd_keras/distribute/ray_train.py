@@ -69,9 +69,9 @@ class WorkerDir:
 
     Example:
 
-    >>> WorkerDir("/tmp/w").file("backup", "distill")
-    '/tmp/w/backup/distill'
-    >>> WorkerDir("/tmp/w").done("distill") is None
+    >>> WorkerDir("w").file("backup", "distill")
+    'w/backup/distill'
+    >>> WorkerDir("w").done("distill") is None
     True
     """
 

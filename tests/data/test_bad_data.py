@@ -1,4 +1,4 @@
-"""Issue 12, data side: bad data is a one-line `DataError` naming the file
+"""Bad data is a one-line `DataError` naming the file
 (and line, value, class or split), never a wrong success or a traceback."""
 
 import json

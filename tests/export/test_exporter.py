@@ -269,7 +269,7 @@ def test_unwritable_output_directory(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
-# Issue 12, item 5: only [batch, classes] logits from numeric, finite inputs.
+# Only [batch, classes] logits from numeric, finite inputs.
 
 
 def _model(kind):

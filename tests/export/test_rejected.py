@@ -1,4 +1,4 @@
-"""One failed artifact no longer loses the export or the run (issue 12, item 7):
+"""One failed artifact no longer loses the export or the run:
 it is set aside in `rejected/`, named in the reports, and the run is published
 before it ends with one line naming the artifact and `export.allow_mismatch`."""
 

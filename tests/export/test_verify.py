@@ -196,7 +196,7 @@ def test_altered_validation_data_is_refused(export_copy):
         verify_export(copy)
 
 
-# Issue 12, item 8: verify checks the folder, not only what the report lists.
+# verify checks the folder, not only what the report lists.
 
 
 def test_an_emptied_report_fails_every_artifact_it_no_longer_lists(export_copy):
