@@ -42,13 +42,47 @@ from kd_keras.errors import UsageError
 DEFAULT_SHARD_SIZE = 16384
 
 
-def _shard_outputs(forward, inputs, chunk, batch_size, num_classes, progress, names):
-    """The logits of one shard, and `{name: features}` (`None` without)."""
+def shard_outputs(forward, structure, chunk, batch_size, num_classes=None, progress=None,
+                  names=()):
+    """Runs the teacher over one shard, checking what it returns.
+
+    The one loop that computes a cache's teacher outputs, in this process
+    or on a Ray actor: logits must be `[rows, classes]`, the same classes
+    throughout, and logits rather than probabilities (checked by value on
+    the first batch when `num_classes` is not known yet).
+
+    Args:
+        forward: `x -> logits` (or `(logits, {name: features})` with
+            `names`), as `kd_keras.teachers.forward.batch_forward` gives.
+        structure: `{leaf: array} -> x`, what the teacher reads
+            (`Inputs.structure`).
+        chunk: `{leaf: array}`, the shard's inputs.
+        batch_size: examples per teacher call.
+        num_classes: the classes the cache holds, or `None`.
+        progress: a bar to advance by each batch's rows, or `None`.
+        names: the feature names to keep.
+
+    Returns:
+        `(logits, features)`: float32 `[n, classes]` logits, and
+        `{name: [n, ...]}` features (`None` without `names`).
+
+    Raises:
+        UsageError: outputs of the wrong shape or class count, or
+            probabilities.
+
+    Example:
+
+    >>> import numpy as np
+    >>> logits, _ = shard_outputs(lambda x: x @ np.eye(3), lambda leaves: leaves["x"],
+    ...                           {"x": np.eye(3)[[0, 2]] * 5}, batch_size=1)
+    >>> logits.argmax(-1).tolist()
+    [0, 2]
+    """
     n = len(next(iter(chunk.values())))
     outputs, features = [], {name: [] for name in names}
     for start in range(0, n, batch_size):
         batch = {k: v[start : start + batch_size] for k, v in chunk.items()}
-        logits = forward(inputs.structure(batch))
+        logits = forward(structure(batch))
         rows = len(next(iter(batch.values())))
         if names:
             logits, found = logits
@@ -74,7 +108,8 @@ def _shard_outputs(forward, inputs, chunk, batch_size, num_classes, progress, na
             check_gives_logits("teacher", values=logits)
         num_classes = logits.shape[1]
         outputs.append(logits.astype(np.float32, copy=False))
-        progress.update(rows)
+        if progress is not None:
+            progress.update(rows)
     if not names:
         return np.concatenate(outputs, axis=0), None
     try:
@@ -307,9 +342,9 @@ def _build(teacher, inputs, directory, metadata, batch_size, verbose, forward=No
             if old is not None and store.check_shard(directory, old) is None:
                 progress.update(n)
             else:
-                logits, features = _shard_outputs(
-                    forward, inputs, chunk, batch_size, metadata.num_classes, progress,
-                    names,
+                logits, features = shard_outputs(
+                    forward, inputs.structure, chunk, batch_size, metadata.num_classes,
+                    progress, names,
                 )
                 result = shards_lib.write_shard(
                     directory, index, chunk, logits, inputs_sha256=digest,

@@ -15,6 +15,18 @@ from kd_keras.errors import UsageError
 SINGLE = "x"
 
 
+def model_input(leaves, is_dict):
+    """What a model reads as `x`, from a dict of leaves: the dict itself
+    for named inputs, else its one array.
+
+    Example:
+
+    >>> model_input({"x": [1, 2]}, is_dict=False)
+    [1, 2]
+    """
+    return dict(leaves) if is_dict else leaves[SINGLE]
+
+
 def _is_dataset(x):
     try:
         import tensorflow as tf
@@ -145,4 +157,4 @@ class Inputs:
 
     def structure(self, leaves):
         """Turns a dict of leaves back into what a model expects as `x`."""
-        return dict(leaves) if self.is_dict else leaves[SINGLE]
+        return model_input(leaves, self.is_dict)

@@ -32,6 +32,7 @@ cache = ray_cache_teacher_outputs(
 """
 
 import dataclasses
+import functools
 import logging
 import os
 import pickle
@@ -45,7 +46,9 @@ from kd_keras.cache import fingerprint as fp
 from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
 from kd_keras.cache.builder import DEFAULT_SHARD_SIZE
+from kd_keras.cache.builder import shard_outputs
 from kd_keras.cache.inputs import Inputs
+from kd_keras.cache.inputs import model_input
 from kd_keras.cache.teacher_cache import TeacherCache
 from kd_keras.distribute.ray_cluster import RayCluster
 from kd_keras.distribute.ray_cluster import connect
@@ -120,20 +123,10 @@ class ShardWriter:
         return batch_forward(loaded)
 
     def logits(self, chunk):
-        """The teacher's float32 logits for one shard, `batch_size` at a time."""
-        n = len(next(iter(chunk.values())))
-        outputs = []
-        for start in range(0, n, self.batch_size):
-            batch = {k: v[start:start + self.batch_size] for k, v in chunk.items()}
-            x = batch if self.is_dict else batch["x"]
-            logits = np.asarray(self.forward(x))
-            rows = len(next(iter(batch.values())))
-            if logits.ndim != 2 or logits.shape[0] != rows:
-                raise UsageError(
-                    f"teacher: returned logits of shape {list(logits.shape)} for a batch "
-                    f"of {rows} examples; expected [{rows}, num_classes]")
-            outputs.append(logits.astype(np.float32, copy=False))
-        return np.concatenate(outputs, axis=0)
+        """The teacher's float32 logits for one shard, `batch_size` at a time,
+        checked as the local cache builder checks them."""
+        structure = functools.partial(model_input, is_dict=self.is_dict)
+        return shard_outputs(self.forward, structure, chunk, self.batch_size)[0]
 
     def __call__(self, batch):
         import ray
