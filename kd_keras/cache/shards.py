@@ -160,12 +160,15 @@ def start_build(directory, teacher_fingerprint, shard_size, overwrite=False,
 
     Returns:
         The `CacheMetadata` to build on: the existing one (complete, or an
-        unfinished build to resume) or a new, empty one (not yet written).
+        unfinished build to resume) or a new, empty one, written at once
+        so that a build killed before its first shard leaves a folder that
+        is known to be the cache's.
 
     Raises:
-        UsageError: bad arguments, `directory` is a file, or it holds a
+        UsageError: bad arguments, `directory` is a file, it holds a
             cache of another teacher, `shard_size`, features or
-            `feature_dtype`.
+            `feature_dtype`, or files named like a cache's without its
+            `metadata.json`.
         DataError: its `metadata.json` is damaged (even with `overwrite`:
             a folder whose metadata is not the cache's own is left alone).
     """
@@ -182,18 +185,35 @@ def start_build(directory, teacher_fingerprint, shard_size, overwrite=False,
     except OSError as e:
         raise UsageError(f"{directory}: cannot create the cache folder ({e.strerror})") from None
     metadata = metadata_reader.read(directory)
-    if metadata is not None and overwrite:
-        store.remove_cache_files(directory)
+    if metadata is None:
+        _check_no_lookalikes(directory)
+    if metadata is not None and (overwrite or not (metadata.shards or metadata.complete)):
+        store.remove_cache_files(directory)  # Rebuilt, or a build killed before a shard.
         metadata = None
     store.remove_stale_temp_files(directory)
     if metadata is not None:
         _check_same_build(directory, metadata, teacher_fingerprint, shard_size,
                           features, feature_dtype)
         return metadata
-    return meta.CacheMetadata(
+    metadata = meta.CacheMetadata(
         teacher_fingerprint=teacher_fingerprint, shard_size=int(shard_size),
         features=tuple(meta.FeatureSpec(name) for name in features),
         feature_dtype=feature_dtype if features else meta.FEATURE_DTYPES[0])
+    store.write_metadata(directory, metadata)  # The folder's cache files are ours from now.
+    return metadata
+
+
+def _check_no_lookalikes(directory):
+    """Refuses a folder without `metadata.json` that holds files named like
+    a cache's: kd_keras did not write them, so it may not delete or replace
+    them."""
+    found = sorted(n for n in os.listdir(directory) if store.is_cache_file_name(n))
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise UsageError(
+            f"{directory}: holds {found[0]}{more}, named like a cache's files, but no "
+            f"{meta.METADATA}: kd_keras did not write them; choose another folder or move "
+            "them out")
 
 
 def _feature_arrays(features, feature_dtype, count):

@@ -151,3 +151,32 @@ def test_a_smaller_rebuild_removes_only_its_own_stale_shards(tmp_path):
         "logits-00000.npy", "logits-00001.npy"]
     assert (cache / "logits-00003.npy.keep").read_bytes() == PRECIOUS
     assert victim.read_bytes() == PRECIOUS
+
+
+def test_a_folder_without_metadata_holding_lookalike_files_is_left_alone(tmp_path):
+    """No `metadata.json`: files named like a cache's are the user's, and
+    the build neither deletes nor replaces them."""
+    from kd_keras.errors import UsageError
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    names = ("logits-00000.npy", "logits-00007.npy", ".kd-cache-tmp-abc123")
+    for name in names:
+        (folder / name).write_bytes(PRECIOUS)
+    with pytest.raises(UsageError, match=r"mine: holds \.kd-cache-tmp-abc123 and 2 more, named "
+                                         r"like a cache's files, but no metadata.json"):
+        _build(folder)
+    assert sorted(os.listdir(folder)) == sorted(names)
+    assert all((folder / name).read_bytes() == PRECIOUS for name in names)
+
+
+def test_a_build_killed_before_its_first_shard_starts_over(tmp_path):
+    from kd_keras.cache import shards
+
+    cache = tmp_path / "cache"
+    shards.start_build(str(cache), "another teacher", shard_size=4)  # Then killed.
+    (cache / ".logits-00000.npy.tmp-0a1b2c3d").write_bytes(b"half a shard")
+    teacher = LinearTeacher(seed=5)
+    built = _build(cache, teacher=teacher)
+    np.testing.assert_allclose(built.logits(), teacher.reference(X), atol=1e-6)
+    assert not (cache / ".logits-00000.npy.tmp-0a1b2c3d").exists()
