@@ -18,11 +18,13 @@ from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
+from kd_keras.export.layout import EXPORT_DIR
+from kd_keras.export.layout import REPORT_FILE
+from kd_keras.export.layout import TEXT_SIGNATURE
 
 RUNTIMES = ("saved_model", "tflite")
 STDIN = "-"  # the SENTENCE that reads standard input
 BATCH = 256  # sentences per call of the model, so one call's tensors stay small
-TEXT_SIGNATURE = "serving_text"  # kd_keras.export.saved_model.TEXT_SIGNATURE
 
 
 REEXPORT = ("re-export it with its tokenizer (export.text: true, the default, in a "
@@ -86,8 +88,8 @@ def export_folder(path):
     Returns:
         The folder holding `report.json`, or None.
     """
-    for folder in (path, os.path.join(path, "export")):
-        if os.path.lexists(os.path.join(folder, "report.json")):
+    for folder in (path, os.path.join(path, EXPORT_DIR)):
+        if os.path.lexists(os.path.join(folder, REPORT_FILE)):
             return folder
     return None
 

@@ -30,6 +30,7 @@ import os
 
 from kd_keras.errors import DataError
 from kd_keras.errors import KdKerasError
+from kd_keras.export.layout import REPORT_FILE
 from kd_keras.export.safe_reading import check_inside
 from kd_keras.export.safe_reading import read_json_file
 
@@ -129,7 +130,7 @@ def _recorded_checksums(previous_dir):
     """`{normalised path: sha256}` of the SavedModels an earlier report
     lists (empty when there is none or it is unreadable)."""
     try:
-        old = read_json_file(os.path.join(previous_dir, "report.json"), root=previous_dir)
+        old = read_json_file(os.path.join(previous_dir, REPORT_FILE), root=previous_dir)
         entries = list(old.get("artifacts", [])) + list(old.get("earlier_versions", []))
     except (KdKerasError, OSError, TypeError):
         return {}

@@ -31,6 +31,7 @@ import numpy as np
 
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
+from kd_keras.export.layout import LABELS_FILE
 
 # The inputs, in MediaPipe's names: tensors `serving_default_<name>:0`, the
 # names MediaPipe Model Maker's BERT classifiers use.
@@ -40,7 +41,6 @@ _METADATA_NAMES = {"input_word_ids": "ids", "input_mask": "mask",
                    "input_type_ids": "segment_ids"}
 OUTPUT = "probabilities"
 VOCAB_FILE = "vocab.txt"
-LABELS_FILE = "labels.txt"
 MIN_PARSER_VERSION = "1.1.0"
 EXTRA = "mobile"
 FEATURE = "The MediaPipe text classifier"

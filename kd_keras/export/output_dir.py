@@ -26,10 +26,11 @@ import shutil
 import socket
 
 from kd_keras.errors import UsageError
+from kd_keras.export.layout import REPORT_FILE
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import write_marker
 
-GENERATED = ("tflite", "onnx", "mediapipe", "verification", "rejected", "report.json",
+GENERATED = ("tflite", "onnx", "mediapipe", "verification", "rejected", REPORT_FILE,
              "report.md", "report.png")
 STAGING_MARKER = ".kd_keras_export_staging"
 EXPORT_MARKER = ".kd_keras_export"

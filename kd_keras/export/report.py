@@ -31,10 +31,10 @@ from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.export.formats import ARTIFACT_FORMATS
 from kd_keras.export.formats import QUANTIZATIONS
+from kd_keras.export.layout import REPORT_FILE
 from kd_keras.export.safe_reading import read_json_file
 from kd_keras.export.safe_reading import resolve_path
 
-REPORT_FILE = "report.json"
 VALIDATION_SETS = ("model", "text")
 # The parts of a report's `seconds` spent verifying the artifacts (running
 # each over the validation sets, and the latency calls); every other part

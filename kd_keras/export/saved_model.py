@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from kd_keras.errors import UsageError
 from kd_keras.export.inputs import call_model
+from kd_keras.export.layout import TEXT_SIGNATURE
 from kd_keras.export.warmup import write_warmup_requests
 
-TEXT_SIGNATURE = "serving_text"
 
 
 def serving_name(model, name=None):

@@ -25,6 +25,7 @@ import tensorflow as tf
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import SUPPORTED
+from kd_keras.export.layout import LABELS_FILE
 
 QUANTIZATIONS = SUPPORTED["tflite"]
 
@@ -275,10 +276,10 @@ def write_tflite(
         **extra,
     }
     if labels is not None:
-        labels_path = os.path.join(directory, "labels.txt")
+        labels_path = os.path.join(directory, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
             f.write("".join(f"{l}\n" for l in labels))
-        metadata["labels_file"] = "labels.txt"
+        metadata["labels_file"] = LABELS_FILE
         metadata["labels"] = [str(l) for l in labels]
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump(metadata, f, indent=2)

@@ -202,6 +202,10 @@ def vocabulary_path(cfg):
     return os.path.join(default, "vocab.txt")
 
 
+CACHE_DIR = ".kd_keras_cache"
+"""The name of the shared cache folder beside a run's output."""
+
+
 def student_vocabulary(cfg, dataset):
     """The `vocab.txt` the student's ids come from: `vocabulary_path(cfg)`,
     or with `student.tokenizer_min_count: N` its tokens that the training
@@ -225,10 +229,23 @@ def student_vocabulary(cfg, dataset):
         return full
     tokens = pruned_vocabulary(full, dataset.texts["train"], cfg.student.tokenizer_min_count)
     digest = hashlib.sha256("\n".join(tokens).encode()).hexdigest()[:16]
-    # The run's cache folder (`run.feature_cache_dir`, which imports this module).
-    cache = cfg.distill.cache_dir or os.path.join(os.path.dirname(os.path.abspath(cfg.output)),
-                                                  ".kd_keras_cache")
-    return write_vocabulary(tokens, os.path.join(cache, "vocabularies", digest, "vocab.txt"))
+    return write_vocabulary(
+        tokens, os.path.join(cache_dir(cfg), "vocabularies", digest, "vocab.txt"))
+
+
+def cache_dir(cfg, output=None):
+    """The folder runs share for what they can reuse (frozen backbone
+    features, pruned vocabularies): `distill.cache_dir`, else `CACHE_DIR`
+    beside the run's output (`output`, default `cfg.output`).
+
+    Example:
+
+    >>> from kd_keras.config import RunConfig
+    >>> os.path.relpath(cache_dir(RunConfig(output="runs/demo")))
+    'runs/.kd_keras_cache'
+    """
+    return cfg.distill.cache_dir or os.path.join(
+        os.path.dirname(os.path.abspath(output or cfg.output)), CACHE_DIR)
 
 
 def prepare_data(cfg):

@@ -27,6 +27,8 @@ import numpy as np
 
 from kd_keras.errors import VerificationError
 from kd_keras.export import export_model
+from kd_keras.export.layout import EXPORT_DIR
+from kd_keras.export.layout import REPORT_FILE
 from kd_keras.export.rejected import describe
 from kd_keras.files.atomic import atomic_path
 from kd_keras.files.json_files import read_json
@@ -70,16 +72,16 @@ def export_student(cfg, data, student, run):
             shutil.copyfile(data.vocabulary, tmp)
     if cfg.export is None:
         return None
-    report_path = run.file("export", "report.json")
+    report_path = run.file(EXPORT_DIR, REPORT_FILE)
     if run.done(STAGE) is not None:
         return read_json(report_path)
-    if os.path.isdir(run.file("export")):  # An export this run began, not finished.
-        shutil.rmtree(run.file("export"))
+    if os.path.isdir(run.file(EXPORT_DIR)):  # An export this run began, not finished.
+        shutil.rmtree(run.file(EXPORT_DIR))
     rng = np.random.default_rng(cfg.seed)
     train = data.ids["train"]
     chosen = rng.permutation(len(train))[:CALIBRATION_EXAMPLES]
     export_model(
-        student, run.file("export"), formats=tuple(cfg.export.formats),
+        student, run.file(EXPORT_DIR), formats=tuple(cfg.export.formats),
         quantization=tuple(cfg.export.quantization), representative_data=train[chosen],
         validation_data=(data.ids["test"], data.labels["test"]),
         labels=list(data.dataset.label_names), allow_mismatch=cfg.export.allow_mismatch,
@@ -151,4 +153,4 @@ def _text_export(cfg, data, student, chosen):
 
 def report_path(output):
     """Where the published run's export report is."""
-    return os.path.join(output, "export", "report.json")
+    return os.path.join(output, EXPORT_DIR, REPORT_FILE)

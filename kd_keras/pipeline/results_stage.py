@@ -11,6 +11,8 @@ names the artifacts the export set aside (`export/rejected/...`) and why.
 import os
 
 from kd_keras.data.labels import accuracy
+from kd_keras.export.layout import EXPORT_DIR
+from kd_keras.export.layout import REPORT_FILE
 from kd_keras.export.report import verification_seconds
 from kd_keras.files.json_files import write_json
 from kd_keras.pipeline import export_stage
@@ -82,7 +84,7 @@ def write_results(cfg, data, teacher, outputs, distilled, baseline, export_repor
             model_accuracy(baseline.model, test_x, test_y),
             int(baseline.model.count_params())),
         # The public contract's path: OUTPUT/export/report.json.
-        export=os.path.join(run.output, "export", "report.json") if export_report else None,
+        export=os.path.join(run.output, EXPORT_DIR, REPORT_FILE) if export_report else None,
         details=details,
         seconds=None if times is None else stage_seconds(times, export_report))
     baseline_history = baseline.history if baseline else None

@@ -73,11 +73,6 @@ def _record_data(run, data):
     run.finish("data", {"digest": digest, "splits": data.dataset.sizes()})
 
 
-def feature_cache_dir(cfg, output):
-    """Where frozen backbone features are cached across runs."""
-    return cfg.distill.cache_dir or os.path.join(os.path.dirname(output), ".kd_keras_cache")
-
-
 def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     """Runs a validated config end to end.
 
@@ -153,7 +148,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         write_json(run.file(SECONDS_FILE), times.to_json())
         progress.update()
         teacher = stage(teacher_stage.ADAPTATION, lambda: teacher_stage.adapt_teacher(
-            cfg, data, run, feature_cache_dir(cfg, output)))
+            cfg, data, run, data_stage.cache_dir(cfg, output)))
         outputs = stage(teacher_stage.OUTPUTS,
                         lambda: teacher_stage.compute_outputs(cfg, data, teacher, run))
         distilled = stage("distill", lambda: training_stage.train_student(
