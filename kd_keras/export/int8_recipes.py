@@ -128,6 +128,43 @@ def calibration_check(format, path, inputs, reference_logits):
     return agreement, float(logit_error(logits, reference_logits))
 
 
+def first_that_holds(recipes, build, min_agreement=CALIBRATION_AGREEMENT,
+                     max_error=CALIBRATION_LOGIT_ERROR):
+    """Builds the recipes in order until one keeps the Keras model's
+    decisions: the one search of every int8 artifact (TFLite, ONNX and
+    MediaPipe's, which holds itself to tighter limits).
+
+    Args:
+        recipes: the `Int8Recipe`s to try, in order.
+        build: `recipe -> (artifact, agreement, logit_error)` measured on
+            the calibration data, or `None` to pass the recipe over (it
+            would build the same model as one already tried).
+        min_agreement: the top-1 agreement a recipe must reach.
+        max_error: the `logit_error` it must stay within.
+
+    Returns:
+        `(recipe, artifact)`: the first that holds, else the one with the
+        smallest logit error.
+
+    Example:
+
+    >>> scores = {"a": (0.95, 0.01), "b": (0.999, 0.02), "c": (1.0, 0.0)}
+    >>> first_that_holds("abc", lambda r: (r.upper(), *scores[r]))
+    ('b', 'B')
+    """
+    best, best_error = None, np.inf
+    for recipe in recipes:
+        built = build(recipe)
+        if built is None:
+            continue
+        artifact, agreement, error = built
+        if agreement >= min_agreement and error <= max_error:
+            return recipe, artifact
+        if error < best_error:
+            best, best_error = (recipe, artifact), error
+    return best
+
+
 def build_int8(format, path, write, inputs, reference_logits, integer_io=False, times=None):
     """Writes the int8 artifact at `path` with the first recipe that holds.
 
@@ -156,18 +193,19 @@ def build_int8(format, path, write, inputs, reference_logits, integer_io=False, 
     n = min(len(reference_logits), CHECK_EXAMPLES)
     inputs = {k: np.asarray(v)[:n] for k, v in inputs.items()}
     reference_logits = reference_logits[:n]
-    best, best_error = None, np.inf
     recipes = recipes_for(format, integer_io)
-    for recipe in recipes:
+    if len(recipes) == 1:
+        write(recipes[0])
+        return recipes[0]
+    last = []
+
+    def build(recipe):
         write(recipe)
-        if len(recipes) == 1:
-            return recipe
+        last[:] = [recipe]
         with (times or StageTimes()).measure("int8_check"):
-            agreement, error = calibration_check(format, path, inputs, reference_logits)
-        if agreement >= CALIBRATION_AGREEMENT and error <= CALIBRATION_LOGIT_ERROR:
-            return recipe
-        if error < best_error:
-            best, best_error = recipe, error
-    if best is not recipes[-1]:
+            return (None, *calibration_check(format, path, inputs, reference_logits))
+
+    best, _ = first_that_holds(recipes, build)
+    if best is not last[0]:  # The file at `path` is the last one tried.
         write(best)
     return best

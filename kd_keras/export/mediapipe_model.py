@@ -33,6 +33,7 @@ from kd_keras.export import int8_recipes
 from kd_keras.export import mediapipe_metadata
 from kd_keras.export.mediapipe_metadata import INPUTS
 from kd_keras.export.mediapipe_metadata import OUTPUT
+from kd_keras.export.tolerances import tolerance
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -112,15 +113,11 @@ INT8_RECIPES = (
     int8_recipes.DYNAMIC_RANGE,
 )
 # What a calibrated recipe must reach on the representative ids to be kept.
-# MediaPipe's classifier must keep 99.5% of the Keras decisions
-# (`tolerances.FORMAT_TOLERANCES`), a quarter of the flips the other int8
-# artifacts may make, so the logit error limit (`int8_recipes.logit_error`)
-# is tighter than theirs. Measured on five movie-review CNN students (text
-# and dilated CNNs, pruned or not): calibrated int8 with errors of
-# 0.0043-0.0094 kept 99.34-99.72% of the test decisions, dynamic range with
-# 0.0026-0.0041 kept 99.81-99.91%, at the same size and, tokenization
-# included, the same latency in MediaPipe.
-CALIBRATION_AGREEMENT = 0.995
+# MediaPipe's classifier must keep the Keras decisions as its tolerance says
+# (`tolerances.FORMAT_TOLERANCES`: a quarter of the flips the other int8
+# artifacts may make), so the logit error limit (`int8_recipes.logit_error`)
+# is a tenth of theirs (docs/mediapipe.md has the measurements).
+CALIBRATION_AGREEMENT = tolerance("mediapipe", "int8")["min_top1_agreement"]
 CALIBRATION_LOGIT_ERROR = 0.004
 
 
@@ -195,21 +192,21 @@ def convert(student, quantization="none", representative_ids=None, pad=0, saved_
         if quantization == "none":
             return tflite_export.convert_saved_model(saved_model), None
         reference = _keras_logits(student, ids)
-        best, best_error, ops, tried = None, np.inf, None, set()
-        for recipe in INT8_RECIPES:
-            if recipe.float_ops and ops is not None and not (set(recipe.float_ops) & ops) - tried:
-                continue  # It would keep no other op in float: the same model.
+        ops, tried = [], set()
+
+        def build(recipe):
+            if recipe.float_ops and ops and not (set(recipe.float_ops) & ops[0]) - tried:
+                return None  # It would keep no other op in float: the same model.
             flatbuffer = tflite_export.convert_saved_model(
                 saved_model, recipe.quantization, bert_inputs(ids, pad),
                 float_ops=recipe.float_ops)
-            ops = mediapipe_metadata.builtin_ops(flatbuffer) if ops is None else ops
-            tried |= set(recipe.float_ops)
-            agreement, error = _check_calibration(flatbuffer, ids, reference, pad)
-            if agreement >= CALIBRATION_AGREEMENT and error <= CALIBRATION_LOGIT_ERROR:
-                return flatbuffer, recipe.name
-            if error < best_error:
-                best, best_error = (flatbuffer, recipe.name), error
-        return best
+            ops[:] = ops or [mediapipe_metadata.builtin_ops(flatbuffer)]
+            tried.update(recipe.float_ops)
+            return (flatbuffer, *_check_calibration(flatbuffer, ids, reference, pad))
+
+        recipe, flatbuffer = int8_recipes.first_that_holds(
+            INT8_RECIPES, build, CALIBRATION_AGREEMENT, CALIBRATION_LOGIT_ERROR)
+        return flatbuffer, recipe.name
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
