@@ -34,7 +34,7 @@ class OnnxTeacher(Teacher):
     in_graph = False
 
     def __init__(self, path, output_name=None):
-        ort = require("onnxruntime", "hf", "ONNX teachers")
+        ort = require("onnxruntime", "export", "ONNX teachers")
 
         if not os.path.isfile(path):
             raise MissingFileError(f"{path}: no such ONNX file")

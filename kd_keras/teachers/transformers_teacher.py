@@ -7,11 +7,13 @@ built.
 
 import hashlib
 import json
+import os
 
 import numpy as np
 
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
+from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import Teacher
 
 # KerasHub's names for BERT-style inputs, and the `transformers` ones.
@@ -20,6 +22,11 @@ _KERAS_HUB_TO_HF = {
     "padding_mask": "attention_mask",
     "segment_ids": "token_type_ids",
 }
+# The files a checkpoint folder's tokenizer is read from; one of the first
+# six must be there, and all that are there enter the fingerprint.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model", "merges.txt",
+                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
 
 def _require_hf():
@@ -46,8 +53,16 @@ class TransformersTeacher(Teacher):
             `"AutoModelForSequenceClassification"` by default (use
             `"AutoModel"` for a bare encoder).
         sequence_length: pad/truncate raw text to this many tokens.
-        local_files_only: passed to `from_pretrained`; `True` never touches
-            the network.
+        local_files_only: passed to `from_pretrained` for the model and its
+            tokenizer; `True` (the default) never touches the network, so
+            `source` must be a folder or already in the local Hugging Face
+            cache.
+
+    Raises:
+        UsageError: `source` cannot be loaded, or its checkpoint lacks
+            weights the model needs (they would start random: a config for
+            another architecture, a bare encoder read as a classifier), or
+            holds weights of another shape.
 
     Example:
 
@@ -64,31 +79,49 @@ class TransformersTeacher(Teacher):
         output="logits",
         auto_class="AutoModelForSequenceClassification",
         sequence_length=128,
-        local_files_only=False,
+        local_files_only=True,
     ):
         torch, transformers = _require_hf()
         self._torch = torch
         self.source = source
         self.output = output
         self.sequence_length = sequence_length
+        self.local_files_only = local_files_only
         loader = getattr(transformers, auto_class, None)
         if loader is None:
             raise UsageError(f"auto_class: transformers has no class {auto_class!r}")
         try:
-            self.hf_model = loader.from_pretrained(
-                source, local_files_only=local_files_only
-            )
+            self.hf_model, info = loader.from_pretrained(
+                source, local_files_only=local_files_only, output_loading_info=True)
         except (OSError, ValueError) as e:
             raise UsageError(f"{source}: cannot load a transformers model ({e})") from e
+        missing = sorted(info.get("missing_keys") or ()) + sorted(
+            str(k) for k in info.get("mismatched_keys") or ())
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise UsageError(
+                f"{source}: the checkpoint has no trained weights for {missing[0]}{more} "
+                f"of {type(self.hf_model).__name__} (they would start random); check its "
+                "config.json's model_type and auto_class")
         self.hf_model.eval()
         self._tokenizer = None
         self._fingerprint = None
 
     @property
     def tokenizer(self):
+        """The checkpoint's own tokenizer, for raw-text batches."""
         if self._tokenizer is None:
             _, transformers = _require_hf()
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.source)
+            if os.path.isdir(self.source) and not any(
+                    os.path.isfile(os.path.join(self.source, f)) for f in TOKENIZER_FILES[:6]):
+                raise UsageError(
+                    f"{self.source}: has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...) "
+                    "for raw text; add the model's tokenizer files, or give token ids")
+            try:
+                self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    self.source, local_files_only=self.local_files_only)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"{self.source}: cannot load its tokenizer ({e})") from e
         return self._tokenizer
 
     def _encode(self, x):
@@ -123,6 +156,10 @@ class TransformersTeacher(Teacher):
             config.pop("transformers_version", None)
             digest.update(json.dumps(config, sort_keys=True, default=str).encode())
             digest.update(f"{self.output}|{self.sequence_length}".encode())
+            for name in TOKENIZER_FILES:  # Raw text is read through them.
+                path = os.path.join(self.source, name)
+                if os.path.isfile(path):
+                    digest.update(name.encode() + b"\0" + sha256_path(path).encode())
             for name, tensor in sorted(self.hf_model.state_dict().items()):
                 value = tensor.detach().cpu().contiguous().numpy()
                 digest.update(name.encode("utf-8"))

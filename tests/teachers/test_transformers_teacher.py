@@ -39,3 +39,60 @@ def test_raw_text_is_tokenized_with_the_checkpoint_vocab(tiny_bert_classifier_di
         teacher.predict_on_batch(tokens),
         atol=1e-6,
     )
+
+
+def test_a_checkpoint_missing_weights_is_refused(tiny_bert_dir, tiny_bert_classifier_dir):
+    """Weights the checkpoint lacks would start random: a bare encoder read
+    as a classifier, or a config naming another architecture."""
+    import json
+    import os
+
+    import pytest
+
+    from kd_keras.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"tiny_bert: the checkpoint has no trained weights "
+                                         r"for classifier\.bias and 1 more of "
+                                         r"BertForSequenceClassification"):
+        load_teacher(tiny_bert_dir, runtime="torch")
+    config_path = os.path.join(tiny_bert_classifier_dir, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config.update(model_type="roberta", architectures=["RobertaForSequenceClassification"])
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    with pytest.raises(UsageError, match=r"no trained weights for .* of "
+                                         r"RobertaForSequenceClassification"):
+        load_teacher(tiny_bert_classifier_dir)  # Not BERT: read by transformers.
+
+
+def test_the_tokenizer_is_local_and_part_of_the_fingerprint(tiny_bert_classifier_dir,
+                                                             monkeypatch):
+    import os
+
+    import pytest
+    import transformers
+
+    from kd_keras.errors import UsageError
+
+    calls = []
+    original = transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
+                        lambda *a, **k: calls.append(k) or original(*a, **k))
+    teacher = load_teacher(tiny_bert_classifier_dir, runtime="torch", sequence_length=8)
+    before = teacher.fingerprint()
+    teacher.predict_on_batch(["good film"])
+    assert calls == [{"local_files_only": True}]  # Never the Hub.
+
+    vocab = os.path.join(tiny_bert_classifier_dir, "vocab.txt")
+    words = open(vocab).read().split("\n")
+    with open(vocab, "w") as f:  # Two words swapped: other ids for raw text.
+        f.write("\n".join(words[:5] + [words[6], words[5]] + words[7:]))
+    assert load_teacher(tiny_bert_classifier_dir, runtime="torch",
+                        sequence_length=8).fingerprint() != before
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        os.remove(os.path.join(tiny_bert_classifier_dir, name))
+    bare = load_teacher(tiny_bert_classifier_dir, runtime="torch", sequence_length=8)
+    with pytest.raises(UsageError, match=r"tiny_bert_cls: has no tokenizer \(tokenizer.json, "
+                                         r"vocab.txt, vocab.json, \.\.\.\) for raw text"):
+        bare.predict_on_batch(["good film"])
