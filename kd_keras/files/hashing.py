@@ -28,7 +28,8 @@ def sha256_path(path):
 
     A folder's digest covers every file below it: its path relative to the
     folder and its own digest, in sorted order, so a renamed, added, removed
-    or changed file changes it.
+    or changed file changes it. Symlinked sub-folders are followed (a
+    teacher's weights may sit behind one), each real folder once.
 
     Args:
         path: a regular file or a folder.
@@ -54,7 +55,13 @@ def sha256_path(path):
     """
     digest = hashlib.sha256()
     if os.path.isdir(path):
-        for root, dirs, files in os.walk(path):
+        seen = set()
+        for root, dirs, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(root)
+            if real in seen:  # A link back to a folder already hashed.
+                dirs[:] = []
+                continue
+            seen.add(real)
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(root, name)

@@ -12,12 +12,46 @@ from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import Teacher
 
 
+def external_data_files(path):
+    """The external data files an ONNX model names (weights saved beside
+    it, `save_as_external_data`), as its tensors spell them.
+
+    Args:
+        path: the `.onnx` file.
+
+    Returns:
+        The sorted locations, relative to the model's folder.
+
+    Example:
+
+    >>> external_data_files("teacher.onnx")            # doctest: +SKIP
+    ['teacher.onnx.data']
+    """
+    onnx = require("onnx", "export", "ONNX teachers")
+    from onnx.external_data_helper import ExternalDataInfo
+    from onnx.external_data_helper import uses_external_data
+
+    model = onnx.load(path, load_external_data=False)
+    tensors, graphs = [], [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        tensors += list(graph.initializer) + [s.values for s in graph.sparse_initializer]
+        for node in graph.node:
+            for attribute in node.attribute:
+                graphs += ([attribute.g] if attribute.HasField("g") else []) + list(
+                    attribute.graphs)
+                tensors += ([attribute.t] if attribute.HasField("t") else []) + list(
+                    attribute.tensors)
+    return sorted({ExternalDataInfo(t).location for t in tensors if uses_external_data(t)})
+
+
 class OnnxTeacher(Teacher):
     """A teacher that runs an ONNX model with ONNX Runtime on the CPU.
 
     It runs outside the TensorFlow graph (`in_graph=False`): use it through
     `kd_keras.cache.cache_teacher_outputs`, not inside `Distiller.fit`.
-    The fingerprint hashes the file's bytes and the chosen output.
+    The fingerprint hashes the file's bytes, those of the external data
+    files it names (weights saved beside it) and the chosen output.
 
     Args:
         path: the `.onnx` file.
@@ -90,5 +124,9 @@ class OnnxTeacher(Teacher):
             digest = hashlib.sha256(b"onnx")
             digest.update(self.output_name.encode("utf-8"))
             digest.update(sha256_path(self.path).encode("ascii"))
+            folder = os.path.dirname(self.path)
+            for location in external_data_files(self.path):  # ONNX Runtime checked them.
+                digest.update(location.encode("utf-8") + b"\0")
+                digest.update(sha256_path(os.path.join(folder, location)).encode("ascii"))
             self._fingerprint = digest.hexdigest()
         return self._fingerprint

@@ -54,3 +54,21 @@ def test_a_folder_digest_is_independent_math_over_names_and_bytes(tmp_path):
     for rel, data in ((b"saved_model.pb", b"graph"), (b"assets/" + raw_name, b"asset")):
         expected.update(rel + b"\0" + hashlib.sha256(data).hexdigest().encode("ascii"))
     assert sha256_path(folder) == expected.hexdigest()
+
+
+def test_a_symlinked_sub_folder_is_hashed_through_and_a_loop_ends(tmp_path):
+    weights = tmp_path / "elsewhere"
+    weights.mkdir()
+    (weights / "v.data").write_bytes(b"weights")
+    folder = tmp_path / "saved_model"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables").symlink_to(weights)
+    (weights / "loop").symlink_to(folder)  # Back up: hashed once, not forever.
+    digest = sha256_path(folder)
+    expected = hashlib.sha256()
+    for rel, data in ((b"saved_model.pb", b"graph"), (b"variables/v.data", b"weights")):
+        expected.update(rel + b"\0" + hashlib.sha256(data).hexdigest().encode("ascii"))
+    assert digest == expected.hexdigest()
+    (weights / "v.data").write_bytes(b"weightz")
+    assert sha256_path(folder) != digest

@@ -187,3 +187,40 @@ def test_saved_model_teacher_runs_inside_the_distiller(tmp_path, rng):
     s = log_softmax(np.asarray(student(x)) / 2)
     expected = (np.exp(t) * (t - s)).sum(-1).mean() * 4.0
     np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-4)
+
+
+def test_onnx_weights_saved_beside_the_file_enter_the_fingerprint(tmp_path, rng):
+    """Weights in an external data file: ONNX Runtime reads them, and a
+    new file of weights is a new teacher (its cached logits are not reused)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper
+    from onnx import numpy_helper
+
+    from kd_keras.teachers.onnx_teacher import external_data_files
+
+    def save(weights):
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["logits"])], "teacher",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 3])],
+            [numpy_helper.from_array(weights, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp_path / "t.onnx"), save_as_external_data=True,
+                  location="t.onnx.data", size_threshold=0)
+
+    x = rng.normal(size=(5, 4)).astype("float32")
+    first = rng.normal(size=(4, 3)).astype("float32")
+    save(first)
+    assert os.path.getsize(tmp_path / "t.onnx.data") == first.nbytes
+    teacher = load_teacher(str(tmp_path / "t.onnx"))
+    np.testing.assert_allclose(teacher.predict_on_batch(x), x.astype(np.float64) @ first,
+                               rtol=1e-5, atol=1e-5)
+    assert external_data_files(str(tmp_path / "t.onnx")) == ["t.onnx.data"]
+    before = teacher.fingerprint()
+    (tmp_path / "t.onnx.data").write_bytes((first + 1).tobytes())  # The .onnx stays as is.
+    again = load_teacher(str(tmp_path / "t.onnx"))
+    np.testing.assert_allclose(again.predict_on_batch(x), x.astype(np.float64) @ (first + 1),
+                               rtol=1e-5, atol=1e-5)
+    assert again.fingerprint() != before
