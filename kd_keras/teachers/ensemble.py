@@ -5,6 +5,7 @@ import hashlib
 import keras
 import numpy as np
 
+from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.errors import UsageError
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import as_teacher
@@ -15,12 +16,16 @@ _COMBINE = ("logits", "probabilities")
 def _normalized(weights, count):
     if weights is None:
         weights = [1.0] * count
-    weights = np.asarray(weights, dtype=np.float64)
+    try:
+        weights = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError(f"weights: must be numbers, got {weights!r:.80}") from None
     if weights.shape != (count,):
         raise UsageError(f"weights: {weights.size} entries for {count} teachers")
-    if np.any(weights < 0) or weights.sum() <= 0:
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise UsageError(
-            f"weights: must be non-negative with a positive sum, got {weights.tolist()}")
+            f"weights: must be finite, non-negative and with a positive sum, got "
+            f"{weights.tolist()}")
     return weights / weights.sum()
 
 
@@ -140,6 +145,7 @@ class EnsembleTeacher(Teacher):
         self.in_graph = all(t.in_graph for t in self.teachers)
         self.model = self._build_model() if self.in_graph else None
         self._fingerprint = None
+        self._checked = False
 
     def _build_model(self):
         inputs = keras.tree.map_structure(
@@ -157,7 +163,16 @@ class EnsembleTeacher(Teacher):
         if self.model is not None:
             logits = self.model(x, training=False)
             return np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
-        logits = [t.predict_on_batch(x) for t in self.teachers]
+        logits = [np.asarray(t.predict_on_batch(x)) for t in self.teachers]
+        shapes = {tuple(z.shape) for z in logits}
+        if len(shapes) > 1 or logits[0].ndim != 2:
+            raise UsageError(f"teachers: the members give logits of shapes "
+                             f"{[list(z.shape) for z in logits]}; an ensemble's members must "
+                             "give [batch, classes] logits of the same classes")
+        if not self._checked:  # Probabilities would be averaged in as logits.
+            for i, z in enumerate(logits):
+                check_gives_logits(f"teachers[{i}]", values=z)
+            self._checked = True
         return _numpy_combine(logits, self.weights, self.combine)
 
     def fingerprint(self):

@@ -84,6 +84,28 @@ def test_bad_ensembles_are_refused():
                                       keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="^teacher: ends in a softmax"):
         load_teacher([_linear(0), probabilities])
+    for weights in ([1.0, float("nan")], [float("inf"), 1.0], ["a", "b"]):
+        with pytest.raises(ValueError, match=r"^weights: must be "):
+            EnsembleTeacher([_linear(0), _linear(1)], weights=weights)
+
+
+class _SoftmaxTeacher(_NumpyTeacher):
+    def predict_on_batch(self, x):
+        return _softmax(super().predict_on_batch(x).astype(np.float64)).astype(np.float32)
+
+
+def test_out_of_graph_members_are_checked_on_their_outputs(rng):
+    """ONNX or PyTorch members have no Keras layers to inspect: their first
+    outputs are checked by value, each on its own."""
+    x = rng.normal(size=(8, 4)).astype("float32")
+    mixed = EnsembleTeacher([_NumpyTeacher(_linear(0)), _SoftmaxTeacher(_linear(1))])
+    with pytest.raises(ValueError, match=r"^teachers\[1\]: outputs probabilities"):
+        mixed.predict_on_batch(x)
+    five = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(5)])
+    wide = EnsembleTeacher([_NumpyTeacher(_linear(0)), _NumpyTeacher(five)])
+    with pytest.raises(ValueError, match=r"^teachers: the members give logits of shapes "
+                                         r"\[\[8, 3\], \[8, 5\]\]"):
+        wide.predict_on_batch(x)
 
 
 def test_in_graph_ensemble_saves_and_reloads_safely(tmp_path, rng):
