@@ -158,6 +158,11 @@ def _check_logits(cfg, data, logits):
             raise ConfigError(
                 f"teacher.model: {source} outputs {found} logits but the data has "
                 f"{data.num_classes} classes ({', '.join(map(str, data.dataset.label_names))})")
+        finite = np.isfinite(logits[split]).all(axis=-1) if len(logits[split]) else []
+        if not np.all(finite):
+            raise ConfigError(
+                f"teacher.model: {source} gives non-finite logits (NaN or inf) for "
+                f"{split} example {int(np.argmin(finite))}; check the teacher and its inputs")
     checks.check_gives_logits(f"teacher.model: {source}",
                               values=np.concatenate([logits[s] for s in SPLITS]))
 

@@ -148,6 +148,17 @@ def case_teacher_class_count(tmp, base):
         "outputs 3 logits but the data has 2 classes"
 
 
+def case_teacher_nan_logits(tmp, base):
+    root = os.path.dirname(base["teacher"]["model"])
+    model = keras.saving.load_model(os.path.join(root, "teacher.keras"))
+    weights = model.get_weights()
+    weights[-1][:] = np.nan
+    model.set_weights(weights)
+    model.save(str(tmp / "nan.keras"))
+    return ["distill", _config(tmp, base, **{"teacher.model": str(tmp / "nan.keras")})], \
+        "nan.keras gives non-finite logits (NaN or inf) for train example 0"
+
+
 def case_corrupt_keras_file(tmp, base):
     model = tmp / "corrupt.keras"
     model.write_bytes(b"PK\x03\x04 this is not a keras archive")
@@ -208,7 +219,7 @@ def case_export_no_class_axis(tmp, base):
         "flat.keras: output has shape ('batch',); expected [batch, classes] logits"
 
 
-CASES = [case_lr_inf, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
+CASES = [case_lr_inf, case_teacher_nan_logits, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
          case_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
          case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
