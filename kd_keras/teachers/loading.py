@@ -5,19 +5,29 @@ import os
 
 import keras
 
+from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.files.models import load_model
 from kd_keras.teachers.base import KerasTeacher
 from kd_keras.teachers.base import Teacher
 
 
 def _hf_config(path):
+    """A checkpoint folder's `config.json` (`{}` when it has none)."""
+    config_path = os.path.join(path, "config.json")
     try:
-        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError, RecursionError) as e:
+        raise DataError(f"{config_path}: not a readable JSON file ({one_line(e)})") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{config_path}: expected a JSON object, found "
+                        f"{type(config).__name__}")
+    return config
 
 
 def load_teacher(source, **options):

@@ -137,7 +137,7 @@ class SavedModelTeacher(KerasTeacher):
         except FileNotFoundError as e:  # A variables shard is missing.
             raise MissingFileError(f"{path}: incomplete SavedModel, a file is missing "
                                    f"({one_line(e)}); copy the whole folder") from None
-        except ValueError as e:
+        except (ValueError, OSError, IndexError, TypeError) as e:  # A damaged file.
             raise UsageError(f"{path}: cannot load the SavedModel ({one_line(e)})") from e
         specs = _input_specs(layer)
 

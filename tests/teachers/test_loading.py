@@ -157,6 +157,29 @@ def test_bad_sources_are_refused_naming_them(tmp_path):
         load_teacher(_mlp(), output_key="logits")  # a model is used as it is
 
 
+@pytest.mark.parametrize("content, message", [
+    ("[]", r"config.json: expected a JSON object, found list$"),
+    ("null", r"config.json: expected a JSON object, found NoneType$"),
+    ("{not json", r"config.json: not a readable JSON file \("),
+])
+def test_a_checkpoint_config_that_is_not_an_object_is_one_line(tmp_path, content, message):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_teacher(str(tmp_path))
+
+
+def test_a_truncated_saved_model_is_one_line(tmp_path):
+    folder = str(tmp_path / "teacher")
+    _mlp().export(folder, verbose=False)
+    pb = os.path.join(folder, "saved_model.pb")
+    data = open(pb, "rb").read()
+    with open(pb, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"^{folder}: cannot load the SavedModel \(") as info:
+        load_teacher(folder)
+    assert "\n" not in str(info.value)
+
+
 def test_saved_model_teacher_runs_inside_the_distiller(tmp_path, rng):
     import kd_keras
 
