@@ -246,7 +246,7 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
     try:
         teacher = teachers.load_teacher(cfg.teacher.model)
     except KdKerasError as e:  # Names the file; say which key holds it.
-        raise type(e)(f"teacher.model: {one_line(e)}") from None
+        raise type(e)(f"teacher.model: {_naming_the_file(cfg, one_line(e))}") from None
     model = getattr(teacher, "model", None)
     checks.check_gives_logits(f"teacher.model: {cfg.teacher.model}", model=model)
     if model is not None:
@@ -272,6 +272,14 @@ def teacher_inputs(state, data, split):
     return data.ids[split] if state.reads_ids else _strings(data.dataset.texts[split])
 
 
+def _naming_the_file(cfg, message):
+    """A teacher's message about itself (`teacher: ...`) with its file's
+    name in front instead."""
+    prefix = "teacher: "
+    return f"{cfg.teacher.model}: {message[len(prefix):]}" if message.startswith(prefix) \
+        else message
+
+
 def _cached_logits(cfg, state, data, run):
     """The logits of every split through a teacher cache built in the run's
     store: on Ray, or by `cache_teacher_outputs` (`distill.cache_teacher`),
@@ -294,8 +302,14 @@ def _cached_logits(cfg, state, data, run):
                 cluster=distribute.RayCluster.from_config(cfg.distribute), batch_size=256,
                 verbose=cfg.verbose, fingerprint=state.teacher.fingerprint())
         else:
-            cache_lib.cache_teacher_outputs(state.teacher, x, directories[split],
-                                            batch_size=256, verbose=cfg.verbose)
+            try:
+                cache_lib.cache_teacher_outputs(state.teacher, x, directories[split],
+                                                batch_size=256, verbose=cfg.verbose)
+            except KdKerasError as e:  # e.g. "teacher: outputs probabilities"
+                message = one_line(e)
+                if cfg.teacher.model is None or not message.startswith("teacher: "):
+                    raise
+                raise type(e)(f"teacher.model: {_naming_the_file(cfg, message)}") from None
     return directories
 
 

@@ -159,6 +159,14 @@ def case_teacher_nan_logits(tmp, base):
         "nan.keras gives non-finite logits (NaN or inf) for train example 0"
 
 
+def case_teacher_softmax_named_by_its_file(tmp, base):
+    softmax = _keras_file(tmp, "softmax.keras", lambda ids: keras.layers.Dense(
+        2, activation="softmax")(keras.layers.GlobalAveragePooling1D()(
+            keras.layers.Embedding(30522, 4)(ids))), inputs=keras.Input((12,), dtype="int32"))
+    return ["distill", _config(tmp, base, **{"teacher.model": softmax})], \
+        f"teacher.model: {softmax}: ends in a softmax"
+
+
 def case_corrupt_keras_file(tmp, base):
     model = tmp / "corrupt.keras"
     model.write_bytes(b"PK\x03\x04 this is not a keras archive")
@@ -219,7 +227,7 @@ def case_export_no_class_axis(tmp, base):
         "flat.keras: output has shape ('batch',); expected [batch, classes] logits"
 
 
-CASES = [case_lr_inf, case_teacher_nan_logits, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
+CASES = [case_lr_inf, case_teacher_nan_logits, case_teacher_softmax_named_by_its_file, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
          case_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
          case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
