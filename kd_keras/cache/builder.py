@@ -80,6 +80,7 @@ def shard_outputs(forward, structure, chunk, batch_size, num_classes=None, progr
     """
     n = len(next(iter(chunk.values())))
     outputs, features = [], {name: [] for name in names}
+    probed = 0 if num_classes is None else None  # Rows checked for probabilities.
     for start in range(0, n, batch_size):
         batch = {k: v[start : start + batch_size] for k, v in chunk.items()}
         logits = forward(structure(batch))
@@ -104,8 +105,9 @@ def shard_outputs(forward, structure, chunk, batch_size, num_classes=None, progr
             raise UsageError(
                 f"teacher: returned {logits.shape[1]} classes; the cache holds {num_classes}"
             )
-        if num_classes is None:  # The first batch: probabilities are not logits.
-            check_gives_logits("teacher", values=logits)
+        if probed is not None and probed < 2:  # Probabilities are not logits: look at
+            check_gives_logits("teacher", values=np.concatenate(outputs + [logits]))  # 2 rows.
+            probed += rows
         num_classes = logits.shape[1]
         outputs.append(logits.astype(np.float32, copy=False))
         if progress is not None:
