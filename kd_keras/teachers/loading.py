@@ -159,6 +159,7 @@ def input_specs(teacher):
         for i in teacher.session.get_inputs():
             dtype = i.type[len("tensor("):-1] if i.type.startswith("tensor(") else i.type
             shape = tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape)
+            shape = (None,) + shape[1:]  # OnnxTeacher runs a fixed batch size in chunks.
             specs.append((i.name, _ONNX_DTYPES.get(dtype, dtype), shape))
         return specs
     return None

@@ -108,6 +108,7 @@ class OnnxTeacher(Teacher):
         onnx_type = next(i.type for i in self.session.get_inputs() if i.name == name)
         dtypes = {
             "tensor(float)": np.float32,
+            "tensor(float16)": np.float16,
             "tensor(double)": np.float64,
             "tensor(int32)": np.int32,
             "tensor(int64)": np.int64,
@@ -116,8 +117,22 @@ class OnnxTeacher(Teacher):
         return value.astype(dtypes[onnx_type]) if onnx_type in dtypes else value
 
     def predict_on_batch(self, x):
-        (logits,) = self.session.run([self.output_name], self._feed(x))
-        return np.asarray(logits, dtype=np.float32)
+        """The logits of one batch, float32; a model exported for a fixed
+        batch size (`torch.onnx.export` without `dynamic_axes`) runs it in
+        chunks of that size, the last one padded by repeating its last row."""
+        feed = self._feed(x)
+        n = len(next(iter(feed.values())))
+        size = self.session.get_inputs()[0].shape[0] if self.session.get_inputs() else None
+        if not isinstance(size, int) or size <= 0 or size == n or n == 0:
+            (logits,) = self.session.run([self.output_name], feed)
+            return np.asarray(logits, dtype=np.float32)
+        chunks = []
+        for start in range(0, n, size):
+            rows = np.minimum(np.arange(start, start + size), n - 1)
+            (logits,) = self.session.run([self.output_name],
+                                         {k: v[rows] for k, v in feed.items()})
+            chunks.append(np.asarray(logits)[: min(size, n - start)])
+        return np.concatenate(chunks).astype(np.float32)
 
     def fingerprint(self):
         if self._fingerprint is None:

@@ -247,3 +247,29 @@ def test_onnx_weights_saved_beside_the_file_enter_the_fingerprint(tmp_path, rng)
     np.testing.assert_allclose(again.predict_on_batch(x), x.astype(np.float64) @ (first + 1),
                                rtol=1e-5, atol=1e-5)
     assert again.fingerprint() != before
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_an_onnx_model_of_a_fixed_batch_size_runs_any_batch(tmp_path, rng, rows):
+    """As `torch.onnx.export` writes a model without `dynamic_axes`."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper
+    from onnx import numpy_helper
+
+    from kd_keras.teachers import input_specs
+
+    weights = rng.normal(size=(4, 3)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["logits"])], "teacher",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    teacher = load_teacher(str(tmp_path / "fixed.onnx"))
+    x = rng.normal(size=(rows, 4)).astype("float32")
+    np.testing.assert_allclose(teacher.predict_on_batch(x), x.astype(np.float64) @ weights,
+                               rtol=1e-5, atol=1e-5)
+    assert input_specs(teacher) == [("x", "float32", (None, 4))]
