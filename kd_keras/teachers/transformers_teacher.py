@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.errors import require
 from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import Teacher
@@ -52,7 +53,8 @@ class TransformersTeacher(Teacher):
         auto_class: the `transformers` auto class used to load `source`,
             `"AutoModelForSequenceClassification"` by default (use
             `"AutoModel"` for a bare encoder).
-        sequence_length: pad/truncate raw text to this many tokens.
+        sequence_length: pad/truncate raw text to this many tokens; `None`
+            is 128, or the model's positions when it has fewer.
         local_files_only: passed to `from_pretrained` for the model and its
             tokenizer; `True` (the default) never touches the network, so
             `source` must be a folder or already in the local Hugging Face
@@ -78,7 +80,7 @@ class TransformersTeacher(Teacher):
         source,
         output="logits",
         auto_class="AutoModelForSequenceClassification",
-        sequence_length=128,
+        sequence_length=None,
         local_files_only=True,
     ):
         torch, transformers = _require_hf()
@@ -88,13 +90,15 @@ class TransformersTeacher(Teacher):
         self.sequence_length = sequence_length
         self.local_files_only = local_files_only
         loader = getattr(transformers, auto_class, None)
-        if loader is None:
-            raise UsageError(f"auto_class: transformers has no class {auto_class!r}")
+        if loader is None or not auto_class.startswith("AutoModel"):
+            raise UsageError(f"auto_class: must be a transformers AutoModel class "
+                             f"(AutoModelForSequenceClassification, AutoModel), got {auto_class!r}")
         try:
             self.hf_model, info = loader.from_pretrained(
                 source, local_files_only=local_files_only, output_loading_info=True)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{source}: cannot load a transformers model ({e})") from e
+        except Exception as e:  # noqa: BLE001 (a damaged checkpoint raises many kinds)
+            raise UsageError(f"{source}: cannot load a transformers model "
+                             f"({type(e).__name__}: {one_line(e)})") from e
         missing = sorted(info.get("missing_keys") or ()) + sorted(
             str(k) for k in info.get("mismatched_keys") or ())
         if missing:
@@ -103,6 +107,13 @@ class TransformersTeacher(Teacher):
                 f"{source}: the checkpoint has no trained weights for {missing[0]}{more} "
                 f"of {type(self.hf_model).__name__} (they would start random); check its "
                 "config.json's model_type and auto_class")
+        positions = getattr(self.hf_model.config, "max_position_embeddings", None)
+        if sequence_length is None:
+            sequence_length = min(128, positions) if isinstance(positions, int) else 128
+        self.sequence_length = sequence_length
+        if isinstance(positions, int) and sequence_length > positions:
+            raise UsageError(f"sequence_length: {sequence_length} is longer than the "
+                             f"{positions} positions {source} has")
         self.hf_model.eval()
         self._tokenizer = None
         self._fingerprint = None
@@ -143,11 +154,12 @@ class TransformersTeacher(Teacher):
     def predict_on_batch(self, x):
         with self._torch.no_grad():
             outputs = self.hf_model(**self._encode(x))
-        if not hasattr(outputs, self.output) and self.output not in outputs:
+        value = outputs.get(self.output) if hasattr(outputs, "get") else None
+        if value is None or not hasattr(value, "detach"):
             raise UsageError(
-                f"{self.source}: the model has no output '{self.output}'; "
-                f"it returns {list(outputs.keys())}")
-        return outputs[self.output].detach().cpu().numpy().astype(np.float32)
+                f"output: {self.source} gives no tensor {self.output!r}; it returns "
+                f"{list(outputs.keys())}")
+        return value.detach().cpu().numpy().astype(np.float32)
 
     def fingerprint(self):
         if self._fingerprint is None:

@@ -96,3 +96,30 @@ def test_the_tokenizer_is_local_and_part_of_the_fingerprint(tiny_bert_classifier
     with pytest.raises(UsageError, match=r"tiny_bert_cls: has no tokenizer \(tokenizer.json, "
                                          r"vocab.txt, vocab.json, \.\.\.\) for raw text"):
         bare.predict_on_batch(["good film"])
+
+
+def test_bad_options_and_damaged_checkpoints_are_one_line(tiny_bert_classifier_dir):
+    import os
+
+    import pytest
+
+    from kd_keras.errors import UsageError
+
+    path = tiny_bert_classifier_dir
+    cases = [
+        ({"auto_class": "BertConfig"}, r"^auto_class: must be a transformers AutoModel class"),
+        ({"sequence_length": 65}, r"^sequence_length: 65 is longer than the 64 positions"),
+    ]
+    for options, message in cases:
+        with pytest.raises(UsageError, match=message):
+            load_teacher(path, runtime="torch", **options)
+    teacher = load_teacher(path, runtime="torch", output="hidden_states", sequence_length=8)
+    with pytest.raises(UsageError, match=r"^output: .* gives no tensor 'hidden_states'; it "
+                                         r"returns \['logits'\]"):
+        teacher.predict_on_batch(["good film"])
+    weights = os.path.join(path, "model.safetensors")
+    data = open(weights, "rb").read()
+    with open(weights, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(UsageError, match=r"tiny_bert_cls: cannot load a transformers model \("):
+        load_teacher(path, runtime="torch")
