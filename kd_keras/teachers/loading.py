@@ -1,5 +1,6 @@
 """`load_teacher`: one entry point for every teacher source."""
 
+import inspect
 import json
 import os
 
@@ -84,24 +85,24 @@ def load_teacher(source, **options):
     if runtime == "torch":
         from kd_keras.teachers.transformers_teacher import TransformersTeacher
 
-        return TransformersTeacher(source, **options)
+        return _build(TransformersTeacher, source, options)
     if source.endswith(".keras"):
         _no_options(source, options)
         return KerasTeacher(load_model(source))
     if source.endswith(".onnx"):
         from kd_keras.teachers.onnx_teacher import OnnxTeacher
 
-        return OnnxTeacher(source, **options)
+        return _build(OnnxTeacher, source, options)
     if os.path.isfile(os.path.join(source, "saved_model.pb")):
         from kd_keras.teachers.saved_model import SavedModelTeacher
 
-        return SavedModelTeacher(source, **options)
+        return _build(SavedModelTeacher, source, options)
     if os.path.isdir(source):
         config = _hf_config(source)
         if config.get("model_type", "bert") != "bert" and runtime is None:
             from kd_keras.teachers.transformers_teacher import TransformersTeacher
 
-            return TransformersTeacher(source, **options)
+            return _build(TransformersTeacher, source, options)
         from kd_keras.teachers.bert import load_bert_teacher
 
         return KerasTeacher(load_bert_teacher(source, **options))
@@ -116,9 +117,20 @@ def load_teacher(source, **options):
     return KerasTeacher(load_bert_teacher(source, **options))
 
 
-def _no_options(source, options):
-    if options:
-        raise UsageError(f"{source}: unexpected option(s) {sorted(options)}")
+def _no_options(source, options, allowed=()):
+    unexpected = sorted(set(options) - set(allowed))
+    if unexpected:
+        raise UsageError(f"{source}: unexpected option(s) {unexpected}"
+                         + (f" (known: {', '.join(allowed)})" if allowed else ""))
+
+
+def _build(cls, source, options):
+    """`cls(source, **options)`, an option it does not take refused in one
+    line (not a `TypeError`)."""
+    allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "path",
+                                                                         "source")]
+    _no_options(source, options, allowed)
+    return cls(source, **options)
 
 
 _ONNX_DTYPES = {"float": "float32", "double": "float64", "float16": "float16"}
