@@ -71,8 +71,12 @@ def _atomic_write(path, write):
     then renames it.
 
     Raises:
-        UsageError: if the folder is read-only or not ours to write.
+        UsageError: if the folder is read-only or not ours to write, or a
+            folder (not the cache's) stands where the file goes.
     """
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise UsageError(f"{path}: is a folder, where the cache writes a file; kd_keras did "
+                         "not make it: move it out")
     try:
         with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
             write(f)

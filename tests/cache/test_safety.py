@@ -180,3 +180,17 @@ def test_a_build_killed_before_its_first_shard_starts_over(tmp_path):
     built = _build(cache, teacher=teacher)
     np.testing.assert_allclose(built.logits(), teacher.reference(X), atol=1e-6)
     assert not (cache / ".logits-00000.npy.tmp-0a1b2c3d").exists()
+
+
+def test_a_folder_where_a_shard_goes_is_refused_and_kept(tmp_path):
+    from kd_keras.errors import UsageError
+
+    cache = tmp_path / "cache"
+    _build(cache)
+    os.remove(cache / "logits-00001.npy")
+    (cache / "logits-00001.npy").mkdir()
+    (cache / "logits-00001.npy" / "mine.txt").write_bytes(PRECIOUS)
+    with pytest.raises(UsageError, match=r"logits-00001.npy: is a folder, where the cache "
+                                         r"writes a file; kd_keras did not make it"):
+        _build(cache)
+    assert (cache / "logits-00001.npy" / "mine.txt").read_bytes() == PRECIOUS
