@@ -54,6 +54,8 @@ def load_model(path):
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         raise UsageError(f"{path}: not a regular file; a model is a .keras file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder; a model is a .keras file")
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: model file does not exist")
     if not path.endswith(".keras"):
