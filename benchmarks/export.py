@@ -15,7 +15,6 @@ first 80% train the student and the next 1,000 validate the export.
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -112,9 +111,9 @@ def main():
         ],
         "skipped": report["skipped"],
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
+    from arguments import write_json
+
+    write_json(args.output, result)
     print(f"wrote {os.path.relpath(args.output)}")
 
 

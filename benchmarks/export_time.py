@@ -237,11 +237,11 @@ def main():
           f"runs: {summary['differing_between_any_runs'] or 'none'}; between runs of "
           + ", ".join(f"{side}: {summary[side]['differing_between_runs'] or 'none'}"
                       for side, _ in sides))
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump({"code": {side: commit_of(code) for side, code in sides},
-                   "rounds": args.rounds, "runs": runs, "summary": summary,
-                   "cpu_count": os.cpu_count()}, f, indent=2)
+    from arguments import write_json
+
+    write_json(RESULTS, {"code": {side: commit_of(code) for side, code in sides},
+                         "rounds": args.rounds, "runs": runs, "summary": summary,
+                         "cpu_count": os.cpu_count()})
     print(f"wrote {os.path.relpath(RESULTS, REPO)}")
 
 

@@ -372,8 +372,7 @@ def main():
         with tempfile.TemporaryDirectory() as work:
             row, last = run_once(cfg, work, args.cache_dir, keras_builtin=fraction == 1.0)
         rows.setdefault(str(fraction), []).append(dict(row, seed=seed))
-        with open(partial_path, "w") as f:
-            json.dump({"config": fingerprint, "runs": rows}, f, indent=1)
+        write_json(partial_path, {"config": fingerprint, "runs": rows})
 
     summary = _summary(rows)
     if args.only_latency:

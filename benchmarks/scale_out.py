@@ -203,9 +203,9 @@ def main(argv=None):
                           "load_average_1min_per_config": [round(v, 2) for v in loads]},
               "rows": rows, "goals": goals,
               "command": "python benchmarks/scale_out.py" + (" --quick" if args.quick else "")}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=1)
+    from arguments import write_json
+
+    write_json(args.output, result)
     print(table(rows, goals))
     print(f"load average (1 min) before/after each configuration: {result['machine']['load_average_1min_per_config']}")
 

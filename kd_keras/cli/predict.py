@@ -21,6 +21,7 @@ from kd_keras.errors import one_line
 from kd_keras.export.layout import EXPORT_DIR
 from kd_keras.export.layout import REPORT_FILE
 from kd_keras.export.layout import TEXT_SIGNATURE
+from kd_keras.export.layout import sidecar_path
 
 RUNTIMES = ("saved_model", "tflite")
 STDIN = "-"  # the SENTENCE that reads standard input
@@ -182,7 +183,7 @@ def _labels_beside(path, num_classes):
     """Class names from the TFLite sidecar, when the model has no `classes`."""
     from kd_keras.export.safe_reading import read_json_file
 
-    sidecar = os.path.splitext(path)[0] + ".json"
+    sidecar = sidecar_path(path)
     if not os.path.lexists(sidecar):
         return None
     labels = read_json_file(sidecar).get("labels")  # Capped, never a FIFO.

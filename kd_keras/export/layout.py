@@ -1,5 +1,5 @@
 """The names an export folder is laid out by: its report, the raw-text
-signature and the class-name file.
+signature, the class-name file and the TFLite sidecars.
 
 `kd-keras export`, `verify` and `predict`, the pipeline and the exporter all
 read these names here. The module imports nothing, so the command line can
@@ -11,6 +11,8 @@ Example:
 ('report.json', 'serving_text', 'labels.txt')
 """
 
+import os
+
 REPORT_FILE = "report.json"
 """The export's report, at the top of its folder."""
 TEXT_SIGNATURE = "serving_text"
@@ -20,3 +22,15 @@ LABELS_FILE = "labels.txt"
 metadata."""
 EXPORT_DIR = "export"
 """A `kd-keras distill` run's export folder, inside its output."""
+
+
+def sidecar_path(model_path):
+    """Where a TFLite model's metadata (its `.json` sidecar) sits: beside it,
+    under the same name.
+
+    Example:
+
+    >>> sidecar_path("tflite/model_int8.tflite")
+    'tflite/model_int8.json'
+    """
+    return os.path.splitext(model_path)[0] + ".json"

@@ -11,6 +11,7 @@ and nothing measured is lost. `verify_export` skips `rejected/`.
 import os
 
 from kd_keras.export.inventory import REJECTED_DIR
+from kd_keras.export.layout import sidecar_path
 
 
 def describe(entry):
@@ -51,9 +52,9 @@ def set_aside(folder, artifacts):
         dst = os.path.join(folder, REJECTED_DIR, *path.split("/"))
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         os.rename(src, dst)
-        sidecar = os.path.splitext(src)[0] + ".json"  # A TFLite model's metadata.
+        sidecar = sidecar_path(src)  # A TFLite model's metadata.
         if path.endswith(".tflite") and os.path.isfile(sidecar):
-            os.rename(sidecar, os.path.splitext(dst)[0] + ".json")
+            os.rename(sidecar, sidecar_path(dst))
     for a in artifacts:
         if a["path"] in failed:
             rejected.append({**a, "path": f"{REJECTED_DIR}/{a['path']}"})

@@ -15,6 +15,7 @@ import numpy as np
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import FORMATS
+from kd_keras.export.layout import sidecar_path
 from kd_keras.export.safe_reading import read_json_file
 
 LOGITS = "logits"
@@ -107,7 +108,7 @@ class LiteRTRuntime(Runtime):
     def load(self, path):
         litert = require("ai_edge_litert.interpreter", "export", "TFLite verification")
 
-        sidecar = os.path.splitext(path)[0] + ".json"
+        sidecar = sidecar_path(path)
         custom, signature = False, self.signature or SIGNATURE
         if os.path.lexists(sidecar):  # Read within limits: a FIFO never ends.
             meta = read_json_file(sidecar)

@@ -26,6 +26,7 @@ from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import SUPPORTED
 from kd_keras.export.layout import LABELS_FILE
+from kd_keras.export.layout import sidecar_path
 
 QUANTIZATIONS = SUPPORTED["tflite"]
 
@@ -281,6 +282,6 @@ def write_tflite(
             f.write("".join(f"{l}\n" for l in labels))
         metadata["labels_file"] = LABELS_FILE
         metadata["labels"] = [str(l) for l in labels]
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+    with open(sidecar_path(path), "w") as f:
         json.dump(metadata, f, indent=2)
     return metadata
