@@ -58,9 +58,9 @@ def run_demo(code=None, extra_args=()):
         sampler.join()
         with open(os.path.join(output, "results.json"), encoding="utf-8") as f:
             results = json.load(f)
-    from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline.summary import results_table
     from kd_keras.pipeline.summary import stage_times_line
+    from kd_keras.pipeline.summary import summary_rows
 
     return {
         # What the demo printed: the docs' demo table is checked against it.

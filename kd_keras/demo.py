@@ -82,21 +82,15 @@ def main(argv=None):
 
 
 def _run(args):
-    from kd_keras.cli.distill import summary_rows
     from kd_keras.pipeline import run_distill
-    from kd_keras.pipeline.summary import recipe_lines
-    from kd_keras.pipeline.summary import results_table
-    from kd_keras.pipeline.summary import stage_times_line
+    from kd_keras.pipeline.summary import run_summary
 
     cfg = demo_config(args.output, args.max_examples, args.epochs)
     results = run_distill(cfg)
     print()
     print("Movie-review sentiment (rt-polarity test split, "
           f"{results['details']['splits']['test']} sentences):")
-    if results["details"].get("recipe"):
-        print(recipe_lines(results["details"]["recipe"]))
-    print(results_table(summary_rows(results)))
-    print(stage_times_line(results["seconds"]))
+    print(run_summary(results))
     print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")
     print("\nNext, classify your own sentences with the exported model (tokenizer inside):")
     print(f"  kd-keras predict {shlex.quote(cfg.output)} "

@@ -51,9 +51,9 @@ def run(args):
 
     from kd_keras.pipeline import run_distill
     from kd_keras.pipeline.export_stage import ArtifactsRejected
-    from kd_keras.pipeline.summary import recipe_lines
     from kd_keras.pipeline.summary import results_table
-    from kd_keras.pipeline.summary import stage_times_line
+    from kd_keras.pipeline.summary import run_summary
+    from kd_keras.pipeline.summary import summary_rows
 
     try:
         results = run_distill(cfg, output=output, resume=args.resume)
@@ -73,34 +73,9 @@ def run(args):
                   + ("" if args.output is None else f" --output {args.output}"),
                   file=sys.stderr)
         raise
-    if results["details"].get("recipe"):
-        print(recipe_lines(results["details"]["recipe"]))
-    print(results_table(summary_rows(results)))
-    if results.get("seconds"):
-        print(stage_times_line(results["seconds"]))
+    print(run_summary(results))
     print(f"results: {os.path.join(output, 'results.json')}")
     return 0
 
 
-def summary_rows(results):
-    """Table rows (name, accuracy, params, size_bytes, latency_ms) of a
-    `results.json` (its dict, read through `RunResults.from_json`):
-    teacher, student alone, distilled student and each exported artifact of
-    the distilled student (`(text)`: takes raw sentences, its latency
-    includes tokenization)."""
-    from kd_keras.pipeline.results import RunResults
-
-    r = RunResults.from_json(results)
-    rows = [("teacher", r.teacher.accuracy, r.teacher.params, None, r.teacher.latency_ms_p50)]
-    if r.student_without_distillation is not None:
-        s = r.student_without_distillation
-        rows.append(("student alone", s.accuracy, s.params, None, None))
-    rows.append(("distilled student", r.student.accuracy, r.student.params, None, None))
-    for a in r.details.get("artifacts", []):
-        text = " (text)" if a.get("input") == "text" else ""
-        rows.append((f"  {a['format']} {a['quantization']}{text}", a.get("accuracy"),
-                     r.student.params, a.get("size_bytes"), a.get("latency_ms_p50")))
-    return rows
-
-
-__all__ = ["register", "run", "summary_rows"]
+__all__ = ["register", "run"]

@@ -1,7 +1,7 @@
 """`RunResults`: what a `kd-keras distill` run measured, as `results.json` holds it.
 
 The results stage builds one (`results_stage.write_results`), the CLI and
-the demo print its table (`cli.distill.summary_rows`), and `to_json` /
+the demo print its table (`pipeline.summary.summary_rows`), and `to_json` /
 `from_json` are the file's one format: the public contract's keys
 (`labels`, `teacher`, `student`, `student_without_distillation`,
 `export`) plus `details` and `seconds`.

@@ -1,6 +1,7 @@
 """A run's summary: its table, its stage times, the training-curves PNG."""
 
 from kd_keras.files.atomic import atomic_path
+from kd_keras.pipeline.results import RunResults
 
 
 def plot_curves(distill_history, baseline_history, path):
@@ -135,3 +136,41 @@ def _human(n):
         if n < 1024 or unit == "GB":
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
         n /= 1024
+
+
+def summary_rows(results):
+    """Table rows (name, accuracy, params, size_bytes, latency_ms) of a
+    `results.json` (its dict, read through `RunResults.from_json`):
+    teacher, student alone, distilled student and each exported artifact of
+    the distilled student (`(text)`: takes raw sentences, its latency
+    includes tokenization)."""
+    r = RunResults.from_json(results)
+    rows = [("teacher", r.teacher.accuracy, r.teacher.params, None, r.teacher.latency_ms_p50)]
+    if r.student_without_distillation is not None:
+        s = r.student_without_distillation
+        rows.append(("student alone", s.accuracy, s.params, None, None))
+    rows.append(("distilled student", r.student.accuracy, r.student.params, None, None))
+    for a in r.details.get("artifacts", []):
+        text = " (text)" if a.get("input") == "text" else ""
+        rows.append((f"  {a['format']} {a['quantization']}{text}", a.get("accuracy"),
+                     r.student.params, a.get("size_bytes"), a.get("latency_ms_p50")))
+    return rows
+
+
+def run_summary(results):
+    """What a finished run prints: the recipe's choices (when it chose),
+    the results table and the stage times, as lines of text.
+
+    Args:
+        results: the run's `results.json` dict.
+
+    Returns:
+        The text, without a final newline.
+    """
+    lines = []
+    if results.get("details", {}).get("recipe"):
+        lines.append(recipe_lines(results["details"]["recipe"]))
+    lines.append(results_table(summary_rows(results)))
+    if results.get("seconds"):
+        lines.append(stage_times_line(results["seconds"]))
+    return "\n".join(lines)
