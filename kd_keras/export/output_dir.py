@@ -23,12 +23,13 @@ import json
 import os
 import secrets
 import shutil
-import socket
 
 from kd_keras.errors import UsageError
 from kd_keras.export.layout import REPORT_FILE
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import write_marker
+from kd_keras.files.processes import is_gone
+from kd_keras.files.processes import owner
 
 GENERATED = ("tflite", "onnx", "mediapipe", "verification", "rejected", REPORT_FILE,
              "report.md", "report.png")
@@ -101,7 +102,7 @@ def _new_folder(parent, prefix):
         except FileExistsError:
             continue
         with open(os.path.join(path, STAGING_MARKER), "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+            json.dump(owner(), f)
         return path
     raise FileExistsError(f"no free staging folder name in {parent}")
 
@@ -110,19 +111,9 @@ def _abandoned(path):
     """True when `path` is a staging folder whose process is gone."""
     try:
         with open(os.path.join(path, STAGING_MARKER)) as f:
-            owner = json.load(f)
-        pid, host = owner["pid"], owner["host"]
-    except (OSError, ValueError, TypeError, KeyError):
+            return is_gone(json.load(f))
+    except (OSError, ValueError, RecursionError):
         return False  # Not ours, or not readable: never touched.
-    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def remove_abandoned(parent, base):

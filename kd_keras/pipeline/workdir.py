@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import time
 
 from kd_keras.config import changed_keys
@@ -38,6 +37,8 @@ from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
 from kd_keras.files.ownership import write_marker
+from kd_keras.files.processes import is_gone
+from kd_keras.files.processes import owner
 
 MARKER = ".kd_keras_run"
 LOCK_SUFFIX = ".lock"
@@ -155,16 +156,6 @@ def check_inputs_outside(cfg, output):
                     "it elsewhere or choose another output")
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def acquire_lock(output):
     """Creates `OUTPUT.lock`, naming this process, or refuses when another
     live kd-keras process holds it (a lock left by a dead process on this
@@ -177,7 +168,6 @@ def acquire_lock(output):
         UsageError: naming the process that holds the lock.
     """
     path = f"{output}{LOCK_SUFFIX}"
-    host = socket.gethostname()
     # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
     # clone) is created, as publishing OUTPUT would create it anyway.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -192,15 +182,14 @@ def acquire_lock(output):
                     f"output: the lock file {path} names no process (empty or damaged), so "
                     f"no live kd-keras run is known to hold it; if none is writing {output}, "
                     f"remove {path} and run again") from None
-            mine = other.get("host") == host
-            if mine and (pid == os.getpid() or not _alive(pid)):
+            if {k: other.get(k) for k in ("pid", "host")} == owner() or is_gone(other):
                 os.remove(path)
                 continue
             raise UsageError(
                 f"output: {output} is being written by another kd-keras run (pid {pid} on "
                 f"{other.get('host', '?')}, lock file {path})") from None
         with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": host, "started": time.time()}, f)
+            json.dump({**owner(), "started": time.time()}, f)
         return path
     raise UsageError(f"output: cannot take the lock {path}")
 
