@@ -258,7 +258,27 @@ def _with_stdin(sentences):
 
 
 def predictions(path, sentences, runtime=None, quantization="none"):
-    """`(class name, probability)` per sentence, from the artifact `path`."""
+    """Classifies raw sentences with an exported model, tokenizer inside.
+
+    Args:
+        path: an export folder, a `kd-keras distill` output, a SavedModel
+            (or its model folder) or a `model_text*.tflite` file.
+        sentences: the sentences (`str`, or UTF-8 `bytes`).
+        runtime: `"saved_model"` or `"tflite"` for a folder (default: the
+            SavedModel).
+        quantization: which TFLite file of an export folder.
+
+    Returns:
+        A list of `(class name, probability)`, one per sentence.
+
+    Raises:
+        UsageError: no sentences, or `path` holds no raw-text model.
+
+    Example:
+
+    >>> predictions("runs/demo", ["a gorgeous film"])  # doctest: +SKIP
+    [('pos', 0.97)]
+    """
     sentences = _checked_sentences(sentences)
     if not sentences:
         raise UsageError("SENTENCE: no sentences to classify")

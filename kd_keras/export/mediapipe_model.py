@@ -213,12 +213,24 @@ def convert(student, quantization="none", representative_ids=None, pad=0, saved_
 
 def write_mediapipe_classifier(student, vocabulary, labels, path, quantization="none",
                                representative_ids=None):
-    """Writes `student` (a keras.Model on [batch, L] int32 WordPiece ids -> logits) as a
-    MediaPipe TextClassifier model: three int32 [1, L] inputs input_word_ids, input_mask,
-    input_type_ids; softmax probabilities out; builtin TFLite ops only; metadata with the
-    BERT tokenizer (the `vocabulary` vocab.txt path, WordPiece) and the class names `labels`.
-    quantization: "none" or "int8" (int8 calibrated on `representative_ids`, [n, L] ids).
-    Returns the path written.
+    """Writes a student as a model MediaPipe's `TextClassifier` runs.
+
+    The file has three int32 `[1, L]` inputs (`input_word_ids`,
+    `input_mask`, `input_type_ids`), softmax probabilities out, builtin
+    TFLite ops only, and metadata with the BERT tokenizer and the class
+    names, so MediaPipe tokenizes raw text itself.
+
+    Args:
+        student: a `keras.Model` on `[batch, L]` int32 WordPiece ids ->
+            logits.
+        vocabulary: the `vocab.txt` its ids come from.
+        labels: the class names, in class-id order.
+        path: the `.tflite` file to write.
+        quantization: `"none"` or `"int8"`.
+        representative_ids: `[n, L]` ids to calibrate int8 on.
+
+    Returns:
+        `path`.
 
     Raises:
         MissingDependencyError: `mediapipe` is not installed (the `mobile`

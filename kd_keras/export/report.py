@@ -362,7 +362,17 @@ def write_chart(report, path):
 def write_report(report, out_dir):
     """Writes `report.json`, `report.md` and `report.png` into `out_dir`.
 
-    Artifact paths in `report` must already be relative to `out_dir`.
+    Args:
+        report: the report dict `export_model` builds; its artifact paths
+            must already be relative to `out_dir`.
+        out_dir: the (staging) export folder.
+
+    Raises:
+        DataError: an artifact path that is not relative to `out_dir`.
+
+    Example:
+
+    >>> write_report({"artifacts": []}, "out/")  # doctest: +SKIP
     """
     for key in ("artifacts", "rejected", "earlier_versions"):
         for i, a in enumerate(report.get(key, ())):

@@ -219,8 +219,24 @@ RUNTIMES = {
 
 
 def get_runtime(format, signature=None):
-    """Returns a fresh, unloaded runtime for `format` (and `signature`,
-    default `serving_default`; a TFLite sidecar names its own)."""
+    """A fresh, unloaded runtime for one artifact format.
+
+    Args:
+        format: `"saved_model"`, `"tflite"`, `"onnx"` or `"mediapipe"`.
+        signature: the signature to run (default `serving_default`; a
+            TFLite sidecar names its own).
+
+    Returns:
+        A `Runtime`; `load(path)` loads an artifact into it.
+
+    Raises:
+        UsageError: an unknown format.
+
+    Example:
+
+    >>> get_runtime("onnx").format
+    'onnx'
+    """
     if format not in RUNTIMES:
         raise UsageError(
             f"format: unknown value {format!r} (known: {', '.join(FORMATS)})"
@@ -229,6 +245,19 @@ def get_runtime(format, signature=None):
 
 
 def load_runtime(format, path, signature=None):
-    """Returns the runtime for `format` with the artifact at `path` loaded;
-    use it in a `with` block, which closes it."""
+    """The runtime for `format` with the artifact at `path` loaded.
+
+    Args:
+        format: as `get_runtime`.
+        path: the artifact (a file, or a SavedModel folder).
+        signature: as `get_runtime`.
+
+    Returns:
+        The loaded `Runtime`; use it in a `with` block, which closes it.
+
+    Example:
+
+    >>> with load_runtime("onnx", "out/onnx/model.onnx") as runtime:  # doctest: +SKIP
+    ...     logits = runtime.run(inputs)
+    """
     return get_runtime(format, signature).load(path)

@@ -28,6 +28,14 @@ def write_json(path, content, indent=2):
         path: the file (its folder must exist).
         content: a JSON-ready value.
         indent: spaces per nesting level.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "r.json")
+    >>> write_json(path, {"accuracy": 0.5})
+    >>> read_json(path)
+    {'accuracy': 0.5}
     """
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(content, f, indent=indent)
