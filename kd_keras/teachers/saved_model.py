@@ -51,19 +51,28 @@ class SignatureLayer(keras.layers.TFSMLayer):
             outputs = self.call_endpoint_fn(inputs)
         if not isinstance(outputs, dict):
             return outputs
+        return outputs[self.chosen_output(outputs)]
+
+    def chosen_output(self, names):
+        """The output of the endpoint's dict `names` that holds the logits.
+
+        Raises:
+            UsageError: `output_key` is not among `names`, or it is `None`
+                and there are several.
+        """
         if self.output_key is not None:
-            if self.output_key not in outputs:
+            if self.output_key not in names:
                 raise UsageError(
                     f"{self.filepath}: SavedModel endpoint "
                     f"'{self.call_endpoint}' has no output "
-                    f"'{self.output_key}'; outputs are {sorted(outputs)}")
-            return outputs[self.output_key]
-        if len(outputs) != 1:
+                    f"'{self.output_key}'; outputs are {sorted(names)}")
+            return self.output_key
+        if len(names) != 1:
             raise UsageError(
                 f"{self.filepath}: SavedModel endpoint '{self.call_endpoint}' "
-                f"returns several outputs {sorted(outputs)}; choose one with "
+                f"returns several outputs {sorted(names)}; choose one with "
                 "output_key=...")
-        return next(iter(outputs.values()))
+        return next(iter(names))
 
     def get_config(self):
         config = super().get_config()
@@ -140,6 +149,9 @@ class SavedModelTeacher(KerasTeacher):
         except (ValueError, OSError, IndexError, TypeError) as e:  # A damaged file.
             raise UsageError(f"{path}: cannot load the SavedModel ({one_line(e)})") from e
         specs = _input_specs(layer)
+        outputs = getattr(layer.call_endpoint_fn, "structured_outputs", None)
+        if isinstance(outputs, dict):  # Checked here, not inside Keras's call.
+            layer.chosen_output(outputs)
 
         def to_input(name, spec):
             return keras.Input(
