@@ -7,6 +7,7 @@ import numpy as np
 
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.errors import require
 from kd_keras.files.hashing import sha256_path
 from kd_keras.teachers.base import Teacher
@@ -124,15 +125,24 @@ class OnnxTeacher(Teacher):
         n = len(next(iter(feed.values())))
         size = self.session.get_inputs()[0].shape[0] if self.session.get_inputs() else None
         if not isinstance(size, int) or size <= 0 or size == n or n == 0:
-            (logits,) = self.session.run([self.output_name], feed)
-            return np.asarray(logits, dtype=np.float32)
+            return np.asarray(self._run(feed), dtype=np.float32)
         chunks = []
         for start in range(0, n, size):
             rows = np.minimum(np.arange(start, start + size), n - 1)
-            (logits,) = self.session.run([self.output_name],
-                                         {k: v[rows] for k, v in feed.items()})
+            logits = self._run({k: v[rows] for k, v in feed.items()})
             chunks.append(np.asarray(logits)[: min(size, n - start)])
         return np.concatenate(chunks).astype(np.float32)
+
+    def _run(self, feed):
+        """The logits output for one feed; ONNX Runtime's refusal of the
+        inputs (a shape, an id past an embedding table) is one line."""
+        try:
+            (logits,) = self.session.run([self.output_name], feed)
+        except Exception as e:  # noqa: BLE001 (onnxruntime raises its own types)
+            shapes = {k: f"{v.dtype}{list(v.shape)}" for k, v in feed.items()}
+            raise UsageError(f"{self.path}: ONNX Runtime cannot run it on inputs {shapes} "
+                             f"({one_line(e)})") from None
+        return logits
 
     def fingerprint(self):
         if self._fingerprint is None:

@@ -277,6 +277,9 @@ def test_an_onnx_model_of_a_fixed_batch_size_runs_any_batch(tmp_path, rng, rows)
     np.testing.assert_allclose(teacher.predict_on_batch(x), x.astype(np.float64) @ weights,
                                rtol=1e-5, atol=1e-5)
     assert input_specs(teacher) == [("x", "float32", (None, 4))]
+    with pytest.raises(ValueError, match=r"fixed.onnx: ONNX Runtime cannot run it on inputs "
+                                         r"\{'x': 'float32\[2, 5\]'\} \("):
+        teacher.predict_on_batch(np.zeros((2, 5), "float32"))  # 5 features, not 4.
     with pytest.raises(ValueError, match=r"fixed.onnx: unexpected option\(s\) \['output_key'\] "
                                          r"\(known: output_name\)$"):
         load_teacher(str(tmp_path / "fixed.onnx"), output_key="logits")
