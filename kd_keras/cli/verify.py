@@ -62,7 +62,7 @@ def run(args):
     from kd_keras.export.verify import check_latency_runs
 
     latency_runs = check_latency_runs(args.latency_runs, "--latency-runs")
-    checks = verify_export(out_dir, latency_runs=latency_runs)
+    checks = verify_export(out_dir, latency_runs=latency_runs, verbose=1)
     rows, failures = [], []
     for check in checks:
         row = {"format": check.artifact.format, "quantization": check.artifact.quantization,

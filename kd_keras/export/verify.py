@@ -24,6 +24,7 @@ import dataclasses
 import os
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from kd_keras.data.labels import accuracy
 from kd_keras.errors import DataError
@@ -241,7 +242,7 @@ class ArtifactCheck:
         return not self.failures
 
 
-def verify_export(out_dir, latency_runs=10):
+def verify_export(out_dir, latency_runs=10, verbose=0):
     """Re-runs every artifact of `out_dir` against `out_dir/report.json`.
 
     Artifact paths in the report are relative to its folder, so a moved or
@@ -255,6 +256,8 @@ def verify_export(out_dir, latency_runs=10):
     Args:
         out_dir: a directory written by `export_model`.
         latency_runs: timed calls per batch size (0 skips latency).
+        verbose: 1 shows a progress bar (one step per artifact run) on
+            standard error, 0 nothing.
 
     Returns:
         A list of `ArtifactCheck`: one per listed artifact, in report order,
@@ -305,7 +308,7 @@ def verify_export(out_dir, latency_runs=10):
             checks.append(ArtifactCheck(
                 record, None, (f"{path}: not listed in {REPORT_FILE} (unverified artifact)",),
                 size_bytes(record.full_path)))
-    return _listed_checks(report, sets, latency_runs) + checks
+    return _listed_checks(report, sets, latency_runs, verbose) + checks
 
 
 def _checksum_only(artifact):
@@ -319,10 +322,11 @@ def _checksum_only(artifact):
     return ArtifactCheck(artifact, None, (), size)
 
 
-def _listed_checks(report, sets, latency_runs):
+def _listed_checks(report, sets, latency_runs, verbose=0):
     out_dir = report.directory
     checks = []
-    for artifact in report.artifacts:
+    for artifact in tqdm(report.artifacts, desc="verify", unit="artifact", leave=False,
+                         disable=not verbose):
         name, shown = artifact.name, artifact.path
         if not os.path.exists(artifact.full_path):
             checks.append(ArtifactCheck(artifact, None, (f"{name}: {shown} is missing",)))
