@@ -123,6 +123,8 @@ def read_yaml(path):
         raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot parse YAML: nested too deeply") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: the config must be a YAML mapping, got {type(raw).__name__}")

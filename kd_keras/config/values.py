@@ -41,12 +41,36 @@ def as_float(v):
 
 
 def check(cond, key, what, value):
-    """Raises `ConfigError("KEY: must be WHAT, got VALUE")` unless `cond`."""
+    """Raises `ConfigError("KEY: must be WHAT, got VALUE")` unless `cond`.
+
+    A number YAML read as text (`1e-3`: YAML 1.1 wants a dot, `1.0e-3`)
+    gets a hint, as that is how a config usually comes to hold one.
+
+    Example:
+
+    >>> check(False, "distill.learning_rate", "a positive number", "1e-3")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.ConfigError: distill.learning_rate: must be a positive number, got '1e-3' (YAML reads 1e-3 as text; write 1.0e-3 or 0.001)
+    """
     if not cond:
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        raise ConfigError(f"{key}: must be {what}, got {shown}")
+        raise ConfigError(f"{key}: must be {what}, got {shown}{_text_number_hint(value)}")
+
+
+def _text_number_hint(value):
+    if not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    mantissa, _, exponent = value.lower().partition("e")
+    if not math.isfinite(number) or "." in mantissa:
+        return ""
+    return f" (YAML reads {value} as text; write {mantissa}.0e{exponent} or {number:g})"
 
 
 __all__ = ["as_float", "check", "is_int", "is_number"]

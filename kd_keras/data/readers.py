@@ -29,6 +29,7 @@ import os
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 
 FORMATS = ("tsv", "csv", "jsonl")
 
@@ -238,6 +239,21 @@ def _json_label(value, path, line, key):
         f"found {found}")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs):
+    """`json.loads`'s object hook: a key given twice is an error (the last
+    value would silently win)."""
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKey(key)
+        record[key] = value
+    return record
+
+
 def _read_jsonl(path, text_column, label_column):
     """A `LabelledFile` from a JSONL file (one JSON object per line)."""
     for key, value in (("text", text_column), ("label", label_column)):
@@ -255,13 +271,18 @@ def _read_jsonl(path, text_column, label_column):
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
+                record = json.loads(raw, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
                 raise DataError(
                     f"{path}: line {line} is not valid JSON ({e.msg}; JSONL holds one "
                     "object per line)") from None
             except RecursionError:
                 raise DataError(f"{path}: line {line}: JSON nested too deeply") from None
+            except _DuplicateKey as e:
+                raise DataError(f"{path}: line {line}: key {e.args[0]!r} is given twice; "
+                                "give each key once") from None
+            except ValueError as e:  # e.g. an integer of more digits than Python reads
+                raise DataError(f"{path}: line {line}: {one_line(e)}") from None
             if not isinstance(record, dict):
                 raise DataError(
                     f"{path}: line {line}: expected a JSON object, found "
@@ -276,6 +297,12 @@ def _read_jsonl(path, text_column, label_column):
                 raise DataError(
                     f"{path}: line {line}: text {text_column!r} must be a string, found "
                     f"{_JSON_TYPES.get(type(text), type(text).__name__)}")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DataError(f"{path}: line {line}: text {text_column!r} holds a lone "
+                                "surrogate escape (\\ud800-\\udfff), which is no "
+                                "character") from None
             texts.append(text)
             labels.append(_json_label(record[label_column], path, line, label_column))
             lines.append(line)
@@ -321,8 +348,11 @@ def read_labelled_file(path, format=None, header=None, text_column=0, label_colu
         raise UsageError(f"path: expected a file path, got {path!r}") from None
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: data file not found")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, not a data file")
     if not os.path.isfile(path):
-        raise DataError(f"{path}: not a data file (a directory?)")
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket), not a "
+                        "data file")
     format = format or infer_format(path)
     if format not in FORMATS:
         raise DataError(

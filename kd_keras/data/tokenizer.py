@@ -40,11 +40,16 @@ def load_vocabulary(path):
 
     Raises:
         MissingFileError: no such file.
-        DataError: naming the file: it is a folder, binary or not UTF-8.
+        DataError: naming the file: it is a folder, a FIFO or device, binary,
+            not UTF-8, or it gives a token twice or an empty one (a token's
+            row is its id, so none can be dropped).
     """
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket); expected "
+                        "a vocab.txt")
     try:
-        with open(path, encoding="utf-8") as f:
-            tokens = [line.rstrip("\n") for line in f]
+        with open(path, encoding="utf-8-sig") as f:  # A byte-order mark is no token.
+            tokens = [line.rstrip("\r\n") for line in f]
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such vocabulary file") from None
     except IsADirectoryError:
@@ -55,6 +60,17 @@ def load_vocabulary(path):
     if any("\x00" in token for token in tokens):
         raise DataError(f"{path}: not a vocab.txt: a binary file (it holds NUL bytes); "
                         "expected one token a line")
+    while tokens and not tokens[-1]:  # Blank lines at the end are no tokens.
+        tokens.pop()
+    rows = {}
+    for row, token in enumerate(tokens):
+        if not token.strip():
+            raise DataError(f"{path}: line {row + 1} is blank; a vocab.txt gives one token a "
+                            "line (its id is its row)")
+        if token in rows:
+            raise DataError(f"{path}: token {token!r} is given twice (lines {rows[token] + 1} "
+                            f"and {row + 1}); a vocab.txt gives each token once")
+        rows[token] = row
     return tokens
 
 

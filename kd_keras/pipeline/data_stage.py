@@ -153,12 +153,17 @@ def data_profile(cfg, dataset):
 
 
 def check_classes(dataset, source):
-    """At least 2 classes among the training labels, and no class in the
-    validation or test split that the training split lacks.
+    """At least 2 classes among the training labels, validation and test
+    splits that hold examples, and no class in them that the training split
+    lacks.
 
     Raises:
         DataError: naming `source` (the data file or built-in name).
     """
+    for split in ("validation", "test"):  # They pick the epochs and score the run.
+        if not len(dataset.labels[split]):
+            raise DataError(f"{source}: the {split} split holds no examples; give "
+                            f"data.split fractions that leave it some, or a data.{split} file")
     train = {int(c) for c in np.unique(dataset.labels["train"]) if c >= 0}
     names = dataset.label_names
     if len(train) < 2:

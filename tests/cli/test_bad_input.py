@@ -167,6 +167,12 @@ def case_teacher_softmax_named_by_its_file(tmp, base):
         f"teacher.model: {softmax}: ends in a softmax"
 
 
+def case_builtin_split_leaving_empty_splits(tmp, base):
+    return ["distill", _config(tmp, base, data={"builtin": "rt_polarity",
+                                                "split": [0.999998, 0.000001, 0.000001]})], \
+        "rt_polarity: the validation split holds no examples; give data.split fractions"
+
+
 def case_corrupt_keras_file(tmp, base):
     model = tmp / "corrupt.keras"
     model.write_bytes(b"PK\x03\x04 this is not a keras archive")
@@ -227,7 +233,7 @@ def case_export_no_class_axis(tmp, base):
         "flat.keras: output has shape ('batch',); expected [batch, classes] logits"
 
 
-CASES = [case_lr_inf, case_teacher_nan_logits, case_teacher_softmax_named_by_its_file, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
+CASES = [case_lr_inf, case_builtin_split_leaving_empty_splits, case_teacher_nan_logits, case_teacher_softmax_named_by_its_file, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
          case_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
          case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,

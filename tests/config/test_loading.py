@@ -60,3 +60,17 @@ def test_changed_keys_and_overrides():
     a = parse_config(BASE)
     b = parse_config(apply_overrides(BASE, {"distill.alpha": 0.5, "teacher.fine_tune.epochs": 1}))
     assert changed_keys(to_dict(a), to_dict(b)) == ["distill.alpha", "teacher.fine_tune.epochs"]
+
+
+def test_deep_nesting_and_numbers_yaml_reads_as_text_are_one_line(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("data: " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep.yaml: cannot parse YAML: nested too deeply$"):
+        load_config(str(deep))
+    text_number = tmp_path / "lr.yaml"
+    text_number.write_text("data: {builtin: rt_polarity}\nteacher: {backbone: minilm}\n"
+                           "distill: {learning_rate: 1e-3}\n")
+    with pytest.raises(ConfigError, match=r"^distill.learning_rate: must be .*, got '1e-3' "
+                                          r"\(YAML reads 1e-3 as text; write 1\.0e-3 or "
+                                          r"0\.001\)$"):
+        load_config(str(text_number))

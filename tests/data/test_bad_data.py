@@ -244,6 +244,15 @@ HOSTILE = [
      "data.label_column: key 'label' does not exist in PATH (line 2)"),
     ("JSON deep nesting", "t.jsonl", "[" * 100000 + "]" * 100000 + "\n",
      dict(text_column="text", label_column="label"), "PATH: line 1"),
+    ("JSON key given twice", "t.jsonl", '{"text": "a", "label": "neg", "label": "pos"}\n',
+     dict(text_column="text", label_column="label"),
+     "PATH: line 1: key 'label' is given twice; give each key once"),
+    ("JSON integer of 5000 digits", "t.jsonl",
+     '{"text": "a", "label": 0, "id": ' + "9" * 5000 + "}\n",
+     dict(text_column="text", label_column="label"), "PATH: line 1: Exceeds the limit"),
+    ("JSON lone surrogate", "t.jsonl", '{"text": "a\\ud800b", "label": 0}\n',
+     dict(text_column="text", label_column="label"),
+     "PATH: line 1: text 'text' holds a lone surrogate escape"),
 ]
 
 
@@ -260,7 +269,10 @@ def test_hostile_files_are_one_line_data_errors(tmp_path, name, filename, conten
 def test_missing_file_and_folder(tmp_path):
     missing = str(tmp_path / "nope.tsv")
     assert _error(MissingFileError, missing) == f"{missing}: data file not found"
-    assert _error(DataError, str(tmp_path)).startswith(f"{tmp_path}: not a data file")
+    assert _error(DataError, str(tmp_path)) == f"{tmp_path}: is a folder, not a data file"
+    os.mkfifo(tmp_path / "pipe.tsv")
+    assert _error(DataError, str(tmp_path / "pipe.tsv")).startswith(
+        f"{tmp_path / 'pipe.tsv'}: not a regular file (a FIFO, device or socket)")
 
 
 @pytest.mark.parametrize("kwargs, expected", [

@@ -99,3 +99,22 @@ def test_pruned_vocabulary_refuses_a_bad_count_and_a_vocabulary_without_specials
         pruned_vocabulary(VOCAB, ["the film"], 0)
     with pytest.raises(DataError, match="no \\[CLS\\] token"):
         pruned_vocabulary(["[PAD]", "[UNK]", "the"], ["the film"], 1)
+
+
+def test_a_vocab_file_is_read_as_rows_of_tokens_or_refused_in_one_line(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good"]
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(("\r\n".join(tokens) + "\r\n\r\n\n").encode("utf-8-sig"))
+    assert load_vocabulary(str(ok)) == tokens  # BOM, CRLF and trailing blank lines
+    cases = {
+        "twice.txt": ("\n".join(tokens + ["good"]) + "\n",
+                      "token 'good' is given twice (lines 6 and 7)"),
+        "blank.txt": ("\n".join(tokens[:3] + [""] + tokens[3:]) + "\n", "line 4 is blank"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=re.escape(f"{name}: {message}")):
+            load_vocabulary(str(tmp_path / name))
+    os.mkfifo(tmp_path / "fifo.txt")  # Never opened: the read would wait forever.
+    with pytest.raises(DataError, match=r"fifo.txt: not a regular file \(a FIFO"):
+        load_vocabulary(str(tmp_path / "fifo.txt"))
