@@ -2,13 +2,15 @@
 
 `encode_files` turns the raw labels of one or more `LabelledFile`s into
 class indices and names. Two spellings that a reader would merge (`1` and
-`01`, `1` and `1.0`, the number 1 and the string "1" in JSONL) are an error
-that names both, as is a label like `0.5` among integer labels.
+`01`, `1` and `1.0`, the number 1 and the string "1" in JSONL, `Pos` and
+`pos`, a name with an invisible zero-width space) are an error that names
+both, as is a label like `0.5` among integer labels.
 """
 
 import decimal
 import math
 import re
+import unicodedata
 
 import numpy as np
 
@@ -31,8 +33,11 @@ def _name(value):
 
 
 def _shown(value):
-    """A raw label in a message: `'01'` for a string, `1` for a number."""
-    return repr(value) if isinstance(value, str) else str(value)
+    """A raw label in a message: `'01'` for a string, `1` for a number; a
+    string in a decomposed Unicode form is shown escaped, to tell it apart."""
+    if not isinstance(value, str):
+        return str(value)
+    return repr(value) if unicodedata.is_normalized("NFC", value) else ascii(value)
 
 
 def _number(value):
@@ -40,6 +45,17 @@ def _number(value):
     if isinstance(value, str):
         return decimal.Decimal(value) if _NUMBER.fullmatch(value) else None
     return decimal.Decimal(value)
+
+
+def _folded(name):
+    """A label as a reader sees it: Unicode-normalized (NFKC), case-folded,
+    without invisible characters (zero-width spaces, joiners, ...).
+
+    >>> _folded("Pos\u200b") == _folded("pos")
+    True
+    """
+    name = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in name if unicodedata.category(c) != "Cf")
 
 
 def _same_class(files, a, b):
@@ -125,7 +141,12 @@ def encode_files(files, label_names=None):
         if name in by_name:
             raise _same_class(files, first[by_name[name]], (f, i))
         by_name[name] = k
-    if label_names is None:
+    if label_names is None:  # Given names are the user's word; inferred ones are checked.
+        folded = {}
+        for name, k in by_name.items():
+            other = folded.setdefault(_folded(name), k)
+            if other != k:
+                raise _same_class(files, first[other], first[k])
         label_names = [_name(files[first[k][0]].labels[first[k][1]])
                        for k in _infer_names(files, first)]
     else:

@@ -43,6 +43,9 @@ def _error(exc_type, *args, **kwargs):
     (("0", "1", "01"), "'1'", "'01'"),
     (("0", "1", "1.0"), "'1'", "'1.0'"),
     (("0", "1", "+1"), "'1'", "'+1'"),
+    (("neg", "pos", "Pos"), "'pos'", "'Pos'"),
+    (("neg", "pos", "pos\u200b"), "'pos'", "'pos\\u200b'"),  # a zero-width space
+    (("neg", "n\u00e9g", "ne\u0301g"), "'n\u00e9g'", "'ne\\u0301g'"),  # NFC, NFD
 ])
 def test_two_spellings_of_one_class_are_an_error(tmp_path, spellings, first, second):
     # Before: three classes, two named '1' (one never trained), exit 0.
