@@ -75,6 +75,28 @@ def one_line(error):
     return text.splitlines()[0].rstrip() if text else type(error).__name__
 
 
+def first_of(items, show=str):
+    """The first of `items` and how many more, for a one-line message.
+
+    Args:
+        items: a non-empty sequence (file names, weights, ...).
+        show: how an item is written (`str`, `repr`).
+
+    Returns:
+        `"FIRST"` or `"FIRST and N more"`.
+
+    Example:
+
+    >>> first_of(["notes.txt", "a.npy", "b.npy"])
+    'notes.txt and 2 more'
+    >>> first_of(["dense/kernel"], repr)
+    "'dense/kernel'"
+    """
+    items = list(items)
+    more = f" and {len(items) - 1} more" if len(items) > 1 else ""
+    return f"{show(items[0])}{more}"
+
+
 def require(module, extra, feature):
     """Imports an optional dependency, or stops with the `pip install` to run.
 
@@ -118,6 +140,7 @@ __all__ = [
     "MissingFileError",
     "UsageError",
     "VerificationError",
+    "first_of",
     "one_line",
     "require",
 ]

@@ -45,6 +45,7 @@ from kd_keras.cache import metadata_reader
 from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.errors import UsageError
+from kd_keras.errors import first_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,9 +210,8 @@ def _check_no_lookalikes(directory):
     them."""
     found = sorted(n for n in os.listdir(directory) if store.is_cache_file_name(n))
     if found:
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
         raise UsageError(
-            f"{directory}: holds {found[0]}{more}, named like a cache's files, but no "
+            f"{directory}: holds {first_of(found)}, named like a cache's files, but no "
             f"{meta.METADATA}: kd_keras did not write them; choose another folder or move "
             "them out")
 

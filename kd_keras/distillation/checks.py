@@ -17,6 +17,7 @@ from kd_keras._keras_compat import producer
 from kd_keras.class_ids import label_problem
 from kd_keras.class_ids import out_of_range
 from kd_keras.errors import UsageError
+from kd_keras.errors import first_of
 
 LABEL_ERROR = "kd_keras: label out of range"
 NONFINITE_ERROR = "kd_keras: non-finite"
@@ -174,9 +175,8 @@ def check_nothing_shared(teacher, student):
     teachers = {id(w) for w in teacher.weights}
     shared = [w.path for w in student.weights if id(w) in teachers]
     if shared:
-        more = f" and {len(shared) - 1} more" if len(shared) > 1 else ""
         raise UsageError(
-            f"student: shares the weight {shared[0]!r}{more} with the teacher, which is "
+            f"student: shares the weight {first_of(shared, repr)} with the teacher, which is "
             "frozen; give the student its own layers (keras.models.clone_model)")
 
 

@@ -31,6 +31,7 @@ import os
 import stat
 
 from kd_keras.errors import UsageError
+from kd_keras.errors import first_of
 from kd_keras.files.atomic import atomic_path
 
 _MAX_MARKER_BYTES = 64 << 20
@@ -156,7 +157,6 @@ def check_replaceable(folder, marker, what):
                          f"{marker} listing its files); choose a new path or remove it "
                          "yourself")
     if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-        raise UsageError(f"{what}: {folder} holds {foreign[0]}{more}, which kd_keras did "
+        raise UsageError(f"{what}: {folder} holds {first_of(foreign)}, which kd_keras did "
                          "not write (or which changed since); move it out or choose a "
                          "new path: kd_keras replaces the whole folder")

@@ -31,6 +31,7 @@ from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
+from kd_keras.errors import first_of
 from kd_keras.files.atomic import remove_leftovers
 from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
@@ -288,9 +289,8 @@ class RunDir:
                 "(an earlier kd_keras wrote it); continue it with --resume, or remove it "
                 "yourself to start over")
         if foreign:  # Added files come first: they are the likelier surprise.
-            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise UsageError(
-                f"output: {self.path} holds {foreign[0]}{more}, which the interrupted run "
+                f"output: {self.path} holds {first_of(foreign)}, which the interrupted run "
                 "did not record (added or changed since it stopped); continue it with "
                 "--resume, or move that out or remove the folder yourself to start over")
 

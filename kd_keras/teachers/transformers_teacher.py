@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from kd_keras.errors import UsageError
+from kd_keras.errors import first_of
 from kd_keras.errors import one_line
 from kd_keras.errors import require
 from kd_keras.files.hashing import sha256_path
@@ -102,9 +103,8 @@ class TransformersTeacher(Teacher):
         missing = sorted(info.get("missing_keys") or ()) + sorted(
             str(k) for k in info.get("mismatched_keys") or ())
         if missing:
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise UsageError(
-                f"{source}: the checkpoint has no trained weights for {missing[0]}{more} "
+                f"{source}: the checkpoint has no trained weights for {first_of(missing)} "
                 f"of {type(self.hf_model).__name__} (they would start random); check its "
                 "config.json's model_type and auto_class")
         positions = getattr(self.hf_model.config, "max_position_embeddings", None)
