@@ -196,6 +196,13 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         self._distillation_loss_arg = distillation_loss_fn
         self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)
         kwargs.pop("loss", None)
+        terms = {t.name for t in self.features}
+        for metric in metrics or ():
+            name = metric if isinstance(metric, str) else getattr(metric, "name", None)
+            if name in terms:
+                raise UsageError(f"metrics: {name!r} is also the name of a feature term, "
+                                 "and one would overwrite the other in the history; rename "
+                                 "the term (FeatureDistillation(name=...))")
         if kwargs.pop("weighted_metrics", None):
             raise UsageError(
                 "weighted_metrics: not taken by Distiller.compile (metrics "

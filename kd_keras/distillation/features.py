@@ -26,6 +26,7 @@ Example:
 """
 
 import dataclasses
+import re
 
 import keras
 import tensorflow as tf
@@ -84,14 +85,16 @@ class FeatureDistillation:
         feature_losses.get(self.loss, "FeatureDistillation.loss")
         weight = schedules.get(self.weight, "FeatureDistillation.weight")
         schedules.check_range(weight, "FeatureDistillation.weight", low=0.0)
+        if isinstance(self.weight, dict):  # `{"type": "linear", ...}`: the schedule.
+            object.__setattr__(self, "weight", weight)
         if self.projection not in PROJECTIONS:
             raise UsageError(
                 f"FeatureDistillation.projection: unknown projection "
                 f"{self.projection!r} (known: 'auto', 'dense', None)")
         name = self.name if self.name is not None else _default_name(self)
-        if not isinstance(name, str) or not name:
-            raise UsageError(f"FeatureDistillation.name: expected a "
-                             f"non-empty string, got {name!r}")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+            raise UsageError(f"FeatureDistillation.name: expected a name of letters, digits, "
+                             f"'_', '.' and '-' (a history key and a layer name), got {name!r}")
         object.__setattr__(self, "name", name)
 
     @property
@@ -121,7 +124,7 @@ def _default_name(term):
     leaf = "_".join(leaf[-2:]) if leaf[-1] in PARTS else leaf[-1]
     loss = term.loss if isinstance(term.loss, str) else getattr(
         term.loss, "__name__", type(term.loss).__name__)
-    return f"{leaf}_{loss}"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{leaf}_{loss}").strip("_")  # `<lambda>`
 
 
 def teacher_feature_keys(features):
@@ -187,6 +190,9 @@ class FeatureSet:
     """
 
     def __init__(self, terms, teacher, student, reserved=()):
+        if isinstance(terms, FeatureDistillation):
+            raise UsageError("features: expected a list of kd_keras.FeatureDistillation, "
+                             "got one term; wrap it in a list")
         terms = tuple(terms)
         for i, term in enumerate(terms):
             if not isinstance(term, FeatureDistillation):
@@ -194,8 +200,9 @@ class FeatureSet:
                                  "kd_keras.FeatureDistillation, got "
                                  f"{type(term).__name__}")
         names = [term.name for term in terms]
+        weights = {f"{name}_weight" for name in names}  # Each term's schedule log.
         for name in names:
-            if name in reserved:
+            if name in reserved or name in weights or name.startswith("val_"):
                 raise UsageError(f"features: the name {name!r} is taken by "
                                  "the Distiller's own logs; choose another")
             if names.count(name) > 1:

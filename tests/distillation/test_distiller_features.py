@@ -339,3 +339,45 @@ def test_a_distiller_with_terms_and_schedules_saves_and_loads(tmp_path):
     np.testing.assert_allclose(logs[1]["loss"], logs[0]["loss"], rtol=1e-5)
     np.testing.assert_allclose(loaded.student.predict(x, verbose=0),
                                distiller.student.predict(x, verbose=0), atol=1e-5)
+
+
+def test_a_schedule_given_as_a_dict_trains_as_the_schedule_object():
+    """The guide's `weight: {"type": "linear", ...}` form (the config's too)."""
+    x, y, w = make_data()
+    histories = []
+    for weight in ({"type": "linear", "start": 1.0, "end": 0.0}, Linear(1.0, 0.0)):
+        teacher, student = make_models()
+        distiller = kd_keras.Distiller(teacher, student, features=[
+            kd_keras.FeatureDistillation("t_hidden", "s_hidden", weight=weight)])
+        distiller.compile(optimizer=keras.optimizers.SGD(LR))
+        histories.append(distiller.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False,
+                                       verbose=0).history)
+    assert histories[0] == histories[1]
+    assert histories[0]["s_hidden_mse_weight"][0] > histories[0]["s_hidden_mse_weight"][1]
+
+
+def test_a_lambda_loss_names_its_term_and_projection_validly():
+    x, y, _ = make_data()
+    teacher, student = make_models()
+    term = kd_keras.FeatureDistillation(
+        "t_hidden", "s_hidden", loss=lambda t, s: tf.reduce_mean(tf.abs(t - s), -1))
+    assert term.name == "s_hidden_lambda"
+    distiller = kd_keras.Distiller(teacher, student, features=[term])
+    distiller.compile(optimizer="sgd")
+    assert "s_hidden_lambda" in distiller.fit(x, y, epochs=1, verbose=0).history
+    with pytest.raises(kd_keras.errors.UsageError, match=r"^FeatureDistillation.name: "):
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", name="a/b")
+
+
+@pytest.mark.parametrize("name, metrics, message", [
+    ("val_cos", None, r"^features: the name 'val_cos' is taken by the Distiller's own logs"),
+    ("h_weight", None, r"^features: the name 'h_weight' is taken"),
+    ("acc", ["acc"], r"^metrics: 'acc' is also the name of a feature term"),
+])
+def test_a_term_name_that_another_log_uses_is_refused(name, metrics, message):
+    teacher, student = make_models()
+    features = [kd_keras.FeatureDistillation("t_hidden", "s_hidden", name="h", weight=Linear(
+        1.0, 0.0)), kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss="cosine",
+                                                 name=name)]
+    with pytest.raises(kd_keras.errors.UsageError, match=message):
+        kd_keras.Distiller(teacher, student, features=features).compile(metrics=metrics)
