@@ -6,9 +6,11 @@ from kd_keras.students.common import check_int
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import check_text_arguments
 from kd_keras.students.common import features_layer
+from kd_keras.students.common import plain_numbers
 from kd_keras.students.common import token_ids_input
 
 
+@plain_numbers
 def bigru(
     num_classes,
     vocab_size=30522,

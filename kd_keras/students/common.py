@@ -17,6 +17,7 @@ Example:
 student.options.embedding_dim: must be a positive integer, got -3
 """
 
+import functools
 import numbers
 
 import keras
@@ -42,6 +43,33 @@ def option_key(argument):
     if argument in _SHARED_ARGUMENTS:
         return f"student.{argument}"
     return f"student.options.{argument}"
+
+
+def plain_numbers(builder):
+    """Decorates a student builder so that NumPy numbers among its
+    arguments (`np.int64(64)`, from an array or a sweep) reach it, and
+    Keras, as Python `int` and `float`, lists of them included.
+
+    Example:
+
+    >>> import numpy as np
+    >>> plain_numbers(lambda units, sizes: (type(units), sizes))(np.int64(3), (np.int32(2),))
+    (<class 'int'>, (2,))
+    """
+    def plain(value):
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+            return int(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+            return float(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(v) for v in value)
+        return value
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        return builder(*map(plain, args), **{k: plain(v) for k, v in kwargs.items()})
+
+    return build
 
 
 def _fail(argument, expected, value):
@@ -130,7 +158,11 @@ def check_cnn_arguments(num_classes, vocab_size, sequence_length, embedding_dim,
     check_text_arguments(num_classes, vocab_size, sequence_length)
     check_int("embedding_dim", embedding_dim)
     check_int("filters", filters)
-    return check_ints("kernel_sizes", kernel_sizes)
+    kernel_sizes = check_ints("kernel_sizes", kernel_sizes)
+    if len(set(kernel_sizes)) != len(kernel_sizes):  # Their layers are named by width.
+        raise ConfigError(f"{option_key('kernel_sizes')}: must not repeat a width, "
+                          f"got {list(kernel_sizes)}")
+    return kernel_sizes
 
 
 def token_ids_input(sequence_length, name="token_ids"):

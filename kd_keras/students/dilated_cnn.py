@@ -19,17 +19,17 @@ normalisation follows the embedding here; pass a rescaled array to change that.
 
 import keras
 
-from kd_keras.errors import ConfigError
 from kd_keras.students.common import check_cnn_arguments
 from kd_keras.students.common import check_int
 from kd_keras.students.common import check_ints
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import features_layer
-from kd_keras.students.common import option_key
+from kd_keras.students.common import plain_numbers
 from kd_keras.students.common import token_ids_input
 from kd_keras.students.embedding_init import initial_embeddings
 
 
+@plain_numbers
 def dilated_cnn(
     num_classes,
     vocab_size=30522,
@@ -94,9 +94,6 @@ def dilated_cnn(
     """
     kernel_sizes = check_cnn_arguments(num_classes, vocab_size, sequence_length,
                                        embedding_dim, filters, kernel_sizes)
-    if len(set(kernel_sizes)) != len(kernel_sizes):
-        raise ConfigError(f"{option_key('kernel_sizes')}: must not repeat a width, "
-                          f"got {list(kernel_sizes)}")
     check_int("deep_filters", deep_filters)
     dilations = check_ints("dilations", dilations, allow_empty=True)
     check_int("deep_kernel", deep_kernel)

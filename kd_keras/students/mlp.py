@@ -8,9 +8,11 @@ from kd_keras.students.common import check_ints
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import check_text_arguments
 from kd_keras.students.common import features_layer
+from kd_keras.students.common import plain_numbers
 from kd_keras.students.common import token_ids_input
 
 
+@plain_numbers
 def mlp(
     num_classes,
     vocab_size=None,

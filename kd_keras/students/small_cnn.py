@@ -7,8 +7,10 @@ from kd_keras.students.common import check_int
 from kd_keras.students.common import check_ints
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import option_key
+from kd_keras.students.common import plain_numbers
 
 
+@plain_numbers
 def small_cnn(
     num_classes,
     vocab_size=None,

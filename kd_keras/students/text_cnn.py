@@ -7,9 +7,11 @@ from kd_keras.students.common import check_cnn_arguments
 from kd_keras.students.common import check_rate
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
+from kd_keras.students.common import plain_numbers
 from kd_keras.students.common import token_ids_input
 
 
+@plain_numbers
 def text_cnn(
     num_classes,
     vocab_size=30522,

@@ -9,6 +9,7 @@ from kd_keras.students.common import check_rate
 from kd_keras.students.common import check_text_arguments
 from kd_keras.students.common import features_layer
 from kd_keras.students.common import option_key
+from kd_keras.students.common import plain_numbers
 from kd_keras.students.common import token_ids_input
 from kd_keras.students.embedding_init import initial_embeddings
 
@@ -47,6 +48,7 @@ def _backbone(keras_hub, vocab_size, sequence_length, num_layers, num_heads, hid
         name=f"{name}_backbone")
 
 
+@plain_numbers
 def tiny_bert(
     num_classes,
     vocab_size=30522,
