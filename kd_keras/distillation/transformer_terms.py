@@ -77,6 +77,25 @@ def find_backbone(model, what, path=None):
     return found[0] + "/", paths[found[0]]
 
 
+def _block_names(backbone, what):
+    """The names of a backbone's transformer blocks, bottom first. ALBERT's
+    (a factorised `tiny_bert`) come in groups; a block run more than once
+    (shared weights) has no one output to distil."""
+    blocks, pending = [], list(backbone.transformer_layers)
+    while pending:
+        block = pending.pop(0)
+        if isinstance(block, (list, tuple)):
+            pending[:0] = list(block)
+        else:
+            blocks.append(block)
+    names = [block.name for block in blocks]
+    if len(set(map(id, blocks))) != len(blocks) or len(set(names)) != len(names):
+        raise UsageError(f"{what}: its backbone {backbone.name!r} runs a block more than "
+                         "once (shared weights), so a block has no one output to distil; "
+                         "name the layers with kd_keras.FeatureDistillation instead")
+    return names
+
+
 def transformer_terms(teacher, student, layer_map="uniform", embeddings=1.0,
                       hidden_states=1.0, attention=1.0,
                       teacher_backbone=None, student_backbone=None):
@@ -102,8 +121,8 @@ def transformer_terms(teacher, student, layer_map="uniform", embeddings=1.0,
     """
     t_prefix, t_backbone = find_backbone(teacher, "teacher", teacher_backbone)
     s_prefix, s_backbone = find_backbone(student, "student", student_backbone)
-    t_layers = [layer.name for layer in t_backbone.transformer_layers]
-    s_layers = [layer.name for layer in s_backbone.transformer_layers]
+    t_layers = _block_names(t_backbone, "teacher")
+    s_layers = _block_names(s_backbone, "student")
     pairs = _pairs(layer_map, len(t_layers), len(s_layers))
     terms = []
     if embeddings is not None:

@@ -254,3 +254,21 @@ def test_bad_input_gets_one_line_errors():
                    alpha=kd_keras.schedules.Linear(0.5, 1.5))
     one_line_error(r"^temperature: must be >= 0.01, got Step", distiller.compile,
                    temperature=kd_keras.schedules.Step([2.0, 0.0], [0.5]))
+
+
+def test_transformer_terms_find_the_grouped_blocks_of_a_factorised_student(rng):
+    """ALBERT (a `tiny_bert` with `embedding_dim`) keeps its blocks in groups."""
+    from kd_keras.students import tiny_bert
+
+    teacher = tiny_bert(2, vocab_size=30, sequence_length=6, num_layers=2, num_heads=2,
+                        hidden_dim=8, intermediate_dim=8, name="teacher")
+    student = tiny_bert(2, vocab_size=30, sequence_length=6, num_layers=2, num_heads=2,
+                        hidden_dim=4, intermediate_dim=4, embedding_dim=2, name="student")
+    terms = transformer_terms(teacher, student)
+    assert [t.name for t in terms] == ["embedding_mse", "hidden_mse_0", "attention_kl_0",
+                                       "hidden_mse_1", "attention_kl_1"]
+    distiller = kd_keras.Distiller(teacher, student, features=terms)
+    distiller.compile(optimizer="sgd")
+    ids = rng.integers(1, 30, size=(4, 6)).astype("int32")
+    history = distiller.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0).history
+    assert all(np.isfinite(history[t.name][0]) for t in terms)
