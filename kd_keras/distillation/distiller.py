@@ -262,11 +262,13 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         named.update({f"{t.name}_weight": t.weight for t in self.features})
         return named
 
-    def _loss_shares(self, x, y, student_outputs, sample_weight):
+    def _loss_shares(self, x, y, student_outputs, sample_weight, training=True):
         """Returns this replica's share of `(loss, hard, soft, *features)`.
 
         The shares sum over replicas to the global batch's values, so the
-        gradients that the optimizer sums over replicas are exact.
+        gradients that the optimizer sums over replicas are exact. A
+        validation inside `fit` takes the schedules' values of the last step
+        trained, so it logs them as the epoch's training did.
         """
         student_logits, student_features = student_outputs
         targets = split_targets(y)
@@ -287,8 +289,8 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             tf.stack([tf.cast(tf.size(labeled), "float32"),
                       tf.reduce_sum(labeled)])
         )
-        values = self._progress.values(self._schedules(),
-                                       self.optimizer.iterations)
+        values = self._progress.values(self._schedules(), self.optimizer.iterations,
+                                       training=training)
         hard = self._per_example_hard(tf.maximum(labels, 0), student_logits)
         soft = _per_example(self._soft_fn(teacher_logits, student_logits,
                                           values["temperature"]))
@@ -333,7 +335,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         """The same losses and metrics as `train_step`, without an update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self._student_outputs(x, training=False)
-        shares = self._loss_shares(x, y, outputs, sample_weight)
+        shares = self._loss_shares(x, y, outputs, sample_weight, training=False)
         loss = shares[0] + self._regularization_share()
         return self._update_metrics(x, y, outputs[0], sample_weight,
                                     loss, *shares[1:])
@@ -380,8 +382,11 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         self._check_labels_given(x, y)
         kwargs = self._progress.with_callback(
             keras.Model.fit, self, x, y, *args, **kwargs)
-        with checks.clear_errors(), self._teacher_errors():
-            return super().fit(**kwargs)
+        try:
+            with checks.clear_errors(), self._teacher_errors():
+                return super().fit(**kwargs)
+        finally:
+            self._progress.fitting.assign(0)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""

@@ -40,6 +40,10 @@ class TrainingProgress:
                                  name="progress_start")
         self.total = tf.Variable(0, dtype="int64", trainable=False,
                                  name="progress_total")
+        # 1 while `fit` runs: its validation then takes the schedules' values
+        # of the last step trained, the ones the epoch logs.
+        self.fitting = tf.Variable(0, dtype="int64", trainable=False,
+                                   name="progress_fitting")
         # name -> LastValue, one per scheduled (non-constant) quantity; held
         # here, out of Keras's automatic tracking.
         self.loggers = {}
@@ -51,9 +55,12 @@ class TrainingProgress:
             name: LastValue(name) for name, value in named.items()
             if isinstance(value, Schedule) and not value.is_constant}
 
-    def values(self, named, iterations):
+    def values(self, named, iterations, training=True):
         """Evaluates `named` (`{name: number or Schedule}`) at optimizer
-        step `iterations`, and updates the loggers."""
+        step `iterations` (outside training within `fit`, at the last step
+        trained), and updates the loggers."""
+        if not training:
+            iterations = tf.maximum(tf.cast(iterations, "int64") - self.fitting, 0)
         progress = self.value(iterations)
         values = {name: value(progress) if isinstance(value, Schedule)
                   else value for name, value in named.items()}
@@ -98,6 +105,7 @@ class ProgressCallback(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):
+        self.progress.fitting.assign(1)
         self._begin = self._iterations()
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
         if steps:

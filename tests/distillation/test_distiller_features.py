@@ -381,3 +381,24 @@ def test_a_term_name_that_another_log_uses_is_refused(name, metrics, message):
                                                  name=name)]
     with pytest.raises(kd_keras.errors.UsageError, match=message):
         kd_keras.Distiller(teacher, student, features=features).compile(metrics=metrics)
+
+
+def test_validation_logs_the_schedules_as_the_epochs_training_did():
+    """Each epoch logs a schedule's value at its last training step, with or
+    without validation data."""
+    x, y, _ = make_data(n=32)
+    logged = []
+    for validation in (None, (x, y)):
+        teacher, student = make_models()
+        distiller = kd_keras.Distiller(teacher, student, features=[
+            kd_keras.FeatureDistillation("t_hidden", "s_hidden", name="h",
+                                         weight=Linear(1.0, 0.0))])
+        distiller.compile(optimizer=keras.optimizers.SGD(LR), alpha=Linear(0.9, 0.1))
+        logged.append(distiller.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False,
+                                    validation_data=validation, verbose=0).history)
+    steps = EPOCHS * 2  # 32 examples in batches of 16
+    last = [(e + 1) * 2 - 1 for e in range(EPOCHS)]  # each epoch's last step
+    np.testing.assert_allclose(logged[0]["alpha"], [0.9 - 0.8 * k / steps for k in last],
+                               rtol=1e-6)
+    for key in ("alpha", "h_weight"):
+        assert logged[1][key] == logged[1][f"val_{key}"] == logged[0][key]
