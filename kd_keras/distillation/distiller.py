@@ -444,6 +444,9 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             student=keras.saving.serialize_keras_object(self.student),
             features=[term.get_config() for term in self.features],
         )
+        if self._features is not None and self._features.shapes is not None:
+            # Projections sized by a batch: built again before the weights load.
+            config["feature_shapes"] = self._features.shapes
         return config
 
     @classmethod
@@ -458,8 +461,11 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             student, custom_objects=custom_objects)
         features = [FeatureDistillation.from_config(term)
                     for term in config.pop("features", [])]
-        return cls(teacher=teacher, student=student, features=features,
-                   **config)
+        shapes = config.pop("feature_shapes", None)
+        distiller = cls(teacher=teacher, student=student, features=features, **config)
+        if shapes is not None and not distiller._features.built:
+            distiller._features.build(*shapes)
+        return distiller
 
     def compile_from_config(self, config):
         """Compiles again from a saved config, so that a loaded Distiller

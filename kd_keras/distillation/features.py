@@ -237,6 +237,7 @@ class FeatureSet:
         self.projection_layers = [p for p in self._projections
                                   if p is not None]
         self.built = False
+        self.shapes = None  # `(teacher_shapes, student_shapes)` once built.
         shapes = self.static_shapes()
         if shapes is not None:
             self.build(*shapes)
@@ -302,6 +303,8 @@ class FeatureSet:
             layer.configure(t[-1], rank=len(s) + 1)
             layer.build((None,) + s)
         self.built = True
+        self.shapes = ([list(map(_plain, t)) for t in teacher_shapes],
+                       [list(map(_plain, s)) for s in student_shapes])
 
     def build_from(self, teacher_features, student_features):
         """`build` from the outputs of `teacher_outputs` and
@@ -362,6 +365,11 @@ class FeatureSet:
                 teacher_features[term.teacher_layer], "float32"))
             values.append(self.losses[i](teacher, student))
         return values
+
+
+def _plain(dim):
+    """A shape's dimension as JSON holds it (an int or `None`)."""
+    return None if dim is None else int(dim)
 
 
 class _Projection(keras.layers.Layer):

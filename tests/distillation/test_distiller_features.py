@@ -402,3 +402,28 @@ def test_validation_logs_the_schedules_as_the_epochs_training_did():
                                rtol=1e-6)
     for key in ("alpha", "h_weight"):
         assert logged[1][key] == logged[1][f"val_{key}"] == logged[0][key]
+
+
+def test_projections_sized_by_a_batch_come_back_with_their_trained_weights(tmp_path):
+    """A Distiller without a teacher (from a cache, as `kd-keras distill`
+    runs it) sizes its projection on the first batch; a saved one loads it
+    built, with the weights it trained, before any batch."""
+    x, y, _ = make_data(n=16)
+    rng = np.random.default_rng(3)
+    targets = {"labels": y, "teacher_logits": rng.normal(size=(16, 4)).astype("float32"),
+               "teacher_features": {"t_hidden": rng.normal(size=(16, 16)).astype("float32")}}
+    data = tf.data.Dataset.from_tensor_slices((x, targets)).batch(BATCH)
+    _, student = make_models()
+    distiller = kd_keras.Distiller(None, student, features=[
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden")])
+    distiller.compile(optimizer=keras.optimizers.SGD(LR))
+    distiller.fit(data, epochs=2, verbose=0)
+    trained = [np.asarray(v) for v in distiller.projections[0].weights]
+    distiller.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras", safe_mode=True)
+    assert loaded.projections[0].built
+    for a, b in zip(loaded.projections[0].weights, trained):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    np.testing.assert_allclose(loaded.evaluate(data, verbose=0, return_dict=True)["s_hidden_mse"],
+                               distiller.evaluate(data, verbose=0, return_dict=True)["s_hidden_mse"],
+                               rtol=1e-6)
