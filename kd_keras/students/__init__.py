@@ -17,10 +17,11 @@ naming `student.options.<argument>`.
 
 Layers that a feature-distillation term can name (`student_layer=`):
 
-- `"features"` in `text_cnn`, `dilated_cnn`, `bigru` and `tiny_bert`: the
-  pooled representation that feeds the classifier, `[batch, width]` with
-  width `filters * len(kernel_sizes)` (plus `deep_filters * len(dilations)`
-  in `dilated_cnn`), `2 * units` and `hidden_dim` respectively.
+- `"features"` in `text_cnn`, `dilated_cnn`, `bigru`, `tiny_bert` and `mlp`
+  on ids: the pooled representation that feeds the classifier,
+  `[batch, width]` with width `filters * len(kernel_sizes)` (plus
+  `deep_filters * len(dilations)` in `dilated_cnn`), `2 * units`,
+  `hidden_dim` and the last hidden width respectively.
 - `"embedding"` in `text_cnn`, `dilated_cnn`, `bigru` and `mlp` (ids): the
   token embeddings, `[batch, sequence_length, embedding_dim]`.
 - `tiny_bert`'s hidden states, `[batch, sequence_length, hidden_dim]`:
@@ -29,8 +30,9 @@ Layers that a feature-distillation term can name (`student_layer=`):
 
 `"features"` (`FEATURES_LAYER`) is the input of the classifier, before
 dropout; it is a weightless `Identity` layer, so it changes neither the
-parameter count nor the initial weights. `mlp` and `small_cnn` have no
-`"features"` layer (`mlp`'s float input is named `"features"`).
+parameter count nor the initial weights. `small_cnn`, and `mlp` on float
+inputs, have no `"features"` layer (that `mlp`'s input is named
+`"features"`).
 
 `tiny_bert(embedding_dim=..., embedding_init=...)` and
 `dilated_cnn(embedding_init=...)` start their word table from a teacher's,
