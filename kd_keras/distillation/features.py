@@ -273,6 +273,10 @@ class FeatureSet:
                      f"{term.student_layer!r} {_shape(s)} vs teacher "
                      f"{term.teacher_layer!r} {_shape(t)}")
             layer = self._projections[i]
+            kl = term.loss in ("attention_kl", feature_losses.attention_kl)
+            if kl and not self._is_attention(i):
+                raise UsageError(f"{where}: attention_kl compares attention probabilities; "
+                                 "name the layers' ':attention' part, or use mse or cosine")
             if self._is_attention(i):
                 if term.projection == "dense":
                     raise UsageError(f"{where}: attention probabilities "
@@ -286,6 +290,9 @@ class FeatureSet:
                 if None not in (t[0], s[0]) and t[0] % s[0]:
                     raise UsageError(f"{where}: the teacher's heads cannot "
                                      "be grouped into the student's")
+                if not kl and not _compatible(t[:1], s[:1]):
+                    raise UsageError(f"{where}: only attention_kl groups the teacher's "
+                                     "heads into the student's; use loss='attention_kl'")
                 continue
             if not _compatible(t[:-1], s[:-1]) or len(t) != len(s):
                 raise UsageError(f"{where}: only the last axis may differ")

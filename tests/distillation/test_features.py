@@ -272,3 +272,19 @@ def test_transformer_terms_find_the_grouped_blocks_of_a_factorised_student(rng):
     ids = rng.integers(1, 30, size=(4, 6)).astype("int32")
     history = distiller.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0).history
     assert all(np.isfinite(history[t.name][0]) for t in terms)
+
+
+def test_a_loss_that_does_not_fit_the_part_is_refused():
+    term = kd_keras.FeatureDistillation
+    teacher = mlp("teacher", 16, "relu", "t_hidden")
+    student = mlp("student", 8, "tanh", "s_hidden")
+    one_line_error(r"^features\[0\] \(s_hidden_attention_kl\): .*: attention_kl compares "
+                   r"attention probabilities", kd_keras.Distiller, teacher, student,
+                   features=[term("t_hidden", "s_hidden", loss="attention_kl")])
+    t_bert, _ = bert("teacher", layers=1, hidden=8, heads=4)
+    s_bert, _ = bert("student", layers=1, hidden=8, heads=2)
+    attention = "{}_backbone/transformer_layer_0:attention"
+    one_line_error(r"only attention_kl groups the teacher's heads into the student's",
+                   kd_keras.Distiller, t_bert, s_bert, features=[
+                       term(attention.format("teacher"), attention.format("student"),
+                            loss="mse", projection=None)])
