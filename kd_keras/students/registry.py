@@ -61,7 +61,7 @@ def get_student(architecture):
     module_name, _, function_name = architecture.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
+    except (ImportError, ValueError, TypeError) as e:  # An empty or relative name.
         raise ConfigError(
             f"student.architecture: cannot import module {module_name!r} ({e})"
         ) from None

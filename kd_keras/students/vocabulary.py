@@ -22,11 +22,13 @@ Example:
 """
 
 import dataclasses
+import numbers
 
 import keras
 import numpy as np
 
 from kd_keras.errors import ConfigError
+from kd_keras.errors import UsageError
 
 PRUNE_KEY = "student.prune_vocabulary"
 MIN_COUNT_KEY = "student.vocabulary_min_count"
@@ -68,6 +70,8 @@ def used_vocabulary(train_ids, vocab_size, min_count=1, max_rows=None):
 
     Raises:
         ValueError: an id outside `[0, vocab_size)`.
+        UsageError: `min_count` below 1 or `max_rows` below 2 (a row for
+            the used ids and the shared one), or not whole numbers.
 
     Example:
 
@@ -76,6 +80,10 @@ def used_vocabulary(train_ids, vocab_size, min_count=1, max_rows=None):
     >>> used_vocabulary(np.array([[5, 7, 0], [7, 9, 0]]), 12, max_rows=3).table.tolist()
     [0, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2]
     """
+    for name, value, low in (("min_count", min_count, 1), ("max_rows", max_rows, 2)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, numbers.Integral) or value < low):
+            raise UsageError(f"{name}: must be a whole number >= {low}, got {value!r}")
     used, counts = np.unique(np.asarray(train_ids), return_counts=True)
     if used.size and (used[0] < 0 or used[-1] >= vocab_size):
         raise ValueError(f"ids must be in [0, {vocab_size}), got {used[0]} .. {used[-1]}")

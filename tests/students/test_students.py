@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kd_keras.errors import ConfigError
 from kd_keras.students import BUILTIN_STUDENTS
 from kd_keras.students import build_student
 from kd_keras.students import get_student
@@ -52,6 +53,9 @@ def test_unknown_and_custom_students(tmp_path, monkeypatch):
         get_student("resnet9000")
     with pytest.raises(ValueError, match="cannot import module 'no_such_pkg_x'"):
         get_student("no_such_pkg_x:build")
+    for empty in (":text_cnn", ".rel:build"):  # importlib's ValueError, not a traceback
+        with pytest.raises(ConfigError, match=r"^student.architecture: cannot import module"):
+            get_student(empty)
     (tmp_path / "my_students.py").write_text(
         "import keras\n"
         "def tiny(num_classes, vocab_size=None, sequence_length=None, width=4):\n"

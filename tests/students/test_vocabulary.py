@@ -157,3 +157,16 @@ def test_max_rows_keeps_the_most_used_ids_against_a_python_count():
     both = used_vocabulary(train, VOCAB, min_count=3, max_rows=11)
     kept = sorted(i for i in ranked[:10] if counts[i] >= 3)
     assert both.size == len(kept) + 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_rows": 2.5}, r"^max_rows: must be a whole number >= 2, got 2.5$"),
+    ({"max_rows": 0}, r"^max_rows: must be a whole number >= 2, got 0$"),
+    ({"min_count": 0}, r"^min_count: must be a whole number >= 1, got 0$"),
+])
+def test_row_limits_that_keep_no_used_id_are_refused(kwargs, message):
+    from kd_keras.errors import UsageError
+    from kd_keras.students.vocabulary import used_vocabulary
+
+    with pytest.raises(UsageError, match=message):
+        used_vocabulary(np.array([[1, 2, 2]]), 5, **kwargs)
