@@ -160,6 +160,9 @@ def get(identifier, what="loss"):
             raise UsageError(f"{what}: unknown loss {identifier!r} (known: "
                              f"{', '.join(NAMES)}, or a callable)")
         return LOSSES[identifier]
+    if isinstance(identifier, type):
+        raise UsageError(f"{what}: got the class {identifier.__name__}; give an instance "
+                         f"({identifier.__name__}()) or a function")
     if isinstance(identifier, keras.losses.Loss):
         return lambda t, s: per_example(identifier.call(t, s))
     if callable(identifier):

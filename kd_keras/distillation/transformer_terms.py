@@ -22,6 +22,8 @@ Example:
 (2, 5, 8, 11)
 """
 
+import keras
+
 from kd_keras.distillation.feature_views import layer_paths
 from kd_keras.distillation.features import FeatureDistillation
 from kd_keras.errors import UsageError
@@ -119,6 +121,10 @@ def transformer_terms(teacher, student, layer_map="uniform", embeddings=1.0,
     Returns:
         A list of `kd_keras.FeatureDistillation`.
     """
+    for what, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise UsageError(f"{what}: expected a keras.Model holding a KerasHub transformer "
+                             f"backbone, got {type(model).__name__}")
     t_prefix, t_backbone = find_backbone(teacher, "teacher", teacher_backbone)
     s_prefix, s_backbone = find_backbone(student, "student", student_backbone)
     t_layers = _block_names(t_backbone, "teacher")
@@ -161,8 +167,10 @@ def _pairs(layer_map, teacher_layers, student_layers):
         raise UsageError(f"layer_map: expected 'uniform', a list or a dict, "
                          f"got {layer_map!r}")
     for j, i in pairs:
-        if not (isinstance(j, int) and 0 <= j < student_layers
-                and isinstance(i, int) and 0 <= i < teacher_layers):
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in (j, i)):
+            raise UsageError(f"layer_map: pair {j!r} -> {i!r}: layers are given by "
+                             "their integer index")
+        if not (0 <= j < student_layers and 0 <= i < teacher_layers):
             raise UsageError(
                 f"layer_map: pair {j} -> {i} is out of range (student "
                 f"layers 0..{student_layers - 1}, teacher layers "

@@ -288,3 +288,18 @@ def test_a_loss_that_does_not_fit_the_part_is_refused():
                    kd_keras.Distiller, t_bert, s_bert, features=[
                        term(attention.format("teacher"), attention.format("student"),
                             loss="mse", projection=None)])
+
+
+def test_wrong_kinds_of_arguments_are_one_line():
+    teacher = mlp("teacher", 16, "relu", "t_hidden")
+    student = mlp("student", 8, "tanh", "s_hidden")
+    one_line_error(r"^FeatureDistillation.loss: got the class MeanAbsoluteError; give an "
+                   r"instance \(MeanAbsoluteError\(\)\)", kd_keras.FeatureDistillation,
+                   "t_hidden", "s_hidden", loss=keras.losses.MeanAbsoluteError)
+    one_line_error(r"^teacher: expected a keras.Model holding a KerasHub transformer backbone, "
+                   r"got str", transformer_terms, "bert", student)
+    t_bert, _ = bert("teacher", layers=2, hidden=8, heads=2)
+    s_bert, _ = bert("student", layers=1, hidden=8, heads=2)
+    for layer_map in ([True], {0: True}, {"0": 1}):
+        one_line_error(r"^layer_map: pair .*: layers are given by their integer index",
+                       transformer_terms, t_bert, s_bert, layer_map=layer_map)
