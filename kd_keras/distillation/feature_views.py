@@ -234,6 +234,12 @@ def _graph_view(model, refs, what):
         raise UsageError(f"{what}_layer: {missing[0]!r} is not on the path "
                          f"from {model.name!r}'s inputs to its outputs")
     features = [found[(ref.path, ref.part)] for ref in refs]
+    for ref, feature in zip(refs, features):
+        if not isinstance(feature, keras.KerasTensor):  # A list, a dict of outputs.
+            count = len(feature) if hasattr(feature, "__len__") else "several"
+            raise UsageError(f"{what}_layer: {ref.key!r} returns {count} outputs, not one "
+                             "tensor; name a layer that returns one (or add a layer that "
+                             "picks it)")
     return keras.Model(inputs, [logits, *features],
                        name=f"{model.name}_features")
 

@@ -303,3 +303,15 @@ def test_wrong_kinds_of_arguments_are_one_line():
     for layer_map in ([True], {0: True}, {"0": 1}):
         one_line_error(r"^layer_map: pair .*: layers are given by their integer index",
                        transformer_terms, t_bert, s_bert, layer_map=layer_map)
+
+
+def test_a_layer_with_several_outputs_is_refused_by_name():
+    def model(name):
+        inputs = keras.Input((5, 3))
+        out, state = keras.layers.GRU(4, return_state=True, name=f"{name}_gru")(inputs)
+        joined = keras.layers.Concatenate()([out, state])
+        return keras.Model(inputs, keras.layers.Dense(2)(joined), name=name)
+
+    one_line_error(r"^student_layer: 's_gru' returns 2 outputs, not one tensor",
+                   kd_keras.Distiller, model("t"), model("s"), features=[
+                       kd_keras.FeatureDistillation("t_gru", "s_gru")])
