@@ -447,6 +447,9 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         if self._features is not None and self._features.shapes is not None:
             # Projections sized by a batch: built again before the weights load.
             config["feature_shapes"] = self._features.shapes
+        # Where the schedules stood: a loaded Distiller evaluates as it would have.
+        config["progress"] = [int(self._progress.start.numpy()),
+                              int(self._progress.total.numpy())]
         return config
 
     @classmethod
@@ -462,7 +465,11 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         features = [FeatureDistillation.from_config(term)
                     for term in config.pop("features", [])]
         shapes = config.pop("feature_shapes", None)
+        progress = config.pop("progress", None)
         distiller = cls(teacher=teacher, student=student, features=features, **config)
+        if progress is not None:
+            distiller._progress.start.assign(progress[0])
+            distiller._progress.total.assign(progress[1])
         if shapes is not None and not distiller._features.built:
             distiller._features.build(*shapes)
         return distiller

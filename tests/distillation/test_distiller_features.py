@@ -427,3 +427,17 @@ def test_projections_sized_by_a_batch_come_back_with_their_trained_weights(tmp_p
     np.testing.assert_allclose(loaded.evaluate(data, verbose=0, return_dict=True)["s_hidden_mse"],
                                distiller.evaluate(data, verbose=0, return_dict=True)["s_hidden_mse"],
                                rtol=1e-6)
+
+
+def test_a_loaded_distiller_evaluates_where_its_schedules_stood(tmp_path):
+    teacher, student = make_models()
+    x, y, _ = make_data()
+    distiller = kd_keras.Distiller(teacher, student, features=[
+        kd_keras.FeatureDistillation("t_hidden", "s_hidden", weight=Linear(1.0, 0.0))])
+    distiller.compile(optimizer=keras.optimizers.SGD(LR), alpha=Linear(0.9, 0.1))
+    distiller.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0)
+    distiller.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras", safe_mode=True)
+    scores = [m.evaluate(x, y, verbose=0, return_dict=True) for m in (distiller, loaded)]
+    assert scores[1]["alpha"] == pytest.approx(scores[0]["alpha"]) == pytest.approx(0.1)
+    assert scores[1]["loss"] == pytest.approx(scores[0]["loss"], rel=1e-6)
