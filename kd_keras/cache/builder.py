@@ -49,7 +49,7 @@ def shard_outputs(forward, structure, chunk, batch_size, num_classes=None, progr
     The one loop that computes a cache's teacher outputs, in this process
     or on a Ray actor: logits must be `[rows, classes]`, the same classes
     throughout, and logits rather than probabilities (checked by value on
-    the first batch when `num_classes` is not known yet).
+    the first two rows or more when `num_classes` is not known yet).
 
     Args:
         forward: `x -> logits` (or `(logits, {name: features})` with
