@@ -133,50 +133,28 @@ def resolve(path, runtime=None, quantization="none"):
     return "saved_model", version
 
 
-def _saved_model_runner(path):
-    """A function: sentences -> the `serving_text` outputs as arrays."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+def _text_runtime(runtime, path):
+    """The loaded runtime of `export.runtimes` for the raw-text signature of
+    the artifact at `path` (the one `verify` runs)."""
+    from kd_keras.errors import KdKerasError
+    from kd_keras.export.runtimes import MissingSignatureError
+    from kd_keras.export.runtimes import load_runtime
 
+    kind = "SavedModel" if runtime == "saved_model" else "TFLite model"
     try:
-        model = tf.saved_model.load(path)
+        return load_runtime(runtime, path, TEXT_SIGNATURE)
+    except MissingSignatureError:
+        if runtime == "tflite":
+            raise UsageError(
+                f"{path}: has no {TEXT_SIGNATURE} signature; predict runs the "
+                "model_text*.tflite files (a MediaPipe model.tflite runs in MediaPipe's "
+                "TextClassifier)") from None
+        raise UsageError(f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
+                         f"{REEXPORT}") from None
+    except KdKerasError:
+        raise
     except Exception as e:
-        raise DataError(f"{path}: cannot load the SavedModel ({one_line(e)})") from None
-    if TEXT_SIGNATURE not in model.signatures:
-        raise UsageError(
-            f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); {REEXPORT}")
-    signature = model.signatures[TEXT_SIGNATURE]
-
-    def run(sentences):
-        return {k: v.numpy() for k, v in signature(text=tf.constant(sentences)).items()}
-
-    return run
-
-
-def _tflite_runner(path):
-    """A function: sentences -> the `serving_text` outputs as arrays."""
-    import numpy as np
-    from tensorflow_text import tflite_registrar
-
-    from kd_keras.export.tflite import litert_interpreter
-
-    litert = litert_interpreter()
-    try:
-        interpreter = litert.InterpreterWithCustomOps(
-            custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS, model_path=path)
-        signatures = interpreter.get_signature_list()
-    except Exception as e:
-        raise DataError(f"{path}: cannot load the TFLite model ({one_line(e)})") from None
-    if TEXT_SIGNATURE not in signatures:
-        raise UsageError(
-            f"{path}: has no {TEXT_SIGNATURE} signature; predict runs the model_text*.tflite "
-            "files (a MediaPipe model.tflite runs in MediaPipe's TextClassifier)")
-    runner = interpreter.get_signature_runner(TEXT_SIGNATURE)
-
-    def run(sentences):
-        return runner(text=np.array([s.encode("utf-8") for s in sentences], dtype=object))
-
-    return run
+        raise DataError(f"{path}: cannot load the {kind} ({one_line(e)})") from None
 
 
 def _labels_beside(path, num_classes):
@@ -289,9 +267,9 @@ def _classify(runtime, model_path, sentences):
     """`predictions` on a resolved artifact and checked sentences."""
     import numpy as np
 
-    loader = _saved_model_runner if runtime == "saved_model" else _tflite_runner
-    run_model = loader(model_path)
-    outs = [run_model(sentences[i:i + BATCH]) for i in range(0, len(sentences), BATCH)]
+    with _text_runtime(runtime, model_path) as model:
+        outs = [model.outputs({"text": np.array(sentences[i:i + BATCH], dtype=object)})
+                for i in range(0, len(sentences), BATCH)]
     out = {key: np.concatenate([np.asarray(o[key]) for o in outs]) for key in outs[0]}
     probabilities = np.asarray(out["probabilities"], np.float64)
     ids = probabilities.argmax(-1)

@@ -15,6 +15,7 @@ import numpy as np
 from kd_keras.errors import UsageError
 from kd_keras.errors import require
 from kd_keras.export.formats import FORMATS
+from kd_keras.export.layout import TEXT_SIGNATURE
 from kd_keras.export.layout import sidecar_path
 from kd_keras.export.safe_reading import read_json_file
 
@@ -25,7 +26,9 @@ SIGNATURE = "serving_default"
 class Runtime:
     """Runs one exported artifact.
 
-    Subclasses set `format` and implement `load(path)` and `run(inputs)`.
+    Subclasses set `format` and implement `load(path)` and `outputs(inputs)`;
+    `run` keeps the logits. A signature the artifact lacks is a
+    `MissingSignatureError` at `load`.
 
     Example:
 
@@ -46,9 +49,15 @@ class Runtime:
         """Opens the artifact at `path`; returns `self`."""
         raise NotImplementedError
 
+    def outputs(self, inputs):
+        """Runs a batch `{input name: array}`; returns `{output name:
+        array}`, every output of the signature (a text model's
+        `probabilities` and `classes` beside its `logits`)."""
+        raise NotImplementedError
+
     def run(self, inputs):
         """Runs a batch `{input name: array}`; returns float32 logits."""
-        raise NotImplementedError
+        return np.asarray(self.outputs(inputs)[LOGITS], np.float32)
 
     def close(self):
         """Releases what `load` opened (a no-op unless a runtime holds a
@@ -84,14 +93,14 @@ class SavedModelRuntime(Runtime):
             meta = tf.compat.v1.saved_model.loader.load(
                 self._session, ["serve"], path
             )
-        signature = meta.signature_def[self.signature or SIGNATURE]
+        signature = _signature(path, meta.signature_def, self.signature or SIGNATURE)
         self._feeds = {k: v.name for k, v in signature.inputs.items()}
-        self._fetch = signature.outputs[LOGITS].name
+        self._fetches = {k: v.name for k, v in signature.outputs.items()}
         return self
 
-    def run(self, inputs):
+    def outputs(self, inputs):
         feed = {self._feeds[k]: v for k, v in inputs.items()}
-        return np.asarray(self._session.run(self._fetch, feed), np.float32)
+        return self._session.run(self._fetches, feed)
 
 
 class LiteRTRuntime(Runtime):
@@ -99,8 +108,9 @@ class LiteRTRuntime(Runtime):
 
     Integer-only models get their float inputs quantized and their logits
     dequantized with the tensors' own scale and zero point. Models with
-    TF-Text custom ops (marked in the JSON sidecar) run through
-    `InterpreterWithCustomOps` with `SELECT_TFTEXT_OPS`.
+    TF-Text custom ops (marked in the JSON sidecar, or asked for by their
+    raw-text signature) run through `InterpreterWithCustomOps` with
+    `SELECT_TFTEXT_OPS`.
     """
 
     format = "tflite"
@@ -109,12 +119,13 @@ class LiteRTRuntime(Runtime):
         litert = require("ai_edge_litert.interpreter", "export", "TFLite verification")
 
         sidecar = sidecar_path(path)
-        custom, signature = False, self.signature or SIGNATURE
+        custom, signature = False, self.signature
         if os.path.lexists(sidecar):  # Read within limits: a FIFO never ends.
             meta = read_json_file(sidecar)
             custom = bool(meta.get("tftext_custom_ops"))
-            signature = meta.get("signature", signature)
-        if custom:
+            signature = signature or meta.get("signature")
+        signature = signature or SIGNATURE
+        if custom or signature == TEXT_SIGNATURE:
             from tensorflow_text import tflite_registrar
 
             self._interpreter = litert.InterpreterWithCustomOps(
@@ -124,12 +135,13 @@ class LiteRTRuntime(Runtime):
             )
         else:
             self._interpreter = litert.Interpreter(model_path=path, num_threads=1)
+        _signature(path, self._interpreter.get_signature_list(), signature)
         self._runner = self._interpreter.get_signature_runner(signature)
         self._in = self._runner.get_input_details()
-        self._out = self._runner.get_output_details()[LOGITS]
+        self._out = self._runner.get_output_details()
         return self
 
-    def run(self, inputs):
+    def outputs(self, inputs):
         feed = {}
         for name, value in inputs.items():
             detail = self._in[name]
@@ -145,11 +157,12 @@ class LiteRTRuntime(Runtime):
                 info = np.iinfo(dtype)
                 value = np.clip(np.round(value / scale + zero), info.min, info.max)
             feed[name] = np.asarray(value, dtype)
-        logits = self._runner(**feed)[LOGITS]
-        scale, zero = self._out["quantization"]
-        if scale and np.dtype(self._out["dtype"]).kind in "iu":
-            logits = (logits.astype(np.float32) - zero) * scale
-        return np.asarray(logits, np.float32)
+        outputs = self._runner(**feed)
+        for name, value in outputs.items():
+            scale, zero = self._out[name]["quantization"]
+            if scale and np.dtype(self._out[name]["dtype"]).kind in "iu":
+                outputs[name] = (value.astype(np.float32) - zero) * scale
+        return outputs
 
 
 class OnnxRuntime(Runtime):
@@ -168,8 +181,9 @@ class OnnxRuntime(Runtime):
         )
         return self
 
-    def run(self, inputs):
-        return np.asarray(self._session.run([LOGITS], dict(inputs))[0], np.float32)
+    def outputs(self, inputs):
+        names = [o.name for o in self._session.get_outputs()]
+        return dict(zip(names, self._session.run(names, dict(inputs))))
 
 
 class MediaPipeRuntime(Runtime):
@@ -192,6 +206,10 @@ class MediaPipeRuntime(Runtime):
                 base_options=BaseOptions(model_asset_path=path)))
         return self
 
+    def outputs(self, inputs):
+        """`{"probabilities": ...}`: the classifier gives no logits."""
+        return {"probabilities": self.run(inputs)}
+
     def run(self, inputs):
         (texts,) = inputs.values()
         rows = []
@@ -210,6 +228,20 @@ class MediaPipeRuntime(Runtime):
         classifier, self._classifier = getattr(self, "_classifier", None), None
         if classifier is not None:
             classifier.close()
+
+
+class MissingSignatureError(UsageError):
+    """An artifact without the signature asked for (token ids only, where
+    raw text was wanted)."""
+
+
+def _signature(path, signatures, name):
+    """`signatures[name]`, or a one-line error naming what `path` has."""
+    if name not in signatures:
+        # `__saved_model_init_op` is TensorFlow's, not a signature to run.
+        have = ", ".join(sorted(s for s in signatures if not s.startswith("__"))) or "none"
+        raise MissingSignatureError(f"{path}: has no {name} signature (it has {have})")
+    return signatures[name]
 
 
 RUNTIMES = {
