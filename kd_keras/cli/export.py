@@ -1,7 +1,6 @@
 """`kd-keras export MODEL.keras OUT_DIR`: export and verify a trained model."""
 
 import os
-import re
 
 from kd_keras.cli.verify import whole_number
 from kd_keras.errors import UsageError
@@ -100,75 +99,11 @@ def register(subparsers):
 def _read_labels(values):
     """`--labels`: the names given, or those of a file holding one a line."""
     if values and len(values) == 1 and os.path.isfile(values[0]):
-        from kd_keras.errors import DataError
+        from kd_keras.data.text_lines import read_lines
 
-        try:
-            with open(values[0], encoding="utf-8-sig") as f:  # a byte-order mark is not text
-                return [line.rstrip("\r\n") for line in f if line.strip()]
-        except UnicodeDecodeError:
-            raise DataError(f"{values[0]}: not a UTF-8 text file (--labels)") from None
-        except OSError as e:
-            raise DataError(f"{values[0]}: cannot read --labels ({e.strerror})") from None
+        return [line for line in read_lines(values[0], "class names (--labels)")
+                if line.strip()]
     return values
-
-
-def read_text_data(path, labels=None, num_classes=None):
-    r"""Sentences and their labels from `--text-data`.
-
-    Args:
-        path: a UTF-8 file, one sentence a line, optionally `TAB label`.
-        labels: the class names, or None (labels are class ids).
-        num_classes: the model's classes, or None; a class id must be less.
-
-    Returns:
-        `(texts, y)`: a list of strings, and an int array of labels or None
-        when no line has one.
-
-    Raises:
-        DataError: naming the file and line (not UTF-8, no sentence, a label
-            on some lines only, an unknown label).
-
-    Example:
-
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "t.txt")
-    >>> _ = open(path, "w").write("good film\tpos\nbad film\tneg\n")
-    >>> read_text_data(path, ["neg", "pos"])
-    (['good film', 'bad film'], array([1, 0]))
-    """
-    import numpy as np
-
-    from kd_keras.errors import DataError
-
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not text
-            lines = [line.rstrip("\r\n") for line in f]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file (--text-data)") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read --text-data ({e.strerror})") from None
-    rows = [(i, line.split("\t")) for i, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise DataError(f"{path}: no sentences (--text-data)")
-    texts, y = [], []
-    index = {name: i for i, name in enumerate(labels or ())}
-    for number, parts in rows:
-        if len(parts) > 2 or (len(parts) == 2) != (len(rows[0][1]) == 2):
-            raise DataError(f"{path}: line {number}: expected a sentence, or a sentence, a "
-                            "TAB and a label, the same on every line")
-        texts.append(parts[0])
-        if len(parts) == 2:
-            label = parts[1].strip()
-            limit = len(labels) if labels else num_classes
-            if label in index:
-                y.append(index[label])
-            elif re.fullmatch("[0-9]+", label) and (limit is None or int(label) < limit):
-                y.append(int(label))
-            else:
-                known = (f" (known: {', '.join(labels)})" if labels else
-                         f" (class ids 0..{limit - 1})" if limit else "")
-                raise DataError(f"{path}: line {number}: unknown label {label!r}{known}")
-    return texts, (np.array(y) if y else None)
 
 
 def _text_export(args, specs, formats, labels, num_classes):
@@ -183,6 +118,7 @@ def _text_export(args, specs, formats, labels, num_classes):
     if len(specs) != 1 or specs[0].dtype not in ("int32", "int64") or len(specs[0].shape) != 2:
         raise UsageError(f"--vocabulary: {args.model} is not a text model (one int "
                          "[batch, length] input of token ids)")
+    from kd_keras.data.text_lines import read_text_data
     from kd_keras.data.tokenizer import load_vocabulary
     from kd_keras.export import TextExport
     from kd_keras.export import WordPiecePreprocessor

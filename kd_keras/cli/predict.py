@@ -193,8 +193,7 @@ def _checked_sentences(sentences):
 
 def read_sentences(stream):
     """The non-blank lines of a binary `stream` (standard input), without
-    their line ends, each valid UTF-8 (a byte-order mark at the start is
-    not part of the first sentence, as in the data files).
+    their line ends, each valid UTF-8 (`kd_keras.data.text_lines`).
 
     Example:
 
@@ -202,16 +201,10 @@ def read_sentences(stream):
     >>> read_sentences(io.BytesIO(b"\\xef\\xbb\\xbfgreat film\\r\\n\\n  dull \\n"))
     ['great film', '  dull ']
     """
-    sentences = []
-    for number, line in enumerate(stream, 1):
-        try:
-            line = line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeError as e:
-            raise DataError(f"standard input: line {number}: not valid UTF-8 text (at byte "
-                            f"{e.start}); sentences must be UTF-8") from None
-        line = line.rstrip("\r\n")
-        if line.strip():
-            sentences.append(line)
+    from kd_keras.data.text_lines import decode_lines
+
+    sentences = [line for line in decode_lines(stream, "standard input", "sentences")
+                 if line.strip()]
     if not sentences:
         raise DataError("standard input: no sentences (one per line)")
     return sentences

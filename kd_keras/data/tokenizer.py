@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
+from kd_keras.data.text_lines import read_lines
 from kd_keras.errors import DataError
-from kd_keras.errors import MissingFileError
 from kd_keras.files.atomic import atomic_path
 
 TOKENIZER_MIN_COUNT_KEY = "student.tokenizer_min_count"
@@ -44,19 +44,7 @@ def load_vocabulary(path):
             not UTF-8, or it gives a token twice or an empty one (a token's
             row is its id, so none can be dropped).
     """
-    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
-        raise DataError(f"{path}: not a regular file (a FIFO, device or socket); expected "
-                        "a vocab.txt")
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # A byte-order mark is no token.
-            tokens = [line.rstrip("\r\n") for line in f]
-    except FileNotFoundError:
-        raise MissingFileError(f"{path}: no such vocabulary file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a vocab.txt") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a vocab.txt: not UTF-8 text (byte 0x{e.object[e.start]:02x} "
-                        f"at offset {e.start}); expected one token a line") from None
+    tokens = read_lines(path, "WordPiece tokens (a vocab.txt)")
     if any("\x00" in token for token in tokens):
         raise DataError(f"{path}: not a vocab.txt: a binary file (it holds NUL bytes); "
                         "expected one token a line")

@@ -72,7 +72,7 @@ def test_the_text_artifacts_are_written_and_match_numpy(text_export, capsys):
     (["--vocabulary", "VOCAB", "--text-data", "SUPERSCRIPT", "NOLABELS"],
      "superscript.tsv: line 1: unknown label '²' (class ids 0..1)"),
     (["--vocabulary", "VOCAB", "--text-data", "SENTENCES", "--labels", "LATIN1"],
-     "latin1.txt: not a UTF-8 text file (--labels)"),
+     "latin1.txt: line 1: not valid UTF-8 text (at byte 1); class names (--labels) must be UTF-8"),
     (["--labels", "pos", "pos"], "labels: 'pos' is given twice (classes 0 and 1)"),
     (["--labels", "neg", ""], "labels: class 1's name '' is empty or holds a line break"),
 ])
@@ -92,16 +92,6 @@ def test_text_options_are_checked_in_one_line(text_export, tmp_path, capsys, ext
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 2 and len(err) == 1 and message in err[0], err
     assert not os.path.exists(tmp_path / "out")
-
-
-def test_a_byte_order_mark_is_not_part_of_the_first_sentence(tmp_path):
-    from kd_keras.cli.export import read_text_data
-
-    path = tmp_path / "bom.tsv"
-    path.write_bytes("good film\tpos\nbad film\tneg\n".encode("utf-8-sig"))
-    texts, y = read_text_data(str(path), ["neg", "pos"])
-    assert texts == ["good film", "bad film"] and y.tolist() == [1, 0]
-
 
 
 def test_verify_closes_mediapipe_before_exit_so_stderr_has_no_traceback(text_export, tmp_path,
