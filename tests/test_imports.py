@@ -162,7 +162,7 @@ import kd_keras
 from kd_keras import Distiller, FeatureDistillation
 loaded = sorted(sys.modules)
 core = ("kd_keras.distillation", "kd_keras._keras_compat", "kd_keras._lazy", "kd_keras.errors",
-        "kd_keras.class_ids")
+        "kd_keras.class_ids", "kd_keras.number_checks")
 heavy = ("ray", "tf2onnx", "onnxruntime", "ai_edge_litert", "torch", "transformers")
 print([m for m in loaded if m.startswith("kd_keras.") and not m.startswith(core)
        or m.split(".")[0] in heavy])
@@ -172,7 +172,7 @@ print("kd_keras.distillation.distiller" in loaded)
 
 def test_the_core_loads_nothing_heavy_in_a_fresh_process():
     """`import kd_keras` and its Distiller load the core package
-    (`kd_keras.distillation`), its three helpers and the lazy-exports helper
+    (`kd_keras.distillation`), its four helpers and the lazy-exports helper
     only: no cache, teacher,
     export, pipeline or distribute module of kd_keras, and none of the heavy
     optional libraries; measured in a fresh interpreter, where nothing was
@@ -198,13 +198,13 @@ def _reachable(start):
 
 # What the core and the public callbacks may import: themselves, the file
 # helpers (not `files.models`, which registers the teachers' classes), the
-# errors, the class-id check and the Keras internals module. One exception, imported inside
+# errors, the class-id and number checks and the Keras internals module. One exception, imported inside
 # `Distiller.__init__` only: given a `kd_keras.teachers.Teacher` rather than
 # a Keras model, the Distiller wraps it with `kd_keras.teachers.graph`
 # (which reads the `Teacher` base class).
 CORE_AREAS = ("kd_keras.distillation", "kd_keras.callbacks", "kd_keras.files.atomic",
               "kd_keras.files.json_files", "kd_keras.files.resume", "kd_keras.errors",
-              "kd_keras.class_ids",
+              "kd_keras.class_ids", "kd_keras.number_checks",
               "kd_keras._keras_compat", "kd_keras.teachers.graph", "kd_keras.teachers.base")
 
 

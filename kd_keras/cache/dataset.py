@@ -40,6 +40,7 @@ from kd_keras.distillation.targets import LABELS_KEY
 from kd_keras.distillation.targets import TEACHER_FEATURES_KEY
 from kd_keras.distillation.targets import TEACHER_LOGITS_KEY
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_int
 
 
 def _per_example(name, value, count):
@@ -138,11 +139,9 @@ def make_dataset(
     >>> targets["teacher_logits"].shape                # doctest: +SKIP
     TensorShape([64, 2])
     """
-    if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
-            or batch_size < 1):
+    if not is_int(batch_size) or batch_size < 1:
         raise UsageError(f"batch_size: must be a positive integer, got {batch_size!r}")
-    if shuffle and (not isinstance(shuffle_buffer, (int, np.integer))
-                    or isinstance(shuffle_buffer, bool) or shuffle_buffer < 1):
+    if shuffle and (not is_int(shuffle_buffer) or shuffle_buffer < 1):
         raise UsageError(
             f"shuffle_buffer: must be a positive integer, got {shuffle_buffer!r}")
     names = _feature_names(cache, features)

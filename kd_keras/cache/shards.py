@@ -46,6 +46,7 @@ from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.errors import UsageError
 from kd_keras.errors import first_of
+from kd_keras.number_checks import is_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ class ShardResult:
 
 def check_positive(name, value):
     """Raises `UsageError` unless `value` is a positive integer."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise UsageError(f"{name}: must be a positive integer, got {value!r}")
 
 
@@ -263,7 +264,7 @@ def write_shard(directory, index, rows, logits, inputs_sha256=None, features=Non
     Returns:
         A `ShardResult` for `record_shard`.
     """
-    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or index < 0:
+    if not is_int(index) or index < 0:
         raise UsageError(f"index: must be a non-negative integer, got {index!r}")
     inputs = Inputs(rows, name="rows")
     if inputs.is_dataset:

@@ -26,7 +26,7 @@ from kd_keras.config import schema
 from kd_keras.config.validation import validate
 from kd_keras.config.values import as_float as _as_float
 from kd_keras.config.values import check as _check
-from kd_keras.config.values import is_int as _is_int
+from kd_keras.number_checks import is_int as _is_int
 from kd_keras.errors import ConfigError
 
 _FLOATS = (float, Optional[float], "float", "Optional[float]")  # (as annotations, too)

@@ -12,8 +12,8 @@ their `bounds()` are their endpoints or steps).
 import dataclasses
 
 from kd_keras.config.values import check
-from kd_keras.config.values import is_int
-from kd_keras.config.values import is_number
+from kd_keras.number_checks import is_finite
+from kd_keras.number_checks import is_int
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
@@ -47,7 +47,7 @@ def _check_numbers(value, key):
         for i, v in enumerate(value):
             _check_numbers(v, f"{key}[{i}]")
     elif is_int(value):
-        check(is_number(value), key, "a finite number", value)
+        check(is_finite(value), key, "a finite number", value)
 
 
 def check_schedule(value, key, low=None, high=None):
@@ -66,7 +66,7 @@ def check_schedule(value, key, low=None, high=None):
     """
     from kd_keras.distillation import schedules
 
-    check(isinstance(value, dict) or is_number(value) or is_int(value), key,
+    check(isinstance(value, dict) or is_finite(value) or is_int(value), key,
           f"a finite number or a schedule mapping (type: {', '.join(schedules.NAMES)})", value)
     if isinstance(value, dict):
         check(all(isinstance(k, str) for k in value), key,

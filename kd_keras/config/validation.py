@@ -12,8 +12,8 @@ import math
 from kd_keras.config import schema
 from kd_keras.config.terms import validate_feature_terms
 from kd_keras.config.values import check as _check
-from kd_keras.config.values import is_int as _is_int
-from kd_keras.config.values import is_number as _is_number
+from kd_keras.number_checks import is_finite as _is_finite
+from kd_keras.number_checks import is_int as _is_int
 from kd_keras.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are 32-bit.
@@ -112,13 +112,13 @@ def _validate_data(d):
     _check(v is None or (_is_int(v) and v > 0), "data.max_examples",
            "a positive integer or null", v)
     s = d.split
-    _check(isinstance(s, tuple) and len(s) == 3 and all(_is_number(f) and f > 0 for f in s)
+    _check(isinstance(s, tuple) and len(s) == 3 and all(_is_finite(f) and f > 0 for f in s)
            and abs(sum(s) - 1) < 1e-6, "data.split",
            "three positive fractions summing to 1 (train, validation, test)", s)
     _check(d.split_seed is None or (_is_int(d.split_seed) and 0 <= d.split_seed <= MAX_SEED),
            "data.split_seed", f"an integer in [0, {MAX_SEED}] or null", d.split_seed)
     f = d.labels_fraction
-    _check(_is_number(f) and 0 < f <= 1, "data.labels_fraction", "a number in (0, 1]", f)
+    _check(_is_finite(f) and 0 < f <= 1, "data.labels_fraction", "a number in (0, 1]", f)
 
 
 def _check_boolean_labels(labels):
@@ -152,7 +152,7 @@ def _validate_teacher(t):
            "true or false", ft.train_backbone)
     _check(ft.top_layers is None or (_is_int(ft.top_layers) and ft.top_layers >= 0),
            "teacher.fine_tune.top_layers", "a non-negative integer or null", ft.top_layers)
-    _check(ft.learning_rate is None or (_is_number(ft.learning_rate) and ft.learning_rate > 0),
+    _check(ft.learning_rate is None or (_is_finite(ft.learning_rate) and ft.learning_rate > 0),
            "teacher.fine_tune.learning_rate", "a positive number or null", ft.learning_rate)
     _check(_is_int(ft.batch_size) and ft.batch_size > 0, "teacher.fine_tune.batch_size",
            "a positive integer", ft.batch_size)
@@ -238,14 +238,14 @@ def _validate_distill(d):
            "a positive integer", d.batch_size)
     _check(_is_int(d.steps_per_execution) and d.steps_per_execution > 0,
            "distill.steps_per_execution", "a positive integer", d.steps_per_execution)
-    _check(_is_number(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
+    _check(_is_finite(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
            d.alpha)
     low, high = TEMPERATURE_RANGE
-    _check(_is_number(d.temperature) and low <= d.temperature <= high, "distill.temperature",
+    _check(_is_finite(d.temperature) and low <= d.temperature <= high, "distill.temperature",
            f"a number in [{low:g}, {high:g}]", d.temperature)
     _check(d.loss in DISTILLATION_LOSSES, "distill.loss",
            f"one of {', '.join(DISTILLATION_LOSSES)}", d.loss)
-    _check(_is_number(d.learning_rate) and 0 < d.learning_rate <= 10, "distill.learning_rate",
+    _check(_is_finite(d.learning_rate) and 0 < d.learning_rate <= 10, "distill.learning_rate",
            "a positive number (at most 10)", d.learning_rate)
     for key in ("cache_teacher", "baseline"):
         _check(isinstance(getattr(d, key), bool), f"distill.{key}", "true or false",
@@ -257,7 +257,7 @@ def _validate_distill(d):
            "distill.augment.copies", "an integer in [0, 100] or null", a.copies)
     for key in ("word_dropout", "ngram_prob", "replace_prob"):
         v = getattr(a, key)
-        _check((v is None and key == "replace_prob") or (_is_number(v) and 0 <= v < 1),
+        _check((v is None and key == "replace_prob") or (_is_finite(v) and 0 <= v < 1),
                f"distill.augment.{key}", "a number in [0, 1)", v)
     _check(_is_int(a.max_ngram) and a.max_ngram >= 1, "distill.augment.max_ngram",
            "a positive integer", a.max_ngram)

@@ -1,9 +1,8 @@
-"""The value checks that every config validator shares.
+"""The value check that every config validator shares (what counts as a
+number is `kd_keras.number_checks`'s).
 
 Example:
 
->>> is_number(3), is_number(True), is_number(float("inf")), is_number(10**400)
-(True, False, False, False)
 >>> check(False, "distill.epochs", "a non-negative integer", -1)
 Traceback (most recent call last):
 ...
@@ -15,25 +14,9 @@ import math
 from kd_keras.errors import ConfigError
 
 
-def is_int(v):
-    """An integer, not a boolean."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def is_number(v):
-    """A finite int or float (not a boolean, nor an integer beyond a
-    float's range)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
-
-
 def as_float(v):
     """An integer as a float; one beyond a float's range stays as it is
-    (and fails `is_number`)."""
+    (and fails `is_finite`)."""
     try:
         return float(v)
     except OverflowError:
@@ -72,5 +55,3 @@ def _text_number_hint(value):
         return ""
     return f" (YAML reads {value} as text; write {mantissa}.0e{exponent} or {number:g})"
 
-
-__all__ = ["as_float", "check", "is_int", "is_number"]

@@ -16,11 +16,12 @@ wrong "label" cannot leak in.
 """
 
 import dataclasses
-import numbers
 
 import numpy as np
 
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_int
+from kd_keras.number_checks import is_real
 
 
 def word_neighbors(vocabulary, embeddings, words=None, k=10, chunk=2048):
@@ -108,7 +109,7 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
     """
     for name, value in (("word_dropout", word_dropout), ("ngram_prob", ngram_prob),
                         ("replace_prob", replace_prob)):
-        if not (isinstance(value, numbers.Real) and 0 <= value < 1):
+        if not (is_real(value) and 0 <= value < 1):
             raise UsageError(f"{name}: must be a number in [0, 1), got {value!r}")
     _check_int("copies", copies, 0)
     _check_int("max_ngram", max_ngram, 1)
@@ -138,7 +139,7 @@ def augment_texts(texts, copies=1, word_dropout=0.1, ngram_prob=0.25, max_ngram=
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise UsageError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 

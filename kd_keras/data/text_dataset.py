@@ -9,6 +9,8 @@ from kd_keras.data.labels import encode_labels  # noqa: F401  (re-exported)
 from kd_keras.data.readers import read_labelled_file
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_finite
+from kd_keras.number_checks import is_int
 
 SPLITS = ("train", "validation", "test")
 
@@ -134,17 +136,15 @@ def min_examples_to_split(fractions):
 def _check_arguments(train, split, max_examples, labels, seed):
     if not train:
         raise UsageError(f"train: a training file is needed, got {train!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise UsageError(f"seed: expected an integer >= 0, got {seed!r}")
     ok = isinstance(split, (tuple, list)) and len(split) == 3 and all(
-        isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in split)
+        is_finite(f) and f > 0 for f in split)
     if not ok or abs(sum(split) - 1) > 1e-6:
         raise UsageError(
             f"split: expected three positive fractions summing to 1 (train, validation, "
             f"test), got {split!r}")
-    if max_examples is not None and (
-            isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer))
-            or max_examples < 1):
+    if max_examples is not None and (not is_int(max_examples) or max_examples < 1):
         raise UsageError(f"max_examples: expected a positive integer or None, got "
                          f"{max_examples!r}")
     if labels is not None and (isinstance(labels, str) or not hasattr(labels, "__len__")):

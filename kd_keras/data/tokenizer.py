@@ -19,6 +19,7 @@ import numpy as np
 from kd_keras.data.text_lines import read_lines
 from kd_keras.errors import DataError
 from kd_keras.files.atomic import atomic_path
+from kd_keras.number_checks import is_int
 
 TOKENIZER_MIN_COUNT_KEY = "student.tokenizer_min_count"
 CONTINUATION = "##"
@@ -217,8 +218,7 @@ def pruned_vocabulary(vocabulary, texts, min_count, lowercase=True):
     >>> WordPieceEncoder(pruned, sequence_length=9)(["the films"]).tolist()
     [[2, 5, 7, 10, 11, 12, 13, 3, 0]]
     """
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or (
-            min_count < 1):
+    if not is_int(min_count) or min_count < 1:
         raise ValueError(f"min_count: must be an integer of at least 1, got {min_count!r}")
     encoder = WordPieceEncoder(vocabulary, sequence_length=2, lowercase=lowercase)
     tokens = encoder.vocabulary

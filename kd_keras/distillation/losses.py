@@ -21,8 +21,8 @@ import inspect
 import keras
 from keras import ops
 
-from kd_keras.distillation.schedules import is_number
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_real
 
 
 def _float32(x):
@@ -31,7 +31,7 @@ def _float32(x):
 
 
 def _check_temperature(temperature):
-    if is_number(temperature) and not temperature > 0:
+    if is_real(temperature) and not temperature > 0:
         raise UsageError(f"temperature: must be > 0, got {temperature!r}")
 
 
@@ -179,7 +179,7 @@ class DistillationLoss(keras.losses.Loss):
         if temperature is not None:
             _check_temperature(temperature)
             low, high = TEMPERATURE_RANGE
-            if is_number(temperature) and not low <= temperature <= high:
+            if is_real(temperature) and not low <= temperature <= high:
                 raise UsageError(f"temperature: must be in [{low:g}, {high:g}], got "
                                  f"{temperature!r}")
         super().__init__(reduction=reduction, name=name or self.default_name,

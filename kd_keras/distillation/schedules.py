@@ -27,12 +27,13 @@ Example:
 """
 
 import math
-import numbers
 
 import keras
 from keras import ops
 
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_finite
+from kd_keras.number_checks import is_real
 
 
 class Schedule:
@@ -72,25 +73,8 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
 
-def is_number(value):
-    """True for a real number that is not a bool: Python's, or NumPy's
-    (`np.float32(0.5)`, `np.int64(2)`).
-
-    Example:
-
-    >>> import numpy as np
-    >>> is_number(np.float32(0.5)), is_number(True), is_number("0.5")
-    (True, False, False)
-    """
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _number(value, what):
-    try:  # an int too large for a float raises OverflowError
-        finite = is_number(value) and math.isfinite(float(value))
-    except OverflowError:
-        finite = False
-    if not finite:
+    if not is_finite(value):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise UsageError(f"{what}: expected a finite number, got {shown}")
     return float(value)
@@ -244,7 +228,7 @@ def get(identifier, what="schedule"):
     """
     if isinstance(identifier, Schedule):
         return identifier
-    if is_number(identifier):
+    if is_real(identifier):
         return Constant(_number(identifier, what))
     if isinstance(identifier, dict):
         spec = dict(identifier)
@@ -305,7 +289,7 @@ def number_or_schedule(value, what, rule, **bounds):
     >>> number_or_schedule(0.5, "alpha", "must be in [0, 1]", low=0, high=1)
     0.5
     """
-    if is_number(value):
+    if is_real(value):
         try:
             check_range(Constant(value), what, **bounds)
         except UsageError:

@@ -27,6 +27,7 @@ import keras
 from kd_keras.distillation.feature_views import layer_paths
 from kd_keras.distillation.features import FeatureDistillation
 from kd_keras.errors import UsageError
+from kd_keras.number_checks import is_int
 
 
 def uniform_layer_map(teacher_layers, student_layers):
@@ -167,7 +168,7 @@ def _pairs(layer_map, teacher_layers, student_layers):
         raise UsageError(f"layer_map: expected 'uniform', a list or a dict, "
                          f"got {layer_map!r}")
     for j, i in pairs:
-        if not all(isinstance(k, int) and not isinstance(k, bool) for k in (j, i)):
+        if not all(is_int(k) for k in (j, i)):
             raise UsageError(f"layer_map: pair {j!r} -> {i!r}: layers are given by "
                              "their integer index")
         if not (0 <= j < student_layers and 0 <= i < teacher_layers):

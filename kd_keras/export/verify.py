@@ -37,8 +37,8 @@ from kd_keras.export.inputs import num_examples, slice_inputs
 from kd_keras.export.inventory import artifact_files
 from kd_keras.export.inventory import same_path
 from kd_keras.export.output_dir import size_bytes
-from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import ArtifactRecord
+from kd_keras.export.report import REPORT_FILE
 from kd_keras.export.report import read_report
 from kd_keras.export.runtimes import load_runtime
 from kd_keras.export.safe_reading import resolve_path
@@ -47,6 +47,7 @@ from kd_keras.export.tolerances import tolerance
 from kd_keras.export.validation_data import VALIDATION_FILE
 from kd_keras.export.validation_data import load_validation
 from kd_keras.files.hashing import sha256_path
+from kd_keras.number_checks import is_int
 from kd_keras.timing import StageTimes
 from kd_keras.timing import time_calls
 
@@ -122,7 +123,7 @@ def check_latency_runs(runs, what="latency_runs"):
     ...
     kd_keras.errors.UsageError: --latency-runs: must be at most 10000 (timed calls per batch size), got 100000000000000000000
     """
-    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)):
+    if not is_int(runs):
         raise UsageError(f"{what}: must be an integer in 0..{MAX_LATENCY_RUNS}, got {runs!r}")
     if runs < 0:
         raise UsageError(f"{what}: must be >= 0, got {runs}")

@@ -23,6 +23,8 @@ import numbers
 import keras
 
 from kd_keras.errors import ConfigError
+from kd_keras.number_checks import is_int
+from kd_keras.number_checks import is_real
 
 FEATURES_LAYER = "features"
 """Name of the layer whose output is a student's pooled representation, the
@@ -76,17 +78,13 @@ def _fail(argument, expected, value):
     raise ConfigError(f"{option_key(argument)}: must be {expected}, got {value!r}")
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def check_int(argument, value, minimum=1):
     """Returns `value` as an int if it is an integer `>= minimum`.
 
     Raises:
         ConfigError: naming the argument, otherwise.
     """
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         _fail(argument, expected, value)
     return int(value)
@@ -110,7 +108,7 @@ def check_ints(argument, value, minimum=1, allow_empty=False):
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         _fail(argument, noun, value)
     items = tuple(value)
-    if (not items and not allow_empty) or not all(_is_int(v) and v >= minimum for v in items):
+    if (not items and not allow_empty) or not all(is_int(v) and v >= minimum for v in items):
         _fail(argument, noun, value)
     return tuple(int(v) for v in items)
 
@@ -122,8 +120,7 @@ def check_rate(argument, value):
     Raises:
         ConfigError: naming the argument, otherwise.
     """
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not 0 <= value < 1):
+    if not is_real(value) or not 0 <= value < 1:
         _fail(argument, "a number in [0, 1)", value)
     return float(value)
 

@@ -18,13 +18,13 @@ Example:
 (50, 4)
 """
 
-import numbers
 
 import numpy as np
 
 from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import one_line
+from kd_keras.number_checks import is_int
 from kd_keras.students.common import option_key
 
 
@@ -52,8 +52,7 @@ def pca_embeddings(embeddings, dim, argument="embedding_init"):
     [1.0, -1.0, 0.0, 0.0]
     """
     table = _table(embeddings, argument)
-    if (not isinstance(dim, numbers.Integral) or isinstance(dim, bool)
-            or not 1 <= dim <= min(table.shape)):
+    if not is_int(dim) or not 1 <= dim <= min(table.shape):
         raise ConfigError(
             f"{option_key(argument)}: cannot be reduced to {dim!r} columns by PCA "
             f"(a {table.shape[0]} x {table.shape[1]} table has at most "
