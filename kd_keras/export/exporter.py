@@ -45,19 +45,14 @@ files themselves are left out.
 import os
 import shutil
 
-import keras
 from tqdm.auto import tqdm
 
-from kd_keras.class_ids import check_class_names
-from kd_keras.distillation.checks import check_gives_logits
-from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
 from kd_keras.export import int8_recipes
 from kd_keras.export import inventory
 from kd_keras.export import mediapipe_export
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
-from kd_keras.export import reference as reference_lib
 from kd_keras.export import rejected as rejected_lib
 from kd_keras.export import report as report_lib
 from kd_keras.export import saved_model as saved_model_export
@@ -66,19 +61,11 @@ from kd_keras.export import tflite as tflite_export
 from kd_keras.export import validation_data as validation_lib
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.formats import FORMATS
-from kd_keras.export.formats import QUANTIZATIONS
 from kd_keras.export.formats import SUPPORTED
-from kd_keras.export.formats import check_choices
-from kd_keras.export.formats import require_format
-from kd_keras.export.inputs import as_input_dict
-from kd_keras.export.inputs import check_logits_output
-from kd_keras.export.inputs import check_logits_shape
-from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
-from kd_keras.export.text_options import TextExport
+from kd_keras.export.job import prepare_job
 from kd_keras.files.hashing import sha256_path
-from kd_keras.timing import StageTimes
 
 
 class ExportMismatchError(VerificationError):
@@ -164,210 +151,28 @@ def export_model(
     >>> sorted({a["format"] for a in r["artifacts"]})  # doctest: +SKIP
     ['onnx', 'saved_model', 'tflite']
     """
-    if not isinstance(model, keras.Model):
-        raise UsageError(f"model: must be a keras.Model, got {type(model).__name__}")
-    if text is not None and not isinstance(text, TextExport):
-        raise UsageError(f"text: must be a kd_keras.export.TextExport, got "
-                         f"{type(text).__name__}")
-    text = text or TextExport()
-    out_dir = output_dir.check_out_dir(out_dir)
-    text_preprocessor, validation_text = text.preprocessor, text.validation_text
-    formats = check_choices(formats, "formats", FORMATS)
-    quantization = check_choices(quantization, "quantization", QUANTIZATIONS)
-    for fmt in formats:  # Missing optional packages stop before any work.
-        require_format(fmt)
-    mediapipe_quantizations, mediapipe_skipped = mediapipe_export.plan(
-        model, text, quantization)
-    onnx_export.check_opset(opset)
-    latency_runs = verify_lib.check_latency_runs(latency_runs)
-    specs = model_input_specs(model)
-    check_logits_output(model)
-    needs_calibration = "int8" in quantization and (
-        "tflite" in formats or "onnx" in formats or "int8" in mediapipe_quantizations
-    )
-    if needs_calibration and representative_data is None:
-        raise UsageError(
-            "representative_data: required by quantization 'int8' "
-            "(--representative-data FILE.npy/.npz)"
-        )
-    calib = None
-    if representative_data is not None:
-        calib = as_input_dict(representative_data, specs, "representative_data")
-    val, y_val = reference_lib.validation_inputs(specs, validation_data, calib)
-    times = StageTimes()
-    logits = reference_lib.KerasLogits(model, specs)
-    with times.measure("reference"):
-        reference = logits(val)
-    check_logits_shape((None,) + reference.shape[1:], f"model {model.name!r}")
-    check_gives_logits(f"model {model.name!r}", values=reference)
-    reference_lib.check_label_range(y_val, reference.shape[-1])
-    if labels is not None:
-        labels = check_class_names(labels, reference.shape[-1])
-    ref_accuracy = verify_lib.accuracy(reference, y_val) if y_val is not None else None
-    validation_sets = {"model": (val, reference, y_val)}
-    if text.tflite or mediapipe_quantizations or (
-            text_preprocessor is not None and validation_text is not None):
-        with times.measure("reference"):
-            validation_sets["text"] = text_export.text_validation(
-                model, specs, text_preprocessor, validation_text, text.reference_inputs,
-                logits, needs_preprocessor=text.tflite,
-            )
-    serving_name = saved_model_export.serving_name(model, name)
-
+    out_dir, job = prepare_job(model, out_dir, formats, quantization, representative_data,
+                            validation_data, labels, name, text, opset, latency_runs)
+    job.integer_io, job.select_tf_ops = integer_io, select_tf_ops
     tmp = output_dir.staging_dir(out_dir)
     progress = None
     try:
-        plan, skipped = [], []
-        for fmt in formats:
-            qs = ("none",) if fmt == "saved_model" else quantization
-            for q in qs:
-                if q in SUPPORTED[fmt]:
-                    plan.append((fmt, q))
-                else:
-                    skipped.append({"format": fmt, "quantization": q})
-        artifacts = []
+        plan, skipped = _plan(job.formats, job.quantization)
         progress = tqdm(total=len(plan) * 2, desc="export", unit="step", leave=False,
                         disable=not verbose)
-        sm_root = os.path.join(tmp, "saved_model", serving_name)
-        if "saved_model" not in formats:
-            sm_root = os.path.join(tmp, ".scratch", serving_name)
-        sm_dir = None
-        if "saved_model" in formats or "tflite" in formats:
-            with times.measure("saved_model"):
-                sm_dir = saved_model_export.write_saved_model(
-                    model,
-                    sm_root,
-                    specs,
-                    labels=labels,
-                    text_preprocessor=text_preprocessor,
-                    # Warmup requests only where TF Serving will load them.
-                    warmup_examples=(
-                        slice_inputs(val, 0, 8) if "saved_model" in formats else None
-                    ),
-                    model_name=serving_name,
-                    warmup_texts=(
-                        validation_sets["text"][0]["text"][:8]
-                        if "text" in validation_sets else None
-                    ),
-                )
-        onnx_proto = None
+        sm_dir = _write_saved_model(job, tmp)
+        onnx_proto = {}  # tf2onnx runs once for every ONNX artifact.
+        artifacts = []
         for fmt, q in plan:
             progress.set_postfix_str(f"{fmt}/{q}")
-            suffix = "" if q == "none" else f"_{q}"
-            if fmt == "saved_model":
-                path = sm_dir
-            elif fmt == "tflite":
-                path = os.path.join(tmp, "tflite", f"model{suffix}.tflite")
-
-                def write(recipe, path=path, q=q):
-                    with times.measure(f"tflite/{q}"):
-                        flatbuffer = tflite_export.convert_saved_model(
-                            sm_dir, recipe.quantization, calib, integer_io=integer_io,
-                            select_tf_ops=select_tf_ops, float_ops=recipe.float_ops,
-                        )
-                        extra = {} if q != "int8" else {"recipe": recipe.name}
-                        tflite_export.write_tflite(path, flatbuffer, q, labels=labels,
-                                                   **extra)
-            else:
-                if onnx_proto is None:
-                    with times.measure("onnx/convert"):
-                        onnx_proto = onnx_export.convert_model(model, specs, opset)
-                path = os.path.join(tmp, "onnx", f"model{suffix}.onnx")
-
-                def write(recipe, path=path, q=q):
-                    with times.measure(f"onnx/{q}"):
-                        onnx_export.write_onnx(onnx_proto, path, recipe.quantization, calib,
-                                               quantized_ops=recipe.quantized_ops)
-            recipe = None
-            if fmt != "saved_model" and q == "int8":
-                with times.measure("reference"):
-                    calib_reference = logits(calib)
-                recipe = int8_recipes.build_int8(
-                    fmt, path, write, calib, calib_reference, integer_io, times=times)
-            elif fmt != "saved_model":
-                write(int8_recipes.Int8Recipe(q, q))
+            artifacts.append(_artifact(job, tmp, fmt, q, sm_dir, onnx_proto, progress))
             progress.update(1)
-            rel = os.path.relpath(path, tmp)
-            entry = {
-                "format": fmt,
-                "quantization": q,
-                "path": _portable(rel),
-                "size_bytes": output_dir.size_bytes(path),
-            }
-            if recipe is not None:
-                entry["recipe"] = recipe.name
-            entry.update(
-                verify_lib.verify_artifact(
-                    fmt, path, q, val, reference, y_val, ref_accuracy,
-                    latency_runs=latency_runs, times=times,
-                )
-            )
-            entry["sha256"] = sha256_path(path)
-            artifacts.append(entry)
-            progress.update(1)
-        if "text" in validation_sets:
-            text_set = validation_sets["text"]
-            if "saved_model" in formats and text_preprocessor is not None:
-                progress.set_postfix_str("saved_model/text")
-                artifacts.append(text_export.saved_model_text_entry(
-                    tmp, sm_dir, text_set, latency_runs, times))
-            text_quantizations = [q for f, q in plan if f == "tflite"] if text.tflite else []
-            for q in text_quantizations:
-                progress.set_postfix_str(f"tflite/{q}/text")
-                artifacts.append(
-                    text_export.export_text_tflite(
-                        tmp, sm_dir, labels, text_set, q,
-                        text_set[0]["text"] if text.representative_text is None
-                        else text.representative_text,
-                        latency_runs, times,
-                    )
-                )
-        for q in mediapipe_quantizations:
-            progress.set_postfix_str(f"mediapipe/{q}")
-            artifacts.append(mediapipe_export.export_entry(
-                tmp, model, text.mediapipe_vocabulary, labels, validation_sets["text"], q,
-                None if calib is None else calib[specs[0].name], latency_runs, times))
-        skipped += mediapipe_skipped
+        artifacts += _text_artifacts(job, tmp, sm_dir, plan, progress)
+        skipped += job.mediapipe_skipped
         progress.close()
         shutil.rmtree(os.path.join(tmp, ".scratch"), ignore_errors=True)
-        failures = rejected_lib.failure_lines(artifacts)
-        if failures and not (allow_mismatch or reject_mismatch):
-            raise ExportMismatchError(
-                "; ".join(failures)
-                + " (allow_mismatch=True / --allow-mismatch keeps the export)"
-            )
-        with times.measure("report"):
-            rejected = []
-            if failures and not allow_mismatch:
-                artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
-            earlier = inventory.earlier_versions(
-                tmp, [a["path"] for a in artifacts], out_dir, sha256_path)
-            validation_path = validation_lib.save_validation(tmp, validation_sets)
-            validation_sha256 = sha256_path(validation_path)
-        report = {
-            "reference": {
-                "accuracy": ref_accuracy,
-                "params": int(model.count_params()),
-            },
-            "artifacts": artifacts,
-            "model": {
-                "name": serving_name,
-                "inputs": [s.to_json() for s in specs],
-                "num_classes": int(reference.shape[-1]),
-                "labels": labels,
-            },
-            "validation": {
-                "examples": num_examples(val),
-                "batch_size": verify_lib.BATCH_SIZE,
-                "labelled": y_val is not None,
-                "file": validation_lib.VALIDATION_FILE,
-                "sha256": validation_sha256,
-            },
-            "skipped": skipped,
-            "rejected": rejected,
-            "earlier_versions": earlier,
-            "seconds": times.to_json(),
-        }
+        report = _report(job, tmp, out_dir, artifacts, skipped, allow_mismatch,
+                         reject_mismatch)
         report_lib.write_report(report, tmp)
         output_dir.commit(tmp, out_dir)
     except BaseException:
@@ -376,6 +181,160 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report_lib.with_paths_under(report, out_dir)
+
+
+def _plan(formats, quantization):
+    """The `(format, quantization)` pairs to build, and those a format does
+    not have (`{"format", "quantization"}` dicts, the report's `skipped`)."""
+    plan, skipped = [], []
+    for fmt in formats:
+        for q in ("none",) if fmt == "saved_model" else quantization:
+            if q in SUPPORTED[fmt]:
+                plan.append((fmt, q))
+            else:
+                skipped.append({"format": fmt, "quantization": q})
+    return plan, skipped
+
+
+def _write_saved_model(job, tmp):
+    """The SavedModel version folder (under `.scratch/` when only TFLite is
+    asked for: TFLite converts from it), or None."""
+    if "saved_model" not in job.formats and "tflite" not in job.formats:
+        return None
+    kept = "saved_model" in job.formats
+    root = os.path.join(tmp, "saved_model" if kept else ".scratch", job.serving_name)
+    with job.times.measure("saved_model"):
+        return saved_model_export.write_saved_model(
+            job.model, root, job.specs, labels=job.labels,
+            text_preprocessor=job.text.preprocessor,
+            # Warmup requests only where TF Serving will load them.
+            warmup_examples=slice_inputs(job.val, 0, 8) if kept else None,
+            model_name=job.serving_name,
+            warmup_texts=(job.validation_sets["text"][0]["text"][:8]
+                          if "text" in job.validation_sets else None),
+        )
+
+
+def _artifact(job, tmp, fmt, q, sm_dir, onnx_proto, progress):
+    """Builds one `(format, quantization)` artifact (an int8 one with the
+    first recipe that holds), verifies it; returns its report entry."""
+    times = job.times
+    suffix = "" if q == "none" else f"_{q}"
+    if fmt == "saved_model":
+        path = sm_dir
+    elif fmt == "tflite":
+        path = os.path.join(tmp, "tflite", f"model{suffix}.tflite")
+
+        def write(recipe):
+            with times.measure(f"tflite/{q}"):
+                flatbuffer = tflite_export.convert_saved_model(
+                    sm_dir, recipe.quantization, job.calib, integer_io=job.integer_io,
+                    select_tf_ops=job.select_tf_ops, float_ops=recipe.float_ops,
+                )
+                extra = {} if q != "int8" else {"recipe": recipe.name}
+                tflite_export.write_tflite(path, flatbuffer, q, labels=job.labels, **extra)
+    else:
+        if "proto" not in onnx_proto:
+            with times.measure("onnx/convert"):
+                onnx_proto["proto"] = onnx_export.convert_model(job.model, job.specs, job.opset)
+        path = os.path.join(tmp, "onnx", f"model{suffix}.onnx")
+
+        def write(recipe):
+            with times.measure(f"onnx/{q}"):
+                onnx_export.write_onnx(onnx_proto["proto"], path, recipe.quantization,
+                                       job.calib, quantized_ops=recipe.quantized_ops)
+    recipe = None
+    if fmt != "saved_model" and q == "int8":
+        with times.measure("reference"):
+            calib_reference = job.logits(job.calib)
+        recipe = int8_recipes.build_int8(
+            fmt, path, write, job.calib, calib_reference, job.integer_io, times=times)
+    elif fmt != "saved_model":
+        write(int8_recipes.Int8Recipe(q, q))
+    progress.update(1)
+    entry = {
+        "format": fmt,
+        "quantization": q,
+        "path": _portable(os.path.relpath(path, tmp)),
+        "size_bytes": output_dir.size_bytes(path),
+    }
+    if recipe is not None:
+        entry["recipe"] = recipe.name
+    entry.update(verify_lib.verify_artifact(
+        fmt, path, q, job.val, job.reference, job.y_val, job.ref_accuracy,
+        latency_runs=job.latency_runs, times=times))
+    entry["sha256"] = sha256_path(path)
+    return entry
+
+
+def _text_artifacts(job, tmp, sm_dir, plan, progress):
+    """The raw-text artifacts' entries: the SavedModel's `serving_text`, the
+    text TFLite files and MediaPipe's classifier, each verified on
+    sentences."""
+    entries = []
+    text, times, latency_runs = job.text, job.times, job.latency_runs
+    if "text" in job.validation_sets:
+        text_set = job.validation_sets["text"]
+        if "saved_model" in job.formats and text.preprocessor is not None:
+            progress.set_postfix_str("saved_model/text")
+            entries.append(text_export.saved_model_text_entry(
+                tmp, sm_dir, text_set, latency_runs, times))
+        for q in [q for f, q in plan if f == "tflite"] if text.tflite else []:
+            progress.set_postfix_str(f"tflite/{q}/text")
+            entries.append(text_export.export_text_tflite(
+                tmp, sm_dir, job.labels, text_set, q,
+                text_set[0]["text"] if text.representative_text is None
+                else text.representative_text,
+                latency_runs, times))
+    for q in job.mediapipe_quantizations:
+        progress.set_postfix_str(f"mediapipe/{q}")
+        entries.append(mediapipe_export.export_entry(
+            tmp, job.model, text.mediapipe_vocabulary, job.labels,
+            job.validation_sets["text"], q,
+            None if job.calib is None else job.calib[job.specs[0].name], latency_runs, times))
+    return entries
+
+
+def _report(job, tmp, out_dir, artifacts, skipped, allow_mismatch, reject_mismatch):
+    """The report of a built export: a mismatch raises (or its artifacts
+    are set aside), the validation data is stored, earlier SavedModel
+    versions are listed."""
+    failures = rejected_lib.failure_lines(artifacts)
+    if failures and not (allow_mismatch or reject_mismatch):
+        raise ExportMismatchError(
+            "; ".join(failures) + " (allow_mismatch=True / --allow-mismatch keeps the export)")
+    with job.times.measure("report"):
+        rejected = []
+        if failures and not allow_mismatch:
+            artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
+        earlier = inventory.earlier_versions(
+            tmp, [a["path"] for a in artifacts], out_dir, sha256_path)
+        validation_path = validation_lib.save_validation(tmp, job.validation_sets)
+        validation_sha256 = sha256_path(validation_path)
+    return {
+        "reference": {
+            "accuracy": job.ref_accuracy,
+            "params": int(job.model.count_params()),
+        },
+        "artifacts": artifacts,
+        "model": {
+            "name": job.serving_name,
+            "inputs": [s.to_json() for s in job.specs],
+            "num_classes": int(job.reference.shape[-1]),
+            "labels": job.labels,
+        },
+        "validation": {
+            "examples": num_examples(job.val),
+            "batch_size": verify_lib.BATCH_SIZE,
+            "labelled": job.y_val is not None,
+            "file": validation_lib.VALIDATION_FILE,
+            "sha256": validation_sha256,
+        },
+        "skipped": skipped,
+        "rejected": rejected,
+        "earlier_versions": earlier,
+        "seconds": job.times.to_json(),
+    }
 
 
 def _portable(relative_path):
