@@ -26,8 +26,8 @@ import json
 import math
 import os
 
+from kd_keras.data.text_lines import check_regular_file
 from kd_keras.errors import DataError
-from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 
@@ -346,13 +346,7 @@ def read_labelled_file(path, format=None, header=None, text_column=0, label_colu
         path = os.fspath(path)
     except TypeError:
         raise UsageError(f"path: expected a file path, got {path!r}") from None
-    if not os.path.exists(path):
-        raise MissingFileError(f"{path}: data file not found")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a folder, not a data file")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: not a regular file (a FIFO, device or socket), not a "
-                        "data file")
+    check_regular_file(path, "a data file")
     format = format or infer_format(path)
     if format not in FORMATS:
         raise DataError(

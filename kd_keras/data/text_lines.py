@@ -52,6 +52,33 @@ def decode_lines(raw_lines, source, what):
     return lines
 
 
+def check_regular_file(path, what):
+    """Refuses a `path` that is missing, a folder, a FIFO, a device or a
+    socket, before it is opened (a FIFO would block the read for ever).
+
+    Args:
+        path: the file.
+        what: what it should be, for the messages (`"a data file"`).
+
+    Raises:
+        MissingFileError: no such file.
+        DataError: not a regular file.
+
+    Example:
+
+    >>> check_regular_file(".", "a data file")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.DataError: .: is a folder, not a data file
+    """
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path}: not found ({what})")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, not {what}")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket), not {what}")
+
+
 def read_lines(path, what):
     """The lines of the UTF-8 text file `path` (`decode_lines`).
 
@@ -73,15 +100,9 @@ def read_lines(path, what):
     >>> read_lines("missing.txt", "sentences")
     Traceback (most recent call last):
     ...
-    kd_keras.errors.MissingFileError: missing.txt: no such file (sentences)
+    kd_keras.errors.MissingFileError: missing.txt: not found (a file of sentences)
     """
-    if not os.path.exists(path):
-        raise MissingFileError(f"{path}: no such file ({what})")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a folder, not a file of {what}")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: not a regular file (a FIFO, device or socket); expected "
-                        f"a file of {what}")
+    check_regular_file(path, f"a file of {what}")
     try:
         with open(path, "rb") as f:
             return decode_lines(f, path, what)

@@ -271,7 +271,7 @@ def test_hostile_files_are_one_line_data_errors(tmp_path, name, filename, conten
 
 def test_missing_file_and_folder(tmp_path):
     missing = str(tmp_path / "nope.tsv")
-    assert _error(MissingFileError, missing) == f"{missing}: data file not found"
+    assert _error(MissingFileError, missing) == f"{missing}: not found (a data file)"
     assert _error(DataError, str(tmp_path)) == f"{tmp_path}: is a folder, not a data file"
     os.mkfifo(tmp_path / "pipe.tsv")
     assert _error(DataError, str(tmp_path / "pipe.tsv")).startswith(

@@ -47,7 +47,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
                               daemon=True)
     reader.start()
     reader.join(10)
-    assert outcome and "not a regular file (a FIFO, device or socket)" in outcome[0]
+    assert outcome and "not a regular file (a FIFO, device or socket), not a file of class names" in outcome[0]
 
 
 def _error(function, *args):
@@ -59,7 +59,7 @@ def _error(function, *args):
 
 
 def test_missing_files_and_folders_are_named(tmp_path):
-    with pytest.raises(MissingFileError, match="nope.txt: no such file"):
+    with pytest.raises(MissingFileError, match=r"nope.txt: not found \(a file of sentences\)"):
         read_lines(str(tmp_path / "nope.txt"), "sentences")
     with pytest.raises(DataError, match="is a folder, not a file of sentences"):
         read_lines(str(tmp_path), "sentences")
