@@ -70,6 +70,16 @@ class PreparedData:
         h.update(repr(list(self.dataset.label_names)).encode())
         return h.hexdigest()[:16]
 
+    def texts_digest(self):
+        """A short hash of every split's raw texts: what a teacher that reads
+        text sees, past the student's sequence length too."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            for text in self.dataset.texts[split]:
+                encoded = str(text).encode("utf-8", "surrogatepass")
+                h.update(len(encoded).to_bytes(8, "little") + encoded)
+        return h.hexdigest()[:16]
+
 
 PROFILE_TEXTS = 20_000
 """At most this many training texts (evenly spaced) are tokenized to

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import kd_keras
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
+from kd_keras.files.hashing import sha256_path
 from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.resume import resumed
@@ -37,6 +38,7 @@ from kd_keras.pipeline.student_check import check_student_config
 from kd_keras.pipeline.workdir import RunDir
 from kd_keras.pipeline.workdir import check_inputs_outside
 from kd_keras.pipeline.workdir import check_output
+from kd_keras.pipeline.workdir import input_paths
 from kd_keras.timing import StageTimes
 
 STAGES = ("data", teacher_stage.ADAPTATION, teacher_stage.OUTPUTS, "distill", "baseline",
@@ -64,13 +66,39 @@ def _resumed_seconds(run, times):
     return earlier
 
 
-def _record_data(run, data):
-    digest = data.digest()
+RESUME_INPUTS = ("teacher.model", "teacher.backbone", "student.vocabulary")
+"""The input files besides the data whose contents a resumed run checks."""
+
+
+def _input_digests(cfg):
+    """The sha256 of each file or folder of `RESUME_INPUTS` the config names."""
+    return {key: sha256_path(path) for key, path in input_paths(cfg)
+            if key in RESUME_INPUTS and os.path.exists(path)}
+
+
+def _record_data(run, data, cfg):
+    """Records what the run reads (the data's ids, labels and texts; the
+    teacher's and vocabulary's files), and refuses a resumed run whose
+    inputs changed: its finished stages were computed from the old ones.
+    A record without a part (written by an earlier kd_keras) skips it."""
+    now = {"digest": data.digest(), "texts": data.texts_digest(),
+           "inputs": _input_digests(cfg)}
     record = run.done("data")
-    if record is not None and record.get("digest") != digest:
-        raise UsageError("--resume: the data changed since the interrupted run; "
-                         "run without --resume to start over")
-    run.finish("data", {"digest": digest, "splits": data.dataset.sizes()})
+    if record is not None:
+        if any(record.get(k, now[k]) != now[k] for k in ("digest", "texts")):
+            raise UsageError("--resume: the data changed since the interrupted run; "
+                             "run without --resume to start over")
+        before = record.get("inputs", now["inputs"])
+        if not isinstance(before, dict):
+            raise UsageError(f"--resume: {run.file('stages.json')} is damaged; run without "
+                             "--resume to start over")
+        changed = sorted(k for k in set(before) | set(now["inputs"])
+                         if before.get(k) != now["inputs"].get(k))
+        if changed:
+            raise UsageError(
+                f"--resume: {', '.join(changed)} changed since the interrupted run (its "
+                "files' contents differ); run without --resume to start over")
+    run.finish("data", {**now, "splits": data.dataset.sizes()})
 
 
 def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
@@ -86,8 +114,9 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         The `results.json` content as a dict (`RunResults.to_json()`).
 
     Raises:
-        KdKerasError: bad input (the partial run is removed: resuming would
-            fail the same way).
+        KdKerasError: bad input. A fresh run's partial run is removed
+            (resuming would fail the same way); a resumed run's is kept as
+            it was, for `--resume` once the input is put right.
         ArtifactsRejected: an exported artifact missed its tolerance; it is
             set aside in `OUTPUT/export/rejected/` and the rest of the run
             is published before this is raised.
@@ -144,7 +173,7 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
             progress.update()
             return out
 
-        _record_data(run, data)
+        _record_data(run, data, cfg)
         write_json(run.file(SECONDS_FILE), times.to_json())
         progress.update()
         teacher = stage(teacher_stage.ADAPTATION, lambda: teacher_stage.adapt_teacher(
@@ -168,7 +197,10 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         finished = True  # A refused publish keeps the finished run for `--resume`.
         run.publish()
     except KdKerasError:
-        if not finished:
+        # A fresh run's bad input would fail the same way again: its partial
+        # run goes. A resumed one keeps what the interrupted run had done
+        # (a trained student, say), to resume once its inputs are restored.
+        if not finished and not resume:
             run.discard()
         raise
     finally:
