@@ -39,14 +39,18 @@ _MAX_MARKER_BYTES = 64 << 20
 
 def _listing(folder, marker):
     """`{relative path: (size, mtime_ns)}` of the regular files under
-    `folder`, and the sorted relative paths of everything else (symlinks,
-    FIFOs, devices), the marker left out. Symlinks are never followed."""
-    files, others = {}, []
+    `folder`, the sorted relative paths of everything else (symlinks,
+    FIFOs, devices), the marker left out, and the sorted relative paths of
+    the sub-folders. Symlinks are never followed."""
+    files, others, folders = {}, [], []
     for root, dirs, names in os.walk(folder):
         for name in list(dirs):
             if os.path.islink(os.path.join(root, name)):
                 dirs.remove(name)  # os.walk would not enter it; it is listed below.
                 names.append(name)
+            else:
+                folders.append(
+                    os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
         for name in names:
             path = os.path.join(root, name)
             rel = os.path.relpath(path, folder).replace(os.sep, "/")
@@ -57,23 +61,28 @@ def _listing(folder, marker):
                 files[rel] = (info.st_size, info.st_mtime_ns)
             else:
                 others.append(rel)
-    return files, sorted(others)
+    return files, sorted(others), sorted(folders)
 
 
-def write_marker(folder, marker, content=None):
-    """Writes `folder/marker`, recording every file now under `folder`.
+def write_marker(folder, marker, content=None, exclude=()):
+    """Writes `folder/marker`, recording every file and sub-folder now under
+    `folder`.
 
     Args:
         folder: a folder that kd_keras wrote in full.
         marker: the marker's file name (`.kd_keras_run`, `.kd_keras_export`).
         content: other JSON-ready fields to keep in the marker.
+        exclude: relative paths not to record (files kd_keras cannot tell
+            it wrote): they stay foreign, so nothing later deletes them.
 
     Returns:
         None.
     """
-    files, _ = _listing(folder, marker)
+    files, _, folders = _listing(folder, marker)
+    exclude = set(exclude)
     record = dict(content or {})
-    record["files"] = {rel: list(v) for rel, v in sorted(files.items())}
+    record["files"] = {rel: list(v) for rel, v in sorted(files.items()) if rel not in exclude}
+    record["folders"] = [rel for rel in folders if rel not in exclude]
     with atomic_path(os.path.join(folder, marker)) as tmp, open(tmp, "w") as f:
         json.dump(record, f)
 
@@ -109,7 +118,8 @@ def foreign_files(folder, marker):
 
     Returns:
         The relative paths that the record does not list or that are not
-        regular files (added), sorted, then the listed files whose size or
+        regular files (added; a sub-folder too, an empty one included),
+        sorted, then the listed files whose size or
         modification time changed, sorted; `None` when the folder has no
         marker or its marker has no record of files (it was not written by
         this kd_keras, or it is damaged).
@@ -118,10 +128,33 @@ def foreign_files(folder, marker):
     written = record.get("files") if record is not None else None
     if not isinstance(written, dict):
         return None
-    files, others = _listing(folder, marker)
+    files, others, folders = _listing(folder, marker)
     added = [rel for rel in files if rel not in written] + others
+    known_folders = record.get("folders")
+    if isinstance(known_folders, list):  # Markers of earlier versions list files only.
+        known = set(known_folders)
+        new = [rel for rel in folders if rel not in known]
+        # A new folder is named by what it holds; an empty one by itself.
+        added += [rel for rel in new
+                  if not any(other.startswith(rel + "/") for other in added + new)]
     changed = [rel for rel, v in files.items() if rel in written and written[rel] != list(v)]
     return sorted(added) + sorted(changed)
+
+
+def paths_under(folder, marker):
+    """Every relative path under `folder` (files, sub-folders, links), the
+    marker left out, sorted.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(folder, "logs", "run"))
+    >>> paths_under(folder, ".owner")
+    ['logs', 'logs/run']
+    """
+    files, others, folders = _listing(folder, marker)
+    return sorted([*files, *others, *folders])
 
 
 def check_replaceable(folder, marker, what):

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import kd_keras
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.files.hashing import sha256_path
 from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
@@ -196,13 +197,14 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         shutil.rmtree(run.file("backup"), ignore_errors=True)
         finished = True  # A refused publish keeps the finished run for `--resume`.
         run.publish()
-    except KdKerasError:
+    except KdKerasError as e:
         # A fresh run's bad input would fail the same way again: its partial
         # run goes. A resumed one keeps what the interrupted run had done
         # (a trained student, say), to resume once its inputs are restored.
-        if not finished and not resume:
-            run.discard()
-        raise
+        if finished or resume or run.discard():
+            raise
+        raise type(e)(f"{one_line(e)} ({run.path} is kept: it holds files the run did not "
+                      "write)") from None
     finally:
         run.close()
         if progress.n < len(STAGES) - 1:

@@ -20,6 +20,7 @@ user's notes) stops it with one line, and the folder is left as it is.
 """
 
 import dataclasses
+import fnmatch
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
+from kd_keras.files.ownership import paths_under
 from kd_keras.files.ownership import write_marker
 from kd_keras.files.processes import is_gone
 from kd_keras.files.processes import owner
@@ -47,6 +49,19 @@ STAGES_FILE = "stages.json"
 CONFIG_FILE = "config.json"
 # Keys that do not change what a run computes.
 _NOT_FINGERPRINTED = ("verbose", "output")
+
+
+RUN_ENTRIES = ("config.json", STAGES_FILE, "stage_seconds.json", "teacher.weights.h5",
+               "teacher_outputs", "backup", "logs", "*.keras", "history*.json", "export",
+               "vocab.txt", "results.json", "training_curves.png")
+"""The names (`fnmatch` patterns) the stages write at the top of a run's
+folder; `tests/pipeline/test_workdir.py` checks them against full runs."""
+
+
+def _run_entry(relative_path):
+    """True when `relative_path` lies under a name of `RUN_ENTRIES`."""
+    top = relative_path.split("/", 1)[0]
+    return any(fnmatch.fnmatchcase(top, pattern) for pattern in RUN_ENTRIES)
 
 
 def is_run_folder(path):
@@ -243,6 +258,7 @@ class RunDir:
         self.output = output
         self.path = f"{output}.partial"
         self._recording = True
+        self._unknown = set()  # Paths this run cannot tell it wrote.
         check_output(output)
         acquire_lock(output)
         try:
@@ -263,8 +279,12 @@ class RunDir:
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
             # Files its record lacks (a killed run's last stage, or a user's)
-            # are never claimed: the record stays as the last run left it.
-            self._recording = foreign_files(self.path, MARKER) == []
+            # are never claimed: the record stays as the last run left it,
+            # and the published run's record leaves them out.
+            foreign = foreign_files(self.path, MARKER)
+            self._recording = foreign == []
+            self._unknown = set(paths_under(self.path, MARKER) if foreign is None
+                                else foreign)
         elif os.path.lexists(self.path):
             self._check_only_ours()
             shutil.rmtree(self.path)
@@ -275,9 +295,16 @@ class RunDir:
         self._record()
 
     def _record(self):
-        """Lists every file now in `OUTPUT.partial/` in its marker."""
+        """Lists every file of the run now in `OUTPUT.partial/` in its marker."""
         if self._recording:
-            write_marker(self.path, MARKER, {"kd_keras_run": 1})
+            write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
+
+    def _not_ours(self):
+        """What the record must leave out: paths this run cannot tell it
+        wrote, and anything outside the names its stages write (a user's
+        notes, added while the run works, are never claimed)."""
+        outside = {rel for rel in paths_under(self.path, MARKER) if not _run_entry(rel)}
+        return outside | self._unknown
 
     def _check_only_ours(self):
         """Refuses to start over on an interrupted run that holds a file
@@ -341,7 +368,7 @@ class RunDir:
         earlier run since it was published, is refused and the finished
         run stays in `OUTPUT.partial/` (`--resume` publishes it).
         """
-        write_marker(self.path, MARKER, {"kd_keras_run": 1})
+        write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
         try:
             check_output(self.output)
         except UsageError as e:
@@ -354,13 +381,30 @@ class RunDir:
         os.replace(self.path, self.output)
         if old is not None and is_run_folder(old):
             shutil.rmtree(old, ignore_errors=True)
+        elif old is not None:
+            try:  # The empty folder `check_output` let through.
+                os.rmdir(old)
+            except OSError:
+                pass
 
     def discard(self):
-        """Removes `OUTPUT.partial/` (a failed run that cannot be resumed),
-        unless it was resumed with files its record did not list: then it
-        stays as it is, for its owner to sort out."""
-        if self._recording and is_run_folder(self.path):
-            shutil.rmtree(self.path, ignore_errors=True)
+        """Removes `OUTPUT.partial/` of a failed run that cannot be resumed.
+
+        Files its record lacks are the failed stage's when they lie under a
+        name the stages write (`RUN_ENTRIES`). Anything else (a user's
+        notes), or a run resumed with files its record did not list, keeps
+        the folder as it is, for its owner to sort out.
+
+        Returns:
+            True when the folder was removed.
+        """
+        if not (self._recording and is_run_folder(self.path)):
+            return False
+        foreign = foreign_files(self.path, MARKER)
+        if foreign is None or any(not _run_entry(rel) for rel in foreign):
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
 
     def close(self):
         """Records the files of a run that stops unfinished (so that a run

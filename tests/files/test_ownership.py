@@ -100,6 +100,7 @@ def _published_run(out, files):
     """A finished kd_keras run at `out` holding `files` ({name: text})."""
     run = RunDir(str(out), RunConfig())
     for name, text in files.items():
+        os.makedirs(os.path.dirname(run.file(name)), exist_ok=True)
         with open(run.file(name), "w") as f:
             f.write(text)
     run.publish()
@@ -123,8 +124,8 @@ def test_inputs_inside_the_output_are_refused_before_any_work(tmp_path, teacher_
     assert f"teacher.model: {out / 'student.keras'} lies inside {out}" in line
     assert tree(tmp_path) == before
 
-    train = out / "train.tsv"
-    _published_run(out, {"train.tsv": "good film\tpos\n"})
+    train = out / "export" / "train.tsv"  # Under a name the run writes: claimed.
+    _published_run(out, {"export/train.tsv": "good film\tpos\n"})
     config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(out),
                                           data={"train": str(train)})
     before = tree(tmp_path)
@@ -222,3 +223,52 @@ def test_foreign_files_lists_added_files_before_changed_ones(tmp_path):
     (tmp_path / "z.txt").write_text("added by the user")
     (tmp_path / "y").symlink_to(tmp_path / "b.txt")
     assert foreign_files(str(tmp_path), ".owner") == ["y", "z.txt", "a.txt"]
+
+
+def test_a_resumed_run_does_not_claim_a_file_added_while_it_was_stopped(tmp_path, capsys):
+    from pipeline import resume_helpers as rh
+    from pipeline import tiny_run
+
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base)
+    finish = RunDir.finish
+
+    def stop_after_distill(self, name, record=None):
+        finish(self, name, record)
+        if name == "distill":
+            raise rh.Stop(name)
+
+    RunDir.finish = stop_after_distill
+    try:
+        with pytest.raises(rh.Stop):
+            main(["distill", config])
+    finally:
+        RunDir.finish = finish
+    notes = os.path.join(base["output"] + ".partial", "NOTES.txt")
+    with open(notes, "w") as f:
+        f.write("mine")
+    assert main(["distill", config, "--resume"]) == 0, capsys.readouterr().err
+    published = os.path.join(base["output"], "NOTES.txt")
+    with open(os.path.join(base["output"], ".kd_keras_run")) as f:
+        assert "NOTES.txt" not in json.load(f)["files"]
+    capsys.readouterr()
+    assert main(["distill", config]) == 2  # A run over it would delete it: refused.
+    assert "holds NOTES.txt, which kd_keras did not write" in capsys.readouterr().err
+    assert open(published).read() == "mine"
+
+
+def test_an_empty_folder_of_the_users_is_kept_and_an_empty_output_leaves_nothing_beside(
+        tmp_path, capsys):
+    from pipeline import tiny_run
+
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base)
+    os.makedirs(base["output"])  # An empty folder: nothing to lose, it is replaced.
+    assert main(["distill", config]) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["out", "run.yaml", "teacher.keras", "test.tsv", "train.tsv", "vocab.txt"])
+    os.makedirs(os.path.join(base["output"], "my_empty_dir"))
+    capsys.readouterr()
+    assert main(["distill", config]) == 2
+    assert "holds my_empty_dir, which kd_keras did not write" in capsys.readouterr().err
+    assert os.path.isdir(os.path.join(base["output"], "my_empty_dir"))

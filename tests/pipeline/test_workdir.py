@@ -147,7 +147,10 @@ def test_starting_over_keeps_a_file_the_interrupted_run_did_not_write(tmp_path):
         "move that out or remove the folder yourself to start over")
     assert open(notes).read() == "mine"
     # A file of the run that changed since it stopped is not the run's either.
-    os.remove(notes)
+    os.remove(notes)  # A folder of the user's, even empty, is theirs.
+    with pytest.raises(UsageError, match="holds teacher_outputs/mine, which"):
+        RunDir(out, CFG)
+    os.rmdir(os.path.dirname(notes))
     with open(os.path.join(partial, "stages.json"), "a") as f:
         f.write(" ")
     with pytest.raises(UsageError, match="holds stages.json, which"):
@@ -278,3 +281,49 @@ def test_a_resume_removes_what_killed_writers_left_and_nothing_else(tmp_path):
     assert not os.path.exists(killed) and not os.path.exists(killed_weights)
     assert all(os.path.exists(path) for path in kept)
     assert again.done("data") == {}
+
+
+def test_the_run_entries_name_everything_a_full_run_writes(tmp_path, capsys):
+    from kd_keras.cli import main
+    from kd_keras.pipeline.workdir import _run_entry
+    from pipeline import tiny_run
+
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(
+        tmp_path / "run.yaml", base, **{"distill.baseline": True,
+                                        "export": {"formats": ["saved_model"]}})
+    assert main(["distill", config]) == 0, capsys.readouterr().err
+    names = sorted(set(os.listdir(base["output"])) - {MARKER})
+    assert "export" in names and "student_without_distillation.keras" in names
+    assert [name for name in names if not _run_entry(name)] == []
+    assert not _run_entry("notes.txt") and not _run_entry("mine")
+
+
+def test_a_failed_fresh_run_keeps_a_folder_holding_a_users_file(tmp_path, capsys, monkeypatch):
+    import keras
+
+    from kd_keras.cli import main
+    from pipeline import tiny_run
+
+    base = tiny_run.make_world(tmp_path)
+    keras.utils.set_random_seed(0)
+    tiny_run.ids_teacher(num_classes=3).save(base["teacher"]["model"])  # Fails after "data".
+    config = tiny_run.write_config(tmp_path / "run.yaml", base)
+    partial = base["output"] + ".partial"
+    finish = RunDir.finish
+
+    def finish_and_add_notes(self, name, record=None):
+        finish(self, name, record)
+        if name == "data":  # The user's file, while the run works.
+            with open(os.path.join(partial, "notes.txt"), "w") as f:
+                f.write("mine")
+
+    monkeypatch.setattr(RunDir, "finish", finish_and_add_notes)
+    assert main(["distill", config]) == 2
+    err = capsys.readouterr().err
+    assert "logits" in err and f"({partial} is kept: it holds files the run did not write)" in err
+    assert open(os.path.join(partial, "notes.txt")).read() == "mine"
+    monkeypatch.undo()
+    os.remove(os.path.join(partial, "notes.txt"))
+    assert main(["distill", config]) == 2  # Without it, a failed run leaves nothing.
+    assert not os.path.exists(partial)
