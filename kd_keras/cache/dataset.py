@@ -206,10 +206,13 @@ def _indexed(cache, inputs, y, sample_weight, order, batch_size, drop_remainder,
 
     def load(indices):
         # Consecutive indices (shuffle=False) read as slices; a shuffled
-        # batch whose ends happen to be len - 1 apart must not.
+        # batch whose ends happen to be len - 1 apart must not. A slice is
+        # copied: `numpy_function` hands TensorFlow the array's own memory,
+        # which an op may reuse for its output (the caller's arrays would
+        # change under a strategy).
         if len(indices) and np.all(np.diff(indices) == 1):
             lo, hi = int(indices[0]), int(indices[-1]) + 1
-            picked = [np.asarray(c[lo:hi]) for c in columns]
+            picked = [np.array(c[lo:hi]) for c in columns]
         else:
             picked = [np.asarray(c[indices]) for c in columns]
         picked = [_to_tf_compatible(p) for p in picked]

@@ -85,7 +85,7 @@ class WorkerDir:
         """Always `None`: a worker never skips a stage."""
         return None
 
-    def finish(self, stage, record=None):  # noqa: ARG002 - the RunDir interface
+    def finish(self, stage, record=None, files=()):  # noqa: ARG002 - the RunDir interface
         """Does nothing: the driver records the stage."""
 
 

@@ -87,7 +87,7 @@ def export_student(cfg, data, student, run):
         labels=list(data.dataset.label_names), allow_mismatch=cfg.export.allow_mismatch,
         reject_mismatch=True, text=_text_export(cfg, data, student, chosen),
         verbose=cfg.verbose)
-    run.finish(STAGE)
+    run.finish(STAGE, files=(EXPORT_DIR,))  # A resumed run checks every artifact's bytes.
     return read_json(report_path)
 
 

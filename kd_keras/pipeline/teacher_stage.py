@@ -222,7 +222,7 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
             outputs = _store(cfg, data, run, teachers.as_teacher(model),
                              {s: _strings(data.dataset.texts[s]) for s in SPLITS},
                              adapted.logits, features)
-        run.finish(ADAPTATION, {"route": route})
+        run.finish(ADAPTATION, {"route": route}, files=("teacher.weights.h5",))
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
                         outputs=outputs)

@@ -45,6 +45,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
+from kd_keras.number_checks import is_int
 from kd_keras.files.json_files import read_json
 from kd_keras.files.resume import resumed
 from kd_keras.pipeline.precision import building
@@ -297,7 +298,8 @@ def train_student(cfg, data, run, kind, outputs=None, strategy=None, extra_callb
     model = float32_copy(model)  # What export, predict and users get.
     model.save(saved)
     history = read_json(log) if os.path.isfile(log) else {}
-    run.finish(kind, {"epochs": len(history.get("loss", []))})
+    run.finish(kind, {"epochs": len(history.get("loss", []))},
+               files=(SAVED_NAMES[kind], f"history-{kind}.json"))
     return TrainedStudent(model, history)
 
 
@@ -327,7 +329,12 @@ def baseline_epochs(cfg, data, run, strategy=None, extra_callbacks=None):
         scores = read_json(run.file(f"history-{EPOCHS_KIND}.json"))[f"val_{ACCURACY}"]
         run.finish(EPOCHS_KIND, {"epochs": int(np.argmax(scores)) + 1,
                                  "held_out_rows": len(held)})
-    return run.done(EPOCHS_KIND)["epochs"]
+    epochs = run.done(EPOCHS_KIND).get("epochs")
+    if not is_int(epochs) or not 1 <= epochs <= cfg.distill.epochs:
+        raise UsageError(f"--resume: {run.file('stages.json')}: {EPOCHS_KIND}: epochs "
+                         f"{epochs!r} is not a number of epochs from 1 to distill.epochs; run "
+                         "without --resume to start over")
+    return epochs
 
 
 def _fit(cfg, data, run, kind, outputs, strategy, extra_callbacks, rows=None, held=None,
@@ -397,7 +404,7 @@ def _train_on_ray(cfg, data, run, kind, outputs, extra_callbacks):
         distribute.RayCluster.from_config(cfg.distribute), run.file("backup", f"{kind}-ray"),
         run.file(), keep=(saved, log, os.path.join("logs", kind)), name=kind)
     history = read_json(run.file(log))
-    run.finish(kind, {"epochs": len(history.get("loss", []))})
+    run.finish(kind, {"epochs": len(history.get("loss", []))}, files=(saved, log))
     return TrainedStudent(keras.saving.load_model(run.file(saved), safe_mode=True), history)
 
 

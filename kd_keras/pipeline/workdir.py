@@ -31,9 +31,11 @@ from kd_keras.config import header_resolved
 from kd_keras.config import RunConfig
 from kd_keras.config import to_dict
 from kd_keras.errors import ConfigError
+from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 from kd_keras.errors import first_of
 from kd_keras.files.atomic import remove_leftovers
+from kd_keras.files.hashing import sha256_path
 from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
@@ -56,6 +58,18 @@ RUN_ENTRIES = ("config.json", STAGES_FILE, "stage_seconds.json", "teacher.weight
                "vocab.txt", "results.json", "training_curves.png")
 """The names (`fnmatch` patterns) the stages write at the top of a run's
 folder; `tests/pipeline/test_workdir.py` checks them against full runs."""
+
+
+FILES_KEY = "sha256"
+"""The key of a stage record that holds its files' digests."""
+
+
+def _digest(path):
+    """The sha256 of a file or folder, or None when it is gone."""
+    try:
+        return sha256_path(path)
+    except (OSError, KdKerasError):
+        return None
 
 
 def _run_entry(relative_path):
@@ -259,6 +273,7 @@ class RunDir:
         self.path = f"{output}.partial"
         self._recording = True
         self._unknown = set()  # Paths this run cannot tell it wrote.
+        self._checked = set()  # Stages whose recorded files were checked.
         check_output(output)
         acquire_lock(output)
         try:
@@ -350,12 +365,45 @@ class RunDir:
         return os.path.join(self.path, *parts)
 
     def done(self, stage):
-        """The record a finished stage left, or `None` when it has not run."""
-        return self._stages.get(stage)
+        """The record a finished stage left, or `None` when it has not run.
 
-    def finish(self, stage, record=None):
-        """Records that `stage` finished (with an optional JSON record)."""
-        self._stages[stage] = record if record is not None else {}
+        The files the stage recorded (`finish(..., files=...)`) are checked
+        first, once: a resumed run never reads one that was deleted, edited
+        or replaced since (another run's `student.keras`, say).
+
+        Raises:
+            UsageError: a recorded file is missing or changed.
+        """
+        record = self._stages.get(stage)
+        if record is not None and stage not in self._checked:
+            digests = record.get(FILES_KEY, {})
+            if not isinstance(digests, dict):
+                raise UsageError(f"--resume: {self.file(STAGES_FILE)} is damaged; run "
+                                 "without --resume to start over")
+            for rel, digest in sorted(digests.items()):
+                path = self.file(*str(rel).split("/"))
+                if not _inside(path, self.path) or _digest(path) != digest:
+                    raise UsageError(
+                        f"--resume: {path} is missing or changed since its stage finished; "
+                        "run without --resume to start over")
+            self._checked.add(stage)
+        return record
+
+    def finish(self, stage, record=None, files=()):
+        """Records that `stage` finished (with an optional JSON record).
+
+        Args:
+            stage: the stage's name.
+            record: a JSON-ready dict the later stages (and `--resume`) read.
+            files: paths relative to the run's folder that the stage wrote
+                and later stages read; their sha256 is recorded and checked
+                by `done` when the run resumes.
+        """
+        record = dict(record or {})
+        if files:
+            record[FILES_KEY] = {rel: _digest(self.file(rel)) for rel in files}
+        self._stages[stage] = record
+        self._checked.add(stage)
         write_json(self.file(STAGES_FILE), self._stages)
         self._record()
 

@@ -128,6 +128,26 @@ def test_distributes_under_mirrored_strategy(built, mirrored_strategy):
     assert sorted(seen) == list(range(N))
 
 
+def test_training_under_a_strategy_never_writes_into_the_callers_arrays(
+        built, mirrored_strategy):
+    # In order, batches are slices of the caller's arrays; TensorFlow may
+    # reuse an input buffer for an op's output (here the Rescaling), so a
+    # batch that is a view let training write into `x` and `sample_weight`.
+    cache, _, x, y = built
+    weights = np.linspace(0.5, 1.5, N).astype("float32")
+    x_before, weights_before = x.copy(), weights.copy()
+    ds = cache.as_dataset(x, y, sample_weight=weights, batch_size=14)
+    with mirrored_strategy.scope():
+        keras.utils.set_random_seed(3)
+        student = keras.Sequential([keras.Input((6,)), keras.layers.Rescaling(2.0),
+                                    keras.layers.Dense(3)])
+        distiller = kd_keras.Distiller(teacher=None, student=student)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1), alpha=0.3, temperature=2.0)
+    distiller.fit(ds, epochs=3, verbose=0)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(weights, weights_before)
+
+
 def _student():
     keras.utils.set_random_seed(3)
     return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])

@@ -233,8 +233,8 @@ def test_a_resumed_run_does_not_claim_a_file_added_while_it_was_stopped(tmp_path
     config = tiny_run.write_config(tmp_path / "run.yaml", base)
     finish = RunDir.finish
 
-    def stop_after_distill(self, name, record=None):
-        finish(self, name, record)
+    def stop_after_distill(self, name, record=None, files=()):
+        finish(self, name, record, files)
         if name == "distill":
             raise rh.Stop(name)
 

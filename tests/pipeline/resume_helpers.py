@@ -43,8 +43,8 @@ def stop_after(monkeypatch, stage):
     """Makes the run raise `Stop` right after `stage` records completion."""
     original = RunDir.finish
 
-    def finish(self, name, record=None):
-        original(self, name, record)
+    def finish(self, name, record=None, files=()):
+        original(self, name, record, files)
         if name == stage:
             raise Stop(stage)
 

@@ -33,7 +33,6 @@ TRAIN_OUTPUTS = os.path.join("teacher_outputs", "train")
     ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "metadata.json"), _truncate, {}),
     ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "feature0-00000.npy"), _delete,
      {"distill.features": FEATURES}),
-    ("distill", "student.keras", _truncate, {"distill.baseline": True}),
 ])
 def test_a_missing_or_damaged_stage_file_is_one_line(capsys, monkeypatch, tmp_path, stage, name,
                                                      damage, sections):
@@ -50,3 +49,59 @@ def test_a_missing_or_damaged_stage_file_is_one_line(capsys, monkeypatch, tmp_pa
     shown = os.path.dirname(path) if name.startswith(TRAIN_OUTPUTS) else path
     assert lines == [f"kd-keras distill: error: --resume: {shown} is missing or damaged; "
                      "run without --resume to start over"]
+
+
+def _replace_with_another_run_s(path):
+    with open(path, "ab") as f:  # Any other bytes: another run's model, an edit.
+        f.write(b"\0")
+
+
+@pytest.mark.parametrize("stage, name, damage, sections", [
+    ("distill", "student.keras", _replace_with_another_run_s, {"distill.baseline": True}),
+    ("distill", "student.keras", _truncate, {"distill.baseline": True}),
+    ("distill", "history-distill.json", _delete, {"distill.baseline": True}),
+    ("export", os.path.join("export", "report.json"), _delete,
+     {"export": {"formats": ["saved_model"]}, "distill.baseline": False}),
+    ("export", os.path.join("export", "saved_model", "text_cnn", "1", "saved_model.pb"),
+     _replace_with_another_run_s, {"export": {"formats": ["saved_model"]}}),
+])
+def test_a_finished_stage_s_file_changed_since_is_refused(capsys, monkeypatch, tmp_path, stage,
+                                                         name, damage, sections):
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base, **sections)
+    rh.stop_after(monkeypatch, stage)
+    with pytest.raises(rh.Stop):
+        main(["distill", config])
+    monkeypatch.undo()
+    partial = base["output"] + ".partial"
+    path = os.path.join(partial, name)
+    assert os.path.exists(path), sorted(os.listdir(os.path.dirname(path)))
+    damage(path)
+    status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    assert status == 2, lines
+    recorded = os.path.join(partial, name.split(os.sep)[0])
+    assert lines == [f"kd-keras distill: error: --resume: {recorded} is missing or changed "
+                     "since its stage finished; run without --resume to start over"]
+
+
+def test_a_bad_epoch_count_in_stages_json_is_one_line(capsys, monkeypatch, tmp_path):
+    import json
+
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base, **{
+        "distill.baseline": True, "distill.epochs": 2,
+        "distill.early_stopping": {"patience": 1}})
+    rh.stop_after(monkeypatch, "baseline_epochs")
+    with pytest.raises(rh.Stop):
+        main(["distill", config])
+    monkeypatch.undo()
+    stages = os.path.join(base["output"] + ".partial", "stages.json")
+    with open(stages) as f:
+        record = json.load(f)
+    for bad in ("1", 1000, True):
+        record["baseline_epochs"]["epochs"] = bad
+        with open(stages, "w") as f:
+            json.dump(record, f)
+        status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+        assert status == 2 and len(lines) == 1, lines
+        assert f"baseline_epochs: epochs {bad!r} is not a number of epochs" in lines[0]

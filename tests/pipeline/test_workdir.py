@@ -312,8 +312,8 @@ def test_a_failed_fresh_run_keeps_a_folder_holding_a_users_file(tmp_path, capsys
     partial = base["output"] + ".partial"
     finish = RunDir.finish
 
-    def finish_and_add_notes(self, name, record=None):
-        finish(self, name, record)
+    def finish_and_add_notes(self, name, record=None, files=()):
+        finish(self, name, record, files)
         if name == "data":  # The user's file, while the run works.
             with open(os.path.join(partial, "notes.txt"), "w") as f:
                 f.write("mine")
