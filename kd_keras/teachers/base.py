@@ -87,16 +87,16 @@ class KerasTeacher(Teacher):
 
         check_gives_logits("teacher", model=model)  # probabilities are not logits
         self.model = model
-        self._fingerprint = None
 
     def predict_on_batch(self, x):
         logits = self.model(x, training=False)
         return np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
 
     def fingerprint(self):
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint_keras_model(self.model)
-        return self._fingerprint
+        """The model's architecture and weights as they are now: hashed at
+        every call, since the wrapped model may be trained or given other
+        weights between two caches."""
+        return fingerprint_keras_model(self.model)
 
 
 def as_teacher(obj):

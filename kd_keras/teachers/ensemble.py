@@ -144,7 +144,6 @@ class EnsembleTeacher(Teacher):
         self.combine = combine
         self.in_graph = all(t.in_graph for t in self.teachers)
         self.model = self._build_model() if self.in_graph else None
-        self._fingerprint = None
         self._checked = False
 
     def _build_model(self):
@@ -176,13 +175,11 @@ class EnsembleTeacher(Teacher):
         return _numpy_combine(logits, self.weights, self.combine)
 
     def fingerprint(self):
-        """Changes with any member's fingerprint, the weights or the
-        combination."""
-        if self._fingerprint is None:
-            digest = hashlib.sha256(b"ensemble")
-            digest.update(self.combine.encode())
-            digest.update(self.weights.astype(np.float64).tobytes())
-            for teacher in self.teachers:
-                digest.update(teacher.fingerprint().encode())
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
+        """Changes with any member's fingerprint (taken afresh), the weights
+        or the combination."""
+        digest = hashlib.sha256(b"ensemble")
+        digest.update(self.combine.encode())
+        digest.update(self.weights.astype(np.float64).tobytes())
+        for teacher in self.teachers:
+            digest.update(teacher.fingerprint().encode())
+        return digest.hexdigest()

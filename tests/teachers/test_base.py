@@ -1,0 +1,38 @@
+"""`kd_keras.teachers.base`: a Keras teacher's fingerprint follows its
+weights, so a cache built before they changed is never taken for theirs."""
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.cache import cache_teacher_outputs
+from kd_keras.teachers import EnsembleTeacher
+from kd_keras.teachers.base import KerasTeacher
+
+
+def _model(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+def test_the_fingerprint_changes_when_the_wrapped_model_is_retrained():
+    model = _model(0)
+    teacher = KerasTeacher(model)
+    ensemble = EnsembleTeacher([teacher, KerasTeacher(_model(1))])
+    before, ensemble_before = teacher.fingerprint(), ensemble.fingerprint()
+    weights = model.get_weights()
+    model.set_weights([w + 1.0 for w in weights])
+    assert teacher.fingerprint() != before
+    assert ensemble.fingerprint() != ensemble_before
+    model.set_weights(weights)
+    assert teacher.fingerprint() == before  # The same weights, the same teacher.
+
+
+def test_a_cache_of_the_old_weights_is_refused_for_the_new(tmp_path):
+    model = _model(0)
+    teacher = KerasTeacher(model)
+    x = np.random.default_rng(0).random((20, 4)).astype("float32")
+    cache_teacher_outputs(teacher, x, str(tmp_path), batch_size=8, verbose=0)
+    model.set_weights([w * 2.0 for w in model.get_weights()])
+    with pytest.raises(ValueError, match="built from another teacher"):
+        cache_teacher_outputs(teacher, x, str(tmp_path), batch_size=8, verbose=0)
