@@ -14,8 +14,8 @@ code uses it and is not here.
   makes a resumed run equal an uninterrupted one.
 - `DistributedFitMixin`: `fit` under `tf.distribute.MultiWorkerMirroredStrategy`
   (see `kd_keras.distillation.replicas` for the Keras bug it works around),
-  for the strategies `is_multi_worker` picks (that test uses public
-  TensorFlow API only; it is here because the mixin needs it).
+  and under any strategy whose first batch splits unevenly over replicas.
+  `is_multi_worker` (public TensorFlow API only) is here beside it.
 - `SymbolicBuildHook`: lets a model build what only a batch can size
   before Keras builds its optimizer.
 - `loss_tracker`: the `Mean` behind a compiled model's `"loss"` log.
@@ -96,10 +96,12 @@ def is_multi_worker(strategy):
 
 
 class DistributedFitMixin:
-    """Mixed into a `keras.Model` (before it) so that `fit` works under
-    `MultiWorkerMirroredStrategy`: the model is built from the first local
-    replica's batch instead of Keras's cross-replica mean of the batch,
-    which fails under the collective strategy.
+    """Mixed into a `keras.Model` (before it) so that `fit` and `evaluate`
+    work under any strategy of several replicas: the model is built from
+    the first local replica's batch instead of Keras's cross-replica mean of
+    the batch, which fails under `MultiWorkerMirroredStrategy`, and under
+    `MirroredStrategy` when the first batch does not split evenly (15
+    examples on 2 replicas: "Inputs to operation AddN ... [8,5] != [7,5]").
 
     It overrides the private `Trainer._maybe_symbolic_build` of Keras's
     TensorFlow trainer, reads the private `_distribute_strategy` (the
@@ -109,7 +111,7 @@ class DistributedFitMixin:
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
-        if strategy is None or not is_multi_worker(strategy):
+        if strategy is None or strategy.num_replicas_in_sync == 1:
             return super()._maybe_symbolic_build(
                 iterator=iterator, data_batch=data_batch)
         if iterator is not None:

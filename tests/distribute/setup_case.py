@@ -22,9 +22,9 @@ def data():
     return x, y, w
 
 
-def dataset():
+def dataset(batch=GLOBAL_BATCH):
     x, y, w = data()
-    return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(GLOBAL_BATCH)
+    return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(batch)
 
 
 def initial_weights():
@@ -75,11 +75,11 @@ def build_distiller(features=False):
     return distiller
 
 
-def train(strategy, features=False):
+def train(strategy, features=False, batch=GLOBAL_BATCH):
     """Returns the student's (and projections') weights and the history."""
     with strategy.scope():
         distiller = build_distiller(features)
-    history = distiller.fit(dataset(), epochs=EPOCHS, verbose=0)
+    history = distiller.fit(dataset(batch), epochs=EPOCHS, verbose=0)
     weights = [v.numpy() for v in distiller.student.weights] + [
         w.numpy() for p in getattr(distiller, "projections", [])
         for w in p.weights]

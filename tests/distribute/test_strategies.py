@@ -50,6 +50,14 @@ def test_mirrored_strategy_matches_single_device(mirrored, features):
                 single_device(features), features)
 
 
+def test_a_first_batch_that_splits_unevenly_over_replicas(mirrored):
+    # 15 examples on 2 replicas are 8 and 7: Keras's build from the mean of
+    # the replicas' batches failed ("Inputs to operation AddN ... [8,6] !=
+    # [7,6]").
+    reference = setup_case.train(tf.distribute.get_strategy(), batch=15)
+    assert_same(setup_case.train(mirrored, batch=15), reference, False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("features", [False, True],
                          ids=["logits", "features"])
