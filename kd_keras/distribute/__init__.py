@@ -36,6 +36,9 @@ from kd_keras._keras_compat import DistributedFitMixin
 from kd_keras._keras_compat import is_multi_worker
 from kd_keras._lazy import lazy_exports
 from kd_keras.distillation.replicas import global_sum
+from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
+from kd_keras.number_checks import is_int
 
 # The Ray side loads on first use. The Distiller's replica helpers live in
 # the core (`kd_keras.distillation.replicas`), so it never imports this package.
@@ -73,12 +76,16 @@ def get_strategy(name="auto"):
     1
     """
     if name not in STRATEGIES:
-        raise ValueError(
+        raise UsageError(
             f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}")
     if name == "auto":
         name = describe_environment()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        read_tf_config()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except ValueError as e:  # TensorFlow's check of the cluster it read.
+            raise UsageError(f"TF_CONFIG: {one_line(e)}") from None
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices(
@@ -93,17 +100,59 @@ def describe_environment():
     Returns:
         `"multi_worker"`, `"mirrored"` or `"default"`.
     """
-    tf_config = os.environ.get("TF_CONFIG")
-    if tf_config:
-        try:
-            cluster = json.loads(tf_config).get("cluster", {})
-        except json.JSONDecodeError as e:
-            raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
-        if cluster:
-            return "multi_worker"
+    if read_tf_config().get("cluster"):
+        return "multi_worker"
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return "mirrored"
     return "default"
+
+
+def read_tf_config():
+    """The `TF_CONFIG` environment variable, checked: `{}` when unset.
+
+    Returns:
+        The parsed object: a `cluster` of task lists by type, and a `task`
+        whose `type` is one of them and whose `index` is in its list.
+
+    Raises:
+        UsageError: one line naming `TF_CONFIG` and what is wrong.
+
+    Example:
+
+    >>> os.environ["TF_CONFIG"] = '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}'
+    >>> read_tf_config()
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: TF_CONFIG: task.index 1 is not a position in cluster.worker (it lists 1 task)
+    >>> del os.environ["TF_CONFIG"]; read_tf_config()
+    {}
+    """
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise UsageError(f"TF_CONFIG: not valid JSON ({one_line(e)})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"TF_CONFIG: expected a JSON object, got {text[:60]!r}")
+    cluster, task = config.get("cluster", {}), config.get("task", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v)
+            for v in cluster.values()):
+        raise UsageError("TF_CONFIG: cluster must map each task type to a list of "
+                         "\"host:port\" addresses")
+    if not cluster:
+        return config
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise UsageError(f"TF_CONFIG: task.type must be one of {sorted(cluster)}, got "
+                         f"{task.get('type') if isinstance(task, dict) else task!r}")
+    index, tasks = task.get("index", 0), cluster[task["type"]]
+    if not is_int(index) or not 0 <= index < len(tasks):
+        plural = "" if len(tasks) == 1 else "s"
+        raise UsageError(f"TF_CONFIG: task.index {index!r} is not a position in "
+                         f"cluster.{task['type']} (it lists {len(tasks)} task{plural})")
+    return config
 
 
 __all__ = [
