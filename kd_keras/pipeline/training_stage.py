@@ -133,15 +133,16 @@ def check_strategy(cfg, strategy):
     under (a Ray worker's, or a library caller's).
 
     Raises:
-        ConfigError: `distill.steps_per_execution` above 1 or a mixed
-            `precision` under MultiWorkerMirroredStrategy.
+        ConfigError: `distill.steps_per_execution` above 1 under a strategy
+            of several replicas, or a mixed `precision` under
+            MultiWorkerMirroredStrategy.
     """
+    if cfg.distill.steps_per_execution > 1 and strategy.num_replicas_in_sync > 1:
+        raise ConfigError(f"distill.steps_per_execution: must be 1 under a strategy of "
+                          f"{strategy.num_replicas_in_sync} replicas (Keras's multi-step "
+                          f"loop fails there), got {cfg.distill.steps_per_execution}")
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
-    if cfg.distill.steps_per_execution > 1:
-        raise ConfigError(f"distill.steps_per_execution: must be 1 under "
-                          f"MultiWorkerMirroredStrategy (Keras's multi-step loop fails "
-                          f"there), got {cfg.distill.steps_per_execution}")
     if cfg.precision != "float32":
         raise ConfigError(f"precision: must be float32 under MultiWorkerMirroredStrategy "
                           f"(mixed precision is not tested there), got {cfg.precision}")

@@ -56,3 +56,21 @@ def test_steps_per_execution_changes_no_step(tmp_path):
     for got, want in zip(runs[2][1], weights, strict=True):
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_execution_is_refused_under_several_replicas(tmp_path, mirrored_strategy):
+    # Keras 3.15's multi-step loop fails under MirroredStrategy with 2
+    # replicas ("You must feed a value for placeholder tensor"), as under
+    # MultiWorker: refused before any work, in one line.
+    import tensorflow as tf
+
+    from kd_keras.errors import ConfigError
+    from kd_keras.pipeline.training_stage import check_strategy
+
+    base = tiny_run.make_world(tmp_path)
+    cfg = load_config(tiny_run.write_config(tmp_path / "run.yaml", base,
+                                            **{"distill.steps_per_execution": 4}))
+    with pytest.raises(ConfigError, match=r"^distill.steps_per_execution: must be 1 under a "
+                                          r"strategy of 2 replicas"):
+        check_strategy(cfg, mirrored_strategy)
+    check_strategy(cfg, tf.distribute.get_strategy())  # One replica: runs.
