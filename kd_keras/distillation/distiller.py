@@ -409,7 +409,8 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
         Args:
             data_batch: an `(x, y)` batch as `fit` reads it.
         """
-        self._build_for_batch(data_batch)
+        with self.distribute_strategy.scope():  # Its variables are the strategy's.
+            self._build_for_batch(data_batch)
 
     def _build_for_batch(self, data_batch):
         # Under a strategy, Keras builds the optimizer before the first

@@ -77,9 +77,10 @@ def test_multi_worker_mirrored_strategy_matches_single_device(
         assert_same((weights, history), single_device(features), features)
 
 
-def train_from_cached_features(strategy):
+def train_from_cached_features(strategy, prebuilt=False):
     """teacher=None: logits and features come with the data, so the
-    projections are sized from the first batch."""
+    projections are sized from the first batch (with `prebuilt`, by
+    `build_for_batch`, called outside the strategy's scope, before `fit`)."""
     x, y, w = setup_case.data()
     with strategy.scope():
         online = setup_case.build_distiller(features=True)
@@ -97,14 +98,17 @@ def train_from_cached_features(strategy):
                                        features=setup_case.feature_terms())
         assert not distiller.projections[0].built
         distiller.compile(optimizer=keras.optimizers.SGD(0.1), alpha=0.4)
+    if prebuilt:  # As before restoring a checkpoint that holds the projections.
+        distiller.build_for_batch(next(iter(ds)))
     history = distiller.fit(ds, epochs=1, verbose=0)
     return [v.numpy() for v in distiller.trainable_weights], history.history
 
 
 @pytest.mark.slow
-def test_cached_features_under_mirrored_strategy(mirrored):
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["in_fit", "build_for_batch"])
+def test_cached_features_under_mirrored_strategy(mirrored, prebuilt):
     want = train_from_cached_features(tf.distribute.get_strategy())
-    got = train_from_cached_features(mirrored)
+    got = train_from_cached_features(mirrored, prebuilt)
     assert len(got[0]) == 6
     for a, b in zip(got[0], want[0]):
         np.testing.assert_allclose(a, b, atol=1e-5)
