@@ -29,6 +29,7 @@ kd_keras.errors.UsageError: distribute.workers: must be a positive integer, got 
 """
 
 import dataclasses
+import math
 import os
 import socket
 
@@ -287,8 +288,11 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
             _check_speaks_ray(named, timeout, shown)
         try:
             ray.init(address=AUTO, **quiet)
-        except ConnectionError:  # No cluster running here: start a local one.
-            ray.init(include_dashboard=False, **quiet)
+        except ConnectionError:  # No cluster running here: start a local one,
+            # with a logical CPU for each the workers reserve, so that the same
+            # config runs on a laptop (its workers share the cores).
+            need = math.ceil(cluster.workers * cluster.cpus_per_worker)
+            ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, need), **quiet)
         return ray
     _check_reachable(cluster.address, timeout)
     _check_speaks_ray(cluster.address, timeout)

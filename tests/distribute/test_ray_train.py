@@ -6,6 +6,7 @@ epoch. The baseline, which trains in the driver as in one process, is off."""
 import filecmp
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -143,3 +144,16 @@ def test_a_killed_training_worker_is_replaced_and_resumes(workspace, one_process
         restart = [i for i in range(1, len(epochs)) if epochs[i] <= epochs[i - 1]]
         assert len(restart) <= 1 and (rank == 0 or restart)
     _assert_same(output, one_process)
+
+
+def test_workers_the_cluster_cannot_place_are_one_line_not_a_hang(workspace):
+    # 3 workers of 1 CPU on this module's 2-CPU cluster: Ray Train waited
+    # for them for ever.
+    from kd_keras.errors import UsageError
+
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=r"^distribute: 3 workers of 1 CPU need 3 CPUs, and "
+                                         r"the Ray cluster has 2; lower distribute.workers"):
+        _run(workspace, "too-many", {**RAY, "workers": 3})
+    assert time.monotonic() - started < 300
+    assert not os.path.exists(workspace / "too-many")
