@@ -20,6 +20,7 @@ user's notes) stops it with one line, and the folder is left as it is.
 """
 
 import dataclasses
+import fcntl
 import fnmatch
 import json
 import os
@@ -186,10 +187,17 @@ def check_inputs_outside(cfg, output):
                     "it elsewhere or choose another output")
 
 
+_HELD = {}  # Lock path -> the open file this process holds its `flock` through.
+
+
 def acquire_lock(output):
     """Creates `OUTPUT.lock`, naming this process, or refuses when another
     live kd-keras process holds it (a lock left by a dead process on this
     host is taken over).
+
+    The holder keeps an OS lock (`flock`) on the file while it runs, which
+    ends with the process however it ends: of two runs that find the same
+    stale lock, only one can take it over.
 
     Returns:
         The lock file's path.
@@ -201,27 +209,49 @@ def acquire_lock(output):
     # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
     # clone) is created, as publishing OUTPUT would create it anyway.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    if path in _HELD:  # Taken again by its holder: the old handle goes.
+        os.close(_HELD.pop(path))
     for _ in range(3):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            other = _read_lock(path)
-            pid = other.get("pid")
-            if not isinstance(pid, int):
-                raise UsageError(
-                    f"output: the lock file {path} names no process (empty or damaged), so "
-                    f"no live kd-keras run is known to hold it; if none is writing {output}, "
-                    f"remove {path} and run again") from None
-            if {k: other.get(k) for k in ("pid", "host")} == owner() or is_gone(other):
-                os.remove(path)
-                continue
-            raise UsageError(
-                f"output: {output} is being written by another kd-keras run (pid {pid} on "
-                f"{other.get('host', '?')}, lock file {path})") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump({**owner(), "started": time.time()}, f)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            _refuse(path, output, _read_lock(path), held=True)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # Released (removed) between open and flock.
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        other = _read_lock(path) if os.fstat(fd).st_size else {}
+        if os.fstat(fd).st_size and not (
+                isinstance(other.get("pid"), int)
+                and ({k: other.get(k) for k in ("pid", "host")} == owner() or is_gone(other))):
+            os.close(fd)
+            _refuse(path, output, other, held=False)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({**owner(), "started": time.time()}).encode())
+        _HELD[path] = fd
         return path
     raise UsageError(f"output: cannot take the lock {path}")
+
+
+def _refuse(path, output, other, held):
+    """The one-line refusal of a lock another run holds (or may hold)."""
+    pid = other.get("pid")
+    if not isinstance(pid, int):
+        if held:
+            raise UsageError(f"output: {output} is being written by another kd-keras run "
+                             f"(lock file {path})") from None
+        raise UsageError(
+            f"output: the lock file {path} names no process (empty or damaged), so "
+            f"no live kd-keras run is known to hold it; if none is writing {output}, "
+            f"remove {path} and run again") from None
+    raise UsageError(
+        f"output: {output} is being written by another kd-keras run (pid {pid} on "
+        f"{other.get('host', '?')}, lock file {path})") from None
 
 
 def _read_lock(path):
@@ -247,6 +277,8 @@ def release_lock(output):
             os.remove(path)
     except (OSError, ValueError, AttributeError):
         pass
+    if path in _HELD:  # Closed after the removal: no other run can flock it meanwhile.
+        os.close(_HELD.pop(path))
 
 
 class RunDir:

@@ -176,14 +176,50 @@ def test_an_output_that_is_a_symlink_is_refused(tmp_path, teacher_path, capsys):
     assert tree(tmp_path) == before
 
 
-def test_an_empty_lock_file_says_no_process_holds_it(tmp_path):
+def test_a_damaged_lock_file_says_no_process_holds_it(tmp_path):
     out = str(tmp_path / "run")
-    open(out + ".lock", "w").close()
+    with open(out + ".lock", "w") as f:
+        f.write("{not json")
     with pytest.raises(UsageError) as e:
         RunDir(out, RunConfig())
     assert "names no process" in str(e.value) and f"remove {out}.lock" in str(e.value)
     assert "pid None" not in str(e.value)
     assert sorted(os.listdir(tmp_path)) == ["run.lock"]
+    # An empty one that no process holds (its writer died before writing) is
+    # taken over: a live holder keeps an OS lock on it.
+    open(out + ".lock", "w").close()
+    run = RunDir(out, RunConfig())
+    run.close()
+    assert not os.path.exists(out + ".lock")
+
+
+def test_two_runs_taking_over_one_stale_lock_cannot_both_win(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = str(tmp_path / "run")
+    with open(out + ".lock", "w") as f:  # Left by a process that is gone.
+        json.dump({"pid": 2**22 + 7, "host": __import__("socket").gethostname()}, f)
+    # Each run checks the dead holder slowly, and they all start at once:
+    # without an OS lock, each saw the stale lock and took it over.
+    script = (
+        "import sys, time\n"
+        "from kd_keras.pipeline import workdir\n"
+        "from kd_keras.pipeline.workdir import acquire_lock\n"
+        "gone = workdir.is_gone\n"
+        "workdir.is_gone = lambda other: (time.sleep(1), gone(other))[1]\n"
+        "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+        "try:\n"
+        "    acquire_lock(sys.argv[1])\n"
+        "except Exception as e:\n"
+        "    print('refused', e); sys.exit(0)\n"
+        "print('got it'); sys.stdout.flush(); time.sleep(8)\n")
+    start = str(time.time() + 15)  # After every process has imported kd_keras.
+    runs = [subprocess.Popen([sys.executable, "-c", script, out, start], stdout=subprocess.PIPE,
+                             text=True) for _ in range(4)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert sum(o.startswith("got it") for o in outputs) == 1, outputs
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"data": 3}'])
