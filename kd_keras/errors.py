@@ -53,6 +53,12 @@ class VerificationError(KdKerasError, ValueError):
     """An exported artifact does not match the Keras model it came from."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM: a scheduler, `docker stop`,
+    `kill`). Raised where the program runs, as Ctrl-C is, so that an
+    unfinished run records its files and says how to resume it."""
+
+
 def one_line(error):
     """The first line of an error's message (its type's name when it has none).
 

@@ -19,6 +19,7 @@ import importlib
 import sys
 
 from kd_keras.errors import KdKerasError
+from kd_keras.errors import Terminated
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
 
@@ -80,9 +81,9 @@ def main(argv=None):
     except KdKerasError as e:
         print(f"kd-keras {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (`Terminated`).
         print(f"kd-keras {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

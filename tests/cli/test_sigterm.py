@@ -1,0 +1,47 @@
+"""`kd-keras distill` stopped by SIGTERM (a scheduler, `docker stop`) keeps
+its run as Ctrl-C does: the files recorded, the resume command printed, and
+a plain run afterwards starts over on it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pipeline import tiny_run
+
+
+def _finished(partial, stage):
+    try:
+        with open(os.path.join(partial, "stages.json")) as f:
+            return stage in json.load(f)
+    except (OSError, ValueError):
+        return False
+
+
+def test_sigterm_keeps_the_run_resumable(tmp_path):
+    base = tiny_run.make_world(tmp_path)
+    # Long enough to be stopped in the middle of the distillation.
+    config = tiny_run.write_config(tmp_path / "run.yaml", base,
+                                   **{"distill.epochs": 3000})
+    partial = base["output"] + ".partial"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.Popen([sys.executable, "-m", "kd_keras", "distill", config],
+                           stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not _finished(partial, "teacher_outputs") and time.monotonic() < deadline:
+        assert run.poll() is None, run.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)  # Into the training.
+    run.send_signal(signal.SIGTERM)
+    err = run.communicate(timeout=120)[1]
+    assert run.returncode == 143, err
+    assert f"the unfinished run is kept in {partial}; continue it with: kd-keras distill " \
+           f"{config} --resume" in err
+    assert "Traceback" not in err
+    # Its files are recorded: a run without --resume may start over on them.
+    short = tiny_run.write_config(tmp_path / "short.yaml", base)
+    done = subprocess.run([sys.executable, "-m", "kd_keras", "distill", short],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
