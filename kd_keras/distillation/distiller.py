@@ -241,7 +241,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
             )
         values = fn.call(labels, student_logits) if isinstance(
             fn, keras.losses.Loss) else fn(labels, student_logits)
-        return _per_example(values)
+        return _per_example(values, "student_loss_fn")
 
     def _regularization_share(self):
         """This replica's share of the student's regularisation losses (as
@@ -293,7 +293,7 @@ class Distiller(DistributedFitMixin, SymbolicBuildHook, keras.Model):
                                        training=training)
         hard = self._per_example_hard(tf.maximum(labels, 0), student_logits)
         soft = _per_example(self._soft_fn(teacher_logits, student_logits,
-                                          values["temperature"]))
+                                          values["temperature"]), "distillation_loss_fn")
         hard = tf.reduce_sum(hard * labeled * weight) / tf.maximum(
             counts[1], 1.0)
         soft = tf.reduce_sum(soft * weight) / counts[0]

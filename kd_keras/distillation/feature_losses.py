@@ -32,15 +32,37 @@ def _float32(x):
     return ops.cast(ops.convert_to_tensor(x), "float32")
 
 
-def per_example(values):
+def per_example(values, what=None):
     """Averages `values` over every axis but the first, in float32.
 
     Args:
         values: a tensor `[batch, ...]` (or `[batch]`).
+        what: the loss that gave `values`, named in the error; None for
+            kd_keras's own losses.
 
     Returns:
         A float32 tensor `[batch]`.
+
+    Raises:
+        UsageError: `values` is one number for the whole batch. Its mean
+            would weigh unlabeled examples (read as class 0) and ignore
+            sample weights, and under a strategy each replica's.
+
+    Example:
+
+    >>> import numpy as np
+    >>> tuple(per_example(np.ones((2, 3)), "my_loss").shape)
+    (2,)
+    >>> per_example(np.float32(0.5), "my_loss")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: my_loss: returned one number for the batch; return one value per example ([batch]), e.g. with keras.losses.Reduction None or a function without the final mean
     """
+    if len(getattr(values, "shape", ())) == 0:
+        raise UsageError(
+            f"{what or 'loss'}: returned one number for the batch; return one value per "
+            "example ([batch]), e.g. with keras.losses.Reduction None or a function "
+            "without the final mean")
     values = _float32(values)
     if len(values.shape) > 1:
         values = ops.mean(values, axis=tuple(range(1, len(values.shape))))
@@ -164,9 +186,9 @@ def get(identifier, what="loss"):
         raise UsageError(f"{what}: got the class {identifier.__name__}; give an instance "
                          f"({identifier.__name__}()) or a function")
     if isinstance(identifier, keras.losses.Loss):
-        return lambda t, s: per_example(identifier.call(t, s))
+        return lambda t, s: per_example(identifier.call(t, s), what)
     if callable(identifier):
-        return lambda t, s: per_example(identifier(t, s))
+        return lambda t, s: per_example(identifier(t, s), what)
     raise UsageError(f"{what}: expected a loss name ({', '.join(NAMES)}) or "
                      f"a callable, got {identifier!r}")
 
