@@ -48,7 +48,8 @@ def mlp(
 
     Raises:
         ConfigError: a bad argument, named as `student.options.<argument>`,
-            or neither `input_shape` nor `vocab_size` and `sequence_length`.
+            or neither or both of `input_shape` and `vocab_size` with
+            `sequence_length`.
 
     Example:
 
@@ -63,6 +64,10 @@ def mlp(
     check_int("num_classes", num_classes)
     hidden_units = check_ints("hidden_units", hidden_units, allow_empty=True)
     check_rate("dropout", dropout)
+    if vocab_size and sequence_length and input_shape is not None:
+        raise ConfigError(
+            f"student.options.input_shape: {input_shape!r} with token ids (vocab_size and "
+            "sequence_length) would be ignored; give one input: features or token ids")
     if vocab_size and sequence_length:
         check_text_arguments(num_classes, vocab_size, sequence_length)
         check_int("embedding_dim", embedding_dim)

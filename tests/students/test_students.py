@@ -100,3 +100,14 @@ def test_text_cnn_converts_to_int8_tflite_builtins_only(tmp_path):
     scale = np.abs(reference).max()
     assert np.abs(logits - reference).max() <= 0.1 * scale + 1e-3
     assert (logits.argmax(1) == reference.argmax(1)).mean() >= 0.8
+
+
+def test_mlp_refuses_features_and_token_ids_at_once():
+    # The token ids won and input_shape was dropped without a word.
+    from kd_keras.errors import ConfigError
+    from kd_keras.students import mlp
+
+    with pytest.raises(ConfigError, match=r"^student.options.input_shape: \(64,\) with token "
+                                          r"ids \(vocab_size and sequence_length\) would be "
+                                          r"ignored"):
+        mlp(2, vocab_size=100, sequence_length=8, input_shape=(64,))
