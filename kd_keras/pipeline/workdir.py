@@ -303,8 +303,6 @@ class RunDir:
     def __init__(self, output, cfg, resume=False):
         self.output = output
         self.path = f"{output}.partial"
-        self._recording = True
-        self._unknown = set()  # Paths this run cannot tell it wrote.
         self._checked = set()  # Stages whose recorded files were checked.
         check_output(output)
         acquire_lock(output)
@@ -325,13 +323,9 @@ class RunDir:
                 raise UsageError(f"--resume: no interrupted run to resume at {self.path}")
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
-            # Files its record lacks (a killed run's last stage, or a user's)
-            # are never claimed: the record stays as the last run left it,
-            # and the published run's record leaves them out.
-            foreign = foreign_files(self.path, MARKER)
-            self._recording = foreign == []
-            self._unknown = set(paths_under(self.path, MARKER) if foreign is None
-                                else foreign)
+            # What its record lacks under the names the stages write is the
+            # killed run's last work, recorded from now on; anything else (a
+            # user's notes) never is (`_not_ours`).
         elif os.path.lexists(self.path):
             self._check_only_ours()
             shutil.rmtree(self.path)
@@ -343,15 +337,13 @@ class RunDir:
 
     def _record(self):
         """Lists every file of the run now in `OUTPUT.partial/` in its marker."""
-        if self._recording:
-            write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
+        write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
 
     def _not_ours(self):
-        """What the record must leave out: paths this run cannot tell it
-        wrote, and anything outside the names its stages write (a user's
-        notes, added while the run works, are never claimed)."""
-        outside = {rel for rel in paths_under(self.path, MARKER) if not _run_entry(rel)}
-        return outside | self._unknown
+        """What the record must leave out: anything outside the names the
+        stages write (a user's notes, added while the run works or while it
+        was stopped, are never claimed)."""
+        return {rel for rel in paths_under(self.path, MARKER) if not _run_entry(rel)}
 
     def _check_only_ours(self):
         """Refuses to start over on an interrupted run that holds a file
@@ -472,13 +464,12 @@ class RunDir:
 
         Files its record lacks are the failed stage's when they lie under a
         name the stages write (`RUN_ENTRIES`). Anything else (a user's
-        notes), or a run resumed with files its record did not list, keeps
-        the folder as it is, for its owner to sort out.
+        notes) keeps the folder as it is, for its owner to sort out.
 
         Returns:
             True when the folder was removed.
         """
-        if not (self._recording and is_run_folder(self.path)):
+        if not is_run_folder(self.path):
             return False
         foreign = foreign_files(self.path, MARKER)
         if foreign is None or any(not _run_entry(rel) for rel in foreign):

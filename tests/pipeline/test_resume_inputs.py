@@ -62,3 +62,40 @@ def test_a_changed_input_is_refused_and_the_partial_run_kept(
     status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
     assert status == 0, lines
     assert os.path.isfile(os.path.join(base["output"], "results.json"))
+
+
+KILL_AT_EPOCH = """
+import os, sys
+import keras
+from kd_keras.config import load_config
+from kd_keras.pipeline import run_distill
+
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            os._exit(137)  # As the OOM killer or kill -9: nothing recorded.
+
+
+run_distill(load_config(sys.argv[1]), extra_callbacks=[Kill()])
+"""
+
+
+def test_a_run_killed_hard_then_resumed_can_be_replaced_later(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base, **{"distill.epochs": 3})
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_AT_EPOCH)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
+    killed = subprocess.run([sys.executable, str(script), config], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    assert status == 0, lines
+    # The killed session's files (its backup, logs and times) are the run's:
+    # a later run replaces the published one.
+    status, lines = tiny_run.run_cli(capsys, "distill", config)
+    assert status == 0, lines
