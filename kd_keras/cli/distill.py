@@ -94,6 +94,9 @@ def _sigterm_interrupts():
         return
 
     def terminate(signum, frame):  # noqa: ARG001 - the signal handler's signature
+        # A second SIGTERM (a scheduler that signals again) must not cut
+        # the run's own cleanup short: recording its files, the lock.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, terminate)

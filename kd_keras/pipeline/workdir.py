@@ -20,9 +20,7 @@ user's notes) stops it with one line, and the folder is left as it is.
 """
 
 import dataclasses
-import fcntl
 import fnmatch
-import json
 import os
 import shutil
 import time
@@ -38,16 +36,15 @@ from kd_keras.errors import first_of
 from kd_keras.files.atomic import remove_leftovers
 from kd_keras.files.hashing import sha256_path
 from kd_keras.files.json_files import read_json
+from kd_keras.files.lock import acquire_lock
+from kd_keras.files.lock import release_lock
 from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
 from kd_keras.files.ownership import paths_under
 from kd_keras.files.ownership import write_marker
-from kd_keras.files.processes import is_gone
-from kd_keras.files.processes import owner
 
 MARKER = ".kd_keras_run"
-LOCK_SUFFIX = ".lock"
 STAGES_FILE = "stages.json"
 CONFIG_FILE = "config.json"
 # Keys that do not change what a run computes.
@@ -185,100 +182,6 @@ def check_inputs_outside(cfg, output):
                 raise UsageError(
                     f"{key}: {path} lies inside {folder}, which this run replaces; copy "
                     "it elsewhere or choose another output")
-
-
-_HELD = {}  # Lock path -> the open file this process holds its `flock` through.
-
-
-def acquire_lock(output):
-    """Creates `OUTPUT.lock`, naming this process, or refuses when another
-    live kd-keras process holds it (a lock left by a dead process on this
-    host is taken over).
-
-    The holder keeps an OS lock (`flock`) on the file while it runs, which
-    ends with the process however it ends: of two runs that find the same
-    stale lock, only one can take it over.
-
-    Returns:
-        The lock file's path.
-
-    Raises:
-        UsageError: naming the process that holds the lock.
-    """
-    path = f"{output}{LOCK_SUFFIX}"
-    # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
-    # clone) is created, as publishing OUTPUT would create it anyway.
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    if path in _HELD:  # Taken again by its holder: the old handle goes.
-        os.close(_HELD.pop(path))
-    for _ in range(3):
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            _refuse(path, output, _read_lock(path), held=True)
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:  # Released (removed) between open and flock.
-            same = False
-        if not same:
-            os.close(fd)
-            continue
-        other = _read_lock(path) if os.fstat(fd).st_size else {}
-        if os.fstat(fd).st_size and not (
-                isinstance(other.get("pid"), int)
-                and ({k: other.get(k) for k in ("pid", "host")} == owner() or is_gone(other))):
-            os.close(fd)
-            _refuse(path, output, other, held=False)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({**owner(), "started": time.time()}).encode())
-        _HELD[path] = fd
-        return path
-    raise UsageError(f"output: cannot take the lock {path}")
-
-
-def _refuse(path, output, other, held):
-    """The one-line refusal of a lock another run holds (or may hold)."""
-    pid = other.get("pid")
-    if not isinstance(pid, int):
-        if held:
-            raise UsageError(f"output: {output} is being written by another kd-keras run "
-                             f"(lock file {path})") from None
-        raise UsageError(
-            f"output: the lock file {path} names no process (empty or damaged), so "
-            f"no live kd-keras run is known to hold it; if none is writing {output}, "
-            f"remove {path} and run again") from None
-    raise UsageError(
-        f"output: {output} is being written by another kd-keras run (pid {pid} on "
-        f"{other.get('host', '?')}, lock file {path})") from None
-
-
-def _read_lock(path):
-    """A lock file's JSON object, `{}` when it is empty or damaged; read
-    twice, since a new lock is empty for the moment before its owner writes."""
-    for attempt in range(2):
-        try:
-            other = read_json(path)
-            if isinstance(other, dict):
-                return other
-        except (OSError, ValueError):
-            pass
-        if attempt == 0:
-            time.sleep(0.2)
-    return {}
-
-
-def release_lock(output):
-    """Removes `OUTPUT.lock` if this process holds it."""
-    path = f"{output}{LOCK_SUFFIX}"
-    try:
-        if read_json(path).get("pid") == os.getpid():
-            os.remove(path)
-    except (OSError, ValueError, AttributeError):
-        pass
-    if path in _HELD:  # Closed after the removal: no other run can flock it meanwhile.
-        os.close(_HELD.pop(path))
 
 
 class RunDir:

@@ -12,7 +12,7 @@ from kd_keras.cli import main
 from kd_keras.config import RunConfig
 from kd_keras.errors import UsageError
 from kd_keras.pipeline.workdir import RunDir
-from kd_keras.pipeline.workdir import release_lock
+from kd_keras.files.lock import release_lock
 
 
 def tree(folder):
@@ -205,10 +205,10 @@ def test_two_runs_taking_over_one_stale_lock_cannot_both_win(tmp_path):
     # without an OS lock, each saw the stale lock and took it over.
     script = (
         "import sys, time\n"
-        "from kd_keras.pipeline import workdir\n"
-        "from kd_keras.pipeline.workdir import acquire_lock\n"
-        "gone = workdir.is_gone\n"
-        "workdir.is_gone = lambda other: (time.sleep(1), gone(other))[1]\n"
+        "from kd_keras.files import lock\n"
+        "from kd_keras.files.lock import acquire_lock\n"
+        "gone = lock.is_gone\n"
+        "lock.is_gone = lambda other: (time.sleep(1), gone(other))[1]\n"
         "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
         "try:\n"
         "    acquire_lock(sys.argv[1])\n"
