@@ -133,10 +133,17 @@ def check_strategy(cfg, strategy):
     under (a Ray worker's, or a library caller's).
 
     Raises:
-        ConfigError: `distill.steps_per_execution` above 1 under a strategy
-            of several replicas, or a mixed `precision` under
+        ConfigError: `distill.steps_per_execution` above 1, or with a
+            baseline a batch size that does not split evenly, under a
+            strategy of several replicas; a mixed `precision` under
             MultiWorkerMirroredStrategy.
     """
+    replicas = strategy.num_replicas_in_sync
+    if cfg.distill.baseline and replicas > 1 and cfg.distill.batch_size % replicas:
+        raise ConfigError(
+            f"distill.batch_size: {cfg.distill.batch_size} does not split evenly over "
+            f"{replicas} replicas, which Keras's fit of the student alone "
+            f"(distill.baseline) needs; use a multiple of {replicas}")
     if cfg.distill.steps_per_execution > 1 and strategy.num_replicas_in_sync > 1:
         raise ConfigError(f"distill.steps_per_execution: must be 1 under a strategy of "
                           f"{strategy.num_replicas_in_sync} replicas (Keras's multi-step "

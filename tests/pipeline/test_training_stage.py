@@ -74,3 +74,21 @@ def test_steps_per_execution_is_refused_under_several_replicas(tmp_path, mirrore
                                           r"strategy of 2 replicas"):
         check_strategy(cfg, mirrored_strategy)
     check_strategy(cfg, tf.distribute.get_strategy())  # One replica: runs.
+
+
+def test_a_baseline_batch_that_does_not_split_over_replicas_is_refused(tmp_path,
+                                                                        mirrored_strategy):
+    # The Distiller builds from one replica's batch; Keras's own fit of the
+    # student alone fails on 15 rows over 2 replicas ("AddN ... [8,8] != [7,8]").
+    from kd_keras.errors import ConfigError
+    from kd_keras.pipeline.training_stage import check_strategy
+
+    base = tiny_run.make_world(tmp_path)
+    cfg = load_config(tiny_run.write_config(tmp_path / "run.yaml", base, **{
+        "distill.batch_size": 15, "distill.baseline": True}))
+    with pytest.raises(ConfigError, match=r"^distill.batch_size: 15 does not split evenly "
+                                          r"over 2 replicas"):
+        check_strategy(cfg, mirrored_strategy)
+    cfg = load_config(tiny_run.write_config(tmp_path / "run.yaml", base, **{
+        "distill.batch_size": 15, "distill.baseline": False}))
+    check_strategy(cfg, mirrored_strategy)  # The Distiller alone builds from one replica.
