@@ -288,11 +288,16 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
             _check_speaks_ray(named, timeout, shown)
         try:
             ray.init(address=AUTO, **quiet)
-        except ConnectionError:  # No cluster running here: start a local one,
-            # with a logical CPU for each the workers reserve, so that the same
-            # config runs on a laptop (its workers share the cores).
+        except ConnectionError:  # No cluster running here: start a local one.
+            ray.init(include_dashboard=False, **quiet)
+            # Ray counts the CPUs this process may use (a container's quota
+            # too). Fewer than the workers reserve: started again with a
+            # logical CPU for each, so that the same config runs on a laptop
+            # (its workers share the cores).
             need = math.ceil(cluster.workers * cluster.cpus_per_worker)
-            ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, need), **quiet)
+            if ray.cluster_resources().get("CPU", 0) < need:
+                ray.shutdown()
+                ray.init(include_dashboard=False, num_cpus=need, **quiet)
         return ray
     _check_reachable(cluster.address, timeout)
     _check_speaks_ray(cluster.address, timeout)
