@@ -328,7 +328,8 @@ class RunDir:
         """
         record = dict(record or {})
         if files:
-            record[FILES_KEY] = {rel: _digest(self.file(rel)) for rel in files}
+            # The stage wrote them: a missing one is a bug, not a None to match.
+            record[FILES_KEY] = {rel: sha256_path(self.file(rel)) for rel in files}
         self._stages[stage] = record
         self._checked.add(stage)
         write_json(self.file(STAGES_FILE), self._stages)
