@@ -164,6 +164,7 @@ class SavedModelTeacher(KerasTeacher):
             inputs = to_input(specs.name or "inputs", specs)
         model = keras.Model(inputs, layer(inputs), name="saved_model_teacher")
         super().__init__(model)
+        self._fingerprint = None  # Its files' digest, hashed once at the first call.
 
     def fingerprint(self):
         if self._fingerprint is None:
