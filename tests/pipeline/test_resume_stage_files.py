@@ -26,6 +26,21 @@ def _truncate(path):
 TRAIN_OUTPUTS = os.path.join("teacher_outputs", "train")
 
 
+def _resumed_after(capsys, monkeypatch, tmp_path, stage, name, damage, sections):
+    """Stops a tiny run after `stage`, applies `damage` to its file `name`,
+    resumes it: `(path, exit status, stderr lines)`."""
+    base = tiny_run.make_world(tmp_path)
+    config = tiny_run.write_config(tmp_path / "run.yaml", base, **sections)
+    rh.stop_after(monkeypatch, stage)
+    with pytest.raises(rh.Stop):
+        main(["distill", config])
+    monkeypatch.undo()
+    path = os.path.join(base["output"] + ".partial", name)
+    assert os.path.exists(path), sorted(os.listdir(os.path.dirname(path)))
+    damage(path)
+    return (path, *tiny_run.run_cli(capsys, "distill", config, "--resume"))
+
+
 @pytest.mark.parametrize("stage, name, damage, sections", [
     # The teacher's store is a cache per split: the message names its folder.
     ("teacher_outputs", os.path.join(TRAIN_OUTPUTS, "logits-00000.npy"), _delete, {}),
@@ -36,15 +51,8 @@ TRAIN_OUTPUTS = os.path.join("teacher_outputs", "train")
 ])
 def test_a_missing_or_damaged_stage_file_is_one_line(capsys, monkeypatch, tmp_path, stage, name,
                                                      damage, sections):
-    base = tiny_run.make_world(tmp_path)
-    config = tiny_run.write_config(tmp_path / "run.yaml", base, **sections)
-    rh.stop_after(monkeypatch, stage)
-    with pytest.raises(rh.Stop):
-        main(["distill", config])
-    monkeypatch.undo()
-    path = os.path.join(base["output"] + ".partial", name)
-    damage(path)
-    status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    path, status, lines = _resumed_after(capsys, monkeypatch, tmp_path, stage, name, damage,
+                                         sections)
     assert status == 2, lines
     shown = os.path.dirname(path) if name.startswith(TRAIN_OUTPUTS) else path
     assert lines == [f"kd-keras distill: error: --resume: {shown} is missing or damaged; "
@@ -67,19 +75,10 @@ def _replace_with_another_run_s(path):
 ])
 def test_a_finished_stage_s_file_changed_since_is_refused(capsys, monkeypatch, tmp_path, stage,
                                                          name, damage, sections):
-    base = tiny_run.make_world(tmp_path)
-    config = tiny_run.write_config(tmp_path / "run.yaml", base, **sections)
-    rh.stop_after(monkeypatch, stage)
-    with pytest.raises(rh.Stop):
-        main(["distill", config])
-    monkeypatch.undo()
-    partial = base["output"] + ".partial"
-    path = os.path.join(partial, name)
-    assert os.path.exists(path), sorted(os.listdir(os.path.dirname(path)))
-    damage(path)
-    status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    path, status, lines = _resumed_after(capsys, monkeypatch, tmp_path, stage, name, damage,
+                                         sections)
     assert status == 2, lines
-    recorded = os.path.join(partial, name.split(os.sep)[0])
+    recorded = os.path.join(str(tmp_path / "out.partial"), name.split(os.sep)[0])
     assert lines == [f"kd-keras distill: error: --resume: {recorded} is missing or changed "
                      "since its stage finished; run without --resume to start over"]
 
