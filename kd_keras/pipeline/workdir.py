@@ -36,9 +36,9 @@ from kd_keras.errors import first_of
 from kd_keras.files.atomic import remove_leftovers
 from kd_keras.files.hashing import sha256_path
 from kd_keras.files.json_files import read_json
+from kd_keras.files.json_files import write_json
 from kd_keras.files.lock import acquire_lock
 from kd_keras.files.lock import release_lock
-from kd_keras.files.json_files import write_json
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
 from kd_keras.files.ownership import paths_under
