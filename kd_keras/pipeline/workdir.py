@@ -1,9 +1,10 @@
 """The working folder of a run, `OUTPUT.partial/`, and its publication.
 
 A run writes everything into `OUTPUT.partial/`. Each stage records its
-completion there (`stages.json`), with the config it ran under
-(`config.json`), so `--resume` skips finished stages and refuses a changed
-config. When the last stage is done, the folder is renamed to `OUTPUT`.
+completion there (`stages.json`, with the sha256 of the files later stages
+read), with the config it ran under (`config.json`), so `--resume` skips
+finished stages and refuses a changed config or a stage file changed since.
+When the last stage is done, the folder is renamed to `OUTPUT`.
 
 kd_keras only deletes or replaces what it wrote itself: a published run
 lists its files in its marker file `MARKER` (`kd_keras.files.ownership`). An
@@ -14,9 +15,11 @@ vocabulary, cache) lie inside the `OUTPUT` it would replace.
 
 `OUTPUT.partial/` keeps the same record: its marker lists its files when
 the run opens it, after each stage and when the run stops, interrupted or
-failed. A run without `--resume` starts over by deleting an interrupted
-`OUTPUT.partial/` only when it holds nothing else; a file added since (a
-user's notes) stops it with one line, and the folder is left as it is.
+failed, but only those under the names the stages write (`RUN_ENTRIES`),
+so a user's notes are never claimed. A run without `--resume` starts over
+by deleting an interrupted `OUTPUT.partial/` only when it holds nothing
+else; a file added since stops it with one line, and the folder is left
+as it is.
 """
 
 import dataclasses
