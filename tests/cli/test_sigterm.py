@@ -20,7 +20,7 @@ def _finished(partial, stage):
         return False
 
 
-def test_sigterm_keeps_the_run_resumable(tmp_path):
+def test_sigterm_keeps_the_run_resumable(tmp_path, capsys):
     base = tiny_run.make_world(tmp_path)
     # Long enough to be stopped in the middle of the distillation.
     config = tiny_run.write_config(tmp_path / "run.yaml", base,
@@ -42,6 +42,5 @@ def test_sigterm_keeps_the_run_resumable(tmp_path):
     assert "Traceback" not in err
     # Its files are recorded: a run without --resume may start over on them.
     short = tiny_run.write_config(tmp_path / "short.yaml", base)
-    done = subprocess.run([sys.executable, "-m", "kd_keras", "distill", short],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
+    status, lines = tiny_run.run_cli(capsys, "distill", short)
+    assert status == 0, lines
