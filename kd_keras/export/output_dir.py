@@ -27,6 +27,7 @@ import shutil
 from kd_keras.errors import UsageError
 from kd_keras.export.layout import REPORT_FILE
 from kd_keras.files.ownership import check_replaceable
+from kd_keras.files.paths import check_writable_name
 from kd_keras.files.ownership import write_marker
 from kd_keras.files.processes import is_gone
 from kd_keras.files.processes import owner
@@ -48,7 +49,7 @@ def check_out_dir(out_dir):
     ...
     kd_keras.errors.UsageError: out_dir: '.' is the current folder (or its parent, or the root), which an export would replace whole; give a folder of its own, e.g. out/
     """
-    out_dir = os.fspath(out_dir)
+    out_dir = check_writable_name(os.fspath(out_dir), "out_dir")
     norm = os.path.abspath(out_dir or ".")
     if os.path.normpath(out_dir or ".") in (".", "..") or norm == os.path.dirname(norm):
         raise UsageError(f"out_dir: {out_dir!r} is the current folder (or its parent, or the "

@@ -46,6 +46,7 @@ from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
 from kd_keras.files.ownership import paths_under
 from kd_keras.files.ownership import write_marker
+from kd_keras.files.paths import check_writable_name
 
 MARKER = ".kd_keras_run"
 STAGES_FILE = "stages.json"
@@ -134,6 +135,7 @@ def check_output(output):
         UsageError: `output` is a file, a symlink, a folder that is not a
             kd_keras run, or a run holding a file kd_keras did not write.
     """
+    check_writable_name(output, "output")
     check_replaceable(output, MARKER, "output")
     partial = f"{output}.partial"
     if os.path.islink(partial):

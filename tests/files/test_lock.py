@@ -57,3 +57,4 @@ def test_a_stale_flock_lock_naming_a_live_pid_is_taken_over(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
