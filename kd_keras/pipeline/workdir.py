@@ -26,6 +26,7 @@ import dataclasses
 import fnmatch
 import os
 import shutil
+import sys
 import time
 
 from kd_keras.config import changed_keys
@@ -236,12 +237,26 @@ class RunDir:
             # user's notes) never is (`_not_ours`).
         elif os.path.lexists(self.path):
             self._check_only_ours()
+            if cfg.verbose:  # Minutes of work go: say so, and how to keep them.
+                print(f"starting over: the interrupted run in {self.path} is removed "
+                      f"({self._progress_shown()}); --resume continues it instead",
+                      file=sys.stderr)
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)
         write_json(os.path.join(self.path, CONFIG_FILE), fingerprint)
         stages = os.path.join(self.path, STAGES_FILE)
         self._stages = self._read_stages(stages) if resume and os.path.lexists(stages) else {}
         self._record()
+
+    def _progress_shown(self):
+        """What an interrupted run had finished, for the starting-over line."""
+        try:
+            stages = read_json(self.file(STAGES_FILE))
+        except (OSError, ValueError, RecursionError):
+            stages = None
+        if not isinstance(stages, dict) or not stages:
+            return "no stage finished"
+        return f"finished: {', '.join(map(str, stages))}"
 
     def _record(self):
         """Lists every file of the run now in `OUTPUT.partial/` in its marker."""

@@ -327,3 +327,14 @@ def test_a_failed_fresh_run_keeps_a_folder_holding_a_users_file(tmp_path, capsys
     os.remove(os.path.join(partial, "notes.txt"))
     assert main(["distill", config]) == 2  # Without it, a failed run leaves nothing.
     assert not os.path.exists(partial)
+
+
+def test_starting_over_says_what_it_removes(tmp_path, capsys):
+    from kd_keras.config import RunConfig
+
+    out = str(tmp_path / "run")
+    _interrupted(out)
+    RunDir(out, RunConfig(verbose=1)).close()
+    err = capsys.readouterr().err
+    assert f"starting over: the interrupted run in {out}.partial is removed (finished: " \
+           "data); --resume continues it instead" in err
