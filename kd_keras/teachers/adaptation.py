@@ -198,7 +198,7 @@ def _tune_top_layers(teacher, texts, labels, adaptation, train, validation, verb
         train, labels[train], epochs=adaptation.epochs,
         learning_rate=adaptation.resolved_learning_rate,
         validation=(validation, labels[validation]) if validation is not None else None,
-        seed=adaptation.seed, verbose=2 if verbose else 0)
+        seed=adaptation.seed, verbose=1 if verbose else 0)  # A bar, as the student's.
     outputs = {split: tuner.predict_with_pooling(split) for split in texts} if predict else {}
     logits = {split: out[0] for split, out in outputs.items()}
     pooled = {split: out[1] for split, out in outputs.items()}
@@ -239,7 +239,7 @@ def _train_whole_backbone(teacher, texts, labels, adaptation, train, validation,
     history = teacher.fit(
         dataset(train, True), epochs=adaptation.epochs, shuffle=False,
         validation_data=dataset(validation, False) if validation is not None else None,
-        verbose=2 if verbose else 0)
+        verbose=1 if verbose else 0)  # A bar per epoch, as the student's training shows.
     return history.history
 
 
