@@ -237,7 +237,7 @@ COLUMNS = (
     ("quantization", "quantization", "{}"),
     ("input", "validation", None),
     ("size", "size_bytes", None),
-    ("max |diff|", "max_abs_diff", "{:.2e}"),
+    ("max abs diff", "max_abs_diff", "{:.2e}"),  # No "|": it would split the cell.
     ("top-1 agree", "top1_agreement", "{:.4f}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("p50 ms (b1)", "latency_ms_p50", "{:.3f}"),

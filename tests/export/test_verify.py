@@ -303,3 +303,16 @@ def test_a_text_saved_model_and_a_symlinked_version_are_never_passed_over(export
     with pytest.raises(DataError, match=f"^{link}: a symlink to a folder, which kd_keras "
                                         "never writes and a server would load as a model"):
         verify_export(copy, latency_runs=0)
+
+
+def test_the_report_table_is_markdown_every_row_as_wide_as_its_header():
+    # A header "max |diff|" had 14 cells against 12 in every other row, so no
+    # Markdown viewer drew report.md's table.
+    from kd_keras.export.report import markdown_table
+
+    entry = {"format": "tflite", "quantization": "int8", "path": "tflite/model_int8.tflite",
+             "size_bytes": 1000, "max_abs_diff": 0.5, "top1_agreement": 0.99,
+             "accuracy": 0.8, "passed": True}
+    lines = markdown_table([entry]).splitlines()
+    widths = {line.count("|") for line in lines}
+    assert len(lines) == 3 and len(widths) == 1, lines
