@@ -158,7 +158,8 @@ def export_model(
     progress = None
     try:
         plan, skipped = _plan(job.formats, job.quantization)
-        progress = tqdm(total=len(plan) * 2, desc="export", unit="step", leave=False,
+        progress = tqdm(total=len(plan) * 2 + _text_steps(job, plan), desc="export",
+                        unit="step", leave=False,
                         disable=not verbose)
         sm_dir = _write_saved_model(job, tmp)
         onnx_proto = {}  # tf2onnx runs once for every ONNX artifact.
@@ -267,6 +268,15 @@ def _artifact(job, tmp, fmt, q, sm_dir, onnx_proto, progress):
     return entry
 
 
+def _text_steps(job, plan):
+    """How many raw-text artifacts `_text_artifacts` builds (a bar step each)."""
+    steps = len(job.mediapipe_quantizations)
+    if "text" in job.validation_sets:
+        steps += "saved_model" in job.formats and job.text.preprocessor is not None
+        steps += sum(f == "tflite" for f, _ in plan) if job.text.tflite else 0
+    return steps
+
+
 def _text_artifacts(job, tmp, sm_dir, plan, progress):
     """The raw-text artifacts' entries: the SavedModel's `serving_text`, the
     text TFLite files and MediaPipe's classifier, each verified on
@@ -279,6 +289,7 @@ def _text_artifacts(job, tmp, sm_dir, plan, progress):
             progress.set_postfix_str("saved_model/text")
             entries.append(text_export.saved_model_text_entry(
                 tmp, sm_dir, text_set, latency_runs, times))
+            progress.update(1)
         for q in [q for f, q in plan if f == "tflite"] if text.tflite else []:
             progress.set_postfix_str(f"tflite/{q}/text")
             entries.append(text_export.export_text_tflite(
@@ -286,12 +297,14 @@ def _text_artifacts(job, tmp, sm_dir, plan, progress):
                 text_set[0]["text"] if text.representative_text is None
                 else text.representative_text,
                 latency_runs, times))
+            progress.update(1)
     for q in job.mediapipe_quantizations:
         progress.set_postfix_str(f"mediapipe/{q}")
         entries.append(mediapipe_export.export_entry(
             tmp, job.model, text.mediapipe_vocabulary, job.labels,
             job.validation_sets["text"], q,
             None if job.calib is None else job.calib[job.specs[0].name], latency_runs, times))
+        progress.update(1)
     return entries
 
 

@@ -15,6 +15,7 @@ from kd_keras.data import WordPieceEncoder
 from kd_keras.data import load_builtin
 
 from .conftest import EDGE_SENTENCES
+from .conftest import export_text_model
 from .conftest import TEXT_SEQ_LEN
 from .conftest import minilm_vocabulary
 
@@ -173,3 +174,22 @@ def test_artifacts_hold_no_path_of_the_machine_that_wrote_them(text_export):
                 with open(os.path.join(folder, name), "rb") as f:
                     data = f.read()
                 assert parent not in data and temp not in data, name
+
+
+def test_the_export_bar_counts_the_raw_text_artifacts(text_export, tmp_path, monkeypatch):
+    # Its total stopped at the id artifacts: the bar sat at 100% while the
+    # text files were built.
+    import kd_keras.export.exporter as exporter
+
+    bars = []
+
+    class Recorded(exporter.tqdm):
+        def close(self):
+            bars.append((self.total, self.n))
+            super().close()
+
+    monkeypatch.setattr(exporter, "tqdm", Recorded)
+    export_text_model(str(tmp_path / "out"), quantization=("none",), max_examples=120)
+    # Closed full (tqdm may close twice): SavedModel and TFLite, two steps
+    # each, then their two text files.
+    assert set(bars) == {(2 * 2 + 2, 2 * 2 + 2)}
