@@ -254,6 +254,15 @@ def load_array_file(path, what):
     if not os.path.isfile(path):
         raise MissingFileError(f"{what}: file does not exist")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"{what}: cannot be read ({e.strerror or e})") from None
+    if not (magic.startswith(b"\x93NUMPY") or magic.startswith(b"PK")):
+        # NumPy would take it for a pickle and say so: it is no array file.
+        raise DataError(f"{what}: not a .npy/.npz file (save arrays with np.save or "
+                        "np.savez)")
+    try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.lib.npyio.NpzFile):
             with data:  # Its arrays are read (and refused) here.

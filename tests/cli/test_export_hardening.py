@@ -124,3 +124,13 @@ def test_latency_runs_must_be_a_whole_number(files, tmp_path, capsys):
               "--latency-runs", "2.5"])
     assert stop.value.code == 2
     assert "argument --latency-runs: must be a whole number, got '2.5'" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_array_file_is_named_so(files, tmp_path, capsys):
+    # NumPy read it as a pickle, and the message said "pickled objects".
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not a zip\n")
+    code, err = _export(capsys, files / "dense.keras", tmp_path / "out", "--formats", "onnx",
+                        "--validation-data", junk)
+    _one_line_error(code, err, f"--validation-data '{junk}': not a .npy/.npz file")
+    assert not os.path.exists(tmp_path / "out")
