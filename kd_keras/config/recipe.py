@@ -171,8 +171,9 @@ def default_recipe(profile, teacher):
                "the adapted backbone's sentence vector" if backbone
                else "a ready teacher.model: logits only"),
         Choice("distill.augment.copies", copies,
-               f"{profile.texts} training texts; about {TRANSFER_ROWS} rows with the copies, "
-               f"at most {MAX_COPIES} per text"),
+               f"{profile.texts} training texts, {profile.texts * (copies + 1)} rows with the "
+               f"copies; the rule aims at about {TRANSFER_ROWS} rows, at most {MAX_COPIES} "
+               "copies a text"),
         Choice("distill.augment.replace_prob", REPLACE_PROB if backbone else 0.0,
                "neighbours in the teacher's word embeddings" if backbone
                else "no backbone embeddings to find neighbours in"),

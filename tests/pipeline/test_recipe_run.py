@@ -24,7 +24,9 @@ def test_a_run_prints_and_records_what_the_default_recipe_chose(tmp_path, capsys
         details = json.load(f)["details"]
     texts = details["labeled_train_examples"]  # 48 sentences less the validation split's
     assert 30 < texts < 48
-    assert printed[1].startswith(f"default recipe: distill.augment.copies = 10 ({texts} training")
+    # The rows it trains on, not the rule's target (100000 rows for 40 texts).
+    assert printed[1].startswith(f"default recipe: distill.augment.copies = 10 ({texts} "
+                                 f"training texts, {texts * 11} rows with the copies;")
     chosen = {c["key"]: c["value"] for c in details["recipe"]}
     # A ready teacher.model: logits only, and no embeddings to replace words from.
     assert chosen == {"distill.features": [], "distill.augment.copies": 10,
