@@ -67,7 +67,15 @@ def load_model(path):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:
-        raise DataError(f"{path}: cannot load the model ({one_line(e)})") from None
+        message = one_line(e)
+        if "safe_mode" in message or "unsafe_deserialization" in message:
+            # Keras's own advice (safe_mode=False) cannot be followed here:
+            # kd_keras never runs code stored in a file.
+            raise DataError(
+                f"{path}: cannot load the model: it holds a Lambda layer (Python code), "
+                "which kd_keras never loads from a file; save it without the Lambda (a "
+                "final softmax goes too: kd_keras needs logits)") from None
+        raise DataError(f"{path}: cannot load the model ({message})") from None
 
 
 def _register_classes():

@@ -33,3 +33,21 @@ def test_what_is_not_a_keras_file_is_one_line(tmp_path):
     for path, error, message in cases:
         with pytest.raises(error, match=message):
             load_model(str(path))
+
+
+def test_a_lambda_layer_is_named_without_keras_s_unsafe_advice(tmp_path):
+    # Keras says "pass safe_mode=False", which no kd-keras command takes.
+    import keras
+    import pytest
+
+    from kd_keras.errors import DataError
+    from kd_keras.files.models import load_model
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.Lambda(lambda z: keras.ops.softmax(z))])
+    path = str(tmp_path / "teacher.keras")
+    model.save(path)
+    with pytest.raises(DataError) as e:
+        load_model(path)
+    assert "holds a Lambda layer (Python code), which kd_keras never loads" in str(e.value)
+    assert "safe_mode" not in str(e.value) and "\n" not in str(e.value)
