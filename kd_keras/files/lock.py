@@ -123,7 +123,8 @@ def _refuse(path, output, other, held):
             f"remove {path} and run again") from None
     raise UsageError(
         f"output: {output} is being written by another kd-keras run (pid {pid} on "
-        f"{other.get('host', '?')}, lock file {path})") from None
+        f"{other.get('host', '?')}, lock file {path}); wait for it to finish, or write "
+        "elsewhere (--output)") from None
 
 
 def _read_lock(path):

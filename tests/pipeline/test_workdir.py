@@ -338,3 +338,13 @@ def test_starting_over_says_what_it_removes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"starting over: the interrupted run in {out}.partial is removed (finished: " \
            "data); --resume continues it instead" in err
+
+
+def test_resume_on_a_finished_run_says_it_is_finished(tmp_path):
+    out = str(tmp_path / "run")
+    run = RunDir(out, CFG)
+    run.publish()
+    run.close()
+    with pytest.raises(UsageError, match=rf"no interrupted run to resume at {out}.partial "
+                                         rf"\(the run at {out} is finished\)"):
+        RunDir(out, CFG, resume=True)
