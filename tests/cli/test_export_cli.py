@@ -111,3 +111,15 @@ def test_help_lists_every_option(capsys):
     for option in ("--formats", "--quantization", "--representative-data",
                    "--validation-data", "--labels", "--allow-mismatch"):
         assert option in out
+
+
+def test_an_export_without_data_says_it_checked_random_inputs(digits_files, capsys, tmp_path):
+    code, stdout, err = _run(capsys, "export", digits_files / "student.keras", tmp_path / "out",
+                             "--formats", "onnx", "--latency-runs", "0")
+    assert code == 0, err
+    assert "checked on seeded random inputs (no --validation-data or --representative-data)" \
+        in stdout
+    code, stdout, err = _run(capsys, "export", digits_files / "student.keras", tmp_path / "o2",
+                             "--formats", "onnx", "--latency-runs", "0",
+                             "--validation-data", digits_files / "val.npz")
+    assert code == 0 and "random inputs" not in stdout
