@@ -120,6 +120,9 @@ def read_yaml(path):
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or one_line(e)
+        if "escape" in problem:  # "C:\Users\..." in double quotes: \U is an escape.
+            problem += (" (a backslash in double quotes starts an escape: write a Windows "
+                        "path in single quotes, or with /)")
         raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None

@@ -74,3 +74,16 @@ def test_deep_nesting_and_numbers_yaml_reads_as_text_are_one_line(tmp_path):
                                           r"\(YAML reads 1e-3 as text; write 1\.0e-3 or "
                                           r"0\.001\)$"):
         load_config(str(text_number))
+
+
+def test_a_windows_path_in_double_quotes_gets_a_hint(tmp_path):
+    import pytest
+
+    from kd_keras.config import load_config
+    from kd_keras.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text('data:\n  train: "C:\\Users\\me\\data\\train.tsv"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"cannot parse YAML \(line 2, column \d+\): .*escape.* "
+                                          r"\(a backslash in double quotes starts an escape"):
+        load_config(str(path))
