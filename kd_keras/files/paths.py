@@ -38,7 +38,7 @@ def check_writable_name(path, what):
     found = next((c for c in str(path) if c in PATTERN_CHARACTERS), None)
     if found == "\\":
         raise UsageError(f"{what}: {str(path)!r} holds a backslash (a Windows path?); "
-                         "write the folder with / (C:/Users/me/runs/x), without [ ] * ? or \\")
+                         "write the folder with / instead, without [ ] * ? or \\")
     if found is not None:
         raise UsageError(f"{what}: {str(path)!r} holds {found!r}, which TensorFlow reads as a "
                          "pattern in a SavedModel's path; choose a folder name without "
