@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from kd_keras.cache.fingerprint import chunk_digest
 from kd_keras.config.recipe import COVERED
 from kd_keras.config.recipe import DataProfile
 from kd_keras.config.recipe import complete_config
@@ -73,12 +74,8 @@ class PreparedData:
     def texts_digest(self):
         """A short hash of every split's raw texts: what a teacher that reads
         text sees, past the student's sequence length too."""
-        h = hashlib.sha256()
-        for split in SPLITS:
-            for text in self.dataset.texts[split]:
-                encoded = str(text).encode("utf-8", "surrogatepass")
-                h.update(len(encoded).to_bytes(8, "little") + encoded)
-        return h.hexdigest()[:16]
+        return chunk_digest({split: np.asarray(self.dataset.texts[split], dtype=object)
+                             for split in SPLITS})[:16]
 
 
 PROFILE_TEXTS = 20_000
