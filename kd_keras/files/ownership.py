@@ -64,7 +64,7 @@ def _listing(folder, marker):
     return files, sorted(others), sorted(folders)
 
 
-def write_marker(folder, marker, content=None, exclude=()):
+def write_marker(folder, marker, content=None, keep=None):
     """Writes `folder/marker`, recording every file and sub-folder now under
     `folder`.
 
@@ -72,17 +72,18 @@ def write_marker(folder, marker, content=None, exclude=()):
         folder: a folder that kd_keras wrote in full.
         marker: the marker's file name (`.kd_keras_run`, `.kd_keras_export`).
         content: other JSON-ready fields to keep in the marker.
-        exclude: relative paths not to record (files kd_keras cannot tell
-            it wrote): they stay foreign, so nothing later deletes them.
+        keep: `relative path -> bool`, what to record; None records all.
+            What it leaves out (files kd_keras cannot tell it wrote) stays
+            foreign, so nothing later deletes it.
 
     Returns:
         None.
     """
     files, _, folders = _listing(folder, marker)
-    exclude = set(exclude)
+    keep = keep or (lambda rel: True)
     record = dict(content or {})
-    record["files"] = {rel: list(v) for rel, v in sorted(files.items()) if rel not in exclude}
-    record["folders"] = [rel for rel in folders if rel not in exclude]
+    record["files"] = {rel: list(v) for rel, v in sorted(files.items()) if keep(rel)}
+    record["folders"] = [rel for rel in folders if keep(rel)]
     with atomic_path(os.path.join(folder, marker)) as tmp, open(tmp, "w") as f:
         json.dump(record, f)
 
@@ -139,22 +140,6 @@ def foreign_files(folder, marker):
                   if not any(other.startswith(rel + "/") for other in added + new)]
     changed = [rel for rel, v in files.items() if rel in written and written[rel] != list(v)]
     return sorted(added) + sorted(changed)
-
-
-def paths_under(folder, marker):
-    """Every relative path under `folder` (files, sub-folders, links), the
-    marker left out, sorted.
-
-    Example:
-
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(folder, "logs", "run"))
-    >>> paths_under(folder, ".owner")
-    ['logs', 'logs/run']
-    """
-    files, others, folders = _listing(folder, marker)
-    return sorted([*files, *others, *folders])
 
 
 def check_replaceable(folder, marker, what):

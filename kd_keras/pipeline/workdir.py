@@ -45,7 +45,6 @@ from kd_keras.files.lock import acquire_lock
 from kd_keras.files.lock import release_lock
 from kd_keras.files.ownership import check_replaceable
 from kd_keras.files.ownership import foreign_files
-from kd_keras.files.ownership import paths_under
 from kd_keras.files.ownership import write_marker
 from kd_keras.files.paths import check_writable_name
 
@@ -236,7 +235,7 @@ class RunDir:
             remove_leftovers(self.path)  # the killed run's half-written files
             # What its record lacks under the names the stages write is the
             # killed run's last work, recorded from now on; anything else (a
-            # user's notes) never is (`_not_ours`).
+            # user's notes) never is (`RUN_ENTRIES`).
         elif os.path.lexists(self.path):
             self._check_only_ours()
             if cfg.verbose:  # Minutes of work go: say so, and how to keep them.
@@ -262,13 +261,7 @@ class RunDir:
 
     def _record(self):
         """Lists every file of the run now in `OUTPUT.partial/` in its marker."""
-        write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
-
-    def _not_ours(self):
-        """What the record must leave out: anything outside the names the
-        stages write (a user's notes, added while the run works or while it
-        was stopped, are never claimed)."""
-        return {rel for rel in paths_under(self.path, MARKER) if not _run_entry(rel)}
+        write_marker(self.path, MARKER, {"kd_keras_run": 1}, keep=_run_entry)
 
     def _check_only_ours(self):
         """Refuses to start over on an interrupted run that holds a file
@@ -366,7 +359,7 @@ class RunDir:
         earlier run since it was published, is refused and the finished
         run stays in `OUTPUT.partial/` (`--resume` publishes it).
         """
-        write_marker(self.path, MARKER, {"kd_keras_run": 1}, exclude=self._not_ours())
+        write_marker(self.path, MARKER, {"kd_keras_run": 1}, keep=_run_entry)
         try:
             check_output(self.output)
         except UsageError as e:
