@@ -35,6 +35,7 @@ from kd_keras.errors import first_of
 from kd_keras.files.atomic import atomic_path
 
 _MAX_MARKER_BYTES = 64 << 20
+_MARKER_PREFIX = ".kd_keras_"  # Every kd_keras marker's name starts so.
 
 
 def _listing(folder, marker):
@@ -171,6 +172,11 @@ def check_replaceable(folder, marker, what):
         return  # An empty folder holds nothing to lose.
     foreign = foreign_files(folder, marker)
     if foreign is None:
+        other = sorted(name for name in os.listdir(folder)
+                       if name.startswith(_MARKER_PREFIX) and name != marker)
+        if other:  # A run's `export/` given as a run's output, or the reverse.
+            raise UsageError(f"{what}: {folder} holds another kind of kd_keras output "
+                             f"({other[0]}, not {marker}); choose a new path")
         raise UsageError(f"{what}: {folder} is a folder that kd_keras did not write (no "
                          f"{marker} listing its files); choose a new path or remove it "
                          "yourself")

@@ -134,6 +134,27 @@ def test_inputs_inside_the_output_are_refused_before_any_work(tmp_path, teacher_
     assert tree(tmp_path) == before
 
 
+def test_a_run_and_an_export_folder_are_named_as_each_other_not_as_a_users(
+        tmp_path, teacher_path, model_file, capsys):
+    from kd_keras.export.output_dir import EXPORT_MARKER
+    from kd_keras.pipeline.workdir import MARKER
+
+    run, exported = tmp_path / "run", tmp_path / "exported"
+    _published_run(run, {"results.json": "{}"})
+    assert export(model_file, exported) == 0
+    capsys.readouterr()
+    before = tree(tmp_path)
+    config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(exported))
+    assert main(["distill", config]) == 2
+    assert one_error_line(capsys, "distill").endswith(
+        f"output: {exported} holds another kind of kd_keras output ({EXPORT_MARKER}, not "
+        f"{MARKER}); choose a new path")
+    assert export(model_file, run) == 2
+    assert f"({MARKER}, not {EXPORT_MARKER})" in one_error_line(capsys, "export")
+    os.remove(tmp_path / "c.yaml")
+    assert tree(tmp_path) == before
+
+
 def test_a_users_file_in_an_earlier_run_is_never_deleted(tmp_path, teacher_path, capsys):
     out = tmp_path / "run"
     _published_run(out, {"results.json": "{}"})
