@@ -255,10 +255,14 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
     if reads_ids:
         length = teachers.input_specs(teacher)[0][2][1]
         if length is not None and length != cfg.student_sequence_length:
+            # Left to the recipe, the student's length is teacher.sequence_length.
+            key = ("teacher.sequence_length"
+                   if any(c.key == "student.sequence_length" for c in data.recipe)
+                   else "student.sequence_length")
             raise ConfigError(
-                f"student.sequence_length: the teacher {cfg.teacher.model} reads {length} "
-                f"token ids but the student's sequence length is "
-                f"{cfg.student_sequence_length}; set student.sequence_length: {length}")
+                f"{key}: the teacher {cfg.teacher.model} reads {length} token ids but the "
+                f"student's sequence length is {cfg.student_sequence_length}; set {key}: "
+                f"{length}")
         check_teacher_vocabulary(teacher, data.vocab_size, cfg.teacher.model)
     if run.done(ADAPTATION) is None:
         run.finish(ADAPTATION, {"route": "ready teacher model"})

@@ -35,3 +35,19 @@ def test_a_run_prints_and_records_what_the_default_recipe_chose(tmp_path, capsys
     assert details["splits"]["train"] == texts * 11
     with open(os.path.join(base["output"], "config.json")) as f:
         assert json.load(f)["distill"]["augment"]["copies"] == 10  # the complete config
+
+
+def test_a_ready_teachers_length_names_the_key_that_sets_the_students(tmp_path, capsys):
+    base = tiny_run.make_world(tmp_path)  # The teacher reads 8 ids.
+    # Left to the recipe, the student reads teacher.sequence_length ids.
+    config = tiny_run.write_config(tmp_path / "recipe.yaml", base,
+                                   **{"student.sequence_length": None,
+                                      "teacher.sequence_length": 12})
+    status, err = tiny_run.run_cli(capsys, "distill", config)
+    assert status == 2 and err[-1].endswith(
+        "teacher.sequence_length: the teacher " + base["teacher"]["model"] + " reads 8 token "
+        "ids but the student's sequence length is 12; set teacher.sequence_length: 8"), err
+    config = tiny_run.write_config(tmp_path / "set.yaml", base,
+                                   **{"student.sequence_length": 12})
+    status, err = tiny_run.run_cli(capsys, "distill", config)
+    assert status == 2 and err[-1].endswith("set student.sequence_length: 8"), err
