@@ -23,10 +23,13 @@ kd_keras.errors.ConfigError: teacher.model: mlp.keras takes float32 [batch, 5]; 
 """
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from kd_keras import teachers
 from kd_keras.errors import ConfigError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 
 GIVEN = ("[batch, sequence_length] int32 token ids (to an integer input) or [batch] "
          "strings (to a string input)")
@@ -77,44 +80,59 @@ def check_teacher_inputs(teacher, source):
                       f"a teacher {GIVEN}")
 
 
-def check_teacher_vocabulary(teacher, vocab_size, source):
+def check_teacher_vocabulary(teacher, vocab_size, source, length):
     """Refuses a ready teacher that reads the student's ids through a
     lookup table with fewer rows than the student's vocabulary: the ids it
-    would be given could fall outside it (an error deep in TensorFlow, or
-    a silent wrong lookup).
+    would be given could fall outside it (an error deep in a runtime,
+    minutes into the labelling, or a silent wrong lookup).
+
+    A Keras `Embedding` at the input shows its size; any other teacher (an
+    ONNX or SavedModel file) is run once on a row of the largest id.
 
     Args:
         teacher: a `kd_keras.teachers.Teacher` or a `keras.Model` that reads
             ids (`check_teacher_inputs` returned True).
         vocab_size: the size of the student's vocabulary.
         source: the `teacher.model` value, for messages.
+        length: the ids' sequence length.
 
     Raises:
-        ConfigError: naming `teacher.model`, its table's size and the
-            vocabulary's.
+        ConfigError: naming `teacher.model`, its table's size (or its
+            runtime's refusal) and the vocabulary's.
 
     Example:
 
     >>> small = keras.Sequential([keras.Input((8,), dtype="int32"),
     ...                           keras.layers.Embedding(29, 2)])
-    >>> check_teacher_vocabulary(small, 29, "t.keras")
-    >>> check_teacher_vocabulary(small, 30522, "t.keras")
+    >>> check_teacher_vocabulary(small, 29, "t.keras", 8)
+    >>> check_teacher_vocabulary(small, 30522, "t.keras", 8)
     Traceback (most recent call last):
     ...
     kd_keras.errors.ConfigError: teacher.model: t.keras looks its ids up in a table of 29 (ids 0..28), but the student's vocabulary has 30522 ids; give the teacher a table of at least 30522 rows, or set student.vocabulary to the vocab.txt it was trained with
     """
     from kd_keras.export.inputs import model_input_specs
 
+    advice = (f"give the teacher a table of at least {vocab_size} rows, or set "
+              "student.vocabulary to the vocab.txt it was trained with")
     model = getattr(teacher, "model", teacher)
-    if not isinstance(model, keras.Model):
+    size = None
+    if isinstance(model, keras.Model):
+        try:
+            size = model_input_specs(model)[0].vocabulary_size
+        except UsageError:  # No symbolic inputs: the run below tells.
+            pass
+    if size is not None:
+        if size < vocab_size:
+            raise ConfigError(
+                f"teacher.model: {source} looks its ids up in a table of {size} (ids "
+                f"0..{size - 1}), but the student's vocabulary has {vocab_size} ids; {advice}")
         return
+    run = teachers.as_teacher(teacher)
     try:
-        size = model_input_specs(model)[0].vocabulary_size
-    except UsageError:  # no symbolic inputs: nothing to check before it runs
-        return
-    if size is not None and size < vocab_size:
+        run.predict_on_batch(np.full((1, length), vocab_size - 1, np.int32))
+    except (UsageError, tf.errors.InvalidArgumentError) as e:
+        run.predict_on_batch(np.zeros((1, length), np.int32))  # Fails alike: not the ids.
         raise ConfigError(
-            f"teacher.model: {source} looks its ids up in a table of {size} (ids "
-            f"0..{size - 1}), but the student's vocabulary has {vocab_size} ids; give the "
-            f"teacher a table of at least {vocab_size} rows, or set student.vocabulary to "
-            "the vocab.txt it was trained with")
+            f"teacher.model: {source} cannot read the student's largest id "
+            f"{vocab_size - 1} ({one_line(e)}); the student's vocabulary has {vocab_size} "
+            f"ids: {advice}") from None

@@ -263,7 +263,8 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
                 f"{key}: the teacher {cfg.teacher.model} reads {length} token ids but the "
                 f"student's sequence length is {cfg.student_sequence_length}; set {key}: "
                 f"{length}")
-        check_teacher_vocabulary(teacher, data.vocab_size, cfg.teacher.model)
+        check_teacher_vocabulary(teacher, data.vocab_size, cfg.teacher.model,
+                                 cfg.student_sequence_length)
     if run.done(ADAPTATION) is None:
         run.finish(ADAPTATION, {"route": "ready teacher model"})
     params = int(model.count_params()) if model is not None else None

@@ -75,7 +75,7 @@ class OnnxTeacher(Teacher):
             raise MissingFileError(f"{path}: no such ONNX file")
         self.path = path
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # Errors reach the caller as exceptions; no log lines.
         try:
             self.session = ort.InferenceSession(
                 path, options, providers=["CPUExecutionProvider"]

@@ -112,6 +112,42 @@ def case_teacher_table_smaller_than_the_vocabulary(tmp, base):
         "student's vocabulary has 30522 ids"
 
 
+def _small_table_onnx(tmp):
+    """An ONNX teacher on 12 int64 ids whose embedding table has 29 rows."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper
+    from onnx import numpy_helper
+
+    table = np.random.default_rng(0).normal(size=(29, 2)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["vectors"]),
+         helper.make_node("ReduceMean", ["vectors"], ["logits"], axes=[1], keepdims=0)],
+        "teacher", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, 12])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(table, "table")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp / "small_table.onnx"))
+    return str(tmp / "small_table.onnx")
+
+
+def case_onnx_teacher_table_smaller_than_the_vocabulary(tmp, base):
+    # Found before any work by one run on the largest id, not minutes into
+    # the labelling (or never, when no text maps to an id past the table).
+    return ["distill", _config(tmp, base, **{"teacher.model": _small_table_onnx(tmp)})], \
+        "small_table.onnx cannot read the student's largest id 30521 ("
+
+
+def case_saved_model_teacher_table_smaller_than_the_vocabulary(tmp, base):
+    ids = keras.Input((12,), dtype="int32")
+    model = keras.Model(ids, keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(29, 4)(ids))))
+    model.export(str(tmp / "small_table"), verbose=False)
+    return ["distill", _config(tmp, base, **{"teacher.model": str(tmp / "small_table")})], \
+        "small_table cannot read the student's largest id 30521 ("
+
+
 def case_output_under_a_file(tmp, base):
     blocker = _file(tmp, "blocker", "a file")
     return ["distill", _config(tmp, base, output=os.path.join(blocker, "run"))], \
@@ -234,7 +270,9 @@ def case_export_no_class_axis(tmp, base):
 
 
 CASES = [case_lr_inf, case_builtin_split_leaving_empty_splits, case_teacher_nan_logits, case_teacher_softmax_named_by_its_file, case_unknown_option, case_negative_embedding, case_sequence_mismatch,
-         case_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
+         case_teacher_table_smaller_than_the_vocabulary,
+         case_onnx_teacher_table_smaller_than_the_vocabulary,
+         case_saved_model_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
          case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
          case_merged_label_spellings, case_one_class, case_teacher_class_count,
