@@ -11,7 +11,8 @@ Errors a user can fix (bad files, keys, values) are raised as the types of
 then exits with status 2. Anything else is a bug and keeps its traceback.
 
 TensorFlow's native (C++) start-up and runtime log lines are hidden unless
-`--verbose` (`kd_keras.cli.quiet`).
+`--verbose` (`kd_keras.cli.quiet`). SIGTERM stops a command as Ctrl-C does,
+its cleanup included (`kd_keras.cli.signals`), with exit status 143.
 """
 
 import argparse
@@ -68,6 +69,7 @@ def main(argv=None):
     that it can be reported.
     """
     from kd_keras.cli.quiet import native_logs_hidden
+    from kd_keras.cli.signals import sigterm_interrupts
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -75,7 +77,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        with native_logs_hidden(enabled=not args.verbose):
+        with native_logs_hidden(enabled=not args.verbose), sigterm_interrupts():
             status = args.func(args)
         return int(status or 0)
     except KdKerasError as e:

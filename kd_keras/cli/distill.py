@@ -1,14 +1,10 @@
 """`kd-keras distill CONFIG.yaml [--resume] [--output DIR]`."""
 
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 
 from kd_keras.errors import KdKerasError
-from kd_keras.errors import Terminated
 from kd_keras.errors import UsageError
 
 
@@ -60,8 +56,7 @@ def run(args):
     from kd_keras.pipeline.summary import summary_rows
 
     try:
-        with _sigterm_interrupts():
-            results = run_distill(cfg, output=output, resume=args.resume)
+        results = run_distill(cfg, output=output, resume=args.resume)
     except ArtifactsRejected:  # Published: show its results, then the one line.
         results_file = os.path.join(output, "results.json")
         if os.path.isfile(results_file):
@@ -81,29 +76,6 @@ def run(args):
     print(run_summary(results))
     print(f"results: {os.path.join(output, 'results.json')}")
     return 0
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM raises `Terminated` (a `KeyboardInterrupt`) in the run, as
-    Ctrl-C does, so that a run stopped by a scheduler records its files and
-    says how to resume, instead of dying with nothing recorded. The main
-    thread only (Python runs signal handlers there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum, frame):  # noqa: ARG001 - the signal handler's signature
-        # A second SIGTERM (a scheduler that signals again) must not cut
-        # the run's own cleanup short: recording its files, the lock.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["register", "run"]

@@ -44,3 +44,22 @@ def test_sigterm_keeps_the_run_resumable(tmp_path, capsys):
     short = tiny_run.write_config(tmp_path / "short.yaml", base)
     status, lines = tiny_run.run_cli(capsys, "distill", short)
     assert status == 0, lines
+
+
+def test_sigterm_during_an_export_leaves_no_staging_folder(tmp_path):
+    import keras
+
+    x = keras.Input((4,), name="features")
+    keras.Model(x, keras.layers.Dense(3)(x)).save(str(tmp_path / "m.keras"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.Popen([sys.executable, "-m", "kd_keras", "export", "m.keras", "out"],
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(n.startswith(".out.tmp-") for n in os.listdir(tmp_path)):
+        assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)  # Converting: the staging folder is half-built.
+    err = run.communicate(timeout=120)[1]
+    assert run.returncode == 143, err
+    assert err.splitlines()[-1] == "kd-keras export: interrupted" and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["m.keras"]
