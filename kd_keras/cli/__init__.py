@@ -76,8 +76,9 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    sigterm = None
     try:
-        with native_logs_hidden(enabled=not args.verbose), sigterm_interrupts():
+        with native_logs_hidden(enabled=not args.verbose), sigterm_interrupts() as sigterm:
             status = args.func(args)
         return int(status or 0)
     except KdKerasError as e:
@@ -86,6 +87,13 @@ def main(argv=None):
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (`Terminated`).
         print(f"kd-keras {args.command}: interrupted", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
+    except Exception:
+        if sigterm is None or not sigterm.received:
+            raise
+        # `Terminated` raised inside native code that turned it into another
+        # error (a SystemError in TensorFlow's step): the stop asked for.
+        print(f"kd-keras {args.command}: interrupted", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":
