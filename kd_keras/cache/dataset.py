@@ -93,51 +93,17 @@ def make_dataset(
     epoch=None,
     views=None,
 ):
-    """Builds the batched dataset of examples, labels and cached logits.
+    """Builds the batched dataset of examples, labels and cached logits:
+    `TeacherCache.as_dataset`, whose docstring gives the arguments.
 
     Args:
         cache: a `TeacherCache`.
-        x: the inputs the cache was built from, in the same order: an array,
-            a flat dict of arrays, or an unbatched `tf.data.Dataset`.
-        y: integer labels, one per example (array or unbatched dataset), or
-            `None`: then every label is -1, which the Distiller treats as
-            unlabeled (soft loss only).
-        sample_weight: optional per-example weights (array or unbatched
-            dataset); they become the third element of each batch.
-        batch_size: examples per batch.
-        shuffle: shuffle the examples (with their logits) every epoch.
-            Array inputs get a full, uniform shuffle; a dataset gets a buffer
-            shuffle of `shuffle_buffer` elements.
-        seed: shuffle seed, for reproducible orders.
-        shuffle_buffer: buffer size when `x` is a `tf.data.Dataset`.
-        drop_remainder: drop the last, smaller batch.
-        verify: stream `x` once and compare it with the cache's inputs
-            digests (`TeacherCache.check_inputs`); a mismatch raises
-            `UsageError` (a `ValueError`). With `False` only the example
-            count is checked.
-        features: which cached teacher features to yield under
-            `"teacher_features"`: `None` for all the cache holds, or a list
-            of their names or `kd_keras.FeatureDistillation` terms (their
-            `teacher_layer`); `[]` for none.
-        epoch: an int64 `tf.Variable` holding the epoch (pass the same one
-            to a `kd_keras.callbacks.EpochCounter` in `fit`): the order of
-            epoch `e` is then `stateless_shuffle(seed=[seed, e])` (with
-            `shuffle`; in order without), the same in a resumed `fit`.
-            Array inputs only.
-        views: with `epoch`, the number of perturbed copies that follow the
-            original examples in `x` as equal blocks: each epoch then
-            trains on the originals and copy `epoch % views + 1`
-            (`kd_keras.cache.epoch_order.epoch_rows`).
+        x, y, sample_weight, batch_size, shuffle, seed, shuffle_buffer,
+            drop_remainder, verify, features, epoch, views: as
+            `TeacherCache.as_dataset` takes them.
 
     Returns:
         A `tf.data.Dataset`.
-
-    Example:
-
-    >>> ds = make_dataset(cache, x, y, batch_size=64)  # doctest: +SKIP
-    >>> xb, targets = next(iter(ds))                   # doctest: +SKIP
-    >>> targets["teacher_logits"].shape                # doctest: +SKIP
-    TensorShape([64, 2])
     """
     if not is_int(batch_size) or batch_size < 1:
         raise UsageError(f"batch_size: must be a positive integer, got {batch_size!r}")

@@ -309,15 +309,56 @@ class TeacherCache:
         views=None,
     ):
         """A `tf.data.Dataset` of `(x, {"labels", "teacher_logits"})` batches
-        (plus `"teacher_features"` when the cache holds features).
+        (plus `"teacher_features"` when the cache holds features): the data
+        to pass to `kd_keras.Distiller(teacher=None, ...).fit`.
 
-        See `kd_keras.cache.dataset.make_dataset` for the arguments; this is
-        the data to pass to `kd_keras.Distiller(teacher=None, ...).fit`.
+        Args:
+            x: the inputs the cache was built from, in the same order: an array,
+                a flat dict of arrays, or an unbatched `tf.data.Dataset`.
+            y: integer labels, one per example (array or unbatched dataset), or
+                `None`: then every label is -1, which the Distiller treats as
+                unlabeled (soft loss only).
+            sample_weight: optional per-example weights (array or unbatched
+                dataset); they become the third element of each batch.
+            batch_size: examples per batch.
+            shuffle: shuffle the examples (with their logits) every epoch.
+                Array inputs get a full, uniform shuffle; a dataset gets a buffer
+                shuffle of `shuffle_buffer` elements.
+            seed: shuffle seed, for reproducible orders.
+            shuffle_buffer: buffer size when `x` is a `tf.data.Dataset`.
+            drop_remainder: drop the last, smaller batch.
+            verify: stream `x` once and compare it with the cache's inputs
+                digests (`TeacherCache.check_inputs`); a mismatch raises
+                `UsageError` (a `ValueError`). With `False` only the example
+                count is checked.
+            features: which cached teacher features to yield under
+                `"teacher_features"`: `None` for all the cache holds, or a list
+                of their names or `kd_keras.FeatureDistillation` terms (their
+                `teacher_layer`); `[]` for none.
+            epoch: an int64 `tf.Variable` holding the epoch (pass the same one
+                to a `kd_keras.callbacks.EpochCounter` in `fit`): the order of
+                epoch `e` is then `stateless_shuffle(seed=[seed, e])` (with
+                `shuffle`; in order without), the same in a resumed `fit`.
+                Array inputs only.
+            views: with `epoch`, the number of perturbed copies that follow the
+                original examples in `x` as equal blocks: each epoch then
+                trains on the originals and copy `epoch % views + 1`
+                (`kd_keras.cache.epoch_order.epoch_rows`).
+
+        Returns:
+            A `tf.data.Dataset`.
 
         Example:
 
-        >>> ds = cache.as_dataset(x, y, batch_size=64, shuffle=True, seed=0)
-        ... # doctest: +SKIP
+        >>> import keras, numpy as np, tempfile
+        >>> from kd_keras.cache import cache_teacher_outputs
+        >>> teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x, y = np.ones((10, 4), "float32"), np.array([0, 1, -1, 2, 0, 1, 2, -1, 0, 1])
+        >>> cache = cache_teacher_outputs(teacher, x, tempfile.mkdtemp(), verbose=0)
+        >>> ds = cache.as_dataset(x, y, batch_size=4, shuffle=True, seed=0)
+        >>> xb, targets = next(iter(ds))
+        >>> sorted(targets), tuple(targets["teacher_logits"].shape)
+        (['labels', 'teacher_logits'], (4, 3))
         """
         from kd_keras.cache.dataset import make_dataset
 

@@ -25,8 +25,9 @@ def small_cnn(
 
     Args:
         num_classes: number of output logits.
-        vocab_size, sequence_length: unused (images have no vocabulary);
-            accepted so every built-in student shares one signature.
+        vocab_size: unused (images have no vocabulary); accepted so every
+            built-in student shares one signature.
+        sequence_length: unused, for the same reason.
         input_shape: image shape `(height, width, channels)`.
         filters: filters of each 3x3 conv block (each but the last block is
             followed by 2x2 max pooling).

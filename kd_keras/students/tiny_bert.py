@@ -98,8 +98,10 @@ def tiny_bert(
         num_classes: number of output logits.
         vocab_size: size of the WordPiece vocabulary (the teacher's).
         sequence_length: length of the int32 id sequences.
-        num_layers, num_heads, hidden_dim, intermediate_dim: the BERT size;
-            `hidden_dim` must be divisible by `num_heads`.
+        num_layers: the number of transformer layers.
+        num_heads: attention heads per layer; they divide `hidden_dim`.
+        hidden_dim: the width of the hidden states.
+        intermediate_dim: the width of each layer's feed-forward part.
         dropout: dropout inside the backbone and before the head.
         embedding_dim: width of the factorised word embeddings (at most
             `hidden_dim`), or `None` for BERT's unfactorised ones.

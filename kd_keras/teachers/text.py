@@ -174,7 +174,8 @@ def build_text_teacher(
     `sequence_length`), runs the backbone, pools (masked mean for
     sentence-transformers checkpoints like all-MiniLM-L6-v2) and applies a
     dense head. A checkpoint without a classification head gets a new,
-    untrained one: call `kd_keras.teachers.fine_tune` (or `fit_head`) next.
+    untrained one: train it with `kd_keras.teachers.adapt_text_teacher` (the
+    one entry point the teachers guide shows) next.
 
     Args:
         backbone_dir: a local Hugging Face BERT checkpoint directory
