@@ -475,3 +475,25 @@ def test_clients_send_raw_sentences(served_text, capsys, monkeypatch):
             MODEL_NAME, "serving_text", grpc_client.text_examples([sentences[0]]))
     body = rest_client.build_rest_request("serving_text", rest_client.text_examples(sentences))
     assert body == {"signature_name": "serving_text", "inputs": {"text": sentences}}
+
+
+def test_models_config_parses_and_points_under_the_mount_the_readme_gives():
+    """`export/models.config` is a ModelServerConfig whose base_path lies
+    under the folder the README's docker command mounts (the one holding
+    OUT: a mount inside OUT would stay on the folder an export replaces)."""
+    import re
+
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO_ROOT, "export", "models.config"), encoding="utf-8") as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    with open(os.path.join(REPO_ROOT, "export", "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    mounts = re.findall(r'--mount type=bind,source="\$\(pwd\)([^"]*)",target=(\S+?)[,\s]', readme)
+    models = [target for source, target in mounts if not source.endswith("models.config")]
+    assert len(models) == 2 and set(models) == {"/exports"}, mounts  # one model, several
+    target = models[0]
+    assert model.base_path == f"{target}/OUT/saved_model/{model.name}"
+    assert f"-e MODEL_BASE_PATH={target}/OUT/saved_model -e MODEL_NAME={model.name}" in readme
