@@ -116,13 +116,14 @@ def logit_error(logits, reference_logits):
     return np.sqrt(np.mean((logits - reference) ** 2)) / max(spread, 1e-12)
 
 
-def calibration_check(format, path, inputs, reference_logits):
-    """Runs the artifact at `path` on `inputs`.
+def calibration_check(format, path, inputs, reference_logits, signature=None):
+    """Runs the artifact at `path` on `inputs` (through `signature`, or its
+    default one).
 
     Returns:
         `(top-1 agreement, logit_error)` against `reference_logits`.
     """
-    with load_runtime(format, path) as runtime:
+    with load_runtime(format, path, signature) as runtime:
         logits = predict(runtime, inputs)
     agreement = compare(logits, reference_logits)["top1_agreement"]
     return agreement, float(logit_error(logits, reference_logits))
@@ -165,7 +166,8 @@ def first_that_holds(recipes, build, min_agreement=CALIBRATION_AGREEMENT,
     return best
 
 
-def build_int8(format, path, write, inputs, reference_logits, integer_io=False, times=None):
+def build_int8(format, path, write, inputs, reference_logits, integer_io=False, times=None,
+               signature=None):
     """Writes the int8 artifact at `path` with the first recipe that holds.
 
     Args:
@@ -178,6 +180,8 @@ def build_int8(format, path, write, inputs, reference_logits, integer_io=False, 
         integer_io: integer I/O requested: full int8 only.
         times: optional `kd_keras.timing.StageTimes`; gets the seconds of
             scoring the recipes on the calibration data (`"int8_check"`).
+        signature: the artifact's signature that `inputs` feed (the text
+            TFLite's `serving_text`), or None for its default one.
 
     Returns:
         The `Int8Recipe` used: the first within `CALIBRATION_AGREEMENT` and
@@ -203,7 +207,8 @@ def build_int8(format, path, write, inputs, reference_logits, integer_io=False, 
         write(recipe)
         last[:] = [recipe]
         with (times or StageTimes()).measure("int8_check"):
-            return (None, *calibration_check(format, path, inputs, reference_logits))
+            return (None, *calibration_check(format, path, inputs, reference_logits,
+                                             signature))
 
     best, _ = first_that_holds(recipes, build)
     if best is not last[0]:  # The file at `path` is the last one tried.

@@ -3,7 +3,8 @@
 With a text preprocessor, the SavedModel's `serving_text` signature takes
 sentences; `tflite/model_text[_<quantization>].tflite` holds the same graph,
 tokenizer included, with the TF-Text custom ops (int8 calibrated on raw
-sentences). Each is verified on raw validation sentences against the Keras
+sentences, with the first int8 recipe that keeps the decisions,
+`kd_keras.export.int8_recipes`). Each is verified on raw validation sentences against the Keras
 model fed with reference inputs: by default the preprocessor's own output,
 or, better, the ids the training pipeline made for the same sentences
 (`TextExport.reference_inputs`), so a tokenizer that drifts from training fails.
@@ -16,11 +17,13 @@ import numpy as np
 from kd_keras.class_ids import label_problem
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
+from kd_keras.export import int8_recipes
 from kd_keras.export import output_dir
 from kd_keras.export import saved_model as saved_model_export
 from kd_keras.export import tflite as tflite_export
 from kd_keras.export import verify as verify_lib
 from kd_keras.export.inputs import as_input_dict
+from kd_keras.export.runtimes import load_runtime
 from kd_keras.files.hashing import sha256_path
 from kd_keras.timing import StageTimes
 
@@ -141,25 +144,30 @@ def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_
     times = times if times is not None else StageTimes()
     suffix = "" if quantization == "none" else f"_{quantization}"
     path = os.path.join(tmp, "tflite", f"model_text{suffix}.tflite")
-    calibration = None
-    if quantization == "int8":
-        encoded = [t.encode("utf-8")
-                   for t in as_texts(calibration_texts, "text.representative_text")]
-        calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
-    with times.measure(f"tflite/{quantization}/text"):
-        flatbuffer = tflite_export.convert_saved_model(
-            sm_dir,
-            quantization,
-            calibration,
-            tftext_custom_ops=True,
-            signature=saved_model_export.TEXT_SIGNATURE,
-        )
-        tflite_export.write_tflite(
-            path,
-            flatbuffer,
-            quantization,
-            labels=labels,
-            tftext_custom_ops=True,
-            signature=saved_model_export.TEXT_SIGNATURE,
-        )
-    return _entry("tflite", quantization, path, tmp, text_set, latency_runs, times)
+    signature = saved_model_export.TEXT_SIGNATURE
+
+    def write(recipe):
+        with times.measure(f"tflite/{quantization}/text"):
+            flatbuffer = tflite_export.convert_saved_model(
+                sm_dir, recipe.quantization, calibration, tftext_custom_ops=True,
+                signature=signature, float_ops=recipe.float_ops)
+            extra = {} if quantization != "int8" else {"recipe": recipe.name}
+            tflite_export.write_tflite(path, flatbuffer, quantization, labels=labels,
+                                       tftext_custom_ops=True, signature=signature, **extra)
+
+    if quantization != "int8":
+        calibration = None
+        write(int8_recipes.Int8Recipe(quantization, quantization))
+        return _entry("tflite", quantization, path, tmp, text_set, latency_runs, times)
+    encoded = [t.encode("utf-8")
+               for t in as_texts(calibration_texts, "text.representative_text")]
+    calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
+    # The recipes are scored against the float SavedModel's `serving_text`
+    # (the same graph, verified against Keras on its own entry).
+    scored = {TEXT_INPUT: calibration[TEXT_INPUT][:int8_recipes.CHECK_EXAMPLES]}
+    with times.measure("reference"), load_runtime("saved_model", sm_dir, signature) as runtime:
+        reference = verify_lib.predict(runtime, scored)
+    recipe = int8_recipes.build_int8("tflite", path, write, scored, reference, times=times,
+                                     signature=signature)
+    entry = _entry("tflite", quantization, path, tmp, text_set, latency_runs, times)
+    return {**entry, "recipe": recipe.name}

@@ -193,3 +193,47 @@ def test_the_export_bar_counts_the_raw_text_artifacts(text_export, tmp_path, mon
     # Closed full (tqdm may close twice): SavedModel and TFLite, two steps
     # each, then their two text files.
     assert set(bars) == {(2 * 2 + 2, 2 * 2 + 2)}
+
+
+def test_an_int8_text_model_takes_the_next_recipe_when_full_int8_loses_its_decisions(
+        tmp_path):
+    """A student whose decisions hang on differences below an int8 step
+    (word vectors 1 +- 0.002, so the activations' range [0, 1] leaves 0.004
+    a step): full int8 loses them, and the text TFLite takes the next recipe
+    that keeps them, as the token-id TFLite does. It was built with full int8
+    alone and failed the export."""
+    import keras
+
+    from kd_keras.export import TextExport
+    from kd_keras.export import WordPiecePreprocessor
+    from kd_keras.export import export_model
+
+    words = [f"w{i}" for i in range(30)]
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    rng = np.random.default_rng(0)
+    table = 1.0 + 0.002 * rng.normal(size=(35, 4))
+    kernel = rng.normal(size=(4, 2))
+    ids = keras.Input((8,), dtype="int32", name="token_ids")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(
+        35, 4, embeddings_initializer=keras.initializers.Constant(table))(ids))
+    head = keras.layers.Dense(2)
+    model = keras.Model(ids, head(pooled))
+    head.set_weights([kernel, -table.mean(0) @ kernel])  # Logits centred on the data.
+    texts = [" ".join(rng.choice(words, size=6)) for _ in range(300)]
+    preprocessor = WordPiecePreprocessor(str(vocabulary), 8)
+    encoded = WordPieceEncoder(str(vocabulary), 8)(texts)
+    report = export_model(
+        model, str(tmp_path / "out"), formats=("tflite",), quantization=("int8",),
+        representative_data=encoded[:200], validation_data=encoded[200:],
+        text=TextExport(preprocessor=preprocessor, tflite=True, validation_text=texts[200:],
+                        representative_text=texts[:200]),
+        latency_runs=0)
+    by_input = {a.get("validation", "data"): a for a in report["artifacts"]}
+    # Full int8 loses the decisions on either input, so both move on.
+    for entry in by_input.values():
+        assert entry["recipe"] != "full int8" and entry["passed"], entry
+    reference = model.predict(encoded[200:], verbose=0).argmax(-1)
+    got = _run_tflite(by_input["text"]["path"], texts[200:])["logits"].argmax(-1)
+    assert np.mean(got == reference) >= 0.98
