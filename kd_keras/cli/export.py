@@ -73,6 +73,14 @@ def register(subparsers):
         help="sentences for the raw-text artifacts, one a line, each optionally "
         "followed by a TAB and its label (a class id, or a name of --labels)",
     )
+    parser.add_argument(
+        "--text-ids",
+        metavar="FILE",
+        help="the ids your training pipeline made for the --text-data sentences (.npy, "
+        "or .npz keyed by input name): the Keras model reads them, so a tokenizer or "
+        "--vocabulary that differs from training fails the export; without it the "
+        "Keras model reads the exported tokenizer's own ids",
+    )
     parser.add_argument("--name", help="model name in the TF Serving layout")
     parser.add_argument(
         "--integer-io",
@@ -110,12 +118,15 @@ def _read_labels(values):
 def _text_export(args, specs, formats, labels, num_classes):
     """`export_model`'s `TextExport` for `--vocabulary` (`None` without)."""
     if args.vocabulary is None:
-        if args.text_data is not None:
-            raise UsageError("--text-data: needs --vocabulary (the vocab.txt of the ids)")
+        for option, value in (("--text-data", args.text_data), ("--text-ids", args.text_ids)):
+            if value is not None:
+                raise UsageError(f"{option}: needs --vocabulary (the vocab.txt of the ids)")
         return None
     if args.text_data is None:
         raise UsageError("--vocabulary: needs --text-data (sentences to verify the "
                          "raw-text artifacts on)")
+    if args.text_ids is not None and args.vocabulary is None:
+        raise UsageError("--text-ids: needs --vocabulary and --text-data")
     if len(specs) != 1 or specs[0].dtype not in ("int32", "int64") or len(specs[0].shape) != 2:
         raise UsageError(f"--vocabulary: {args.model} is not a text model (one int "
                          "[batch, length] input of token ids)")
@@ -128,8 +139,15 @@ def _text_export(args, specs, formats, labels, num_classes):
     texts, y = read_text_data(args.text_data, labels, num_classes)
     preprocessor = WordPiecePreprocessor(args.vocabulary, specs[0].shape[1],
                                          input_name=specs[0].name)
+    reference = None
+    if args.text_ids is not None:
+        from kd_keras.export.inputs import as_input_dict
+        from kd_keras.export.inputs import load_array_file
+
+        what = f"--text-ids {args.text_ids!r}"
+        reference = as_input_dict(load_array_file(args.text_ids, what), specs, what)
     return TextExport(preprocessor=preprocessor, tflite="tflite" in formats,
-                      validation_text=(texts, y),
+                      validation_text=(texts, y), reference_inputs=reference,
                       mediapipe_vocabulary=args.vocabulary if "tflite" in formats else None)
 
 
@@ -207,6 +225,10 @@ def run(args):
     if not (args.validation_data or args.representative_data):
         print("checked on seeded random inputs (no --validation-data or "
               "--representative-data): logits compared, no accuracy")
+    if text is not None and text.reference_inputs is None:
+        print("raw-text artifacts checked against the Keras model fed by the exported "
+              "tokenizer (no --text-ids): a --vocabulary unlike training's shows only in "
+              "their accuracy")
     print(f"wrote {os.path.join(args.out_dir, 'report.json')}")
     failed = [a for a in report["artifacts"] if not a["passed"]]
     if failed:

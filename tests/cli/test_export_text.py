@@ -73,6 +73,9 @@ def test_the_text_artifacts_are_written_and_match_numpy(text_export, capsys):
      "superscript.tsv: line 1: unknown label '²' (class ids 0..1)"),
     (["--vocabulary", "VOCAB", "--text-data", "SENTENCES", "--labels", "LATIN1"],
      "latin1.txt: line 1: not valid UTF-8 text (at byte 1); class names (--labels) must be UTF-8"),
+    (["--text-ids", "SENTENCES"], "--text-ids: needs --vocabulary"),
+    (["--vocabulary", "VOCAB", "--text-data", "SENTENCES", "--text-ids", "SHORT_IDS"],
+     "text.reference_inputs: 3 examples for 32 sentences"),
     (["--labels", "pos", "pos"], "labels: 'pos' is given twice (classes 0 and 1)"),
     (["--labels", "neg", ""], "labels: class 1's name '' is empty or holds a line break"),
 ])
@@ -82,10 +85,12 @@ def test_text_options_are_checked_in_one_line(text_export, tmp_path, capsys, ext
     (tmp_path / "ids.tsv").write_text("fine\t1\nodd\t2\n")
     (tmp_path / "superscript.tsv").write_text("odd\t²\n")
     (tmp_path / "latin1.txt").write_bytes("négatif\npositif\n".encode("latin-1"))
+    np.save(tmp_path / "short_ids.npy", np.ones((3, SEQ), "int32"))
     paths = {"SENTENCES": str(root / "sentences.tsv"), "VOCAB": vocab,
              "BAD": str(tmp_path / "bad.tsv"), "IDS": str(tmp_path / "ids.tsv"),
              "SUPERSCRIPT": str(tmp_path / "superscript.tsv"),
-             "LATIN1": str(tmp_path / "latin1.txt")}
+             "LATIN1": str(tmp_path / "latin1.txt"),
+             "SHORT_IDS": str(tmp_path / "short_ids.npy")}
     names = [] if "NOLABELS" in extra else ["--labels", "neg", "pos"]
     status = main(["export", str(root / "student.keras"), str(tmp_path / "out"), "--formats",
                    "tflite", *names] + [paths.get(a, a) for a in extra if a != "NOLABELS"])
@@ -108,3 +113,27 @@ def test_verify_closes_mediapipe_before_exit_so_stderr_has_no_traceback(text_exp
     assert done.returncode == 0, done.stderr
     assert "mediapipe" in done.stdout and "match" in done.stdout
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_text_ids_catch_a_vocabulary_unlike_trainings(text_export, tmp_path, capsys):
+    """The same tokens in another order: every id differs. Checked against
+    the exported tokenizer's own ids, every artifact agrees with Keras; the
+    ids the training pipeline made for the sentences show the difference."""
+    root, vocab, _ = text_export
+    with open(vocab, encoding="utf-8") as f:
+        tokens = f.read().splitlines()
+    shuffled = tmp_path / "shuffled.txt"
+    shuffled.write_text("\n".join(tokens[:5] + tokens[5:][::-1]) + "\n", encoding="utf-8")
+    np.save(tmp_path / "ids.npy", WordPieceEncoder(vocab, SEQ)(SENTENCES).astype("int32"))
+    args = ["export", str(root / "student.keras"), None, "--formats", "saved_model",
+            "--vocabulary", str(shuffled), "--text-data", str(root / "sentences.tsv"),
+            "--labels", "neg", "pos", "--latency-runs", "0"]
+    args[2] = str(tmp_path / "unchecked")
+    assert main(args) == 0, capsys.readouterr().err
+    assert "a --vocabulary unlike training's shows only in their accuracy" in (
+        capsys.readouterr().out)
+    args[2] = str(tmp_path / "checked")
+    assert main(args + ["--text-ids", str(tmp_path / "ids.npy")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "saved_model/none/text: max_abs_diff" in err[0], err
+    assert not os.path.exists(tmp_path / "checked")
