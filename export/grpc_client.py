@@ -102,12 +102,31 @@ def build_predict_request(
         value = np.asarray(value)
         if value.ndim == 0:
             raise ValueError(f"examples[{name!r}]: needs a batch axis, got a scalar")
+        if value.shape[0] == 0:
+            raise ValueError(f"examples[{name!r}]: holds no examples")
         sizes[name] = value.shape[0]
-        proto = tf.make_tensor_proto(value, dtype=dtypes.get(name))
+        dtype = dtypes.get(name)
+        if dtype is not None:
+            _check_cast(name, value, tf.dtypes.as_dtype(dtype))
+        proto = tf.make_tensor_proto(value, dtype=dtype)
         request.inputs[name].CopyFrom(proto)
     if len(set(sizes.values())) != 1:
         raise ValueError(f"examples: inputs differ in batch size: {sizes}")
     return request
+
+
+def _check_cast(name, value, dtype):
+    """Refuses a cast to the signature's integer dtype that would change a
+    value: a fraction (1.7 -> 1) or one out of range (2**31 + 5 wraps to a
+    negative id). Over REST the server refuses them; gRPC must too."""
+    if not dtype.is_integer or value.dtype.kind not in "biuf":
+        return
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value) & (value == np.round(value))):
+        raise ValueError(f"examples[{name!r}]: holds non-whole numbers, but the signature "
+                         f"takes {dtype.name}")
+    if value.size and (value.min() < dtype.min or value.max() > dtype.max):
+        raise ValueError(f"examples[{name!r}]: holds values outside {dtype.name}'s range "
+                         f"[{dtype.min}, {dtype.max}]")
 
 
 def text_examples(sentences):
@@ -243,6 +262,17 @@ def load_examples(path, limit=None):
     return examples
 
 
+def positive_int(text):
+    """`--limit`: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Call a TF Serving model over gRPC and print its outputs.",
@@ -265,7 +295,7 @@ def build_parser():
     source.add_argument("--warmup", metavar="SAVED_MODEL_DIR",
                         help="replay the first warmup request of this "
                              "SavedModel version directory")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="send only the first N examples")
     parser.add_argument("--no-cast", action="store_true",
                         help="send --examples arrays with their own dtypes "

@@ -54,6 +54,12 @@ def _as_arrays(examples):
     for name, array in arrays.items():
         if array.ndim == 0:
             raise ValueError(f"examples[{name!r}]: needs a batch axis, got a scalar")
+        if array.shape[0] == 0:
+            raise ValueError(f"examples[{name!r}]: holds no examples")
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            # JSON has no NaN or infinity (json.dumps would write `NaN`).
+            raise ValueError(f"examples[{name!r}]: holds NaN or infinity, which JSON "
+                             "cannot carry")
     sizes = {name: array.shape[0] for name, array in arrays.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"examples: inputs differ in batch size: {sizes}")
@@ -115,6 +121,8 @@ def parse_rest_response(body):
         A dict output name -> `np.ndarray`; a signature with a single
         output gives `{"outputs": array}`.
     """
+    if not isinstance(body, dict):
+        raise ValueError(f"response: expected a JSON object, got {type(body).__name__}")
     if "error" in body:
         raise RuntimeError(f"server: {body['error']}")
     if "outputs" in body:
@@ -157,18 +165,24 @@ def send_rest_request(url, body, timeout=10.0):
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
+            text = response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
         try:
-            detail = json.loads(detail).get("error", detail)
+            parsed = json.loads(detail)
         except ValueError:
-            pass
-        raise RuntimeError(f"{url}: HTTP {e.code}: {detail}") from None
+            parsed = None
+        if isinstance(parsed, dict) and "error" in parsed:
+            detail = parsed["error"]
+        raise RuntimeError(f"{url}: HTTP {e.code}: {detail[:500]}") from None
     except urllib.error.URLError as e:
         raise ConnectionError(f"{url}: cannot reach the server: {e.reason}") from None
     except (TimeoutError, OSError) as e:  # Connected, then no (whole) answer in time.
         raise ConnectionError(f"{url}: no answer within {timeout} s ({e})") from None
+    try:
+        return json.loads(text)
+    except ValueError:  # A proxy's HTML page, say.
+        raise ValueError(f"{url}: the answer is not JSON: {text[:200]!r}") from None
 
 
 def load_examples(path, limit=None):
@@ -195,6 +209,17 @@ def load_examples(path, limit=None):
     return examples
 
 
+def positive_int(text):
+    """`--limit`: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Call a TF Serving model over REST and print its outputs.",
@@ -213,7 +238,7 @@ def build_parser():
                         help=".npz (one array per input name) or .json file")
     source.add_argument("--text", nargs="+", metavar="SENTENCE",
                         help="raw sentences, for a model exported with its tokenizer")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="send only the first N examples")
     parser.add_argument("--row-format", action="store_true",
                         help='send "instances" (rows) instead of "inputs"')

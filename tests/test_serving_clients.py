@@ -497,3 +497,69 @@ def test_models_config_parses_and_points_under_the_mount_the_readme_gives():
     target = models[0]
     assert model.base_path == f"{target}/OUT/saved_model/{model.name}"
     assert f"-e MODEL_BASE_PATH={target}/OUT/saved_model -e MODEL_NAME={model.name}" in readme
+
+
+@contextlib.contextmanager
+def _replying(status, body):
+    """A local HTTP server that answers every POST with `status` and `body`."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(body.encode("utf-8"))
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status, body, message", [
+    (500, '"boom"', "HTTP 500: \"boom\""),
+    (500, "[1]", "HTTP 500: [1]"),
+    (200, "<html>proxy login</html>", "the answer is not JSON: '<html>proxy login</html>'"),
+    (200, "[1, 2]", "response: expected a JSON object, got list"),
+])
+def test_rest_replies_a_client_cannot_use_are_one_line_naming_the_url(
+        capsys, monkeypatch, status, body, message):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with _replying(status, body) as url:
+        assert rest_client.main(["--url", url, "--model", "m", "--text", "hi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rest_client: error: ") and message in err[0], err
+    if status == 500 or "JSON:" in message:
+        assert f"{url}/v1/models/m:predict" in err[0]
+
+
+def test_clients_refuse_what_would_change_or_lose_examples(capsys, tmp_path):
+    for client in (rest_client, grpc_client):
+        for limit in ("0", "-1", "x"):
+            with pytest.raises(SystemExit) as info:
+                client.main(["--model", "m", "--text", "a", "b", "--limit", limit])
+            assert info.value.code == 2
+            assert f"--limit: expected a whole number >= 1, got '{limit}'" in (
+                capsys.readouterr().err)
+    with pytest.raises(ValueError, match=r"examples\['x'\]: holds NaN or infinity"):
+        rest_client.build_rest_request("s", {"x": np.array([[1.0, np.nan]])})
+    for build in (lambda e: rest_client.build_rest_request("s", e),
+                  lambda e: grpc_client.build_predict_request("m", "s", e)):
+        with pytest.raises(ValueError, match=r"examples\['x'\]: holds no examples"):
+            build({"x": np.zeros((0, 3))})
+    # The signature's int32: an id past its range or a fraction is refused,
+    # not wrapped (2**31 + 5 -> -2147483643) or truncated (1.7 -> 1).
+    int32 = {"ids": tf.int32}
+    for ids, message in ((np.array([[2**31 + 5]]), r"outside int32's range"),
+                         (np.array([[1.7, 2.0]]), "non-whole numbers")):
+        with pytest.raises(ValueError, match=message):
+            grpc_client.build_predict_request("m", "s", {"ids": ids}, dtypes=int32)
+    request = grpc_client.build_predict_request(
+        "m", "s", {"ids": np.array([[1.0, 2**31 - 1]])}, dtypes=int32)
+    assert tf.make_ndarray(request.inputs["ids"]).tolist() == [[1, 2**31 - 1]]
