@@ -81,7 +81,9 @@ def register(subparsers):
         "--vocabulary that differs from training fails the export; without it the "
         "Keras model reads the exported tokenizer's own ids",
     )
-    parser.add_argument("--name", help="model name in the TF Serving layout")
+    parser.add_argument("--name", help="model name in the TF Serving layout, the name "
+                        "clients call (letters, digits, _ . -); default: the Keras "
+                        "model's name")
     parser.add_argument(
         "--integer-io",
         action="store_true",
@@ -222,6 +224,10 @@ def run(args):
     from kd_keras.export.report import markdown_table
 
     print(markdown_table(report["artifacts"]))
+    saved = next((a["path"] for a in report["artifacts"] if a["format"] == "saved_model"), None)
+    if saved is not None:  # The name clients call it by, and where TF Serving looks.
+        print(f"TF Serving model {os.path.basename(os.path.dirname(saved))!r}, version "
+              f"{os.path.basename(saved)}: {saved}")
     if not (args.validation_data or args.representative_data):
         print("checked on seeded random inputs (no --validation-data or "
               "--representative-data): logits compared, no accuracy")

@@ -23,10 +23,36 @@ from kd_keras.export.warmup import write_warmup_requests
 
 
 def serving_name(model, name=None):
-    """The model's name in the TF Serving layout: `[A-Za-z0-9_.-]+`."""
-    name = name or model.name or "model"
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
-    return cleaned
+    """The model's name in the TF Serving layout: `[A-Za-z0-9_.-]+`.
+
+    Args:
+        model: the Keras model; its own name, cleaned, is the default.
+        name: the name asked for, used as given: clients call the model by
+            it, so one that would need changing is refused.
+
+    Returns:
+        The name.
+
+    Raises:
+        UsageError: `name` holds other characters, or starts with `.`.
+
+    Example:
+
+    >>> import keras
+    >>> serving_name(keras.Sequential(name="my student!"))
+    'my_student'
+    >>> serving_name(keras.Sequential(), "a/b")
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: name: 'a/b' is not a TF Serving model name (letters, digits, '_', '.' and '-', not starting with '.'): clients call the model by it
+    """
+    if name is not None:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name):
+            raise UsageError(f"name: {name!r} is not a TF Serving model name (letters, digits, "
+                             "'_', '.' and '-', not starting with '.'): clients call the "
+                             "model by it")
+        return name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model.name or "").strip("._") or "model"
 
 
 def next_version(model_root):

@@ -77,6 +77,9 @@ def test_export_then_verify_then_tamper(digits_files, capsys, tmp_path):
         (["student.keras", "--integer-io"],
          "--integer-io: applies to the int8 TFLite model only; add --formats tflite and "
          "--quantization int8"),
+        (["student.keras", "--name", "a/b"],
+         "name: 'a/b' is not a TF Serving model name (letters, digits, '_', '.' and '-', "
+         "not starting with '.'): clients call the model by it"),
         (["student.keras", "--formats", "onnx", "--vocabulary", "vocab.txt"],
          "--vocabulary: the raw-text artifacts are the SavedModel's and TFLite's (and "
          "MediaPipe's); --formats onnx makes none"),
@@ -123,3 +126,14 @@ def test_an_export_without_data_says_it_checked_random_inputs(digits_files, caps
                              "--formats", "onnx", "--latency-runs", "0",
                              "--validation-data", digits_files / "val.npz")
     assert code == 0 and "random inputs" not in stdout
+
+
+def test_the_saved_model_path_and_the_name_clients_call_are_printed(digits_files, capsys,
+                                                                    tmp_path):
+    code, stdout, err = _run(capsys, "export", digits_files / "student.keras", tmp_path / "out",
+                             "--formats", "saved_model", "--name", "digits-v2.1",
+                             "--latency-runs", "0")
+    assert code == 0, err
+    path = tmp_path / "out" / "saved_model" / "digits-v2.1" / "1"
+    assert f"TF Serving model 'digits-v2.1', version 1: {path}" in stdout.splitlines()
+    assert os.path.isfile(path / "saved_model.pb")
