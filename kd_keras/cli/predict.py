@@ -69,6 +69,10 @@ def _from_report(export_dir, runtime, quantization):
     wanted = "none" if runtime == "saved_model" else quantization
     for a in texts:
         if a.format == runtime and a.quantization == wanted:
+            if not a.passed:  # Kept by --allow-mismatch: say so before every answer.
+                print(f"kd-keras predict: warning: {a.name} missed its tolerance when "
+                      f"exported ({os.path.join(export_dir, 'report.md')}); its answers may "
+                      "differ from the student's", file=sys.stderr)
             return runtime, a.full_path
     have = ", ".join(sorted(f"{a.format}/{a.quantization}" for a in texts))
     raise UsageError(

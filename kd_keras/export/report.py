@@ -94,6 +94,8 @@ class ArtifactRecord:
         signature: the signature it runs (None: `serving_default`).
         earlier: a SavedModel version an earlier export left, checked by
             its checksum only.
+        passed: whether it met its tolerance at export time (an export
+            with `allow_mismatch` keeps one that did not).
     """
 
     format: str
@@ -105,6 +107,7 @@ class ArtifactRecord:
     validation: str = "model"
     signature: str = None
     earlier: bool = False
+    passed: bool = True
 
     @property
     def name(self):
@@ -143,7 +146,7 @@ def _field(mapping, key, types, file, at="", optional=False):
         raise DataError(f"{where}: missing key {key!r}")
     value = mapping[key]
     if (value is None and optional) or (
-        isinstance(value, types) and not isinstance(value, bool)
+        isinstance(value, types) and (bool in types or not isinstance(value, bool))
     ):
         return value
     names = "/".join(t.__name__ for t in types)
@@ -211,6 +214,7 @@ def read_report(out_dir):
                 size_bytes=_field(entry, "size_bytes", (int,), path, at, optional=True),
                 validation=which,
                 signature=_field(entry, "signature", (str,), path, at, optional=True),
+                passed=_field(entry, "passed", (bool,), path, at, optional=True) is not False,
             )
         )
     earlier = []

@@ -203,3 +203,31 @@ def test_a_reader_that_stops_early_is_not_a_traceback():
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.slow
+def test_an_artifact_that_missed_its_tolerance_is_named_before_its_answers(exported, tmp_path,
+                                                                         capsys):
+    """`--allow-mismatch` keeps an artifact that failed; predict ran it as any other."""
+    import json
+    import shutil
+
+    copy = tmp_path / "export"
+    shutil.copytree(exported.out_dir, copy)
+    with open(copy / "report.json", encoding="utf-8") as f:
+        report = json.load(f)
+    for passed, warned in ((True, False), (False, True), ("no", None)):
+        for entry in report["artifacts"]:
+            if entry["format"] == "tflite" and entry.get("validation") == "text":
+                entry["passed"] = passed
+        (copy / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        status = main(["predict", str(copy), SENTENCES[0], "--runtime", "tflite"])
+        captured = capsys.readouterr()
+        if warned is None:  # A damaged report is one line.
+            assert status == 2 and "passed: expected bool, got 'no'" in captured.err
+            continue
+        assert status == 0 and len(captured.out.splitlines()) == 1
+        warning = (f"kd-keras predict: warning: tflite/none/text missed its tolerance when "
+                   f"exported ({copy / 'report.md'}); its answers may differ from the "
+                   "student's")
+        assert (warning in captured.err.splitlines()) is warned
