@@ -1,7 +1,7 @@
 """Serves the text-classifier page on 127.0.0.1, with a run's MediaPipe model.
 
     cd export/web && npm ci          # once: MediaPipe's JS and WASM files
-    python export/web/serve.py --model RUN/mediapipe/model.tflite
+    python export/web/serve.py --model RUN/export/mediapipe/model.tflite
 
 prints the page's address (a free port unless `--port` is given). The page,
 `node_modules/` (the MediaPipe bundle and its WASM files) and the model all
@@ -134,7 +134,7 @@ def _port(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .tflite to serve at /model.tflite "
-                        "(a run's mediapipe/model.tflite)")
+                        "(a run's export/mediapipe/model.tflite)")
     parser.add_argument("--port", type=_port, default=0,
                         help="the port (default: a free one)")
     args = parser.parse_args(argv)

@@ -57,6 +57,15 @@ def _latest_version(root):
     return os.path.join(root, str(versions[-1])) if versions else None
 
 
+def _one_models_latest_version(folder):
+    """The latest version of the one model under `folder` (an export's
+    `saved_model/`), or None when it holds none or several."""
+    models = [os.path.join(folder, d) for d in sorted(os.listdir(folder))
+              if os.path.isdir(os.path.join(folder, d))]
+    versions = [v for v in map(_latest_version, models) if v is not None]
+    return versions[0] if len(versions) == 1 else None
+
+
 def _from_report(export_dir, runtime, quantization):
     from kd_keras.export.report import read_report
 
@@ -65,7 +74,8 @@ def _from_report(export_dir, runtime, quantization):
     texts = [a for a in report.artifacts if a.validation == "text"]
     if not texts:
         raise UsageError(
-            f"{export_dir}: this export takes token ids only; {REEXPORT}")
+            f"{export_dir}: this export has no raw-text artifact (predict classifies "
+            f"sentences); for a text model, {REEXPORT}")
     wanted = "none" if runtime == "saved_model" else quantization
     for a in texts:
         if a.format == runtime and a.quantization == wanted:
@@ -74,7 +84,8 @@ def _from_report(export_dir, runtime, quantization):
                       f"exported ({os.path.join(export_dir, 'report.md')}); its answers may "
                       "differ from the student's", file=sys.stderr)
             return runtime, a.full_path
-    have = ", ".join(sorted(f"{a.format}/{a.quantization}" for a in texts))
+    have = ", ".join(sorted(f"{a.format}/{a.quantization}" for a in texts
+                            if a.format in ("saved_model", "tflite")))  # What predict runs.
     raise UsageError(
         f"--runtime {runtime} --quantization {wanted}: {export_dir} has no such "
         f"raw-text artifact (it has {have})")
@@ -128,7 +139,7 @@ def resolve(path, runtime=None, quantization="none"):
     if export_dir is not None:
         return _from_report(export_dir, runtime, quantization)
     version = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else None
-    version = version or _latest_version(path)
+    version = version or _latest_version(path) or _one_models_latest_version(path)
     if version is None:
         raise UsageError(
             f"{path}: holds no report.json, SavedModel or .tflite file")
@@ -153,8 +164,8 @@ def _text_runtime(runtime, path):
                 f"{path}: has no {TEXT_SIGNATURE} signature; predict runs the "
                 "model_text*.tflite files (a MediaPipe model.tflite runs in MediaPipe's "
                 "TextClassifier)") from None
-        raise UsageError(f"{path}: has no {TEXT_SIGNATURE} signature (it takes token ids); "
-                         f"{REEXPORT}") from None
+        raise UsageError(f"{path}: has no {TEXT_SIGNATURE} signature (predict classifies "
+                         f"sentences); for a text model, {REEXPORT}") from None
     except KdKerasError:
         raise
     except Exception as e:

@@ -166,8 +166,7 @@ def check_replaceable(folder, marker, what):
     if not os.path.lexists(folder):
         return
     if not os.path.isdir(folder):
-        raise UsageError(f"{what}: {folder} is a file that kd_keras did not write; "
-                         "choose a new path or remove it yourself")
+        raise UsageError(f"{what}: {folder} is a file, not a folder; choose a new path")
     if not os.listdir(folder):
         return  # An empty folder holds nothing to lose.
     foreign = foreign_files(folder, marker)

@@ -137,10 +137,11 @@ def test_output_that_kd_keras_did_not_write_is_never_touched(tmp_path, teacher_p
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me too")
     config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(users))
-    for target in (users, a_file, tmp_path):
+    for target, why in ((users, "kd_keras did not write"), (a_file, "is a file, not a folder"),
+                        (tmp_path, "kd_keras did not write")):
         assert main(["distill", config, "--output", str(target)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "kd_keras did not write" in err[0] and str(target) in err[0]
+        assert len(err) == 1 and why in err[0] and str(target) in err[0]
     assert (users / "precious.txt").read_text() == "keep me"
     assert a_file.read_text() == "keep me too"
     assert not os.path.exists(str(users) + ".partial")

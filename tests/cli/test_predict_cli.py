@@ -57,7 +57,9 @@ def test_direct_artifacts(exported, capsys):
     model_root = os.path.join(exported.out_dir, "saved_model", "text_student")
     text_tflite = os.path.join(exported.out_dir, "tflite", "model_text.tflite")
     expected = [name for name, _, _ in _expected_lines(exported, SENTENCES[:2])]
-    for artifact in (model_root, os.path.join(model_root, "1"), text_tflite):
+    # The export's saved_model/ folder too: it holds one model.
+    for artifact in (os.path.dirname(model_root), model_root, os.path.join(model_root, "1"),
+                     text_tflite):
         assert main(["predict", artifact, *SENTENCES[:2]]) == 0
         out = capsys.readouterr().out.splitlines()
         assert [line.split("\t")[0] for line in out] == expected
