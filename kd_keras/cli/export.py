@@ -127,8 +127,6 @@ def _text_export(args, specs, formats, labels, num_classes):
     if args.text_data is None:
         raise UsageError("--vocabulary: needs --text-data (sentences to verify the "
                          "raw-text artifacts on)")
-    if args.text_ids is not None and args.vocabulary is None:
-        raise UsageError("--text-ids: needs --vocabulary and --text-data")
     if len(specs) != 1 or specs[0].dtype not in ("int32", "int64") or len(specs[0].shape) != 2:
         raise UsageError(f"--vocabulary: {args.model} is not a text model (one int "
                          "[batch, length] input of token ids)")
