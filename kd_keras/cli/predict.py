@@ -268,27 +268,32 @@ def predictions(path, sentences, runtime=None, quantization="none"):
     sentences = _checked_sentences(sentences)
     if not sentences:
         raise UsageError("SENTENCE: no sentences to classify")
-    return _classify(*resolve(path, runtime, quantization), sentences)
+    return [answer for batch in _classify(*resolve(path, runtime, quantization), sentences)
+            for answer in batch]
 
 
 def _classify(runtime, model_path, sentences):
-    """`predictions` on a resolved artifact and checked sentences."""
+    """`predictions` on a resolved artifact and checked sentences, one list
+    of answers per batch of `BATCH` sentences as each is done (so that a
+    long standard input shows its answers as it goes)."""
     import numpy as np
 
+    names = None
     with _text_runtime(runtime, model_path) as model:
-        outs = [model.outputs({"text": np.array(sentences[i:i + BATCH], dtype=object)})
-                for i in range(0, len(sentences), BATCH)]
-    out = {key: np.concatenate([np.asarray(o[key]) for o in outs]) for key in outs[0]}
-    probabilities = np.asarray(out["probabilities"], np.float64)
-    ids = probabilities.argmax(-1)
-    names = [str(i) for i in range(probabilities.shape[-1])]
-    if "classes" in out:
-        classes = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in out["classes"]]
-    else:
-        names = (_labels_beside(model_path, len(names)) if runtime == "tflite"
-                 else None) or names
-        classes = [names[i] for i in ids]
-    return [(c, float(probabilities[i, ids[i]])) for i, c in enumerate(classes)]
+        for start in range(0, len(sentences), BATCH):
+            out = model.outputs({"text": np.array(sentences[start:start + BATCH], dtype=object)})
+            probabilities = np.asarray(out["probabilities"], np.float64)
+            ids = probabilities.argmax(-1)
+            if "classes" in out:
+                classes = [c.decode("utf-8") if isinstance(c, bytes) else str(c)
+                           for c in np.asarray(out["classes"])]
+            else:
+                if names is None:
+                    numbered = [str(i) for i in range(probabilities.shape[-1])]
+                    names = (_labels_beside(model_path, len(numbered)) if runtime == "tflite"
+                             else None) or numbered
+                classes = [names[i] for i in ids]
+            yield [(c, float(probabilities[i, ids[i]])) for i, c in enumerate(classes)]
 
 
 def run(args):
@@ -300,10 +305,12 @@ def run(args):
     runtime, model_path = resolve(args.artifact, args.runtime, quantization)
     sentences = _with_stdin(args.sentences)
     try:
-        for (name, probability), sentence in zip(
-                _classify(runtime, model_path, sentences), sentences):
-            print(f"{name}\t{probability:.3f}\t{sentence}")
-        sys.stdout.flush()
+        done = 0
+        for batch in _classify(runtime, model_path, sentences):
+            for (name, probability), sentence in zip(batch, sentences[done:]):
+                print(f"{name}\t{probability:.3f}\t{sentence}")
+            done += len(batch)
+            sys.stdout.flush()
     except BrokenPipeError:  # e.g. `| head`: the reader has what it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -196,7 +196,7 @@ def test_a_reader_that_stops_early_is_not_a_traceback():
     # `kd-keras predict ... - < big.txt | head -1`: the pipe closes after one line.
     code = ("import sys; import kd_keras.cli.predict as p; "
             "p.resolve = lambda *a: ('tflite', 'm'); "
-            "p._classify = lambda runtime, path, s: [('pos', 0.9)] * len(s); "
+            "p._classify = lambda runtime, path, s: iter([[('pos', 0.9)] * len(s)]); "
             "from kd_keras.cli import main; sys.exit(main(['predict', 'm'] + ['s'] * 200000))")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
@@ -233,3 +233,30 @@ def test_an_artifact_that_missed_its_tolerance_is_named_before_its_answers(expor
                    f"exported ({copy / 'report.md'}); its answers may differ from the "
                    "student's")
         assert (warning in captured.err.splitlines()) is warned
+
+
+def test_answers_are_printed_batch_by_batch(tmp_path):
+    """A long standard input shows its first answers while later batches
+    are still being classified (they all came at the end)."""
+    import select
+
+    flag = tmp_path / "first batch read"
+    code = ("import os, sys, time; import kd_keras.cli.predict as p; "
+            "p.resolve = lambda *a: ('tflite', 'm')\n"
+            "def fake(runtime, path, s):\n"
+            "    yield [('pos', 0.9)] * p.BATCH\n"
+            f"    while not os.path.exists({str(flag)!r}): time.sleep(0.05)\n"
+            "    yield [('neg', 0.8)] * (len(s) - p.BATCH)\n"
+            "p._classify = fake\n"
+            "from kd_keras.cli import main; sys.exit(main(['predict', 'm'] + ['s'] * 300))")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        assert ready, "no answer before the second batch"
+        assert child.stdout.readline() == b"pos\t0.900\ts\n"
+    finally:
+        flag.write_text("")
+    rest = child.stdout.read().decode().splitlines()
+    assert child.wait(timeout=120) == 0, child.stderr.read().decode()
+    assert len(rest) == 299 and rest[-1] == "neg\t0.800\ts"
