@@ -367,11 +367,8 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
         self._check_labels_given(x, y)
         kwargs = self._progress.with_callback(
             keras.Model.fit, self, x, y, *args, **kwargs)
-        try:
-            with checks.clear_errors(), self._teacher_errors():
-                return super().fit(**kwargs)
-        finally:
-            self._progress.fitting.assign(0)
+        with checks.clear_errors(), self._teacher_errors():
+            return super().fit(**kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""

@@ -8,8 +8,11 @@ progress of a step is `(optimizer.iterations - start) / total`, clipped to
 `[0, 1]`: exact at every step, whatever `steps_per_execution`. When the
 number of steps per epoch is unknown (a dataset of unknown length), it is
 taken from the optimizer iterations of the first epoch (Keras counts one
-more than the batches for such data), during which the progress stays 0. Outside `fit`
-(e.g. `evaluate` afterwards), the progress is that of the last step.
+more than the batches for such data), during which the progress stays 0.
+
+Evaluation (`fit`'s validation, and `evaluate` after `fit`) takes the
+progress of the last step trained, so that `evaluate` on the validation
+data gives the last epoch's `val_` values for the same weights.
 """
 
 import inspect
@@ -40,8 +43,8 @@ class TrainingProgress:
                                  name="progress_start")
         self.total = tf.Variable(0, dtype="int64", trainable=False,
                                  name="progress_total")
-        # 1 while `fit` runs: its validation then takes the schedules' values
-        # of the last step trained, the ones the epoch logs.
+        # Kept for the Distillers saved with it; evaluation always takes the
+        # last step trained (see `values`).
         self.fitting = tf.Variable(0, dtype="int64", trainable=False,
                                    name="progress_fitting")
         # name -> LastValue, one per scheduled (non-constant) quantity; held
@@ -57,10 +60,10 @@ class TrainingProgress:
 
     def values(self, named, iterations, training=True):
         """Evaluates `named` (`{name: number or Schedule}`) at optimizer
-        step `iterations` (outside training within `fit`, at the last step
-        trained), and updates the loggers."""
+        step `iterations` (for an evaluation, at the last step trained,
+        `iterations - 1`), and updates the loggers."""
         if not training:
-            iterations = tf.maximum(tf.cast(iterations, "int64") - self.fitting, 0)
+            iterations = tf.maximum(tf.cast(iterations, "int64") - 1, 0)
         progress = self.value(iterations)
         values = {name: value(progress) if isinstance(value, Schedule)
                   else value for name, value in named.items()}
@@ -105,7 +108,6 @@ class ProgressCallback(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):
-        self.progress.fitting.assign(1)
         self._begin = self._iterations()
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
         if steps:

@@ -116,8 +116,39 @@ def test_distiller_progress_with_initial_epoch_and_unknown_length():
     unknown, alpha = fit_alpha_log(3, dataset=True)
     assert int(unknown.optimizer.iterations) == 15
     np.testing.assert_allclose(alpha, [0.0, 9 / 15, 14 / 15], rtol=1e-6)
-    # After fit, evaluate uses the final value.
+    # After fit, evaluate takes the last step trained, as the epoch's
+    # validation did: the same weights give the last val_ values.
     result = distiller.evaluate(np.ones((4, 3), "float32"),
                                 np.zeros(4, "int32"), return_dict=True,
                                 verbose=0)
-    assert result["alpha"] == pytest.approx(1.0)
+    assert result["alpha"] == pytest.approx(7 / 8)
+
+
+def test_evaluate_after_fit_gives_the_last_validation_values():
+    """The same weights (SGD at rate 0), scheduled alpha and temperature:
+    `evaluate` on the validation data equals the last epoch's `val_loss`,
+    and both equal NumPy's loss at the last step trained (p = 9/10)."""
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    student = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), alpha=schedules.Linear(0.9, 0.1),
+                      temperature=schedules.Linear(4.0, 1.0))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 3)).astype("float32"), rng.integers(0, 2, 10)
+    history = distiller.fit(x, y, batch_size=2, epochs=2, validation_data=(x, y), verbose=0)
+    result = distiller.evaluate(x, y, batch_size=10, return_dict=True, verbose=0)
+    assert result["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-5)
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    t = np.asarray(teacher(x), np.float64)
+    s = np.asarray(student(x), np.float64)
+    p = 9 / 10
+    alpha, temperature = 0.9 + (0.1 - 0.9) * p, 4.0 + (1.0 - 4.0) * p
+    hard = -np.log(softmax(s)[np.arange(10), y]).mean()
+    pt, ps = softmax(t / temperature), softmax(s / temperature)
+    soft = (pt * (np.log(pt) - np.log(ps))).sum(-1).mean() * temperature ** 2
+    assert result["loss"] == pytest.approx(alpha * hard + (1 - alpha) * soft, rel=1e-5)
