@@ -16,6 +16,8 @@ from kd_keras.distillation import schedules
 from kd_keras.distillation.distiller_saving import DistillerSaving
 from kd_keras.distillation.feature_losses import per_example as _per_example
 from kd_keras.distillation.features import FeatureSet
+from kd_keras.distillation.student_metrics import metric_names
+from kd_keras.distillation.student_metrics import student_metrics
 from kd_keras.distillation.targets import LABELS_KEY  # noqa: F401 (re-exported)
 from kd_keras.distillation.targets import TEACHER_FEATURES_KEY  # noqa: F401
 from kd_keras.distillation.targets import TEACHER_LOGITS_KEY  # noqa: F401
@@ -154,9 +156,11 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
 
         Args:
             optimizer: a Keras optimizer or its name.
-            metrics: metrics of the student's logits against the labels,
-                computed on the labeled examples only, without sample
-                weights.
+            metrics: a list of metrics of the student's logits against the
+                labels, computed on the labeled examples only, without
+                sample weights (`"sparse_categorical_crossentropy"` is the
+                cross-entropy of logits, see
+                `kd_keras.distillation.student_metrics`).
             student_loss_fn: hard-label loss `fn(labels, student_logits)`
                 returning per-example values, or a `keras.losses.Loss`.
                 Default: sparse categorical cross-entropy from logits.
@@ -196,9 +200,9 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
         self._distillation_loss_arg = distillation_loss_fn
         self._soft_fn = losses_module.per_example_fn(self.distillation_loss_fn)
         kwargs.pop("loss", None)
+        metrics = student_metrics(metrics)
         terms = {t.name for t in self.features}
-        for metric in metrics or ():
-            name = metric if isinstance(metric, str) else getattr(metric, "name", None)
+        for name in metric_names(metrics):
             if name in terms:
                 raise UsageError(f"metrics: {name!r} is also the name of a feature term, "
                                  "and one would overwrite the other in the history; rename "
