@@ -371,6 +371,13 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
         self._check_labels_given(x, y)
         kwargs = self._progress.with_callback(
             keras.Model.fit, self, x, y, *args, **kwargs)
+        if kwargs.get("class_weight") is not None and (
+                y is None or isinstance(y, dict)):
+            # Keras maps a dataset's labels through a table (-1, unlabeled,
+            # fails deep in TensorFlow) and refuses dict targets misleadingly.
+            raise UsageError("class_weight: taken with array labels only (an unlabeled "
+                             "example, -1, keeps weight 1); with a dataset or dict "
+                             "targets, give each example's weight as sample_weight")
         with checks.clear_errors(), self._teacher_errors():
             return super().fit(**kwargs)
 

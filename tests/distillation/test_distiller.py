@@ -436,3 +436,28 @@ def test_regularisation_counts_in_training_evaluate_and_val_loss():
     np.testing.assert_allclose(history.history["loss"][0], want, rtol=1e-5)
     np.testing.assert_allclose(history.history["val_loss"][0], want,
                                rtol=1e-5)
+
+
+def test_class_weight_with_arrays_weighs_the_labeled_rows_and_elsewhere_is_one_line():
+    import tensorflow as tf
+
+    from kd_keras.errors import UsageError
+
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    student = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), alpha=1.0)
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+    y = np.array([0, 1, -1, 0, 1, -1])
+    logged = distiller.fit(x, y, class_weight={0: 1.0, 1: 3.0}, batch_size=6, epochs=1,
+                           verbose=0).history["student_loss"][0]
+    logits = np.asarray(student(x), np.float64)
+    ce = np.log(np.exp(logits).sum(-1)) - logits[np.arange(6), np.maximum(y, 0)]
+    weight = np.array([1.0, 3.0, 1.0, 1.0, 3.0, 1.0])  # unlabeled rows keep 1
+    labeled = y >= 0
+    assert logged == pytest.approx((ce * weight)[labeled].sum() / labeled.sum(), rel=1e-5)
+    for data in (dict(x=tf.data.Dataset.from_tensor_slices((x, y)).batch(3)),
+                 dict(x=x, y={"labels": y, "teacher_logits": logits.astype("float32")})):
+        with pytest.raises(UsageError, match="^class_weight: taken with array labels only"):
+            distiller.fit(**data, class_weight={0: 1.0, 1: 3.0}, verbose=0)
