@@ -194,8 +194,9 @@ def _rest_handler(served):
 
 
 @contextlib.contextmanager
-def _rest_server(served):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(served))
+def _rest_server(served, handler=None):
+    """A local HTTP server: TF Serving's REST API on `served`, or `handler`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler or _rest_handler(served))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -512,14 +513,8 @@ def _replying(status, body):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _rest_server(None, Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("status, body, message", [
