@@ -1,18 +1,20 @@
-"""Bad input, table-driven, each through the `kd-keras` CLI in a subprocess:
-a non-zero exit, no traceback, one line that names the culprit, and nothing
-left on disk (or, for a partial run, nothing changed)."""
+"""Bad input, table-driven, each through the `kd-keras` CLI: a non-zero exit,
+no traceback, one line that names the culprit, and nothing left on disk (or,
+for a partial run, nothing changed). The cases run in this process (a new
+process per case cost about 6 s of imports); the same checks on a real
+process are in `tests/cli/test_distill_cli.py`."""
 
 import json
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO_ROOT
 from pipeline import resume_helpers as rh
 from pipeline import tiny_run
 
@@ -281,10 +283,22 @@ CASES = [case_lr_inf, case_builtin_split_leaving_empty_splits, case_teacher_nan_
          case_export_no_class_axis]
 
 
-def run_cli(args, cwd):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "kd_keras", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """`run_cli(args, cwd)`: `kd-keras ARGS` from `cwd`, in this process;
+    its exit status and standard error."""
+    from kd_keras.cli import main
+
+    def run(args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors
+            status = e.code
+        return types.SimpleNamespace(returncode=status, stderr=capsys.readouterr().err)
+
+    return run
 
 
 def snapshot(folder):
@@ -302,7 +316,7 @@ def assert_one_line(proc, command, expected):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
-def test_bad_input_is_one_line_and_leaves_nothing(case, world, tmp_path):
+def test_bad_input_is_one_line_and_leaves_nothing(case, world, tmp_path, run_cli):
     root, base = world
     args, expected = case(tmp_path, base)
     before = snapshot(tmp_path)
@@ -323,7 +337,7 @@ def _partial_run(world, tmp_path, stop_epoch):
     return config, str(tmp_path / "out")
 
 
-def test_resume_with_a_changed_architecture_or_a_truncated_backup(world, tmp_path):
+def test_resume_with_a_changed_architecture_or_a_truncated_backup(world, tmp_path, run_cli):
     config, out = _partial_run(world, tmp_path, stop_epoch=0)
     before = snapshot(out + ".partial")
     changed = yaml.safe_load(open(config))
@@ -346,7 +360,7 @@ def test_resume_with_a_changed_architecture_or_a_truncated_backup(world, tmp_pat
     assert not os.path.exists(out) and not os.path.exists(out + ".lock")
 
 
-def test_a_second_run_into_the_same_output_is_refused(world, tmp_path):
+def test_a_second_run_into_the_same_output_is_refused(world, tmp_path, run_cli):
     _, base = world
     config = _config(tmp_path, base)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
