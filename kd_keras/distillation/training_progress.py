@@ -43,10 +43,6 @@ class TrainingProgress:
                                  name="progress_start")
         self.total = tf.Variable(0, dtype="int64", trainable=False,
                                  name="progress_total")
-        # Kept for the Distillers saved with it; evaluation always takes the
-        # last step trained (see `values`).
-        self.fitting = tf.Variable(0, dtype="int64", trainable=False,
-                                   name="progress_fitting")
         # name -> LastValue, one per scheduled (non-constant) quantity; held
         # here, out of Keras's automatic tracking.
         self.loggers = {}

@@ -228,9 +228,9 @@ class RunDir:
                              "remove it yourself")
         if resume:
             if not is_run_folder(self.path):
-                done = " (the run at OUTPUT is finished)" if is_run_folder(self.output) else ""
-                raise UsageError(f"--resume: no interrupted run to resume at {self.path}"
-                                 f"{done.replace('OUTPUT', self.output)}")
+                done = (f" (the run at {self.output} is finished)"
+                        if is_run_folder(self.output) else "")
+                raise UsageError(f"--resume: no interrupted run to resume at {self.path}{done}")
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
             # What its record lacks under the names the stages write is the
