@@ -228,12 +228,9 @@ def _artifact(job, tmp, fmt, q, sm_dir, onnx_proto, progress):
 
         def write(recipe):
             with times.measure(f"tflite/{q}"):
-                flatbuffer = tflite_export.convert_saved_model(
-                    sm_dir, recipe.quantization, job.calib, integer_io=job.integer_io,
-                    select_tf_ops=job.select_tf_ops, float_ops=recipe.float_ops,
-                )
-                extra = {} if q != "int8" else {"recipe": recipe.name}
-                tflite_export.write_tflite(path, flatbuffer, q, labels=job.labels, **extra)
+                tflite_export.build_tflite(path, sm_dir, q, recipe, job.calib, labels=job.labels,
+                                           integer_io=job.integer_io,
+                                           select_tf_ops=job.select_tf_ops)
     else:
         if "proto" not in onnx_proto:
             with times.measure("onnx/convert"):

@@ -146,22 +146,21 @@ def export_text_tflite(tmp, sm_dir, labels, text_set, quantization, calibration_
     path = os.path.join(tmp, "tflite", f"model_text{suffix}.tflite")
     signature = saved_model_export.TEXT_SIGNATURE
 
+    calibration = None
+    if quantization == "int8":
+        encoded = [t.encode("utf-8")
+                   for t in as_texts(calibration_texts, "text.representative_text")]
+        calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
+
     def write(recipe):
         with times.measure(f"tflite/{quantization}/text"):
-            flatbuffer = tflite_export.convert_saved_model(
-                sm_dir, recipe.quantization, calibration, tftext_custom_ops=True,
-                signature=signature, float_ops=recipe.float_ops)
-            extra = {} if quantization != "int8" else {"recipe": recipe.name}
-            tflite_export.write_tflite(path, flatbuffer, quantization, labels=labels,
-                                       tftext_custom_ops=True, signature=signature, **extra)
+            tflite_export.build_tflite(path, sm_dir, quantization, recipe, calibration,
+                                       labels=labels, tftext_custom_ops=True,
+                                       signature=signature)
 
     if quantization != "int8":
-        calibration = None
         write(int8_recipes.Int8Recipe(quantization, quantization))
         return _entry("tflite", quantization, path, tmp, text_set, latency_runs, times)
-    encoded = [t.encode("utf-8")
-               for t in as_texts(calibration_texts, "text.representative_text")]
-    calibration = {TEXT_INPUT: np.array(encoded, dtype=object)}
     # The recipes are scored against the float SavedModel's `serving_text`
     # (the same graph, verified against Keras on its own entry).
     scored = {TEXT_INPUT: calibration[TEXT_INPUT][:int8_recipes.CHECK_EXAMPLES]}

@@ -285,3 +285,34 @@ def write_tflite(
     with open(sidecar_path(path), "w") as f:
         json.dump(metadata, f, indent=2)
     return metadata
+
+
+def build_tflite(path, saved_model_dir, quantization, recipe, representative_data=None,
+                 labels=None, tftext_custom_ops=False, signature="serving_default",
+                 **convert_options):
+    """Converts a SavedModel signature with an int8 recipe and writes it:
+    every TFLite artifact of an export (token ids or raw text) is built so.
+
+    Args:
+        path: the `.tflite` file to write.
+        saved_model_dir: the SavedModel version directory.
+        quantization: the artifact's quantization, recorded in its sidecar.
+        recipe: a `kd_keras.export.int8_recipes.Int8Recipe` (its
+            `quantization` and `float_ops` go to the converter; for an
+            `"int8"` artifact, its name is recorded as `recipe`).
+        representative_data: calibration inputs, for int8.
+        labels, tftext_custom_ops, signature: as `write_tflite` takes them
+            (the last two go to the converter too).
+        **convert_options: more `convert_saved_model` options (`integer_io`,
+            `select_tf_ops`).
+
+    Returns:
+        The sidecar's metadata dict.
+    """
+    flatbuffer = convert_saved_model(
+        saved_model_dir, recipe.quantization, representative_data,
+        tftext_custom_ops=tftext_custom_ops, signature=signature, float_ops=recipe.float_ops,
+        **convert_options)
+    extra = {"recipe": recipe.name} if quantization == "int8" else {}
+    return write_tflite(path, flatbuffer, quantization, labels=labels,
+                        tftext_custom_ops=tftext_custom_ops, signature=signature, **extra)
