@@ -6,9 +6,9 @@ TF-Text custom ops (`--runtime tflite`). `OUTPUT_OR_ARTIFACT` is a
 `kd-keras distill` output folder, an export folder (with `report.json`), a
 SavedModel folder (`saved_model/<name>` or one of its versions) or a
 `.tflite` file. Prints one line per sentence: class, probability, sentence.
-Sentences must be UTF-8 text. A `SENTENCE` of `-` reads one sentence per line
-from standard input (blank lines skipped), e.g. `kd-keras predict runs/demo -
-< reviews.txt`.
+Sentences must be UTF-8 text, and not blank. A `SENTENCE` of `-` reads one
+sentence per line from standard input (blank lines skipped), e.g.
+`kd-keras predict runs/demo - < reviews.txt`.
 """
 
 import os
@@ -227,8 +227,13 @@ def read_sentences(stream):
 
 def _with_stdin(sentences):
     """The command line's sentences, checked as numbered there, with `-`
-    replaced by the lines of standard input."""
+    replaced by the lines of standard input. A blank one is refused, as
+    standard input's blank lines are skipped: typed as an argument, it is
+    likely an unset shell variable, not a sentence to classify."""
     sentences = _checked_sentences(sentences)
+    for i, sentence in enumerate(sentences, 1):
+        if not sentence.strip():
+            raise UsageError(f"SENTENCE {i}: blank; give the text to classify")
     if sentences.count(STDIN) > 1:
         raise UsageError(f"SENTENCE: {STDIN} (standard input) can be given once")
     if STDIN not in sentences:

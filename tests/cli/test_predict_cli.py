@@ -15,7 +15,7 @@ from export.conftest import export_text_model
 from kd_keras.cli import main
 from kd_keras.cli import predict
 
-SENTENCES = ["a gorgeous , witty , moving film", "dull and far too long", "",
+SENTENCES = ["a gorgeous , witty , moving film", "dull and far too long", "—",
              "Très élégant 😀", "word " * 40]
 NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl)",
                         re.M)
@@ -50,6 +50,17 @@ def test_prints_class_and_probability_per_sentence(exported, runtime, capsys):
         got_name, got_probability, got_sentence = line.split("\t")
         assert (got_name, got_sentence) == (name, sentence)
         assert abs(float(got_probability) - probability) <= 6e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
+def test_empty_sentence_from_python(exported, runtime):
+    # The command line refuses a blank SENTENCE; the library classifies one
+    # ([CLS] [SEP] alone) as the Keras student does.
+    [(name, probability)] = predict.predictions(exported.out_dir, [""], runtime=runtime)
+    [(expected_name, expected_probability, _)] = _expected_lines(exported, [""])
+    assert name == expected_name
+    assert abs(probability - expected_probability) <= 6e-4
 
 
 @pytest.mark.slow

@@ -62,6 +62,15 @@ def test_sentence_that_is_not_utf8(export_dir, capsys, runtime):
     _one_line_error(code, err, MESSAGE)
 
 
+@pytest.mark.parametrize("blank", ["", "  \t"], ids=["empty", "spaces"])
+def test_blank_sentence_on_the_command_line(export_dir, capsys, blank):
+    # Blank lines of standard input are skipped; one typed as an argument is
+    # a mistake (an unset shell variable), not a sentence to classify.
+    code, out, err = _predict(capsys, export_dir, "a good film", blank)
+    _one_line_error(code, err, "SENTENCE 2: blank; give the text to classify")
+    assert out == ""
+
+
 def test_bytes_on_the_command_line(export_dir):
     done = subprocess.run(
         [sys.executable, "-m", "kd_keras", "predict", export_dir, "--runtime", "tflite",
