@@ -26,6 +26,11 @@ WEB_DIR = os.path.dirname(os.path.abspath(__file__))
 
 MODEL_ROUTE = "/model.tflite"
 """Where the `--model` file is served (the page's default model address)."""
+TFLITE_IDENTIFIER = b"TFL3"
+"""A TFLite flatbuffer's file identifier, at bytes 4 to 8."""
+METADATA_NAME = b"TFLITE_METADATA"
+"""The name under which a MediaPipe model carries its tokenizer and labels."""
+SERVE_THIS = "serve a run's export/mediapipe/model.tflite"
 
 BUNDLE = os.path.join("node_modules", "@mediapipe", "tasks-text", "text_bundle.mjs")
 
@@ -93,14 +98,25 @@ def check_files(model=None, directory=WEB_DIR):
     Raises:
         FileNotFoundError: the model or MediaPipe's bundle (run `npm ci`) is
             missing.
+        ValueError: the model is a folder, not a TFLite file, or a TFLite
+            file without MediaPipe's metadata (the page could not run it).
     """
     if not os.path.isfile(os.path.join(directory, BUNDLE)):
         raise FileNotFoundError(f"{os.path.join(directory, BUNDLE)}: missing; run `npm ci` in "
                                 f"{directory} first")
     if model is None:
         return None
+    if os.path.isdir(model):
+        raise ValueError(f"{model}: is a folder, not a model file; {SERVE_THIS}")
     if not os.path.isfile(model):
         raise FileNotFoundError(f"{model}: no such model file")
+    with open(model, "rb") as f:
+        content = f.read()
+    if content[4:8] != TFLITE_IDENTIFIER:
+        raise ValueError(f"{model}: not a TFLite model")
+    if METADATA_NAME not in content:
+        raise ValueError(f"{model}: a TFLite model without MediaPipe's metadata (its "
+                         f"tokenizer and labels); {SERVE_THIS}")
     return os.path.abspath(model)
 
 
@@ -140,7 +156,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         server = start(args.model, args.port, verbose=True)
-    except OSError as e:  # a missing file, or the port is taken
+    except (OSError, ValueError) as e:  # a missing or wrong file, or the port is taken
         print(f"serve.py: error: {e}", file=sys.stderr)
         return 2
     print(f"Serving {WEB_DIR} at {server.url} (model: {server.model_path or 'none'}); "

@@ -40,6 +40,8 @@ EDGE_SENTENCES = [
     " ".join(["a dull, tedious and overlong story"] * 20),
 ]
 LAST_SENTENCE = "A warm, funny and beautifully acted film."
+# A TFLite flatbuffer's identifier, and the name MediaPipe's metadata has in it.
+PLACEHOLDER_MODEL = b"\x1c\x00\x00\x00TFL3 placeholder TFLITE_METADATA"
 
 
 def load_serve():
@@ -73,7 +75,7 @@ def server(tmp_path):
     (wasm_dir / "text_wasm_internal.wasm").write_bytes(b"\0asm\1\0\0\0")
     (tmp_path / "secret.txt").write_text("not for the page")
     model = tmp_path / "model.tflite"
-    model.write_bytes(b"TFL3 placeholder")
+    model.write_bytes(PLACEHOLDER_MODEL)
     srv = load_serve().start(str(model), directory=str(site))
     yield srv
     srv.shutdown()
@@ -92,7 +94,7 @@ def test_server_types_and_routes(server):
     wasm_type, wasm = get("node_modules/@mediapipe/tasks-text/wasm/text_wasm_internal.wasm")
     assert (wasm_type, wasm[:4]) == ("application/wasm", b"\0asm")
     # The model given to the server is the page's default model address.
-    assert get("model.tflite?v=1") == ("application/octet-stream", b"TFL3 placeholder")
+    assert get("model.tflite?v=1") == ("application/octet-stream", PLACEHOLDER_MODEL)
     # No folder listings, nothing outside the page's folder.
     for path in ("node_modules/", "../secret.txt", "%2e%2e/secret.txt", "../model.tflite/x"):
         with pytest.raises(urllib.error.HTTPError) as error:
@@ -106,6 +108,26 @@ def test_server_needs_npm_ci(tmp_path, capsys):
         serve.start(directory=str(tmp_path))
     assert serve.main(["--model", str(tmp_path / "missing.tflite")]) == 2
     assert "serve.py: error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "is a folder, not a model file; serve a run's export/mediapipe/model.tflite"),
+    (b"<html>not a model</html>", "not a TFLite model"),
+    (b"\x1c\x00\x00\x00TFL3 a model without metadata",
+     "a TFLite model without MediaPipe's metadata (its tokenizer and labels); serve a "
+     "run's export/mediapipe/model.tflite"),
+], ids=["folder", "not_tflite", "no_metadata"])
+def test_a_model_the_page_cannot_run_is_one_line(server, tmp_path, content, message):
+    # The page would fail in the browser with MediaPipe's own error instead.
+    model = tmp_path / "given"
+    if content is None:
+        model.mkdir()
+    else:
+        model.write_bytes(content)
+    # start(), not main(): a main() that took the file would serve forever.
+    with pytest.raises(ValueError) as error:
+        load_serve().start(str(model), directory=str(tmp_path / "site"))
+    assert str(error.value) == f"{model}: {message}"
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "²", "http"])
