@@ -143,6 +143,10 @@ def resolve(path, runtime=None, quantization="none"):
     if version is None:
         raise UsageError(
             f"{path}: holds no report.json, SavedModel or .tflite file")
+    if version != path:  # Found by listing: never trusted.
+        from kd_keras.export.safe_reading import check_inside
+
+        check_inside(path, version, os.path.relpath(version, path), root_name=path)
     if runtime == "tflite":
         raise UsageError(f"--runtime tflite: {path} is a SavedModel")
     return "saved_model", version

@@ -71,7 +71,7 @@ def resolve_path(out_dir, path, what):
     return check_inside(out_dir, os.path.join(out_dir, *kept), f"{what}: {path!r}")
 
 
-def check_inside(root, path, what):
+def check_inside(root, path, what, root_name="the export folder"):
     """Checks that `path`, symlinks followed, stays inside `root` and holds
     only regular files and folders.
 
@@ -86,6 +86,7 @@ def check_inside(root, path, what):
         root: the export folder.
         path: a path under `root`.
         what: how the message names `path`.
+        root_name: how the message names `root`.
 
     Returns:
         `path`.
@@ -108,7 +109,7 @@ def check_inside(root, path, what):
     pending, seen = [(path, what)], set()
     while pending:
         current, label = pending.pop()
-        real = _real_entry(real_root, current, label)
+        real = _real_entry(real_root, current, label, root_name)
         if real is None or real in seen:  # A file, nothing, or a folder seen.
             continue
         seen.add(real)
@@ -122,12 +123,12 @@ def check_inside(root, path, what):
     return path
 
 
-def _real_entry(real_root, path, what):
+def _real_entry(real_root, path, what, root_name):
     """The real path of a folder inside `real_root`; None for a regular
     file there or nothing at all; a `DataError` for anything else."""
     real = os.path.realpath(path)
     if os.path.commonpath([real_root, real]) != real_root:
-        raise DataError(f"{what}: leads outside the export folder (to {real})")
+        raise DataError(f"{what}: leads outside {root_name} (to {real})")
     try:
         mode = os.stat(real).st_mode
     except (FileNotFoundError, NotADirectoryError):

@@ -98,3 +98,17 @@ def test_saved_model_symlinked_out_of_the_folder(copy, tmp_path, capsys):
     code, out, err = _predict(capsys, copy, "a good film")
     _one_line_error(code, err, "'saved_model/tiny_text/1': leads outside the export folder")
     assert out == ""
+
+
+@pytest.mark.parametrize("given", ["saved_model", "saved_model/tiny_text"])
+def test_a_version_found_by_listing_that_leads_outside_is_refused(copy, tmp_path, capsys, given):
+    # A SavedModel folder without report.json: the newest version is found by
+    # listing, and a link to another model was run as if it were this one.
+    root = os.path.join(copy, "saved_model", "tiny_text")
+    shutil.copytree(os.path.join(root, "1"), tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", os.path.join(root, "7"))
+    folder = os.path.join(copy, given)
+    code, out, err = _predict(capsys, folder, "a good film")
+    shown = os.path.relpath(os.path.join(root, "7"), folder)
+    _one_line_error(code, err, f"{shown}: leads outside {folder} (to {tmp_path / 'elsewhere'})")
+    assert out == ""
