@@ -25,13 +25,17 @@ import shutil
 
 import numpy as np
 
+from kd_keras.errors import UsageError
 from kd_keras.errors import VerificationError
+from kd_keras.errors import first_of
 from kd_keras.export import export_model
 from kd_keras.export.layout import EXPORT_DIR
 from kd_keras.export.layout import REPORT_FILE
+from kd_keras.export.output_dir import EXPORT_MARKER
 from kd_keras.export.rejected import describe
 from kd_keras.files.atomic import atomic_path
 from kd_keras.files.json_files import read_json
+from kd_keras.files.ownership import foreign_files
 
 STAGE = "export"
 CALIBRATION_EXAMPLES = 200
@@ -75,8 +79,7 @@ def export_student(cfg, data, student, run):
     report_path = run.file(EXPORT_DIR, REPORT_FILE)
     if run.done(STAGE) is not None:
         return read_json(report_path)
-    if os.path.isdir(run.file(EXPORT_DIR)):  # An export this run began, not finished.
-        shutil.rmtree(run.file(EXPORT_DIR))
+    _remove_unrecorded_export(run.file(EXPORT_DIR))
     rng = np.random.default_rng(cfg.seed)
     train = data.ids["train"]
     chosen = rng.permutation(len(train))[:CALIBRATION_EXAMPLES]
@@ -89,6 +92,22 @@ def export_student(cfg, data, student, run):
         verbose=cfg.verbose)
     run.finish(STAGE, files=(EXPORT_DIR,))  # A resumed run checks every artifact's bytes.
     return read_json(report_path)
+
+
+def _remove_unrecorded_export(export_dir):
+    """Removes an export that an interrupted run wrote but did not record
+    (exporting again into it would keep its SavedModel as version 1 beside
+    the new one), unless it holds a file the export did not write."""
+    if not os.path.lexists(export_dir):
+        return
+    foreign = foreign_files(export_dir, EXPORT_MARKER) if os.path.isdir(export_dir) else None
+    if foreign is None:
+        raise UsageError(f"--resume: {export_dir} is not an export kd_keras wrote; move it "
+                         "out to resume")
+    if foreign:
+        raise UsageError(f"--resume: {export_dir} holds {first_of(foreign)}, which the "
+                         "interrupted export did not write; move it out to resume")
+    shutil.rmtree(export_dir)
 
 
 def rejection_error(report, output):

@@ -29,6 +29,7 @@ Every route ends in the same store, one teacher cache per split
 
 import dataclasses
 import functools
+import os
 from typing import Optional
 
 import keras
@@ -222,7 +223,8 @@ def _adapt_backbone(cfg, data, run, feature_cache_dir):
             outputs = _store(cfg, data, run, teachers.as_teacher(model),
                              {s: _strings(data.dataset.texts[s]) for s in SPLITS},
                              adapted.logits, features)
-        run.finish(ADAPTATION, {"route": route}, files=("teacher.weights.h5",))
+        run.finish(ADAPTATION, {"route": route},
+                   files=("teacher.weights.h5",) + ((FOLDER,) if labels_everything else ()))
     return TeacherState(teacher=teachers.as_teacher(model), model=model,
                         params=int(model.count_params()), route=route, reads_ids=False,
                         outputs=outputs)
@@ -386,5 +388,6 @@ def compute_outputs(cfg, data, state, run):
             cached = TeacherOutputs(directories, data.num_classes)
             _check_logits(cfg, data, {s: cached.logits(s) for s in SPLITS})
             outputs = cached
-    run.finish(OUTPUTS)
+    # A resumed run checks the store's bytes: another teacher's reads as well.
+    run.finish(OUTPUTS, files=(FOLDER,) if os.path.isdir(run.file(FOLDER)) else ())
     return outputs

@@ -16,7 +16,9 @@ vocabulary, cache) lie inside the `OUTPUT` it would replace.
 `OUTPUT.partial/` keeps the same record: its marker lists its files when
 the run opens it, after each stage and when the run stops, interrupted or
 failed, but only those under the names the stages write (`RUN_ENTRIES`),
-so a user's notes are never claimed. A run without `--resume` starts over
+so a user's notes are never claimed. `--resume` refuses a symlink or
+other special file anywhere in it, and a file under `backup/` that
+training does not write (`BACKUP_FILES`). A run without `--resume` starts over
 by deleting an interrupted `OUTPUT.partial/` only when it holds nothing
 else; a file added since stops it with one line, and the folder is left
 as it is.
@@ -26,6 +28,7 @@ import dataclasses
 import fnmatch
 import os
 import shutil
+import stat
 import sys
 import time
 
@@ -56,10 +59,22 @@ _NOT_FINGERPRINTED = ("verbose", "output")
 
 
 RUN_ENTRIES = ("config.json", STAGES_FILE, "stage_seconds.json", "teacher.weights.h5",
-               "teacher_outputs", "backup", "logs", "*.keras", "history*.json", "export",
+               "teacher_outputs", "backup", "logs", "student.keras",
+               "student_without_distillation.keras", "history*.json", "export",
                "vocab.txt", "results.json", "training_curves.png")
 """The names (`fnmatch` patterns) the stages write at the top of a run's
 folder; `tests/pipeline/test_workdir.py` checks them against full runs."""
+
+BACKUP_FILES = ("backup/*/latest.weights.h5", "backup/*/training_metadata.json",
+                "backup/*-early-stopping/early_stopping.json",
+                "backup/*-early-stopping/best-*.npz", "backup/*-ray/*")
+"""What training writes under `backup/` (Keras's `BackupAndRestore`, the
+early stopping's state, Ray Train's checkpoints): a resumed run takes these
+as the interrupted run's last epoch, and refuses anything else there, which
+`BackupAndRestore` would delete when training ends."""
+
+_SPECIAL = ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+            (stat.S_ISSOCK, "a socket"), (stat.S_ISBLK, "a device"), (stat.S_ISCHR, "a device"))
 
 
 FILES_KEY = "sha256"
@@ -231,6 +246,7 @@ class RunDir:
                 done = (f" (the run at {self.output} is finished)"
                         if is_run_folder(self.output) else "")
                 raise UsageError(f"--resume: no interrupted run to resume at {self.path}{done}")
+            self._check_resumable()
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
             # What its record lacks under the names the stages write is the
@@ -248,6 +264,25 @@ class RunDir:
         stages = os.path.join(self.path, STAGES_FILE)
         self._stages = self._read_stages(stages) if resume and os.path.lexists(stages) else {}
         self._record()
+
+    def _check_resumable(self):
+        """Refuses to resume on what kd_keras never writes in a run: a
+        symlink or other special file anywhere (followed, a `backup` link
+        would let training delete a folder elsewhere), or a file under
+        `backup/` that training does not write (`BACKUP_FILES`)."""
+        for root, dirs, names in os.walk(self.path):
+            for name in dirs + names:
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, self.path).replace(os.sep, "/")
+                mode = os.lstat(path).st_mode
+                kind = next((kind for test, kind in _SPECIAL if test(mode)), None)
+                if kind is not None:
+                    raise UsageError(f"--resume: {self.path} holds {rel}, {kind}, which "
+                                     "kd_keras never writes; remove it yourself to resume")
+                if (rel.startswith("backup/") and stat.S_ISREG(mode)
+                        and not any(fnmatch.fnmatchcase(rel, p) for p in BACKUP_FILES)):
+                    raise UsageError(f"--resume: {self.path} holds {rel}, which the "
+                                     "interrupted run did not write; move it out to resume")
 
     def _progress_shown(self):
         """What an interrupted run had finished, for the starting-over line."""

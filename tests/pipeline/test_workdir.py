@@ -348,3 +348,82 @@ def test_resume_on_a_finished_run_says_it_is_finished(tmp_path):
     with pytest.raises(UsageError, match=rf"no interrupted run to resume at {out}.partial "
                                          rf"\(the run at {out} is finished\)"):
         RunDir(out, CFG, resume=True)
+
+
+def _a_folder_outside(tmp_path):
+    victim = tmp_path / "victim"
+    (victim / "distill").mkdir(parents=True)
+    (victim / "distill" / "precious.txt").write_text("mine")
+    return victim
+
+
+@pytest.mark.parametrize("where", ["backup", "backup/distill", "teacher_outputs/train",
+                                   "student.keras"])
+def test_a_resume_refuses_a_symlink_inside_the_run(tmp_path, where):
+    # Followed, a `backup` link let Keras's BackupAndRestore delete
+    # `victim/distill` when training ended.
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    victim = _a_folder_outside(tmp_path)
+    link = os.path.join(partial, *where.split("/"))
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(victim, link)
+    with pytest.raises(UsageError) as e:
+        RunDir(out, CFG, resume=True)
+    assert str(e.value) == (f"--resume: {partial} holds {where}, a symlink, which kd_keras "
+                            "never writes; remove it yourself to resume")
+    assert (victim / "distill" / "precious.txt").read_text() == "mine"
+    assert os.path.islink(link)
+
+
+def test_a_resume_refuses_a_fifo_instead_of_waiting_on_it(tmp_path):
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    stages = os.path.join(partial, "stages.json")
+    os.remove(stages)
+    os.mkfifo(stages)
+    with pytest.raises(UsageError) as e:
+        RunDir(out, CFG, resume=True)
+    assert str(e.value) == (f"--resume: {partial} holds stages.json, a FIFO, which kd_keras "
+                            "never writes; remove it yourself to resume")
+
+
+@pytest.mark.parametrize("name", ["backup/mine.txt", "backup/distill/notes.txt",
+                                  "backup/distill-early-stopping/best.txt"])
+def test_a_resume_refuses_a_users_file_in_the_backup(tmp_path, name):
+    # Keras's BackupAndRestore deletes its folder when training ends, and the
+    # run deletes `backup/` once finished: a user's file there would go.
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    for killed in ("backup/distill/latest.weights.h5", "backup/distill/training_metadata.json",
+                   "backup/distill-early-stopping/best-2.npz",
+                   "backup/distill-ray/checkpoint_000001/model.keras"):
+        path = os.path.join(partial, *killed.split("/"))  # A SIGKILLed run's last epoch.
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+    mine = os.path.join(partial, *name.split("/"))
+    os.makedirs(os.path.dirname(mine), exist_ok=True)
+    with open(mine, "w") as f:
+        f.write("mine")
+    with pytest.raises(UsageError) as e:
+        RunDir(out, CFG, resume=True)
+    assert str(e.value) == (f"--resume: {partial} holds {name}, which the interrupted run "
+                            "did not write; move it out to resume")
+    assert open(mine).read() == "mine"
+    os.remove(mine)
+    RunDir(out, CFG, resume=True).close()  # The killed run's own files are its.
+    from kd_keras.files.ownership import foreign_files
+    assert foreign_files(partial, MARKER) == []
+
+
+def test_a_resume_does_not_claim_a_users_model(tmp_path):
+    # Claimed, `mymodel.keras` was listed as the run's, and the next run
+    # into the same output deleted it.
+    from kd_keras.files.ownership import foreign_files
+
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    with open(os.path.join(partial, "mymodel.keras"), "w") as f:
+        f.write("mine")
+    RunDir(out, CFG, resume=True).close()
+    assert foreign_files(partial, MARKER) == ["mymodel.keras"]
