@@ -46,9 +46,10 @@ from kd_keras.files.atomic import atomic_path
 from kd_keras.files.atomic import leftover_target
 from kd_keras.files.hashing import sha256_path
 
-# The temporary names earlier kd_keras versions gave ("." + a prefix, or
-# ".tmp-" + mkstemp's 8 characters), still cleaned up when found.
-_OLD_TEMP_PATTERN = re.compile(r"\.kd-cache-tmp-[a-z0-9_]+|\.tmp-[a-z0-9_]{8}")
+# The temporary names an earlier kd_keras version gave, still cleaned up
+# when found. (Another gave ".tmp-" and 8 characters, which a user's file
+# may be named too: those are left alone.)
+_OLD_TEMP_PATTERN = re.compile(r"\.kd-cache-tmp-[a-z0-9_]+")
 
 
 def _is_own_name(name):

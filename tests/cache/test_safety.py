@@ -65,6 +65,7 @@ def test_overwrite_deletes_only_names_the_cache_writes(tmp_path):
         "logits-00001.npy.bak": PRECIOUS,
         "metadata.json.orig": PRECIOUS,
         ".tmp-my-notes.txt": PRECIOUS,
+        ".tmp-20240101": PRECIOUS,  # As an early version's temp files were named.
     }
     for name, data in user_files.items():
         (cache / name).write_bytes(data)

@@ -93,7 +93,7 @@ def test_not_an_npy_file_is_damage(tmp_path):
         ("logits-00000.npy", True),
         ("feature3-123456.npy", True),
         (".kd-cache-tmp-abc_12", True),
-        (".tmp-abcd1234", True),
+        (".tmp-abcd1234", False),  # A user's name too: never deleted.
         (".metadata.json.tmp-0a1b2c3d", True),
         (".logits-00000.npy.tmp-0a1b2c3d", True),
         ("../logits-00000.npy", False),
