@@ -56,8 +56,9 @@ class OnnxTeacher(Teacher):
 
     Args:
         path: the `.onnx` file.
-        output_name: the graph output that holds the logits; `None` takes
-            the first output.
+        output_name: the graph output that holds the logits; `None` for
+            a graph with one output (several are refused: which one holds
+            the logits is the caller's to say).
 
     Example:
 
@@ -84,6 +85,10 @@ class OnnxTeacher(Teacher):
             raise UsageError(f"{path}: not a valid ONNX model ({e})") from e
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
+        if output_name is None and len(outputs) != 1:
+            raise UsageError(f"{path} returns several outputs {outputs}; choose one with "
+                             "output_name=... in Python, or export a model whose only "
+                             "output is the logits")
         if output_name is None:
             output_name = outputs[0]
         elif output_name not in outputs:

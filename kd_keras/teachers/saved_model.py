@@ -71,7 +71,8 @@ class SignatureLayer(keras.layers.TFSMLayer):
             raise UsageError(
                 f"{self.filepath}: SavedModel endpoint '{self.call_endpoint}' "
                 f"returns several outputs {sorted(names)}; choose one with "
-                "output_key=...")
+                "output_key=... in Python, or export a model whose only output is "
+                "the logits")
         return next(iter(names))
 
     def get_config(self):

@@ -95,7 +95,9 @@ def test_saved_model_signature_runs_in_graph(tmp_path, rng):
     # Refused as the teacher loads, in one line (not inside Keras's call).
     with pytest.raises(ValueError, match=rf"^{path}: SavedModel endpoint 'serving_default' "
                                          r"returns several outputs \['logits', "
-                                         r"'probabilities'\]; choose one with output_key=...$"):
+                                         r"'probabilities'\]; choose one with output_key=... "
+                                         r"in Python, or export a model whose only output is "
+                                         r"the logits$"):
         load_teacher(path)
     with pytest.raises(ValueError, match=rf"^{path}: SavedModel endpoint 'serving_default' "
                                          r"has no output 'scores'"):
