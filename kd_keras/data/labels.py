@@ -114,7 +114,7 @@ def encode_files(files, label_names=None):
     their order. A `DataError`, naming the file and line, stops two
     spellings of one class (`1` and `01`, `1` and `1.0`, JSON `1` and
     `"1"`), a number label that is not whole (`0.5`), a mix of names and
-    numbers, and a label outside `label_names`.
+    numbers, a name with a line break, and a label outside `label_names`.
 
     Args:
         files: a list of `LabelledFile`s (one per split).
@@ -135,6 +135,11 @@ def encode_files(files, label_names=None):
     for f_index, f in enumerate(files):
         for i, value in enumerate(f.labels):
             first.setdefault(_key(value), (f_index, i))
+    for f, i in first.values():  # Before any work: the export lists names one a line.
+        if any(c in _name(files[f].labels[i]) for c in "\r\n"):
+            raise DataError(f"{files[f].where(i)}: class name {_shown(files[f].labels[i])} "
+                            "holds a line break; the exported models list class names one "
+                            "a line")
     by_name = {}
     for k, (f, i) in first.items():
         name = _name(files[f].labels[i])
@@ -154,6 +159,9 @@ def encode_files(files, label_names=None):
         for n in label_names:
             if label_names.count(n) > 1:
                 raise DataError(f"data.labels: class {n!r} is listed twice")
+            if "\n" in n or "\r" in n:
+                raise DataError(f"data.labels: class {n!r} holds a line break; the exported "
+                                "models list class names one a line")
         for k, (f, i) in first.items():
             if _name(files[f].labels[i]) not in label_names:
                 raise DataError(

@@ -303,6 +303,9 @@ def _read_jsonl(path, text_column, label_column):
                 raise DataError(f"{path}: line {line}: text {text_column!r} holds a lone "
                                 "surrogate escape (\\ud800-\\udfff), which is no "
                                 "character") from None
+            if "\x00" in text:  # As in TSV and CSV: the tokenizer stops at it.
+                raise DataError(f"{path}: line {line}: text {text_column!r} holds a NUL "
+                                "character (\\u0000), where the tokenizer would cut it")
             texts.append(text)
             labels.append(_json_label(record[label_column], path, line, label_column))
             lines.append(line)

@@ -150,6 +150,62 @@ def case_saved_model_teacher_table_smaller_than_the_vocabulary(tmp, base):
         "small_table cannot read the student's largest id 30521 ("
 
 
+def case_teacher_with_two_outputs(tmp, base):
+    # It crashed in the labelling with a traceback, or read as [2, n, 2] logits.
+    two = _keras_file(tmp, "two.keras", lambda ids: [
+        keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(
+            keras.layers.Embedding(30522, 4)(ids))), keras.layers.Dense(3)(
+            keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30522, 4)(ids)))],
+        inputs=keras.Input((12,), dtype="int32"))
+    return ["distill", _config(tmp, base, **{"teacher.model": two})], \
+        f"teacher.model: {two} has 2 outputs"
+
+
+def case_onnx_teacher_with_two_outputs(tmp, base):
+    # Its first output was taken without a word.
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("Slice", ["f", "zero", "two", "one"], ["logits"]),
+         helper.make_node("Slice", ["f", "zero", "three", "one"], ["other"])],
+        "teacher", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, 12])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2]),
+         helper.make_tensor_value_info("other", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor(n, TensorProto.INT64, [1], [v])
+         for n, v in (("zero", 0), ("one", 1), ("two", 2), ("three", 3))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp / "two.onnx"))
+    return ["distill", _config(tmp, base, **{"teacher.model": str(tmp / "two.onnx")})], \
+        "two.onnx returns several outputs ['logits', 'other']"
+
+
+JSONL_COLUMNS = {"data.text_column": "text", "data.label_column": "label"}
+
+
+def case_class_name_with_a_line_break(tmp, base):
+    # Refused at the export, after the teacher and the training.
+    rows = "".join(json.dumps({"text": f"text {i}", "label": ["good", "not\ngood"][i % 2]}) + "\n"
+                   for i in range(40))
+    train = _file(tmp, "lines.jsonl", rows)
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None,
+                                          **JSONL_COLUMNS})], \
+        "lines.jsonl: line 2: class name 'not\\ngood' holds a line break"
+
+
+def case_nul_in_a_jsonl_text(tmp, base):
+    # The tokenizer dropped what follows a NUL; the exported one kept it.
+    rows = "".join(json.dumps({"text": f"text {i}" + ("\u0000 x" if i == 5 else ""),
+                               "label": i % 2}) + "\n" for i in range(40))
+    train = _file(tmp, "nul.jsonl", rows)
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None,
+                                          **JSONL_COLUMNS})], \
+        "nul.jsonl: line 6: text 'text' holds a NUL character"
+
+
 def case_output_under_a_file(tmp, base):
     blocker = _file(tmp, "blocker", "a file")
     return ["distill", _config(tmp, base, output=os.path.join(blocker, "run"))], \
@@ -280,7 +336,9 @@ CASES = [case_lr_inf, case_builtin_split_leaving_empty_splits, case_teacher_nan_
          case_merged_label_spellings, case_one_class, case_teacher_class_count,
          case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields,
          case_export_multi_output, case_export_string_input, case_export_nan_calibration,
-         case_export_no_class_axis]
+         case_export_no_class_axis, case_teacher_with_two_outputs,
+         case_onnx_teacher_with_two_outputs, case_class_name_with_a_line_break,
+         case_nul_in_a_jsonl_text]
 
 
 @pytest.fixture
