@@ -28,7 +28,9 @@ The three callbacks are public, in `kd_keras.callbacks`.
 """
 
 import dataclasses
+import itertools
 import os
+import sys
 
 import keras
 import numpy as np
@@ -329,6 +331,11 @@ def baseline_epochs(cfg, data, run, strategy=None, extra_callbacks=None):
         The number of epochs, at least 1 when `distill.epochs` is.
     """
     fit_rows, held = held_out_rows(data.labels["train"], cfg.seed)
+    if held is None and cfg.distill.early_stopping is not None and cfg.verbose:
+        needed = next(n for n in itertools.count(1) if round(HELD_OUT * n) >= MIN_HELD_OUT)
+        print(f"baseline: {len(fit_rows)} labelled training rows are too few to hold a tenth "
+              f"out (it takes {needed}); it trains distill.epochs ({cfg.distill.epochs})",
+              file=sys.stderr)
     if cfg.distill.early_stopping is None or held is None or not cfg.distill.epochs:
         return cfg.distill.epochs
     if run.done(EPOCHS_KIND) is None:

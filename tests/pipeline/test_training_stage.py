@@ -92,3 +92,23 @@ def test_a_baseline_batch_that_does_not_split_over_replicas_is_refused(tmp_path,
     cfg = load_config(tiny_run.write_config(tmp_path / "run.yaml", base, **{
         "distill.batch_size": 15, "distill.baseline": False}))
     check_strategy(cfg, mirrored_strategy)  # The Distiller alone builds from one replica.
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_a_baseline_too_small_to_hold_rows_out_says_so(capsys, verbose):
+    # It trained distill.epochs without a word, where the docs promise
+    # epochs chosen on a held-out tenth.
+    import types
+
+    from kd_keras.config import parse_config
+    from kd_keras.pipeline.training_stage import baseline_epochs
+
+    cfg = parse_config({"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+                        "distill": {"epochs": 4, "early_stopping": {"patience": 1}},
+                        "verbose": verbose})
+    data = types.SimpleNamespace(labels={"train": np.array([0, 1, -1] * 7)})
+    assert baseline_epochs(cfg, data, run=None) == 4
+    err = capsys.readouterr().err
+    expected = ("baseline: 14 labelled training rows are too few to hold a tenth out (it "
+                "takes 15); it trains distill.epochs (4)\n")
+    assert err == (expected if verbose else "")
