@@ -71,6 +71,14 @@ class PreparedData:
         h.update(repr(list(self.dataset.label_names)).encode())
         return h.hexdigest()[:16]
 
+    def split_digests(self):
+        """`{split: short hash}` of each split's ids, labels and texts, to
+        name the split that changed since an interrupted run."""
+        return {split: chunk_digest({"ids": np.ascontiguousarray(self.ids[split]),
+                                     "labels": np.asarray(self.labels[split], np.int64),
+                                     "texts": np.asarray(self.dataset.texts[split], object)})[:16]
+                for split in SPLITS}
+
     def texts_digest(self):
         """A short hash of every split's raw texts: what a teacher that reads
         text sees, past the student's sequence length too."""

@@ -77,15 +77,32 @@ def _input_digests(cfg):
             if key in RESUME_INPUTS and os.path.exists(path)}
 
 
+def _source(cfg, split):
+    """Where a split's examples come from, for messages: its file, else the
+    file (or built-in dataset) it was carved from."""
+    d = cfg.data
+    if getattr(d, split) is not None:
+        return f"data.{split}: {getattr(d, split)}"
+    return (f"carved from data.train: {d.train}" if d.train is not None
+            else f"data.builtin: {d.builtin}")
+
+
 def _record_data(run, data, cfg):
     """Records what the run reads (the data's ids, labels and texts; the
     teacher's and vocabulary's files), and refuses a resumed run whose
     inputs changed: its finished stages were computed from the old ones.
     A record without a part (written by an earlier kd_keras) skips it."""
     now = {"digest": data.digest(), "texts": data.texts_digest(),
-           "inputs": _input_digests(cfg)}
+           "split_digests": data.split_digests(), "inputs": _input_digests(cfg)}
     record = run.done("data")
     if record is not None:
+        before = record.get("split_digests")  # Earlier versions recorded none.
+        changed = [s for s in now["split_digests"]
+                   if isinstance(before, dict) and before.get(s) != now["split_digests"][s]]
+        if changed:
+            raise UsageError(f"--resume: the {changed[0]} split changed since the interrupted "
+                             f"run ({_source(cfg, changed[0])}); run without --resume to "
+                             "start over")
         if any(record.get(k, now[k]) != now[k] for k in ("digest", "texts")):
             raise UsageError("--resume: the data changed since the interrupted run; "
                              "run without --resume to start over")

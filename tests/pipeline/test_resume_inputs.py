@@ -44,7 +44,8 @@ def _last_word_changed(path):
                                       "run (its files' contents differ)"),
     ("vocab.txt", lambda p: open(p, "a").write("zebra\n"),
      "--resume: student.vocabulary changed since the interrupted run"),
-    ("test.tsv", _last_word_changed, "--resume: the data changed since the interrupted run"),
+    ("test.tsv", _last_word_changed, "--resume: the test split changed since the interrupted "
+                                     "run (data.test: {})"),
 ])
 def test_a_changed_input_is_refused_and_the_partial_run_kept(
         tmp_path, monkeypatch, capsys, name, change, message):
@@ -56,6 +57,7 @@ def test_a_changed_input_is_refused_and_the_partial_run_kept(
     partial = base["output"] + ".partial"
     before = sorted(os.listdir(partial))
     status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    message = message.format(path)
     assert status == 2 and len(lines) == 1 and message in lines[0], lines
     assert sorted(os.listdir(partial)) == before  # Nothing of the interrupted run lost.
     shutil.copyfile(kept, path)  # Put back, the run resumes and finishes.
