@@ -66,6 +66,8 @@ from kd_keras.export.inputs import num_examples
 from kd_keras.export.inputs import slice_inputs
 from kd_keras.export.job import prepare_job
 from kd_keras.files.hashing import sha256_path
+from kd_keras.files.lock import acquire_lock
+from kd_keras.files.lock import release_lock
 
 
 class ExportMismatchError(VerificationError):
@@ -155,8 +157,9 @@ def export_model(
                             validation_data, labels, name, text, opset, latency_runs)
     job.integer_io, job.select_tf_ops = integer_io, select_tf_ops
     tmp = output_dir.staging_dir(out_dir)
-    progress = None
+    progress = locked = None
     try:
+        locked = acquire_lock(out_dir, "out_dir")  # One export commits into a folder at a time.
         plan, skipped = _plan(job.formats, job.quantization)
         progress = tqdm(total=len(plan) * 2 + _text_steps(job, plan), desc="export",
                         unit="step", leave=False,
@@ -181,6 +184,9 @@ def export_model(
             progress.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if locked is not None:
+            release_lock(out_dir)
     return report_lib.with_paths_under(report, out_dir)
 
 

@@ -36,12 +36,13 @@ LOCK_SUFFIX = ".lock"
 _HELD = {}  # Lock path -> the open file this process holds its `flock` through.
 
 
-def acquire_lock(output):
+def acquire_lock(output, what="output"):
     """Creates `OUTPUT.lock`, naming this process, or refuses when another
     live kd-keras process holds it (a stale lock is taken over).
 
     Args:
         output: the folder the run writes.
+        what: how messages name it (`"output"`, `"OUT_DIR"`).
 
     Returns:
         The lock file's path.
@@ -57,12 +58,12 @@ def acquire_lock(output):
     if path in _HELD:  # Taken again by its holder: the old handle goes.
         os.close(_HELD.pop(path))
     for _ in range(3):
-        fd = _open(path)
+        fd = _open(path, what)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            _refuse(path, output, _read_lock(path), held=True)
+            _refuse(path, output, _read_lock(path), True, what)
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:  # Released (removed) between open and flock.
@@ -74,28 +75,28 @@ def acquire_lock(output):
             other = _read_lock(path)
             if not _stale(other):
                 os.close(fd)
-                _refuse(path, output, other, held=False)
+                _refuse(path, output, other, False, what)
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({**owner(), "started": time.time(), "flock": 1}).encode())
         _HELD[path] = fd
         return path
-    raise UsageError(f"output: cannot take the lock {path}")
+    raise UsageError(f"{what}: cannot take the lock {path}")
 
 
-def _open(path):
+def _open(path, what):
     """The lock file opened for writing (created if missing), never through
     a symlink, and only when it is a regular file."""
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise UsageError(f"output: the lock file {path} is a symlink; remove it "
+            raise UsageError(f"{what}: the lock file {path} is a symlink; remove it "
                              "yourself") from None
-        raise UsageError(f"output: cannot open the lock file {path} ({e.strerror}); remove "
+        raise UsageError(f"{what}: cannot open the lock file {path} ({e.strerror}); remove "
                          "it yourself if no kd-keras run is writing there") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UsageError(f"output: the lock file {path} is not a regular file; remove it "
+        raise UsageError(f"{what}: the lock file {path} is not a regular file; remove it "
                          "yourself")
     return fd
 
@@ -110,21 +111,21 @@ def _stale(other):
     return {k: other.get(k) for k in ("pid", "host")} == owner() or is_gone(other)
 
 
-def _refuse(path, output, other, held):
+def _refuse(path, output, other, held, what):
     """The one-line refusal of a lock another run holds (or may hold)."""
     pid = other.get("pid")
     if not isinstance(pid, int):
         if held:
-            raise UsageError(f"output: {output} is being written by another kd-keras run "
+            raise UsageError(f"{what}: {output} is being written by another kd-keras run "
                              f"(lock file {path})") from None
         raise UsageError(
-            f"output: the lock file {path} names no process (empty or damaged), so "
+            f"{what}: the lock file {path} names no process (empty or damaged), so "
             f"no live kd-keras run is known to hold it; if none is writing {output}, "
             f"remove {path} and run again") from None
     raise UsageError(
-        f"output: {output} is being written by another kd-keras run (pid {pid} on "
+        f"{what}: {output} is being written by another kd-keras run (pid {pid} on "
         f"{other.get('host', '?')}, lock file {path}); wait for it to finish, or write "
-        "elsewhere (--output)") from None
+        f"elsewhere{' (--output)' if what == 'output' else ''}") from None
 
 
 def _read_lock(path):

@@ -60,7 +60,7 @@ _NOT_FINGERPRINTED = ("verbose", "output")
 
 RUN_ENTRIES = ("config.json", STAGES_FILE, "stage_seconds.json", "teacher.weights.h5",
                "teacher_outputs", "backup", "logs", "student.keras",
-               "student_without_distillation.keras", "history*.json", "export",
+               "student_without_distillation.keras", "history*.json", "export", "export.lock",
                "vocab.txt", "results.json", "training_curves.png")
 """The names (`fnmatch` patterns) the stages write at the top of a run's
 folder; `tests/pipeline/test_workdir.py` checks them against full runs."""

@@ -137,3 +137,30 @@ def test_the_saved_model_path_and_the_name_clients_call_are_printed(digits_files
     path = tmp_path / "out" / "saved_model" / "digits-v2.1" / "1"
     assert f"TF Serving model 'digits-v2.1', version 1: {path}" in stdout.splitlines()
     assert os.path.isfile(path / "saved_model.pb")
+
+
+def test_a_second_export_into_the_same_folder_is_refused(digits_files, capsys, tmp_path):
+    # Two exports into one OUT_DIR each staged, then replaced the other's.
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "out")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(out + ".lock", "w") as f:  # A live kd-keras export holds it.
+            json.dump({"pid": sleeper.pid, "host": socket.gethostname()}, f)
+        assert main(["export", str(digits_files / "student.keras"), out,
+                     "--formats", "saved_model"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"kd-keras export: error: out_dir: {out} is being written by "
+                              f"another kd-keras run (pid {sleeper.pid}"), err
+        assert err.endswith("wait for it to finish, or write elsewhere\n")
+        assert sorted(os.listdir(tmp_path)) == ["out.lock"]  # No staging folder left.
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert main(["export", str(digits_files / "student.keras"), out,
+                 "--formats", "saved_model"]) == 0
+    assert not os.path.exists(out + ".lock")  # Released when done.
