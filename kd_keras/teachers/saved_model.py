@@ -159,11 +159,19 @@ class SavedModelTeacher(KerasTeacher):
                 shape=tuple(spec.shape[1:]), dtype=spec.dtype.name, name=name
             )
 
-        if isinstance(specs, dict):
+        if isinstance(specs, dict) and len(specs) == 1:
+            # One named input: the model takes a tensor (called on one, a
+            # model built on a dict warns on every call), the layer a dict.
+            (name, spec), = specs.items()
+            inputs = to_input(name, spec)
+            outputs = layer({name: inputs})
+        elif isinstance(specs, dict):
             inputs = {name: to_input(name, spec) for name, spec in specs.items()}
+            outputs = layer(inputs)
         else:
             inputs = to_input(specs.name or "inputs", specs)
-        model = keras.Model(inputs, layer(inputs), name="saved_model_teacher")
+            outputs = layer(inputs)
+        model = keras.Model(inputs, outputs, name="saved_model_teacher")
         super().__init__(model)
         self._fingerprint = None  # Its files' digest, hashed once at the first call.
 

@@ -285,3 +285,21 @@ def test_an_onnx_model_of_a_fixed_batch_size_runs_any_batch(tmp_path, rng, rows)
     with pytest.raises(ValueError, match=r"fixed.onnx: unexpected option\(s\) \['output_key'\] "
                                          r"\(known: output_name\)$"):
         load_teacher(str(tmp_path / "fixed.onnx"), output_key="logits")
+
+
+def test_a_one_input_saved_model_teacher_runs_without_a_warning(tmp_path, rng):
+    # Its signature names its one input: called on an array, Keras warned
+    # that "the structure of `inputs` doesn't match" on every run.
+    import warnings
+
+    from kd_keras.teachers.forward import teacher_logits
+
+    ids = keras.Input((6,), dtype="int32")
+    model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(
+        keras.layers.Embedding(50, 4)(ids))))
+    model.export(str(tmp_path / "sm"), verbose=False)
+    x = rng.integers(0, 50, size=(5, 6)).astype("int32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logits = teacher_logits(load_teacher(str(tmp_path / "sm")), x)
+    np.testing.assert_allclose(logits, model.predict(x, verbose=0), atol=1e-6)
