@@ -76,8 +76,8 @@ def one_line(error):
 
     >>> one_line(ValueError("x.tsv: no examples\\n(details)"))
     'x.tsv: no examples'
-    >>> print(one_line(DataError("/tmp/no\\nsuch: no such file")))
-    /tmp/no\\nsuch: no such file
+    >>> print(one_line(DataError("runs/no\\nsuch: no such file")))
+    runs/no\\nsuch: no such file
     >>> one_line(EOFError())
     'EOFError'
     """

@@ -16,7 +16,7 @@ from kd_keras.errors import one_line
     [
         (ValueError("x.tsv: no examples\n(details)"), "x.tsv: no examples"),
         # kd_keras writes one line: a newline in it comes from a value (a path).
-        (DataError("/tmp/no\nsuch: no such file"), "/tmp/no\\nsuch: no such file"),
+        (DataError("runs/no\nsuch: no such file"), "runs/no\\nsuch: no such file"),
         (ValueError("\n  padded first line  \nsecond"), "padded first line"),
         (KeyError("labels"), "labels"),  # Not "'labels'", as str() gives.
         (EOFError(), "EOFError"),  # No message: its type, not "EOFError()".
