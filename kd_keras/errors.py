@@ -62,10 +62,6 @@ class Terminated(KeyboardInterrupt):
 def one_line(error):
     """The first line of an error's message (its type's name when it has none).
 
-    kd_keras's own errors are one line by design: a newline in one comes
-    from a value (a path), so it is shown as `\\n` instead of cutting the
-    message short.
-
     Args:
         error: an exception.
 
@@ -74,18 +70,14 @@ def one_line(error):
 
     Example:
 
-    >>> one_line(ValueError("x.tsv: no examples\\n(details)"))
+    >>> one_line(DataError("x.tsv: no examples\\n(details)"))
     'x.tsv: no examples'
-    >>> print(one_line(DataError("runs/no\\nsuch: no such file")))
-    runs/no\\nsuch: no such file
     >>> one_line(EOFError())
     'EOFError'
     """
     text = str(error).strip()
     if text.startswith("'") and text.endswith("'") and isinstance(error, KeyError):
         text = text[1:-1]
-    if isinstance(error, KdKerasError):
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
     return text.splitlines()[0].rstrip() if text else type(error).__name__
 
 
