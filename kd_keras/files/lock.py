@@ -42,7 +42,7 @@ def acquire_lock(output, what="output"):
 
     Args:
         output: the folder the run writes.
-        what: how messages name it (`"output"`, `"OUT_DIR"`).
+        what: how messages name it (`"output"`, `"out_dir"`).
 
     Returns:
         The lock file's path.
@@ -51,7 +51,7 @@ def acquire_lock(output, what="output"):
         UsageError: naming the process that holds the lock, or what is wrong
             with the lock file.
     """
-    path = f"{output}{LOCK_SUFFIX}"
+    path = _lock_path(output)
     # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
     # clone) is created, as publishing OUTPUT would create it anyway.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -81,6 +81,11 @@ def acquire_lock(output, what="output"):
         _HELD[path] = fd
         return path
     raise UsageError(f"{what}: cannot take the lock {path}")
+
+
+def _lock_path(output):
+    """`OUTPUT.lock`, beside `output` even when it is given as `out/`."""
+    return f"{os.path.normpath(output)}{LOCK_SUFFIX}"
 
 
 def _open(path, what):
@@ -149,7 +154,7 @@ def release_lock(output):
     Args:
         output: the folder the run wrote.
     """
-    path = f"{output}{LOCK_SUFFIX}"
+    path = _lock_path(output)
     try:
         if not os.path.islink(path) and read_json(path).get("pid") == os.getpid():
             os.remove(path)

@@ -58,3 +58,15 @@ def test_a_stale_flock_lock_naming_a_live_pid_is_taken_over(tmp_path):
         sleeper.kill()
         sleeper.wait()
 
+
+
+def test_a_folder_given_with_a_trailing_slash_is_locked_beside_it(tmp_path):
+    # `out/` put the lock inside the folder it guards, as `out/.lock`.
+    from kd_keras.files.lock import acquire_lock
+    from kd_keras.files.lock import release_lock
+
+    out = str(tmp_path / "out") + os.sep
+    assert acquire_lock(out) == str(tmp_path / "out.lock")
+    assert os.listdir(tmp_path) == ["out.lock"]
+    release_lock(out)
+    assert os.listdir(tmp_path) == []
