@@ -50,6 +50,11 @@ def validate(cfg):
            "distill.steps_per_execution", "1 with distribute.engine: ray or "
            "distribute.strategy: multi_worker (Keras's multi-step loop fails under "
            "MultiWorkerMirroredStrategy)", cfg.distill.steps_per_execution)
+    _check(not (cfg.distill.baseline and cfg.distribute.engine != "ray"
+                and cfg.distribute.strategy == "multi_worker"),
+           "distill.baseline", "false with distribute.strategy: multi_worker (Keras's fit of "
+           "the student alone fails under MultiWorkerMirroredStrategy; distribute.engine: "
+           "ray trains it on the driver)", cfg.distill.baseline)
     _check(not cfg.distill.augment.replace_prob or cfg.teacher.backbone,
            "distill.augment.replace_prob",
            "0 unless teacher.backbone is set (its word embeddings give the neighbours)",

@@ -137,8 +137,8 @@ def check_strategy(cfg, strategy):
     Raises:
         ConfigError: `distill.steps_per_execution` above 1, or with a
             baseline a batch size that does not split evenly, under a
-            strategy of several replicas; a mixed `precision` under
-            MultiWorkerMirroredStrategy.
+            strategy of several replicas; a mixed `precision`, or a baseline
+            outside Ray, under MultiWorkerMirroredStrategy.
     """
     replicas = strategy.num_replicas_in_sync
     if cfg.distill.baseline and replicas > 1 and cfg.distill.batch_size % replicas:
@@ -155,6 +155,10 @@ def check_strategy(cfg, strategy):
     if cfg.precision != "float32":
         raise ConfigError(f"precision: must be float32 under MultiWorkerMirroredStrategy "
                           f"(mixed precision is not tested there), got {cfg.precision}")
+    if cfg.distill.baseline and cfg.distribute.engine != "ray":  # `auto` from TF_CONFIG.
+        raise ConfigError("distill.baseline: must be false under MultiWorkerMirroredStrategy "
+                          "(Keras's fit of the student alone fails there; distribute.engine: "
+                          "ray trains it on the driver)")
 
 
 def _compiled(cfg, kind, num_classes, vocab_size, train_ids):

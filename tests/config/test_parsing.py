@@ -257,6 +257,18 @@ def test_steps_per_execution_is_one_under_multi_worker_training(distribute):
         parse_config(dict(raw, distribute={}, distill={"steps_per_execution": 0}))
 
 
+def test_no_baseline_under_local_multi_worker_training():
+    # Keras's fit of the student alone fails under MultiWorkerMirroredStrategy:
+    # the run crashed with a traceback after the whole distillation. Ray
+    # trains the baseline on the driver, where it runs.
+    raw = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"},
+           "distill": {"baseline": True}, "distribute": {"strategy": "multi_worker"}}
+    with pytest.raises(ConfigError, match=r"^distill.baseline: must be false with "
+                                          r"distribute.strategy: multi_worker .*, got True$"):
+        parse_config(raw)
+    assert parse_config(dict(raw, distribute={"engine": "ray"})).distill.baseline
+
+
 @pytest.mark.parametrize("distribute", [{"engine": "ray"}, {"strategy": "multi_worker"}])
 def test_precision_is_a_known_policy_and_float32_where_untested(distribute):
     raw = {"data": {"builtin": "rt_polarity"}, "teacher": {"backbone": "minilm"}}
