@@ -178,7 +178,9 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
                 schedule.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
                 `steps_per_execution`, `run_eagerly`, ...). `loss` is not
-                accepted: use the two loss arguments.
+                accepted: use the two loss arguments. `steps_per_execution`
+                must be 1 under a strategy of several replicas, where
+                Keras's multi-step loop fails.
         """
         if kwargs.get("loss") is not None:
             raise UsageError(
@@ -211,6 +213,11 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
             raise UsageError(
                 "weighted_metrics: not taken by Distiller.compile (metrics "
                 "are computed on the labeled examples, unweighted)")
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        steps = kwargs.get("steps_per_execution", 1)
+        if replicas > 1 and steps != 1:  # It failed in `fit`, a page of TensorFlow.
+            raise UsageError(f"steps_per_execution: must be 1 under a strategy of {replicas} "
+                             f"replicas (Keras's multi-step loop fails there), got {steps}")
         if self._outside_graph:
             kwargs["jit_compile"] = self.teacher.check_runs(
                 self.distribute_strategy, kwargs.get("jit_compile", "auto"))

@@ -175,3 +175,15 @@ def test_other_teacher_types_are_refused():
         kd_keras.Distiller(teacher="teacher.onnx", student=make_student())
     with pytest.raises(UsageError, match="^student: expected a keras.Model"):
         kd_keras.Distiller(teacher=None, student=load_teacher(make_teacher()))
+
+
+def test_steps_per_execution_under_several_replicas_is_one_line(mirrored_strategy):
+    # Accepted, it failed in fit with TensorFlow's "You must feed a value for
+    # placeholder tensor" (Keras's multi-step loop), some 110 lines.
+    with mirrored_strategy.scope():
+        teacher = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
+        distiller = kd_keras.Distiller(teacher=teacher, student=make_student())
+        with pytest.raises(UsageError, match=r"^steps_per_execution: must be 1 under a "
+                                             r"strategy of 2 replicas .*, got 4$"):
+            distiller.compile(optimizer="sgd", steps_per_execution=4)
+        distiller.compile(optimizer="sgd", steps_per_execution=1)
