@@ -86,7 +86,10 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (`Terminated`).
         print(f"kd-keras {args.command}: interrupted", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        # A SIGTERM that a library turned into another KeyboardInterrupt (Ray's
+        # training) is still a SIGTERM.
+        received = isinstance(e, Terminated) or (sigterm is not None and sigterm.received)
+        return 143 if received else 130
     except Exception:
         if sigterm is None or not sigterm.received:
             raise

@@ -28,10 +28,13 @@ Traceback (most recent call last):
 kd_keras.errors.UsageError: distribute.workers: must be a positive integer, got 0
 """
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
 import socket
+import threading
 
 from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
@@ -278,6 +281,26 @@ def connect(cluster, timeout=CONNECT_TIMEOUT_S):
     ray = require("ray", EXTRA, "distribute.engine: ray")
     if ray.is_initialized():
         return ray
+    with _keeping_sigterm():
+        return _init(ray, cluster, timeout)
+
+
+@contextlib.contextmanager
+def _keeping_sigterm():
+    """Puts the caller's SIGTERM handler back after `ray.init`, which sets its
+    own: under it, `kd-keras distill` aborted on SIGTERM (exit 134, a native
+    stack dump) instead of stopping as interrupted."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(ray, cluster, timeout):
+    """`connect`'s `ray.init`, once the process is known not to be connected."""
     quiet = {"logging_level": "ERROR", "log_to_driver": False,
              "configure_logging": True}
     if cluster.address == AUTO:

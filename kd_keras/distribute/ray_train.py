@@ -162,15 +162,17 @@ def _worker_loop(config):
 
     set_threads(config["threads"])
     folder = tempfile.mkdtemp(prefix="kd-keras-worker-")
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as saved:
-            _copy_folder(saved, folder)
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    payload = ray.get(config["payload"][0])
-    config["train_fn"](payload, strategy, folder, [EpochCheckpoint(folder)])
-    _report({FINAL: 1}, folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    try:  # Its copy lives in Ray's checkpoints: never left behind, even on failure.
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as saved:
+                _copy_folder(saved, folder)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        payload = ray.get(config["payload"][0])
+        config["train_fn"](payload, strategy, folder, [EpochCheckpoint(folder)])
+        _report({FINAL: 1}, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def fit_on_ray(train_fn, payload, cluster, storage_path, result_dir, keep=(),
