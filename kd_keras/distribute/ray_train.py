@@ -224,6 +224,8 @@ def fit_on_ray(train_fn, payload, cluster, storage_path, result_dir, keep=(),
             checkpoint_config=CheckpointConfig(num_to_keep=2)))
     try:
         result = trainer.fit()
+    except SystemExit as e:  # How Ray's driver ends `fit` on Ctrl-C: a stop, not an exit.
+        raise KeyboardInterrupt() from e
     except Exception as e:
         user = user_error(e)
         if user is not None:

@@ -157,3 +157,20 @@ def test_workers_the_cluster_cannot_place_are_one_line_not_a_hang(workspace):
         _run(workspace, "too-many", {**RAY, "workers": 3})
     assert time.monotonic() - started < 300
     assert not os.path.exists(workspace / "too-many")
+
+
+def test_ctrl_c_inside_ray_training_is_a_keyboard_interrupt(tmp_path, monkeypatch):
+    # Ray's driver ends `fit` on Ctrl-C with SystemExit(1): kd-keras distill
+    # exited 1 without a word, where it says "interrupted" and how to resume.
+    from ray.train.tensorflow import TensorflowTrainer
+
+    from kd_keras.distribute import RayCluster
+    from kd_keras.distribute.ray_train import fit_on_ray
+
+    def ray_on_ctrl_c(self):
+        raise SystemExit(1)
+
+    monkeypatch.setattr(TensorflowTrainer, "fit", ray_on_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        fit_on_ray(print, None, RayCluster(workers=1, cpus_per_worker=1),
+                   str(tmp_path / "storage"), str(tmp_path / "result"))
