@@ -28,16 +28,19 @@ driver copies the `keep` names from it into `result_dir`.
 `storage_path` (checkpoints) must be visible to every node: a shared file
 system, or a URI Ray Train can write (e.g. `s3://...`).
 
-Example:
+Example (`build_distiller` and `make_dataset` stand for the caller's own
+code; the model must be a `kd_keras.Distiller`: Keras 3.15's `fit` of a
+plain model fails under this strategy, see `kd_keras.distillation.replicas`):
 
 ```python
 def train_fn(payload, strategy, folder, callbacks):
     with strategy.scope():
-        model = build_and_compile()
-    model.fit(make_dataset(payload), epochs=5, shuffle=False, callbacks=[
+        distiller = build_distiller()  # kd_keras.Distiller(...), compiled
+    distiller.fit(make_dataset(payload), epochs=5, shuffle=False, callbacks=[
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")),
         *callbacks])
-    if is_chief: model.save(os.path.join(folder, "model.keras"))
+    if strategy.cluster_resolver.task_id == 0:  # The chief saves.
+        distiller.student.save(os.path.join(folder, "model.keras"))
 
 fit_on_ray(train_fn, arrays, RayCluster(workers=2), "/shared/ckpt", "out/",
            keep=["model.keras"])
