@@ -62,8 +62,8 @@ class PreparedData:
         return self.dataset.num_classes
 
     def digest(self):
-        """A short hash of the ids and labels (to check a resumed run reads
-        the same data as the interrupted one)."""
+        """A short hash of the ids and labels, as earlier versions recorded
+        it (to resume their runs; `split_digests` is recorded now)."""
         h = hashlib.sha256()
         for split in SPLITS:
             h.update(np.ascontiguousarray(self.ids[split]).tobytes())
@@ -72,11 +72,15 @@ class PreparedData:
         return h.hexdigest()[:16]
 
     def split_digests(self):
-        """`{split: short hash}` of each split's ids, labels and texts, to
-        name the split that changed since an interrupted run."""
+        """`{split: short hash}` of each split's ids, labels (with the class
+        names) and texts, to name the split that changed since an
+        interrupted run. Runs recorded by earlier versions hold `digest`
+        and `texts_digest` instead."""
+        names = np.asarray(list(self.dataset.label_names), object)
         return {split: chunk_digest({"ids": np.ascontiguousarray(self.ids[split]),
                                      "labels": np.asarray(self.labels[split], np.int64),
-                                     "texts": np.asarray(self.dataset.texts[split], object)})[:16]
+                                     "texts": np.asarray(self.dataset.texts[split], object),
+                                     "names": names})[:16]
                 for split in SPLITS}
 
     def texts_digest(self):

@@ -92,18 +92,19 @@ def _record_data(run, data, cfg):
     teacher's and vocabulary's files), and refuses a resumed run whose
     inputs changed: its finished stages were computed from the old ones.
     A record without a part (written by an earlier kd_keras) skips it."""
-    now = {"digest": data.digest(), "texts": data.texts_digest(),
-           "split_digests": data.split_digests(), "inputs": _input_digests(cfg)}
+    now = {"split_digests": data.split_digests(), "inputs": _input_digests(cfg)}
     record = run.done("data")
     if record is not None:
-        before = record.get("split_digests")  # Earlier versions recorded none.
-        changed = [s for s in now["split_digests"]
-                   if isinstance(before, dict) and before.get(s) != now["split_digests"][s]]
-        if changed:
-            raise UsageError(f"--resume: the {changed[0]} split changed since the interrupted "
-                             f"run ({_source(cfg, changed[0])}); run without --resume to "
-                             "start over")
-        if any(record.get(k, now[k]) != now[k] for k in ("digest", "texts")):
+        before = record.get("split_digests")
+        if isinstance(before, dict):
+            changed = [s for s, v in now["split_digests"].items() if before.get(s) != v]
+            if changed:
+                raise UsageError(
+                    f"--resume: the {changed[0]} split changed since the interrupted run "
+                    f"({_source(cfg, changed[0])}); run without --resume to start over")
+        elif any(record.get(k, v) != v for k, v in (("digest", data.digest()),
+                                                    ("texts", data.texts_digest()))):
+            # Recorded by an earlier version, which kept one digest of all.
             raise UsageError("--resume: the data changed since the interrupted run; "
                              "run without --resume to start over")
         before = record.get("inputs", now["inputs"])

@@ -101,3 +101,21 @@ def test_a_run_killed_hard_then_resumed_can_be_replaced_later(tmp_path, capsys):
     # a later run replaces the published one.
     status, lines = tiny_run.run_cli(capsys, "distill", config)
     assert status == 0, lines
+
+
+def test_a_run_recorded_by_an_earlier_version_is_checked_by_its_digest(
+        tmp_path, monkeypatch, capsys):
+    # Earlier versions recorded one digest of all the data, not one a split.
+    import json
+
+    base, config = _interrupted(tmp_path, monkeypatch, "teacher_outputs")
+    stages = os.path.join(base["output"] + ".partial", "stages.json")
+    with open(stages) as f:
+        record = json.load(f)
+    del record["data"]["split_digests"]
+    record["data"]["digest"] = "0" * 16  # Not this data's.
+    with open(stages, "w") as f:
+        json.dump(record, f)
+    status, lines = tiny_run.run_cli(capsys, "distill", config, "--resume")
+    assert (status, lines) == (2, ["kd-keras distill: error: --resume: the data changed since "
+                                   "the interrupted run; run without --resume to start over"])
