@@ -392,6 +392,8 @@ def compute_outputs(cfg, data, state, run):
             cached = TeacherOutputs(directories, data.num_classes)
             _check_logits(cfg, data, {s: cached.logits(s) for s in SPLITS})
             outputs = cached
-    # A resumed run checks the store's bytes: another teacher's reads as well.
-    run.finish(OUTPUTS, files=(FOLDER,) if os.path.isdir(run.file(FOLDER)) else ())
+    # A resumed run checks the store's bytes (another teacher's reads as
+    # well); one the adaptation wrote is in its record already.
+    wrote = state.outputs is None and os.path.isdir(run.file(FOLDER))
+    run.finish(OUTPUTS, files=(FOLDER,) if wrote else ())
     return outputs

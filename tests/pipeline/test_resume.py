@@ -204,3 +204,22 @@ def test_interruption_in_the_middle_of_training(workspace, route, kind, tmp_path
         with open(os.path.join(out, "history.json")) as f:
             history = json.load(f)[kind]
         assert len(history["loss"]) == len(expected[1][kind]["loss"]) >= 1
+
+
+def test_another_teachers_store_from_the_adaptation_is_refused(workspace, tmp_path,
+                                                                monkeypatch):
+    # The adaptation's own pass writes the store on this route: its record
+    # holds the store's digest, which a resumed run checks.
+    from kd_keras.errors import UsageError
+
+    cfg, out = _interrupted(workspace, "top_layers", tmp_path, monkeypatch,
+                            lambda m: rh.stop_after(m, "teacher_outputs"))
+    metadata = os.path.join(out + ".partial", "teacher_outputs", "train", "metadata.json")
+    with open(metadata) as f:
+        content = json.load(f)
+    content["teacher_fingerprint"] = "another teacher"
+    with open(metadata, "w") as f:
+        json.dump(content, f)
+    with pytest.raises(UsageError, match=r"^--resume: .*teacher_outputs is missing or changed "
+                                         r"since its stage finished"):
+        run_distill(cfg, resume=True)
