@@ -156,10 +156,10 @@ def export_model(
     out_dir, job = prepare_job(model, out_dir, formats, quantization, representative_data,
                             validation_data, labels, name, text, opset, latency_runs)
     job.integer_io, job.select_tf_ops = integer_io, select_tf_ops
-    tmp = output_dir.staging_dir(out_dir)
-    progress = locked = None
+    acquire_lock(out_dir, "out_dir")  # One export stages and commits into a folder at a time.
+    tmp = progress = None
     try:
-        locked = acquire_lock(out_dir, "out_dir")  # One export commits into a folder at a time.
+        tmp = output_dir.staging_dir(out_dir)
         plan, skipped = _plan(job.formats, job.quantization)
         progress = tqdm(total=len(plan) * 2 + _text_steps(job, plan), desc="export",
                         unit="step", leave=False,
@@ -182,11 +182,11 @@ def export_model(
     except BaseException:
         if progress is not None:  # A bar left open would nest every later bar.
             progress.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if locked is not None:
-            release_lock(out_dir)
+        release_lock(out_dir)
     return report_lib.with_paths_under(report, out_dir)
 
 
