@@ -156,6 +156,7 @@ def export_model(
     out_dir, job = prepare_job(model, out_dir, formats, quantization, representative_data,
                             validation_data, labels, name, text, opset, latency_runs)
     job.integer_io, job.select_tf_ops = integer_io, select_tf_ops
+    output_dir.make_parent(out_dir)
     acquire_lock(out_dir, "out_dir")  # One export stages and commits into a folder at a time.
     tmp = progress = None
     try:

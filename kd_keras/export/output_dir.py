@@ -58,6 +58,21 @@ def check_out_dir(out_dir):
     return out_dir
 
 
+def make_parent(out_dir):
+    """Creates the folder that holds `out_dir` (and its lock); returns it.
+
+    Raises:
+        UsageError: it cannot be created (a file stands in its way, or no
+            permission).
+    """
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{out_dir}: output directory is not writable ({e.strerror})") from None
+    return parent
+
+
 def staging_dir(out_dir):
     """Returns a new temporary directory beside `out_dir`, seeded with the
     earlier export's SavedModel versions and extra files.
@@ -71,10 +86,9 @@ def staging_dir(out_dir):
     """
     out_dir = os.fspath(out_dir)
     check_replaceable(out_dir, EXPORT_MARKER, "out_dir")
-    parent = os.path.dirname(os.path.abspath(out_dir))
+    parent = make_parent(out_dir)
     base = os.path.basename(os.path.abspath(out_dir))
     try:
-        os.makedirs(parent, exist_ok=True)
         remove_abandoned(parent, base)
         tmp = _new_folder(parent, f".{base}.tmp-")
     except OSError as e:

@@ -54,11 +54,7 @@ def acquire_lock(output, what="output"):
     path = _lock_path(output)
     # The lock sits beside OUTPUT: its parent (e.g. `runs/` in a fresh
     # clone) is created, as publishing OUTPUT would create it anyway.
-    parent = os.path.dirname(os.path.abspath(output))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:  # A file where a folder should be, or no permission.
-        raise UsageError(f"{what}: {parent} is not writable ({e.strerror})") from None
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if path in _HELD:  # Taken again by its holder: the old handle goes.
         os.close(_HELD.pop(path))
     for _ in range(3):
