@@ -266,13 +266,20 @@ def _read_jsonl(path, text_column, label_column):
             f"{path}: data.text_column and data.label_column are the same key "
             f"({text_column!r})")
     texts, labels, lines = [], [], []
-    with open(path, encoding=_ENCODING) as f:
+    # newline="": a line ends as a text editor ends it, but its characters
+    # reach the JSON parser as written (not a carriage return made "\n").
+    with open(path, encoding=_ENCODING, newline="") as f:
         for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:
                 record = json.loads(raw, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
+                if e.msg.startswith("Invalid control character"):
+                    raise DataError(
+                        f"{path}: line {line}, column {e.colno}: a raw control character "
+                        f"{raw[e.pos]!r} inside a JSON string; JSON writes it as an escape "
+                        "such as \\n, \\r or \\t") from None
                 raise DataError(
                     f"{path}: line {line} is not valid JSON ({e.msg}; JSONL holds one "
                     "object per line)") from None

@@ -5,6 +5,7 @@ import pytest
 
 from kd_keras.data import DataError
 from kd_keras.data import read_examples
+from kd_keras.data.readers import read_labelled_file
 
 
 def _write(tmp_path, name, text):
@@ -97,6 +98,14 @@ def test_jsonl_missing_key_and_bad_json(tmp_path):
     p = _write(tmp_path, "b.jsonl", "{oops\n")
     with pytest.raises(DataError, match="b.jsonl: line 1 is not valid JSON"):
         read_examples(p, text_column="text", label_column="label")
+
+
+def test_jsonl_with_windows_line_ends_reads_as_its_lines(tmp_path):
+    p = str(tmp_path / "w.jsonl")
+    with open(p, "wb") as f:
+        f.write(b'{"text": "a", "label": 1}\r\n\r\n{"text": "b", "label": 0}\r\n')
+    file = read_labelled_file(p, text_column="text", label_column="label")
+    assert (file.texts, file.labels, file.lines) == (("a", "b"), (1, 0), (1, 3))
 
 
 def test_unknown_format(tmp_path):
