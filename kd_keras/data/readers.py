@@ -266,9 +266,10 @@ def _read_jsonl(path, text_column, label_column):
             f"{path}: data.text_column and data.label_column are the same key "
             f"({text_column!r})")
     texts, labels, lines = [], [], []
-    # newline="": a line ends as a text editor ends it, but its characters
-    # reach the JSON parser as written (not a carriage return made "\n").
-    with open(path, encoding=_ENCODING, newline="") as f:
+    # Lines end at "\n" alone, as JSON Lines defines them: a carriage return
+    # is JSON whitespace between tokens (and ignored before a "\n"), so it
+    # must not split a record; inside a string the parser names it.
+    with open(path, encoding=_ENCODING, newline="\n") as f:
         for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue

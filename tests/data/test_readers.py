@@ -108,6 +108,14 @@ def test_jsonl_with_windows_line_ends_reads_as_its_lines(tmp_path):
     assert (file.texts, file.labels, file.lines) == (("a", "b"), (1, 0), (1, 3))
 
 
+def test_a_carriage_return_between_json_tokens_does_not_split_the_record(tmp_path):
+    p = str(tmp_path / "r.jsonl")
+    with open(p, "wb") as f:  # "\r" is JSON whitespace; JSON Lines ends lines at "\n"
+        f.write(b'{"text": "a",\r "label": 1}\n{"text": "b", "label": 0}\n')
+    file = read_labelled_file(p, text_column="text", label_column="label")
+    assert (file.texts, file.labels, file.lines) == (("a", "b"), (1, 0), (1, 2))
+
+
 def test_unknown_format(tmp_path):
     p = _write(tmp_path, "a.xyz", "a\tb\n")
     with pytest.raises(DataError, match="data.format"):
