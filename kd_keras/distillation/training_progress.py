@@ -3,7 +3,8 @@ scheduled value.
 
 `TrainingProgress` keeps two variables set by `ProgressCallback` when `fit`
 starts: the optimizer step at which this `fit`'s progress is 0 (earlier by
-`initial_epoch` epochs) and the number of steps it takes. In the graph, the
+`initial_epoch` epochs, or the epoch a `keras.callbacks.BackupAndRestore`
+restored) and the number of steps it takes. In the graph, the
 progress of a step is `(optimizer.iterations - start) / total`, clipped to
 `[0, 1]`: exact at every step, whatever `steps_per_execution`. When the
 number of steps per epoch is unknown (a dataset of unknown length), it is
@@ -104,6 +105,10 @@ class ProgressCallback(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):
+        # A `BackupAndRestore` before this callback restored the optimizer
+        # step and set the epoch `fit` resumes from, as Keras then reads it.
+        self.initial_epoch = int(getattr(self.model, "_initial_epoch", None)
+                                 or self.initial_epoch)
         self._begin = self._iterations()
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
         if steps:

@@ -124,6 +124,44 @@ def test_distiller_progress_with_initial_epoch_and_unknown_length():
     assert result["alpha"] == pytest.approx(7 / 8)
 
 
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt  # as a killed run: the backup stays
+
+
+def test_a_backup_and_restore_resume_continues_the_schedule(tmp_path):
+    """`BackupAndRestore` restores the optimizer step and the epoch; the
+    schedule continues from there, as in a run never interrupted."""
+    def distiller():
+        keras.utils.set_random_seed(0)
+        teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        student = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        d = kd_keras.Distiller(teacher, student)
+        d.compile(optimizer="sgd", alpha=schedules.Linear(0.9, 0.1))
+        return d
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.arange(8, dtype="int32") % 2
+    whole = distiller()
+    alpha = whole.fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0).history["alpha"]
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        distiller().fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0,
+                        callbacks=[keras.callbacks.BackupAndRestore(backup),
+                                   _StopAfterEpoch(1)])
+    resumed = distiller()
+    history = resumed.fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0,
+                          callbacks=[keras.callbacks.BackupAndRestore(backup)]).history
+    np.testing.assert_allclose(history["alpha"], alpha[2:], rtol=1e-6)
+    for a, b in zip(whole.student.get_weights(), resumed.student.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_evaluate_after_fit_gives_the_last_validation_values():
     """The same weights (SGD at rate 0), scheduled alpha and temperature:
     `evaluate` on the validation data equals the last epoch's `val_loss`,
