@@ -7,6 +7,7 @@ update waits for them. `clear_errors` turns their TensorFlow errors into
 one-line Python errors.
 """
 
+import inspect
 import re
 
 import keras
@@ -16,6 +17,7 @@ import tensorflow as tf
 from kd_keras._keras_compat import producer
 from kd_keras.class_ids import label_problem
 from kd_keras.class_ids import out_of_range
+from kd_keras.distillation.losses import keras_loss_name
 from kd_keras.errors import UsageError
 from kd_keras.errors import first_of
 
@@ -143,6 +145,39 @@ def check_gives_logits(what, model=None, values=None):
     if values is not None and looks_like_probabilities(values):
         raise UsageError(f"{what}: outputs probabilities (every row is non-negative and "
                          f"sums to 1); {PROBABILITIES_HINT}")
+
+
+def check_student_loss(fn):
+    """Refuses a Keras hard-label loss that would read the student's logits
+    as probabilities (a `from_logits=False` cross-entropy).
+
+    Example:
+
+    >>> import keras
+    >>> check_student_loss(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> check_student_loss(keras.losses.SparseCategoricalCrossentropy())
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: student_loss_fn: SparseCategoricalCrossentropy(from_logits=False) reads probabilities, but the student gives logits; pass from_logits=True
+    """
+    if isinstance(fn, keras.losses.Loss):
+        if fn.get_config().get("from_logits") is False:
+            raise UsageError(
+                f"student_loss_fn: {type(fn).__name__}(from_logits=False) reads "
+                "probabilities, but the student gives logits; pass from_logits=True")
+        return
+    name = keras_loss_name(fn)
+    from_logits = inspect.signature(fn).parameters.get("from_logits") if name else None
+    if from_logits is not None and from_logits.default is False:
+        raise UsageError(
+            f"student_loss_fn: keras.losses.{name} reads probabilities unless called "
+            f"with from_logits=True, and the Distiller calls it with (labels, "
+            f"student_logits); pass keras.losses.{_class_name(name)}(from_logits=True)")
+
+
+def _class_name(function_name):
+    """`sparse_categorical_crossentropy` -> `SparseCategoricalCrossentropy`."""
+    return "".join(part.capitalize() for part in function_name.split("_"))
 
 
 def check_static_classes(logits, expected, what):

@@ -162,8 +162,10 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
                 cross-entropy of logits, see
                 `kd_keras.distillation.student_metrics`).
             student_loss_fn: hard-label loss `fn(labels, student_logits)`
-                returning per-example values, or a `keras.losses.Loss`.
-                Default: sparse categorical cross-entropy from logits.
+                returning per-example values, or a `keras.losses.Loss`
+                (a Keras cross-entropy of probabilities, `from_logits=False`,
+                is refused). Default: sparse categorical cross-entropy from
+                logits.
             distillation_loss_fn: soft loss `fn(teacher_logits,
                 student_logits[, temperature])`, a `keras.losses.Loss`, or a
                 name from `kd_keras.losses.get`. Default: `soft_target_kl`.
@@ -197,6 +199,7 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
                 f"student_loss_fn: expected a function (labels, student_logits) -> "
                 f"per-example loss, or None for the sparse cross-entropy on logits; "
                 f"got {student_loss_fn!r}")
+        checks.check_student_loss(student_loss_fn)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = losses_module.get(distillation_loss_fn)
         self._distillation_loss_arg = distillation_loss_fn

@@ -329,8 +329,16 @@ _KERAS_REFUSED = {
 }
 
 
-def _keras_name(fn):
-    """The `keras.losses` name of `fn` when it is one of Keras's own."""
+def keras_loss_name(fn):
+    """The `keras.losses` name of `fn` when it is one of Keras's own
+    functions, else None.
+
+    Example:
+
+    >>> import keras
+    >>> keras_loss_name(keras.losses.kl_divergence), keras_loss_name(len)
+    ('kl_divergence', None)
+    """
     name = getattr(fn, "__name__", None)
     return name if getattr(keras.losses, name or "", None) is fn else None
 
@@ -379,7 +387,7 @@ def per_example_fn(loss):
     if isinstance(loss, DistillationLoss):
         return loss.per_example
     is_keras_loss = isinstance(loss, keras.losses.Loss)
-    name = _keras_name(getattr(loss, "fn", None) if is_keras_loss else loss)
+    name = keras_loss_name(getattr(loss, "fn", None) if is_keras_loss else loss)
     call = loss.call if is_keras_loss else loss
     if name in _KERAS_REFUSED:
         shown = type(loss).__name__ if is_keras_loss else name

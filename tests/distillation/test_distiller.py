@@ -179,7 +179,13 @@ def test_bad_inputs_fail_before_training():
             ({"distillation_loss_fn": "kll"},
              r"^distillation_loss_fn: unknown loss 'kll'"),
             ({"student_loss_fn": "sparse_categorical_crossentropy"},
-             r"^student_loss_fn: expected a function \(labels, student_logits\)")):
+             r"^student_loss_fn: expected a function \(labels, student_logits\)"),
+            ({"student_loss_fn": keras.losses.SparseCategoricalCrossentropy()},
+             r"^student_loss_fn: SparseCategoricalCrossentropy\(from_logits=False\) reads "
+             r"probabilities, but the student gives logits; pass from_logits=True$"),
+            ({"student_loss_fn": keras.losses.sparse_categorical_crossentropy},
+             r"^student_loss_fn: keras.losses.sparse_categorical_crossentropy reads "
+             r"probabilities unless called with from_logits=True")):
         with pytest.raises(UsageError, match=match):
             distiller.compile(**kwargs)
     distiller.compile(optimizer="sgd")
