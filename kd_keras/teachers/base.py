@@ -33,8 +33,21 @@ class Teacher:
         raise NotImplementedError
 
 
+def _as_trainable(config):
+    """`config` with every `trainable` flag true: freezing a model (the
+    `Distiller` freezes its teacher) changes no output, and a model never
+    frozen keeps the digest that earlier versions gave it."""
+    if isinstance(config, dict):
+        return {key: True if key == "trainable" else _as_trainable(value)
+                for key, value in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_as_trainable(value) for value in config]
+    return config
+
+
 def fingerprint_keras_model(model):
-    """Hashes a Keras model's architecture and weights.
+    """Hashes a Keras model's architecture and weights (whether its layers
+    are trainable does not count).
 
     Args:
         model: a built `keras.Model`.
@@ -51,7 +64,8 @@ def fingerprint_keras_model(model):
     """
     digest = hashlib.sha256()
     try:
-        config = json.dumps(model.get_config(), sort_keys=True, default=str)
+        config = json.dumps(_as_trainable(model.get_config()), sort_keys=True,
+                            default=str)
     except Exception:  # Subclassed models without get_config.
         config = type(model).__qualname__
     digest.update(config.encode("utf-8"))

@@ -36,3 +36,33 @@ def test_a_cache_of_the_old_weights_is_refused_for_the_new(tmp_path):
     model.set_weights([w * 2.0 for w in model.get_weights()])
     with pytest.raises(ValueError, match="built from another teacher"):
         cache_teacher_outputs(teacher, x, str(tmp_path), batch_size=8, verbose=0)
+
+
+def test_freezing_the_teacher_keeps_its_fingerprint_and_its_cache(tmp_path):
+    """`Distiller(teacher=...)` sets `trainable = False`, which changes no
+    output: the cache built before still belongs to that teacher."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    x = np.random.default_rng(0).random((20, 4)).astype("float32")
+    before = KerasTeacher(model).fingerprint()
+    first = cache_teacher_outputs(model, x, str(tmp_path), batch_size=8, verbose=0)
+    model.trainable = False
+    assert KerasTeacher(model).fingerprint() == before
+    again = cache_teacher_outputs(model, x, str(tmp_path), batch_size=8, verbose=0)
+    np.testing.assert_array_equal(again.logits(), first.logits())
+    # An architecture change still counts.
+    model.layers[0].activation = keras.activations.relu
+    assert KerasTeacher(model).fingerprint() != before
+
+
+def test_a_model_never_frozen_keeps_the_fingerprint_earlier_versions_gave_it():
+    import hashlib
+    import json
+
+    model = _model(0)
+    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True,
+                                       default=str).encode("utf-8"))
+    for index, weight in enumerate(model.get_weights()):
+        digest.update(f"{index}{weight.dtype}{weight.shape}".encode("utf-8"))
+        digest.update(weight.tobytes())
+    assert KerasTeacher(model).fingerprint() == digest.hexdigest()
