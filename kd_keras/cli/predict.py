@@ -305,6 +305,26 @@ def _classify(runtime, model_path, sentences):
             yield [(c, float(probabilities[i, ids[i]])) for i, c in enumerate(classes)]
 
 
+# What would break a sentence's line or its tab-separated field, written as
+# Python writes it in a string literal (so a backslash is one too).
+_FIELD_ESCAPES = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n",
+                  ord("\r"): "\\r"}
+_FIELD_ESCAPES.update({ord(c): ascii(c)[1:-1] for c in
+                       "\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def as_field(sentence):
+    """`sentence` as the last field of a tab-separated line: backslashes,
+    tabs and line breaks (every one `str.splitlines` splits at) escaped.
+
+    Example:
+
+    >>> print(as_field("good\\tfilm\\nbad \\\\ plot"))
+    good\\tfilm\\nbad \\\\ plot
+    """
+    return sentence.translate(_FIELD_ESCAPES)
+
+
 def run(args):
     from kd_keras.export.formats import QUANTIZATIONS
     from kd_keras.export.formats import check_choices
@@ -317,7 +337,7 @@ def run(args):
         done = 0
         for batch in _classify(runtime, model_path, sentences):
             for (name, probability), sentence in zip(batch, sentences[done:]):
-                print(f"{name}\t{probability:.3f}\t{sentence}")
+                print(f"{name}\t{probability:.3f}\t{as_field(sentence)}")
             done += len(batch)
             sys.stdout.flush()
     except BrokenPipeError:  # e.g. `| head`: the reader has what it wanted.

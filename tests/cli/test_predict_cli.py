@@ -52,6 +52,16 @@ def test_prints_class_and_probability_per_sentence(exported, runtime, capsys):
         assert abs(float(got_probability) - probability) <= 6e-4
 
 
+def test_a_sentence_with_a_line_break_or_a_tab_is_still_one_line(exported, capsys):
+    sentences = ["great film\nawful plot", "tab\there", "back\\slash", "ok"]
+    assert main(["predict", exported.out_dir, *sentences]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert [line.split("\t")[2] for line in lines] == [
+        "great film\\nawful plot", "tab\\there", "back\\\\slash", "ok"]
+    for line, (name, _, _) in zip(lines, _expected_lines(exported, sentences)):
+        assert line.split("\t")[0] == name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["saved_model", "tflite"])
 def test_empty_sentence_from_python(exported, runtime):
