@@ -388,8 +388,20 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
             raise UsageError("class_weight: taken with array labels only (an unlabeled "
                              "example, -1, keeps weight 1); with a dataset or dict "
                              "targets, give each example's weight as sample_weight")
+        self._build_before_restoring(kwargs)
         with checks.clear_errors(), self._teacher_errors():
             return super().fit(**kwargs)
+
+    def _build_before_restoring(self, kwargs):
+        """Builds the feature projections from the first batch of a
+        `tf.data.Dataset` when a `keras.callbacks.BackupAndRestore` is
+        given: it restores the optimizer when training begins, before the
+        first batch would build the projections that optimizer trains."""
+        if self._features is None or not isinstance(kwargs.get("x"), tf.data.Dataset):
+            return
+        if any(isinstance(c, keras.callbacks.BackupAndRestore)
+               for c in kwargs.get("callbacks") or ()):
+            self.build_for_batch(next(iter(kwargs["x"])))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""
@@ -405,9 +417,11 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
     def build_for_batch(self, data_batch):
         """Builds the feature projections that only a batch can size.
 
-        `fit` builds them on its first batch. Call this first when a
-        checkpoint that holds them is restored before that batch, as
-        `keras.callbacks.BackupAndRestore` does when a training resumes.
+        `fit` builds them on its first batch, or before it reads any when
+        a `keras.callbacks.BackupAndRestore` is given and the data is a
+        `tf.data.Dataset`. Call this first when a checkpoint that holds
+        them is restored before that batch in another way (arrays with
+        `BackupAndRestore`, or your own restoring).
 
         Args:
             data_batch: an `(x, y)` batch as `fit` reads it.

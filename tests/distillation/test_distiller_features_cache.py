@@ -95,3 +95,38 @@ def test_fit_from_a_cache_without_the_terms_features_names_them(tmp_path):
                              r"\(has: \['t_pooled'\]\)$"):
         offline.fit(cache.as_dataset(x, y, batch_size=BATCH), epochs=1, shuffle=False,
                     verbose=0)
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt  # as a killed run: the backup stays
+
+
+def test_a_backup_and_restore_resume_from_the_cache_builds_the_projections_first(tmp_path):
+    """`BackupAndRestore` restores the optimizer before the first batch,
+    which sizes the projections: `fit` builds them first, and the resumed
+    run ends where the uninterrupted one does."""
+    x, y, w = make_data()
+    teacher, _ = make_models()
+    cache = cache_teacher_outputs(teacher, x, tmp_path / "cache", batch_size=7,
+                                  features=terms(), verbose=0)
+    ds = cache.as_dataset(x, y, batch_size=BATCH, shuffle=False)
+
+    def distiller():
+        _, student = make_models()
+        keras.utils.set_random_seed(3)
+        d = kd_keras.Distiller(None, student, features=terms())
+        d.compile(optimizer=keras.optimizers.Adam(0.01), alpha=0.3, temperature=2.0)
+        return d
+
+    whole = distiller()
+    whole.fit(ds, epochs=2, verbose=0)
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        distiller().fit(ds, epochs=2, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup), _StopAfterEpoch()])
+    resumed = distiller()
+    resumed.fit(ds, epochs=2, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)])
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
