@@ -50,8 +50,9 @@ def check_class_dims(teacher, student):
 def final_softmax(model):
     """The name of the layer that ends `model` in a softmax, or `None`.
 
-    A model whose output layer is `keras.layers.Softmax`, an `Activation`
-    of softmax, or any layer built with `activation="softmax"` gives
+    A model whose output layer is `keras.layers.Softmax` (or
+    `keras.ops.softmax`), an `Activation` of softmax, or any layer built with
+    `activation="softmax"` (or `keras.ops.softmax`, `tf.nn.softmax`) gives
     probabilities. kd_keras distils, exports and verifies logits, so such a
     model is refused rather than taken for one that gives logits.
 
@@ -79,12 +80,18 @@ def final_softmax(model):
         if not inner or len(inner) != 1:
             return None
         layer = producer(inner[0])
-    if isinstance(layer, keras.layers.Softmax):
+    # `keras.layers.Softmax`, or `keras.ops.softmax` called on a tensor
+    # (an operation of the same class name).
+    if isinstance(layer, keras.layers.Softmax) or type(layer).__name__ == "Softmax":
         return layer.name
     activation = getattr(layer, "activation", None)
-    if activation is keras.activations.softmax or activation == "softmax":
+    if activation == "softmax" or any(activation is f for f in _SOFTMAXES):
         return layer.name
     return None
+
+
+# The softmax as Keras, its ops and TensorFlow spell it.
+_SOFTMAXES = (keras.activations.softmax, keras.ops.softmax, tf.nn.softmax)
 
 
 def looks_like_probabilities(values, atol=1e-3):

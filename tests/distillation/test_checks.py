@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import distill_helpers
 from kd_keras.cli import main
@@ -25,12 +26,19 @@ def _softmax_models():
                                         keras.layers.Softmax(name="p")]),
         "nested": keras.Sequential([keras.Input((4,)), keras.Sequential(
             [keras.layers.Dense(3, activation="softmax", name="p")])]),
+        # The same softmax as TensorFlow or keras.ops spell it.
+        "tf.nn": keras.Model(x, keras.layers.Dense(3, activation=tf.nn.softmax, name="p")(x)),
+        "tf.nn activation": keras.Model(
+            x, keras.layers.Activation(tf.nn.softmax, name="p")(hidden)),
+        "ops": keras.Model(x, keras.layers.Activation(keras.ops.softmax, name="p")(hidden)),
+        "ops call": keras.Model(x, keras.ops.softmax(hidden)),
     }
 
 
 @pytest.mark.parametrize("kind", sorted(_softmax_models()))
 def test_a_final_softmax_is_found(kind):
-    assert checks.final_softmax(_softmax_models()[kind]) == "p"
+    found = checks.final_softmax(_softmax_models()[kind])
+    assert found == ("p" if kind != "ops call" else "softmax")
 
 
 def test_logits_models_pass():
