@@ -85,6 +85,9 @@ def model_input_specs(model, what=None):
     (None, 8)
     """
     what = _model_name(model, what)
+    if isinstance(getattr(model, "student", None), keras.Model):
+        raise UsageError(f"{what}: is a {type(model).__name__}, which trains its student; "
+                         "export the student (distiller.student)")
     inputs = getattr(model, "inputs", None)
     if not inputs:
         raise UsageError(

@@ -319,3 +319,14 @@ def test_nan_or_inf_data_is_refused(tmp_path, bad):
             export_model(_tiny_model(), tmp_path / "out", formats=("onnx",),
                          quantization=("int8",), **data)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_distiller_is_refused_with_the_student_to_export(tmp_path):
+    import kd_keras
+
+    teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    distiller = kd_keras.Distiller(teacher, _tiny_model())
+    with pytest.raises(UsageError, match=r"is a Distiller, which trains its student; "
+                                         r"export the student \(distiller.student\)$"):
+        export_model(distiller, tmp_path / "out", formats=("saved_model",))
+    assert os.listdir(tmp_path) == []
