@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from kd_keras.errors import VerificationError
 from kd_keras.export import int8_recipes
 from kd_keras.export import inventory
+from kd_keras.export import layout
 from kd_keras.export import mediapipe_export
 from kd_keras.export import onnx as onnx_export
 from kd_keras.export import output_dir
@@ -324,6 +325,8 @@ def _report(job, tmp, out_dir, artifacts, skipped, allow_mismatch, reject_mismat
         rejected = []
         if failures and not allow_mismatch:
             artifacts, rejected = rejected_lib.set_aside(tmp, artifacts)
+        for entry in artifacts:
+            _record_companions(tmp, entry)
         earlier = inventory.earlier_versions(
             tmp, [a["path"] for a in artifacts], out_dir, sha256_path)
         validation_path = validation_lib.save_validation(tmp, job.validation_sets)
@@ -352,6 +355,20 @@ def _report(job, tmp, out_dir, artifacts, skipped, allow_mismatch, reject_mismat
         "earlier_versions": earlier,
         "seconds": job.times.to_json(),
     }
+
+
+def _record_companions(tmp, entry):
+    """Adds `companions` (relative path -> SHA-256) to a TFLite artifact's
+    entry: the files an app ships with it, which `verify` checks too."""
+    if entry["format"] != "tflite":
+        return
+    companions = {}
+    for rel in layout.companion_paths(entry["path"]):
+        full = os.path.join(tmp, *rel.split("/"))
+        if os.path.isfile(full):
+            companions[rel] = sha256_path(full)
+    if companions:
+        entry["companions"] = companions
 
 
 def _portable(relative_path):

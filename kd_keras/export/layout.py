@@ -34,3 +34,17 @@ def sidecar_path(model_path):
     'tflite/model_int8.json'
     """
     return os.path.splitext(model_path)[0] + ".json"
+
+
+def companion_paths(model_path):
+    """The files that travel with a TFLite model, whether or not they exist:
+    its sidecar and the class names beside it.
+
+    Example:
+
+    >>> companion_paths("tflite/model_int8.tflite")
+    ('tflite/model_int8.json', 'tflite/labels.txt')
+    """
+    folder = os.path.dirname(model_path)
+    labels = f"{folder}/{LABELS_FILE}" if folder else LABELS_FILE
+    return sidecar_path(model_path), labels

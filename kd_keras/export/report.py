@@ -94,6 +94,8 @@ class ArtifactRecord:
         signature: the signature it runs (None: `serving_default`).
         earlier: a SavedModel version an earlier export left, checked by
             its checksum only.
+        companions: `(path, full_path, sha256)` of each file that travels
+            with it (a TFLite model's sidecar and `labels.txt`).
         passed: whether it met its tolerance at export time (an export
             with `allow_mismatch` keeps one that did not).
     """
@@ -108,6 +110,7 @@ class ArtifactRecord:
     signature: str = None
     earlier: bool = False
     passed: bool = True
+    companions: tuple = ()
 
     @property
     def name(self):
@@ -152,6 +155,18 @@ def _field(mapping, key, types, file, at="", optional=False):
     names = "/".join(t.__name__ for t in types)
     full = f"{at}.{key}" if at else key
     raise DataError(f"{file}: {full}: expected {names}, got {value!r}")
+
+
+def _companions(entry, out_dir, path, at):
+    """An entry's `companions` as `(path, full_path, sha256)` triples
+    (reports written before they were recorded have none)."""
+    raw = _field(entry, "companions", (dict,), path, at, optional=True) or {}
+    out = []
+    for rel, sha in raw.items():
+        if not isinstance(sha, str):
+            raise DataError(f"{path}: {at}.companions[{rel!r}]: expected a checksum string")
+        out.append((rel, resolve_path(out_dir, rel, f"{path}: {at}.companions"), sha))
+    return tuple(out)
 
 
 def read_report(out_dir):
@@ -215,6 +230,7 @@ def read_report(out_dir):
                 validation=which,
                 signature=_field(entry, "signature", (str,), path, at, optional=True),
                 passed=_field(entry, "passed", (bool,), path, at, optional=True) is not False,
+                companions=_companions(entry, out_dir, path, at),
             )
         )
     earlier = []

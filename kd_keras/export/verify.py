@@ -323,6 +323,18 @@ def _checksum_only(artifact):
     return ArtifactCheck(artifact, None, (), size)
 
 
+def _companion_failures(artifact):
+    """A line for each file that travels with `artifact` and is missing or
+    altered."""
+    failures = []
+    for rel, full, sha in artifact.companions:
+        if not os.path.isfile(full):
+            failures.append(f"{artifact.name}: {rel} is missing")
+        elif sha256_path(full) != sha:
+            failures.append(f"{artifact.name}: {rel} was altered (sha256)")
+    return tuple(failures)
+
+
 def _listed_checks(report, sets, latency_runs, verbose=0):
     out_dir = report.directory
     checks = []
@@ -342,6 +354,7 @@ def _listed_checks(report, sets, latency_runs, verbose=0):
         wrong_size = () if artifact.size_bytes in (None, size) else (
             f"{name}: {REPORT_FILE} gives size_bytes {artifact.size_bytes}, but {shown} "
             f"has {size} bytes",)
+        wrong_size += _companion_failures(artifact)
         if artifact.validation not in sets:
             raise DataError(
                 f"{os.path.join(out_dir, REPORT_FILE)}: {name}: no stored "

@@ -112,6 +112,27 @@ def test_verify_catches_altered_and_missing_artifacts(export_copy):
     ]
 
 
+def test_verify_catches_an_altered_label_file_or_tflite_sidecar(export_copy):
+    """`tflite/labels.txt` is what an app bundles with the model, and the
+    sidecar what `predict` reads class names from: both are checked."""
+    copy, report = export_copy
+    with open(os.path.join(copy, "tflite", "labels.txt"), "w") as f:
+        f.write("".join(f"class {i}\n" for i in range(10)))
+    with open(os.path.join(copy, "tflite", "model.json"), "a") as f:
+        f.write(" ")
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    tflite = [e for e in report["artifacts"] if e["format"] == "tflite"]
+    assert len(tflite) >= 2
+    assert failures == sum(
+        ((["tflite/none: tflite/model.json was altered (sha256)"]
+          if os.path.basename(e["path"]) == "model.tflite" else [])
+         + [f"tflite/{e['quantization']}: tflite/labels.txt was altered (sha256)"]
+         for e in tflite), [])
+    os.remove(os.path.join(copy, "tflite", "labels.txt"))
+    failures = sum((list(c.failures) for c in verify_export(copy, latency_runs=0)), [])
+    assert f"tflite/{tflite[-1]['quantization']}: tflite/labels.txt is missing" in failures
+
+
 def test_verify_reruns_the_comparison(export_copy):
     # An artifact swapped together with its checksum and size is still
     # caught by the comparison against the stored Keras logits.
