@@ -53,6 +53,12 @@ class VerificationError(KdKerasError, ValueError):
     """An exported artifact does not match the Keras model it came from."""
 
 
+class KdKerasWarning(UserWarning):
+    """Something that works now but a user will likely want to change (an
+    exported input whose name Keras generated); the `kd-keras` command
+    prints it as one line."""
+
+
 class Terminated(KeyboardInterrupt):
     """The process was asked to stop (SIGTERM: a scheduler, `docker stop`,
     `kill`). Raised where the program runs, as Ctrl-C is, so that an
@@ -142,6 +148,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "KdKerasError",
+    "KdKerasWarning",
     "MissingDependencyError",
     "MissingFileError",
     "UsageError",

@@ -16,10 +16,13 @@ its cleanup included (`kd_keras.cli.signals`), with exit status 143.
 """
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
 
 from kd_keras.errors import KdKerasError
+from kd_keras.errors import KdKerasWarning
 from kd_keras.errors import Terminated
 from kd_keras.errors import UsageError
 from kd_keras.errors import one_line
@@ -60,6 +63,25 @@ def build_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(command):
+    """Prints kd_keras's own warnings (`KdKerasWarning`) as one line each,
+    `kd-keras COMMAND: warning: ...`; other warnings show as Python shows them."""
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, KdKerasWarning):
+            print(f"kd-keras {command}: warning: {one_line(message)}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
 def main(argv=None):
     """Entry point of the `kd-keras` console script.
 
@@ -78,7 +100,8 @@ def main(argv=None):
         return 2
     sigterm = None
     try:
-        with native_logs_hidden(enabled=not args.verbose), sigterm_interrupts() as sigterm:
+        with native_logs_hidden(enabled=not args.verbose), sigterm_interrupts() as sigterm, \
+                _warnings_as_lines(args.command):
             status = args.func(args)
         return int(status or 0)
     except KdKerasError as e:

@@ -121,6 +121,25 @@ def model_input_specs(model, what=None):
     return specs
 
 
+_GENERATED_NAME = re.compile(r"(keras_tensor|input_layer)(_\d+)?")
+
+
+def generated_names(specs):
+    """The input names among `specs` that Keras generated because the
+    model's `keras.Input` had none (`keras_tensor_3`, or `input_layer_1`
+    once saved): they count the tensors or layers built before, so a model
+    rebuilt in another order gets other names, and its exported signature
+    with them.
+
+    Example:
+
+    >>> generated_names([InputSpec("keras_tensor_3", (None, 4), "float32"),
+    ...                  InputSpec("features", (None, 4), "float32")])
+    ['keras_tensor_3']
+    """
+    return [s.name for s in specs if _GENERATED_NAME.fullmatch(s.name)]
+
+
 def _table_size(model, tensor, depth=0):
     """The size of the smallest table that `tensor`, an input of `model`,
     indexes directly (an `Embedding` or `VocabularyMap`, KerasHub's token

@@ -3,11 +3,13 @@ reference every artifact is compared with (`export_model`'s first step,
 before anything is written)."""
 
 import dataclasses
+import warnings
 
 import keras
 
 from kd_keras.class_ids import check_class_names
 from kd_keras.distillation.checks import check_gives_logits
+from kd_keras.errors import KdKerasWarning
 from kd_keras.errors import UsageError
 from kd_keras.export import mediapipe_export
 from kd_keras.export import onnx as onnx_export
@@ -23,6 +25,7 @@ from kd_keras.export.formats import require_format
 from kd_keras.export.inputs import as_input_dict
 from kd_keras.export.inputs import check_logits_output
 from kd_keras.export.inputs import check_logits_shape
+from kd_keras.export.inputs import generated_names
 from kd_keras.export.inputs import model_input_specs
 from kd_keras.export.text_options import TextExport
 from kd_keras.timing import StageTimes
@@ -97,6 +100,11 @@ def prepare_job(model, out_dir, formats, quantization, representative_data, vali
     onnx_export.check_opset(opset)
     latency_runs = verify_lib.check_latency_runs(latency_runs)
     specs = model_input_specs(model)
+    for name in generated_names(specs):  # Clients would send it by this name.
+        warnings.warn(
+            f"input {name!r}: a name Keras generated, which the exported signatures take "
+            f"and clients must send; it changes when the model is built in another order. "
+            f"Name the input: keras.Input(shape, name=...)", KdKerasWarning, stacklevel=3)
     check_logits_output(model)
     needs_calibration = "int8" in quantization and (
         "tflite" in formats or "onnx" in formats or "int8" in mediapipe_quantizations

@@ -164,3 +164,16 @@ def test_a_second_export_into_the_same_folder_is_refused(digits_files, capsys, t
     assert main(["export", str(digits_files / "student.keras"), out,
                  "--formats", "saved_model"]) == 0
     assert not os.path.exists(out + ".lock")  # Released when done.
+
+
+def test_an_input_name_keras_generated_is_one_warning_line(capsys, tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="m")
+    model.save(tmp_path / "m.keras")  # saved, its input is 'input_layer'
+    code, _, err = _run(capsys, "export", tmp_path / "m.keras", tmp_path / "out",
+                        "--formats", "saved_model", "--latency-runs", "0")
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert warning == [
+        "kd-keras export: warning: input 'input_layer': a name Keras generated, which the "
+        "exported signatures take and clients must send; it changes when the model is built "
+        "in another order. Name the input: keras.Input(shape, name=...)"], err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.errors import DataError
+from kd_keras.errors import KdKerasWarning
 from kd_keras.errors import UsageError
 from kd_keras.export import ExportMismatchError
 from kd_keras.export import TextExport
@@ -330,3 +331,15 @@ def test_a_distiller_is_refused_with_the_student_to_export(tmp_path):
                                          r"export the student \(distiller.student\)$"):
         export_model(distiller, tmp_path / "out", formats=("saved_model",))
     assert os.listdir(tmp_path) == []
+
+
+def test_an_input_keras_named_is_warned_about_and_a_named_one_is_not(tmp_path):
+    unnamed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    with pytest.warns(KdKerasWarning, match=r"input '(keras_tensor|input_layer)(_\d+)?': a name Keras "
+                                         r"generated.*keras.Input\(shape, name=...\)"):
+        export_model(unnamed, tmp_path / "a", formats=("saved_model",), latency_runs=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        export_model(_tiny_model(), tmp_path / "b", formats=("saved_model",), latency_runs=0)
