@@ -17,6 +17,7 @@ import sys
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import VerificationError
 from kd_keras.errors import one_line
 from kd_keras.export.layout import EXPORT_DIR
 from kd_keras.export.layout import REPORT_FILE
@@ -79,6 +80,13 @@ def _from_report(export_dir, runtime, quantization):
     wanted = "none" if runtime == "saved_model" else quantization
     for a in texts:
         if a.format == runtime and a.quantization == wanted:
+            from kd_keras.export.verify import checksum_failures
+
+            altered = checksum_failures(a)
+            if altered:  # What verify would fail is not answered from.
+                raise VerificationError(
+                    f"{export_dir}: {altered[0]} since the export; kd-keras verify "
+                    f"{export_dir} checks the whole folder")
             if not a.passed:  # Kept by --allow-mismatch: say so before every answer.
                 print(f"kd-keras predict: warning: {a.name} missed its tolerance when "
                       f"exported ({os.path.join(export_dir, 'report.md')}); its answers may "

@@ -323,6 +323,16 @@ def _checksum_only(artifact):
     return ArtifactCheck(artifact, None, (), size)
 
 
+def checksum_failures(artifact):
+    """A line for `artifact` and each file that travels with it when it is
+    missing or no longer what `report.json` recorded (sha256)."""
+    if not os.path.exists(artifact.full_path):
+        return (f"{artifact.name}: {artifact.path} is missing",)
+    if sha256_path(artifact.full_path) != artifact.sha256:
+        return (f"{artifact.name}: {artifact.path} was altered (sha256)",)
+    return _companion_failures(artifact)
+
+
 def _companion_failures(artifact):
     """A line for each file that travels with `artifact` and is missing or
     altered."""

@@ -229,6 +229,29 @@ def test_a_reader_that_stops_early_is_not_a_traceback():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime, altered", [
+    ("tflite", "tflite/model_text.tflite"), ("tflite", "tflite/labels.txt"),
+    ("saved_model", None)])
+def test_an_artifact_altered_since_the_export_is_refused(exported, tmp_path, capsys,
+                                                        runtime, altered):
+    """predict runs what `verify` would pass: the report's checksums hold."""
+    import shutil
+
+    copy = tmp_path / "export"
+    shutil.copytree(exported.out_dir, copy)
+    if altered is None:  # the SavedModel's variables
+        (altered,) = [os.path.relpath(os.path.join(root, f), copy)
+                      for root, _, files in os.walk(copy / "saved_model") for f in files
+                      if f.startswith("variables.data")]
+    with open(copy / altered, "ab") as f:
+        f.write(b"\n")
+    status = main(["predict", str(copy), SENTENCES[0], "--runtime", runtime])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith(f"kd-keras predict: error: {copy}: ") and "was altered" in err, err
+    assert f"kd-keras verify {copy}" in err and len(err.splitlines()) == 1
+
+
 def test_an_artifact_that_missed_its_tolerance_is_named_before_its_answers(exported, tmp_path,
                                                                          capsys):
     """`--allow-mismatch` keeps an artifact that failed; predict ran it as any other."""
