@@ -393,15 +393,18 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
             return super().fit(**kwargs)
 
     def _build_before_restoring(self, kwargs):
-        """Builds the feature projections from the first batch of a
+        """Builds the feature projections from the element spec of a
         `tf.data.Dataset` when a `keras.callbacks.BackupAndRestore` is
         given: it restores the optimizer when training begins, before the
-        first batch would build the projections that optimizer trains."""
-        if self._features is None or not isinstance(kwargs.get("x"), tf.data.Dataset):
+        first batch would build the projections that optimizer trains.
+        Shapes only: the data is not read."""
+        if self._features is None or self._features.built:
             return
-        if any(isinstance(c, keras.callbacks.BackupAndRestore)
-               for c in kwargs.get("callbacks") or ()):
-            self.build_for_batch(next(iter(kwargs["x"])))
+        x = kwargs.get("x")
+        if isinstance(x, tf.data.Dataset) and any(
+                isinstance(c, keras.callbacks.BackupAndRestore)
+                for c in kwargs.get("callbacks") or ()):
+            self.build_for_batch(x.element_spec)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with `fit`'s checks of labels and values."""
@@ -417,14 +420,15 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
     def build_for_batch(self, data_batch):
         """Builds the feature projections that only a batch can size.
 
-        `fit` builds them on its first batch, or before it reads any when
-        a `keras.callbacks.BackupAndRestore` is given and the data is a
-        `tf.data.Dataset`. Call this first when a checkpoint that holds
+        `fit` builds them on its first batch, or from the data's element
+        spec before it reads any when a `keras.callbacks.BackupAndRestore`
+        is given and the data is a `tf.data.Dataset`. Call this first when a checkpoint that holds
         them is restored before that batch in another way (arrays with
         `BackupAndRestore`, or your own restoring).
 
         Args:
-            data_batch: an `(x, y)` batch as `fit` reads it.
+            data_batch: an `(x, y)` batch as `fit` reads it, or its
+                `tf.TensorSpec`s (a dataset's `element_spec`).
         """
         with self.distribute_strategy.scope():  # Its variables are the strategy's.
             self._build_for_batch(data_batch)

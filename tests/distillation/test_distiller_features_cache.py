@@ -130,3 +130,25 @@ def test_a_backup_and_restore_resume_from_the_cache_builds_the_projections_first
     resumed.fit(ds, epochs=2, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)])
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_backup_and_restore_reads_no_batch_before_training(tmp_path):
+    """The projections are built from the dataset's shapes: a seeded
+    shuffle gives the same order, and weights, with the callback as without."""
+    x, y, _ = make_data()
+    teacher, _ = make_models()
+    cache = cache_teacher_outputs(teacher, x, tmp_path / "cache", batch_size=7,
+                                  features=terms(), verbose=0)
+    weights = []
+    for callbacks in ([], [keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))]):
+        keras.utils.set_random_seed(3)
+        ds = cache.as_dataset(x, y, batch_size=BATCH, shuffle=False)
+        ds = ds.unbatch().shuffle(N, seed=7).batch(BATCH)  # its orders follow its reads
+        _, student = make_models()
+        keras.utils.set_random_seed(3)
+        d = kd_keras.Distiller(None, student, features=terms())
+        d.compile(optimizer=keras.optimizers.Adam(0.01), alpha=0.3, temperature=2.0)
+        d.fit(ds, epochs=2, verbose=0, callbacks=callbacks)
+        weights.append(d.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
