@@ -168,7 +168,11 @@ def check_student_loss(fn):
     kd_keras.errors.UsageError: student_loss_fn: SparseCategoricalCrossentropy(from_logits=False) reads probabilities, but the student gives logits; pass from_logits=True
     """
     if isinstance(fn, keras.losses.Loss):
-        if fn.get_config().get("from_logits") is False:
+        try:
+            config = fn.get_config()
+        except Exception:  # A custom loss without a config: nothing to read.
+            return
+        if config.get("from_logits") is False:
             raise UsageError(
                 f"student_loss_fn: {type(fn).__name__}(from_logits=False) reads "
                 "probabilities, but the student gives logits; pass from_logits=True")

@@ -282,6 +282,23 @@ def test_every_loss_is_accepted(loss):
 
 
 @pytest.mark.slow
+def test_a_custom_loss_without_get_config_is_taken_as_student_loss():
+    class Plain(keras.losses.Loss):  # no get_config: a custom loss may have none
+        def call(self, y_true, y_pred):
+            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred,
+                                                                from_logits=True)
+
+        def get_config(self):
+            raise NotImplementedError
+
+    teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    student = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile(optimizer="sgd", student_loss_fn=Plain())
+    history = distiller.fit(np.ones((4, 3), "float32"), np.zeros(4, "int32"), verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_jit_compile_gives_the_same_weights():
     x, y, w = make_data()
     weights = []
