@@ -276,6 +276,11 @@ def _read_jsonl(path, text_column, label_column):
             try:
                 record = json.loads(raw, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
+                if e.msg == "Extra data" and "\r" in raw[:e.pos]:
+                    raise DataError(
+                        f"{path}: line {line} holds several records separated by carriage "
+                        "returns; JSONL ends each line with a line feed (\\n or "
+                        "\\r\\n)") from None
                 if e.msg.startswith("Invalid control character"):
                     raise DataError(
                         f"{path}: line {line}, column {e.colno}: a raw control character "

@@ -232,6 +232,11 @@ HOSTILE = [
      dict(text_column="text", label_column="label"),
      "PATH: line 1, column 12: a raw control character '\\r' inside a JSON string; "
      "JSON writes it as an escape such as \\n, \\r or \\t"),
+    ("JSONL lines ended by carriage returns", "t.jsonl",
+     '{"text": "a", "label": 0}\r{"text": "b", "label": 1}\r',
+     dict(text_column="text", label_column="label"),
+     "PATH: line 1 holds several records separated by carriage returns; JSONL ends "
+     "each line with a line feed (\\n or \\r\\n)"),
     ("raw tab in a JSON string", "t.jsonl", '{"text": "a\tb", "label": 0}\n',
      dict(text_column="text", label_column="label"),
      "PATH: line 1, column 12: a raw control character '\\t' inside a JSON string"),
