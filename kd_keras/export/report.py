@@ -68,14 +68,27 @@ def verification_seconds(report):
 
 
 def with_paths_under(report, out_dir):
-    """A copy of `report` whose artifact paths are joined onto `out_dir`
-    (the form `export_model` returns)."""
+    """A copy of `report` whose artifact paths (and their companions') are
+    joined onto `out_dir` (the form `export_model` returns).
+
+    Example:
+
+    >>> r = with_paths_under({"artifacts": [{"path": "tflite/model.tflite",
+    ...     "companions": {"tflite/labels.txt": "ab12"}}]}, "out")
+    >>> r["artifacts"][0]["path"], r["artifacts"][0]["companions"]
+    ('out/tflite/model.tflite', {'out/tflite/labels.txt': 'ab12'})
+    """
+    def joined(entry):
+        entry = {**entry, "path": os.path.join(out_dir, entry["path"])}
+        if "companions" in entry:
+            entry["companions"] = {os.path.join(out_dir, p): sha
+                                   for p, sha in entry["companions"].items()}
+        return entry
+
     report = dict(report)
     for key in ("artifacts", "rejected", "earlier_versions"):
         if key in report:
-            report[key] = [
-                {**a, "path": os.path.join(out_dir, a["path"])} for a in report[key]
-            ]
+            report[key] = [joined(a) for a in report[key]]
     return report
 
 
