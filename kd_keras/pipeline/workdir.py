@@ -227,6 +227,8 @@ class RunDir:
         self.output = output
         self.path = f"{output}.partial"
         self._checked = set()  # Stages whose recorded files were checked.
+        # Unrecorded files a resume found: claimed once it is accepted.
+        self._pending = set()
         check_output(output)
         acquire_lock(output)
         try:
@@ -250,8 +252,9 @@ class RunDir:
             self._check_same_config(fingerprint)
             remove_leftovers(self.path)  # the killed run's half-written files
             # What its record lacks under the names the stages write is the
-            # killed run's last work, recorded from now on; anything else (a
-            # user's notes) never is (`RUN_ENTRIES`).
+            # killed run's last work, recorded once the resume is accepted
+            # (`done`); anything else (a user's notes) never is (`RUN_ENTRIES`).
+            self._pending = set(foreign_files(self.path, MARKER) or ())
         elif os.path.lexists(self.path):
             self._check_only_ours()
             if cfg.verbose:  # Minutes of work go: say so, and how to keep them.
@@ -295,8 +298,10 @@ class RunDir:
         return f"finished: {', '.join(map(str, stages))}"
 
     def _record(self):
-        """Lists every file of the run now in `OUTPUT.partial/` in its marker."""
-        write_marker(self.path, MARKER, {"kd_keras_run": 1}, keep=_run_entry)
+        """Lists every file of the run now in `OUTPUT.partial/` in its marker,
+        except what a resume found unrecorded while it is not yet accepted."""
+        write_marker(self.path, MARKER, {"kd_keras_run": 1},
+                     keep=lambda rel: _run_entry(rel) and rel not in self._pending)
 
     def _check_only_ours(self):
         """Refuses to start over on an interrupted run that holds a file
@@ -352,6 +357,8 @@ class RunDir:
             UsageError: a recorded file is missing or changed.
         """
         record = self._stages.get(stage)
+        if record is None:  # New work begins: what came before was checked.
+            self._pending = set()
         if record is not None and stage not in self._checked:
             digests = record.get(FILES_KEY, {})
             if not isinstance(digests, dict):

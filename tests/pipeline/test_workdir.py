@@ -411,7 +411,9 @@ def test_a_resume_refuses_a_users_file_in_the_backup(tmp_path, name):
                             "did not write; move it out to resume")
     assert open(mine).read() == "mine"
     os.remove(mine)
-    RunDir(out, CFG, resume=True).close()  # The killed run's own files are its.
+    run = RunDir(out, CFG, resume=True)
+    assert run.done("teacher") is None  # the resume is accepted: new work begins
+    run.close()  # The killed run's own files are its.
     from kd_keras.files.ownership import foreign_files
     assert foreign_files(partial, MARKER) == []
 
@@ -427,3 +429,31 @@ def test_a_resume_does_not_claim_a_users_model(tmp_path):
         f.write("mine")
     RunDir(out, CFG, resume=True).close()
     assert foreign_files(partial, MARKER) == ["mymodel.keras"]
+
+
+def test_a_refused_resume_does_not_claim_a_users_file_under_a_run_name(tmp_path):
+    """`logs/` is a name the run writes, so a file there is taken as the
+    killed run's last work, but only once the resume is accepted: a resume
+    refused first (changed data, say) leaves it the user's, and starting
+    over then refuses to delete it."""
+    from kd_keras.files.ownership import foreign_files
+
+    out = str(tmp_path / "run")
+    partial = _interrupted(out)
+    notes = os.path.join(partial, "logs", "NOTES.txt")
+    os.makedirs(os.path.dirname(notes))
+    with open(notes, "w") as f:
+        f.write("mine")
+    run = RunDir(out, CFG, resume=True)
+    assert run.done("data") is not None  # checked, then refused by the caller:
+    run.close()
+    assert foreign_files(partial, MARKER) == ["logs/NOTES.txt"]
+    with pytest.raises(UsageError, match="holds logs/NOTES.txt, which"):
+        RunDir(out, CFG)
+    assert open(notes).read() == "mine"
+    # Accepted (a stage the interrupted run did not finish begins), it is
+    # the killed run's.
+    run = RunDir(out, CFG, resume=True)
+    assert run.done("teacher") is None
+    run.close()
+    assert foreign_files(partial, MARKER) == []
