@@ -2,7 +2,7 @@
 key.
 
 `validate(cfg)` raises `ConfigError` with a one-line message naming the
-first bad key, e.g. `distill.epochs: must be a non-negative integer, got
+first bad key, e.g. `distill.epochs: must be a positive integer, got
 -1`. Validators only validate: defaults live in `kd_keras.config.schema`,
 and `kd_keras.config.parsing` builds the objects and calls this.
 """
@@ -237,7 +237,7 @@ def _validate_distill(d):
     from kd_keras.distillation.losses import NAMES as DISTILLATION_LOSSES
     from kd_keras.distillation.losses import TEMPERATURE_RANGE
 
-    _check(_is_int(d.epochs) and d.epochs >= 0, "distill.epochs", "a non-negative integer",
+    _check(_is_int(d.epochs) and d.epochs >= 1, "distill.epochs", "a positive integer",
            d.epochs)
     _check(_is_int(d.batch_size) and d.batch_size > 0, "distill.batch_size",
            "a positive integer", d.batch_size)

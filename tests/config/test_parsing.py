@@ -88,7 +88,9 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
 @pytest.mark.parametrize(
     "section,values,message",
     [
-        ("distill", {"epochs": -1}, "distill.epochs: must be a non-negative integer, got -1"),
+        ("distill", {"epochs": -1}, "distill.epochs: must be a positive integer, got -1"),
+        # 0 trained nothing, then failed with a traceback after the teacher.
+        ("distill", {"epochs": 0}, "distill.epochs: must be a positive integer, got 0"),
         ("distill", {"epochs": 2.5}, "distill.epochs"),
         ("distill", {"alpha": 1.5}, "distill.alpha: must be a number in [0, 1], got 1.5"),
         ("distill", {"temperature": 0}, "distill.temperature"),
