@@ -8,6 +8,7 @@ and `kd_keras.config.parsing` builds the objects and calls this.
 """
 
 import math
+import re
 
 from kd_keras.config import schema
 from kd_keras.config.terms import validate_feature_terms
@@ -200,6 +201,11 @@ def _validate_student(s):
                "a mapping of builder argument names", key)
         _check(not (isinstance(value, float) and not math.isfinite(value)),
                f"student.options.{key}", "a finite value", value)
+    name = s.options.get("name")  # The model's name: a TF scope, the serving name.
+    _check(name is None or (isinstance(name, str)
+                            and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name)),
+           "student.options.name", "a name of letters, digits, '_', '.' and '-' (it names "
+           "the model in TensorFlow and TF Serving)", name)
 
 
 def _check_student_architecture(s):

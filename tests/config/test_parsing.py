@@ -91,6 +91,10 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
         ("distill", {"epochs": -1}, "distill.epochs: must be a positive integer, got -1"),
         # 0 trained nothing, then failed with a traceback after the teacher.
         ("distill", {"epochs": 0}, "distill.epochs: must be a positive integer, got 0"),
+        # A space failed TensorFlow's name scope at the first training step.
+        ("student", {"options": {"name": "my model"}},
+         "student.options.name: must be a name of letters, digits, '_', '.' and '-' (it "
+         "names the model in TensorFlow and TF Serving), got 'my model'"),
         ("distill", {"epochs": 2.5}, "distill.epochs"),
         ("distill", {"alpha": 1.5}, "distill.alpha: must be a number in [0, 1], got 1.5"),
         ("distill", {"temperature": 0}, "distill.temperature"),
