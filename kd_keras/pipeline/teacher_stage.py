@@ -192,9 +192,15 @@ def check_teacher_layers(cfg, model):
 def _adapt_backbone(cfg, data, run, feature_cache_dir):
     t = cfg.teacher
     with building(cfg.precision):
-        model = teachers.build_text_teacher(
-            teachers.resolve_backbone(t.backbone), data.num_classes,
-            sequence_length=t.sequence_length, pooling=t.pooling)
+        try:
+            model = teachers.build_text_teacher(
+                teachers.resolve_backbone(t.backbone), data.num_classes,
+                sequence_length=t.sequence_length, pooling=t.pooling)
+        except UsageError as e:  # The argument is a config key here.
+            message = one_line(e)
+            if not message.startswith("sequence_length:"):
+                raise
+            raise ConfigError(f"teacher.{message}") from None
     check_teacher_layers(cfg, model)
     weights = run.file("teacher.weights.h5")
     gives_features = _adaptation_gives_features(cfg, model)

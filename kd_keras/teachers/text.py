@@ -200,6 +200,11 @@ def build_text_teacher(
         raise UsageError(f"sequence_length: must be at least 3, got {sequence_length}")
     classifier = load_bert_teacher(backbone_dir, num_classes=num_classes, pooling=pooling)
     classifier.name = "classifier"
+    positions = getattr(classifier.get_layer("backbone"), "max_sequence_length", None)
+    if positions is not None and sequence_length > positions:
+        raise UsageError(
+            f"sequence_length: {sequence_length} is more than the {positions} positions "
+            f"the checkpoint {backbone_dir} was trained for")
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
         _tokenizer(backbone_dir), sequence_length=sequence_length, name="preprocessor"
     )

@@ -270,3 +270,28 @@ def test_ready_teacher_logits_with_the_cache_or_without(tmp_path, monkeypatch):
     for split in SPLITS:
         if (False, split) in stored:
             np.testing.assert_array_equal(stored[False, split], stored[True, split])
+
+
+def test_a_teacher_sequence_longer_than_the_checkpoint_is_one_line_naming_the_key(tmp_path):
+    from kd_keras.errors import ConfigError
+    from kd_keras.pipeline import data_stage
+    from kd_keras.pipeline import teacher_stage
+    from kd_keras.pipeline.workdir import RunDir
+    from pipeline import resume_helpers as rh
+    from teachers.conftest import save_tiny_bert
+
+    bert = str(tmp_path / "bert")
+    save_tiny_bert(bert)  # 64 positions
+    rh.write_tsv(tmp_path / "train.tsv", rh.sentences(40, seed=0))
+    rh.write_tsv(tmp_path / "test.tsv", rh.sentences(20, seed=1))
+    cfg = parse_config({
+        "data": {"train": "train.tsv", "test": "test.tsv"},
+        "teacher": {"backbone": bert, "sequence_length": 128},
+        "student": {"architecture": "text_cnn", "sequence_length": 12},
+        "verbose": 0}, base_dir=str(tmp_path))
+    data = data_stage.prepare_data(cfg)
+    run = RunDir(str(tmp_path / "run"), cfg)
+    with pytest.raises(ConfigError, match=r"^teacher.sequence_length: 128 is more than the "
+                                          r"64 positions the checkpoint .* was trained for$"):
+        teacher_stage.adapt_teacher(cfg, data, run, None)
+    run.close()
