@@ -176,13 +176,24 @@ def check_teacher_layers(cfg, model):
     """Refuses, before the teacher runs, a `distill.features` term whose
     `teacher_layer` names no layer of `model` (a Keras teacher, or a
     `TextTeacher` whose layers are named from its classifier)."""
+    import difflib
+
     from kd_keras.distillation.feature_views import resolve
 
     classifier = getattr(model, "classifier", None)
+    offered = getattr(model, "feature_names", None)  # a text teacher's hook
     for i, term in enumerate(cfg.distill.features or ()):
         target, key = model, term.teacher_layer
         if classifier is not None and key.startswith(f"{classifier.name}/"):
             target, key = classifier, key[len(classifier.name) + 1:]
+        elif callable(offered):  # The hook would take any name until it runs.
+            names = offered()
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=5, cutoff=0.5)
+                raise ConfigError(
+                    f"distill.features[{i}].teacher_layer: the teacher offers no feature "
+                    f"{key!r} (close matches: {', '.join(close or names[:8])})")
+            continue
         try:
             resolve(target, key, f"distill.features[{i}].teacher_layer")
         except UsageError as e:

@@ -295,3 +295,29 @@ def test_a_teacher_sequence_longer_than_the_checkpoint_is_one_line_naming_the_ke
                                           r"64 positions the checkpoint .* was trained for$"):
         teacher_stage.adapt_teacher(cfg, data, run, None)
     run.close()
+
+
+@pytest.mark.parametrize("layer", ["pooling", "nope"])
+def test_a_feature_the_text_teacher_does_not_offer_is_refused_before_it_trains(tmp_path,
+                                                                             layer):
+    """The text teacher's hook takes any name until it runs, which was after
+    the teacher's fine-tuning: the name is checked against what it offers."""
+    from kd_keras import teachers
+    from kd_keras.errors import ConfigError
+    from kd_keras.pipeline import teacher_stage
+    from teachers.conftest import save_tiny_bert
+
+    bert = str(tmp_path / "bert")
+    save_tiny_bert(bert)
+    model = teachers.build_text_teacher(bert, 2, sequence_length=16)
+    cfg = parse_config({
+        "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": bert},
+        "distill": {"features": [{"teacher_layer": layer, "student_layer": "features"}]}})
+    with pytest.raises(ConfigError, match=r"^distill.features\[0\].teacher_layer: the teacher "
+                                          rf"offers no feature '{layer}' \(close matches: "):
+        teacher_stage.check_teacher_layers(cfg, model)
+    ok = parse_config({
+        "data": {"builtin": "rt_polarity"}, "teacher": {"backbone": bert},
+        "distill": {"features": [{"teacher_layer": "classifier/pooling",
+                                  "student_layer": "features"}]}})
+    teacher_stage.check_teacher_layers(ok, model)
