@@ -162,6 +162,37 @@ def _check_unused(raw, cfg):
                                                             getattr(resolved, key)):
                 raise ConfigError(f"{section}.{key}: not used with {section}.{route} "
                                   f"({why}); remove it")
+    for key, unused, why in _unused_by_value(raw, cfg):
+        if unused:
+            raise ConfigError(f"{key}: not used {why}; remove it")
+
+
+def _given(raw, *path):
+    """Whether the raw config sets the key at `path` (to anything)."""
+    for part in path[:-1]:
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return isinstance(raw, dict) and path[-1] in raw and raw[path[-1]] is not None
+
+
+def _unused_by_value(raw, cfg):
+    """`(key, unused, why)` of keys that another key's value makes unused."""
+    ft, augment = cfg.teacher.fine_tune, cfg.distill.augment
+    no_copies = augment.copies == 0
+    default_augment = schema.AugmentConfig()
+    yield ("teacher.fine_tune.top_layers",
+           _given(raw, "teacher", "fine_tune", "top_layers") and not ft.train_backbone,
+           "with teacher.fine_tune.train_backbone: false (an exact head on the frozen "
+           "backbone trains no block)")
+    yield ("distribute.address",
+           cfg.distribute.address != schema.DistributeConfig().address
+           and cfg.distribute.engine != "ray", "with distribute.engine: local (no Ray)")
+    yield ("distill.cache_dir", _given(raw, "distill", "cache_dir") and cfg.teacher.model,
+           "with teacher.model (it caches a backbone's frozen features)")
+    for key in ("word_dropout", "ngram_prob", "max_ngram", "replace_prob", "per_epoch"):
+        yield (f"distill.augment.{key}",
+               no_copies and _given(raw, "distill", "augment", key)
+               and getattr(augment, key) != getattr(default_augment, key),
+               "with distill.augment.copies: 0 (no copies are made)")
 
 
 def _resolve(path, base):

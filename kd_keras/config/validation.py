@@ -156,8 +156,9 @@ def _validate_teacher(t):
            "a non-negative integer", ft.epochs)
     _check(isinstance(ft.train_backbone, bool), "teacher.fine_tune.train_backbone",
            "true or false", ft.train_backbone)
-    _check(ft.top_layers is None or (_is_int(ft.top_layers) and ft.top_layers >= 0),
-           "teacher.fine_tune.top_layers", "a non-negative integer or null", ft.top_layers)
+    _check(ft.top_layers is None or (_is_int(ft.top_layers) and ft.top_layers >= 1),
+           "teacher.fine_tune.top_layers", "a positive integer or null (train_backbone: "
+           "false trains no block)", ft.top_layers)
     _check(ft.learning_rate is None or (_is_finite(ft.learning_rate) and ft.learning_rate > 0),
            "teacher.fine_tune.learning_rate", "a positive number or null", ft.learning_rate)
     _check(_is_int(ft.batch_size) and ft.batch_size > 0, "teacher.fine_tune.batch_size",

@@ -153,17 +153,18 @@ def test_tilde_is_the_home_folder_in_every_path(tmp_path, monkeypatch):
         (home / name).write_text("x\n")
     (tmp_path / "c.yaml").write_text(
         "data: {train: ~/train.tsv, test: ~/train.tsv}\nteacher: {model: ~/t.keras}\n"
-        "student: {vocabulary: ~/vocab.txt}\ndistill: {cache_dir: ~/cache}\noutput: ~/runs/x\n")
+        "student: {vocabulary: ~/vocab.txt}\noutput: ~/runs/x\n")
     cfg = load_config(str(tmp_path / "c.yaml"))
     assert cfg.output == str(home / "runs" / "x")
     assert (cfg.data.train, cfg.data.test) == (str(home / "train.tsv"),) * 2
     assert cfg.teacher.model == str(home / "t.keras")
     assert cfg.student.vocabulary == str(home / "vocab.txt")
-    assert cfg.distill.cache_dir == str(home / "cache")
     assert load_config(str(tmp_path / "c.yaml"), {"output": "~/y"}).output == str(home / "y")
     (home / "bert").mkdir()
-    cfg = parse_config(_with(teacher={"backbone": "~/bert"}), base_dir=str(tmp_path))
+    cfg = parse_config(_with(teacher={"backbone": "~/bert"}, distill={"cache_dir": "~/cache"}),
+                       base_dir=str(tmp_path))
     assert cfg.teacher.backbone == str(home / "bert")
+    assert cfg.distill.cache_dir == str(home / "cache")
 
 
 @pytest.mark.parametrize("section,key", [("export", None),
@@ -189,6 +190,34 @@ def test_teacher_options_a_ready_model_ignores_are_refused(teacher):
     key = next(iter(teacher))
     _refused(_with(MODEL, teacher=teacher), f"teacher.{key}: not used with teacher.model")
     parse_config(_with(teacher=teacher))  # A backbone uses them.
+
+
+@pytest.mark.parametrize("raw, message", [
+    (dict(teacher={"fine_tune": {"train_backbone": False, "top_layers": 1}}),
+     "teacher.fine_tune.top_layers: not used with teacher.fine_tune.train_backbone: false"),
+    (dict(teacher={"fine_tune": {"train_backbone": True, "top_layers": 0}}),
+     "teacher.fine_tune.top_layers: must be a positive integer or null"),
+    (dict(distribute={"address": "localhost:1"}),
+     "distribute.address: not used with distribute.engine: local"),
+    (dict(base=MODEL, distill={"cache_dir": "cache"}),
+     "distill.cache_dir: not used with teacher.model"),
+    (dict(distill={"augment": {"copies": 0, "per_epoch": True}}),
+     "distill.augment.per_epoch: not used with distill.augment.copies: 0"),
+    (dict(distill={"augment": {"copies": 0, "word_dropout": 0.5}}),
+     "distill.augment.word_dropout: not used with distill.augment.copies: 0"),
+])
+def test_keys_another_keys_value_makes_unused_are_refused(raw, message):
+    """Each ran without a word, its value ignored by the route chosen."""
+    raw = dict(raw)
+    _refused(_with(raw.pop("base", None), **raw), message)
+
+
+def test_the_keys_are_taken_where_the_route_uses_them():
+    parse_config(_with(teacher={"fine_tune": {"train_backbone": True, "top_layers": 1}},
+                       distill={"cache_dir": "cache",
+                                "augment": {"copies": 2, "per_epoch": True}}))
+    parse_config(_with(distribute={"engine": "ray", "address": "localhost:1"}))
+    parse_config(_with(distill={"augment": {"copies": 0, "word_dropout": 0.1}}))  # default
 
 
 def test_a_ready_model_config_still_round_trips():
