@@ -15,6 +15,7 @@ import yaml
 
 from kd_keras.config.parsing import parse_config
 from kd_keras.errors import ConfigError
+from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import one_line
 
@@ -26,6 +27,7 @@ def check_files(cfg):
 
     Raises:
         MissingFileError: naming the config key and the path.
+        DataError: a data or vocabulary file that is a folder.
     """
     checks = [(f"data.{k}", getattr(cfg.data, k)) for k in ("train", "validation", "test")]
     checks += [("teacher.model", cfg.teacher.model),
@@ -33,6 +35,8 @@ def check_files(cfg):
     for key, path in checks:
         if path is not None and not os.path.exists(path):
             raise MissingFileError(f"{key}: file not found: {path}")
+        if path is not None and key != "teacher.model" and os.path.isdir(path):
+            raise DataError(f"{key}: {path} is a folder, not a file")
 
 
 class _DuplicateKey(yaml.YAMLError):

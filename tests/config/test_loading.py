@@ -87,3 +87,17 @@ def test_a_windows_path_in_double_quotes_gets_a_hint(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot parse YAML \(line 2, column \d+\): .*escape.* "
                                           r"\(a backslash in double quotes starts an escape"):
         load_config(str(path))
+
+
+@pytest.mark.parametrize("key, text", [("data.train", "data: {train: folder}"),
+                                       ("student.vocabulary",
+                                        "data: {train: t.tsv}\nstudent: {vocabulary: folder}")])
+def test_a_folder_where_a_file_belongs_names_its_key(tmp_path, key, text):
+    from kd_keras.errors import DataError
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "t.tsv").write_text("a\tb\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\nteacher: {backbone: minilm}\n")
+    with pytest.raises(DataError, match=rf"^{key}: .*folder is a folder, not a file$"):
+        load_config(str(config))
