@@ -184,11 +184,14 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
         times = _resumed_seconds(run, times)
 
         def stage(name, work):
-            """Runs one stage, timed; its seconds are kept for `--resume`."""
+            """Runs one stage, timed; its seconds are kept for `--resume`,
+            those of a stage interrupted part way included."""
             step(name)
-            with times.measure(name):
-                out = work()
-            write_json(run.file(SECONDS_FILE), times.to_json())
+            try:
+                with times.measure(name):
+                    out = work()
+            finally:
+                write_json(run.file(SECONDS_FILE), times.to_json())
             progress.update()
             return out
 

@@ -42,6 +42,8 @@ def test_a_resumed_run_adds_the_time_of_the_first_session(capsys, monkeypatch, t
     partial = os.path.join(base["output"] + ".partial", "stage_seconds.json")
     with open(partial, encoding="utf-8") as f:
         first = json.load(f)
+    # The stage the run stopped in counts too (its seconds were lost).
+    assert first["teacher_outputs"] >= 0
     first["teacher_adaptation"] += 1000.0  # a marker the resumed run must keep
     with open(partial, "w", encoding="utf-8") as f:
         json.dump(first, f)
