@@ -8,6 +8,8 @@ import pytest
 
 import kd_keras
 from kd_keras.cache import cache_teacher_outputs
+from pipeline.resume_helpers import Stop
+from pipeline.resume_helpers import StopAtEpoch
 
 N, SEQ, DIM, BATCH, EPOCHS, LR = 45, 4, 5, 8, 2, 0.1
 
@@ -97,12 +99,6 @@ def test_fit_from_a_cache_without_the_terms_features_names_them(tmp_path):
                     verbose=0)
 
 
-class _StopAfterEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise KeyboardInterrupt  # as a killed run: the backup stays
-
-
 def test_a_backup_and_restore_resume_from_the_cache_builds_the_projections_first(tmp_path):
     """`BackupAndRestore` restores the optimizer before the first batch,
     which sizes the projections: `fit` builds them first, and the resumed
@@ -123,9 +119,9 @@ def test_a_backup_and_restore_resume_from_the_cache_builds_the_projections_first
     whole = distiller()
     whole.fit(ds, epochs=2, verbose=0)
     backup = str(tmp_path / "backup")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Stop):  # as a killed run: the backup stays
         distiller().fit(ds, epochs=2, verbose=0, callbacks=[
-            keras.callbacks.BackupAndRestore(backup), _StopAfterEpoch()])
+            keras.callbacks.BackupAndRestore(backup), StopAtEpoch(0)])
     resumed = distiller()
     resumed.fit(ds, epochs=2, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)])
     for a, b in zip(whole.get_weights(), resumed.get_weights()):

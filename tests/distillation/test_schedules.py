@@ -12,6 +12,8 @@ import kd_keras
 from kd_keras.distillation import schedules
 from kd_keras.distillation.training_progress import TrainingProgress
 from kd_keras.errors import UsageError
+from pipeline.resume_helpers import Stop
+from pipeline.resume_helpers import StopAtEpoch
 
 P = np.linspace(0.0, 1.0, 11)
 
@@ -124,16 +126,6 @@ def test_distiller_progress_with_initial_epoch_and_unknown_length():
     assert result["alpha"] == pytest.approx(7 / 8)
 
 
-class _StopAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt  # as a killed run: the backup stays
-
-
 def test_a_backup_and_restore_resume_continues_the_schedule(tmp_path):
     """`BackupAndRestore` restores the optimizer step and the epoch; the
     schedule continues from there, as in a run never interrupted."""
@@ -150,10 +142,9 @@ def test_a_backup_and_restore_resume_continues_the_schedule(tmp_path):
     whole = distiller()
     alpha = whole.fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0).history["alpha"]
     backup = str(tmp_path / "backup")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Stop):  # as a killed run: the backup stays
         distiller().fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0,
-                        callbacks=[keras.callbacks.BackupAndRestore(backup),
-                                   _StopAfterEpoch(1)])
+                        callbacks=[keras.callbacks.BackupAndRestore(backup), StopAtEpoch(1)])
     resumed = distiller()
     history = resumed.fit(x, y, batch_size=2, epochs=4, shuffle=False, verbose=0,
                           callbacks=[keras.callbacks.BackupAndRestore(backup)]).history
