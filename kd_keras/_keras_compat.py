@@ -167,6 +167,21 @@ def loss_tracker(model):
     return model._loss_tracker
 
 
+def resumed_epoch(model):
+    """The epoch a `keras.callbacks.BackupAndRestore` restored for the
+    current `fit` (None when it restored none), which `fit` then starts
+    from instead of its `initial_epoch`. Keras keeps it in the private
+    `Trainer._initial_epoch`, set by the callback's `on_train_begin`.
+
+    Args:
+        model: the model being trained.
+
+    Returns:
+        An int, or None.
+    """
+    return getattr(model, "_initial_epoch", None)
+
+
 def is_functional(model):
     """Whether `model` is a Functional model (built from `keras.Input`s and
     layer calls, KerasHub's models included): a `keras.Model` that is also a

@@ -7,7 +7,7 @@ any other exception is a bug, keeps its traceback and exits with status 1.
 Messages follow one style: they start with what is wrong (a config key, a
 file, an argument or a value), then a colon and what was expected or found:
 
-- `distill.epochs: must be a non-negative integer, got -1`
+- `distill.epochs: must be a positive integer, got -1`
 - `data/train.tsv: line 3: expected 2 columns, found 3`
 - `--formats: unknown format 'tflit' (known: saved_model, tflite, onnx)`
 

@@ -25,6 +25,7 @@ from kd_keras._keras_compat import loss_tracker
 from kd_keras._keras_compat import output_spec
 from kd_keras._keras_compat import producer
 from kd_keras._keras_compat import reseed_for_epoch
+from kd_keras._keras_compat import resumed_epoch
 from kd_keras._keras_compat import run_graph
 from kd_keras._keras_compat import seed_generator_states
 from kd_keras._keras_compat import set_custom_op_registerers
@@ -174,6 +175,36 @@ def test_loss_tracker_is_the_compiled_loss_log():
     history = model.fit(np.zeros((8, 4)), np.zeros((8, 2)), epochs=1, verbose=0).history
     assert history["loss"] == [3.0], changed(
         f"updating Trainer._loss_tracker gave the logs {history}, not loss 3.0")
+
+
+def test_resumed_epoch_is_the_epoch_backup_and_restore_set_fit_to_start_from(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    assert resumed_epoch(model) is None, changed("a model holds a restored epoch unasked")
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("stop")
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path))
+    try:
+        model.fit(x, y, epochs=4, verbose=0, callbacks=[backup, Stop()])
+    except RuntimeError:
+        pass
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(resumed_epoch(self.model))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    model.fit(x, y, epochs=4, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path)), Record()])
+    assert seen == [2, 2, 3], changed(f"a restored fit began as {seen}, not [2, 2, 3]")
 
 
 def test_functional_models_and_only_they_are_keras_functions():

@@ -5,7 +5,7 @@
 `kd_keras.config.schema` (an unknown key is an error that lists the known
 ones), then `kd_keras.config.validation.validate` checks every value and
 raises `ConfigError` with a one-line message naming the key, e.g.
-`distill.epochs: must be a non-negative integer, got -1`.
+`distill.epochs: must be a positive integer, got -1`.
 
 Relative input paths (data files, `teacher.model`, `teacher.backbone`,
 `student.vocabulary`, `distill.cache_dir`) are resolved against the config
@@ -100,7 +100,7 @@ def parse_config(raw, base_dir="."):
     >>> parse_config({"distill": {"epochs": -1}})
     Traceback (most recent call last):
     ...
-    kd_keras.errors.ConfigError: distill.epochs: must be a non-negative integer, got -1
+    kd_keras.errors.ConfigError: distill.epochs: must be a positive integer, got -1
     """
     cfg = _build(schema.RunConfig, {} if raw is None else raw, ())
     validate(cfg)

@@ -3,10 +3,10 @@ number is `kd_keras.number_checks`'s).
 
 Example:
 
->>> check(False, "distill.epochs", "a non-negative integer", -1)
+>>> check(False, "distill.epochs", "a positive integer", -1)
 Traceback (most recent call last):
 ...
-kd_keras.errors.ConfigError: distill.epochs: must be a non-negative integer, got -1
+kd_keras.errors.ConfigError: distill.epochs: must be a positive integer, got -1
 """
 
 import math

@@ -21,6 +21,8 @@ import inspect
 import keras
 import tensorflow as tf
 
+from kd_keras._keras_compat import resumed_epoch
+
 from kd_keras.distillation.schedules import Schedule
 
 
@@ -107,8 +109,7 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # A `BackupAndRestore` before this callback restored the optimizer
         # step and set the epoch `fit` resumes from, as Keras then reads it.
-        self.initial_epoch = int(getattr(self.model, "_initial_epoch", None)
-                                 or self.initial_epoch)
+        self.initial_epoch = int(resumed_epoch(self.model) or self.initial_epoch)
         self._begin = self._iterations()
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
         if steps:

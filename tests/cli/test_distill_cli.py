@@ -27,7 +27,7 @@ def _cases(tmp_path, teacher):
         "unparsable yaml": (str(bad_yaml), "broken.yaml: cannot parse YAML"),
         "negative epochs": (
             distill_helpers.write_config(tmp_path / "c3.yaml", teacher, out, distill={"epochs": -1}),
-            "distill.epochs: must be a non-negative integer, got -1"),
+            "distill.epochs: must be a positive integer, got -1"),
         "unknown student": (
             distill_helpers.write_config(tmp_path / "c4.yaml", teacher, out,
                                          student={"architecture": "resnet9000"}),

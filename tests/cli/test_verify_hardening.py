@@ -124,7 +124,8 @@ def test_sidecar_symlinked_out_of_the_folder(copy, tmp_path, capsys):
     shutil.move(sidecar, tmp_path / "model.json")
     os.symlink(tmp_path / "model.json", sidecar)
     code, _, err = _verify(capsys, copy)
-    _one_line_error(code, err, "model.json: leads outside the export folder")
+    # The report's record of the sidecar (its companions) is refused first.
+    _one_line_error(code, err, "companions: 'tflite/model.json': leads outside the export folder")
 
 
 def test_deeply_nested_report(copy, capsys):

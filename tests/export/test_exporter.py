@@ -35,6 +35,9 @@ def test_every_model_exports_to_every_format_within_tolerance(exported, name):
     for a in stored["artifacts"]:
         assert not os.path.isabs(a["path"]) and ".." not in a["path"].split("/"), a["path"]
         a["path"] = os.path.join(out_dir, *a["path"].split("/"))
+        if "companions" in a:  # a TFLite model's sidecar and labels.txt
+            a["companions"] = {os.path.join(out_dir, *p.split("/")): sha
+                               for p, sha in a["companions"].items()}
     assert stored == json.loads(json.dumps(report))
     produced = {(a["format"], a["quantization"]) for a in report["artifacts"]}
     expected = {("saved_model", "none")}
