@@ -314,35 +314,34 @@ def verify_export(out_dir, latency_runs=10, verbose=0):
 
 def _checksum_only(artifact):
     """An earlier SavedModel version: present and unchanged."""
-    if not os.path.exists(artifact.full_path):
-        return ArtifactCheck(artifact, None, (f"{artifact.name}: {artifact.path} is missing",))
-    size = size_bytes(artifact.full_path)
-    if sha256_path(artifact.full_path) != artifact.sha256:
-        return ArtifactCheck(
-            artifact, None, (f"{artifact.name}: {artifact.path} was altered (sha256)",), size)
-    return ArtifactCheck(artifact, None, (), size)
+    failure = _file_failure(artifact.name, artifact.path, artifact.full_path, artifact.sha256)
+    size = size_bytes(artifact.full_path) if os.path.exists(artifact.full_path) else None
+    return ArtifactCheck(artifact, None, (failure,) if failure else (), size)
 
 
 def checksum_failures(artifact):
     """A line for `artifact` and each file that travels with it when it is
     missing or no longer what `report.json` recorded (sha256)."""
-    if not os.path.exists(artifact.full_path):
-        return (f"{artifact.name}: {artifact.path} is missing",)
-    if sha256_path(artifact.full_path) != artifact.sha256:
-        return (f"{artifact.name}: {artifact.path} was altered (sha256)",)
-    return _companion_failures(artifact)
+    failure = _file_failure(artifact.name, artifact.path, artifact.full_path, artifact.sha256)
+    return (failure,) if failure else _companion_failures(artifact)
 
 
 def _companion_failures(artifact):
     """A line for each file that travels with `artifact` and is missing or
     altered."""
-    failures = []
-    for rel, full, sha in artifact.companions:
-        if not os.path.isfile(full):
-            failures.append(f"{artifact.name}: {rel} is missing")
-        elif sha256_path(full) != sha:
-            failures.append(f"{artifact.name}: {rel} was altered (sha256)")
-    return tuple(failures)
+    failures = (_file_failure(artifact.name, rel, full, sha)
+                for rel, full, sha in artifact.companions)
+    return tuple(f for f in failures if f)
+
+
+def _file_failure(name, shown, full_path, sha256):
+    """The line for a recorded file or folder that is missing or whose
+    SHA-256 is no longer `sha256`, else None."""
+    if not os.path.exists(full_path):
+        return f"{name}: {shown} is missing"
+    if sha256_path(full_path) != sha256:
+        return f"{name}: {shown} was altered (sha256)"
+    return None
 
 
 def _listed_checks(report, sets, latency_runs, verbose=0):
@@ -351,20 +350,18 @@ def _listed_checks(report, sets, latency_runs, verbose=0):
     for artifact in tqdm(report.artifacts, desc="verify", unit="artifact", leave=False,
                          disable=not verbose):
         name, shown = artifact.name, artifact.path
-        if not os.path.exists(artifact.full_path):
-            checks.append(ArtifactCheck(artifact, None, (f"{name}: {shown} is missing",)))
+        failure = _file_failure(name, shown, artifact.full_path, artifact.sha256)
+        exists = os.path.exists(artifact.full_path)
+        size = size_bytes(artifact.full_path) if exists else None
+        if failure is not None:
+            checks.append(ArtifactCheck(artifact, None, (failure,), size))
             continue
-        size = size_bytes(artifact.full_path)
-        if sha256_path(artifact.full_path) != artifact.sha256:
-            checks.append(
-                ArtifactCheck(artifact, None, (f"{name}: {shown} was altered (sha256)",), size)
-            )
-            continue
-        # The report's other values are measured afresh; its size must agree.
-        wrong_size = () if artifact.size_bytes in (None, size) else (
+        # The report's other values are measured afresh; its size must agree,
+        # and the files that travel with it are as recorded.
+        recorded = () if artifact.size_bytes in (None, size) else (
             f"{name}: {REPORT_FILE} gives size_bytes {artifact.size_bytes}, but {shown} "
             f"has {size} bytes",)
-        wrong_size += _companion_failures(artifact)
+        recorded += _companion_failures(artifact)
         if artifact.validation not in sets:
             raise DataError(
                 f"{os.path.join(out_dir, REPORT_FILE)}: {name}: no stored "
@@ -392,8 +389,8 @@ def _listed_checks(report, sets, latency_runs, verbose=0):
             raise
         except Exception as e:  # A broken artifact is a verification failure.
             checks.append(ArtifactCheck(
-                artifact, None, wrong_size + (f"{name}: cannot run: {one_line(e)}",), size))
+                artifact, None, recorded + (f"{name}: cannot run: {one_line(e)}",), size))
             continue
-        failures = wrong_size + tuple(f"{name}: {r}" for r in fresh["failures"])
+        failures = recorded + tuple(f"{name}: {r}" for r in fresh["failures"])
         checks.append(ArtifactCheck(artifact, fresh, failures, size))
     return checks
