@@ -422,9 +422,9 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
 
         `fit` builds them on its first batch, or from the data's element
         spec before it reads any when a `keras.callbacks.BackupAndRestore`
-        is given and the data is a `tf.data.Dataset`. Call this first when a checkpoint that holds
-        them is restored before that batch in another way (arrays with
-        `BackupAndRestore`, or your own restoring).
+        is given and the data is a `tf.data.Dataset`. Call this first when
+        a checkpoint that holds them is restored before that batch in
+        another way (arrays with `BackupAndRestore`, or your own restoring).
 
         Args:
             data_batch: an `(x, y)` batch as `fit` reads it, or its
