@@ -13,6 +13,7 @@ Example:
 """
 
 import os
+import platform
 
 from kd_keras.files import json_files
 
@@ -55,3 +56,28 @@ def merge_rows(rows, previous, names):
     """
     return {n: rows[n] if n in rows else previous[n] for n in names
             if n in rows or n in previous}
+
+
+def machine(load_before=None):
+    """What a result was measured on: the versions, the CPUs, and the
+    1-minute load average (before the timing, when given, and now), which
+    says how far other processes may have slowed it.
+
+    Args:
+        load_before: `os.getloadavg()` taken before the timing, or `None`.
+
+    Returns:
+        A JSON-ready dict.
+
+    Example:
+
+    >>> sorted(machine((1.0, 0.5, 0.2)))
+    ['cpu_count', 'keras', 'load_average_1min', 'python', 'tensorflow']
+    """
+    import keras
+    import tensorflow as tf
+
+    now = os.getloadavg()[0]
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "cpu_count": os.cpu_count(),
+            "load_average_1min": now if load_before is None else [load_before[0], now]}

@@ -35,7 +35,6 @@ stdout, the numbers to `benchmarks/results/cache.json`.
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -59,6 +58,7 @@ from kd_keras.cache import cache_teacher_outputs  # noqa: E402
 from kd_keras.data.builtin import rt_polarity_sentences  # noqa: E402
 from kd_keras.teachers import minilm_dir  # noqa: E402
 from arguments import RESULTS  # noqa: E402
+from arguments import machine  # noqa: E402
 from arguments import write_json  # noqa: E402
 from timing import EpochTimer  # noqa: E402
 
@@ -298,9 +298,7 @@ def main():
             "five_epochs_3x_faster": 5 * online_epoch / (build + 5 * cached) >= 3,
             "peak_rss_below_2GB": rss["peak_rss_mb"] < 2048,
         },
-        "machine": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                    "keras": keras.__version__, "cpus": os.cpu_count(),
-                    "load_avg_1m_at_end": os.getloadavg()[0]},
+        "machine": machine(),
         "quick": args.quick,
     }
     rows = [

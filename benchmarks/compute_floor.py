@@ -31,7 +31,6 @@ Writes benchmarks/results/compute_floor.json (or --out).
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -46,6 +45,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from arguments import add_output_arguments  # noqa: E402
+from arguments import machine  # noqa: E402
 from arguments import results_path  # noqa: E402
 from arguments import write_json  # noqa: E402
 from timing import median_ratio  # noqa: E402
@@ -199,7 +199,6 @@ def main(argv=None):
 
     load_before = os.getloadavg()
     _, times = time_methods(methods, args.rounds)
-    load_after = os.getloadavg()
     median = {name: float(np.median(t)) for name, t in times.items()}
     teacher = {}
     for width in args.widths:
@@ -232,9 +231,7 @@ def main(argv=None):
             "rounds": args.rounds, "calls_per_round": args.calls,
             "statistic": "median over interleaved rounds; ratios are medians of "
                          "per-round ratios",
-            "load_average_1min": [load_before[0], load_after[0]],
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__,
+            **machine(load_before),
             "command": "python benchmarks/compute_floor.py " + " ".join(
                 argv if argv is not None else sys.argv[1:]),
         },

@@ -16,7 +16,6 @@ first 80% train the student and the next 1,000 validate the export.
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
@@ -95,6 +94,9 @@ def main():
         f"{report['reference']['params']:,} params; export + verification "
         f"{seconds:.0f} s"
     )
+    from arguments import machine
+    from arguments import write_json
+
     result = {
         "benchmark": "export",
         "model": model.name,
@@ -102,8 +104,7 @@ def main():
         "latency_runs": args.runs,
         "threads": 1,
         "export_seconds": round(seconds, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": os.getloadavg()[0]},
+        "machine": machine(),
         "reference": report["reference"],
         "artifacts": [
             {k: v for k, v in a.items() if k not in ("path", "sha256")}
@@ -111,8 +112,6 @@ def main():
         ],
         "skipped": report["skipped"],
     }
-    from arguments import write_json
-
     write_json(args.output, result)
     print(f"wrote {os.path.relpath(args.output)}")
 

@@ -44,7 +44,6 @@ Prints a table and writes `benchmarks/results/feature_step.json` (or
 import argparse
 import dataclasses
 import os
-import platform
 import sys
 import tempfile
 
@@ -57,6 +56,7 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from arguments import RESULTS  # noqa: E402
+from arguments import machine  # noqa: E402
 from arguments import write_json  # noqa: E402
 from timing import EpochTimer, median_ratio, summarize, time_methods  # noqa: E402
 
@@ -208,7 +208,6 @@ def main(argv=None):
                                        args.jit_compile, args.steps or None, cpu)
         load_before = os.getloadavg()
         warmup, times = time_methods(methods, args.rounds)
-        load_after = os.getloadavg()
     cpu = {name: values[1:] for name, values in cpu.items()}  # after warm-up
     n = len(data.ids["train"])
     batch = cfg.distill.batch_size
@@ -235,12 +234,7 @@ def main(argv=None):
             "jit_compile": bool(args.jit_compile),
             "rounds": args.rounds,
             "statistic": "median over interleaved rounds of per-round ratios",
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "cpu_count": os.cpu_count(),
-            "load_average_before": list(load_before),
-            "load_average_after": list(load_after),
+            **machine(load_before),
             "command": " ".join(["python", "benchmarks/feature_step.py",
                                  *(sys.argv[1:] if argv is None else argv)]),
         },
@@ -274,8 +268,8 @@ def print_report(result):
           f"wall time ({100 * goal['feature_term_cpu_cost']:+.1f}% CPU time) "
           f"over logits only (goal <= +{100 * GOAL:.0f}%: "
           f"{'met' if goal['met'] else 'MISSED'}); 1-minute load average "
-          f"{load['load_average_before'][0]:.1f} before, "
-          f"{load['load_average_after'][0]:.1f} after")
+          f"{load['load_average_1min'][0]:.1f} before, "
+          f"{load['load_average_1min'][1]:.1f} after")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -46,6 +45,7 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, HERE)
 from arguments import RESULTS  # noqa: E402
+from arguments import machine  # noqa: E402
 
 CONFIGS = ("in_process", "ray_1", "ray_2")
 SHARD_SIZE, BATCH_SIZE, SEQUENCE_LENGTH = 1024, 128, 64
@@ -199,7 +199,7 @@ def main(argv=None):
     ]
     result = {"sentences": n, "shard_size": SHARD_SIZE, "batch_size": BATCH_SIZE,
               "teacher": "all-MiniLM-L6-v2 + Dense(2), 64 tokens, raw text",
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+              "machine": {**machine(),
                           "load_average_1min_per_config": [round(v, 2) for v in loads]},
               "rows": rows, "goals": goals,
               "command": "python benchmarks/scale_out.py" + (" --quick" if args.quick else "")}

@@ -32,7 +32,6 @@ Writes benchmarks/results/teacher_throughput.json (or --out).
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -46,6 +45,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from arguments import add_output_arguments  # noqa: E402
+from arguments import machine  # noqa: E402
 from arguments import results_path  # noqa: E402
 from arguments import write_json  # noqa: E402
 from timing import median_ratio  # noqa: E402
@@ -139,7 +139,6 @@ def main(argv=None):
 
     load_before = os.getloadavg()
     warmup, times = time_methods({n: timed(n) for n in methods}, args.rounds)
-    load_after = os.getloadavg()
     reference = outputs[BASELINE]
     rows = {}
     for name, seconds in times.items():
@@ -162,9 +161,7 @@ def main(argv=None):
             "statistic": "median over interleaved rounds; speed-up = median of per-round "
                          "ratios against 'hook, padded'",
             "warmup_seconds": warmup,
-            "load_average_1min": [load_before[0], load_after[0]],
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__,
+            **machine(load_before),
             "command": "python benchmarks/teacher_throughput.py " + " ".join(
                 argv if argv is not None else sys.argv[1:]),
         },

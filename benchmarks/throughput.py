@@ -52,7 +52,6 @@ Results go to a table on stdout and to `benchmarks/results/throughput.json`.
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -61,11 +60,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kd_keras  # noqa: E402
 from arguments import RESULTS  # noqa: E402
+from arguments import machine  # noqa: E402
 from arguments import write_json  # noqa: E402
 from loss_check import loss_comparison, print_loss_comparison  # noqa: E402
 from throughput_models import ALPHA, TEMPERATURE  # noqa: E402
@@ -377,13 +376,9 @@ def main(argv=None):
             "keras_distiller_loss": "LogitsDistillation(loss=KLDivergence())",
             "steps_per_execution": args.steps_per_execution,
             "feature_term": FEATURE_TERM,
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "cpu_count": os.cpu_count(),
             # Other processes share the CPU: the 1-minute load average
             # before and after timing says how noisy the figures are.
-            "load_average_1min": [load_before[0], os.getloadavg()[0]],
+            **machine(load_before),
             "command": " ".join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]),
         },
         "warmup_seconds": warmup,
