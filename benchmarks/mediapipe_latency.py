@@ -35,21 +35,26 @@ TEXT_ARTIFACTS = (("mediapipe", "none", "text"), ("mediapipe", "int8", "text"),
 TEACHER = "teacher"
 
 
-class _SavedModelTeacher:
-    """The teacher's SavedModel (raw strings in) with a runtime's `run`."""
+def _saved_model_teacher(path):
+    """The teacher's SavedModel (raw strings in) as a runtime with `run`."""
+    from kd_keras.export.runtimes import Runtime
 
-    def __init__(self, path):
-        import tensorflow as tf
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+    class SavedModelTeacher(Runtime):
+        def __init__(self, path):
+            super().__init__()
+            import tensorflow as tf
+            import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-        self._fn = tf.saved_model.load(path).signatures["serving_default"]
-        self._arg = list(self._fn.structured_input_signature[1])[0]
+            self._fn = tf.saved_model.load(path).signatures["serving_default"]
+            self._arg = list(self._fn.structured_input_signature[1])[0]
 
-    def run(self, inputs):
-        import tensorflow as tf
+        def run(self, inputs):
+            import tensorflow as tf
 
-        (texts,) = inputs.values()
-        return self._fn(**{self._arg: tf.constant(list(texts))})
+            (texts,) = inputs.values()
+            return self._fn(**{self._arg: tf.constant(list(texts))})
+
+    return SavedModelTeacher(path)
 
 
 def time_one(kind, path, signature, sentence, calls, warmup):
@@ -59,7 +64,7 @@ def time_one(kind, path, signature, sentence, calls, warmup):
 
     inputs = {"text": [sentence]}
     if kind == TEACHER:
-        return measure_latency(_SavedModelTeacher(path), inputs, 1, runs=calls, warmup=warmup)
+        return measure_latency(_saved_model_teacher(path), inputs, 1, runs=calls, warmup=warmup)
     with load_runtime(kind, path, signature) as runtime:  # closed before the process exits
         return measure_latency(runtime, inputs, 1, runs=calls, warmup=warmup)
 

@@ -79,16 +79,15 @@ POINTS = {
 
 
 def mediapipe_predictions(path, texts, label_names):
-    """Class ids that MediaPipe's Python `TextClassifier` gives `texts`."""
-    from mediapipe.tasks.python.core.base_options import BaseOptions
-    from mediapipe.tasks.python.text import text_classifier
+    """Class ids that MediaPipe's Python `TextClassifier` gives `texts`
+    (`kd_keras.export.runtimes.MediaPipeRuntime`, cut off from the network)."""
+    from kd_keras.export.runtimes import load_runtime
 
-    options = text_classifier.TextClassifierOptions(
-        base_options=BaseOptions(model_asset_path=path))
-    index = {name: i for i, name in enumerate(label_names)}
-    with text_classifier.TextClassifier.create_from_options(options) as classifier:
-        return np.array([index[classifier.classify(str(t)).classifications[0]
-                               .categories[0].category_name] for t in texts])
+    with load_runtime("mediapipe", path) as runtime:
+        probabilities = runtime.run({"text": [str(t) for t in texts]})
+        names = runtime.class_names
+    assert list(names) == list(label_names), (names, label_names)
+    return probabilities.argmax(-1)
 
 
 def smallest_meeting(rows, reference):

@@ -59,6 +59,14 @@ class Runtime:
         """Runs a batch `{input name: array}`; returns float32 logits."""
         return np.asarray(self.outputs(inputs)[LOGITS], np.float32)
 
+    def time_calls(self, inputs, runs, max_seconds=None, warmup=1):
+        """Times `run(inputs)` with `kd_keras.timing.time_calls`; returns
+        the calls' milliseconds."""
+        from kd_keras.timing import time_calls
+
+        return time_calls(lambda: self.run(inputs), runs, max_seconds=max_seconds,
+                          warmup=warmup)
+
     def close(self):
         """Releases what `load` opened (a no-op unless a runtime holds a
         native handle); a closed runtime cannot `run`."""
@@ -196,45 +204,105 @@ class OnnxRuntime(Runtime):
 class MediaPipeRuntime(Runtime):
     """MediaPipe Tasks' `TextClassifier` (Python) on raw sentences: it
     tokenizes with the vocabulary in the model's metadata and returns the
-    class probabilities, in class-id order (`returns_probabilities`)."""
+    class probabilities, in class-id order (`returns_probabilities`).
+
+    The classifier runs in a child process cut off from the network
+    (`kd_keras.export.mediapipe_child`): MediaPipe's native library would
+    otherwise send a usage log to Google. Where the system cannot cut a
+    process off, it runs anyway, with a `KdKerasWarning` saying so.
+    """
 
     format = "mediapipe"
     returns_probabilities = True
+    # The class names by class id, as the classifier's last `run` gave them.
+    class_names = None
 
     def load(self, path):
+        import subprocess
+        import sys
+        import tempfile
+
         from kd_keras.export.mediapipe_metadata import require_mediapipe
 
         require_mediapipe()
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-        from mediapipe.tasks.python.text import text_classifier
+        self._stderr = tempfile.TemporaryFile()
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "kd_keras.export.mediapipe_child", os.path.abspath(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            text=True, encoding="utf-8")
+        ready = self._reply()
+        if "error" in ready:
+            self.close()
+            raise RuntimeError(f"{path}: MediaPipe's TextClassifier cannot load it "
+                               f"({ready['error']})")
+        if not ready["ready"]["isolated"]:
+            import warnings
 
-        self._classifier = text_classifier.TextClassifier.create_from_options(
-            text_classifier.TextClassifierOptions(
-                base_options=BaseOptions(model_asset_path=path)))
+            from kd_keras.errors import KdKerasWarning
+
+            warnings.warn("MediaPipe's runtime may send a usage log to Google "
+                          "(play.googleapis.com): this system does not let kd_keras run it "
+                          "cut off from the network", KdKerasWarning, stacklevel=2)
         return self
+
+    def _reply(self, request=None):
+        """Sends `request` (when given) to the child; returns its answer."""
+        import json
+
+        try:
+            if request is not None:
+                self._child.stdin.write(json.dumps(request) + "\n")
+                self._child.stdin.flush()
+            line = self._child.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"MediaPipe's child process ended (status "
+                               f"{self._child.wait()}):\n{tail}")
+        return json.loads(line)
+
+    @staticmethod
+    def _texts(inputs):
+        (texts,) = inputs.values()
+        return [t.decode("utf-8") if isinstance(t, bytes) else str(t)
+                for t in np.asarray(texts).ravel()]
 
     def outputs(self, inputs):
         """`{"probabilities": ...}`: the classifier gives no logits."""
         return {"probabilities": self.run(inputs)}
 
     def run(self, inputs):
-        (texts,) = inputs.values()
-        rows = []
-        for text in np.asarray(texts).ravel():
-            text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-            categories = self._classifier.classify(text).classifications[0].categories
-            row = np.zeros(len(categories), np.float32)
-            for category in categories:
-                row[category.index] = category.score
-            rows.append(row)
-        return np.stack(rows)
+        answer = self._reply({"texts": self._texts(inputs)})
+        self.class_names = answer["class_names"]
+        return np.asarray(answer["probabilities"], np.float32)
+
+    @property
+    def process_id(self):
+        """The child process's id (`None` once closed)."""
+        return None if self._child is None else self._child.pid
+
+    def time_calls(self, inputs, runs, max_seconds=None, warmup=1):
+        """As `Runtime.time_calls`, timed inside the child (no pipe in the
+        figures)."""
+        answer = self._reply({"time": self._texts(inputs), "runs": runs,
+                              "max_seconds": max_seconds, "warmup": warmup})
+        return np.asarray(answer["milliseconds"], np.float64)
 
     def close(self):
-        # Closed here, not left to the classifier's own `__del__`, which
-        # fails (a traceback on stderr) when it runs at interpreter exit.
-        classifier, self._classifier = getattr(self, "_classifier", None), None
-        if classifier is not None:
-            classifier.close()
+        child, self._child = getattr(self, "_child", None), None
+        if child is not None:
+            child.stdin.close()  # The child closes its classifier and ends.
+            try:
+                child.wait(timeout=60)
+            except Exception:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        stderr, self._stderr = getattr(self, "_stderr", None), None
+        if stderr is not None:
+            stderr.close()
 
 
 class MissingSignatureError(UsageError):

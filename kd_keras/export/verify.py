@@ -49,7 +49,6 @@ from kd_keras.export.validation_data import load_validation
 from kd_keras.files.hashing import sha256_path
 from kd_keras.number_checks import is_int
 from kd_keras.timing import StageTimes
-from kd_keras.timing import time_calls
 
 LATENCY_BATCHES = (1, 32)
 # Timed calls per batch size: enough for stable percentiles many times over;
@@ -153,8 +152,7 @@ def measure_latency(runtime, inputs, batch_size, runs=30, warmup=3, max_seconds=
     n = num_examples(inputs)
     reps = -(-batch_size // n)
     batch = {k: np.concatenate([v] * reps)[:batch_size] for k, v in inputs.items()}
-    times = time_calls(lambda: runtime.run(batch), runs, max_seconds=max_seconds,
-                       warmup=warmup)
+    times = runtime.time_calls(batch, runs, max_seconds=max_seconds, warmup=warmup)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 

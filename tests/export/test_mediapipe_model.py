@@ -102,19 +102,12 @@ def written(world, tmp_path_factory):
 
 
 def mediapipe_probabilities(path, texts):
-    """MediaPipe's own runtime on raw sentences, probabilities by class id."""
-    from mediapipe.tasks.python.text import TextClassifier
-
-    rows = []
-    with TextClassifier.create_from_model_path(path) as classifier:
-        for text in texts:
-            categories = classifier.classify(text).classifications[0].categories
-            assert sorted(c.category_name for c in categories) == LABELS
-            row = np.zeros(len(LABELS))
-            for c in categories:
-                row[c.index] = c.score
-            rows.append(row)
-    return np.array(rows)
+    """MediaPipe's own runtime on raw sentences, probabilities by class id
+    (in a child process cut off from the network: MediaPipe logs usage)."""
+    with MediaPipeRuntime().load(path) as runtime:
+        probabilities = runtime.run({"text": list(texts)})
+        assert sorted(runtime.class_names) == LABELS
+    return probabilities.astype(np.float64)
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))
@@ -134,6 +127,21 @@ def test_mediapipe_classifies_raw_text_as_the_student_does(world, written, name,
     assert len(ascii_rows) > 0.9 * len(world.texts)
     diff = np.abs(probs[ascii_rows] - reference[ascii_rows]).max()
     assert diff <= (1e-5 if quantization == "none" else 0.05), diff
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux network namespaces")
+def test_mediapipe_runs_cut_off_from_the_network(written):
+    # MediaPipe's native library sends a usage log to Google when a
+    # classifier is created. Seen from outside the child, through /proc: a
+    # network namespace of its own, with no interface but loopback.
+    with MediaPipeRuntime().load(written[sorted(STUDENTS)[0], "none"]) as runtime:
+        pid = runtime.process_id
+        namespace = os.readlink(f"/proc/{pid}/ns/net")
+        with open(f"/proc/{pid}/net/dev") as f:
+            interfaces = {line.split(":")[0].strip() for line in f.read().splitlines()[2:]}
+    assert namespace != os.readlink("/proc/self/ns/net")
+    assert interfaces == {"lo"}
+    assert runtime.process_id is None  # Closed: the child has ended.
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))

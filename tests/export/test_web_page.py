@@ -157,19 +157,15 @@ def train_student(dataset, encoder):
 
 
 def python_answers(model_path, sentences):
-    """MediaPipe Python's (class name, {index: score}) for each sentence."""
-    from mediapipe.tasks.python.core.base_options import BaseOptions
-    from mediapipe.tasks.python.text import text_classifier
+    """MediaPipe Python's (class name, {index: score}) for each sentence (in
+    a child process cut off from the network: MediaPipe logs usage)."""
+    from kd_keras.export.runtimes import load_runtime
 
-    options = text_classifier.TextClassifierOptions(
-        base_options=BaseOptions(model_asset_path=model_path), max_results=-1)
-    answers = []
-    with text_classifier.TextClassifier.create_from_options(options) as classifier:
-        for sentence in sentences:
-            categories = classifier.classify(sentence).classifications[0].categories
-            answers.append((categories[0].category_name,
-                            {c.index: c.score for c in categories}))
-    return answers
+    with load_runtime("mediapipe", model_path) as runtime:
+        probabilities = runtime.run({"text": list(sentences)})
+        names = runtime.class_names
+    return [(names[int(row.argmax())], {i: float(p) for i, p in enumerate(row)})
+            for row in probabilities]
 
 
 def page_answer(page, sentence):
