@@ -156,6 +156,11 @@ def train_student(dataset, encoder):
     return student
 
 
+# What MediaPipe's bundle does with its usage log (text_bundle.mjs).
+USAGE_LOG_REFUSED = """() => fetch("https://odml.pa.googleapis.com/v1/log", {method: "POST"})
+    .then(() => false, () => true)"""
+
+
 def python_answers(model_path, sentences):
     """MediaPipe Python's (class name, {index: score}) for each sentence (in
     a child process cut off from the network: MediaPipe logs usage)."""
@@ -238,6 +243,10 @@ def test_page_matches_mediapipe_python(tmp_path):
                     assert shown_scores.keys() == scores.keys(), sentence
                     gap = max(abs(shown_scores[i] - scores[i]) for i in scores)
                     assert gap <= SCORE_TOLERANCE, (sentence, shown_scores, scores)
+                # MediaPipe's bundle posts a usage log to Google every minute:
+                # the page's policy refuses it before any request is made
+                # (a request made would be in `outside`).
+                assert page.evaluate(USAGE_LOG_REFUSED)
                 screenshot = str(tmp_path / "web_page.png")
                 page.screenshot(path=screenshot)
             finally:
