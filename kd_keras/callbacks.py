@@ -9,13 +9,14 @@ resumed `fit` ends with the weights and history of an uninterrupted one:
 - `EpochLog` keeps every epoch's logs in a JSON file, so the history covers
   the epochs of both runs;
 - `ResumableEarlyStopping` keeps `EarlyStopping`'s counters and best weights
-  on disk.
+  on disk;
+- `AtomicBackupAndRestore` is `BackupAndRestore` whose files are replaced
+  whole, so that a run stopped while it saves can still resume.
 
 They work with any `keras.Model` (a `kd_keras.Distiller` or a plain
 student) and import nothing from the CLI pipeline, which uses them.
 
-Each class shows one `fit` with it; `kd-keras distill` uses all three with
-`BackupAndRestore`.
+Each class shows one `fit` with it; `kd-keras distill` uses all four.
 """
 
 import os
@@ -30,7 +31,7 @@ from kd_keras.files.json_files import read_json
 from kd_keras.files.json_files import write_json
 from kd_keras.files.resume import resumed
 
-__all__ = ["EpochCounter", "EpochLog", "ResumableEarlyStopping"]
+__all__ = ["AtomicBackupAndRestore", "EpochCounter", "EpochLog", "ResumableEarlyStopping"]
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -216,3 +217,48 @@ def _weights(path):
     """The weights `ResumableEarlyStopping` saved, as a list of arrays."""
     with np.load(path, allow_pickle=False) as f:
         return [f[f"w{i}"] for i in range(len(f.files))]
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose weights and epoch files are
+    each written beside the old one and renamed over it.
+
+    Keras writes the weights file in place: a run stopped while it saves
+    (Ctrl-C, SIGTERM) leaves a file that opens but lacks variables, and
+    every resumed `fit` then fails to load it. Here a stop leaves the last
+    complete backup, and the resumed `fit` continues from it. The weights
+    are renamed before the epoch file, so a stop between the two renames
+    trains that epoch again (from its own end weights, as Keras's
+    callback would). `double_checkpoint` is not supported.
+
+    Args:
+        backup_dir: as `keras.callbacks.BackupAndRestore`.
+        **kwargs: the other `BackupAndRestore` arguments.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     backup = AtomicBackupAndRestore(folder, delete_checkpoint=False)
+    ...     _ = model.fit(x, y, epochs=2, callbacks=[backup], verbose=0)
+    ...     sorted(os.listdir(folder))
+    ['latest.weights.h5', 'training_metadata.json']
+    """
+
+    def __init__(self, backup_dir, **kwargs):
+        if kwargs.get("double_checkpoint"):
+            raise ValueError("double_checkpoint: not supported by AtomicBackupAndRestore "
+                             "(its single backup is never half-written)")
+        super().__init__(backup_dir, **kwargs)
+
+    def _save_model(self):
+        # Keras's own `_save_model`, with each file written atomically.
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        write_json(self._training_metadata_path,
+                   {"epoch": self._current_epoch, "batch": self._last_batch_seen})

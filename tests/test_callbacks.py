@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kd_keras.callbacks import AtomicBackupAndRestore
 from kd_keras.callbacks import EpochCounter
 from kd_keras.callbacks import EpochLog
 from kd_keras.callbacks import ResumableEarlyStopping
@@ -110,3 +111,55 @@ def test_epoch_counter_gives_a_resumed_epoch_the_same_dropout(tmp_path):
     whole = losses(0, 3)
     assert len(set(whole)) == 3  # Each epoch draws other masks.
     assert losses(2, 3) == whole[2:]
+
+
+def _interrupted_in_its_second_save(model):
+    """`model.save_weights` that, on its second call, leaves what a stop in
+    the middle of Keras's write leaves (a readable file missing variables)
+    and raises as Ctrl-C does."""
+    calls, save = [], model.save_weights
+
+    def save_weights(filepath, overwrite=True):
+        calls.append(filepath)
+        if len(calls) < 2:
+            return save(filepath, overwrite=overwrite)
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save_weights(
+            filepath, overwrite=True)
+        raise KeyboardInterrupt
+
+    model.save_weights = save_weights
+
+
+def _tiny_model(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_a_run_stopped_while_it_saves_its_backup_resumes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(16, 2)).astype("float32")
+    folder = str(tmp_path / "backup")
+    model = _tiny_model(0)
+    _interrupted_in_its_second_save(model)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False,
+                  callbacks=[AtomicBackupAndRestore(folder)])
+    assert sorted(os.listdir(folder)) == ["latest.weights.h5", "training_metadata.json"]
+    # A fresh process resumes from the end of epoch 1, the last whole backup,
+    # and ends where an uninterrupted run ends.
+    resumed = _tiny_model(1)
+    history = resumed.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False,
+                          callbacks=[AtomicBackupAndRestore(folder)])
+    assert history.epoch == [1, 2]
+    uninterrupted = _tiny_model(0)
+    uninterrupted.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False)
+    for got, want in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert not os.path.exists(folder)  # Deleted once training ends, as Keras does.
+
+
+def test_atomic_backup_refuses_a_double_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="double_checkpoint"):
+        AtomicBackupAndRestore(str(tmp_path), double_checkpoint=True)

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 import kd_keras
+from kd_keras.callbacks import AtomicBackupAndRestore
 from kd_keras.callbacks import EpochCounter
 from kd_keras.callbacks import EpochLog
 from kd_keras.callbacks import ResumableEarlyStopping
@@ -196,7 +197,7 @@ def _callbacks(cfg, run, kind, epoch, stops_early, extra):
         callbacks.append(ResumableEarlyStopping(
             _early_stopping_dir(run, kind), monitor=f"val_{ACCURACY}",
             mode="max", patience=es.patience, restore_best_weights=True))
-    callbacks.append(keras.callbacks.BackupAndRestore(run.file("backup", kind)))
+    callbacks.append(AtomicBackupAndRestore(run.file("backup", kind)))
     return callbacks + list(extra or [])
 
 
