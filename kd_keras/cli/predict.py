@@ -111,9 +111,16 @@ def export_folder(path):
 
     Returns:
         The folder holding `report.json`, or None.
+
+    Raises:
+        UsageError: `path/export/` is a symbolic link (kd_keras never writes
+            one; it could lead out of the folder given).
     """
     for folder in (path, os.path.join(path, EXPORT_DIR)):
         if os.path.lexists(os.path.join(folder, REPORT_FILE)):
+            if folder != path and os.path.islink(folder):
+                raise UsageError(f"{folder}: a symbolic link, not the export folder a run "
+                                 "writes; give the folder it points to")
             return folder
     return None
 

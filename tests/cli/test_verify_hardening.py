@@ -236,3 +236,16 @@ def test_run_folder_is_accepted(export_dir, tmp_path, capsys):
     code, out, err = _verify(capsys, tmp_path / "run")
     assert code == 0, err
     assert "all 1 artifact(s) match" in out
+
+
+@pytest.mark.parametrize("command", ["verify", "predict"])
+def test_a_run_folder_whose_export_is_a_symlink_is_refused(copy, tmp_path, capsys, command):
+    # kd-keras distill writes OUTPUT/export as a folder; a link there could
+    # lead verify and predict to artifacts outside the folder they were given.
+    run = tmp_path / "run"
+    run.mkdir()
+    os.symlink(copy, run / "export")
+    args = [command, str(run)] + (["some text"] if command == "predict" else [])
+    code = main(args)
+    assert_one_line_error(command, code, capsys.readouterr().err,
+                          os.path.join(str(run), "export"), "symbolic link")
