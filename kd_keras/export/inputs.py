@@ -378,6 +378,7 @@ def as_input_dict(x, specs, what):
                 f"example(s) (the first is example {int(np.argmax(bad))})"
             )
         _check_ids(a, spec, what)
+        _check_integer_cast(a, spec, what)
         out[spec.name] = a.astype(spec.dtype, copy=False)
         if out[spec.name].dtype.kind == "f" and not np.isfinite(out[spec.name]).all():
             raise DataError(
@@ -386,6 +387,21 @@ def as_input_dict(x, specs, what):
     if not batch:
         raise DataError(f"{what}: holds no examples")
     return out
+
+
+def _check_integer_cast(a, spec, what):
+    """Refuses values that a cast to the input's integer dtype would change:
+    a fraction (1.7 becomes 1) or a value out of its range (it wraps)."""
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind not in "iu" or a.dtype.kind not in "biuf" or not a.size:
+        return
+    if a.dtype.kind == "f" and not (a == np.round(a)).all():
+        raise DataError(f"{what}: input {spec.name!r} holds non-whole numbers; the model "
+                        f"takes {dtype.name}")
+    info = np.iinfo(dtype)
+    if a.min() < info.min or a.max() > info.max:
+        raise DataError(f"{what}: input {spec.name!r} holds values outside {dtype.name}'s "
+                        f"range [{info.min}, {info.max}]")
 
 
 def _check_ids(a, spec, what):

@@ -252,6 +252,21 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, kwargs, error,
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("values, message", [
+    (np.full((4, 6), 2.5), r"^validation_data: input 'ids' holds non-whole numbers; the "
+                           r"model takes int32$"),
+    (np.full((4, 6), 2.0**31 + 5), r"^validation_data: input 'ids' holds values outside "
+                                   r"int32's range \[-2147483648, 2147483647\]$"),
+])
+def test_values_an_integer_input_would_change_are_refused(tmp_path, values, message):
+    # Cast silently, they would be checked as other ids than the file holds.
+    x = keras.Input((6,), dtype="int32", name="ids")
+    model = keras.Model(x, keras.layers.Dense(2)(keras.ops.cast(x, "float32")))
+    with pytest.raises(DataError, match=message):
+        export_model(model, tmp_path / "out", formats=("onnx",), validation_data=(values, None))
+    assert os.listdir(tmp_path) == []
+
+
 def test_text_options_are_checked_when_made():
     with pytest.raises(UsageError, match="^text.tflite: must be true or false, got 'yes'"):
         TextExport(tflite="yes")
