@@ -118,7 +118,11 @@ def build_predict_request(
 def _check_cast(name, value, dtype):
     """Refuses a cast to the signature's integer dtype that would change a
     value: a fraction (1.7 -> 1) or one out of range (2**31 + 5 wraps to a
-    negative id). Over REST the server refuses them; gRPC must too."""
+    negative id), and numbers for a string input. Over REST the server
+    refuses them; gRPC must too."""
+    if dtype == _tf().string and value.dtype.kind not in "OSU":
+        raise ValueError(f"examples[{name!r}]: holds {value.dtype} values, but the signature "
+                         "takes strings")
     if not dtype.is_integer or value.dtype.kind not in "biuf":
         return
     if value.dtype.kind == "f" and not np.all(np.isfinite(value) & (value == np.round(value))):
@@ -251,12 +255,19 @@ def load_warmup_request(saved_model_dir, index=0):
 def load_examples(path, limit=None):
     """Load examples from an `.npz` file holding one array per input name."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files"):  # An .npy: one unnamed array.
+            raise ValueError("one unnamed array; save an .npz of input name -> array "
+                             "(np.savez(path, token_ids=...))")
+        with data:
             examples = {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: examples file not found") from None
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read examples ({e})") from None
+    for name, value in examples.items():
+        if value.ndim == 0:
+            raise ValueError(f"{path}: input {name!r} is one value, not a batch of examples")
     if limit is not None:
         examples = {name: value[:limit] for name, value in examples.items()}
     return examples

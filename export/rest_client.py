@@ -18,6 +18,7 @@ the network. Needs NumPy and the standard library only.
 
 import argparse
 import base64
+import http.client
 import json
 import sys
 import urllib.error
@@ -132,7 +133,12 @@ def parse_rest_response(body):
         return {"outputs": np.asarray(outputs)}
     if "predictions" in body:
         rows = body["predictions"]
+        if not isinstance(rows, list):
+            raise ValueError(f"response: 'predictions' must be a list, got "
+                             f"{type(rows).__name__}")
         if rows and isinstance(rows[0], dict):
+            if not all(isinstance(row, dict) and row.keys() == rows[0].keys() for row in rows):
+                raise ValueError("response: the 'predictions' rows name different outputs")
             return {name: np.asarray([row[name] for row in rows]) for name in rows[0]}
         return {"outputs": np.asarray(rows)}
     raise ValueError(
@@ -177,12 +183,28 @@ def send_rest_request(url, body, timeout=10.0):
         raise RuntimeError(f"{url}: HTTP {e.code}: {detail[:500]}") from None
     except urllib.error.URLError as e:
         raise ConnectionError(f"{url}: cannot reach the server: {e.reason}") from None
-    except (TimeoutError, OSError) as e:  # Connected, then no (whole) answer in time.
+    except http.client.HTTPException as e:  # Not HTTP (a gRPC port), or cut off.
+        raise ConnectionError(f"{url}: not a TF Serving REST answer "
+                              f"({type(e).__name__}: {e})") from None
+    except TimeoutError as e:  # Connected, then no (whole) answer in time.
         raise ConnectionError(f"{url}: no answer within {timeout} s ({e})") from None
+    except OSError as e:
+        raise ConnectionError(f"{url}: the connection failed ({e})") from None
     try:
         return json.loads(text)
     except ValueError:  # A proxy's HTML page, say.
         raise ValueError(f"{url}: the answer is not JSON: {text[:200]!r}") from None
+
+
+def _npz_examples(path):
+    """`{input name: array}` from an `.npz` (`np.savez`); an `.npy` holds
+    one unnamed array, so it is refused."""
+    data = np.load(path, allow_pickle=False)
+    if not hasattr(data, "files"):
+        raise ValueError("one unnamed array; save an .npz of input name -> array "
+                         "(np.savez(path, token_ids=...))")
+    with data:
+        return {name: data[name] for name in data.files}
 
 
 def load_examples(path, limit=None):
@@ -198,12 +220,14 @@ def load_examples(path, limit=None):
                 raise ValueError("expected an object of input name -> list")
             examples = {name: np.asarray(value) for name, value in raw.items()}
         else:
-            with np.load(path, allow_pickle=False) as data:
-                examples = {name: data[name] for name in data.files}
+            examples = _npz_examples(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: examples file not found") from None
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read examples ({e})") from None
+    for name, value in examples.items():
+        if value.ndim == 0:
+            raise ValueError(f"{path}: input {name!r} is one value, not a batch of examples")
     if limit is not None:
         examples = {name: value[:limit] for name, value in examples.items()}
     return examples

@@ -522,6 +522,8 @@ def _replying(status, body):
     (500, "[1]", "HTTP 500: [1]"),
     (200, "<html>proxy login</html>", "the answer is not JSON: '<html>proxy login</html>'"),
     (200, "[1, 2]", "response: expected a JSON object, got list"),
+    (200, '{"predictions": 5}', "response: 'predictions' must be a list, got int"),
+    (200, '{"predictions": [{"a": 1}, {"b": 2}]}', "rows name different outputs"),
 ])
 def test_rest_replies_a_client_cannot_use_are_one_line_naming_the_url(
         capsys, monkeypatch, status, body, message):
@@ -558,3 +560,64 @@ def test_clients_refuse_what_would_change_or_lose_examples(capsys, tmp_path):
     request = grpc_client.build_predict_request(
         "m", "s", {"ids": np.array([[1.0, 2**31 - 1]])}, dtypes=int32)
     assert tf.make_ndarray(request.inputs["ids"]).tolist() == [[1, 2**31 - 1]]
+
+
+@contextlib.contextmanager
+def _raw_server(answer):
+    """A local TCP server that reads a request, sends `answer` (bytes, or
+    nothing) and closes the connection: not an HTTP server."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("answer, kind", [
+    (b"\x00\x00\x18\x04\x00\x00\x00\x00\x00 gRPC frames", "BadStatusLine"),
+    (b"", "RemoteDisconnected"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"outputs\"", "IncompleteRead"),
+])
+def test_an_answer_that_is_not_http_is_one_line(capsys, monkeypatch, answer, kind):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with _raw_server(answer) as url:
+        assert rest_client.main(["--url", url, "--model", "m", "--text", "hi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"rest_client: error: {url}/v1/models/m:predict: not a TF Serving REST answer "
+        f"({kind}"), err
+
+
+def test_examples_files_without_named_batches_are_one_line(capsys, tmp_path):
+    npy, scalar = str(tmp_path / "one.npy"), str(tmp_path / "scalar.npz")
+    np.save(npy, np.zeros((2, 5), "int32"))
+    np.savez(scalar, token_ids=np.array(3))
+    for client in (rest_client, grpc_client):
+        for path, message in ((npy, "cannot read examples (one unnamed array; save an .npz"),
+                              (scalar, "input 'token_ids' is one value, not a batch")):
+            assert client.main(["--model", "m", "--examples", path, "--limit", "1"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(
+                f"{client.__name__[len('serving_'):]}: error: {path}: {message}"), err
+
+
+def test_grpc_refuses_numbers_for_a_string_input():
+    with pytest.raises(ValueError, match=r"examples\['text'\]: holds int64 values, but the "
+                                         "signature takes strings"):
+        grpc_client.build_predict_request("m", "serving_text", {"text": np.array([1, 2])},
+                                          dtypes={"text": tf.string})
