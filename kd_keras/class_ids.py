@@ -9,6 +9,8 @@ strings and ids outside the classes are not. `check_class_names` checks the
 names an export gives the classes.
 """
 
+import unicodedata
+
 import numpy as np
 
 from kd_keras.errors import UsageError
@@ -95,8 +97,8 @@ def check_class_names(names, num_classes):
 
     Raises:
         UsageError: naming the first bad name: a count other than
-            `num_classes`, an empty name, one with a line break, or one
-            given twice.
+            `num_classes`, an empty name, one with a line break or a
+            control character, or one given twice.
 
     Example:
 
@@ -112,9 +114,11 @@ def check_class_names(names, num_classes):
         raise UsageError(f"labels: {len(names)} names but the model outputs {num_classes} classes")
     seen = {}
     for i, name in enumerate(names):
-        if not name.strip() or "\n" in name or "\r" in name:
+        if not name.strip() or name.splitlines() != [name] or any(
+                unicodedata.category(c) == "Cc" for c in name):
             raise UsageError(f"labels: class {i}'s name {name!r} is empty or holds a line "
-                             "break; names are listed one a line")
+                             "break or a control character (a tab, say); names are listed "
+                             "one a line, and predict prints them in tab-separated columns")
         if name in seen:
             raise UsageError(f"labels: {name!r} is given twice (classes {seen[name]} and {i}); "
                              "each class needs its own name")

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from kd_keras.class_ids import check_class_names
 from kd_keras.class_ids import label_problem
 from kd_keras.class_ids import out_of_range
+from kd_keras.errors import UsageError
 
 
 @pytest.mark.parametrize("labels, num_classes", [
@@ -49,3 +51,16 @@ def test_a_two_column_array_of_other_width_is_read_row_by_row():
 def test_out_of_range_names_the_bound():
     assert out_of_range(9, 4, example=2) == (
         "label 9 (example 2) is out of range: labels must be -1 (unlabeled) or in [0, 3]")
+
+
+@pytest.mark.parametrize("name", ["very\tgood", "a\u2028b", "x\x00", "bad\x85", "\t"])
+def test_a_class_name_predict_could_not_print_on_its_line_is_refused(name):
+    # Names go one a line into labels.txt and into predict's tab-separated
+    # columns: a tab, a control character or any line separator breaks them.
+    with pytest.raises(UsageError, match=r"^labels: class 1's name .* is empty or holds a "
+                                         "line break or a control character"):
+        check_class_names(["ok", name], 2)
+
+
+def test_names_with_other_unicode_pass():
+    assert check_class_names(["très bien", "悪い", "🙂 ok"], 3) == ["très bien", "悪い", "🙂 ok"]
