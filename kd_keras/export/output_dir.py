@@ -40,7 +40,8 @@ EXPORT_MARKER = ".kd_keras_export"
 
 def check_out_dir(out_dir):
     """`out_dir` as a string, refused when it names no folder of its own
-    (`.`, `..`, `""`, `/`): an export replaces the whole folder.
+    (`.`, `..`, `""`, `/`, or the current folder or one holding it by any
+    other path): an export replaces the whole folder.
 
     Example:
 
@@ -55,6 +56,10 @@ def check_out_dir(out_dir):
         raise UsageError(f"out_dir: {out_dir!r} is the current folder (or its parent, or the "
                          "root), which an export would replace whole; give a folder of its "
                          "own, e.g. out/")
+    real, here = os.path.realpath(norm), os.path.realpath(os.getcwd())
+    if here == real or here.startswith(real.rstrip(os.sep) + os.sep):
+        raise UsageError(f"out_dir: {out_dir!r} is the current folder or holds it, which an "
+                         "export would replace whole; give a folder of its own, e.g. out/")
     return out_dir
 
 

@@ -10,6 +10,7 @@ import sys
 import keras
 import pytest
 
+from kd_keras.errors import UsageError
 from kd_keras.export import export_model
 from kd_keras.export.output_dir import STAGING_MARKER
 from kd_keras.export.output_dir import staging_dir
@@ -57,3 +58,18 @@ def test_a_killed_exports_staging_folders_are_removed_by_the_next(tmp_path):
     assert not killed.exists()
     assert running.exists() and (user / "notes.txt").exists() and other.exists()
     assert os.path.isfile(os.path.join(tmp, STAGING_MARKER))
+
+
+@pytest.mark.parametrize("name", ["here", "parent", "link"])
+def test_the_current_folder_by_any_path_is_refused(tmp_path, monkeypatch, name):
+    # An export replaces its folder whole: the shell's own folder would be
+    # swapped out from under it.
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    os.symlink(work, tmp_path / "link")
+    monkeypatch.chdir(work)
+    out = {"here": work, "parent": tmp_path / "a", "link": tmp_path / "link"}[name]
+    x = keras.Input((4,), name="features")
+    with pytest.raises(UsageError, match=r"^out_dir: .* is the current folder or holds it"):
+        export_model(keras.Model(x, keras.layers.Dense(3)(x)), str(out), formats=("onnx",))
+    assert sorted(os.listdir(tmp_path)) == ["a", "link"] and os.listdir(work) == []
