@@ -3,6 +3,7 @@
 import os
 
 from kd_keras.cli.verify import whole_number
+from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
 from kd_keras.export.formats import FORMATS
 from kd_keras.export.formats import QUANTIZATIONS
@@ -146,6 +147,10 @@ def _text_export(args, specs, formats, labels, num_classes):
 
         what = f"--text-ids {args.text_ids!r}"
         reference = as_input_dict(load_array_file(args.text_ids, what), specs, what)
+        rows = len(next(iter(reference.values())))
+        if rows != len(texts):  # Checked here to name the two files.
+            raise DataError(f"{what}: {rows} rows for the {len(texts)} sentences of "
+                            f"--text-data {args.text_data!r}")
     return TextExport(preprocessor=preprocessor, tflite="tflite" in formats,
                       validation_text=(texts, y), reference_inputs=reference,
                       mediapipe_vocabulary=args.vocabulary if "tflite" in formats else None)
