@@ -8,6 +8,7 @@ SavedModel), the LiteRT interpreter, and ONNX Runtime. MediaPipe's text
 classifier takes raw sentences and returns probabilities.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -225,12 +226,20 @@ class MediaPipeRuntime(Runtime):
         from kd_keras.export.mediapipe_metadata import require_mediapipe
 
         require_mediapipe()
+        # The child imports this copy of kd_keras, wherever it was found.
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        paths = [os.path.dirname(package_root), os.environ.get("PYTHONPATH", "")]
         self._stderr = tempfile.TemporaryFile()
         self._child = subprocess.Popen(
             [sys.executable, "-m", "kd_keras.export.mediapipe_child", os.path.abspath(path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            text=True, encoding="utf-8")
-        ready = self._reply()
+            text=True, encoding="utf-8",
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p)))
+        try:
+            ready = self._reply()
+        except BaseException:
+            self.close()
+            raise
         if "error" in ready:
             self.close()
             raise RuntimeError(f"{path}: MediaPipe's TextClassifier cannot load it "
@@ -293,7 +302,8 @@ class MediaPipeRuntime(Runtime):
     def close(self):
         child, self._child = getattr(self, "_child", None), None
         if child is not None:
-            child.stdin.close()  # The child closes its classifier and ends.
+            with contextlib.suppress(OSError):  # A child that ended has no reader.
+                child.stdin.close()  # The child closes its classifier and ends.
             try:
                 child.wait(timeout=60)
             except Exception:

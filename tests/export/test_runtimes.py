@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.export.runtimes import MissingSignatureError
+from kd_keras.export.runtimes import get_runtime
 from kd_keras.export.runtimes import load_runtime
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,13 @@ def test_a_missing_signature_is_one_line_naming_what_the_artifact_has(text_expor
     with load_runtime("tflite", float_model) as runtime:  # The sidecar's, by default.
         ids = text_export.encoder(text_export.texts[:5])
         assert runtime.run({"token_ids": ids}).shape == (5, 2)
+
+
+def test_a_file_mediapipe_cannot_load_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"not a flatbuffer")
+    runtime = get_runtime("mediapipe")
+    with pytest.raises(RuntimeError, match=r"model.tflite: MediaPipe's TextClassifier cannot "
+                                           r"load it \("):
+        runtime.load(str(path))
+    assert runtime.process_id is None  # Its child is gone with it.
