@@ -18,6 +18,7 @@ code uses it and is not here.
   `is_multi_worker` (public TensorFlow API only) is here beside it.
 - `SymbolicBuildHook`: lets a model build what only a batch can size
   before Keras builds its optimizer.
+- `AtomicBackupMixin`: `BackupAndRestore`'s two files each written whole.
 - `loss_tracker`: the `Mean` behind a compiled model's `"loss"` log.
 - `is_functional`, `run_graph`, `producer`, `call_arguments`: walking a
   Functional model's graph.
@@ -127,6 +128,29 @@ class DistributedFitMixin:
         data_batch = keras.tree.map_structure(first_local, data_batch)
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
+
+
+class AtomicBackupMixin:
+    """Mixed into `keras.callbacks.BackupAndRestore` (before it) so that its
+    weights and epoch files are each written beside the old one and renamed
+    over it (`kd_keras.files.atomic`), never half-written in place.
+
+    It overrides the private `BackupAndRestore._save_model` and reads the
+    private `_weights_path`, `_training_metadata_path`, `_current_epoch`
+    and `_last_batch_seen`, writing what Keras's own method writes.
+    """
+
+    def _save_model(self):
+        import os
+
+        from kd_keras.files.atomic import atomic_path
+        from kd_keras.files.json_files import write_json
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        write_json(self._training_metadata_path,
+                   {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class SymbolicBuildHook:

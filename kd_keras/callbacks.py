@@ -24,6 +24,7 @@ import os
 import keras
 import numpy as np
 
+from kd_keras._keras_compat import AtomicBackupMixin
 from kd_keras._keras_compat import reseed_for_epoch
 from kd_keras._keras_compat import seed_generator_states
 from kd_keras.files.atomic import atomic_path
@@ -219,7 +220,7 @@ def _weights(path):
         return [f[f"w{i}"] for i in range(len(f.files))]
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+class AtomicBackupAndRestore(AtomicBackupMixin, keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` whose weights and epoch files are
     each written beside the old one and renamed over it.
 
@@ -254,11 +255,3 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError("double_checkpoint: not supported by AtomicBackupAndRestore "
                              "(its single backup is never half-written)")
         super().__init__(backup_dir, **kwargs)
-
-    def _save_model(self):
-        # Keras's own `_save_model`, with each file written atomically.
-        os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp, overwrite=True)
-        write_json(self._training_metadata_path,
-                   {"epoch": self._current_epoch, "batch": self._last_batch_seen})

@@ -4,6 +4,7 @@ in the Keras version the code was written for. When one fails after a Keras
 upgrade, its message names what changed: update `kd_keras/_keras_compat.py`
 (and this test), nothing else."""
 
+import json
 import ast
 import inspect
 import logging
@@ -477,3 +478,29 @@ def test_keras_internals_are_used_only_in_the_compat_module():
     assert not found, (
         "kd_keras uses Keras or TensorFlow internals outside kd_keras/_keras_compat.py: "
         f"{found}; add a function there (with a canary test here) and call it")
+
+
+def test_backup_and_restore_saves_through_the_method_the_mixin_overrides(tmp_path):
+    # AtomicBackupMixin replaces BackupAndRestore._save_model and writes what
+    # it writes, from the attributes it reads.
+    calls = []
+
+    class Recorded(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            calls.append((self._weights_path, self._training_metadata_path,
+                          self._current_epoch, self._last_batch_seen))
+            super()._save_model()
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    folder = str(tmp_path)
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, verbose=0,
+              callbacks=[Recorded(folder, delete_checkpoint=False)])
+    paths = (os.path.join(folder, "latest.weights.h5"),
+             os.path.join(folder, "training_metadata.json"))
+    assert calls == [(*paths, 1, 0), (*paths, 2, 0)], changed(
+        f"BackupAndRestore saved through _save_model with {calls}")
+    with open(paths[1]) as f:
+        assert json.load(f) == {"epoch": 2, "batch": 0}, changed(
+            "BackupAndRestore's epoch file holds other keys than AtomicBackupMixin writes")
+    assert sorted(os.listdir(folder)) == ["latest.weights.h5", "training_metadata.json"]
