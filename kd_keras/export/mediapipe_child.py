@@ -13,8 +13,9 @@ the parent warns (`kd_keras.export.runtimes.MediaPipeRuntime`).
 The parent speaks to the child in JSON lines: it starts
 `python -m kd_keras.export.mediapipe_child MODEL.tflite`, reads
 `{"ready": {"isolated": ...}}` (or `{"error": ...}`), then sends
-`{"texts": [...]}` for probabilities (and the class names), or `{"time": [...], "runs": ...}`
-to time calls inside the child, where no pipe adds to them.
+`{"texts": [...]}` for probabilities (and the class names), or
+`{"time": [...], "runs": ...}` to time calls inside the child, where no
+pipe adds to them.
 
 Example:
 

@@ -217,6 +217,7 @@ class MediaPipeRuntime(Runtime):
     returns_probabilities = True
     # The class names by class id, as the classifier's last `run` gave them.
     class_names = None
+    _child = _stderr = None  # The child process and its stderr, once loaded.
 
     def load(self, path):
         import subprocess
@@ -300,7 +301,7 @@ class MediaPipeRuntime(Runtime):
         return np.asarray(answer["milliseconds"], np.float64)
 
     def close(self):
-        child, self._child = getattr(self, "_child", None), None
+        child, self._child = self._child, None
         if child is not None:
             with contextlib.suppress(OSError):  # A child that ended has no reader.
                 child.stdin.close()  # The child closes its classifier and ends.
@@ -310,7 +311,7 @@ class MediaPipeRuntime(Runtime):
                 child.kill()
                 child.wait()
             child.stdout.close()
-        stderr, self._stderr = getattr(self, "_stderr", None), None
+        stderr, self._stderr = self._stderr, None
         if stderr is not None:
             stderr.close()
 
