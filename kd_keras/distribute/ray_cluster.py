@@ -122,6 +122,36 @@ def check_settings(address, workers, cpus_per_worker, gpus_per_worker,
         bad("gpus_per_worker", "a non-negative number", gpus_per_worker)
 
 
+def check_fits(available, cluster):
+    """Refuses workers the cluster cannot place: Ray Train would wait for
+    them for ever, without a word.
+
+    Args:
+        available: the cluster's resources (`ray.cluster_resources()`).
+        cluster: the `RayCluster` asked for.
+
+    Raises:
+        UsageError: naming the resource, what the workers need and what the
+            cluster has.
+
+    Example:
+
+    >>> from kd_keras.distribute import RayCluster
+    >>> check_fits({"CPU": 2.0}, RayCluster(workers=3, cpus_per_worker=1))
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: distribute: 3 workers of 1 CPU need 3 CPUs, and the Ray cluster has 2; lower distribute.workers or distribute.cpus_per_worker (an autoscaling cluster's nodes must be up before the run)
+    """
+    for kind, key, per in (("CPU", "cpus_per_worker", cluster.cpus_per_worker),
+                           ("GPU", "gpus_per_worker", cluster.gpus_per_worker)):
+        need, have = cluster.workers * per, float(available.get(kind, 0))
+        if need > have + 1e-9:
+            raise UsageError(
+                f"distribute: {cluster.workers} workers of {per:g} {kind} need {need:g} "
+                f"{kind}s, and the Ray cluster has {have:g}; lower distribute.workers or "
+                f"distribute.{key} (an autoscaling cluster's nodes must be up before the run)")
+
+
 def parse_address(address):
     """`(host, port)` of a cluster address (`HOST:PORT` or `ray://HOST:PORT`).
 
@@ -332,5 +362,5 @@ def _init(ray, cluster, timeout):
     return ray
 
 
-__all__ = ["AUTO", "RayCluster", "check_settings", "connect", "parse_address", "set_threads",
-           "user_error"]
+__all__ = ["AUTO", "RayCluster", "check_fits", "check_settings", "connect", "parse_address",
+           "set_threads", "user_error"]

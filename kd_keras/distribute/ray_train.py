@@ -54,6 +54,7 @@ import tempfile
 
 import keras
 
+from kd_keras.distribute.ray_cluster import check_fits
 from kd_keras.distribute.ray_cluster import connect
 from kd_keras.distribute.ray_cluster import set_threads
 from kd_keras.distribute.ray_cluster import user_error
@@ -90,36 +91,6 @@ class WorkerDir:
 
     def finish(self, stage, record=None, files=()):  # noqa: ARG002 - the RunDir interface
         """Does nothing: the driver records the stage."""
-
-
-def check_fits(available, cluster):
-    """Refuses workers the cluster cannot place: Ray Train would wait for
-    them for ever, without a word.
-
-    Args:
-        available: the cluster's resources (`ray.cluster_resources()`).
-        cluster: the `RayCluster` asked for.
-
-    Raises:
-        UsageError: naming the resource, what the workers need and what the
-            cluster has.
-
-    Example:
-
-    >>> from kd_keras.distribute import RayCluster
-    >>> check_fits({"CPU": 2.0}, RayCluster(workers=3, cpus_per_worker=1))
-    Traceback (most recent call last):
-    ...
-    kd_keras.errors.UsageError: distribute: 3 workers of 1 CPU need 3 CPUs, and the Ray cluster has 2; lower distribute.workers or distribute.cpus_per_worker (an autoscaling cluster's nodes must be up before the run)
-    """
-    for kind, key, per in (("CPU", "cpus_per_worker", cluster.cpus_per_worker),
-                           ("GPU", "gpus_per_worker", cluster.gpus_per_worker)):
-        need, have = cluster.workers * per, float(available.get(kind, 0))
-        if need > have + 1e-9:
-            raise UsageError(
-                f"distribute: {cluster.workers} workers of {per:g} {kind} need {need:g} "
-                f"{kind}s, and the Ray cluster has {have:g}; lower distribute.workers or "
-                f"distribute.{key} (an autoscaling cluster's nodes must be up before the run)")
 
 
 def _copy_folder(source, target, ignore=()):
@@ -248,4 +219,4 @@ def fit_on_ray(train_fn, payload, cluster, storage_path, result_dir, keep=(),
     return result
 
 
-__all__ = ["EpochCheckpoint", "MAX_FAILURES", "WorkerDir", "check_fits", "fit_on_ray"]
+__all__ = ["EpochCheckpoint", "MAX_FAILURES", "WorkerDir", "fit_on_ray"]

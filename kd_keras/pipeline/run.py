@@ -167,10 +167,14 @@ def run_distill(cfg, output=None, resume=False, extra_callbacks=None):
     times = StageTimes()
     step("data")
     try:
-        if cfg.distribute.engine == "ray":  # An unreachable cluster fails before any work.
+        if cfg.distribute.engine == "ray":
+            # A cluster that is unreachable, or cannot place the workers,
+            # fails before any work (not after the teacher's stage).
             from kd_keras.distribute import ray_cluster
 
-            ray_cluster.connect(kd_keras.distribute.RayCluster.from_config(cfg.distribute))
+            cluster = kd_keras.distribute.RayCluster.from_config(cfg.distribute)
+            ray = ray_cluster.connect(cluster)
+            ray_cluster.check_fits(ray.cluster_resources(), cluster)
         with times.measure("data"):
             data = data_stage.prepare_data(cfg)
         cfg = data.config  # The default recipe's choices filled in.

@@ -146,11 +146,17 @@ def test_a_killed_training_worker_is_replaced_and_resumes(workspace, one_process
     _assert_same(output, one_process)
 
 
-def test_workers_the_cluster_cannot_place_are_one_line_not_a_hang(workspace):
+def test_workers_the_cluster_cannot_place_are_one_line_not_a_hang(workspace, monkeypatch):
     # 3 workers of 1 CPU on this module's 2-CPU cluster: Ray Train waited
-    # for them for ever.
+    # for them for ever. And the refusal comes before any work: it used to
+    # come after the data and teacher stages, which can take an hour.
     from kd_keras.errors import UsageError
+    from kd_keras.pipeline import data_stage
 
+    def no_work(cfg):
+        raise AssertionError("the data stage ran before the cluster was checked")
+
+    monkeypatch.setattr(data_stage, "prepare_data", no_work)
     started = time.monotonic()
     with pytest.raises(UsageError, match=r"^distribute: 3 workers of 1 CPU need 3 CPUs, and "
                                          r"the Ray cluster has 2; lower distribute.workers"):
