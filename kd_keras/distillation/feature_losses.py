@@ -69,6 +69,7 @@ def per_example(values, what=None):
     return values
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def feature_mse(teacher_feature, student_feature):
     """Mean squared difference over the feature's elements, per example.
 
@@ -83,6 +84,7 @@ def feature_mse(teacher_feature, student_feature):
     return per_example(ops.square(diff))
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def feature_cosine(teacher_feature, student_feature):
     """`1 - cosine similarity` along the last axis, averaged over the other
     non-batch axes, per example.
@@ -128,6 +130,7 @@ def group_heads(attention, heads):
     return ops.mean(grouped, axis=2)
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def attention_kl(teacher_attention, student_attention):
     """KL divergence between attention probabilities, per head, averaged.
 

@@ -35,6 +35,7 @@ def _check_temperature(temperature):
         raise UsageError(f"temperature: must be > 0, got {temperature!r}")
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
     """Soft-target KL divergence of Hinton et al. (2015), per example.
 
@@ -80,6 +81,7 @@ def soft_target_kl(teacher_logits, student_logits, temperature=3.0):
     return ops.where(kl <= 0, 0.0, kl) * (temperature**2)
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def soft_target_cross_entropy(teacher_logits, student_logits, temperature=3.0):
     """Cross-entropy of the student's softened distribution against the
     teacher's, `-sum(softmax(t/T) * log_softmax(s/T)) * T**2`, per example.
@@ -108,6 +110,7 @@ def soft_target_cross_entropy(teacher_logits, student_logits, temperature=3.0):
     return -ops.sum(p * log_q, axis=-1) * (temperature**2)
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def logit_mse(teacher_logits, student_logits, temperature=None):
     """Mean squared error between logits (Ba & Caruana, 2014), per example.
 
@@ -132,6 +135,7 @@ def logit_mse(teacher_logits, student_logits, temperature=None):
     return ops.mean(ops.square(diff), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="kd_keras")
 def cosine_distance(teacher_logits, student_logits, temperature=None):
     """Cosine distance `1 - cos(t, s)` between logit vectors, per example.
 

@@ -254,6 +254,21 @@ def test_config_round_trip_and_student_saves_alone(tmp_path):
 
 
 @pytest.mark.parametrize("loss", [
+    kd_keras.losses.soft_target_kl, kd_keras.losses.soft_target_cross_entropy,
+    kd_keras.losses.logit_mse, kd_keras.losses.cosine_distance])
+def test_a_distiller_compiled_with_a_loss_function_saves_and_loads(tmp_path, loss):
+    # Saved as {"module": "builtins", ...}: the file was written, and then
+    # could not be loaded ("Could not locate function").
+    teacher, student = make_models()
+    distiller = kd_keras.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer="sgd", distillation_loss_fn=loss)
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.distillation_loss_fn is loss
+
+
+@pytest.mark.parametrize("loss", [
     kd_keras.losses.soft_target_kl, kd_keras.losses.SoftTargetKL(),
     kd_keras.losses.soft_target_cross_entropy,
     pytest.param(kd_keras.losses.SoftTargetCrossEntropy(temperature=2.0), marks=pytest.mark.slow),

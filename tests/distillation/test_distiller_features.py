@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import kd_keras
+from kd_keras.distillation import feature_losses
 from kd_keras.distillation.schedules import Linear
 from kd_keras.distillation.schedules import Step
 
@@ -339,6 +340,20 @@ def test_a_distiller_with_terms_and_schedules_saves_and_loads(tmp_path):
     np.testing.assert_allclose(logs[1]["loss"], logs[0]["loss"], rtol=1e-5)
     np.testing.assert_allclose(loaded.student.predict(x, verbose=0),
                                distiller.student.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [feature_losses.feature_mse, feature_losses.feature_cosine])
+def test_a_term_with_a_loss_function_saves_and_loads(tmp_path, loss):
+    # The file was written, and then could not be loaded ("Could not locate
+    # function"): the functions were not registered for saving.
+    teacher, student = make_models()
+    term = kd_keras.FeatureDistillation("t_hidden", "s_hidden", loss=loss)
+    distiller = kd_keras.Distiller(teacher=teacher, student=student, features=[term])
+    distiller.compile(optimizer="sgd")
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.features[0].loss is loss
 
 
 def test_a_schedule_given_as_a_dict_trains_as_the_schedule_object():
