@@ -33,6 +33,8 @@ from kd_keras.errors import UsageError
 PRUNE_KEY = "student.prune_vocabulary"
 MIN_COUNT_KEY = "student.vocabulary_min_count"
 MAX_ROWS_KEY = "student.vocabulary_max_rows"
+PAD_ID = 0
+"""The padding id, which keeps row 0 in a pruned vocabulary."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +43,11 @@ class UsedVocabulary:
 
     Attributes:
         table: int32 `[full vocab_size]`: row `i` is the pruned row of id
-            `i`; the used ids get `0 .. size - 2` in increasing id order and
-            every other id the last row, `size - 1`.
-        size: the pruned vocabulary's size (used ids plus the shared row).
+            `i`; the padding id 0 and the used ids get `0 .. size - 2` in
+            increasing id order (so padding always gets row 0) and every
+            other id the last row, `size - 1`.
+        size: the pruned vocabulary's size (padding, the used ids and the
+            shared row).
     """
 
     table: np.ndarray
@@ -59,11 +63,11 @@ def used_vocabulary(train_ids, vocab_size, min_count=1, max_rows=None):
         min_count: how often an id must occur in `train_ids` to get a row
             of its own; rarer ids share the last row with the unused ones
             (`student.vocabulary_min_count`: a smaller table, for a model
-            small enough to ship in an app).
+            small enough to ship in an app). Padding keeps its row.
         max_rows: at most this many rows in all, the shared one included:
-            the `max_rows - 1` most used ids keep a row (ties go to the
-            smaller id), so the table's size is bounded whatever the data
-            (`student.vocabulary_max_rows`).
+            padding and the `max_rows - 2` most used other ids keep a row
+            (ties go to the smaller id), so the table's size is bounded
+            whatever the data (`student.vocabulary_max_rows`).
 
     Returns:
         A `UsedVocabulary`.
@@ -87,12 +91,18 @@ def used_vocabulary(train_ids, vocab_size, min_count=1, max_rows=None):
     used, counts = np.unique(np.asarray(train_ids), return_counts=True)
     if used.size and (used[0] < 0 or used[-1] >= vocab_size):
         raise ValueError(f"ids must be in [0, {vocab_size}), got {used[0]} .. {used[-1]}")
-    keep = counts >= min_count
+    if not used.size or used[0] != PAD_ID:
+        used, counts = np.insert(used, 0, PAD_ID), np.insert(counts, 0, 0)
+    # The padding id keeps row 0, used or not: a student that masks padding
+    # (`tiny_bert`) takes row 0 for it.
+    pad = used == PAD_ID
+    keep = (counts >= min_count) | pad
     if max_rows is not None and keep.sum() > max_rows - 1:
-        order = np.lexsort((used, -counts))  # most used first, then the smaller id
-        keep = np.zeros_like(keep)
-        keep[order[:max_rows - 1]] = True
-        keep &= counts >= min_count
+        # Padding first, then the most used, then the smaller id.
+        order = np.lexsort((used, -counts, ~pad))
+        limit = np.zeros_like(keep)
+        limit[order[:max_rows - 1]] = True
+        keep &= limit
     used = used[keep]
     table = np.full(vocab_size, used.size, np.int32)
     table[used] = np.arange(used.size, dtype=np.int32)

@@ -92,7 +92,7 @@ def test_min_count_keeps_the_ids_used_often_enough_against_a_python_count():
     train = np.random.default_rng(4).integers(0, VOCAB, (30, SEQ)).astype("int32")
     counts = Counter(train.ravel().tolist())
     for min_count in (1, 2, 3):
-        kept = sorted(i for i, c in counts.items() if c >= min_count)
+        kept = sorted({0} | {i for i, c in counts.items() if c >= min_count})  # 0: padding
         vocabulary = used_vocabulary(train, VOCAB, min_count=min_count)
         assert vocabulary.size == len(kept) + 1
         expected = [kept.index(i) if i in kept else len(kept) for i in range(VOCAB)]
@@ -147,7 +147,7 @@ def test_max_rows_keeps_the_most_used_ids_against_a_python_count():
 
     train = np.random.default_rng(6).integers(0, VOCAB, (30, SEQ)).astype("int32")
     counts = Counter(train.ravel().tolist())
-    ranked = sorted(counts, key=lambda i: (-counts[i], i))
+    ranked = [0] + sorted(set(counts) - {0}, key=lambda i: (-counts[i], i))  # 0: padding
     for max_rows in (2, 11, 50, 10_000):
         kept = sorted(ranked[:max_rows - 1])
         vocabulary = used_vocabulary(train, VOCAB, max_rows=max_rows)
@@ -155,8 +155,42 @@ def test_max_rows_keeps_the_most_used_ids_against_a_python_count():
         assert vocabulary.table.tolist() == [kept.index(i) if i in kept else len(kept)
                                              for i in range(VOCAB)]
     both = used_vocabulary(train, VOCAB, min_count=3, max_rows=11)
-    kept = sorted(i for i in ranked[:10] if counts[i] >= 3)
+    kept = sorted(i for i in ranked[:10] if i == 0 or counts[i] >= 3)
     assert both.size == len(kept) + 1
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"min_count": 2}, {"max_rows": 3}])
+def test_padding_keeps_row_0_when_the_training_rows_have_none(kwargs):
+    # Row 0 went to the smallest used id (5 here), which tiny_bert then
+    # masked as padding, while the real padding was attended.
+    train = np.array([[5, 7, 7, 9], [9, 7, 5, 5]], "int32")
+    vocabulary = used_vocabulary(train, 12, **kwargs)
+    assert vocabulary.table[0] == 0
+    assert (vocabulary.table[1:] != 0).all()
+
+
+def test_a_pruned_tiny_bert_masks_padding_as_the_full_one_does():
+    """Reference: the full-vocabulary tiny_bert with each id's row set to its
+    pruned row; training rows without padding, inputs with it."""
+    from kd_keras.students import tiny_bert
+
+    options = {"sequence_length": 8, "hidden_dim": 8, "num_layers": 1, "num_heads": 2,
+               "intermediate_dim": 16, "dropout": 0.0}
+    train = np.arange(5, 50, dtype="int32").reshape(5, 9)[:, :8]
+    keras.utils.set_random_seed(4)
+    pruned = prune_vocabulary(lambda n: tiny_bert(2, vocab_size=n, **options),
+                              used_vocabulary(train, VOCAB))
+    table = pruned.get_layer("vocabulary_map").table.numpy()
+    inner = pruned.layers[-1]
+    full = tiny_bert(2, vocab_size=VOCAB, **options)
+    weights = [w.numpy() for w in inner.weights]
+    rows = [i for i, w in enumerate(weights) if w.shape[0] == table.max() + 1]
+    assert len(rows) == 1
+    weights[rows[0]] = weights[rows[0]][table]
+    full.set_weights(weights)
+    ids = np.array([[41, 28, 11, 29, 0, 0, 0, 0], [6, 7, 0, 0, 0, 0, 0, 0]], "int32")
+    np.testing.assert_allclose(pruned.predict(ids, verbose=0), full.predict(ids, verbose=0),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
