@@ -22,6 +22,7 @@ from kd_keras.errors import UsageError
 from kd_keras.errors import first_of
 
 LABEL_ERROR = "kd_keras: label out of range"
+WHOLE_ERROR = "kd_keras: label not a whole number"
 NONFINITE_ERROR = "kd_keras: non-finite"
 
 
@@ -228,7 +229,10 @@ def check_nothing_shared(teacher, student):
 
 def check_labels(labels, num_classes):
     """Fails with the first bad label; the update waits for the check."""
-    labels = tf.cast(tf.reshape(labels, [-1]), "int32")
+    labels = tf.reshape(labels, [-1])
+    if labels.dtype.is_floating:  # A fraction (or NaN) would be cut to a class id.
+        labels = _check_whole(labels)
+    labels = tf.cast(labels, "int32")
     bad = tf.logical_or(labels < -1, labels >= num_classes)
 
     def fail():  # Built in a branch: costs nothing while labels are valid.
@@ -239,6 +243,18 @@ def check_labels(labels, num_classes):
             return tf.identity(labels)
 
     return tf.cond(tf.reduce_any(bad), fail, lambda: labels)
+
+
+def _check_whole(labels):
+    fraction = tf.logical_not(tf.equal(labels, tf.floor(labels)))  # NaN and Inf too
+
+    def fail():
+        first = tf.cast(tf.boolean_mask(labels, fraction)[:1], "float32")
+        check = tf.debugging.Assert(False, [WHOLE_ERROR, first])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)
+
+    return tf.cond(tf.reduce_any(fraction), fail, lambda: labels)
 
 
 def check_finite(loss, teacher_logits):
@@ -298,6 +314,10 @@ class clear_errors:  # noqa: N801 (used as a context manager)
         if LABEL_ERROR in message:
             top, bad = re.findall(r"\[(-?\d+)\]", message)[:2]
             raise UsageError(f"y: {out_of_range(bad, int(top) + 1)}") from None
+        if WHOLE_ERROR in message:
+            bad = re.findall(r"\[([^\]]*)\]", message.split(WHOLE_ERROR, 1)[1])[:1]
+            raise UsageError(f"y: label {bad[0] if bad else '?'} is not a whole number: "
+                             "labels are integer class ids (-1 = unlabeled)") from None
         if NONFINITE_ERROR in message:
             which = re.findall(r"\[(teacher logits|loss)\]", message)
             raise FloatingPointError(

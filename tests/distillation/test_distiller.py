@@ -204,6 +204,13 @@ def test_bad_inputs_fail_before_training():
     # Labels that are not class ids: a fraction, one-hot rows, none at all.
     with pytest.raises(UsageError, match=r"^y: label -?0.5 \(example 0\) is not a whole number"):
         distiller.fit(x, y + 0.5, epochs=1, verbose=0)
+    # In a dataset they were cut to class ids: 1.5 trained as 1.
+    for fraction, shown in ((0.5, "0.5"), (np.nan, "nan")):
+        ds = tf.data.Dataset.from_tensor_slices((x, np.where(np.arange(len(y)) == 7, fraction,
+                                                             y).astype("float32"))).batch(64)
+        with pytest.raises(UsageError, match=rf"^y: label {shown} is not a whole number: "
+                                             r"labels are integer class ids \(-1 = unlabeled\)$"):
+            distiller.fit(ds, epochs=1, verbose=0)
     with pytest.raises(UsageError, match=r"^y: labels of shape \(\d+, 4\) look one-hot"):
         distiller.fit(x, np.eye(4, dtype="float32")[y], epochs=1, verbose=0)
     with pytest.raises(UsageError, match=r"^y: array inputs need labels"):
