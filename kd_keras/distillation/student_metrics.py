@@ -29,11 +29,23 @@ _PROBABILITY_NAMES = {
 _PROBABILITY_CLASSES = (keras.metrics.SparseCategoricalCrossentropy,
                         keras.metrics.CategoricalCrossentropy,
                         keras.metrics.BinaryCrossentropy)
+# The same as functions (`keras.metrics.X is keras.losses.X`), which read
+# probabilities unless called with `from_logits=True`.
+_PROBABILITY_FUNCTIONS = (keras.metrics.sparse_categorical_crossentropy,
+                          keras.metrics.categorical_crossentropy,
+                          keras.metrics.binary_crossentropy)
 
 
 def _one(metric):
     if isinstance(metric, str) and metric in _PROBABILITY_NAMES:
         return _PROBABILITY_NAMES[metric](name=metric, from_logits=True)
+    if any(metric is fn for fn in _PROBABILITY_FUNCTIONS):
+        name = metric.__name__
+        if name in _PROBABILITY_NAMES:  # As its name is read.
+            return _PROBABILITY_NAMES[name](name=name, from_logits=True)
+        raise UsageError(
+            f"metrics: keras.metrics.{name} reads probabilities, but the student gives "
+            "logits; pass a metric object with from_logits=True")
     if isinstance(metric, _PROBABILITY_CLASSES) and not metric.get_config().get("from_logits"):
         raise UsageError(
             f"metrics: {type(metric).__name__}(from_logits=False) reads probabilities, but "
@@ -51,8 +63,8 @@ def student_metrics(metrics):
             or lists of them, or a dict of such lists by output name.
 
     Returns:
-        The same structure, `"sparse_categorical_crossentropy"` replaced by
-        its cross-entropy of logits.
+        The same structure, `"sparse_categorical_crossentropy"` (the name or
+        Keras's function) replaced by its cross-entropy of logits.
 
     Raises:
         UsageError: a bare metric (Keras takes a list), or a cross-entropy

@@ -16,10 +16,12 @@ def _distiller():
     return kd_keras.Distiller(teacher, student), student
 
 
-def test_the_cross_entropy_metric_by_name_is_that_of_the_logits():
+@pytest.mark.parametrize("metric", ["sparse_categorical_crossentropy",
+                                    keras.metrics.sparse_categorical_crossentropy])
+def test_the_cross_entropy_metric_by_name_is_that_of_the_logits(metric):
+    # Keras's function read the logits as probabilities: 13.2 for 4.1.
     distiller, student = _distiller()
-    distiller.compile(optimizer="sgd", metrics=["sparse_categorical_crossentropy",
-                                                ["sparse_categorical_accuracy"]])
+    distiller.compile(optimizer="sgd", metrics=[metric, ["sparse_categorical_accuracy"]])
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 3)).astype("float32")
     y = np.array([0, 1, 2, -1] * 3)
@@ -41,6 +43,9 @@ def test_the_cross_entropy_metric_by_name_is_that_of_the_logits():
     ([keras.metrics.SparseCategoricalCrossentropy()],
      "metrics: SparseCategoricalCrossentropy(from_logits=False) reads probabilities, but "
      "the student gives logits; pass from_logits=True"),
+    ([keras.metrics.categorical_crossentropy],
+     "metrics: keras.metrics.categorical_crossentropy reads probabilities, but the student "
+     "gives logits; pass a metric object with from_logits=True"),
 ])
 def test_metrics_that_would_mislead_are_one_line(metrics, message):
     distiller, _ = _distiller()
