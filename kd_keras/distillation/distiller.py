@@ -16,6 +16,7 @@ from kd_keras.distillation import schedules
 from kd_keras.distillation.distiller_saving import DistillerSaving
 from kd_keras.distillation.feature_losses import per_example as _per_example
 from kd_keras.distillation.features import FeatureSet
+from kd_keras.distillation.features import as_terms
 from kd_keras.distillation.student_metrics import metric_names
 from kd_keras.distillation.student_metrics import student_metrics
 from kd_keras.distillation.targets import LABELS_KEY  # noqa: F401 (re-exported)
@@ -122,7 +123,7 @@ class Distiller(DistillerSaving, DistributedFitMixin, SymbolicBuildHook, keras.M
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
-        self.features = tuple(features or ())
+        self.features = as_terms(features)
         self._features = None  # The FeatureSet (not tracked by Keras).
         if self.features:
             self._features = FeatureSet(self.features, teacher, student,

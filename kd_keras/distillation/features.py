@@ -175,6 +175,36 @@ def feature_names(features):
 
 
 
+def as_terms(terms):
+    """`terms` as a tuple of `FeatureDistillation`s (`None` is none).
+
+    Raises:
+        UsageError: one term not in a list, or an item that is not a term.
+
+    Example:
+
+    >>> as_terms(None)
+    ()
+    >>> as_terms(FeatureDistillation("t", "s"))
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.UsageError: features: expected a list of kd_keras.FeatureDistillation, got one term; wrap it in a list
+    """
+    if terms is None:
+        return ()
+    if isinstance(terms, FeatureDistillation):
+        raise UsageError("features: expected a list of kd_keras.FeatureDistillation, "
+                         "got one term; wrap it in a list")
+    if not isinstance(terms, (list, tuple)):
+        raise UsageError("features: expected a list of kd_keras.FeatureDistillation, "
+                         f"got {type(terms).__name__}")
+    for i, term in enumerate(terms):
+        if not isinstance(term, FeatureDistillation):
+            raise UsageError(f"features[{i}]: expected a kd_keras.FeatureDistillation, "
+                             f"got {type(term).__name__}")
+    return tuple(terms)
+
+
 class FeatureSet:
     """The feature terms of one `Distiller`.
 
@@ -190,15 +220,7 @@ class FeatureSet:
     """
 
     def __init__(self, terms, teacher, student, reserved=()):
-        if isinstance(terms, FeatureDistillation):
-            raise UsageError("features: expected a list of kd_keras.FeatureDistillation, "
-                             "got one term; wrap it in a list")
-        terms = tuple(terms)
-        for i, term in enumerate(terms):
-            if not isinstance(term, FeatureDistillation):
-                raise UsageError(f"features[{i}]: expected a "
-                                 "kd_keras.FeatureDistillation, got "
-                                 f"{type(term).__name__}")
+        terms = as_terms(terms)
         names = [term.name for term in terms]
         weights = {f"{name}_weight" for name in names}  # Each term's schedule log.
         for name in names:
@@ -411,5 +433,5 @@ def _shape(shape):
                            for d in (None,) + tuple(shape)) + ")"
 
 
-__all__ = ["FeatureDistillation", "FeatureSet", "LayerRef", "PROJECTIONS",
+__all__ = ["FeatureDistillation", "FeatureSet", "LayerRef", "PROJECTIONS", "as_terms",
            "teacher_feature_keys"]

@@ -236,6 +236,20 @@ def test_subclassed_student_with_the_hook_equals_sequential():
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.parametrize("features, message", [
+    # One term not in a list: "TypeError: 'FeatureDistillation' object is not iterable".
+    (kd_keras.FeatureDistillation("t_hidden", "s_hidden"),
+     "features: expected a list of kd_keras.FeatureDistillation, got one term; wrap it in a list"),
+    ("t_hidden", "features: expected a list of kd_keras.FeatureDistillation, got str"),
+    (["t_hidden"], "features[0]: expected a kd_keras.FeatureDistillation, got str"),
+])
+def test_features_that_are_not_a_list_of_terms_are_one_line(features, message):
+    teacher, student = make_models()
+    with pytest.raises(kd_keras.errors.UsageError) as info:
+        kd_keras.Distiller(teacher, student, features=features)
+    assert str(info.value) == message
+
+
 def test_bad_hook_key_names_close_matches():
     teacher, _ = make_models()
     hooked = HookedStudent()
