@@ -359,8 +359,10 @@ def per_example_fn(loss):
       functions): `softmax(t/T)` and `softmax(s/T)` (`s/T` when
       `from_logits=True`), and the result is multiplied by `T**2` as in
       `soft_target_kl`: `KLDivergence()` gives `soft_target_kl`,
-      `CategoricalCrossentropy()` gives `soft_target_cross_entropy` (up to
-      Keras's clipping of probabilities at 1e-7).
+      `CategoricalCrossentropy()` gives `soft_target_cross_entropy`, up to
+      Keras's clipping of probabilities at 1e-7 (which saturates the loss
+      and zeroes its gradient where the student gives a class the teacher
+      likes less than 1e-7).
     - Keras losses of values (`MeanSquaredError`, `MeanAbsoluteError`,
       `Huber`, `LogCosh`, `CosineSimilarity`): `t` and `s`, no temperature
       (as `logit_mse`).

@@ -162,3 +162,28 @@ def test_keras_losses_that_cannot_take_logits_are_refused(loss):
             r"logits; pass ")) as info:
         losses.per_example_fn(loss)
     assert "\n" not in str(info.value)
+
+
+def test_keras_kl_saturates_on_a_confident_mistake_where_soft_target_kl_stays_exact():
+    """The porting guide's example: teacher [20, 0, 0], student [0, 20, 0]."""
+    t, s = np.array([[20.0, 0.0, 0.0]]), np.array([[0.0, 20.0, 0.0]])
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    p = np.exp(log_softmax(t))
+    exact = float((p * (log_softmax(t) - log_softmax(s))).sum())  # NumPy float64
+    assert exact == pytest.approx(20.0, abs=1e-6)
+    import tensorflow as tf
+
+    keras_kl = losses.per_example_fn(keras.losses.KLDivergence())
+    student = tf.Variable(s.astype("float32"))
+    grads = []
+    for fn, want in ((losses.soft_target_kl, exact), (keras_kl, -np.log(1e-7))):
+        with tf.GradientTape() as tape:
+            value = fn(t.astype("float32"), student, 1.0)[0]
+        assert float(value) == pytest.approx(want, rel=1e-4)
+        grads.append(tape.gradient(value, student).numpy()[0])
+    np.testing.assert_allclose(grads[0], np.exp(log_softmax(s))[0] - p[0], atol=1e-6)
+    assert np.abs(grads[1]).max() < 1e-6
