@@ -129,6 +129,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     at the epoch an uninterrupted run stops at and restores the same
     weights.
 
+    A run interrupted after the epoch that stopped it (its backup written,
+    `fit` not yet returned) has finished: Keras's `fit` cannot be stopped
+    before an epoch, so a resumed one would train one more. Check
+    `stopped_weights(state_dir)` first, as `kd-keras distill` does, and
+    take those weights instead of resuming.
+
     Args:
         state_dir: a folder for its per-epoch state and best weights
             (created if missing).
