@@ -66,7 +66,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def one_line(error):
-    """The first line of an error's message (its type's name when it has none).
+    """An error's message as one line: the first line of another library's
+    error, the whole of kd_keras's own (its type's name when it has none).
 
     Args:
         error: an exception.
@@ -76,15 +77,32 @@ def one_line(error):
 
     Example:
 
-    >>> one_line(DataError("x.tsv: no examples\\n(details)"))
+    >>> one_line(OSError("x.tsv: no examples\\n(details)"))
     'x.tsv: no examples'
     >>> one_line(EOFError())
     'EOFError'
+
+    kd_keras's own messages are one line, so a line break in one comes from
+    a value it names (a file's name, a label), and is shown escaped rather
+    than cut off:
+
+    >>> print(one_line(DataError("odd\\nname.tsv: no examples")))
+    odd\\nname.tsv: no examples
     """
     text = str(error).strip()
     if text.startswith("'") and text.endswith("'") and isinstance(error, KeyError):
         text = text[1:-1]
-    return text.splitlines()[0].rstrip() if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    if isinstance(error, KdKerasError):
+        return "".join(_escaped(c) for c in text)
+    return text.splitlines()[0].rstrip()
+
+
+def _escaped(char):
+    """`char`, or its escape when it would break a line (`str.splitlines`)."""
+    return char.encode("unicode_escape").decode("ascii") if len(
+        f"{char}x".splitlines()) > 1 else char
 
 
 def first_of(items, show=str):

@@ -236,6 +236,14 @@ def case_one_class(tmp, base):
         "one.tsv: 1 class"
 
 
+def case_line_break_in_a_file_name(tmp, base):
+    # The line was cut at the line break: "kd-keras distill: error: ...", with
+    # the file's name, never shown whole.
+    train = _file(tmp, "one\nclass.tsv", "".join(f"text {i}\tpos\n" for i in range(40)))
+    return ["distill", _config(tmp, base, **{"data.train": train, "data.test": None})], \
+        "one\\nclass.tsv: 1 class"
+
+
 def case_teacher_class_count(tmp, base):
     root = os.path.dirname(base["teacher"]["model"])
     return ["distill", _config(tmp, base, **{"teacher.model": os.path.join(root, "three.keras")})], \
@@ -333,7 +341,8 @@ CASES = [case_lr_inf, case_builtin_split_leaving_empty_splits, case_teacher_nan_
          case_saved_model_teacher_table_smaller_than_the_vocabulary, case_student_keys_before_the_data,
          case_image_student_before_the_data, case_teacher_layer_before_the_teacher_runs,
          case_output_under_a_file, case_yaml_alias_bomb, case_three_line_data,
-         case_merged_label_spellings, case_one_class, case_teacher_class_count,
+         case_merged_label_spellings, case_one_class, case_line_break_in_a_file_name,
+         case_teacher_class_count,
          case_corrupt_keras_file, case_negative_latency_runs, case_report_missing_fields,
          case_export_multi_output, case_export_string_input, case_export_nan_calibration,
          case_export_no_class_axis, case_teacher_with_two_outputs,
