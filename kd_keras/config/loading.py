@@ -132,6 +132,11 @@ def read_yaml(path):
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except RecursionError:
         raise ConfigError(f"{path}: cannot parse YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as e:
+        # A value the YAML reader cannot build: a date that does not exist
+        # (2024-02-30), `!!int abc`, an integer of more than 4,300 digits.
+        raise ConfigError(f"{path}: cannot parse YAML: a value cannot be read "
+                          f"({one_line(e)})") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: the config must be a YAML mapping, got {type(raw).__name__}")

@@ -76,6 +76,24 @@ def test_deep_nesting_and_numbers_yaml_reads_as_text_are_one_line(tmp_path):
         load_config(str(text_number))
 
 
+@pytest.mark.parametrize("value, problem", [
+    ("2024-02-30", "day is out of range for month"),
+    ("!!int abc", "invalid literal for int()"),
+    ("!!float abc", "could not convert string to float"),
+    ("9" * 5001, "Exceeds the limit"),
+])
+def test_values_yaml_cannot_build_are_one_line(tmp_path, value, problem):
+    # The YAML reader's ValueError went through as a traceback.
+    path = tmp_path / "values.yaml"
+    path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
+                    f"seed: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot parse YAML: a value cannot be read (")
+    assert problem in message and "\n" not in message
+
+
 def test_a_windows_path_in_double_quotes_gets_a_hint(tmp_path):
     import pytest
 
