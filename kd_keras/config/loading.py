@@ -16,6 +16,7 @@ import yaml
 from kd_keras.config.parsing import parse_config
 from kd_keras.errors import ConfigError
 from kd_keras.errors import DataError
+from kd_keras.errors import KdKerasError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import one_line
 
@@ -132,6 +133,8 @@ def read_yaml(path):
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except RecursionError:
         raise ConfigError(f"{path}: cannot parse YAML: nested too deeply") from None
+    except KdKerasError:  # `_open_regular`'s own (a ValueError too)
+        raise
     except (ValueError, OverflowError) as e:
         # A value the YAML reader cannot build: a date that does not exist
         # (2024-02-30), `!!int abc`, an integer of more than 4,300 digits.
