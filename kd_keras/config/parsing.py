@@ -188,10 +188,13 @@ def _unused_by_value(raw, cfg):
            and cfg.distribute.engine != "ray", "with distribute.engine: local (no Ray)")
     yield ("distill.cache_dir", _given(raw, "distill", "cache_dir") and cfg.teacher.model,
            "with teacher.model (it caches a backbone's frozen features)")
+    # `replace_prob: 0` is what the default recipe writes with no copies (so
+    # that a completed config, e.g. a run's config.json, reads back).
+    moot = {"replace_prob": 0.0}
     for key in ("word_dropout", "ngram_prob", "max_ngram", "replace_prob", "per_epoch"):
         yield (f"distill.augment.{key}",
                no_copies and _given(raw, "distill", "augment", key)
-               and getattr(augment, key) != getattr(default_augment, key),
+               and getattr(augment, key) not in (getattr(default_augment, key), moot.get(key)),
                "with distill.augment.copies: 0 (no copies are made)")
 
 

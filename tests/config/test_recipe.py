@@ -140,3 +140,14 @@ def test_no_copies_leave_the_word_replacement_out_of_the_recipe():
     assert unset_keys(cfg.replace(distill=dataclasses.replace(
         cfg.distill, augment=dataclasses.replace(cfg.distill.augment, copies=None)))) == [
         "distill.augment.copies", "distill.augment.replace_prob"]
+
+
+@pytest.mark.parametrize("texts", [900, 60_614])
+def test_a_completed_config_reads_back_as_itself(texts):
+    # With no copies (60,614 texts) the recipe writes replace_prob: 0.0,
+    # which the parser then refused as unused: a run's own config.json did
+    # not read back.
+    from kd_keras.config import to_dict
+
+    full, _ = _chosen(_config(), DataProfile(texts, 0, 2, covered_length=30))
+    assert parse_config(to_dict(full)) == full
