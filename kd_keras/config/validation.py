@@ -13,6 +13,7 @@ import re
 from kd_keras.config import schema
 from kd_keras.config.terms import validate_feature_terms
 from kd_keras.config.values import check as _check
+from kd_keras.config.values import is_path as _is_path
 from kd_keras.number_checks import is_finite as _is_finite
 from kd_keras.number_checks import is_int as _is_int
 from kd_keras.errors import ConfigError
@@ -72,7 +73,7 @@ def validate(cfg):
     _check(cfg.distribute.strategy in STRATEGIES, "distribute.strategy",
            f"one of {', '.join(STRATEGIES)}", cfg.distribute.strategy)
     _validate_distribute(cfg.distribute)
-    _check(isinstance(cfg.output, str) and cfg.output.strip(), "output", "a folder path",
+    _check(_is_path(cfg.output), "output", "a folder path",
            cfg.output)
     _check(_is_int(cfg.seed) and 0 <= cfg.seed <= MAX_SEED, "seed",
            f"an integer in [0, {MAX_SEED}]", cfg.seed)
@@ -98,8 +99,7 @@ def _validate_data(d):
                f"one of {', '.join(BUILTIN_DATASETS)}", d.builtin)
     for key in ("train", "validation", "test"):
         value = getattr(d, key)
-        _check(value is None or (isinstance(value, str) and value), f"data.{key}",
-               "a file path", value)
+        _check(value is None or _is_path(value), f"data.{key}", "a file path", value)
     _check(d.format in (None, *FORMATS), "data.format", f"one of {', '.join(FORMATS)}",
            d.format)
     _check(d.header is None or isinstance(d.header, bool), "data.header",
@@ -144,8 +144,7 @@ def _validate_teacher(t):
             "fine-tune) or `model` (a ready teacher, e.g. teacher.keras)")
     for key in ("backbone", "model"):
         value = getattr(t, key)
-        _check(value is None or (isinstance(value, str) and value), f"teacher.{key}",
-               "a path or name", value)
+        _check(value is None or _is_path(value), f"teacher.{key}", "a path or name", value)
     v = t.sequence_length
     _check(_is_int(v) and 4 <= v <= 512, "teacher.sequence_length",
            "an integer in [4, 512]", v)
@@ -175,8 +174,8 @@ def _validate_student(s):
     v = s.sequence_length
     _check(v is None or (_is_int(v) and 4 <= v <= 4096), "student.sequence_length",
            "an integer in [4, 4096] or null", v)
-    _check(s.vocabulary is None or (isinstance(s.vocabulary, str) and s.vocabulary),
-           "student.vocabulary", "a vocab.txt path", s.vocabulary)
+    _check(s.vocabulary is None or _is_path(s.vocabulary), "student.vocabulary",
+           "a vocab.txt path", s.vocabulary)
     _check(s.tokenizer_min_count is None or (_is_int(s.tokenizer_min_count)
                                              and 1 <= s.tokenizer_min_count <= 1_000_000),
            TOKENIZER_MIN_COUNT_KEY, "an integer in [1, 1000000] or null", s.tokenizer_min_count)
@@ -262,7 +261,7 @@ def _validate_distill(d):
     for key in ("cache_teacher", "baseline"):
         _check(isinstance(getattr(d, key), bool), f"distill.{key}", "true or false",
                getattr(d, key))
-    _check(d.cache_dir is None or (isinstance(d.cache_dir, str) and d.cache_dir),
+    _check(d.cache_dir is None or _is_path(d.cache_dir),
            "distill.cache_dir", "a folder path or null", d.cache_dir)
     a = d.augment
     _check(a.copies is None or (_is_int(a.copies) and 0 <= a.copies <= 100),

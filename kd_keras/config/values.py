@@ -10,6 +10,7 @@ kd_keras.errors.ConfigError: distill.epochs: must be a positive integer, got -1
 """
 
 import math
+import os
 
 from kd_keras.errors import ConfigError
 
@@ -21,6 +22,24 @@ def as_float(v):
         return float(v)
     except OverflowError:
         return v
+
+
+def is_path(value):
+    """Whether `value` can name a file: a non-blank string the OS can take
+    (no NUL byte, no lone surrogate).
+
+    Example:
+
+    >>> is_path("runs/demo"), is_path("a\\0b"), is_path(" "), is_path(3)
+    (True, False, False, False)
+    """
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        return False
+    return True
 
 
 def check(cond, key, what, value):

@@ -336,6 +336,18 @@ def _write(tmp_path, text, data="{builtin: rt_polarity}"):
     return str(path)
 
 
+@pytest.mark.parametrize("bad", ["a\0b", "\ud800"])
+@pytest.mark.parametrize("section, key", [
+    ("output", None), ("distill", "cache_dir"), ("data", "test"), ("teacher", "backbone"),
+    ("student", "vocabulary")])
+def test_a_path_the_os_cannot_take_is_refused_by_its_key(section, key, bad):
+    # A NUL byte or a lone surrogate passed validation, then crashed with a
+    # traceback (ValueError: embedded null byte; UnicodeEncodeError).
+    raw = _with(**({section: bad} if key is None else {section: {key: bad}}))
+    name = section if key is None else f"{section}.{key}"
+    assert _refused(raw, f"{name}: must be a").endswith(repr(bad))
+
+
 @pytest.mark.parametrize("text,data,expected", [
     ("distill: {temperature: 1.0e+300}\n", None, "distill.temperature: must be"),
     (f"distill: {{learning_rate: 1{'0' * 400}}}\n", None, "distill.learning_rate: must be"),
