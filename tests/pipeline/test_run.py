@@ -190,9 +190,10 @@ def test_feature_terms_and_schedules_from_the_config(tmp_path):
 
 def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
     """`student.prune_vocabulary: true`: the distilled student's table has a
-    row per id of every training row (unlabeled ones included) plus one;
-    the student alone, which trains on the labelled rows only, per id of
-    those; both are saved as students that read the full vocabulary."""
+    row per id of every training row (unlabeled ones included), one for
+    padding (these rows have none) and one shared; the student alone, which
+    trains on the labelled rows only, per id of those; both are saved as
+    students that read the full vocabulary."""
     import tensorflow as tf
 
     from kd_keras.config import parse_config
@@ -225,7 +226,7 @@ def test_prune_vocabulary_keeps_the_ids_each_training_reads(tmp_path):
     alone = training_stage.train_student(cfg, data, run, "baseline", None, strategy).model
     for model, rows in ((distilled, ids["train"]), (alone, ids["train"][:24])):
         table = model.get_layer("vocabulary_map").table.numpy()
-        used = np.unique(rows)
+        used = np.union1d([0], rows)  # 0: padding, which always keeps row 0
         rows_of_embedding = model.get_layer("text_cnn").get_layer("embedding").input_dim
         assert rows_of_embedding == len(used) + 1
         np.testing.assert_array_equal(table[used], np.arange(len(used)))
