@@ -21,6 +21,18 @@ from kd_keras.errors import ConfigError
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are 32-bit.
 
 
+MAX_COUNT = 2**31 - 1
+"""The most epochs, examples a batch or batches a call: TensorFlow counts
+them in int32 or int64, and a larger number failed in training, after the
+teacher's stage."""
+
+
+def _check_count(value, key):
+    """A positive integer, at most `MAX_COUNT`."""
+    _check(_is_int(value) and value >= 1, key, "a positive integer", value)
+    _check(value <= MAX_COUNT, key, f"at most {MAX_COUNT}", value)
+
+
 def validate(cfg):
     """Checks every value of a `RunConfig`.
 
@@ -151,8 +163,8 @@ def _validate_teacher(t):
     _check(t.pooling in (None, "mean", "cls", "pooled"), "teacher.pooling",
            "one of mean, cls, pooled", t.pooling)
     ft = t.fine_tune
-    _check(_is_int(ft.epochs) and ft.epochs >= 0, "teacher.fine_tune.epochs",
-           "a non-negative integer", ft.epochs)
+    _check(_is_int(ft.epochs) and 0 <= ft.epochs <= MAX_COUNT, "teacher.fine_tune.epochs",
+           f"an integer in [0, {MAX_COUNT}]", ft.epochs)
     _check(isinstance(ft.train_backbone, bool), "teacher.fine_tune.train_backbone",
            "true or false", ft.train_backbone)
     _check(ft.top_layers is None or (_is_int(ft.top_layers) and ft.top_layers >= 1),
@@ -160,8 +172,7 @@ def _validate_teacher(t):
            "false trains no block)", ft.top_layers)
     _check(ft.learning_rate is None or (_is_finite(ft.learning_rate) and ft.learning_rate > 0),
            "teacher.fine_tune.learning_rate", "a positive number or null", ft.learning_rate)
-    _check(_is_int(ft.batch_size) and ft.batch_size > 0, "teacher.fine_tune.batch_size",
-           "a positive integer", ft.batch_size)
+    _check_count(ft.batch_size, "teacher.fine_tune.batch_size")
 
 
 def _validate_student(s):
@@ -243,12 +254,9 @@ def _validate_distill(d):
     from kd_keras.distillation.losses import NAMES as DISTILLATION_LOSSES
     from kd_keras.distillation.losses import TEMPERATURE_RANGE
 
-    _check(_is_int(d.epochs) and d.epochs >= 1, "distill.epochs", "a positive integer",
-           d.epochs)
-    _check(_is_int(d.batch_size) and d.batch_size > 0, "distill.batch_size",
-           "a positive integer", d.batch_size)
-    _check(_is_int(d.steps_per_execution) and d.steps_per_execution > 0,
-           "distill.steps_per_execution", "a positive integer", d.steps_per_execution)
+    _check_count(d.epochs, "distill.epochs")
+    _check_count(d.batch_size, "distill.batch_size")
+    _check_count(d.steps_per_execution, "distill.steps_per_execution")
     _check(_is_finite(d.alpha) and 0 <= d.alpha <= 1, "distill.alpha", "a number in [0, 1]",
            d.alpha)
     low, high = TEMPERATURE_RANGE

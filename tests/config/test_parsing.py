@@ -116,6 +116,15 @@ def test_free_form_mappings_are_read_only_and_still_plain_values():
          "student.options.kernel_sizes_typo: not an option of dilated_cnn (the default "
          "student) (known: "),
         ("teacher", {"fine_tune": {"epochs": -2}}, "teacher.fine_tune.epochs"),
+        # Numbers TensorFlow cannot count: a traceback in training, after the teacher.
+        ("distill", {"batch_size": 2**63},
+         f"distill.batch_size: must be at most 2147483647, got {2**63}"),
+        ("teacher", {"fine_tune": {"batch_size": 2**31}},
+         "teacher.fine_tune.batch_size: must be at most 2147483647"),
+        ("distill", {"steps_per_execution": 2**40}, "distill.steps_per_execution: must be at most"),
+        ("distill", {"epochs": 10**30}, "distill.epochs: must be at most"),
+        ("teacher", {"fine_tune": {"epochs": 2**31}}, "teacher.fine_tune.epochs: must be an "
+                                                      "integer in [0, 2147483647]"),
         ("teacher", {"fine_tune": {"lr": 1}}, "teacher.fine_tune.lr: unknown key"),
         ("distill", {"augment": {"copies": -1}}, "distill.augment.copies"),
         ("distill", {"augment": {"word_dropout": 1.0}}, "distill.augment.word_dropout"),
