@@ -195,8 +195,9 @@ def encode_labels(raw_labels, label_names=None):
     kd_keras.errors.DataError: labels[0]: line 3: label '01' and label '1' (line 2) are one class spelled two ways; use one spelling
     """
     files = [
-        LabelledFile(f"labels[{k}]", ("",) * len(split), tuple(split),
-                     tuple(range(1, len(split) + 1)))
+        LabelledFile(f"labels[{k}]", ("",) * len(split),
+                     tuple(v.item() if isinstance(v, np.generic) else v for v in split),
+                     tuple(range(1, len(split) + 1)))  # NumPy's scalars as Python's
         for k, split in enumerate(raw_labels)
     ]
     for f in files:

@@ -363,3 +363,12 @@ def test_encode_labels_api_refuses_non_labels():
             encode_labels([["a", bad]])
     names, (a,) = encode_labels([[3, 1, 3]])  # JSON-style numbers: numeric order
     assert names == ["1", "3"] and a.tolist() == [1, 0, 1]
+    # NumPy arrays are labels too ("a label must be a string or a number, got
+    # np.int64(0)"), read as the Python values they hold.
+    for array, expected in ((np.array([3, 1, 3]), ["1", "3"]),
+                            (np.array(["pos", "neg", "pos"]), ["neg", "pos"])):
+        names, (a,) = encode_labels([array])
+        assert names == expected and [type(n) for n in names] == [str, str]
+        assert a.tolist() == [1, 0, 1]
+    with pytest.raises(UsageError, match=r"^labels\[0\]: line 1: a label must be"):
+        encode_labels([np.array([True, False])])
