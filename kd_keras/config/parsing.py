@@ -210,13 +210,18 @@ def _resolve_paths(cfg, base_dir):
 
     data = dataclasses.replace(cfg.data, **{
         k: _resolve(getattr(cfg.data, k), base_dir) for k in ("train", "validation", "test")})
-    backbone = cfg.teacher.backbone
-    if backbone is not None and backbone.lower() not in MINILM_NAMES:
-        local = _resolve(backbone, base_dir)
-        backbone = local if os.path.exists(local) else backbone
-    teacher = dataclasses.replace(cfg.teacher, backbone=backbone,
+    def backbone_path(name):  # A MiniLM alias or a preset name stays a name.
+        if name is None or name.lower() in MINILM_NAMES:
+            return name
+        local = _resolve(name, base_dir)
+        return local if os.path.exists(local) else name
+
+    teacher = dataclasses.replace(cfg.teacher, backbone=backbone_path(cfg.teacher.backbone),
                                   model=_resolve(cfg.teacher.model, base_dir))
-    student = dataclasses.replace(cfg.student,
+    options = dict(cfg.student.options)
+    if options.get("embedding_init") is not None:
+        options["embedding_init"] = backbone_path(options["embedding_init"])
+    student = dataclasses.replace(cfg.student, options=options,
                                   vocabulary=_resolve(cfg.student.vocabulary, base_dir))
     distill = dataclasses.replace(cfg.distill,
                                   cache_dir=_resolve(cfg.distill.cache_dir, base_dir))

@@ -212,6 +212,9 @@ def _validate_student(s):
                "a mapping of builder argument names", key)
         _check(not (isinstance(value, float) and not math.isfinite(value)),
                f"student.options.{key}", "a finite value", value)
+    init = s.options.get("embedding_init")  # In a config, only a name or folder can be.
+    _check(init is None or _is_path(init), "student.options.embedding_init",
+           "a teacher backbone name (minilm) or a checkpoint folder", init)
     name = s.options.get("name")  # The model's name: a TF scope, the serving name.
     _check(name is None or (isinstance(name, str)
                             and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name)),

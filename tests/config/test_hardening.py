@@ -167,6 +167,22 @@ def test_tilde_is_the_home_folder_in_every_path(tmp_path, monkeypatch):
     assert cfg.distill.cache_dir == str(home / "cache")
 
 
+def test_embedding_init_is_a_backbone_found_as_teacher_backbone_is(tmp_path):
+    # It was taken from the current folder, not the config's, and `true`
+    # passed validation to fail only when the student was built, after the
+    # teacher's stage.
+    (tmp_path / "bert").mkdir()
+    student = {"architecture": "dilated_cnn"}
+    for given, found in (("bert", str(tmp_path / "bert")), ("minilm", "minilm"),
+                         ("some_preset_en", "some_preset_en")):
+        cfg = parse_config(_with(student={**student, "options": {"embedding_init": given}}),
+                           base_dir=str(tmp_path))
+        assert cfg.student.options["embedding_init"] == found
+    for bad in (True, 3, "", ["minilm"]):
+        _refused(_with(student={**student, "options": {"embedding_init": bad}}),
+                 "student.options.embedding_init: must be a teacher backbone name")
+
+
 @pytest.mark.parametrize("section,key", [("export", None),
                                          ("distill", "early_stopping")])
 @pytest.mark.parametrize("value", [0, 0.0, 1, "", "no", []])
