@@ -18,7 +18,7 @@ rule from what the run can see (a `DataProfile`), never by dataset:
    `teacher.model` has layers kd_keras cannot name, so it teaches logits).
 4. `distill.augment.copies`: enough teacher-labelled copies of each training
    text (labelled or not) to reach about `TRANSFER_ROWS` rows, at most
-   `MAX_COPIES`; none once the texts alone reach half of that. The teacher
+   `MAX_COPIES`; none once the texts alone pass half of that. The teacher
    labels at most about `TRANSFER_ROWS` texts, whatever the data.
 5. `distill.augment.replace_prob`: 0.3 with a backbone teacher (words are
    replaced by their neighbours in its embeddings), else 0.
