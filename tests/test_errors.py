@@ -14,7 +14,10 @@ from kd_keras.errors import one_line
 @pytest.mark.parametrize(
     "error, expected",
     [
-        (DataError("x.tsv: no examples\n(details)"), "x.tsv: no examples"),
+        (OSError("x.tsv: no examples\n(details)"), "x.tsv: no examples"),
+        # kd_keras's own messages are one line: a break is a value's, shown escaped.
+        (DataError("x\ny.tsv: no examples"), "x\\ny.tsv: no examples"),
+        (DataError("x\u2028y: no"), "x\\u2028y: no"),
         (ValueError("\n  padded first line  \nsecond"), "padded first line"),
         (KeyError("labels"), "labels"),  # Not "'labels'", as str() gives.
         (EOFError(), "EOFError"),  # No message: its type, not "EOFError()".
