@@ -42,6 +42,7 @@ import numpy as np
 from kd_keras.cache import metadata as meta
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.files.atomic import atomic_path
 from kd_keras.files.atomic import leftover_target
 from kd_keras.files.hashing import sha256_path
@@ -227,7 +228,7 @@ def open_shard(directory, shard, num_classes, features=(), feature_dtype="float3
         try:
             array, mapped = _map_npy(path)
         except (ValueError, OSError, EOFError) as e:
-            raise DataError(f"damaged cache: {path}: not a .npy array ({e})") from None
+            raise DataError(f"damaged cache: {path}: not a .npy array ({one_line(e)})") from None
         dtype, shape = expected[name]
         if array.dtype != np.dtype(dtype) or array.shape != shape:
             raise DataError(

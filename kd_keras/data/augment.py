@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.number_checks import is_int
 from kd_keras.number_checks import is_real
 
@@ -54,7 +55,7 @@ def word_neighbors(vocabulary, embeddings, words=None, k=10, chunk=2048):
     try:
         embeddings = np.asarray(embeddings, np.float32)
     except (TypeError, ValueError) as e:
-        raise UsageError(f"embeddings: not a numeric array ({e})") from None
+        raise UsageError(f"embeddings: not a numeric array ({one_line(e)})") from None
     if embeddings.ndim != 2 or len(embeddings) != len(vocabulary):
         raise UsageError(
             f"embeddings: must be [len(vocabulary), dim] = [{len(vocabulary)}, dim], "

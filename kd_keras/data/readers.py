@@ -377,7 +377,7 @@ def read_labelled_file(path, format=None, header=None, text_column=0, label_colu
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
     except csv.Error as e:
-        raise DataError(f"{path}: cannot be parsed as {format} ({e})") from None
+        raise DataError(f"{path}: cannot be parsed as {format} ({one_line(e)})") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
 

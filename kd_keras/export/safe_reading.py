@@ -23,6 +23,7 @@ import stat
 
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
+from kd_keras.errors import one_line
 
 # The largest JSON file read from an export folder (report.json, a TFLite
 # sidecar): far more than an export writes, far less than would stall a read.
@@ -173,7 +174,7 @@ def read_json_file(path, root=None):
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: not a readable JSON file ({e})") from None
+        raise DataError(f"{path}: not a readable JSON file ({one_line(e)})") from None
     except RecursionError:
         raise DataError(f"{path}: not a readable JSON file (damaged: nested too deeply)") from None
     if not isinstance(value, dict):

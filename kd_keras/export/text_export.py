@@ -17,6 +17,7 @@ import numpy as np
 from kd_keras.class_ids import label_problem
 from kd_keras.errors import DataError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.export import int8_recipes
 from kd_keras.export import output_dir
 from kd_keras.export import saved_model as saved_model_export
@@ -35,7 +36,7 @@ def as_texts(texts, what):
     try:
         items = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
     except (TypeError, UnicodeDecodeError) as e:
-        raise DataError(f"{what}: not a list of sentences ({e})") from None
+        raise DataError(f"{what}: not a list of sentences ({one_line(e)})") from None
     return np.array(items, dtype=object)
 
 

@@ -27,6 +27,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
+from kd_keras.errors import one_line
 from kd_keras.errors import require
 from kd_keras.files.atomic import atomic_path
 
@@ -87,7 +88,7 @@ def read_signature_inputs(saved_model_dir, signature_name="serving_default"):
         with open(pb_path, "rb") as f:
             saved_model.ParseFromString(f.read())
     except Exception as e:  # DecodeError and friends.
-        raise DataError(f"{pb_path}: corrupt SavedModel ({e})") from None
+        raise DataError(f"{pb_path}: corrupt SavedModel ({one_line(e)})") from None
     for meta_graph in saved_model.meta_graphs:
         if signature_name in meta_graph.signature_def:
             signature = meta_graph.signature_def[signature_name]
@@ -323,7 +324,7 @@ def read_warmup_requests(saved_model_dir):
         message = getattr(e, "message", None) or str(e)
         raise DataError(f"{path}: corrupt warmup file ({message})") from None
     except Exception as e:  # protobuf DecodeError
-        raise DataError(f"{path}: corrupt warmup file ({e})") from None
+        raise DataError(f"{path}: corrupt warmup file ({one_line(e)})") from None
     if not requests:
         raise DataError(f"{path}: corrupt warmup file (it holds no records)")
     return requests

@@ -19,6 +19,7 @@ import os
 
 from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
+from kd_keras.errors import one_line
 
 MINILM_NAMES = ("all-minilm-l6-v2", "minilm", "minilm-l6")
 """Lower-case aliases of the installed all-MiniLM-L6-v2 checkpoint."""
@@ -81,4 +82,4 @@ def read_checkpoint_json(path):
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: invalid JSON ({e})") from None
+        raise DataError(f"{path}: invalid JSON ({one_line(e)})") from None

@@ -82,7 +82,7 @@ class OnnxTeacher(Teacher):
                 path, options, providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # onnxruntime raises its own exception types.
-            raise UsageError(f"{path}: not a valid ONNX model ({e})") from e
+            raise UsageError(f"{path}: not a valid ONNX model ({one_line(e)})") from e
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if output_name is None and len(outputs) != 1:

@@ -132,7 +132,7 @@ class TransformersTeacher(Teacher):
                 self._tokenizer = transformers.AutoTokenizer.from_pretrained(
                     self.source, local_files_only=self.local_files_only)
             except (OSError, ValueError) as e:
-                raise UsageError(f"{self.source}: cannot load its tokenizer ({e})") from e
+                raise UsageError(f"{self.source}: cannot load its tokenizer ({one_line(e)})") from e
         return self._tokenizer
 
     def _encode(self, x):
