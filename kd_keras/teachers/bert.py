@@ -15,6 +15,7 @@ import keras
 import keras_hub
 
 from kd_keras._keras_compat import set_feedforward_activation
+from kd_keras.errors import DataError
 from kd_keras.errors import MissingFileError
 from kd_keras.errors import UsageError
 from kd_keras.teachers.checkpoints import MINILM_NAMES
@@ -160,19 +161,49 @@ def load_bert_backbone(source):
 
 def _classifier_weights(source):
     """Returns the `(kernel, bias)` of a `BertForSequenceClassification`
-    checkpoint's head, or `None` when it has none."""
-    path = os.path.join(source, "model.safetensors")
-    if not os.path.isfile(path):
-        return None
-    from safetensors import safe_open
+    checkpoint's head, or `None` when it has none. A sharded checkpoint's
+    head is read from the shards its `model.safetensors.index.json` names."""
+    tensors = {}
+    for path in _safetensors_files(source):
+        from safetensors import safe_open
 
-    with safe_open(path, framework="np") as f:
-        keys = set(f.keys())
-        for prefix in ("", "bert."):
-            if f"{prefix}classifier.weight" in keys:
-                kernel = f.get_tensor(f"{prefix}classifier.weight").T
-                return kernel, f.get_tensor(f"{prefix}classifier.bias")
+        with safe_open(path, framework="np") as f:
+            for key in f.keys():
+                if key in HEAD_KEYS:
+                    tensors[key] = f.get_tensor(key)
+    for prefix in ("", "bert."):
+        kernel, bias = (tensors.get(f"{prefix}classifier.{part}") for part in ("weight", "bias"))
+        if kernel is not None and bias is not None:
+            return kernel.T, bias
     return None
+
+
+HEAD_KEYS = ("classifier.weight", "classifier.bias", "bert.classifier.weight",
+             "bert.classifier.bias")
+"""Where a `BertForSequenceClassification` checkpoint keeps its head."""
+
+
+def _safetensors_files(source):
+    """The checkpoint's safetensors files: `model.safetensors`, or the
+    shards its index names (each a plain file of the folder: a name read
+    from a file is not trusted to point anywhere else)."""
+    single = os.path.join(source, "model.safetensors")
+    index = os.path.join(source, "model.safetensors.index.json")
+    if os.path.isfile(single) or not os.path.isfile(index):
+        return [single] if os.path.isfile(single) else []
+    weight_map = read_checkpoint_json(index)
+    weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+    if not isinstance(weight_map, dict):
+        raise DataError(f"{index}: has no weight_map object")
+    files = []
+    for name in sorted({weight_map[key] for key in HEAD_KEYS if key in weight_map}):
+        path = os.path.join(source, str(name))
+        if (not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", "..")
+                or os.path.islink(path) or not os.path.isfile(path)):
+            raise DataError(f"{index}: the shard {name!r} is not a file of the checkpoint's "
+                            "folder")
+        files.append(path)
+    return files
 
 
 def _default_pooling(source):

@@ -1,7 +1,11 @@
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
 
+from kd_keras.errors import DataError
 from kd_keras.teachers import bert
 from kd_keras.teachers import loading
 from tests.teachers.conftest import random_tokens
@@ -72,3 +76,34 @@ def test_bad_checkpoints_are_refused(tiny_bert_dir, tmp_path):
         bert.load_bert_teacher(tiny_bert_dir)
     with pytest.raises(FileNotFoundError, match="nope"):
         loading.load_teacher(str(tmp_path / "nope"), num_classes=2)
+
+
+def test_a_sharded_classifier_checkpoint_keeps_its_head(tiny_bert_classifier_dir, rng, tmp_path):
+    # Only model.safetensors was read: a sharded checkpoint's trained head
+    # was silently replaced by a random one (logits off by up to 5.5).
+    import shutil
+
+    import transformers
+
+    sharded = str(tmp_path / "sharded")
+    model = transformers.BertForSequenceClassification.from_pretrained(tiny_bert_classifier_dir)
+    model.save_pretrained(sharded, safe_serialization=True, max_shard_size="20KB")
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tiny_bert_classifier_dir, name), sharded)
+    assert not os.path.exists(os.path.join(sharded, "model.safetensors"))
+    tokens = random_tokens(rng)
+    expected = _torch_outputs(
+        tiny_bert_classifier_dir, tokens, "BertForSequenceClassification").logits.numpy()
+    teacher = loading.load_teacher(sharded)
+    np.testing.assert_allclose(teacher.predict_on_batch(tokens), expected, atol=1e-4)
+    # A shard named by the index is a file of the folder, not any path.
+    index = os.path.join(sharded, "model.safetensors.index.json")
+    with open(index) as f:
+        weight_map = json.load(f)
+    shard = weight_map["weight_map"]["classifier.weight"]
+    weight_map["weight_map"]["classifier.weight"] = os.path.join("..", "sharded", shard)
+    with open(index, "w") as f:
+        json.dump(weight_map, f)
+    with pytest.raises(DataError, match=r"model.safetensors.index.json: the shard "
+                                        r"'\.\./sharded/.*' is not a file of the checkpoint"):
+        loading.load_teacher(sharded)
