@@ -77,7 +77,56 @@ def fingerprint_keras_model(model):
         digest.update(str(value.dtype).encode("utf-8"))
         digest.update(str(value.shape).encode("utf-8"))
         digest.update(value.tobytes())
+    vocabularies = _vocabularies(model)
+    if vocabularies:  # (A model without any hashes as it always did.)
+        digest.update(json.dumps(vocabularies).encode("utf-8"))
     return digest.hexdigest()
+
+
+def _vocabularies(model):
+    """The vocabularies of the tokenizers and lookup layers in `model`, in
+    a fixed order. Their configs leave them out (KerasHub keeps one as an
+    asset), so two teachers that differ only there hashed alike."""
+    found, seen, queue = [], set(), [model]
+    while queue:
+        layer = queue.pop(0)
+        if layer is None or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        get = getattr(layer, "get_vocabulary", None)
+        if callable(get):
+            try:
+                found.append([str(token) for token in get()])
+            except ValueError:  # A tokenizer not given its vocabulary yet.
+                found.append(None)
+        queue.extend(getattr(layer, "layers", None) or ())
+        queue.extend((getattr(layer, "preprocessor", None), getattr(layer, "tokenizer", None)))
+    return found
+
+
+def tokenizer_fingerprint(tokenizer):
+    """Hashes a tokenizer's vocabulary and options (not its name).
+
+    Args:
+        tokenizer: a KerasHub tokenizer (or any layer with `get_config` and
+            `get_vocabulary`).
+
+    Returns:
+        A SHA-256 hex digest.
+
+    Example:
+
+    >>> import keras_hub
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good"]
+    >>> a = keras_hub.tokenizers.BertTokenizer(vocabulary=vocab)
+    >>> b = keras_hub.tokenizers.BertTokenizer(vocabulary=vocab, lowercase=True)
+    >>> tokenizer_fingerprint(a) == tokenizer_fingerprint(b)
+    False
+    """
+    config = {k: v for k, v in tokenizer.get_config().items() if k not in ("name", "vocabulary")}
+    vocabulary = [str(token) for token in tokenizer.get_vocabulary()]
+    return hashlib.sha256(json.dumps([config, vocabulary], sort_keys=True,
+                                     default=str).encode("utf-8")).hexdigest()
 
 
 class KerasTeacher(Teacher):

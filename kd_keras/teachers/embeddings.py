@@ -5,9 +5,10 @@ A head on a frozen backbone (and the exact head that starts full
 fine-tuning) needs the backbone's pooled output, each text's embedding,
 once. `EmbeddingTeacher` exposes the backbone and pooling of a
 `TextTeacher` as a `Teacher` whose "logits" are those embeddings, so
-`kd_keras.cache` stores them; its fingerprint covers the backbone and pooling weights and the
-tokenization length but not the head, so refitting the head (another seed,
-another label fraction) reuses the cached embeddings. (In kd_keras,
+`kd_keras.cache` stores them; its fingerprint covers the backbone and
+pooling weights and the tokenizer (its vocabulary, options and length) but
+not the head, so refitting the head (another seed, another label fraction)
+reuses the cached embeddings. (In kd_keras,
 "features" are the teacher outputs that `FeatureDistillation` terms
 match.)
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from kd_keras.teachers.base import Teacher
 from kd_keras.teachers.base import fingerprint_keras_model
+from kd_keras.teachers.base import tokenizer_fingerprint
 from kd_keras.teachers.forward import teacher_logits
 from kd_keras.teachers.head import as_strings
 
@@ -59,6 +61,7 @@ class EmbeddingTeacher(Teacher):
             classifier.input, classifier.get_layer("pooling").output,
             name="pooled_features")
         self.sequence_length = int(text_teacher.preprocessor.sequence_length)
+        self._tokenizer = text_teacher.preprocessor.tokenizer
         self._fn = tf.function(
             lambda text: self.embed_tokens(text_teacher.tokens(text), training=False),
             input_signature=[tf.TensorSpec([None], tf.string)])
@@ -73,7 +76,8 @@ class EmbeddingTeacher(Teacher):
         if self._fingerprint is None:
             self._fingerprint = hashlib.sha256(
                 (fingerprint_keras_model(self.embed_tokens)
-                 + f"/len={self.sequence_length}").encode()).hexdigest()
+                 + f"/len={self.sequence_length}"
+                 + f"/tokenizer={tokenizer_fingerprint(self._tokenizer)}").encode()).hexdigest()
         return self._fingerprint
 
 

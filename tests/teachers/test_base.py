@@ -8,6 +8,7 @@ import pytest
 from kd_keras.cache import cache_teacher_outputs
 from kd_keras.teachers import EnsembleTeacher
 from kd_keras.teachers.base import KerasTeacher
+from kd_keras.teachers.base import fingerprint_keras_model
 
 
 def _model(seed):
@@ -66,3 +67,22 @@ def test_a_model_never_frozen_keeps_the_fingerprint_earlier_versions_gave_it():
         digest.update(f"{index}{weight.dtype}{weight.shape}".encode("utf-8"))
         digest.update(weight.tobytes())
     assert KerasTeacher(model).fingerprint() == digest.hexdigest()
+
+
+def test_a_tokenizer_s_vocabulary_is_part_of_the_fingerprint():
+    # KerasHub's tokenizers leave their vocabulary out of get_config (it is
+    # an asset): two teachers differing only there hashed alike, and one was
+    # served the other's cached logits.
+    import keras_hub
+
+    def model(vocabulary):
+        text = keras.Input((), dtype="string", name="text")
+        ids = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary, sequence_length=4, name="tokenizer")(text)
+        out = keras.layers.Embedding(4, 2, embeddings_initializer="ones", name="e")(ids)
+        return keras.Model(text, out, name="m")
+
+    vocabulary = ["[PAD]", "[UNK]", "good", "bad"]
+    swapped = ["[PAD]", "[UNK]", "bad", "good"]
+    assert fingerprint_keras_model(model(vocabulary)) == fingerprint_keras_model(model(vocabulary))
+    assert fingerprint_keras_model(model(vocabulary)) != fingerprint_keras_model(model(swapped))

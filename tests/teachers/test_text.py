@@ -30,3 +30,32 @@ def test_a_sequence_longer_than_the_checkpoints_positions_is_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"^sequence_length: 65 is more than the 64 "
                                          r"positions the checkpoint .* was trained for$"):
         build_text_teacher(path, 2, sequence_length=65)
+
+
+def test_frozen_embeddings_of_another_vocabulary_or_casing_have_another_fingerprint(tmp_path):
+    # The same weights with two lines of vocab.txt swapped, or lowercasing
+    # turned off, hashed alike: a cache of the other teacher's logits (or
+    # frozen embeddings) was served silently.
+    import json
+    import shutil
+
+    from kd_keras.teachers import build_text_teacher
+    from kd_keras.teachers.embeddings import EmbeddingTeacher
+
+    first = str(tmp_path / "a")
+    save_tiny_bert(first)
+    swapped, cased = str(tmp_path / "b"), str(tmp_path / "c")
+    for copy in (swapped, cased):
+        shutil.copytree(first, copy)
+    vocab = list(VOCAB)
+    vocab[5], vocab[6] = vocab[6], vocab[5]
+    with open(f"{swapped}/vocab.txt", "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(f"{cased}/tokenizer_config.json", "w") as f:
+        json.dump({"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, f)
+    teachers = [build_text_teacher(path, 2, sequence_length=16) for path in (first, swapped,
+                                                                              cased)]
+    embeddings = {EmbeddingTeacher(t).fingerprint() for t in teachers}
+    assert len(embeddings) == 3
+    again = build_text_teacher(first, 2, sequence_length=16)
+    assert EmbeddingTeacher(again).fingerprint() == EmbeddingTeacher(teachers[0]).fingerprint()
