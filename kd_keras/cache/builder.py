@@ -255,7 +255,9 @@ def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=Non
     text gives their logits as it goes): the cache is then the one store
     that `TeacherCache.as_dataset` trains from, as after
     `cache_teacher_outputs`. A cache already in `directory` is replaced
-    (only the files a cache writes are removed).
+    (only the files a cache writes are removed), once the outputs are
+    checked: one row of finite logits (not probabilities) per example, and
+    of each feature.
 
     Args:
         directory: where to write the cache (created if missing).
@@ -276,7 +278,7 @@ def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=Non
 
     >>> import numpy as np, tempfile
     >>> x = np.arange(6, dtype="int32").reshape(3, 2)
-    >>> cache = save_teacher_outputs(tempfile.mkdtemp(), x, np.eye(3), "my-teacher",
+    >>> cache = save_teacher_outputs(tempfile.mkdtemp(), x, 2 * np.eye(3), "my-teacher",
     ...                              features={"pooled": np.ones((3, 4))})
     >>> cache.count, cache.num_classes, cache.feature_names
     (3, 3, ('pooled',))
@@ -285,6 +287,8 @@ def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=Non
     inputs = Inputs(x)
     if inputs.is_dataset:
         raise UsageError("x: must be an array or a dict of arrays, not a tf.data.Dataset")
+    logits = np.asarray(logits)
+    _check_outputs(logits, features, inputs.count)  # Before a cache in `directory` is replaced.
     metadata = shards_lib.start_build(
         directory, teacher_fingerprint, shard_size, overwrite=True,
         features=tuple(features), feature_dtype=feature_dtype)
@@ -296,6 +300,20 @@ def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=Non
             feature_dtype=feature_dtype)
         metadata = shards_lib.record_shard(directory, metadata, result)
     return TeacherCache(directory, shards_lib.finalize(directory, metadata), verify=False)
+
+
+def _check_outputs(logits, features, count):
+    """Refuses outputs that are not one row of finite logits per example."""
+    if logits.ndim != 2 or logits.shape[0] != count or count == 0 or logits.shape[1] == 0:
+        raise UsageError(f"logits: shape {list(logits.shape)} for {count} examples of x; "
+                         f"expected [{count}, num_classes]")
+    if not np.issubdtype(logits.dtype, np.number) or not np.isfinite(logits).all():
+        raise UsageError("logits: must be finite numbers (NaN or Inf found, or not numbers)")
+    check_gives_logits("logits", values=logits)
+    for name, value in features.items():
+        rows = len(value) if np.ndim(value) else 0
+        if rows != count:
+            raise UsageError(f"features[{name!r}]: {rows} rows for {count} examples of x")
 
 
 def _verify_inputs_only(directory, metadata, inputs):

@@ -143,6 +143,30 @@ def test_bad_arguments(tmp_path):
         load(tmp_path / "empty")
 
 
+@pytest.mark.parametrize("logits, features, message", [
+    (np.ones((9, 3)), None, r"^logits: shape \[9, 3\] for 10 examples of x; expected \[10, "),
+    (np.ones((15, 3)), None, r"^logits: shape \[15, 3\] for 10 examples of x"),
+    (np.full((10, 3), np.nan), None, r"^logits: must be finite numbers"),
+    (np.full((10, 2), 0.5), None, r"^logits: outputs probabilities"),
+    (np.ones((10, 3)), {"p": np.ones((9, 4))}, r"^features\['p'\]: 9 rows for 10 examples"),
+])
+def test_saved_outputs_are_checked_before_the_old_cache_is_replaced(tmp_path, logits, features,
+                                                                    message):
+    # The old cache was deleted first, then the write failed part way
+    # ("shape [1, 3] for 2 rows"), leaving half a cache; 15 logits for 10
+    # examples, NaN and probabilities were stored without a word.
+    from kd_keras.cache import save_teacher_outputs
+
+    x = make_inputs(10)
+    good = np.arange(30, dtype="float32").reshape(10, 3)
+    save_teacher_outputs(tmp_path, x, good, "t1", shard_size=4)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        save_teacher_outputs(tmp_path, x, logits, "t2", features=features, shard_size=4)
+    assert sorted(os.listdir(tmp_path)) == before
+    np.testing.assert_array_equal(load(tmp_path).logits(), good)
+
+
 @pytest.mark.slow
 def test_killed_build_resumes_and_equals_an_uninterrupted_build(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
