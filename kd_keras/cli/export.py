@@ -1,5 +1,6 @@
 """`kd-keras export MODEL.keras OUT_DIR`: export and verify a trained model."""
 
+import contextlib
 import os
 
 from kd_keras.cli.verify import whole_number
@@ -208,22 +209,23 @@ def run(args):
         validation = (as_input_dict(data, specs, what), labels)
     labels = _read_labels(args.labels)
     text = _text_export(args, specs, formats, labels, num_classes)
-    report = export_model(
-        model,
-        args.out_dir,
-        formats=formats,
-        quantization=quantization,
-        representative_data=representative,
-        validation_data=validation,
-        labels=labels,
-        name=args.name,
-        integer_io=args.integer_io,
-        select_tf_ops=args.select_tf_ops,
-        opset=args.opset,
-        allow_mismatch=args.allow_mismatch,
-        latency_runs=latency_runs,
-        text=text,
-    )
+    with _naming_out_dir():
+        report = export_model(
+            model,
+            args.out_dir,
+            formats=formats,
+            quantization=quantization,
+            representative_data=representative,
+            validation_data=validation,
+            labels=labels,
+            name=args.name,
+            integer_io=args.integer_io,
+            select_tf_ops=args.select_tf_ops,
+            opset=args.opset,
+            allow_mismatch=args.allow_mismatch,
+            latency_runs=latency_runs,
+            text=text,
+        )
     from kd_keras.export.report import markdown_table
 
     print(markdown_table(report["artifacts"]))
@@ -246,3 +248,16 @@ def run(args):
             "--allow-mismatch)"
         )
     return 0
+
+
+@contextlib.contextmanager
+def _naming_out_dir():
+    """`export_model`'s errors about its `out_dir` argument, naming the
+    command's `OUT_DIR` instead."""
+    try:
+        yield
+    except UsageError as e:
+        message = str(e)
+        if not message.startswith("out_dir: "):
+            raise
+        raise UsageError("OUT_DIR: " + message[len("out_dir: "):]) from None

@@ -154,7 +154,8 @@ def test_a_second_export_into_the_same_folder_is_refused(digits_files, capsys, t
         assert main(["export", str(digits_files / "student.keras"), out,
                      "--formats", "saved_model"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"kd-keras export: error: out_dir: {out} is being written by "
+        # The command's OUT_DIR, not export_model's out_dir argument.
+        assert err.startswith(f"kd-keras export: error: OUT_DIR: {out} is being written by "
                               f"another kd-keras run (pid {sleeper.pid}"), err
         assert err.endswith("wait for it to finish, or write elsewhere\n")
         assert sorted(os.listdir(tmp_path)) == ["out.lock"]  # No staging folder left.
