@@ -5,8 +5,10 @@ Runs `DEMO_CONFIG_PATH` (`kd_keras/demo.yaml`, which the repository's
 Lee, 2005), a pretrained all-MiniLM-L6-v2
 teacher whose top 3 blocks and task head are fine-tuned on the training
 split (`kd_keras.teachers.TopLayerTuner`: the 3 frozen blocks run once per
-sentence), a ~2M-parameter text CNN distilled from the teacher's logits, the
-same CNN trained on labels alone, and the export to SavedModel, TFLite
+sentence), then the default recipe (`kd_keras.config.recipe`): a ~2.2M-parameter
+dilated CNN distilled from the teacher's logits and pooled sentence vector,
+on the sentences and 10 teacher-labelled copies of each; the same CNN
+trained on labels alone, and the export to SavedModel, TFLite
 (float and int8) and ONNX, each verified in its own runtime. Prints a table:
 teacher, student alone, distilled student — accuracy, parameters, size,
 latency — and the time each stage took (the docs' results pages have the
@@ -93,9 +95,27 @@ def _run(args):
     print(run_summary(results))
     print(f"\nresults: {os.path.abspath(cfg.output)}/results.json")
     print("\nNext, classify your own sentences with the exported model (tokenizer inside):")
-    print(f"  kd-keras predict {shlex.quote(cfg.output)} "
+    print(f"  {shlex.quote(command_path())} predict {shlex.quote(cfg.output)} "
           "\"a gorgeous, witty, moving film\" \"dull and far too long\"")
     return 0
+
+
+def command_path():
+    """How a shell here runs `kd-keras`: by name when that name finds the
+    one beside this Python, else by its path (a virtual environment that is
+    not activated, as `make demo` leaves `.venv`).
+
+    Returns:
+        `"kd-keras"`, or its path, relative when under the current folder.
+    """
+    import shutil
+
+    beside = os.path.join(os.path.dirname(sys.executable), "kd-keras")
+    found = shutil.which("kd-keras")
+    if not os.path.isfile(beside) or (found and os.path.samefile(found, beside)):
+        return "kd-keras"
+    relative = os.path.relpath(beside)
+    return relative if not relative.startswith(os.pardir) else beside
 
 
 if __name__ == "__main__":

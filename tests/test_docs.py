@@ -29,7 +29,7 @@ README_START = [
     "",
     "```bash",
     "make demo   # creates .venv, installs kd_keras, distils MiniLM on movie reviews with "
-    "the default recipe, exports + verifies, prints the results",
+    "the default recipe, exports + verifies, prints the results (about 20 minutes on 2 cores)",
     "make test   # creates .venv, installs kd_keras with its test tools, runs the test suite",
     "```",
 ]
