@@ -6,6 +6,8 @@ import json
 import keras
 import numpy as np
 
+from kd_keras.errors import UsageError
+
 
 class Teacher:
     """A source of teacher logits.
@@ -149,10 +151,18 @@ class KerasTeacher(Teacher):
         from kd_keras.distillation.checks import check_gives_logits
 
         check_gives_logits("teacher", model=model)  # probabilities are not logits
+        try:
+            outputs = model.outputs  # Functional and Sequential models
+        except (AttributeError, ValueError):  # Subclassed, or not built yet.
+            outputs = None
+        if outputs is not None and len(outputs) != 1:
+            raise several_outputs(len(outputs))
         self.model = model
 
     def predict_on_batch(self, x):
         logits = self.model(x, training=False)
+        if isinstance(logits, (list, tuple, dict)):
+            raise several_outputs(len(logits))
         return np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
 
     def fingerprint(self):
@@ -160,6 +170,12 @@ class KerasTeacher(Teacher):
         every call, since the wrapped model may be trained or given other
         weights between two caches."""
         return fingerprint_keras_model(self.model)
+
+
+def several_outputs(count):
+    """The error for a Keras teacher that gives `count` outputs, not one."""
+    return UsageError(f"teacher: a Keras model with {count} outputs; a teacher gives one, "
+                      "its logits: pass keras.Model(model.inputs, model.outputs[i])")
 
 
 def as_teacher(obj):

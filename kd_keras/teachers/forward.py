@@ -158,6 +158,7 @@ def batch_forward(teacher, layers=()):
     from kd_keras.distillation.feature_views import has_hook
     from kd_keras.distillation.feature_views import is_graph
     from kd_keras.teachers.base import KerasTeacher
+    from kd_keras.teachers.base import several_outputs
 
     layers = tuple(layers)
     if layers:
@@ -179,7 +180,14 @@ def batch_forward(teacher, layers=()):
         return teacher.predict_on_batch
     model = teacher.model
     compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    return lambda x: np.asarray(compiled(x), dtype=np.float32)
+
+    def forward(x):
+        logits = compiled(x)
+        if isinstance(logits, (list, tuple, dict)):  # A subclassed model's, seen only now
+            raise several_outputs(len(logits))
+        return np.asarray(logits, dtype=np.float32)
+
+    return forward
 
 
 def teacher_logits(teacher, x, batch_size=256, desc=None):

@@ -86,3 +86,23 @@ def test_a_tokenizer_s_vocabulary_is_part_of_the_fingerprint():
     swapped = ["[PAD]", "[UNK]", "bad", "good"]
     assert fingerprint_keras_model(model(vocabulary)) == fingerprint_keras_model(model(vocabulary))
     assert fingerprint_keras_model(model(vocabulary)) != fingerprint_keras_model(model(swapped))
+
+
+def test_a_keras_teacher_with_several_outputs_is_one_line():
+    # Accepted, then "ValueError: setting an array element with a sequence"
+    # from NumPy when the cache ran it.
+    from kd_keras.errors import UsageError
+
+    x = keras.Input((3,), name="x")
+    hidden = keras.layers.Dense(4, name="h")(x)
+    two = keras.Model(x, [keras.layers.Dense(2, name="a")(hidden), hidden])
+    with pytest.raises(UsageError, match=r"^teacher: a Keras model with 2 outputs; a teacher "
+                                         r"gives one, its logits"):
+        KerasTeacher(two)
+
+    class Pair(keras.Model):
+        def call(self, x):
+            return {"logits": x[:, :2], "rest": x}
+
+    with pytest.raises(UsageError, match=r"^teacher: a Keras model with 2 outputs"):
+        cache_teacher_outputs(Pair(), np.ones((4, 3), "float32"), "unused", verbose=0)
