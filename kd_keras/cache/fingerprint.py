@@ -53,12 +53,26 @@ def chunk_spec(chunk):
 
 def _update_strings(digest, array):
     for item in array.reshape(-1):
-        if isinstance(item, str):
-            item = item.encode("utf-8")
-        elif not isinstance(item, (bytes, np.bytes_)):
-            item = str(item).encode("utf-8")
+        item = _item_bytes(item)
         digest.update(len(item).to_bytes(8, "little"))
         digest.update(item)
+
+
+def _item_bytes(item):
+    """The bytes of one item of an object array: a string's UTF-8, and for
+    anything else its type with its whole value (`str` of an array elides
+    the middle, and `str(1)` is the string "1")."""
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    if isinstance(item, (bytes, np.bytes_)):
+        return bytes(item)
+    if isinstance(item, np.ndarray):
+        head = f"\0ndarray {item.dtype.str} {item.shape} ".encode("utf-8")
+        if item.dtype != object:
+            return head + np.ascontiguousarray(item).tobytes()
+        parts = [_item_bytes(part) for part in item.reshape(-1)]
+        return head + b"".join(len(part).to_bytes(8, "little") + part for part in parts)
+    return f"\0{type(item).__name__} {item!r}".encode("utf-8")
 
 
 def chunk_digest(chunk):

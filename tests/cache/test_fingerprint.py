@@ -46,3 +46,31 @@ def test_inputs_fingerprint_depends_on_spec_count_and_order():
     assert a != fp.inputs_fingerprint(spec, 8, ["d2", "d1"])
     assert a != fp.inputs_fingerprint(spec, 7, ["d1", "d2"])
     assert a == fp.inputs_fingerprint(dict(spec), 8, ["d1", "d2"])
+
+
+def test_object_items_are_hashed_whole_and_by_type():
+    # str() of a long array elides its middle, and str(1) == "1": ragged rows
+    # differing in the middle, or numbers against strings, hashed alike and
+    # a cache of other inputs was served.
+    def ragged(value):
+        rows = np.empty(2, dtype=object)
+        rows[0], rows[1] = np.zeros(2000), np.ones(3)
+        rows[0][1000] = value
+        return {"x": rows}
+
+    assert fp.chunk_digest(ragged(0.0)) != fp.chunk_digest(ragged(7.0))
+    numbers, strings = np.array([1, 2], dtype=object), np.array(["1", "2"], dtype=object)
+    assert fp.chunk_digest({"x": numbers}) != fp.chunk_digest({"x": strings})
+
+
+def test_string_inputs_hash_as_they_always_did():
+    """A cache of texts built by an earlier kd_keras stays valid: each text
+    is its length (8 bytes, little-endian) and its UTF-8 after the header."""
+    import json
+
+    texts = np.array(["a gem", "dull", "naïve"], dtype=object)
+    reference = hashlib.sha256(json.dumps(["x", 3, fp.leaf_spec(texts)]).encode("utf-8"))
+    for text in texts:
+        data = text.encode("utf-8")
+        reference.update(len(data).to_bytes(8, "little") + data)
+    assert fp.chunk_digest({"x": texts}) == reference.hexdigest()
