@@ -37,7 +37,7 @@ LOGITS_ARRAY = "logits"
 FEATURE_DTYPES = ("float32", "float16")
 # Every shard file name the cache writes, and nothing else.
 SHARD_FILE_PATTERN = re.compile(
-    r"(logits|feature(?:0|[1-9]\d*))-(\d{5,})\.npy")
+    r"(logits|feature(?:0|[1-9]\d*))-(\d{5}|[1-9]\d{5,})\.npy")
 
 
 def feature_array(position):
@@ -69,6 +69,10 @@ def shard_filename(array_name, index):
 
     >>> shard_filename("logits", 3)
     'logits-00003.npy'
+    >>> bool(SHARD_FILE_PATTERN.fullmatch(shard_filename("logits", 123456)))
+    True
+    >>> bool(SHARD_FILE_PATTERN.fullmatch("logits-0000001.npy"))  # never written
+    False
     """
     return f"{array_name}-{index:05d}.npy"
 

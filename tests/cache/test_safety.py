@@ -66,6 +66,7 @@ def test_overwrite_deletes_only_names_the_cache_writes(tmp_path):
         "metadata.json.orig": PRECIOUS,
         ".tmp-my-notes.txt": PRECIOUS,
         ".tmp-20240101": PRECIOUS,  # As an early version's temp files were named.
+        "logits-0000001.npy": PRECIOUS,  # Shard numbers are never padded beyond 5 digits.
     }
     for name, data in user_files.items():
         (cache / name).write_bytes(data)
