@@ -31,12 +31,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kd_keras.cache import fingerprint as fp
+from kd_keras.cache import metadata as meta
 from kd_keras.cache import shards as shards_lib
 from kd_keras.cache import store
 from kd_keras.cache.inputs import Inputs
 from kd_keras.cache.teacher_cache import TeacherCache
 from kd_keras.distillation.checks import check_gives_logits
 from kd_keras.distillation.features import feature_names
+from kd_keras.errors import KdKerasError
 from kd_keras.errors import UsageError
 
 DEFAULT_SHARD_SIZE = 16384
@@ -232,6 +234,7 @@ def cache_teacher_outputs(
     directory = os.fspath(directory)
     # Resolve the feature layers before anything is written.
     forward = batch_forward(teacher, names) if names else None
+    fresh = not os.path.exists(directory)
     metadata = shards_lib.start_build(
         directory, teacher.fingerprint(), shard_size, overwrite=overwrite,
         features=names, feature_dtype=feature_dtype,
@@ -243,8 +246,25 @@ def cache_teacher_outputs(
         _verify_inputs_only(directory, metadata, inputs)
         if all(store.check_shard(directory, s) is None for s in metadata.shards):
             return TeacherCache(directory, metadata, verify=False)
-    metadata = _build(teacher, inputs, directory, metadata, batch_size, verbose, forward)
+    try:
+        metadata = _build(teacher, inputs, directory, metadata, batch_size, verbose, forward)
+    except (KdKerasError, FloatingPointError):
+        if fresh:
+            _remove_if_no_shard(directory)
+        raise
     return TeacherCache(directory, metadata, verify=False)
+
+
+def _remove_if_no_shard(directory):
+    """Removes a cache folder this call created, and its files, when no
+    shard was written (a teacher refused on its first batch): an
+    interrupted build with shards is kept, to resume."""
+    if any(meta.SHARD_FILE_PATTERN.fullmatch(name) for name in os.listdir(directory)):
+        return
+    store.remove_cache_files(directory)
+    store.remove_stale_temp_files(directory)
+    if not os.listdir(directory):
+        os.rmdir(directory)
 
 
 def save_teacher_outputs(directory, x, logits, teacher_fingerprint, features=None,

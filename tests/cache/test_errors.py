@@ -2,6 +2,8 @@
 starts with the culprit, still caught by `except ValueError` (or
 `FileNotFoundError` for a missing cache)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,19 @@ def test_bad_argument_is_one_usage_error_line(tmp_path, case, call, expected):
     assert isinstance(err.value, ValueError)
     assert "\n" not in message
     assert message.startswith(expected.format(d=d)), message
+
+
+@pytest.mark.parametrize("teacher", [FlatTeacher, ProbabilityTeacher])
+def test_a_teacher_refused_on_its_first_batch_leaves_no_folder(tmp_path, teacher):
+    # The new folder stayed, holding the metadata of an empty, incomplete cache.
+    d = tmp_path / "cache"
+    with pytest.raises(UsageError):
+        _build(d, teacher=teacher())
+    assert os.listdir(tmp_path) == []
+    (d / "mine").mkdir(parents=True)  # A folder that was there before is kept, and its files.
+    with pytest.raises(UsageError):
+        _build(d, teacher=teacher())
+    assert sorted(os.listdir(d)) == ["metadata.json", "mine"]
 
 
 @pytest.mark.parametrize("make_folder", [False, True])
