@@ -65,7 +65,7 @@ def solve_head(head, features, labels, l2="auto"):
         raise UsageError("labels: fitting a head needs examples of at least two classes")
     mean = features.mean(axis=0)
     std = features.std(axis=0) + 1e-6
-    if l2 == "auto" and np.bincount(labels).min(initial=len(labels)) < 3:
+    if l2 == "auto" and np.unique(labels, return_counts=True)[1].min() < 3:
         l2 = 1.0  # too few examples of a class for 3-fold cross-validation
     if l2 == "auto":
         regression = LogisticRegressionCV(
@@ -85,7 +85,9 @@ def solve_head(head, features, labels, l2="auto"):
     else:
         kernel[:, regression.classes_] = regression.coef_.T
         bias[regression.classes_] = regression.intercept_
-        bias[np.setdiff1d(np.arange(num_classes), regression.classes_)] = -1e4
+    # A class no label names gets no probability, with two classes present
+    # as with more (it had logit 0 beside the two's -z/2 and +z/2).
+    bias[np.setdiff1d(np.arange(num_classes), regression.classes_)] = -1e4
     kernel = kernel / std[:, None]
     bias = bias - mean @ kernel
     head.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])

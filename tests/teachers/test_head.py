@@ -83,3 +83,20 @@ def test_bad_labels_are_usage_errors(rng):
         solve_head(head, x, [0, 1, 2, 1])
     with pytest.raises(UsageError, match=r"^features: shape \(4, 3\) does not match 3"):
         solve_head(head, x, [0, 1, 1])
+
+
+@pytest.mark.parametrize("present", [(0, 1), (0, 2), (0, 1, 3)])
+def test_a_class_no_label_names_gets_no_probability(rng, present):
+    # With two classes present the third had logit 0 beside -z/2 and +z/2:
+    # a mean probability of 0.23 for a class never seen.
+    num_classes = 3 if len(present) == 2 else 4
+    features = rng.normal(size=(60, 5))
+    labels = np.array(present)[rng.integers(0, len(present), 60)]
+    head = keras.layers.Dense(num_classes)
+    head.build((None, 5))
+    solve_head(head, features, labels, l2=1.0)
+    logits = np.asarray(head(features.astype("float32")), np.float64)
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    absent = sorted(set(range(num_classes)) - set(present))
+    assert probabilities[:, absent].max() < 1e-6
