@@ -266,11 +266,7 @@ def adapt_teacher(cfg, data, run, feature_cache_dir):
         teacher = teachers.load_teacher(cfg.teacher.model)
     except KdKerasError as e:  # Names the file; say which key holds it.
         raise type(e)(f"teacher.model: {_naming_the_file(cfg, one_line(e))}") from None
-    model = getattr(teacher, "model", None)
-    if model is not None and len(model.outputs) != 1:
-        raise ConfigError(
-            f"teacher.model: {cfg.teacher.model} has {len(model.outputs)} outputs; kd_keras "
-            "distils from one, the logits: save a model whose only output they are")
+    model = getattr(teacher, "model", None)  # One output: `KerasTeacher` refuses more.
     checks.check_gives_logits(f"teacher.model: {cfg.teacher.model}", model=model)
     if model is not None:
         check_teacher_layers(cfg, model)

@@ -158,7 +158,7 @@ def case_teacher_with_two_outputs(tmp, base):
             keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30522, 4)(ids)))],
         inputs=keras.Input((12,), dtype="int32"))
     return ["distill", _config(tmp, base, **{"teacher.model": two})], \
-        f"teacher.model: {two} has 2 outputs"
+        f"teacher.model: {two}: a Keras model with 2 outputs; a teacher gives one"
 
 
 def case_onnx_teacher_with_two_outputs(tmp, base):

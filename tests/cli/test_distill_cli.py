@@ -92,7 +92,8 @@ def test_each_project_error_is_one_line_exit_2(error, tmp_path, teacher_path, mo
     config = distill_helpers.write_config(tmp_path / "c.yaml", teacher_path, str(tmp_path / "o"))
     assert main(["distill", config]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["kd-keras distill: error: some.key: bad value"]
+    # One line: kd_keras's own message whole, its line break (a value's) escaped.
+    assert err == [f"kd-keras distill: error: some.key: bad value\\nsecond line ({error})"]
 
 
 _BUG = """
