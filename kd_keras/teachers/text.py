@@ -149,10 +149,16 @@ class TextTeacher(keras.Model):
         return cls(**config)
 
 
+TOKENIZER_NAME = "tokenizer"
+"""A fixed name: an automatic one (`bert_tokenizer_1`) is in the teacher's
+config, so the same teacher built twice in a process hashed differently and
+its cache was refused."""
+
+
 def _tokenizer(backbone_dir):
     vocab = os.path.join(str(backbone_dir), "vocab.txt")
     if not os.path.isfile(vocab):  # A KerasHub preset carries its own.
-        return keras_hub.models.BertTokenizer.from_preset(backbone_dir)
+        return keras_hub.models.BertTokenizer.from_preset(backbone_dir, name=TOKENIZER_NAME)
     lowercase = True
     config_path = os.path.join(backbone_dir, "tokenizer_config.json")
     if os.path.isfile(config_path):
@@ -161,7 +167,8 @@ def _tokenizer(backbone_dir):
     # strips the lines of a vocabulary file it reads itself.
     tokens = [token.rstrip() for token in load_vocabulary(vocab)]
     check_vocabulary(tokens, vocab)
-    return keras_hub.models.BertTokenizer(vocabulary=tokens, lowercase=lowercase)
+    return keras_hub.models.BertTokenizer(vocabulary=tokens, lowercase=lowercase,
+                                          name=TOKENIZER_NAME)
 
 
 def build_text_teacher(

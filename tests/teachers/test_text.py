@@ -59,3 +59,17 @@ def test_frozen_embeddings_of_another_vocabulary_or_casing_have_another_fingerpr
     assert len(embeddings) == 3
     again = build_text_teacher(first, 2, sequence_length=16)
     assert EmbeddingTeacher(again).fingerprint() == EmbeddingTeacher(teachers[0]).fingerprint()
+
+
+def test_the_same_text_teacher_built_twice_has_one_fingerprint(tmp_path):
+    # The tokenizer's automatic name (bert_tokenizer, bert_tokenizer_1, ...)
+    # was in the config: a second build's cache of the same logits was
+    # refused as another teacher's.
+    from kd_keras.teachers import build_text_teacher
+    from kd_keras.teachers.base import as_teacher
+
+    path = str(tmp_path / "bert")
+    save_tiny_bert(path, num_labels=2)
+    first, second = (as_teacher(build_text_teacher(path, 2, sequence_length=16)).fingerprint()
+                     for _ in range(2))
+    assert first == second
