@@ -88,7 +88,7 @@ def test_a_tokenizer_s_vocabulary_is_part_of_the_fingerprint():
     assert fingerprint_keras_model(model(vocabulary)) != fingerprint_keras_model(model(swapped))
 
 
-def test_a_keras_teacher_with_several_outputs_is_one_line():
+def test_a_keras_teacher_with_several_outputs_is_one_line(tmp_path):
     # Accepted, then "ValueError: setting an array element with a sequence"
     # from NumPy when the cache ran it.
     from kd_keras.errors import UsageError
@@ -105,4 +105,6 @@ def test_a_keras_teacher_with_several_outputs_is_one_line():
             return {"logits": x[:, :2], "rest": x}
 
     with pytest.raises(UsageError, match=r"^teacher: a Keras model with 2 outputs"):
-        cache_teacher_outputs(Pair(), np.ones((4, 3), "float32"), "unused", verbose=0)
+        cache_teacher_outputs(Pair(), np.ones((4, 3), "float32"), tmp_path / "cache",
+                              verbose=0)
+    assert not (tmp_path / "cache").exists()
