@@ -9,6 +9,7 @@ and checks that every input file it names exists.
 """
 
 import os
+import re
 import stat
 
 import yaml
@@ -44,10 +45,26 @@ class _DuplicateKey(yaml.YAMLError):
     """A mapping gives one key twice."""
 
 
+class _AmbiguousNumber(yaml.YAMLError):
+    """An integer YAML 1.1 reads unlike most readers (`010` is 8)."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` that refuses anchors and aliases (a config has no use
-    for them, and nested aliases blow a small file up exponentially) and a
-    key given twice in a mapping (where the last one would silently win)."""
+    for them, and nested aliases blow a small file up exponentially), a
+    key given twice in a mapping (where the last one would silently win)
+    and the integers YAML 1.1 reads as octal or base 60 (`010` is 8, `1:30`
+    is 90), where a reader means 10 or a text."""
+
+    def construct_yaml_int(self, node):
+        value = super().construct_yaml_int(node)
+        digits = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in digits or re.fullmatch(r"0[0-7]+", digits):
+            base = "base 60" if ":" in digits else "octal"
+            raise _AmbiguousNumber(
+                f"line {node.start_mark.line + 1}: {node.value} is {value} in YAML ({base}); "
+                f"write {value} for that number, or quote it for a text")
+        return value
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -106,6 +123,9 @@ def _open_regular(path):
     return open(fd, encoding="utf-8-sig")
 
 
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
+
+
 def read_yaml(path):
     """Parses a YAML config file safely (no aliases, no duplicate keys, at
     most 1 MiB).
@@ -119,7 +139,7 @@ def read_yaml(path):
     try:
         with _open_regular(path) as f:
             raw = yaml.load(f, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
-    except _DuplicateKey as e:
+    except (_DuplicateKey, _AmbiguousNumber) as e:
         raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -94,6 +94,25 @@ def test_values_yaml_cannot_build_are_one_line(tmp_path, value, problem):
     assert problem in message and "\n" not in message
 
 
+@pytest.mark.parametrize("value, shown", [
+    ("010", "010 is 8 in YAML (octal); write 8 for that number, or quote it for a text"),
+    ("1:30", "1:30 is 90 in YAML (base 60); write 90 for that number, or quote it for a "
+             "text"),
+])
+def test_integers_yaml_reads_unlike_most_readers_are_refused(tmp_path, value, shown):
+    # `epochs: 010` trained 8 epochs without a word.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
+                    f"distill: {{epochs: {value}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(info.value) == f"{path}: line 3: {shown}"
+    for fine, epochs in (("10", 10), ("0x20", 32), ("1_000", 1000), ("+7", 7)):
+        path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
+                        f"distill: {{epochs: {fine}}}\n")
+        assert load_config(str(path)).distill.epochs == epochs
+
+
 def test_a_windows_path_in_double_quotes_gets_a_hint(tmp_path):
     import pytest
 
