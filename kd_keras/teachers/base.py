@@ -95,15 +95,20 @@ def _vocabularies(model):
         if layer is None or id(layer) in seen:
             continue
         seen.add(id(layer))
-        get = getattr(layer, "get_vocabulary", None)
-        if callable(get):
-            try:
-                found.append([str(token) for token in get()])
-            except ValueError:  # A tokenizer not given its vocabulary yet.
-                found.append(None)
+        if callable(getattr(layer, "get_vocabulary", None)):
+            found.append(_vocabulary(layer))
         queue.extend(getattr(layer, "layers", None) or ())
         queue.extend((getattr(layer, "preprocessor", None), getattr(layer, "tokenizer", None)))
     return found
+
+
+def _vocabulary(layer):
+    """A tokenizer's or lookup layer's tokens as strings (`None` before it
+    is given a vocabulary)."""
+    try:
+        return [str(token) for token in layer.get_vocabulary()]
+    except ValueError:
+        return None
 
 
 def tokenizer_fingerprint(tokenizer):
@@ -126,8 +131,7 @@ def tokenizer_fingerprint(tokenizer):
     False
     """
     config = {k: v for k, v in tokenizer.get_config().items() if k not in ("name", "vocabulary")}
-    vocabulary = [str(token) for token in tokenizer.get_vocabulary()]
-    return hashlib.sha256(json.dumps([config, vocabulary], sort_keys=True,
+    return hashlib.sha256(json.dumps([config, _vocabulary(tokenizer)], sort_keys=True,
                                      default=str).encode("utf-8")).hexdigest()
 
 
