@@ -163,10 +163,10 @@ def _classifier_weights(source):
     """Returns the `(kernel, bias)` of a `BertForSequenceClassification`
     checkpoint's head, or `None` when it has none. A sharded checkpoint's
     head is read from the shards its `model.safetensors.index.json` names."""
+    from safetensors import safe_open
+
     tensors = {}
     for path in _safetensors_files(source):
-        from safetensors import safe_open
-
         with safe_open(path, framework="np") as f:
             for key in f.keys():
                 if key in HEAD_KEYS:
