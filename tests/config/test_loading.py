@@ -76,6 +76,12 @@ def test_deep_nesting_and_numbers_yaml_reads_as_text_are_one_line(tmp_path):
         load_config(str(text_number))
 
 
+def _minimal_config(path, line):
+    """Writes a config of the built-in data, MiniLM and `line` (its line 3)."""
+    path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n{line}\n")
+    return path
+
+
 @pytest.mark.parametrize("value, problem", [
     ("2024-02-30", "day is out of range for month"),
     ("!!int abc", "invalid literal for int()"),
@@ -84,9 +90,7 @@ def test_deep_nesting_and_numbers_yaml_reads_as_text_are_one_line(tmp_path):
 ])
 def test_values_yaml_cannot_build_are_one_line(tmp_path, value, problem):
     # The YAML reader's ValueError went through as a traceback.
-    path = tmp_path / "values.yaml"
-    path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
-                    f"seed: {value}\n")
+    path = _minimal_config(tmp_path / "values.yaml", f"seed: {value}")
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     message = str(info.value)
@@ -101,15 +105,12 @@ def test_values_yaml_cannot_build_are_one_line(tmp_path, value, problem):
 ])
 def test_integers_yaml_reads_unlike_most_readers_are_refused(tmp_path, value, shown):
     # `epochs: 010` trained 8 epochs without a word.
-    path = tmp_path / "c.yaml"
-    path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
-                    f"distill: {{epochs: {value}}}\n")
+    path = _minimal_config(tmp_path / "c.yaml", f"distill: {{epochs: {value}}}")
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     assert str(info.value) == f"{path}: line 3: {shown}"
     for fine, epochs in (("10", 10), ("0x20", 32), ("1_000", 1000), ("+7", 7)):
-        path.write_text(f"data: {{builtin: rt_polarity}}\nteacher: {{backbone: minilm}}\n"
-                        f"distill: {{epochs: {fine}}}\n")
+        _minimal_config(path, f"distill: {{epochs: {fine}}}")
         assert load_config(str(path)).distill.epochs == epochs
 
 
